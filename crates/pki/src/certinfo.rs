@@ -1,0 +1,140 @@
+//! The facts about a certificate that the CA, the services and the inspector need.
+
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::error::{PkiError, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Lowercase hex of the serial's content octets, no separators.
+    pub serial_hex: String,
+    pub subject: String,
+    pub issuer: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub uris: Vec<String>,
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub is_ca: bool,
+    pub server_auth: bool,
+    pub client_auth: bool,
+    /// Hex SHA-256 of the DER.
+    pub fingerprint: String,
+    pub client_key: String,
+}
+
+impl CertInfo {
+    pub fn from_der(der: &[u8]) -> Result<CertInfo> {
+        let (rest, cert) = X509Certificate::from_der(der)
+            .map_err(|e| PkiError::Certificate(format!("cannot parse certificate: {e}")))?;
+        if !rest.is_empty() {
+            return Err(PkiError::Certificate(format!(
+                "{} trailing bytes after the certificate",
+                rest.len()
+            )));
+        }
+        let validity = cert.validity();
+        let mut info = CertInfo {
+            serial_hex: hex::encode(crate::serial::strip_leading_zeros(
+                cert.tbs_certificate.raw_serial(),
+            )),
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            not_before: validity.not_before.to_datetime(),
+            not_after: validity.not_after.to_datetime(),
+            uris: Vec::new(),
+            dns: Vec::new(),
+            ips: Vec::new(),
+            is_ca: false,
+            server_auth: false,
+            client_auth: false,
+            fingerprint: crate::sha256_hex(der),
+            client_key: crate::client_key::client_key_of(&cert),
+        };
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    for name in &san.general_names {
+                        match name {
+                            GeneralName::URI(u) => info.uris.push(u.to_string()),
+                            GeneralName::DNSName(d) => info.dns.push(d.to_string()),
+                            GeneralName::IPAddress(b) if b.len() == 4 => info
+                                .ips
+                                .push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())),
+                            GeneralName::IPAddress(b) if b.len() == 16 => info
+                                .ips
+                                .push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())),
+                            _ => {}
+                        }
+                    }
+                }
+                ParsedExtension::BasicConstraints(bc) => info.is_ca = bc.ca,
+                ParsedExtension::ExtendedKeyUsage(eku) => {
+                    info.server_auth = eku.server_auth || eku.any;
+                    info.client_auth = eku.client_auth || eku.any;
+                }
+                _ => {}
+            }
+        }
+        Ok(info)
+    }
+
+    /// The SPIFFE ID: the certificate's single `spiffe://` URI SAN, if it has exactly one.
+    pub fn spiffe_id(&self) -> Option<crate::SpiffeId> {
+        let mut ids = self.uris.iter().filter(|u| u.starts_with("spiffe://"));
+        let first = ids.next()?;
+        if ids.next().is_some() {
+            return None;
+        }
+        crate::SpiffeId::parse(first).ok()
+    }
+
+    /// Total lifetime in seconds.
+    pub fn lifetime(&self) -> time::Duration {
+        self.not_after - self.not_before
+    }
+}
+
+/// SHA-256 fingerprint, uppercase hex with colons, as `openssl x509 -fingerprint -sha256` shows.
+pub fn colon_hex(hex_lower: &str) -> String {
+    hex_lower
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Accepts a fingerprint in any common spelling (colons, `sha256:` prefix, any case) and
+/// returns lowercase hex, or None when it is not 32 bytes of hex.
+pub fn normalize_fingerprint(input: &str) -> Option<String> {
+    let s = input.trim();
+    let s = s
+        .strip_prefix("sha256:")
+        .or_else(|| s.strip_prefix("SHA256:"))
+        .unwrap_or(s);
+    let cleaned: String = s
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    (cleaned.len() == 64 && cleaned.chars().all(|c| c.is_ascii_hexdigit())).then_some(cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints() {
+        assert_eq!(colon_hex("ab01"), "AB:01");
+        let fp = "ab".repeat(32);
+        assert_eq!(normalize_fingerprint(&colon_hex(&fp)).unwrap(), fp);
+        assert_eq!(normalize_fingerprint(&format!("sha256:{fp}")).unwrap(), fp);
+        assert!(normalize_fingerprint("abc").is_none());
+    }
+}
