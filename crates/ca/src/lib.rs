@@ -1,1 +1,14 @@
+//! The mtls-mesh certificate authority: issuance policy enforcement, storage, the HTTPS API
+//! and the admin operations behind the `mtls-ca` binary.
 
+pub mod admin;
+pub mod api;
+pub mod audit;
+pub mod authority;
+pub mod datadir;
+pub mod error;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod tokens;

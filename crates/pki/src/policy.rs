@@ -62,9 +62,11 @@ impl IssuancePolicy {
             ));
         }
         let backdate = self.backdate.min(req.ttl / 10).max(Duration::ZERO);
-        let not_before = req.now - backdate;
-        let not_after = (req.now + req.ttl).min(ca.not_after());
-        if not_after <= req.now {
+        // Certificates carry whole seconds; truncating here keeps the reported times exact.
+        let now = req.now.replace_nanosecond(0).unwrap_or(req.now);
+        let not_before = now - backdate;
+        let not_after = (now + req.ttl).min(ca.not_after());
+        if not_after <= now {
             return Err(PkiError::Policy(format!(
                 "the CA certificate expired at {}; no certificate can be issued",
                 ca.not_after()
@@ -152,7 +154,11 @@ mod tests {
         assert!(!info.is_ca && info.server_auth && info.client_auth);
         assert_eq!(info.serial_hex, issued.serial_hex);
         assert_eq!(info.serial_hex.len(), 40);
-        assert_eq!((now - info.not_before).whole_seconds(), 30);
+        assert_eq!(
+            (now.replace_nanosecond(0).unwrap() - info.not_before).whole_seconds(),
+            30
+        );
+        assert_eq!(info.not_after, issued.not_after);
 
         let second = IssuancePolicy::default().issue(&req, &ca).unwrap();
         assert_ne!(
@@ -177,7 +183,10 @@ mod tests {
             now,
         };
         let issued = IssuancePolicy::default().issue(&req, &ca).unwrap();
-        assert_eq!(issued.not_before, now - Duration::seconds(1));
+        assert_eq!(
+            issued.not_before,
+            now.replace_nanosecond(0).unwrap() - Duration::seconds(1)
+        );
         req.ttl = Duration::days(365 * 20);
         let long = IssuancePolicy::default().issue(&req, &ca).unwrap();
         assert_eq!(long.not_after, ca.not_after());

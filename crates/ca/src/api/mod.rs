@@ -1,0 +1,134 @@
+//! The HTTPS JSON API of DESIGN §4, one file per endpoint group.
+
+mod certs;
+mod info;
+mod revoke;
+mod sign;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use rustls_pki_types::CertificateDer;
+use serde::de::DeserializeOwned;
+
+use crate::authority::Authority;
+use crate::error::{AuthorityError, Kind};
+
+/// Request bodies larger than this are refused with 413 before they are parsed.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The client certificate the TLS layer verified for this connection, if any.
+#[derive(Clone, Default)]
+pub struct PeerCert(pub Option<Arc<CertificateDer<'static>>>);
+
+impl PeerCert {
+    pub fn der(&self) -> Option<&[u8]> {
+        self.0.as_deref().map(|c| c.as_ref())
+    }
+}
+
+pub type AppState = Arc<Authority>;
+
+pub fn router(authority: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/sign", post(sign::sign))
+        .route("/api/v1/renew", post(sign::renew))
+        .route("/api/v1/revoke", post(revoke::revoke))
+        .route("/api/v1/certs", get(certs::list))
+        .route("/api/v1/ca", get(info::ca))
+        .route("/api/v1/bundle", get(info::bundle))
+        .route("/api/v1/crl", get(info::crl))
+        .route("/healthz", get(info::healthz))
+        .route("/metrics", get(info::metrics))
+        .fallback(not_found)
+        .with_state(authority)
+}
+
+async fn not_found() -> Response {
+    ApiError(AuthorityError::new(
+        Kind::NotFound,
+        "not_found",
+        "no such endpoint; see docs/ca-api.md",
+    ))
+    .into_response()
+}
+
+/// An error rendered as `{"error":{"code","message"}}` with the matching status.
+pub struct ApiError(pub AuthorityError);
+
+impl From<AuthorityError> for ApiError {
+    fn from(e: AuthorityError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self.0.kind {
+            Kind::BadRequest => StatusCode::BAD_REQUEST,
+            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let status = if self.0.code == "body_too_large" {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            status
+        };
+        let body = serde_json::json!({"error": {"code": self.0.code, "message": self.0.message}});
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+/// Reads a JSON body of at most `MAX_BODY` bytes into `T`, with precise errors.
+pub async fn read_json<T: DeserializeOwned>(
+    authority: &Authority,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let too_large = || {
+        authority.metrics.reject("body_too_large");
+        ApiError(AuthorityError::bad_request(
+            "body_too_large",
+            format!("request body exceeds the {} KiB limit", MAX_BODY / 1024),
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| too_large())?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        authority.metrics.reject("bad_json");
+        ApiError(AuthorityError::bad_request(
+            "bad_json",
+            format!("request body is not valid JSON for this endpoint: {e}"),
+        ))
+    })
+}
+
+/// Runs blocking authority work (signing, SQLite) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AuthorityError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(AuthorityError::internal)?
+        .map_err(ApiError)
+}

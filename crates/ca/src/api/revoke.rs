@@ -1,0 +1,38 @@
+//! `POST /api/v1/revoke`: by the admin identity or the certificate's holder, over mTLS.
+
+use axum::body::Body;
+use axum::extract::{Extension, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{blocking, read_json, ApiError, AppState, PeerCert};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    serial: String,
+    reason: Option<String>,
+}
+
+pub async fn revoke(
+    State(authority): State<AppState>,
+    Extension(peer): Extension<PeerCert>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body: RevokeBody = read_json(&authority, &headers, body).await?;
+    let serial = body.serial.clone();
+    blocking(move || {
+        authority.revoke(
+            peer.der(),
+            &body.serial,
+            body.reason.as_deref(),
+            OffsetDateTime::now_utc(),
+        )
+    })
+    .await?;
+    let serial = pki::serial::normalize_hex(&serial).unwrap_or(serial);
+    Ok(Json(serde_json::json!({"revoked": serial})))
+}

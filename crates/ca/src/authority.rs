@@ -1,0 +1,554 @@
+//! The certificate authority's decisions: who gets which certificate, renewal, revocation and
+//! the CRL. No HTTP types here; the API layer only translates.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use pki::crl::RevokedEntry;
+use pki::policy::{IssuancePolicy, IssuedCert, LeafRequest};
+use pki::{CaMaterial, CertInfo, SpiffeId, TrustDomain};
+use rustls_pki_types::CertificateDer;
+use time::{Duration, OffsetDateTime};
+
+use crate::error::{AuthorityError, Kind};
+use crate::metrics::Metrics;
+use crate::store::{CertRecord, IssueKind, Redeem, Revoke, Store};
+use crate::tokens;
+
+/// How long a CRL is valid; servers can enforce freshness against nextUpdate.
+pub const CRL_VALIDITY: Duration = Duration::hours(1);
+
+#[derive(Clone, Debug)]
+pub struct AuthorityConfig {
+    pub trust_domain: TrustDomain,
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    pub admin_id: Option<SpiffeId>,
+    pub policy: IssuancePolicy,
+}
+
+/// A signing request as received (token already extracted from the Authorization header).
+pub struct SignInput<'a> {
+    pub token: &'a str,
+    pub csr_pem: &'a str,
+    pub requested_id: &'a str,
+    pub ttl: Option<&'a str>,
+}
+
+/// What the caller gets back for a sign or renew.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Issued {
+    pub certificate: String,
+    pub chain: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub serial: String,
+    pub spiffe_id: String,
+}
+
+struct CachedCrl {
+    epoch: u64,
+    this_update: OffsetDateTime,
+    der: Arc<Vec<u8>>,
+}
+
+pub struct Authority {
+    ca: CaMaterial,
+    extra_roots: Vec<CertificateDer<'static>>,
+    store: Arc<dyn Store>,
+    cfg: AuthorityConfig,
+    pub metrics: Arc<Metrics>,
+    crl: Mutex<Option<CachedCrl>>,
+}
+
+type Res<T> = Result<T, AuthorityError>;
+
+impl Authority {
+    pub fn new(
+        ca: CaMaterial,
+        extra_roots: Vec<CertificateDer<'static>>,
+        store: Arc<dyn Store>,
+        cfg: AuthorityConfig,
+    ) -> Authority {
+        Authority {
+            ca,
+            extra_roots,
+            store,
+            cfg,
+            metrics: Arc::new(Metrics::default()),
+            crl: Mutex::new(None),
+        }
+    }
+
+    pub fn ca(&self) -> &CaMaterial {
+        &self.ca
+    }
+
+    pub fn config(&self) -> &AuthorityConfig {
+        &self.cfg
+    }
+
+    /// PEM of every root a service should trust: ours first, then any overlap roots.
+    pub fn bundle_pem(&self) -> String {
+        let mut out = self.ca.cert_pem();
+        for root in &self.extra_roots {
+            out.push_str(&pki::pem::encode("CERTIFICATE", root));
+        }
+        out
+    }
+
+    /// Runs `f`, counting a refusal under its code.
+    fn counted<T>(&self, f: impl FnOnce() -> Res<T>) -> Res<T> {
+        let out = f();
+        if let Err(e) = &out {
+            self.metrics.reject(e.code);
+            if e.kind != Kind::Internal {
+                tracing::warn!(code = e.code, reason = %e.message, "request refused");
+            }
+        }
+        out
+    }
+
+    /// First issuance against a one-time join token.
+    pub fn sign(&self, input: &SignInput<'_>, now: OffsetDateTime) -> Res<Issued> {
+        self.counted(|| self.sign_inner(input, now))
+    }
+
+    fn sign_inner(&self, input: &SignInput<'_>, now: OffsetDateTime) -> Res<Issued> {
+        let token_hash = tokens::hash(input.token);
+        let token = self.store.find_token(&token_hash)?.ok_or_else(|| {
+            AuthorityError::unauthenticated(
+                "token_unknown",
+                "the join token is not known to this CA",
+            )
+        })?;
+        if token.used_at.is_some() {
+            return Err(AuthorityError::unauthenticated(
+                "token_used",
+                "the join token has already been used; ask the operator for a new one (mtls-ca token)",
+            ));
+        }
+        if token.expires_at <= now {
+            return Err(AuthorityError::unauthenticated(
+                "token_expired",
+                format!("the join token expired at {}", rfc3339(token.expires_at)),
+            ));
+        }
+        let requested = parse_id(input.requested_id)?;
+        if requested.to_string() != token.spiffe_id {
+            return Err(AuthorityError::forbidden(
+                "identity_not_authorised",
+                format!(
+                    "the join token is for {}, not {}",
+                    token.spiffe_id, requested
+                ),
+            ));
+        }
+        let ttl = self.ttl(input.ttl)?;
+        let csr = verify_csr(input.csr_pem)?;
+        check_requested_names(&csr, &token.spiffe_id, &token.dns, &token.ips)?;
+
+        let issued = self.issue(&requested, &token.dns, &token.ips, &csr.spki_der, ttl, now)?;
+        let record = record_of(
+            &issued,
+            &requested,
+            &token.dns,
+            &token.ips,
+            now,
+            IssueKind::Sign,
+            None,
+        )?;
+        match self.store.redeem_token(&token_hash, now, &record)? {
+            Redeem::Done => {}
+            Redeem::AlreadyUsed => {
+                return Err(AuthorityError::unauthenticated(
+                    "token_used",
+                    "the join token has already been used; ask the operator for a new one (mtls-ca token)",
+                ))
+            }
+        }
+        self.metrics.issued.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            event = "issue",
+            serial = %issued.serial_hex,
+            spiffe_id = %requested,
+            not_after = %rfc3339(issued.not_after),
+            "certificate issued"
+        );
+        Ok(self.response(issued, &requested))
+    }
+
+    /// Renewal authenticated by the caller's current certificate (already verified against our
+    /// roots and validity period by the TLS layer).
+    pub fn renew(
+        &self,
+        peer: Option<&[u8]>,
+        csr_pem: &str,
+        ttl: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Res<Issued> {
+        self.counted(|| self.renew_inner(peer, csr_pem, ttl, now))
+    }
+
+    fn renew_inner(
+        &self,
+        peer: Option<&[u8]>,
+        csr_pem: &str,
+        ttl: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Res<Issued> {
+        let current = self.current_record(peer, now, "renewal")?;
+        let id = parse_id(&current.spiffe_id)?;
+        let ttl = self.ttl(ttl)?;
+        let csr = verify_csr(csr_pem)?;
+        check_requested_names(&csr, &current.spiffe_id, &current.dns, &current.ips)?;
+        let issued = self.issue(&id, &current.dns, &current.ips, &csr.spki_der, ttl, now)?;
+        let record = record_of(
+            &issued,
+            &id,
+            &current.dns,
+            &current.ips,
+            now,
+            IssueKind::Renew,
+            Some(current.serial.clone()),
+        )?;
+        self.store.record_renewal(&record)?;
+        self.metrics.renewed.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            event = "renew",
+            old_serial = %current.serial,
+            serial = %issued.serial_hex,
+            spiffe_id = %id,
+            not_after = %rfc3339(issued.not_after),
+            "certificate renewed"
+        );
+        Ok(self.response(issued, &id))
+    }
+
+    /// Revocation by the admin identity or by a holder of the same identity.
+    pub fn revoke(
+        &self,
+        peer: Option<&[u8]>,
+        serial: &str,
+        reason: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Res<()> {
+        self.counted(|| {
+            let caller = self.current_record(peer, now, "revocation")?;
+            let serial = pki::serial::normalize_hex(serial)
+                .map_err(|e| AuthorityError::bad_request("bad_serial", e.to_string()))?;
+            if let Some(r) = reason {
+                if pki::crl::parse_reason(r).is_none() {
+                    return Err(AuthorityError::bad_request(
+                        "bad_reason",
+                        format!("unknown revocation reason {r:?}; use one of {}", pki::crl::REASONS.join(", ")),
+                    ));
+                }
+            }
+            let target = self.store.find_cert(&serial)?.ok_or_else(|| {
+                AuthorityError::new(Kind::NotFound, "unknown_serial", format!("no certificate with serial {serial} was issued by this CA"))
+            })?;
+            let is_admin = self.is_admin(&caller.spiffe_id);
+            if !is_admin && caller.spiffe_id != target.spiffe_id {
+                return Err(AuthorityError::forbidden(
+                    "not_allowed",
+                    format!(
+                        "{} may not revoke a certificate of {}; only the admin identity or the holder may",
+                        caller.spiffe_id, target.spiffe_id
+                    ),
+                ));
+            }
+            let actor = if is_admin { format!("admin {}", caller.spiffe_id) } else { format!("holder {}", caller.spiffe_id) };
+            match self.store.revoke(&serial, reason, &actor, now)? {
+                Revoke::Done => {
+                    self.metrics.revoked.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(event = "revoke", serial = %serial, actor = %actor, "certificate revoked");
+                    Ok(())
+                }
+                Revoke::AlreadyRevoked => Err(AuthorityError::new(
+                    Kind::Conflict,
+                    "already_revoked",
+                    format!("certificate {serial} is already revoked"),
+                )),
+                Revoke::UnknownSerial => Err(AuthorityError::new(
+                    Kind::NotFound,
+                    "unknown_serial",
+                    format!("no certificate with serial {serial} was issued by this CA"),
+                )),
+            }
+        })
+    }
+
+    /// All issued certificates, for the admin identity only.
+    pub fn list(&self, peer: Option<&[u8]>, now: OffsetDateTime) -> Res<Vec<CertRecord>> {
+        self.counted(|| {
+            let caller = self.current_record(peer, now, "listing certificates")?;
+            if !self.is_admin(&caller.spiffe_id) {
+                return Err(AuthorityError::forbidden(
+                    "not_admin",
+                    match &self.cfg.admin_id {
+                        Some(admin) => format!("listing certificates needs the admin identity {admin}, not {}", caller.spiffe_id),
+                        None => "listing certificates needs an admin identity; start mtls-ca with --admin-id".into(),
+                    },
+                ));
+            }
+            Ok(self.store.list_certs()?)
+        })
+    }
+
+    /// The current DER CRL: re-signed after every revocation (by any process sharing the store)
+    /// and whenever half of its validity has passed.
+    pub fn crl(&self, now: OffsetDateTime) -> Res<Arc<Vec<u8>>> {
+        let epoch = self.store.revocation_epoch()?;
+        let mut cache = self.crl.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref() {
+            if c.epoch == epoch && now - c.this_update < CRL_VALIDITY / 2 {
+                return Ok(c.der.clone());
+            }
+        }
+        let revoked: Vec<RevokedEntry> = self
+            .store
+            .revoked_unexpired(now)?
+            .into_iter()
+            .filter_map(|r| {
+                r.revoked_at.map(|at| RevokedEntry {
+                    serial_hex: r.serial,
+                    revoked_at: at,
+                    reason: r.revoke_reason,
+                })
+            })
+            .collect();
+        // CRL numbers must only grow; milliseconds since the epoch do, across restarts too.
+        let number = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        let der = pki::crl::sign_crl(&self.ca, &revoked, number, now, now + CRL_VALIDITY)
+            .map_err(AuthorityError::internal)?;
+        let der = Arc::new(der);
+        *cache = Some(CachedCrl {
+            epoch,
+            this_update: now,
+            der: der.clone(),
+        });
+        self.metrics.crl_generated.fetch_add(1, Ordering::Relaxed);
+        Ok(der)
+    }
+
+    fn is_admin(&self, id: &str) -> bool {
+        self.cfg
+            .admin_id
+            .as_ref()
+            .is_some_and(|a| a.to_string() == id)
+    }
+
+    /// The stored record of the certificate the caller presented, refusing unknown, revoked or
+    /// expired ones. The TLS layer has already checked chain and validity; revocation is ours.
+    fn current_record(
+        &self,
+        peer: Option<&[u8]>,
+        now: OffsetDateTime,
+        what: &str,
+    ) -> Res<CertRecord> {
+        let der = peer.ok_or_else(|| {
+            AuthorityError::unauthenticated(
+                "client_certificate_required",
+                format!(
+                    "{what} requires a client certificate issued by this CA, presented over mTLS"
+                ),
+            )
+        })?;
+        let info = CertInfo::from_der(der).map_err(AuthorityError::internal)?;
+        let record = self.store.find_cert(&info.serial_hex)?.ok_or_else(|| {
+            AuthorityError::forbidden(
+                "certificate_unknown",
+                format!(
+                    "certificate serial {} is not in this CA's records",
+                    info.serial_hex
+                ),
+            )
+        })?;
+        if record.fingerprint != info.fingerprint {
+            return Err(AuthorityError::forbidden(
+                "certificate_unknown",
+                format!(
+                    "certificate serial {} does not match this CA's records",
+                    info.serial_hex
+                ),
+            ));
+        }
+        if record.revoked_at.is_some() {
+            return Err(AuthorityError::forbidden(
+                "certificate_revoked",
+                format!("certificate {} is revoked", record.serial),
+            ));
+        }
+        if record.not_after <= now {
+            return Err(AuthorityError::unauthenticated(
+                "certificate_expired",
+                format!(
+                    "certificate {} expired at {}; enroll again with a join token",
+                    record.serial,
+                    rfc3339(record.not_after)
+                ),
+            ));
+        }
+        Ok(record)
+    }
+
+    fn ttl(&self, requested: Option<&str>) -> Res<Duration> {
+        let ttl = match requested.map(str::trim).filter(|s| !s.is_empty()) {
+            None => self.cfg.default_ttl,
+            Some(s) => {
+                let std = humantime::parse_duration(s).map_err(|e| {
+                    AuthorityError::bad_request(
+                        "bad_ttl",
+                        format!("ttl {s:?} is not a duration like \"1h\" or \"90s\": {e}"),
+                    )
+                })?;
+                let d = Duration::try_from(std).map_err(|_| {
+                    AuthorityError::bad_request("bad_ttl", format!("ttl {s:?} is too large"))
+                })?;
+                if d < Duration::seconds(1) {
+                    return Err(AuthorityError::bad_request(
+                        "bad_ttl",
+                        format!("ttl {s:?} is shorter than one second"),
+                    ));
+                }
+                d
+            }
+        };
+        Ok(ttl.min(self.cfg.max_ttl))
+    }
+
+    fn issue(
+        &self,
+        id: &SpiffeId,
+        dns: &[String],
+        ips: &[IpAddr],
+        spki: &[u8],
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Res<IssuedCert> {
+        if id.trust_domain() != &self.cfg.trust_domain {
+            return Err(AuthorityError::forbidden(
+                "wrong_trust_domain",
+                format!(
+                    "this CA serves trust domain {}, not {}",
+                    self.cfg.trust_domain,
+                    id.trust_domain()
+                ),
+            ));
+        }
+        let req = LeafRequest {
+            spiffe_id: id,
+            dns,
+            ips,
+            spki_der: spki,
+            ttl,
+            now,
+        };
+        self.cfg
+            .policy
+            .issue(&req, &self.ca)
+            .map_err(AuthorityError::internal)
+    }
+
+    fn response(&self, issued: IssuedCert, id: &SpiffeId) -> Issued {
+        Issued {
+            certificate: issued.pem,
+            chain: vec![self.ca.cert_pem()],
+            expires_at: issued.not_after,
+            serial: issued.serial_hex,
+            spiffe_id: id.to_string(),
+        }
+    }
+}
+
+fn parse_id(id: &str) -> Res<SpiffeId> {
+    SpiffeId::parse(id).map_err(|e| AuthorityError::bad_request("bad_spiffe_id", e.to_string()))
+}
+
+fn verify_csr(pem: &str) -> Res<pki::VerifiedCsr> {
+    let csr = pki::csr::parse_and_verify(pem.as_bytes())
+        .map_err(|e| AuthorityError::bad_request("bad_csr", e.to_string()))?;
+    if csr.requests_ca {
+        return Err(AuthorityError::bad_request(
+            "csr_requests_ca",
+            pki::PkiError::CsrRequestsCa.to_string(),
+        ));
+    }
+    Ok(csr)
+}
+
+/// A CSR may repeat the authorised names or omit them, but may not ask for anything else.
+fn check_requested_names(
+    csr: &pki::VerifiedCsr,
+    id: &str,
+    dns: &[String],
+    ips: &[IpAddr],
+) -> Res<()> {
+    let mut refused = Vec::new();
+    refused.extend(
+        csr.requested_dns
+            .iter()
+            .filter(|d| !dns.iter().any(|a| a.eq_ignore_ascii_case(d)))
+            .map(|d| format!("DNS:{d}")),
+    );
+    refused.extend(
+        csr.requested_ips
+            .iter()
+            .filter(|i| !ips.contains(i))
+            .map(|i| format!("IP:{i}")),
+    );
+    refused.extend(
+        csr.requested_uris
+            .iter()
+            .filter(|u| u.as_str() != id)
+            .map(|u| format!("URI:{u}")),
+    );
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let allowed: Vec<String> = std::iter::once(format!("URI:{id}"))
+        .chain(dns.iter().map(|d| format!("DNS:{d}")))
+        .chain(ips.iter().map(|i| format!("IP:{i}")))
+        .collect();
+    Err(AuthorityError::forbidden(
+        "san_not_allowed",
+        format!(
+            "the CSR asks for {} which the authorisation does not allow (allowed: {})",
+            refused.join(", "),
+            allowed.join(", ")
+        ),
+    ))
+}
+
+fn record_of(
+    issued: &IssuedCert,
+    id: &SpiffeId,
+    dns: &[String],
+    ips: &[IpAddr],
+    now: OffsetDateTime,
+    kind: IssueKind,
+    renewed_from: Option<String>,
+) -> Res<CertRecord> {
+    Ok(CertRecord {
+        serial: issued.serial_hex.clone(),
+        spiffe_id: id.to_string(),
+        dns: dns.to_vec(),
+        ips: ips.to_vec(),
+        not_before: issued.not_before,
+        not_after: issued.not_after,
+        issued_at: now,
+        kind,
+        renewed_from,
+        fingerprint: pki::sha256_hex(&issued.der),
+        pem: issued.pem.clone(),
+        revoked_at: None,
+        revoke_reason: None,
+    })
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}

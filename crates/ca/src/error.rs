@@ -1,0 +1,64 @@
+//! Errors of the authority, classified without HTTP types; the API maps each kind to a status.
+
+use thiserror::Error;
+
+/// What kind of refusal this is; the API layer turns it into a status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Malformed or unacceptable input (400).
+    BadRequest,
+    /// Missing, unknown, used or expired credentials (401).
+    Unauthenticated,
+    /// Authenticated but not allowed (403).
+    Forbidden,
+    /// No such object (404).
+    NotFound,
+    /// The object is not in a state that allows it (409).
+    Conflict,
+    /// Our fault; details are logged, not sent (500).
+    Internal,
+}
+
+/// A refusal with a stable machine code and a message for the caller.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct AuthorityError {
+    pub kind: Kind,
+    /// Stable snake_case code, e.g. `token_used`; also the `reason` label in metrics.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AuthorityError {
+    pub fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> Self {
+        AuthorityError {
+            kind,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Kind::BadRequest, code, message)
+    }
+
+    pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Kind::Unauthenticated, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Kind::Forbidden, code, message)
+    }
+
+    /// Logs the internal cause and returns an error that reveals nothing of it.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(Kind::Internal, "internal", "internal error; see the CA log")
+    }
+}
+
+impl From<crate::store::StoreError> for AuthorityError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AuthorityError::internal(e)
+    }
+}

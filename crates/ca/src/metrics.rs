@@ -1,0 +1,73 @@
+//! Prometheus counters of the CA, rendered in the text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use time::OffsetDateTime;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub issued: AtomicU64,
+    pub renewed: AtomicU64,
+    pub revoked: AtomicU64,
+    pub crl_generated: AtomicU64,
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    pub fn reject(&self, reason: &'static str) {
+        let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(reason).or_insert(0) += 1;
+    }
+
+    pub fn render(&self, root_not_after: OffsetDateTime, now: OffsetDateTime) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "mtls_ca_issued_total",
+                "Certificates issued against a join token.",
+                &self.issued,
+            ),
+            (
+                "mtls_ca_renewed_total",
+                "Certificates issued by renewal over mTLS.",
+                &self.renewed,
+            ),
+            (
+                "mtls_ca_revoked_total",
+                "Certificates revoked through the API.",
+                &self.revoked,
+            ),
+            (
+                "mtls_ca_crl_generated_total",
+                "CRLs signed.",
+                &self.crl_generated,
+            ),
+        ];
+        // Writing to a String cannot fail.
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mtls_ca_rejected_total Requests refused, by reason.\n# TYPE mtls_ca_rejected_total counter"
+        );
+        let map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        for (reason, n) in map.iter() {
+            let _ = writeln!(out, "mtls_ca_rejected_total{{reason=\"{reason}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mtls_ca_root_expiry_seconds Seconds until the root certificate expires.\n# TYPE mtls_ca_root_expiry_seconds gauge"
+        );
+        let _ = writeln!(
+            out,
+            "mtls_ca_root_expiry_seconds {}",
+            (root_not_after - now).whole_seconds()
+        );
+        out
+    }
+}

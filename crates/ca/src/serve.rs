@@ -1,0 +1,177 @@
+//! Running the CA service.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use mtls_ca::authority::{Authority, AuthorityConfig};
+use mtls_ca::datadir::{pin_trust_domain, DataDir, RootOrigin};
+use mtls_ca::{api, server, tls};
+use pki::{IssuancePolicy, SpiffeId, TrustDomain};
+use time::OffsetDateTime;
+
+use crate::cli::ServeArgs;
+
+pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(data_dir, args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let trust_domain = TrustDomain::parse(&args.trust_domain)?;
+    let admin_id = args.admin_id.as_deref().map(SpiffeId::parse).transpose()?;
+    if args.cert_duration > args.max_duration {
+        bail!(
+            "--cert-duration {} is longer than --max-duration {}",
+            args.cert_duration,
+            args.max_duration
+        );
+    }
+    for d in &args.dns {
+        mtls_ca::admin::validate_dns_name(d)?;
+    }
+    let now = OffsetDateTime::now_utc();
+    let dir = DataDir::new(data_dir);
+    dir.ensure()?;
+    let store = Arc::new(dir.open_store()?);
+    pin_trust_domain(store.as_ref(), &trust_domain)?;
+    let external = args.root_cert.as_deref().zip(args.root_key.as_deref());
+    let (ca, origin) = dir.load_or_create_root(external, now)?;
+    let mut extra_roots = Vec::new();
+    for path in &args.bundle_extra {
+        extra_roots.extend(pki::pem::parse_certificates(&pki::files::read(path)?)?);
+    }
+
+    let api_id = SpiffeId::parse(&format!("spiffe://{trust_domain}/mtls-ca"))?;
+    let mut dns = vec!["localhost".to_string()];
+    dns.extend(args.dns.iter().cloned());
+    let mut ips: Vec<std::net::IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
+    ips.extend(args.ips.iter().copied());
+    let (api_cert, api_not_after) = tls::issue_api_cert(&ca, &api_id, &dns, &ips, now)?;
+    let resolver = tls::new_resolver(api_cert);
+    let mut roots = vec![ca.cert_der().clone()];
+    roots.extend(extra_roots.iter().cloned());
+    let config = Arc::new(tls::server_config(&roots, resolver.clone())?);
+
+    let mut addr = args.listen;
+    if let Some(port) = args.port {
+        addr.set_port(port);
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr} (is another CA running there?)"))?;
+    let local = listener.local_addr()?;
+
+    let fingerprint = ca.fingerprint();
+    let authority = Arc::new(Authority::new(
+        ca,
+        extra_roots,
+        store,
+        AuthorityConfig {
+            trust_domain: trust_domain.clone(),
+            default_ttl: args.cert_duration,
+            max_ttl: args.max_duration,
+            admin_id,
+            policy: IssuancePolicy {
+                backdate: args.backdate,
+            },
+        },
+    ));
+
+    match origin {
+        RootOrigin::Created => eprintln!("created a new P-384 root in {}", dir.path.display()),
+        RootOrigin::Loaded => eprintln!("using the existing root of {}", dir.path.display()),
+    }
+    let host = if local.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        local.ip().to_string()
+    };
+    let base = if local.is_ipv6() {
+        format!("https://[{host}]:{}", local.port())
+    } else {
+        format!("https://{host}:{}", local.port())
+    };
+    {
+        // These two stdout lines are a stable interface: scripts and tests parse them.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "root fingerprint (SHA-256): {fingerprint}")?;
+        writeln!(out, "listening on {base}")?;
+        out.flush()?;
+    }
+    eprintln!(
+        "trust domain {trust_domain}; root certificate at {}\n\
+         endpoints: POST {base}/api/v1/sign  POST /api/v1/renew  POST /api/v1/revoke  GET /api/v1/ca  \
+         GET /api/v1/bundle  GET /api/v1/crl  GET /api/v1/certs  GET /healthz  GET /metrics",
+        dir.root_cert().display()
+    );
+
+    tokio::spawn(renew_api_cert(
+        authority.clone(),
+        resolver,
+        api_id,
+        dns,
+        ips,
+        api_not_after,
+    ));
+    let router = api::router(authority);
+    tokio::select! {
+        _ = server::serve(listener, config, router) => {}
+        _ = shutdown_signal() => eprintln!("mtls-ca: shutting down"),
+    }
+    Ok(())
+}
+
+/// Re-issues the API certificate at half its lifetime so a long-running CA never serves an
+/// expired one.
+async fn renew_api_cert(
+    authority: Arc<Authority>,
+    resolver: Arc<tls::ApiCertResolver>,
+    id: SpiffeId,
+    dns: Vec<String>,
+    ips: Vec<std::net::IpAddr>,
+    mut not_after: OffsetDateTime,
+) {
+    loop {
+        let now = OffsetDateTime::now_utc();
+        let wait = std::cmp::max((not_after - now) / 2_i32, time::Duration::seconds(60));
+        tokio::time::sleep(wait.unsigned_abs()).await;
+        match tls::issue_api_cert(authority.ca(), &id, &dns, &ips, OffsetDateTime::now_utc()) {
+            Ok((key, na)) => {
+                resolver.replace(key);
+                not_after = na;
+                tracing::info!(not_after = %na, "API certificate re-issued");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "re-issuing the API certificate failed; retrying")
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,151 @@
+//! Persistence for the CA behind a small trait, so a PostgreSQL store can sit beside SQLite.
+//!
+//! Every mutating call writes its audit entry in the same transaction as the change it records,
+//! so the log and the data can never disagree after a crash.
+
+pub mod sqlite;
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use thiserror::Error;
+use time::OffsetDateTime;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error while {context}: {source}")]
+    Db {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("corrupt stored value in {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Setup(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A join token as stored: only its hash, never the token itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenRecord {
+    pub hash: String,
+    pub spiffe_id: String,
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// How a certificate came to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueKind {
+    Sign,
+    Renew,
+}
+
+impl IssueKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueKind::Sign => "sign",
+            IssueKind::Renew => "renew",
+        }
+    }
+}
+
+/// An issued certificate as stored.
+#[derive(Clone, Debug, Serialize)]
+pub struct CertRecord {
+    pub serial: String,
+    pub spiffe_id: String,
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    pub kind: IssueKind,
+    pub renewed_from: Option<String>,
+    pub fingerprint: String,
+    #[serde(skip)]
+    pub pem: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoke_reason: Option<String>,
+}
+
+impl CertRecord {
+    pub fn status(&self, now: OffsetDateTime) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.not_after <= now {
+            "expired"
+        } else {
+            "valid"
+        }
+    }
+}
+
+/// Result of trying to redeem a token together with recording its certificate.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Redeem {
+    Done,
+    /// Someone else redeemed it first (or it expired meanwhile): nothing was stored.
+    AlreadyUsed,
+}
+
+/// Result of a revocation attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revoke {
+    Done,
+    AlreadyRevoked,
+    UnknownSerial,
+}
+
+/// Result of verifying the audit chain.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuditCheck {
+    Intact { entries: u64 },
+    Broken { seq: i64, reason: String },
+}
+
+/// The CA's persistence. Implementations must make each call atomic and durable on return.
+pub trait Store: Send + Sync {
+    /// Stores a value in the metadata table if absent; returns the value now stored.
+    fn init_meta(&self, key: &str, value: &str) -> Result<String>;
+    fn get_meta(&self, key: &str) -> Result<Option<String>>;
+
+    fn insert_token(&self, token: &TokenRecord) -> Result<()>;
+    fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>>;
+    /// Marks the token used and records the certificate, atomically; fails over to
+    /// `AlreadyUsed` without storing anything when the token was used or expired meanwhile.
+    fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem>;
+
+    fn record_renewal(&self, cert: &CertRecord) -> Result<()>;
+    fn find_cert(&self, serial: &str) -> Result<Option<CertRecord>>;
+    fn list_certs(&self) -> Result<Vec<CertRecord>>;
+
+    fn revoke(
+        &self,
+        serial: &str,
+        reason: Option<&str>,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<Revoke>;
+    /// Revoked certificates that have not expired at `now`: the CRL's content.
+    fn revoked_unexpired(&self, now: OffsetDateTime) -> Result<Vec<CertRecord>>;
+    /// Changes whenever a revocation is committed, by any process sharing the store.
+    fn revocation_epoch(&self) -> Result<u64>;
+
+    fn verify_audit(&self) -> Result<AuditCheck>;
+}
