@@ -20,6 +20,8 @@ use crate::error::{AuthorityError, Kind};
 
 /// Request bodies larger than this are refused with 413 before they are parsed.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Oversized bodies up to this size are read and discarded before the 413 is sent.
+const DRAIN_LIMIT: usize = 1024 * 1024;
 
 /// The client certificate the TLS layer verified for this connection, if any.
 #[derive(Clone, Default)]
@@ -108,12 +110,17 @@ pub async fn read_json<T: DeserializeOwned>(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
+    // Bodies up to DRAIN_LIMIT are read (and dropped if too large) before answering, so a
+    // client still sending gets the 413 instead of a broken pipe.
+    let bytes = axum::body::to_bytes(body, DRAIN_LIMIT)
         .await
         .map_err(|_| too_large())?;
+    if bytes.len() > MAX_BODY {
+        return Err(too_large());
+    }
     serde_json::from_slice(&bytes).map_err(|e| {
         authority.metrics.reject("bad_json");
         ApiError(AuthorityError::bad_request(
