@@ -141,3 +141,19 @@ async fn trust_domain_is_pinned_and_token_cli_checks_it() {
     };
     assert!(err.contains("serves trust domain prod.example"), "{err}");
 }
+
+#[tokio::test]
+async fn audit_verify_detects_a_truncated_tail() {
+    let ca = Ca::start(&[]);
+    enroll(&ca, "spiffe://mesh.local/service/a").await;
+    let conn = rusqlite::Connection::open(ca.dir.join("ca.db")).unwrap();
+    // Entry 2 is the issue of service/a and the last one: cutting it leaves a consistent chain.
+    assert_eq!(
+        conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap(),
+        1
+    );
+    drop(conn);
+    let (ok, text) = audit_verify(&ca.dir);
+    assert!(!ok);
+    assert!(text.contains("issue entry is missing"), "{text}");
+}

@@ -470,6 +470,8 @@ impl Store for SqliteStore {
             let mut prev = audit::GENESIS.to_string();
             let mut expected_seq = 1i64;
             let mut count = 0u64;
+            let mut issued_serials = std::collections::HashSet::new();
+            let mut revoked_serials = std::collections::HashSet::new();
             while let Some(r) = rows.next().map_err(db("reading the audit log"))? {
                 let seq: i64 = r.get(0).map_err(db("reading seq"))?;
                 let at: String = r.get(1).map_err(db("reading at"))?;
@@ -495,9 +497,44 @@ impl Store for SqliteStore {
                         reason: "its content does not match its hash (the row was edited)".into(),
                     });
                 }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&detail) {
+                    if let Some(serial) = v["serial"].as_str() {
+                        match event.as_str() {
+                            "issue" | "renew" => issued_serials.insert(serial.to_string()),
+                            "revoke" => revoked_serials.insert(serial.to_string()),
+                            _ => false,
+                        };
+                    }
+                }
                 prev = hash;
                 expected_seq += 1;
                 count += 1;
+            }
+            drop(rows);
+            drop(stmt);
+            // The chain alone cannot notice its tail being cut off; the data can: every stored
+            // certificate and revocation must have its audit entry.
+            let mut stmt = c
+                .prepare("SELECT serial, revoked_at IS NOT NULL FROM certs")
+                .map_err(db("reading certificates"))?;
+            let certs = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))
+                .map_err(db("reading certificates"))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db("reading certificates"))?;
+            for (serial, revoked) in certs {
+                if !issued_serials.contains(&serial) {
+                    return Ok(AuditCheck::Broken {
+                        seq: expected_seq,
+                        reason: format!("certificate {serial} is stored but its issue entry is missing (log truncated?)"),
+                    });
+                }
+                if revoked && !revoked_serials.contains(&serial) {
+                    return Ok(AuditCheck::Broken {
+                        seq: expected_seq,
+                        reason: format!("certificate {serial} is revoked but its revoke entry is missing (log truncated?)"),
+                    });
+                }
             }
             Ok(AuditCheck::Intact { entries: count })
         })
