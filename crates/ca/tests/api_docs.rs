@@ -1,5 +1,6 @@
 //! The examples of docs/ca-api.md are real: requests built from them are accepted, and the CA's
 //! responses have exactly the documented fields.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Restarts, kill -9, the CRL as OpenSSL sees it, and tamper detection of the audit log.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Certificates for CSRs made by `openssl req` on every curve pass OpenSSL's strict verification.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Every refusal of the API over real HTTPS: status, code, message, and nothing stored.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
 

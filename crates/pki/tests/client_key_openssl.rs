@@ -1,5 +1,6 @@
 //! The client key recomputed independently: element offsets from `openssl asn1parse`, hashing by
 //! `openssl dgst`, compared with `pki::client_key`.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::process::Command;
 

@@ -1,6 +1,6 @@
 //! Test harness: a real `mtls-ca` process on 127.0.0.1:0 with its own data directory, an HTTPS
 //! client with optional client certificate, and helpers to make CSRs.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
