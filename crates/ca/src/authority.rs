@@ -51,6 +51,8 @@ struct CachedCrl {
     epoch: u64,
     this_update: OffsetDateTime,
     der: Arc<Vec<u8>>,
+    /// When the first listed certificate expires and must leave the CRL.
+    first_expiry: Option<OffsetDateTime>,
 }
 
 pub struct Authority {
@@ -303,13 +305,14 @@ impl Authority {
         let epoch = self.store.revocation_epoch()?;
         let mut cache = self.crl.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.as_ref() {
-            if c.epoch == epoch && now - c.this_update < CRL_VALIDITY / 2 {
+            let entry_expired = c.first_expiry.is_some_and(|t| t <= now);
+            if c.epoch == epoch && now - c.this_update < CRL_VALIDITY / 2 && !entry_expired {
                 return Ok(c.der.clone());
             }
         }
-        let revoked: Vec<RevokedEntry> = self
-            .store
-            .revoked_unexpired(now)?
+        let records = self.store.revoked_unexpired(now)?;
+        let first_expiry = records.iter().map(|r| r.not_after).min();
+        let revoked: Vec<RevokedEntry> = records
             .into_iter()
             .filter_map(|r| {
                 r.revoked_at.map(|at| RevokedEntry {
@@ -328,6 +331,7 @@ impl Authority {
             epoch,
             this_update: now,
             der: der.clone(),
+            first_expiry,
         });
         self.metrics.crl_generated.fetch_add(1, Ordering::Relaxed);
         Ok(der)
