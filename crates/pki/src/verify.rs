@@ -15,23 +15,28 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
-use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use webpki::{
     CertRevocationList, EndEntityCert, ExpirationPolicy, ExtendedKeyUsageValidator,
     KeyPurposeIdIter, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
     RevocationOptionsBuilder, UnknownStatusPolicy,
 };
-use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
-use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::certinfo::{colon_hex, CertInfo};
-use crate::curve::Curve;
+use crate::certinfo::CertInfo;
 use crate::spiffe::{SpiffeId, TrustDomain};
+
+mod error;
+mod explain;
+mod signature;
+
+pub use error::{rfc3339, VerifyError};
+
+pub use explain::eku_names;
+use explain::Context;
+pub use signature::{signature_algorithm_name, signature_verifies, verify_signed};
 
 /// What the certificate is being verified for; selects the required EKU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -177,134 +182,17 @@ impl Verified {
     }
 }
 
-/// Why a certificate is not valid, worded with expected and presented values.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum VerifyError {
-    #[error("cannot parse the {what}: {reason}")]
-    Malformed { what: String, reason: String },
-    #[error("no trusted roots were given")]
-    NoRoots,
-    #[error("{who} expired at {}, checked at {}", rfc3339(.not_after), rfc3339(.checked_at))]
-    Expired {
-        who: String,
-        not_after: OffsetDateTime,
-        checked_at: OffsetDateTime,
-    },
-    #[error("{who} is not yet valid until {}, checked at {}", rfc3339(.not_before), rfc3339(.checked_at))]
-    NotYetValid {
-        who: String,
-        not_before: OffsetDateTime,
-        checked_at: OffsetDateTime,
-    },
-    #[error("{who} has NotBefore after NotAfter")]
-    InvalidValidity { who: String },
-    #[error("issuer {issuer} is not in the roots {}", list(.roots))]
-    UnknownIssuer { issuer: String, roots: Vec<String> },
-    #[error("the signature on {subject} does not verify with the public key of {issuer} (same name, different key: was the CA re-created?)")]
-    BadSignature { subject: String, issuer: String },
-    #[error("{subject} is signed with {algorithm}, which the verifier does not accept for its issuer's key")]
-    UnsupportedSignature { subject: String, algorithm: String },
-    #[error("certificate is a CA (CA:TRUE) and cannot be used as a leaf")]
-    CaUsedAsLeaf { subject: String },
-    #[error("{subject} issues another certificate of the chain but is not a CA (basicConstraints CA:TRUE is missing)")]
-    NotACa { subject: String },
-    #[error("the chain {} is longer than a pathLenConstraint of its CAs allows", chain_list(.chain))]
-    PathLen { chain: Vec<String> },
-    #[error("certificate lacks {required} EKU (it has {})", list(.present))]
-    MissingEku {
-        required: &'static str,
-        present: Vec<String>,
-    },
-    #[error("intermediate {issuer} limits EKU to {}, which excludes {required}", list(.present))]
-    IssuerEkuRestriction {
-        issuer: String,
-        required: &'static str,
-        present: Vec<String>,
-    },
-    #[error("{who} has an empty extendedKeyUsage extension")]
-    EmptyEku { who: String },
-    #[error("{who} is revoked (serial {serial}{})", revocation_details(.revoked_at, .reason))]
-    Revoked {
-        who: String,
-        serial: String,
-        revoked_at: Option<OffsetDateTime>,
-        reason: Option<String>,
-    },
-    #[error("revocation status of {who} is unknown: no CRL from its issuer {issuer} was given (CRLs from {})", list(.crl_issuers))]
-    RevocationUnknown {
-        who: String,
-        issuer: String,
-        crl_issuers: Vec<String>,
-    },
-    #[error("the CRL from {issuer} is out of date: nextUpdate was {}, checked at {}", rfc3339(.next_update), rfc3339(.checked_at))]
-    CrlExpired {
-        issuer: String,
-        next_update: OffsetDateTime,
-        checked_at: OffsetDateTime,
-    },
-    #[error("the signature on the CRL from {issuer} does not verify with that issuer's key")]
-    CrlSignature { issuer: String },
-    #[error("the CRL issuer {issuer} lacks the cRLSign KeyUsage")]
-    CrlIssuerNotSigner { issuer: String },
-    #[error("hostname {name:?} is neither a DNS name nor an IP address")]
-    InvalidHostname { name: String },
-    #[error("hostname {expected} is not in the certificate's SANs {}", list(.presented))]
-    HostnameMismatch {
-        expected: String,
-        presented: Vec<String>,
-    },
-    #[error("certificate has no URI SAN, so no SPIFFE ID; expected {expected}")]
-    NoUriSan { expected: String },
-    #[error("certificate has {} URI SANs {}; an X509-SVID carries exactly one", .uris.len(), list(.uris))]
-    MultipleUriSans { uris: Vec<String> },
-    #[error("URI SAN {uri} is not a valid SPIFFE ID: {reason}")]
-    InvalidSpiffeId { uri: String, reason: String },
-    #[error("certificate is valid for {presented}, not {expected}")]
-    SpiffeIdMismatch { presented: String, expected: String },
-    #[error("certificate is valid for {presented}, which is not in trust domain {expected}")]
-    TrustDomainMismatch { presented: String, expected: String },
-    #[error("a name constraint of an issuing CA excludes the names of {subject}")]
-    NameConstraint { subject: String },
-    #[error("{who} has a critical extension the verifier does not understand{}", oid_suffix(.oids))]
-    UnsupportedCriticalExtension { who: String, oids: Vec<String> },
-    #[error("path validation failed: {detail}")]
-    Other { detail: String },
-}
-
-/// RFC 3339 in UTC, e.g. `2026-01-01T00:00:00Z`.
-pub fn rfc3339(t: &OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
-}
-
-fn list(items: &[String]) -> String {
-    format!("[{}]", items.join(", "))
-}
-
-fn chain_list(items: &[String]) -> String {
-    items.join(" <- ")
-}
-
-fn oid_suffix(oids: &[String]) -> String {
-    if oids.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", oids.join(", "))
-    }
-}
-
-fn revocation_details(at: &Option<OffsetDateTime>, reason: &Option<String>) -> String {
-    let mut s = String::new();
-    if let Some(at) = at {
-        s.push_str(&format!(", revoked at {}", rfc3339(at)));
-    }
-    if let Some(r) = reason {
-        s.push_str(&format!(", reason {r}"));
-    }
-    s
-}
+/// Extensions the verifier processes (dotted OIDs). Any other extension marked critical makes
+/// validation fail, as RFC 5280 requires.
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[
+    "2.5.29.15",         // keyUsage
+    "2.5.29.17",         // subjectAltName
+    "2.5.29.19",         // basicConstraints
+    "2.5.29.30",         // nameConstraints
+    "2.5.29.31",         // cRLDistributionPoints
+    "2.5.29.37",         // extKeyUsage
+    "1.3.6.1.5.5.7.1.1", // authorityInfoAccess
+];
 
 /// A parsed trusted root.
 #[derive(Debug)]
@@ -392,6 +280,17 @@ impl TrustStore {
         self.roots.iter().map(|r| r.subject.clone()).collect()
     }
 
+    /// The DER-encoded subject Names of the roots (for a TLS server's CertificateRequest
+    /// `certificate_authorities`, i.e. rustls' `root_hint_subjects`).
+    pub fn root_subjects_der(&self) -> Vec<Vec<u8>> {
+        self.roots.iter().map(|r| r.raw_subject.clone()).collect()
+    }
+
+    /// Number of trusted roots and of CRLs.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.roots.len(), self.crls.len())
+    }
+
     /// Verifies `end_entity` (DER) with the `intermediates` the peer sent.
     pub fn verify(
         &self,
@@ -399,10 +298,12 @@ impl TrustStore {
         intermediates: &[CertificateDer<'_>],
         opts: &VerifyOptions<'_>,
     ) -> Result<Verified, VerifyError> {
-        let ctx = Context::new(self, end_entity, intermediates, opts.time)?;
+        let ctx = Context::new(self, end_entity, intermediates)?;
         let ee_der = CertificateDer::from(end_entity);
-        let ee = EndEntityCert::try_from(&ee_der)
-            .map_err(|e| malformed("end-entity certificate", webpki_reason(&e)))?;
+        let ee = EndEntityCert::try_from(&ee_der).map_err(|e| match e {
+            webpki::Error::UnsupportedCriticalExtension => ctx.explain(e, opts.purpose),
+            other => malformed("end-entity certificate", webpki_reason(&other)),
+        })?;
         let time = unix_time(opts.time)?;
         let crl_refs: Vec<&CertRevocationList<'static>> =
             self.crls.iter().map(|c| &c.list).collect();
@@ -482,7 +383,7 @@ impl TrustStore {
         }
         let spiffe_id = match opts.identity {
             Some(expected) => Some(check_identity(&ctx.leaf, expected)?),
-            None => ctx.leaf.spiffe_id(),
+            None => svid_id(&ctx.leaf),
         };
 
         let mut chain = vec![ChainEntry {
@@ -628,524 +529,6 @@ fn from_unix(t: UnixTime) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// A certificate of the presented chain, parsed for explanations.
-struct Parsed {
-    der: Vec<u8>,
-    subject: String,
-    issuer: String,
-    raw_subject: Vec<u8>,
-    raw_issuer: Vec<u8>,
-    serial: Vec<u8>,
-    not_before: OffsetDateTime,
-    not_after: OffsetDateTime,
-    is_ca: bool,
-    /// None when there is no EKU extension.
-    eku: Option<Vec<String>>,
-    critical_oids: Vec<String>,
-}
-
-impl Parsed {
-    fn parse(der: &[u8], what: &str) -> Result<Parsed, VerifyError> {
-        let (_, cert) =
-            X509Certificate::from_der(der).map_err(|e| malformed(what, e.to_string()))?;
-        let mut is_ca = false;
-        let mut eku = None;
-        let mut critical_oids = Vec::new();
-        for ext in cert.extensions() {
-            match ext.parsed_extension() {
-                ParsedExtension::BasicConstraints(bc) => is_ca = bc.ca,
-                ParsedExtension::ExtendedKeyUsage(e) => eku = Some(eku_names(e)),
-                _ => {}
-            }
-            if ext.critical && !WEBPKI_KNOWN_EXTENSIONS.contains(&ext.oid.to_id_string().as_str()) {
-                critical_oids.push(ext.oid.to_id_string());
-            }
-        }
-        Ok(Parsed {
-            der: der.to_vec(),
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
-            raw_subject: cert.subject().as_raw().to_vec(),
-            raw_issuer: cert.issuer().as_raw().to_vec(),
-            serial: crate::serial::strip_leading_zeros(cert.tbs_certificate.raw_serial()).to_vec(),
-            not_before: cert.validity().not_before.to_datetime(),
-            not_after: cert.validity().not_after.to_datetime(),
-            is_ca,
-            eku,
-            critical_oids,
-        })
-    }
-}
-
-/// Extensions webpki processes (others, when critical, make it fail).
-const WEBPKI_KNOWN_EXTENSIONS: &[&str] = &[
-    "2.5.29.15", // keyUsage
-    "2.5.29.17", // subjectAltName
-    "2.5.29.19", // basicConstraints
-    "2.5.29.30", // nameConstraints
-    "2.5.29.31", // cRLDistributionPoints
-    "2.5.29.37", // extKeyUsage
-    "1.3.6.1.5.5.7.1.1",
-];
-
-/// The EKU purposes of an extension, by their usual names.
-pub fn eku_names(e: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<String> {
-    let mut names = Vec::new();
-    let flags = [
-        (e.any, "anyExtendedKeyUsage"),
-        (e.server_auth, "serverAuth"),
-        (e.client_auth, "clientAuth"),
-        (e.code_signing, "codeSigning"),
-        (e.email_protection, "emailProtection"),
-        (e.time_stamping, "timeStamping"),
-        (e.ocsp_signing, "OCSPSigning"),
-    ];
-    for (set, name) in flags {
-        if set {
-            names.push(name.to_string());
-        }
-    }
-    names.extend(e.other.iter().map(|o| o.to_id_string()));
-    names
-}
-
-/// Everything needed to explain a webpki error in terms of the actual certificates.
-struct Context<'s> {
-    store: &'s TrustStore,
-    leaf: CertInfo,
-    leaf_parsed: Parsed,
-    leaf_issuer_raw: Vec<u8>,
-    intermediates: Vec<Parsed>,
-    time: OffsetDateTime,
-}
-
-impl<'s> Context<'s> {
-    fn new(
-        store: &'s TrustStore,
-        end_entity: &[u8],
-        intermediates: &[CertificateDer<'_>],
-        time: OffsetDateTime,
-    ) -> Result<Context<'s>, VerifyError> {
-        let leaf = CertInfo::from_der(end_entity).map_err(|e| {
-            malformed(
-                "end-entity certificate",
-                e.to_string().trim_start_matches("invalid certificate: "),
-            )
-        })?;
-        let leaf_parsed = Parsed::parse(end_entity, "end-entity certificate")?;
-        let mut parsed = Vec::with_capacity(intermediates.len());
-        for (i, der) in intermediates.iter().enumerate() {
-            parsed.push(Parsed::parse(
-                der,
-                &format!("intermediate certificate #{}", i + 1),
-            )?);
-        }
-        Ok(Context {
-            store,
-            leaf_issuer_raw: leaf_parsed.raw_issuer.clone(),
-            leaf,
-            leaf_parsed,
-            intermediates: parsed,
-            time,
-        })
-    }
-
-    /// The chain as built by names from the leaf through the given intermediates.
-    fn name_chain(&self) -> Vec<&Parsed> {
-        let mut chain = vec![&self.leaf_parsed];
-        loop {
-            let Some(head) = chain.last() else { break };
-            if head.raw_issuer == head.raw_subject {
-                break;
-            }
-            let next = self.intermediates.iter().find(|c| {
-                c.raw_subject == head.raw_issuer && !chain.iter().any(|p| p.der == c.der)
-            });
-            match next {
-                Some(c) if chain.len() < 8 => chain.push(c),
-                _ => break,
-            }
-        }
-        chain
-    }
-
-    fn who(&self, cert: &Parsed) -> String {
-        if std::ptr::eq(cert, &self.leaf_parsed) {
-            "certificate".to_string()
-        } else {
-            format!("intermediate certificate {}", cert.subject)
-        }
-    }
-
-    fn all(&self) -> impl Iterator<Item = &Parsed> {
-        std::iter::once(&self.leaf_parsed).chain(self.intermediates.iter())
-    }
-
-    fn crl_for(&self, raw_issuer: &[u8]) -> Option<&Crl> {
-        self.store.crls.iter().find(|c| c.raw_issuer == raw_issuer)
-    }
-
-    fn explain(&self, err: webpki::Error, purpose: Purpose) -> VerifyError {
-        use webpki::Error as E;
-        match err {
-            E::CertExpired { time, not_after } => {
-                let t = from_unix(time);
-                let na = from_unix(not_after);
-                let cert = self
-                    .all()
-                    .find(|c| c.not_after.unix_timestamp() == na.unix_timestamp())
-                    .unwrap_or(&self.leaf_parsed);
-                VerifyError::Expired {
-                    who: self.who(cert),
-                    not_after: cert.not_after,
-                    checked_at: t,
-                }
-            }
-            E::CertNotValidYet { time, not_before } => {
-                let t = from_unix(time);
-                let nb = from_unix(not_before);
-                let cert = self
-                    .all()
-                    .find(|c| c.not_before.unix_timestamp() == nb.unix_timestamp())
-                    .unwrap_or(&self.leaf_parsed);
-                VerifyError::NotYetValid {
-                    who: self.who(cert),
-                    not_before: cert.not_before,
-                    checked_at: t,
-                }
-            }
-            E::InvalidCertValidity => {
-                let cert = self
-                    .all()
-                    .find(|c| c.not_before > c.not_after)
-                    .unwrap_or(&self.leaf_parsed);
-                VerifyError::InvalidValidity {
-                    who: self.who(cert),
-                }
-            }
-            E::UnknownIssuer => self.unknown_issuer(),
-            E::InvalidSignatureForPublicKey => self.bad_signature(),
-            E::SignatureAlgorithmMismatch => VerifyError::Other {
-                detail: "a certificate's inner and outer signature algorithms differ".into(),
-            },
-            E::UnsupportedSignatureAlgorithmContext(_)
-            | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
-                self.unsupported_signature()
-            }
-            E::CaUsedAsEndEntity => VerifyError::CaUsedAsLeaf {
-                subject: self.leaf.subject.clone(),
-            },
-            E::EndEntityUsedAsCa => {
-                let subject = self
-                    .name_chain()
-                    .into_iter()
-                    .skip(1)
-                    .find(|c| !c.is_ca)
-                    .or_else(|| self.intermediates.iter().find(|c| !c.is_ca))
-                    .map(|c| c.subject.clone())
-                    .unwrap_or_else(|| self.leaf.issuer.clone());
-                VerifyError::NotACa { subject }
-            }
-            E::PathLenConstraintViolated => VerifyError::PathLen {
-                chain: self
-                    .name_chain()
-                    .iter()
-                    .map(|c| c.subject.clone())
-                    .collect(),
-            },
-            E::RequiredEkuNotFoundContext(_) => self.missing_eku(purpose),
-            E::EmptyEkuExtension => {
-                let cert = self
-                    .all()
-                    .find(|c| c.eku.as_ref().is_some_and(Vec::is_empty))
-                    .unwrap_or(&self.leaf_parsed);
-                VerifyError::EmptyEku {
-                    who: self.who(cert),
-                }
-            }
-            E::CertRevoked => self.revoked(),
-            E::UnknownRevocationStatus => self.unknown_revocation(),
-            E::CrlExpired { time, next_update } => {
-                let issuer = self
-                    .crl_for(&self.leaf_issuer_raw)
-                    .map(|c| c.issuer.clone())
-                    .unwrap_or_else(|| self.leaf.issuer.clone());
-                VerifyError::CrlExpired {
-                    issuer,
-                    next_update: from_unix(next_update),
-                    checked_at: from_unix(time),
-                }
-            }
-            E::InvalidCrlSignatureForPublicKey
-            | E::UnsupportedCrlSignatureAlgorithmContext(_)
-            | E::UnsupportedCrlSignatureAlgorithmForPublicKeyContext(_) => {
-                VerifyError::CrlSignature {
-                    issuer: self.leaf.issuer.clone(),
-                }
-            }
-            E::IssuerNotCrlSigner => VerifyError::CrlIssuerNotSigner {
-                issuer: self.leaf.issuer.clone(),
-            },
-            E::NameConstraintViolation => VerifyError::NameConstraint {
-                subject: self.leaf.subject.clone(),
-            },
-            E::UnsupportedCriticalExtension => {
-                let cert = self
-                    .all()
-                    .find(|c| !c.critical_oids.is_empty())
-                    .unwrap_or(&self.leaf_parsed);
-                VerifyError::UnsupportedCriticalExtension {
-                    who: self.who(cert),
-                    oids: cert.critical_oids.clone(),
-                }
-            }
-            E::BadDer | E::BadDerTime | E::TrailingData(_) | E::MalformedExtensions => {
-                malformed("certificate chain", webpki_reason(&err))
-            }
-            other => VerifyError::Other {
-                detail: format!("{other:?}"),
-            },
-        }
-    }
-
-    fn unknown_issuer(&self) -> VerifyError {
-        let chain = self.name_chain();
-        let head = chain.last().copied().unwrap_or(&self.leaf_parsed);
-        VerifyError::UnknownIssuer {
-            issuer: head.issuer.clone(),
-            roots: self.store.root_subjects(),
-        }
-    }
-
-    /// Finds the first link whose signature does not verify and names both ends.
-    fn bad_signature(&self) -> VerifyError {
-        let chain = self.name_chain();
-        for (i, child) in chain.iter().enumerate() {
-            let issuer_spki: Option<(String, Vec<u8>)> = match chain.get(i + 1) {
-                Some(parent) => X509Certificate::from_der(&parent.der)
-                    .ok()
-                    .map(|(_, c)| (parent.subject.clone(), c.public_key().raw.to_vec())),
-                None => self
-                    .store
-                    .roots
-                    .iter()
-                    .find(|r| r.raw_subject == child.raw_issuer)
-                    .map(|r| (r.subject.clone(), r.spki.clone())),
-            };
-            let Some((issuer, spki)) = issuer_spki else {
-                continue;
-            };
-            if signature_verifies(&child.der, &spki) == Some(false) {
-                return VerifyError::BadSignature {
-                    subject: child.subject.clone(),
-                    issuer,
-                };
-            }
-        }
-        VerifyError::BadSignature {
-            subject: self.leaf.subject.clone(),
-            issuer: self.leaf.issuer.clone(),
-        }
-    }
-
-    fn unsupported_signature(&self) -> VerifyError {
-        let chain = self.name_chain();
-        for child in &chain {
-            if let Ok((_, c)) = X509Certificate::from_der(&child.der) {
-                let oid = c.signature_algorithm.algorithm.to_id_string();
-                if !ACCEPTED_SIGNATURE_OIDS.contains(&oid.as_str()) {
-                    return VerifyError::UnsupportedSignature {
-                        subject: child.subject.clone(),
-                        algorithm: signature_algorithm_name(&oid),
-                    };
-                }
-            }
-        }
-        let algorithm = X509Certificate::from_der(&self.leaf_parsed.der)
-            .map(|(_, c)| signature_algorithm_name(&c.signature_algorithm.algorithm.to_id_string()))
-            .unwrap_or_else(|_| "an unknown algorithm".into());
-        VerifyError::UnsupportedSignature {
-            subject: self.leaf.subject.clone(),
-            algorithm,
-        }
-    }
-
-    fn missing_eku(&self, purpose: Purpose) -> VerifyError {
-        let required = purpose.eku_name();
-        let has = |ekus: &Vec<String>| {
-            ekus.iter()
-                .any(|e| e == required || e == "anyExtendedKeyUsage")
-        };
-        match &self.leaf_parsed.eku {
-            Some(ekus) if !has(ekus) => VerifyError::MissingEku {
-                required,
-                present: ekus.clone(),
-            },
-            _ => {
-                let restricting = self
-                    .intermediates
-                    .iter()
-                    .find(|c| c.eku.as_ref().is_some_and(|e| !has(e)));
-                match restricting {
-                    Some(c) => VerifyError::IssuerEkuRestriction {
-                        issuer: c.subject.clone(),
-                        required,
-                        present: c.eku.clone().unwrap_or_default(),
-                    },
-                    None => VerifyError::MissingEku {
-                        required,
-                        present: self.leaf_parsed.eku.clone().unwrap_or_default(),
-                    },
-                }
-            }
-        }
-    }
-
-    fn revoked(&self) -> VerifyError {
-        for cert in self.name_chain() {
-            let Some(crl) = self.crl_for(&cert.raw_issuer) else {
-                continue;
-            };
-            if let Ok(Some(entry)) = crl.list.find_serial(&cert.serial) {
-                return VerifyError::Revoked {
-                    who: self.who(cert),
-                    serial: colon_hex(&hex::encode(&cert.serial)).to_ascii_lowercase(),
-                    revoked_at: Some(from_unix(entry.revocation_date)),
-                    reason: entry.reason_code.map(reason_name),
-                };
-            }
-        }
-        VerifyError::Revoked {
-            who: "certificate".into(),
-            serial: colon_hex(&self.leaf.serial_hex).to_ascii_lowercase(),
-            revoked_at: None,
-            reason: None,
-        }
-    }
-
-    fn unknown_revocation(&self) -> VerifyError {
-        let crl_issuers: Vec<String> = self.store.crls.iter().map(|c| c.issuer.clone()).collect();
-        let chain = self.name_chain();
-        let cert = chain
-            .iter()
-            .find(|c| self.crl_for(&c.raw_issuer).is_none())
-            .copied()
-            .unwrap_or(&self.leaf_parsed);
-        VerifyError::RevocationUnknown {
-            who: self.who(cert),
-            issuer: cert.issuer.clone(),
-            crl_issuers,
-        }
-    }
-}
-
-fn reason_name(r: webpki::RevocationReason) -> String {
-    use webpki::RevocationReason as R;
-    match r {
-        R::Unspecified => "unspecified",
-        R::KeyCompromise => "keyCompromise",
-        R::CaCompromise => "cACompromise",
-        R::AffiliationChanged => "affiliationChanged",
-        R::Superseded => "superseded",
-        R::CessationOfOperation => "cessationOfOperation",
-        R::CertificateHold => "certificateHold",
-        R::RemoveFromCrl => "removeFromCRL",
-        R::PrivilegeWithdrawn => "privilegeWithdrawn",
-        R::AaCompromise => "aACompromise",
-    }
-    .to_string()
-}
-
-const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
-const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
-const OID_ECDSA_SHA512: &str = "1.2.840.10045.4.3.4";
-const OID_RSA_SHA256: &str = "1.2.840.113549.1.1.11";
-const OID_RSA_SHA384: &str = "1.2.840.113549.1.1.12";
-const OID_RSA_SHA512: &str = "1.2.840.113549.1.1.13";
-const OID_RSA_PSS: &str = "1.2.840.113549.1.1.10";
-const OID_ED25519: &str = "1.3.101.112";
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_RSA_KEY: &str = "1.2.840.113549.1.1.1";
-
-const ACCEPTED_SIGNATURE_OIDS: &[&str] = &[
-    OID_ECDSA_SHA256,
-    OID_ECDSA_SHA384,
-    OID_ECDSA_SHA512,
-    OID_RSA_SHA256,
-    OID_RSA_SHA384,
-    OID_RSA_SHA512,
-    OID_RSA_PSS,
-    OID_ED25519,
-];
-
-/// OpenSSL's short name of a signature algorithm OID, or the dotted OID.
-pub fn signature_algorithm_name(oid: &str) -> String {
-    match oid {
-        OID_ECDSA_SHA256 => "ecdsa-with-SHA256",
-        OID_ECDSA_SHA384 => "ecdsa-with-SHA384",
-        OID_ECDSA_SHA512 => "ecdsa-with-SHA512",
-        "1.2.840.10045.4.1" => "ecdsa-with-SHA1",
-        OID_RSA_SHA256 => "sha256WithRSAEncryption",
-        OID_RSA_SHA384 => "sha384WithRSAEncryption",
-        OID_RSA_SHA512 => "sha512WithRSAEncryption",
-        "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption",
-        "1.2.840.113549.1.1.4" => "md5WithRSAEncryption",
-        OID_RSA_PSS => "rsassaPss",
-        OID_ED25519 => "ED25519",
-        "1.3.101.113" => "ED448",
-        other => return other.to_string(),
-    }
-    .to_string()
-}
-
-/// Checks one signature: `child_der` signed by the key in `issuer_spki_der`. None when the
-/// algorithm pair is not one this function knows (then nothing can be said).
-pub fn signature_verifies(child_der: &[u8], issuer_spki_der: &[u8]) -> Option<bool> {
-    let (_, child) = X509Certificate::from_der(child_der).ok()?;
-    let (_, spki) = SubjectPublicKeyInfo::from_der(issuer_spki_der).ok()?;
-    let sig_oid = child.signature_algorithm.algorithm.to_id_string();
-    let key_oid = spki.algorithm.algorithm.to_id_string();
-    let alg: &'static dyn VerificationAlgorithm = match key_oid.as_str() {
-        OID_EC_PUBLIC_KEY => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .and_then(|o| Curve::from_oid(&o.to_id_string()))?;
-            match (curve, sig_oid.as_str()) {
-                (Curve::P256, OID_ECDSA_SHA256) => &sig::ECDSA_P256_SHA256_ASN1,
-                (Curve::P256, OID_ECDSA_SHA384) => &sig::ECDSA_P256_SHA384_ASN1,
-                (Curve::P256, OID_ECDSA_SHA512) => &sig::ECDSA_P256_SHA512_ASN1,
-                (Curve::P384, OID_ECDSA_SHA256) => &sig::ECDSA_P384_SHA256_ASN1,
-                (Curve::P384, OID_ECDSA_SHA384) => &sig::ECDSA_P384_SHA384_ASN1,
-                (Curve::P384, OID_ECDSA_SHA512) => &sig::ECDSA_P384_SHA512_ASN1,
-                (Curve::P521, OID_ECDSA_SHA256) => &sig::ECDSA_P521_SHA256_ASN1,
-                (Curve::P521, OID_ECDSA_SHA384) => &sig::ECDSA_P521_SHA384_ASN1,
-                (Curve::P521, OID_ECDSA_SHA512) => &sig::ECDSA_P521_SHA512_ASN1,
-                _ => return None,
-            }
-        }
-        OID_RSA_KEY => match sig_oid.as_str() {
-            OID_RSA_SHA256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-            OID_RSA_SHA384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-            OID_RSA_SHA512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-            _ => return None,
-        },
-        OID_ED25519 if sig_oid == OID_ED25519 => &sig::ED25519,
-        _ => return None,
-    };
-    let key = spki.subject_public_key.data.as_ref();
-    Some(
-        UnparsedPublicKey::new(alg, key)
-            .verify(
-                child.tbs_certificate.as_ref(),
-                child.signature_value.data.as_ref(),
-            )
-            .is_ok(),
-    )
-}
-
 fn check_hostname(ee: &EndEntityCert<'_>, name: &str, leaf: &CertInfo) -> Result<(), VerifyError> {
     let server_name = ServerName::try_from(name).map_err(|_| VerifyError::InvalidHostname {
         name: name.to_string(),
@@ -1159,6 +542,14 @@ fn check_hostname(ee: &EndEntityCert<'_>, name: &str, leaf: &CertInfo) -> Result
                 presented,
             }
         })
+}
+
+/// The SPIFFE ID of an X509-SVID: its only URI SAN, if that is a valid SPIFFE ID.
+pub fn svid_id(leaf: &CertInfo) -> Option<SpiffeId> {
+    match leaf.uris.as_slice() {
+        [one] => SpiffeId::parse(one).ok(),
+        _ => None,
+    }
 }
 
 /// The X509-SVID identity rule: exactly one URI SAN, a valid SPIFFE ID, the expected one.
@@ -1197,3 +588,6 @@ fn check_identity(leaf: &CertInfo, expected: &ExpectedIdentity) -> Result<Spiffe
         _ => Ok(id),
     }
 }
+
+#[cfg(test)]
+mod tests;

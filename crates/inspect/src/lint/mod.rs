@@ -1,0 +1,212 @@
+//! `mtls-inspect lint`: SPIFFE X509-SVID conformance and the mtls-mesh issuance policy.
+//!
+//! Every finding names a rule from [`RULES`] (stable ids: never renamed or reused), a severity
+//! and a one-line fix. A certificate with basicConstraints CA:TRUE is checked against the
+//! signing-certificate profile, anything else against the leaf profile (see [`ProfileChoice`]).
+//! `rules.rs` holds the rule table, `checks.rs` the checks, this file the command.
+
+mod checks;
+mod rules;
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde::Serialize;
+use time::Duration;
+
+pub use checks::{lint_certificate, Policy, ProfileChoice};
+pub use rules::{Finding, Rule, Severity, RULES};
+
+use crate::input::{self, Kind};
+use crate::render_json::{self, InputError, LINT_SCHEMA};
+use crate::{Exit, Format};
+
+#[derive(Clone, Debug)]
+pub struct LintArgs {
+    pub files: Vec<String>,
+    /// Candidate issuers, used to check the signature algorithm against the issuer's key.
+    pub issuers: Vec<String>,
+    pub trust_domain: Option<String>,
+    pub max_lifetime: Duration,
+    pub max_ca_lifetime: Duration,
+    pub profile: ProfileChoice,
+    pub format: Format,
+}
+
+/// The findings for one certificate.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub file: String,
+    pub index: usize,
+    pub subject: String,
+    /// "leaf" or "ca".
+    pub profile: &'static str,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Serialize)]
+struct LintDocument<'a> {
+    schema: &'static str,
+    reports: &'a [Report],
+    summary: Summary,
+    notes: &'a [String],
+    errors: &'a [InputError],
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+struct Summary {
+    certificates: usize,
+    errors: usize,
+    warnings: usize,
+    infos: usize,
+}
+
+pub fn run(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<Exit> {
+    let policy = Policy {
+        trust_domain: match &args.trust_domain {
+            Some(td) => Some(
+                pki::TrustDomain::parse(td).map_err(|e| anyhow::anyhow!("--trust-domain: {e}"))?,
+            ),
+            None => None,
+        },
+        max_lifetime: args.max_lifetime,
+        max_ca_lifetime: args.max_ca_lifetime,
+        profile: args.profile,
+    };
+    let mut issuers = Vec::new();
+    for f in &args.issuers {
+        issuers.extend(input::load_certificates(f, "issuers")?);
+    }
+    let mut certs = Vec::new();
+    let mut notes = Vec::new();
+    let mut errors = Vec::new();
+    for file in &args.files {
+        match input::load(file) {
+            Ok(parsed) => {
+                for obj in parsed.objects {
+                    if obj.kind == Kind::Certificate {
+                        certs.push(obj);
+                    } else {
+                        notes.push(format!(
+                            "{file}: object #{} is a {}; lint checks certificates only",
+                            obj.index, obj.kind
+                        ));
+                    }
+                }
+                notes.extend(parsed.notes.into_iter().map(|n| format!("{file}: {n}")));
+            }
+            Err(e) => errors.push(InputError {
+                file: file.clone(),
+                message: format!("{e:#}"),
+            }),
+        }
+    }
+    // Certificates of the inputs may issue each other (a chain file), besides --issuer.
+    let mut candidates = issuers;
+    candidates.extend(certs.iter().map(|c| c.der.clone()));
+    let mut reports = Vec::new();
+    for obj in &certs {
+        let mut report = lint_certificate(&obj.der, &candidates, &policy)?;
+        report.file = obj.source.clone();
+        report.index = obj.index;
+        reports.push(report);
+    }
+    let mut summary = Summary {
+        certificates: reports.len(),
+        ..Summary::default()
+    };
+    for f in reports.iter().flat_map(|r| &r.findings) {
+        match f.severity {
+            Severity::Error => summary.errors += 1,
+            Severity::Warning => summary.warnings += 1,
+            Severity::Info => summary.infos += 1,
+        }
+    }
+    if args.format == Format::Json {
+        let doc = LintDocument {
+            schema: LINT_SCHEMA,
+            reports: &reports,
+            summary,
+            notes: &notes,
+            errors: &errors,
+        };
+        out.write_all(render_json::to_json(&doc)?.as_bytes())?;
+    } else {
+        out.write_all(text(&reports, &summary).as_bytes())?;
+        for n in &notes {
+            writeln!(err, "note: {n}")?;
+        }
+        for e in &errors {
+            writeln!(err, "error: {}", e.message)?;
+        }
+    }
+    Ok(if !errors.is_empty() {
+        Exit::Error
+    } else if summary.errors > 0 {
+        Exit::Failure
+    } else {
+        Exit::Success
+    })
+}
+
+fn text(reports: &[Report], summary: &Summary) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for r in reports {
+        let file = if r.file == "-" { "<stdin>" } else { &r.file };
+        let subject = if r.subject.is_empty() {
+            "(empty subject)"
+        } else {
+            &r.subject
+        };
+        let _ = writeln!(s, "{file} #{}: {subject} ({} profile)", r.index, r.profile);
+        if r.findings.is_empty() {
+            let _ = writeln!(s, "  ok: no findings");
+        }
+        for f in &r.findings {
+            let _ = writeln!(s, "  {:<7} {}: {}", f.severity.as_str(), f.rule, f.message);
+            let _ = writeln!(s, "          fix: {}", f.fix);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "{} certificate{}: {} error{}, {} warning{}",
+        summary.certificates,
+        plural(summary.certificates),
+        summary.errors,
+        plural(summary.errors),
+        summary.warnings,
+        plural(summary.warnings)
+    );
+    s
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// `lint --list-rules`: every rule with its severity, what it checks and the fix.
+pub fn list_rules(format: Format, out: &mut dyn Write) -> Result<Exit> {
+    if format == Format::Json {
+        #[derive(Serialize)]
+        struct RulesDocument {
+            schema: &'static str,
+            rules: &'static [Rule],
+        }
+        let doc = RulesDocument {
+            schema: "mtls-inspect.lint-rules/v1",
+            rules: RULES,
+        };
+        out.write_all(render_json::to_json(&doc)?.as_bytes())?;
+    } else {
+        for r in RULES {
+            writeln!(out, "{:<34} {:<7} {}", r.id, r.severity.as_str(), r.checks)?;
+            writeln!(out, "{:<34} {:<7} fix: {}", "", "", r.fix)?;
+        }
+    }
+    Ok(Exit::Success)
+}

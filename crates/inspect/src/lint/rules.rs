@@ -1,0 +1,142 @@
+//! The lint rules: stable ids, severities, what each checks and how to fix a violation.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// A lint rule: stable id, severity, what it checks, how to fix a violation.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub checks: &'static str,
+    pub fix: &'static str,
+}
+
+macro_rules! rules {
+    ($($name:ident = $id:literal, $sev:ident, $checks:literal, $fix:literal;)*) => {
+        $(pub const $name: Rule = Rule { id: $id, severity: Severity::$sev, checks: $checks, fix: $fix };)*
+        /// Every rule, in documentation order.
+        pub const RULES: &[Rule] = &[$($name),*];
+    };
+}
+
+rules! {
+    URI_SAN_COUNT = "svid-uri-san-count", Error,
+        "a leaf X509-SVID has exactly one URI SAN",
+        "issue the certificate with exactly one URI SAN: the SPIFFE ID";
+    SPIFFE_ID_SYNTAX = "svid-spiffe-id-syntax", Error,
+        "the URI SAN is a valid SPIFFE ID",
+        "use spiffe://<lowercase trust domain>/<path> with no query, fragment, port, dot or empty segments";
+    TRUST_DOMAIN = "svid-trust-domain", Error,
+        "the SPIFFE ID is in the trust domain given with --trust-domain",
+        "issue the certificate from the CA of the expected trust domain";
+    LEAF_CA_FALSE = "svid-leaf-ca-false", Error,
+        "a leaf has basicConstraints CA:FALSE",
+        "issue leaves with basicConstraints CA:FALSE";
+    LEAF_BASIC_CONSTRAINTS = "svid-leaf-basic-constraints", Warning,
+        "a leaf carries an explicit basicConstraints extension",
+        "add basicConstraints CA:FALSE (the mtls-mesh CA always does)";
+    KEY_USAGE_PRESENT = "svid-key-usage-present", Error,
+        "the keyUsage extension is present",
+        "add a critical keyUsage extension";
+    KEY_USAGE_CRITICAL = "svid-key-usage-critical", Error,
+        "the keyUsage extension is critical",
+        "mark keyUsage critical";
+    LEAF_DIGITAL_SIGNATURE = "svid-leaf-digital-signature", Error,
+        "a leaf's keyUsage has digitalSignature",
+        "set keyUsage digitalSignature";
+    LEAF_NO_CERT_SIGN = "svid-leaf-no-cert-sign", Error,
+        "a leaf's keyUsage has neither keyCertSign nor cRLSign",
+        "remove keyCertSign and cRLSign from the leaf's keyUsage";
+    LEAF_EKU_PRESENT = "svid-leaf-eku-present", Warning,
+        "a leaf has an extendedKeyUsage extension",
+        "add extendedKeyUsage serverAuth, clientAuth";
+    LEAF_EKU_TLS = "svid-leaf-eku-tls", Error,
+        "a leaf's extendedKeyUsage has serverAuth and clientAuth",
+        "set extendedKeyUsage to serverAuth, clientAuth";
+    LEAF_EKU_EXTRA = "mesh-leaf-eku-extra", Warning,
+        "a leaf's extendedKeyUsage has nothing beyond serverAuth and clientAuth",
+        "drop the other purposes; mtls-mesh leaves are for TLS only";
+    SAN_CRITICAL_EMPTY_SUBJECT = "x509-san-critical-empty-subject", Error,
+        "subjectAltName is critical when the subject is empty (RFC 5280 4.2.1.6)",
+        "mark subjectAltName critical, or give the certificate a subject";
+    CA_TRUE = "svid-ca-true", Error,
+        "a signing certificate has basicConstraints CA:TRUE",
+        "issue CA certificates with a critical basicConstraints CA:TRUE";
+    CA_KEY_CERT_SIGN = "svid-ca-key-cert-sign", Error,
+        "a signing certificate's keyUsage has keyCertSign",
+        "set keyUsage keyCertSign (and cRLSign to sign CRLs)";
+    CA_URI_SAN = "svid-ca-uri-san", Warning,
+        "a signing certificate's URI SAN, if any, is a trust domain ID without a path",
+        "use spiffe://<trust domain> or no URI SAN on CA certificates";
+    ECDSA_KEY = "mesh-ecdsa-key", Error,
+        "the key is ECDSA on P-256, P-384 or P-521",
+        "generate an ECDSA key on P-384 (or P-256/P-521); RSA and other keys are refused";
+    CA_KEY_P384 = "mesh-ca-key-p384", Error,
+        "a CA key is ECDSA P-384",
+        "create the CA with an ECDSA P-384 key";
+    SIGNATURE_ALGORITHM = "mesh-signature-algorithm", Error,
+        "a certificate issued by a P-384 CA is signed with ecdsa-with-SHA384, and every signature is ECDSA",
+        "sign with the CA's P-384 key using ecdsa-with-SHA384";
+    LIFETIME = "mesh-lifetime", Warning,
+        "the lifetime is at most --max-lifetime (leaves) or --max-ca-lifetime (CAs)",
+        "issue shorter-lived certificates (the CA default is 1h, its maximum 24h)";
+    SERIAL_ENTROPY = "mesh-serial-entropy", Warning,
+        "the serial has room for at least 128 random bits",
+        "use a random serial of 16 to 20 octets (the mtls-mesh CA uses 159 random bits)";
+    SERIAL_MINIMUM = "x509-serial-entropy-minimum", Error,
+        "the serial has at least 64 bits (CA/Browser Forum minimum)",
+        "use a random serial of 16 to 20 octets";
+    SERIAL_FORMAT = "x509-serial-format", Error,
+        "the serial is positive and at most 20 octets (RFC 5280 4.1.2.2)",
+        "use a positive serial of at most 20 octets";
+    VERSION = "x509-version", Error,
+        "the certificate is X.509 version 3",
+        "issue v3 certificates (extensions need v3)";
+    VALIDITY_ORDER = "x509-validity-order", Error,
+        "NotBefore is not after NotAfter",
+        "fix the validity period";
+    UNKNOWN_CRITICAL = "x509-unknown-critical-extension", Error,
+        "no extension unknown to the verifier is marked critical",
+        "drop the extension or mark it non-critical; verifiers reject unknown critical extensions";
+    AUTHORITY_KEY_ID = "x509-authority-key-id", Warning,
+        "a certificate that is not self-issued has an authorityKeyIdentifier",
+        "add authorityKeyIdentifier (rcgen: use_authority_key_identifier_extension)";
+}
+
+/// One violation of a rule by one certificate.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub fix: &'static str,
+}
+
+impl Finding {
+    pub(crate) fn new(rule: Rule, message: impl Into<String>) -> Finding {
+        Finding {
+            rule: rule.id,
+            severity: rule.severity,
+            message: message.into(),
+            fix: rule.fix,
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The display model: what `show` knows about a certificate, CSR or CRL, as plain data that
+//! the text and JSON renderers share. Field names here are the JSON schema (docs/cli.md).
+
+pub mod cert;
+pub mod crl;
+pub mod csr;
+pub mod ext;
+pub mod key;
+
+use anyhow::Result;
+use time::OffsetDateTime;
+
+use crate::input::{Kind, Object};
+
+pub use cert::CertView;
+pub use crl::CrlView;
+pub use csr::CsrView;
+
+/// One object of a `show` run.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ObjectView {
+    Certificate(Box<CertView>),
+    Csr(Box<CsrView>),
+    Crl(Box<CrlView>),
+}
+
+impl ObjectView {
+    /// Builds the view of `obj`; times relative to `at`.
+    pub fn build(obj: &Object, at: OffsetDateTime) -> Result<ObjectView> {
+        Ok(match obj.kind {
+            Kind::Certificate => ObjectView::Certificate(Box::new(CertView::build(obj, at)?)),
+            Kind::Csr => ObjectView::Csr(Box::new(CsrView::build(obj)?)),
+            Kind::Crl => ObjectView::Crl(Box::new(CrlView::build(obj, at)?)),
+        })
+    }
+}
+
+/// Where an object came from.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Origin {
+    /// File name, or `-` for stdin.
+    pub file: String,
+    /// 1-based position among the objects of that file.
+    pub index: usize,
+}
+
+impl Origin {
+    pub fn of(obj: &Object) -> Origin {
+        Origin {
+            file: obj.source.clone(),
+            index: obj.index,
+        }
+    }
+}
+
+/// A signature algorithm by name and OID.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AlgorithmView {
+    pub name: String,
+    pub oid: String,
+}
+
+impl AlgorithmView {
+    pub fn of(oid: &str) -> AlgorithmView {
+        AlgorithmView {
+            name: crate::names::signature_algorithm_name(oid),
+            oid: oid.to_string(),
+        }
+    }
+}

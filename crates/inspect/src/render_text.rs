@@ -1,0 +1,259 @@
+//! Human-readable output of `show`: one aligned block per object, or one line with `--short`.
+
+use std::fmt::Write as _;
+
+use crate::model::cert::SansView;
+use crate::model::ext::ExtView;
+use crate::model::{CertView, CrlView, CsrView, ObjectView};
+use crate::timefmt::human_duration;
+
+const WIDTH: usize = 21;
+
+/// `label: value` with values aligned in one column whatever the indent.
+fn field(out: &mut String, indent: &str, label: &str, value: impl std::fmt::Display) {
+    let label = format!("{label}:");
+    let width = (WIDTH + 2)
+        .saturating_sub(indent.len())
+        .max(label.len() + 1);
+    let _ = writeln!(out, "{indent}{label:<width$}{value}");
+}
+
+/// The full text block of one object.
+pub fn render(view: &ObjectView) -> String {
+    match view {
+        ObjectView::Certificate(c) => certificate(c),
+        ObjectView::Csr(c) => csr(c),
+        ObjectView::Crl(c) => crl(c),
+    }
+}
+
+fn heading(kind: &str, file: &str, index: usize) -> String {
+    let file = if file == "-" { "<stdin>" } else { file };
+    format!("{kind} {file} #{index}\n")
+}
+
+fn certificate(c: &CertView) -> String {
+    let mut out = heading("Certificate", &c.origin.file, c.origin.index);
+    let i = "  ";
+    field(&mut out, i, "Subject", or_empty(&c.subject));
+    field(&mut out, i, "Issuer", or_empty(&c.issuer));
+    if let Some(id) = &c.spiffe_id {
+        field(&mut out, i, "SPIFFE ID", id);
+    }
+    field(
+        &mut out,
+        i,
+        "Serial",
+        format!("{} ({} bits)", c.serial, c.serial_bits),
+    );
+    field(&mut out, i, "Not before", &c.validity.not_before);
+    field(&mut out, i, "Not after", &c.validity.not_after);
+    field(
+        &mut out,
+        i,
+        "Validity",
+        format!(
+            "{}, {} ({:.0}% of the {} lifetime used)",
+            c.validity.status.as_str(),
+            c.validity.relative,
+            c.validity.lifetime_used_percent.floor(),
+            human_duration(time::Duration::seconds(c.validity.lifetime_seconds))
+        ),
+    );
+    field(&mut out, i, "Public key", c.public_key.describe());
+    field(&mut out, i, "SPKI SHA-256", &c.public_key.spki_sha256);
+    field(
+        &mut out,
+        i,
+        "Signature algorithm",
+        &c.signature_algorithm.name,
+    );
+    sans(&mut out, "SANs", &c.sans, c.spiffe_id.as_deref());
+    if c.version != 3 {
+        field(&mut out, i, "Version", c.version);
+    }
+    extensions(&mut out, "Extensions", &c.extensions);
+    field(&mut out, i, "SHA-256 fingerprint", &c.fingerprint_sha256);
+    field(&mut out, i, "Client key", &c.client_key);
+    out
+}
+
+fn csr(c: &CsrView) -> String {
+    let mut out = heading("Certificate request", &c.origin.file, c.origin.index);
+    let i = "  ";
+    field(&mut out, i, "Subject", or_empty(&c.subject));
+    if let Some(id) = &c.spiffe_id {
+        field(&mut out, i, "SPIFFE ID", id);
+    }
+    field(&mut out, i, "Public key", c.public_key.describe());
+    field(&mut out, i, "SPKI SHA-256", &c.public_key.spki_sha256);
+    let sig = match c.signature_valid {
+        Some(true) => "valid: signed by the key it carries",
+        Some(false) => "INVALID: not signed by the key it carries",
+        None => "not checked (unsupported algorithm)",
+    };
+    field(
+        &mut out,
+        i,
+        "Signature algorithm",
+        format!("{} ({sig})", c.signature_algorithm.name),
+    );
+    sans(&mut out, "Requested SANs", &c.sans, c.spiffe_id.as_deref());
+    field(
+        &mut out,
+        i,
+        "Requests CA",
+        if c.requests_ca { "yes (CA:TRUE)" } else { "no" },
+    );
+    extensions(&mut out, "Requested extensions", &c.requested_extensions);
+    if !c.other_attributes.is_empty() {
+        field(
+            &mut out,
+            i,
+            "Other attributes",
+            c.other_attributes.join(", "),
+        );
+    }
+    out
+}
+
+fn crl(c: &CrlView) -> String {
+    let mut out = heading("CRL", &c.origin.file, c.origin.index);
+    let i = "  ";
+    field(&mut out, i, "Issuer", or_empty(&c.issuer));
+    field(&mut out, i, "Version", c.version);
+    field(&mut out, i, "This update", &c.this_update);
+    match (&c.next_update, &c.relative) {
+        (Some(n), Some(rel)) => field(
+            &mut out,
+            i,
+            "Next update",
+            format!("{n} ({}{rel})", if c.stale { "STALE, " } else { "" }),
+        ),
+        _ => field(&mut out, i, "Next update", "none"),
+    }
+    if let Some(n) = &c.crl_number {
+        field(&mut out, i, "CRL number", n);
+    }
+    field(
+        &mut out,
+        i,
+        "Signature algorithm",
+        &c.signature_algorithm.name,
+    );
+    field(&mut out, i, "Revoked", c.revoked.len());
+    for r in &c.revoked {
+        let reason = r.reason.as_deref().unwrap_or("no reason given");
+        let _ = writeln!(out, "    {}  at {}  {reason}", r.serial, r.revoked_at);
+    }
+    extensions(&mut out, "Extensions", &c.extensions);
+    out
+}
+
+fn or_empty(s: &str) -> &str {
+    if s.is_empty() {
+        "(empty)"
+    } else {
+        s
+    }
+}
+
+fn sans(out: &mut String, label: &str, s: &SansView, spiffe_id: Option<&str>) {
+    if s.is_empty() {
+        field(out, "  ", label, "none");
+        return;
+    }
+    let critical = if s.critical { " (critical)" } else { "" };
+    let _ = writeln!(out, "  {label}{critical}:");
+    let groups: [(&str, &Vec<String>); 5] = [
+        ("URI", &s.uri),
+        ("DNS", &s.dns),
+        ("IP", &s.ip),
+        ("email", &s.email),
+        ("other", &s.other),
+    ];
+    for (kind, values) in groups {
+        for v in values {
+            let mark = if kind == "URI" && Some(v.as_str()) == spiffe_id {
+                "  <- SPIFFE ID"
+            } else {
+                ""
+            };
+            field(out, "    ", kind, format!("{v}{mark}"));
+        }
+    }
+}
+
+fn extensions(out: &mut String, label: &str, exts: &[ExtView]) {
+    if exts.is_empty() {
+        field(out, "  ", label, "none");
+        return;
+    }
+    let _ = writeln!(out, "  {label}:");
+    for e in exts {
+        let name = match &e.name {
+            Some(n) => n.clone(),
+            None => format!("{} (unknown)", e.oid),
+        };
+        let critical = if e.critical { " [critical]" } else { "" };
+        let value = if e.name.as_deref() == Some("subjectAltName") {
+            "see SANs".to_string()
+        } else if e.value.is_empty() {
+            "(empty)".to_string()
+        } else {
+            e.value.join(", ")
+        };
+        let _ = writeln!(out, "    {name}{critical}: {value}");
+    }
+}
+
+/// One line per object for `--short`.
+pub fn short(view: &ObjectView) -> String {
+    match view {
+        ObjectView::Certificate(c) => {
+            let identity = c
+                .spiffe_id
+                .clone()
+                .or_else(|| c.sans.dns.first().cloned())
+                .or_else(|| c.sans.ip.first().cloned())
+                .unwrap_or_else(|| "-".into());
+            format!(
+                "{}: certificate | {} | {identity} | {} | serial {} | {} until {} ({})",
+                origin(&c.origin.file, c.origin.index),
+                or_empty(&c.subject),
+                c.public_key.describe(),
+                c.serial_hex,
+                c.validity.status.as_str(),
+                c.validity.not_after,
+                c.validity.relative
+            )
+        }
+        ObjectView::Csr(c) => format!(
+            "{}: certificate request | {} | {} | {} | signature {}",
+            origin(&c.origin.file, c.origin.index),
+            or_empty(&c.subject),
+            c.spiffe_id.as_deref().unwrap_or("-"),
+            c.public_key.describe(),
+            match c.signature_valid {
+                Some(true) => "valid",
+                Some(false) => "INVALID",
+                None => "not checked",
+            }
+        ),
+        ObjectView::Crl(c) => format!(
+            "{}: CRL | {} | {} revoked | next update {}",
+            origin(&c.origin.file, c.origin.index),
+            or_empty(&c.issuer),
+            c.revoked.len(),
+            match (&c.next_update, &c.relative) {
+                (Some(n), Some(rel)) => format!("{n} ({rel})"),
+                _ => "none".into(),
+            }
+        ),
+    }
+}
+
+fn origin(file: &str, index: usize) -> String {
+    let file = if file == "-" { "<stdin>" } else { file };
+    format!("{file}#{index}")
+}
