@@ -1,1 +1,26 @@
+//! mtls-mesh services: the TLS policy, credentials (static files, CA enrollment, pinned keys),
+//! rotation, revocation, the mTLS HTTP server and the client. The binaries `mtls-server` and
+//! `mtls-client` are thin layers over this library.
 
+pub mod ca_client;
+pub mod cli;
+pub mod client;
+pub mod credentials;
+pub mod enroll;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod https;
+pub mod logging;
+pub mod metrics;
+pub mod refresh;
+pub mod report;
+pub mod revocation;
+pub mod rotation;
+pub mod server;
+pub mod setup;
+pub mod timefmt;
+pub mod tls;
+pub mod trust;
+
+pub use error::{MeshError, Result};

@@ -1,1 +1,13 @@
+//! Test helpers for mtls-mesh: throwaway PKIs (good, expired, not yet valid, wrong EKU,
+//! CA-as-client, foreign CA, self-signed for pinning, CRLs) and child-process helpers that wait
+//! on output lines with timeouts instead of sleeping.
 
+pub mod bins;
+pub mod pki_kit;
+pub mod process;
+pub mod services;
+
+pub use bins::bin_path;
+pub use pki_kit::{self_signed, Leaf, LeafSpec, TestCa};
+pub use process::{run, Proc};
+pub use services::{http_get, start_ca, start_server, CaProc, ServerProc};

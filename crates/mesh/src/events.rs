@@ -1,0 +1,79 @@
+//! Everything worth logging and counting happens through here, so log fields stay uniform.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::credentials::Credential;
+use crate::metrics::Metrics;
+use crate::timefmt::rfc3339;
+
+#[derive(Debug, Default)]
+pub struct Events {
+    pub metrics: Metrics,
+}
+
+impl Events {
+    pub fn new() -> Arc<Events> {
+        Arc::new(Events::default())
+    }
+
+    /// A new certificate went live.
+    pub fn rotated(
+        &self,
+        old: &Credential,
+        new: &Credential,
+        next_rotation: Option<OffsetDateTime>,
+        how: &str,
+    ) {
+        self.metrics.rotations.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            event = "rotated",
+            how,
+            identity = %new.identity(),
+            old_serial = %old.info.serial_hex,
+            new_serial = %new.info.serial_hex,
+            not_after = %rfc3339(new.info.not_after),
+            next_rotation = %next_rotation.map(rfc3339).unwrap_or_else(|| "-".into()),
+            "certificate rotated: serial {} -> {}, valid until {}, next rotation {}",
+            old.info.serial_hex,
+            new.info.serial_hex,
+            rfc3339(new.info.not_after),
+            next_rotation.map(rfc3339).unwrap_or_else(|| "on file change".into()),
+        );
+    }
+
+    pub fn rotation_failed(
+        &self,
+        error: &str,
+        retry_in: std::time::Duration,
+        left: std::time::Duration,
+    ) {
+        self.metrics
+            .rotation_failures
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            event = "rotation_failed",
+            error,
+            retry_in_ms = retry_in.as_millis() as u64,
+            certificate_left_s = left.as_secs(),
+            "renewal failed: {error}; keeping the current certificate, retrying in {}",
+            crate::timefmt::human(retry_in).if_empty("under a second"),
+        );
+    }
+}
+
+trait IfEmpty {
+    fn if_empty(self, alt: &str) -> String;
+}
+
+impl IfEmpty for String {
+    fn if_empty(self, alt: &str) -> String {
+        if self.is_empty() || self == "0s" {
+            alt.to_string()
+        } else {
+            self
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The API: `GET /api/status` and `POST /api/echo`, behind the `--allow-id` check.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::server::peer::Peer;
+use crate::server::ServerShared;
+
+/// Largest echo body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    json_response(status, json!({"error": {"code": code, "message": message}}))
+}
+
+pub async fn handle(
+    req: Request<Incoming>,
+    peer: Arc<Peer>,
+    shared: Arc<ServerShared>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    shared
+        .events
+        .metrics
+        .requests
+        .fetch_add(1, Ordering::Relaxed);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let response = route(req, &peer, &shared).await;
+    tracing::info!(
+        event = "request",
+        peer_addr = %peer.addr,
+        caller = %peer.id_string().unwrap_or_else(|| "-".into()),
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        "{method} {path} from {} -> {}",
+        peer.id_string().unwrap_or_else(|| peer.subject.clone()),
+        response.status().as_u16()
+    );
+    Ok(response)
+}
+
+async fn route(
+    req: Request<Incoming>,
+    peer: &Peer,
+    shared: &ServerShared,
+) -> Response<Full<Bytes>> {
+    if !shared.allow.permits(peer.spiffe_id.as_ref()) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!(
+                "{} is not allowed to call this service (allowed: {})",
+                peer.id_string()
+                    .unwrap_or_else(|| "a caller without a SPIFFE ID".into()),
+                shared.allow.patterns().join(", ")
+            ),
+        );
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/api/status") => json_response(
+            StatusCode::OK,
+            json!({
+                "status": "healthy",
+                "caller": peer.id_string(),
+                "client_key": peer.client_key,
+            }),
+        ),
+        (&Method::POST, "/api/echo") => echo(req, peer).await,
+        (_, "/api/status") | (_, "/api/echo") => error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use GET /api/status or POST /api/echo",
+        ),
+        (_, other) => error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no endpoint {other}; try GET /api/status or POST /api/echo"),
+        ),
+    }
+}
+
+async fn echo(req: Request<Incoming>, peer: &Peer) -> Response<Full<Bytes>> {
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                &format!("the body must be at most {MAX_BODY} bytes"),
+            )
+        }
+    };
+    json_response(
+        StatusCode::OK,
+        json!({
+            "echo": String::from_utf8_lossy(&body),
+            "server_time": crate::timefmt::rfc3339(time::OffsetDateTime::now_utc()),
+            "client_addr": peer.addr.to_string(),
+            "caller": peer.id_string(),
+        }),
+    )
+}

@@ -1,0 +1,302 @@
+//! Turns the command-line options into a running credential: the identity (certificate
+//! resolver), the trust state, and the background tasks that keep them fresh.
+
+use std::sync::Arc;
+
+use rustls::client::danger::ServerCertVerifier;
+use rustls::server::danger::ClientCertVerifier;
+use tokio::task::JoinHandle;
+
+use crate::ca_client::{fetch_root_by_fingerprint, CaClient};
+use crate::cli::CredentialArgs;
+use crate::credentials::static_files::ReloadTarget;
+use crate::credentials::{Identity, Role, StaticFiles};
+use crate::enroll::{Enroller, TokenSource};
+use crate::error::{MeshError, Result};
+use crate::events::Events;
+use crate::https::HttpsUrl;
+use crate::rotation::{self, RotationConfig};
+use crate::tls::{MeshClientVerifier, MeshServerVerifier, PinSet, PinnedVerifier, TlsPolicy};
+use crate::trust::{Roots, TrustState};
+
+/// Which of the three credential sources is in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Enrolled,
+    Static,
+    Pinned,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enrolled => "enrolled",
+            Mode::Static => "static files",
+            Mode::Pinned => "pinned",
+        }
+    }
+}
+
+/// A service's credential machinery. Dropping it stops the background tasks.
+pub struct Services {
+    pub mode: Mode,
+    pub identity: Arc<Identity>,
+    /// None in pinned mode.
+    pub trust: Option<Arc<TrustState>>,
+    pub pins: Option<PinSet>,
+    pub policy: TlsPolicy,
+    pub events: Arc<Events>,
+    /// The next planned rotation (enrolled mode).
+    pub next_rotation: Option<time::OffsetDateTime>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn mode_of(args: &CredentialArgs) -> Result<Mode> {
+    let enrolled = args.ca_url.is_some();
+    let files = args.cert.is_some() || args.key.is_some();
+    if enrolled && files {
+        return Err(MeshError::Config(
+            "--ca-url (enrolled mode) and --cert/--key (static mode) exclude each other".into(),
+        ));
+    }
+    if enrolled {
+        if !args.trust_pin.is_empty() || args.crl.is_some() {
+            return Err(MeshError::Config(
+                "--trust-pin and --crl are for static/pinned mode, not with --ca-url".into(),
+            ));
+        }
+        return Ok(Mode::Enrolled);
+    }
+    if !files {
+        return Err(MeshError::Config(
+            "no credentials: give --ca-url ... (enrolled), --cert/--key/--ca-cert (static files) \
+             or --cert/--key/--trust-pin (pinned); see --help"
+                .into(),
+        ));
+    }
+    if args.cert.is_none() || args.key.is_none() {
+        return Err(MeshError::Config("--cert and --key go together".into()));
+    }
+    match (args.ca_cert.is_some(), !args.trust_pin.is_empty()) {
+        (true, false) => Ok(Mode::Static),
+        (false, true) => Ok(Mode::Pinned),
+        (true, true) => Err(MeshError::Config(
+            "--ca-cert and --trust-pin exclude each other: trust a CA or pinned keys, not both"
+                .into(),
+        )),
+        (false, false) => Err(MeshError::Config(
+            "static files need --ca-cert (the CA to trust) or --trust-pin (pinned peer keys)"
+                .into(),
+        )),
+    }
+}
+
+impl Services {
+    /// Loads or obtains the first certificate and starts the background tasks.
+    pub async fn start(args: &CredentialArgs, role: Role) -> Result<Services> {
+        let policy = TlsPolicy::with_extra_groups(TlsPolicy::parse_groups(&args.groups)?);
+        let events = Events::new();
+        let mut services = match mode_of(args)? {
+            Mode::Enrolled => Self::start_enrolled(args, role, policy, events).await?,
+            mode => Self::start_files(args, role, policy, events, mode)?,
+        };
+        services
+            .tasks
+            .push(tokio::spawn(crate::health::log_transitions(
+                services.identity.clone(),
+            )));
+        Ok(services)
+    }
+
+    fn start_files(
+        args: &CredentialArgs,
+        role: Role,
+        policy: TlsPolicy,
+        events: Arc<Events>,
+        mode: Mode,
+    ) -> Result<Services> {
+        let files = StaticFiles {
+            // mode_of checked that both are present.
+            cert: args.cert.clone().unwrap_or_default(),
+            key: args.key.clone().unwrap_or_default(),
+            ca_cert: args.ca_cert.clone(),
+            crl: args.crl.clone(),
+        };
+        let first = files.load(&policy, role)?;
+        let pins = if mode == Mode::Pinned {
+            Some(PinSet::parse(&args.trust_pin)?)
+        } else {
+            None
+        };
+        let trust = first.roots.clone().map(TrustState::new);
+        if let (Some(trust), Some(revoked)) = (&trust, first.revoked.clone()) {
+            trust.set_revoked(revoked, true);
+        }
+        let identity = Identity::new(first.credential.clone());
+        let target = ReloadTarget {
+            identity: identity.clone(),
+            trust: trust.clone(),
+            policy: policy.clone(),
+            role,
+            events: events.clone(),
+        };
+        let interval = args.reload_interval;
+        let task = tokio::spawn(async move { files.watch(&first, target, interval).await });
+        Ok(Services {
+            mode,
+            identity,
+            trust,
+            pins,
+            policy,
+            events,
+            next_rotation: None,
+            tasks: vec![task],
+        })
+    }
+
+    async fn start_enrolled(
+        args: &CredentialArgs,
+        role: Role,
+        policy: TlsPolicy,
+        events: Arc<Events>,
+    ) -> Result<Services> {
+        let url = HttpsUrl::parse(args.ca_url.as_deref().unwrap_or_default())?;
+        let spiffe_id = pki::SpiffeId::parse(args.spiffe_id.as_deref().ok_or_else(|| {
+            MeshError::Config(
+                "--ca-url needs --spiffe-id (the identity the join token allows)".into(),
+            )
+        })?)?;
+        let token = match (&args.join_token, &args.join_token_file) {
+            (Some(t), None) => TokenSource::Literal(t.clone()),
+            (None, Some(f)) => TokenSource::File(f.clone()),
+            (Some(_), Some(_)) => {
+                return Err(MeshError::Config(
+                    "give --join-token or --join-token-file, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(MeshError::Config(
+                    "--ca-url needs a join token: --join-token-file FILE (or --join-token); \
+                     create one with `mtls-ca token --spiffe-id ...`"
+                        .into(),
+                ))
+            }
+        };
+        if !(args.rotate_at > 0.0 && args.rotate_at < 1.0) {
+            return Err(MeshError::Config(format!(
+                "--rotate-at {} must be between 0 and 1 (exclusive), e.g. 0.5",
+                args.rotate_at
+            )));
+        }
+        let curve: pki::Curve = args.curve.parse()?;
+        let roots = match (&args.ca_fingerprint, &args.ca_cert) {
+            (Some(fp), None) => {
+                fetch_root_by_fingerprint(&url, fp, &policy, std::time::Duration::from_secs(10))
+                    .await?
+            }
+            (None, Some(path)) => Roots::from_pem(&pki::files::read(path)?)?,
+            (Some(_), Some(_)) => {
+                return Err(MeshError::Config(
+                    "give --ca-fingerprint or --ca-cert, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(MeshError::Config(
+                    "--ca-url needs --ca-fingerprint SHA256 (printed by mtls-ca at start) or \
+                     --ca-cert FILE to authenticate the CA"
+                        .into(),
+                ))
+            }
+        };
+        let trust = TrustState::new(roots);
+        let ca = CaClient::new(url, trust.clone(), policy.clone());
+        let enroller = Arc::new(Enroller::new(
+            ca.clone(),
+            spiffe_id,
+            token,
+            curve,
+            args.ttl,
+            role,
+            trust.clone(),
+            policy.clone(),
+        ));
+        let credential = enroller.enroll().await?;
+        let identity = Identity::new(credential);
+        if let Err(e) = crate::refresh::refresh_once(&ca, &trust, &events).await {
+            tracing::warn!(event = "refresh_failed", error = %e, "first CRL/bundle fetch failed: {e}; retrying every {:?}", args.crl_refresh);
+        }
+        let config = RotationConfig {
+            rotate_at: args.rotate_at,
+            ..RotationConfig::default()
+        };
+        let jitter = rotation::random_jitter();
+        let next = rotation::next_rotation(&identity.current(), config.rotate_at, jitter);
+        let rotate = tokio::spawn(rotation::run(
+            enroller,
+            identity.clone(),
+            events.clone(),
+            config,
+            jitter,
+        ));
+        let refresh = tokio::spawn(crate::refresh::run(
+            ca,
+            trust.clone(),
+            events.clone(),
+            args.crl_refresh,
+        ));
+        Ok(Services {
+            mode: Mode::Enrolled,
+            identity,
+            trust: Some(trust),
+            pins: None,
+            policy,
+            events,
+            next_rotation: Some(next),
+            tasks: vec![rotate, refresh],
+        })
+    }
+
+    /// The verifier a server uses for client certificates.
+    pub fn client_cert_verifier(&self) -> Result<Arc<dyn ClientCertVerifier>> {
+        match (&self.trust, &self.pins) {
+            (_, Some(pins)) => Ok(PinnedVerifier::new(pins.clone(), self.policy.clone())),
+            (Some(trust), None) => Ok(MeshClientVerifier::new(
+                trust.clone(),
+                self.policy.clone(),
+                true,
+            )?),
+            (None, None) => Err(MeshError::Config("no trust configured".into())),
+        }
+    }
+
+    /// The verifier a client uses for servers; `server_id` additionally pins the SPIFFE ID.
+    pub fn server_cert_verifier(
+        &self,
+        server_id: Option<pki::SpiffeId>,
+    ) -> Result<Arc<dyn ServerCertVerifier>> {
+        match (&self.trust, &self.pins) {
+            (_, Some(pins)) => {
+                if server_id.is_some() {
+                    tracing::warn!(
+                        "--server-id is not checked in pinned mode: the pin names the exact key"
+                    );
+                }
+                Ok(PinnedVerifier::new(pins.clone(), self.policy.clone()))
+            }
+            (Some(trust), None) => Ok(MeshServerVerifier::new(
+                trust.clone(),
+                self.policy.clone(),
+                server_id,
+            )?),
+            (None, None) => Err(MeshError::Config("no trust configured".into())),
+        }
+    }
+}

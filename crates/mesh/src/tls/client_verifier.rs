@@ -1,0 +1,165 @@
+//! Server-side verification of client certificates: webpki path validation against the current
+//! roots (clientAuth EKU, validity, CA-as-leaf refused), then an O(1) revocation lookup, then the
+//! SPIFFE ID requirement.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls_pki_types::{CertificateDer, UnixTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::error::{MeshError, Result};
+use crate::tls::identity_error::PeerIdentityError;
+use crate::tls::policy::TlsPolicy;
+use crate::trust::{Roots, TrustState};
+
+/// `WebPkiClientVerifier` is immutable, so the wrapper holds it behind an `ArcSwap` and builds a
+/// new one when the roots change. Revocation is not given to webpki (it would re-verify the
+/// CRL signature on every handshake); the wrapper looks the serial up in the trust state.
+pub struct MeshClientVerifier {
+    inner: ArcSwap<Inner>,
+    trust: Arc<TrustState>,
+    policy: TlsPolicy,
+    /// Owned here because the inner verifier is swapped and cannot lend its own. They name the
+    /// roots trusted when the verifier was built; they are advisory (TLS 1.3
+    /// certificate_authorities) and clients holding one certificate ignore them.
+    hints: Vec<DistinguishedName>,
+    require_spiffe_id: bool,
+}
+
+impl std::fmt::Debug for MeshClientVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshClientVerifier").finish_non_exhaustive()
+    }
+}
+
+/// The webpki verifier together with the roots it was built from.
+struct Inner {
+    roots: Arc<Roots>,
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+fn build_inner(roots: Arc<Roots>, policy: &TlsPolicy) -> Result<Inner> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.store(), policy.provider())
+        .build()
+        .map_err(|e| MeshError::Trust(format!("building the client certificate verifier: {e}")))?;
+    Ok(Inner { roots, verifier })
+}
+
+impl MeshClientVerifier {
+    pub fn new(
+        trust: Arc<TrustState>,
+        policy: TlsPolicy,
+        require_spiffe_id: bool,
+    ) -> Result<Arc<MeshClientVerifier>> {
+        let inner = build_inner(trust.roots(), &policy)?;
+        let hints = inner.verifier.root_hint_subjects().to_vec();
+        Ok(Arc::new(MeshClientVerifier {
+            inner: ArcSwap::from_pointee(inner),
+            trust,
+            policy,
+            hints,
+            require_spiffe_id,
+        }))
+    }
+
+    /// The path validator for the trust state's current roots, rebuilt (once) when a refresh
+    /// has swapped the roots since the last handshake.
+    fn current(&self) -> std::result::Result<Arc<dyn ClientCertVerifier>, Error> {
+        let inner = self.inner.load();
+        let roots = self.trust.roots();
+        if Arc::ptr_eq(&inner.roots, &roots) {
+            return Ok(inner.verifier.clone());
+        }
+        let fresh = build_inner(roots, &self.policy).map_err(|e| Error::General(e.to_string()))?;
+        let verifier = fresh.verifier.clone();
+        self.inner.store(Arc::new(fresh));
+        Ok(verifier)
+    }
+}
+
+/// Checks that the end-entity certificate is not revoked and, when required, names a SPIFFE ID.
+pub(crate) fn post_path_checks(
+    end_entity: &CertificateDer<'_>,
+    trust: &TrustState,
+    require_spiffe_id: bool,
+) -> std::result::Result<(), Error> {
+    let (_, cert) = X509Certificate::from_der(end_entity)
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    if trust.revoked().is_revoked(
+        cert.tbs_certificate.issuer.as_raw(),
+        cert.tbs_certificate.raw_serial(),
+    ) {
+        return Err(Error::InvalidCertificate(CertificateError::Revoked));
+    }
+    if require_spiffe_id {
+        let info = pki::CertInfo::from_der(end_entity)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if info.spiffe_id().is_none() {
+            return Err(PeerIdentityError::NoSpiffeId.into_rustls());
+        }
+    }
+    Ok(())
+}
+
+impl ClientCertVerifier for MeshClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, Error> {
+        self.current()?
+            .verify_client_cert(end_entity, intermediates, now)?;
+        post_path_checks(end_entity, &self.trust, self.require_spiffe_id)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.policy.signature_algorithms(),
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.policy.signature_algorithms(),
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.policy.signature_algorithms().supported_schemes()
+    }
+}

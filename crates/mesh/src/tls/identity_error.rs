@@ -1,0 +1,22 @@
+//! Verification failures that rustls has no variant for. They travel inside
+//! `CertificateError::Other` so logs and the client can name them precisely.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum PeerIdentityError {
+    #[error("the certificate carries no SPIFFE ID (exactly one spiffe:// URI SAN is required)")]
+    NoSpiffeId,
+    #[error("the server presented {presented}, not the expected {expected}")]
+    UnexpectedServerId { expected: String, presented: String },
+    #[error("the certificate's public key (sha256:{presented}) matches none of the pinned keys")]
+    PinMismatch { presented: String },
+}
+
+impl PeerIdentityError {
+    pub fn into_rustls(self) -> rustls::Error {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+            std::sync::Arc::new(self),
+        )))
+    }
+}

@@ -1,0 +1,217 @@
+//! Pinned mode (design note 002, Method II): instead of a CA, each peer trusts a list of public
+//! key hashes, `--trust-pin sha256:<hex SHA-256 of the SubjectPublicKeyInfo DER>`. Several pins
+//! may be given so a peer can rotate its key: pin old and new, roll, then drop the old pin.
+//!
+//! A pinned peer is accepted when its end-entity key hash is pinned and the certificate is within
+//! its validity period; there is no chain and no hostname check (the pin names the exact key).
+//! Compute a pin with
+//! `openssl x509 -in cert.pem -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum`.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::error::{MeshError, Result};
+use crate::tls::identity_error::PeerIdentityError;
+use crate::tls::policy::TlsPolicy;
+
+/// Hex SHA-256 of a certificate's SubjectPublicKeyInfo: the value `--trust-pin` takes.
+pub fn spki_pin_of(cert_der: &[u8]) -> Result<String> {
+    let (_, cert) = X509Certificate::from_der(cert_der)
+        .map_err(|e| MeshError::Credential(format!("cannot parse certificate: {e}")))?;
+    Ok(pki::sha256_hex(cert.tbs_certificate.subject_pki.raw))
+}
+
+/// The accepted key hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinSet {
+    pins: Vec<String>,
+}
+
+impl PinSet {
+    /// Parses `sha256:<64 hex>` values (colons and case ignored).
+    pub fn parse(values: &[String]) -> Result<PinSet> {
+        if values.is_empty() {
+            return Err(MeshError::Config(
+                "pinned mode needs at least one --trust-pin".into(),
+            ));
+        }
+        let mut pins = Vec::new();
+        for v in values {
+            let body = v.trim().strip_prefix("sha256:").ok_or_else(|| {
+                MeshError::Config(format!(
+                    "--trust-pin {v:?}: expected sha256:<64 hex digits of the SPKI SHA-256>"
+                ))
+            })?;
+            let hex = pki::certinfo::normalize_fingerprint(body).ok_or_else(|| {
+                MeshError::Config(format!(
+                    "--trust-pin {v:?}: the hash must be 64 hex digits (SHA-256)"
+                ))
+            })?;
+            if !pins.contains(&hex) {
+                pins.push(hex);
+            }
+        }
+        Ok(PinSet { pins })
+    }
+
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        now: UnixTime,
+    ) -> std::result::Result<(), Error> {
+        let (_, cert) = X509Certificate::from_der(end_entity)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let presented = pki::sha256_hex(cert.tbs_certificate.subject_pki.raw);
+        if !self.pins.contains(&presented) {
+            return Err(PeerIdentityError::PinMismatch { presented }.into_rustls());
+        }
+        let now_secs = now.as_secs() as i64;
+        let validity = cert.validity();
+        if now_secs < validity.not_before.timestamp() {
+            return Err(Error::InvalidCertificate(CertificateError::NotValidYet));
+        }
+        if now_secs > validity.not_after.timestamp() {
+            return Err(Error::InvalidCertificate(CertificateError::Expired));
+        }
+        Ok(())
+    }
+}
+
+/// Verifies peers (clients on a server, servers on a client) by pinned key.
+#[derive(Debug)]
+pub struct PinnedVerifier {
+    pins: PinSet,
+    policy: TlsPolicy,
+}
+
+impl PinnedVerifier {
+    pub fn new(pins: PinSet, policy: TlsPolicy) -> Arc<PinnedVerifier> {
+        Arc::new(PinnedVerifier { pins, policy })
+    }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.policy.signature_algorithms(),
+        )
+    }
+
+    fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.policy.signature_algorithms(),
+        )
+    }
+}
+
+impl ClientCertVerifier for PinnedVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, Error> {
+        self.pins.check(end_entity, now)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, Error> {
+        self.tls12(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, Error> {
+        self.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.policy.signature_algorithms().supported_schemes()
+    }
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, Error> {
+        self.pins.check(end_entity, now)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, Error> {
+        self.tls12(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, Error> {
+        self.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.policy.signature_algorithms().supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pins_and_refuses_bad_ones() {
+        let hex = "ab".repeat(32);
+        let set = PinSet::parse(&[
+            format!("sha256:{hex}"),
+            format!("sha256:{}", hex.to_uppercase()),
+        ])
+        .unwrap();
+        assert_eq!(set.pins.len(), 1);
+        assert!(PinSet::parse(std::slice::from_ref(&hex)).is_err());
+        assert!(PinSet::parse(&["sha256:abcd".into()]).is_err());
+        assert!(PinSet::parse(&[]).is_err());
+    }
+}

@@ -1,0 +1,58 @@
+//! Certificate resolvers that hand every new handshake the current certificate. Rotation stores
+//! a new `CertifiedKey`; handshakes already under way and open connections keep the old one.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::client::ResolvesClientCert;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::SignatureScheme;
+
+/// One resolver for both roles: the server presents it in every handshake, the client whenever
+/// the server asks for a certificate.
+#[derive(Debug)]
+pub struct CertResolver {
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl CertResolver {
+    pub fn new(initial: Arc<CertifiedKey>) -> Arc<CertResolver> {
+        Arc::new(CertResolver {
+            current: ArcSwap::new(initial),
+        })
+    }
+
+    /// Publishes a new certificate for all handshakes that start from now on.
+    pub fn swap(&self, next: Arc<CertifiedKey>) {
+        self.current.store(next);
+    }
+
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.current.load_full()
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+impl ResolvesClientCert for CertResolver {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        let key = self.current.load_full();
+        // Offer the certificate only when the server can verify our key's signature scheme;
+        // otherwise the handshake would fail later with a less helpful error.
+        key.key.choose_scheme(sigschemes)?;
+        Some(key)
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}

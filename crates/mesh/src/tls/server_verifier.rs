@@ -1,0 +1,150 @@
+//! Client-side verification of servers: webpki path validation and server name (DNS/IP SAN)
+//! against the current roots, the revocation lookup, and optionally the server's SPIFFE ID.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::{DigitallySignedStruct, Error, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::error::{MeshError, Result};
+use crate::tls::client_verifier::post_path_checks;
+use crate::tls::identity_error::PeerIdentityError;
+use crate::tls::policy::TlsPolicy;
+use crate::trust::{Roots, TrustState};
+
+pub struct MeshServerVerifier {
+    inner: ArcSwap<Inner>,
+    trust: Arc<TrustState>,
+    policy: TlsPolicy,
+    expected_id: Option<pki::SpiffeId>,
+}
+
+impl std::fmt::Debug for MeshServerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshServerVerifier")
+            .field("expected_id", &self.expected_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The webpki verifier together with the roots it was built from.
+struct Inner {
+    roots: Arc<Roots>,
+    verifier: Arc<WebPkiServerVerifier>,
+}
+
+fn build_inner(roots: Arc<Roots>, policy: &TlsPolicy) -> Result<Inner> {
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots.store(), policy.provider())
+        .build()
+        .map_err(|e| MeshError::Trust(format!("building the server certificate verifier: {e}")))?;
+    Ok(Inner { roots, verifier })
+}
+
+impl MeshServerVerifier {
+    /// `expected_id`: when set, the server's certificate must carry exactly this SPIFFE ID.
+    pub fn new(
+        trust: Arc<TrustState>,
+        policy: TlsPolicy,
+        expected_id: Option<pki::SpiffeId>,
+    ) -> Result<Arc<MeshServerVerifier>> {
+        let inner = build_inner(trust.roots(), &policy)?;
+        Ok(Arc::new(MeshServerVerifier {
+            inner: ArcSwap::from_pointee(inner),
+            trust,
+            policy,
+            expected_id,
+        }))
+    }
+
+    /// The path validator for the trust state's current roots, rebuilt (once) when a refresh
+    /// has swapped the roots since the last handshake.
+    fn current(&self) -> std::result::Result<Arc<WebPkiServerVerifier>, Error> {
+        let inner = self.inner.load();
+        let roots = self.trust.roots();
+        if Arc::ptr_eq(&inner.roots, &roots) {
+            return Ok(inner.verifier.clone());
+        }
+        let fresh = build_inner(roots, &self.policy).map_err(|e| Error::General(e.to_string()))?;
+        let verifier = fresh.verifier.clone();
+        self.inner.store(Arc::new(fresh));
+        Ok(verifier)
+    }
+}
+
+impl ServerCertVerifier for MeshServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, Error> {
+        self.current()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        post_path_checks(end_entity, &self.trust, false)?;
+        if let Some(expected) = &self.expected_id {
+            let presented = pki::CertInfo::from_der(end_entity)
+                .ok()
+                .and_then(|i| i.spiffe_id());
+            match presented {
+                Some(id) if &id == expected => {}
+                Some(id) => {
+                    return Err(PeerIdentityError::UnexpectedServerId {
+                        expected: expected.to_string(),
+                        presented: id.to_string(),
+                    }
+                    .into_rustls())
+                }
+                None => {
+                    return Err(PeerIdentityError::UnexpectedServerId {
+                        expected: expected.to_string(),
+                        presented: "a certificate without a SPIFFE ID".into(),
+                    }
+                    .into_rustls())
+                }
+            }
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.policy.signature_algorithms(),
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.policy.signature_algorithms(),
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.policy.signature_algorithms().supported_schemes()
+    }
+}

@@ -1,0 +1,160 @@
+//! Starting mtls-server / mtls-ca processes and talking to their plain-HTTP admin endpoints.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::bins::bin_path;
+use crate::process::Proc;
+
+/// How long a service may take to print its listening line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running mtls-server.
+pub struct ServerProc {
+    pub proc: Proc,
+    pub port: u16,
+    pub admin_port: Option<u16>,
+}
+
+impl ServerProc {
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// GET on the admin listener; returns (status, body).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin_port.expect("started with --admin-listen"), path)
+    }
+}
+
+fn port_of(line: &str, prefix: &str) -> u16 {
+    line.trim()
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.rsplit(':').next())
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+/// Starts `mtls-server --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 ARGS...` and waits for
+/// its listening line.
+pub fn start_server(name: &str, args: &[String]) -> ServerProc {
+    let mut cmd = Command::new(bin_path("mtls-server"));
+    cmd.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info");
+    let proc = Proc::spawn(name, cmd);
+    let admin = proc.wait_for(
+        |l| l.starts_with("admin listening on http://"),
+        START_TIMEOUT,
+    );
+    let listening = proc.wait_for(|l| l.starts_with("listening on https://"), START_TIMEOUT);
+    ServerProc {
+        port: port_of(&listening, "listening on https://"),
+        admin_port: Some(port_of(&admin, "admin listening on http://")),
+        proc,
+    }
+}
+
+/// A running mtls-ca.
+pub struct CaProc {
+    pub proc: Proc,
+    pub port: u16,
+    pub fingerprint: String,
+    pub data_dir: std::path::PathBuf,
+}
+
+impl CaProc {
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    /// `mtls-ca token --data-dir DIR --spiffe-id ID [extra...]` → the token.
+    pub fn token(&self, spiffe_id: &str, extra: &[&str]) -> String {
+        let out = Command::new(bin_path("mtls-ca"))
+            .args(["token", "--data-dir"])
+            .arg(&self.data_dir)
+            .args(["--spiffe-id", spiffe_id])
+            .args(extra)
+            .output()
+            .expect("run mtls-ca token");
+        assert!(
+            out.status.success(),
+            "mtls-ca token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `mtls-ca revoke --data-dir DIR --serial HEX`.
+    pub fn revoke(&self, serial: &str) {
+        let out = Command::new(bin_path("mtls-ca"))
+            .args(["revoke", "--data-dir"])
+            .arg(&self.data_dir)
+            .args(["--serial", serial, "--reason", "keyCompromise"])
+            .output()
+            .expect("run mtls-ca revoke");
+        assert!(
+            out.status.success(),
+            "mtls-ca revoke failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Starts `mtls-ca --data-dir DIR --listen ADDR ARGS...` and waits for the fingerprint and
+/// listening lines. Pass `listen` = "127.0.0.1:0" for a fresh port, or a fixed address to
+/// restart a CA where clients expect it.
+pub fn start_ca(name: &str, data_dir: &std::path::Path, listen: &str, args: &[&str]) -> CaProc {
+    let mut cmd = Command::new(bin_path("mtls-ca"));
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", listen])
+        .args(args);
+    let proc = Proc::spawn(name, cmd);
+    let fp_line = proc.wait_for(
+        |l| l.starts_with("root fingerprint (SHA-256): "),
+        START_TIMEOUT,
+    );
+    let fingerprint = fp_line
+        .trim()
+        .trim_start_matches("root fingerprint (SHA-256): ")
+        .to_string();
+    let listening = proc.wait_for(|l| l.starts_with("listening on https://"), START_TIMEOUT);
+    CaProc {
+        port: port_of(&listening, "listening on https://"),
+        fingerprint,
+        data_dir: data_dir.to_path_buf(),
+        proc,
+    }
+}
+
+/// Plain HTTP/1.1 GET on 127.0.0.1:port; returns (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
