@@ -1,0 +1,97 @@
+//! `mtls-bench`: a bounded load generator for HTTPS servers that require client certificates.
+//! Loopback targets only. Every response is checked (status and caller identity), so a fast
+//! wrong answer never counts.
+
+mod cli;
+mod stats;
+mod target;
+mod tls;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mtls-bench: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: cli::Args) -> anyhow::Result<std::process::ExitCode> {
+    let target = target::Target::parse(&args.target)?;
+    let setup = Arc::new(worker::Setup::new(&args, target)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }))
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let report = runtime.block_on(async {
+        let done = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let deadline = started + args.duration;
+        let mut workers = Vec::new();
+        for i in 0..args.concurrency {
+            workers.push(tokio::spawn(worker::run(
+                setup.clone(),
+                i,
+                deadline,
+                args.requests,
+                done.clone(),
+                stop.clone(),
+            )));
+        }
+        let progress = tokio::spawn(progress(done.clone(), stop.clone(), started, args.quiet));
+        let mut merged = stats::Stats::default();
+        for w in workers {
+            match w.await {
+                Ok(s) => merged.merge(s),
+                Err(e) => merged.error(format!("worker_panicked: {e}")),
+            }
+        }
+        let elapsed = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        progress.abort();
+        merged.finish(elapsed, &args)
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if report.errors_total == 0 && report.requests > 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+async fn progress(done: Arc<AtomicU64>, stop: Arc<AtomicBool>, started: Instant, quiet: bool) {
+    let mut last = 0;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = done.load(Ordering::Relaxed);
+        if !quiet {
+            eprintln!(
+                "[{:>5.1}s] {} requests ({} /s)",
+                started.elapsed().as_secs_f64(),
+                now,
+                now - last
+            );
+        }
+        last = now;
+    }
+}

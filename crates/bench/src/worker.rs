@@ -1,0 +1,239 @@
+//! The request loops of each mode.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::cli::{Args, Mode};
+use crate::stats::Stats;
+use crate::target::Target;
+
+/// Nothing a single request does may take longer than this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pre-made CSRs for ca-renew mode, so client-side key generation stays out of the measurement.
+const CSR_POOL: usize = 64;
+
+pub struct Setup {
+    connector: TlsConnector,
+    target: Target,
+    server_name: ServerName<'static>,
+    expect: String,
+    mode: Mode,
+    csr_bodies: Vec<Bytes>,
+}
+
+impl Setup {
+    pub fn new(args: &Args, target: Target) -> anyhow::Result<Setup> {
+        let config = crate::tls::client_config(&args.cert, &args.key, &args.ca_cert, &args.groups)?;
+        let name = args
+            .servername
+            .clone()
+            .unwrap_or_else(|| target.host.clone());
+        let server_name = ServerName::try_from(name.clone())
+            .with_context(|| format!("bad server name {name:?}"))?;
+        let expect = match &args.expect {
+            Some(e) => e.clone(),
+            None => {
+                let certs = pki::pem::parse_certificates(&std::fs::read(&args.cert)?)?;
+                let info =
+                    pki::CertInfo::from_der(certs.first().context("no certificate in --cert")?)?;
+                info.spiffe_id()
+                    .context("the client certificate has no SPIFFE ID; pass --expect TEXT to check responses")?
+                    .to_string()
+            }
+        };
+        let mut csr_bodies = Vec::new();
+        if args.mode == Mode::CaRenew {
+            let params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+            for _ in 0..CSR_POOL {
+                let key = pki::keys::generate(pki::Curve::P384)?;
+                let csr = params.serialize_request(&key)?.pem()?;
+                csr_bodies.push(Bytes::from(serde_json::to_vec(
+                    &serde_json::json!({ "csr": csr }),
+                )?));
+            }
+        }
+        Ok(Setup {
+            connector: TlsConnector::from(Arc::new(config)),
+            target,
+            server_name: server_name.to_owned(),
+            expect,
+            mode: args.mode,
+            csr_bodies,
+        })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let tcp = TcpStream::connect(self.target.addr)
+            .await
+            .map_err(|e| format!("connect: {}", e.kind()))?;
+        let _ = tcp.set_nodelay(true);
+        let tls = self
+            .connector
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| classify_io(&e, "tls_handshake"))?;
+        let (sender, conn) = http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| classify(&e, "http_handshake"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    fn request(&self, n: u64) -> Request<Full<Bytes>> {
+        let builder = Request::builder()
+            .uri(self.target.path.as_str())
+            .header(hyper::header::HOST, self.target.host.as_str());
+        let built = match self.mode {
+            Mode::CaRenew => builder
+                .method(Method::POST)
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(
+                    self.csr_bodies[n as usize % self.csr_bodies.len()].clone(),
+                )),
+            Mode::New => builder
+                .method(Method::GET)
+                .header(hyper::header::CONNECTION, "close")
+                .body(Full::new(Bytes::new())),
+            Mode::Keepalive | Mode::Hold => builder.method(Method::GET).body(Full::new(Bytes::new())),
+        };
+        // Method, URI path and header values come from a validated Target: cannot fail.
+        built.unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+    }
+
+    async fn exchange(&self, sender: &mut SendRequest<Full<Bytes>>, n: u64) -> Result<(), String> {
+        sender
+            .ready()
+            .await
+            .map_err(|e| classify(&e, "connection_closed"))?;
+        let resp = sender
+            .send_request(self.request(n))
+            .await
+            .map_err(|e| classify(&e, "http"))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| classify(&e, "http_body"))?
+            .to_bytes();
+        if status != hyper::StatusCode::OK {
+            return Err(format!("status_{}", status.as_u16()));
+        }
+        if !contains(&body, self.expect.as_bytes()) {
+            return Err("identity_mismatch".into());
+        }
+        Ok(())
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Names an error by its TLS alert when there is one, since that is what differs between a
+/// misconfigured client and an overloaded server.
+fn classify(e: &(dyn std::error::Error + 'static), fallback: &str) -> String {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return tls_kind(tls);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return classify_io(io, fallback);
+        }
+        cur = err.source();
+    }
+    fallback.to_string()
+}
+
+fn classify_io(e: &std::io::Error, fallback: &str) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => tls_kind(tls),
+        None => format!("{fallback}: {}", e.kind()),
+    }
+}
+
+fn tls_kind(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::AlertReceived(alert) => format!("tls_alert_{alert:?}"),
+        other => format!("tls: {other}"),
+    }
+}
+
+async fn stop_or_deadline(stop: &AtomicBool, deadline: Instant) {
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn run(
+    setup: Arc<Setup>,
+    _worker: usize,
+    deadline: Instant,
+    limit: Option<u64>,
+    done: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> Stats {
+    let mut stats = Stats::default();
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    loop {
+        if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let n = done.fetch_add(1, Ordering::Relaxed);
+        if limit.is_some_and(|l| n >= l) {
+            break;
+        }
+        let started = Instant::now();
+        let attempt = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            if setup.mode == Mode::New || sender.is_none() {
+                sender = Some(setup.connect().await?);
+                stats.handshakes += 1;
+            }
+            match sender.as_mut() {
+                Some(s) => setup.exchange(s, n).await,
+                None => Err("no connection".to_string()),
+            }
+        })
+        .await;
+        match attempt {
+            Ok(Ok(())) => stats.ok(started.elapsed()),
+            Ok(Err(kind)) => {
+                stats.error(kind);
+                sender = None;
+            }
+            Err(_) => {
+                stats.error("timeout");
+                sender = None;
+            }
+        }
+        if setup.mode == Mode::New {
+            sender = None;
+        }
+        if setup.mode == Mode::Hold {
+            // One request proves the connection works; then it just stays open.
+            if sender.is_some() {
+                stop_or_deadline(&stop, deadline).await;
+            }
+            break;
+        }
+    }
+    drop(sender);
+    stats
+}

@@ -1,0 +1,3 @@
+module mtls-mesh/bench/goserver
+
+go 1.19
