@@ -13,7 +13,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 pub fn group(name: &str) -> anyhow::Result<&'static dyn SupportedKxGroup> {
     Ok(match name.trim().to_ascii_lowercase().as_str() {
         "secp384r1" | "p-384" | "p384" => aws_lc_rs::kx_group::SECP384R1,
-        "secp521r1" | "p-521" | "p521" => mesh::tls::p521::SECP521R1,
+        "secp521r1" | "p-521" | "p521" => pki::tls_p521::SECP521R1,
         "x25519" => aws_lc_rs::kx_group::X25519,
         "x25519mlkem768" => aws_lc_rs::kx_group::X25519MLKEM768,
         "secp256r1" | "p-256" | "p256" => aws_lc_rs::kx_group::SECP256R1,

@@ -107,7 +107,9 @@ impl Setup {
                 .method(Method::GET)
                 .header(hyper::header::CONNECTION, "close")
                 .body(Full::new(Bytes::new())),
-            Mode::Keepalive | Mode::Hold => builder.method(Method::GET).body(Full::new(Bytes::new())),
+            Mode::Keepalive | Mode::Hold => {
+                builder.method(Method::GET).body(Full::new(Bytes::new()))
+            }
         };
         // Method, URI path and header values come from a validated Target: cannot fail.
         built.unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))

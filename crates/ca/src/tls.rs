@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 /// Lifetime of the CA's API certificate; it is re-issued at half-life while the CA runs.
 pub const API_CERT_LIFETIME: Duration = Duration::days(7);
 
-/// The provider of DESIGN §2: AES-256-GCM then AES-128-GCM, secp384r1 key exchange.
+/// The provider of DESIGN §2: AES-256-GCM then AES-128-GCM, secp384r1 and secp521r1.
 pub fn provider() -> Arc<CryptoProvider> {
     use rustls::crypto::aws_lc_rs::{cipher_suite, default_provider, kx_group};
     let mut p = default_provider();
@@ -26,7 +26,7 @@ pub fn provider() -> Arc<CryptoProvider> {
         cipher_suite::TLS13_AES_256_GCM_SHA384,
         cipher_suite::TLS13_AES_128_GCM_SHA256,
     ];
-    p.kx_groups = vec![kx_group::SECP384R1];
+    p.kx_groups = vec![kx_group::SECP384R1, pki::tls_p521::SECP521R1];
     Arc::new(p)
 }
 

@@ -182,7 +182,10 @@ async fn expired_certificates_leave_the_crl() {
             assert!(text.contains("No Revoked Certificates"), "{text}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "expired entry still listed: {text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired entry still listed: {text}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }

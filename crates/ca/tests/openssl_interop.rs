@@ -139,3 +139,54 @@ async fn external_openssl_root_serves_and_mismatched_key_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not match the CA certificate"), "{err}");
 }
+
+/// Runs `openssl s_client` against the CA with extra arguments and returns its combined output.
+fn s_client(ca: &Ca, extra: &[&str]) -> (bool, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root.pem");
+    std::fs::write(&root, ca.root_pem()).unwrap();
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", ca.port),
+            "-servername",
+            "localhost",
+            "-CAfile",
+        ])
+        .arg(&root)
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take()); // EOF right after the handshake ends the session
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn ca_api_is_tls13_only_with_p384_and_p521() {
+    let ca = Ca::start(&[]);
+    let (_, out) = s_client(&ca, &["-tls1_3", "-groups", "P-521"]);
+    assert!(out.contains("Server Temp Key: ECDH, secp521r1"), "{out}");
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+    let (_, out) = s_client(&ca, &["-tls1_3", "-groups", "P-384"]);
+    assert!(
+        out.contains("TLS_AES_256_GCM_SHA384") && out.contains("Server Temp Key: ECDH, secp384r1"),
+        "{out}"
+    );
+    let (ok, out) = s_client(&ca, &["-tls1_2"]);
+    assert!(
+        !ok && out.contains("alert protocol version"),
+        "TLS 1.2 must be refused: {out}"
+    );
+    let (ok, out) = s_client(&ca, &["-tls1_3", "-groups", "P-256"]);
+    assert!(!ok, "a P-256-only client must not negotiate: {out}");
+}

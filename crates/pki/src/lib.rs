@@ -15,6 +15,7 @@ pub mod renewal;
 pub mod root;
 pub mod serial;
 pub mod spiffe;
+pub mod tls_p521;
 pub mod verify;
 
 pub use certinfo::CertInfo;

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use pki::verify::{ExpectedIdentity, Purpose, VerifyOptions};
 use rcgen::KeyPair;
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::{MeshError, Result};
 use crate::tls::TlsPolicy;
@@ -20,10 +21,10 @@ pub enum Role {
 }
 
 impl Role {
-    fn usage(self) -> webpki::KeyUsage {
+    fn purpose(self) -> Purpose {
         match self {
-            Role::Server => webpki::KeyUsage::server_auth(),
-            Role::Client => webpki::KeyUsage::client_auth(),
+            Role::Server => Purpose::Server,
+            Role::Client => Purpose::Client,
         }
     }
 
@@ -99,69 +100,39 @@ impl Credential {
             .unwrap_or_else(|| self.info.subject.clone())
     }
 
-    /// Checks a certificate before it is published: it chains to `roots`, is valid now, allows
-    /// `role`, and carries `expected_id` when one is given. A certificate failing any check is
-    /// never swapped in.
+    /// Checks a certificate before it is published, with the same validator as
+    /// `mtls-inspect verify` (`pki::verify`): it chains to `roots`, is valid now, allows `role`,
+    /// and carries `expected_id` when one is given. A certificate failing any check is never
+    /// swapped in.
     pub fn validate(
         &self,
         roots: &Roots,
         role: Role,
         expected_id: Option<&pki::SpiffeId>,
     ) -> Result<()> {
-        let leaf = &self.chain[0];
-        let ee = webpki::EndEntityCert::try_from(leaf)
-            .map_err(|e| MeshError::Credential(format!("cannot parse the certificate: {e:?}")))?;
-        let anchors: Vec<_> = roots
-            .certs()
-            .iter()
-            .filter_map(|c| webpki::anchor_from_trusted_cert(c).ok())
-            .collect();
-        let algs = TlsPolicy::default().signature_algorithms();
-        ee.verify_for_usage(
-            algs.all,
-            &anchors,
+        let expected = expected_id.map(|id| ExpectedIdentity::SpiffeId(id.clone()));
+        let opts = VerifyOptions {
+            time: time::OffsetDateTime::now_utc(),
+            purpose: role.purpose(),
+            hostname: None,
+            identity: expected.as_ref(),
+        };
+        let no_crls: &[&[u8]] = &[];
+        pki::verify::verify_chain(
+            &self.chain[0],
             &self.chain[1..],
-            UnixTime::now(),
-            role.usage(),
-            None,
-            None,
+            roots.certs(),
+            no_crls,
+            &opts,
         )
         .map_err(|e| {
             MeshError::Credential(format!(
-                "certificate {} ({}) does not validate against the trusted roots {:?} for {}: {}",
+                "certificate {} ({}) was not accepted for {}: {e}",
                 self.info.serial_hex,
                 self.identity(),
-                roots.subjects(),
-                role.eku_name(),
-                webpki_words(&e)
+                role.eku_name()
             ))
         })?;
-        if let Some(expected) = expected_id {
-            match self.spiffe_id() {
-                Some(id) if &id == expected => {}
-                Some(id) => {
-                    return Err(MeshError::Credential(format!(
-                        "certificate for {id} is not valid for {expected}"
-                    )))
-                }
-                None => {
-                    return Err(MeshError::Credential(format!(
-                        "certificate {} carries no SPIFFE ID; expected {expected}",
-                        self.info.serial_hex
-                    )))
-                }
-            }
-        }
         Ok(())
-    }
-}
-
-fn webpki_words(e: &webpki::Error) -> String {
-    match e {
-        webpki::Error::UnknownIssuer => "signed by an unknown CA".into(),
-        webpki::Error::CertExpired { .. } => "expired".into(),
-        webpki::Error::CertNotValidYet { .. } => "not yet valid".into(),
-        webpki::Error::CaUsedAsEndEntity => "it is a CA certificate".into(),
-        other => format!("{other:?}"),
     }
 }
