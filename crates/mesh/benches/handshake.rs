@@ -124,10 +124,52 @@ fn revoked_entries(n: usize, now: OffsetDateTime) -> Vec<RevokedEntry> {
         .collect()
 }
 
+/// Plain rustls with its stock webpki verifiers and the same provider, certificates and group:
+/// the ceiling our verifiers and policy are measured against.
+fn baseline_pair(ca: &CaMaterial) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
+    let policy = TlsPolicy::default();
+    let provider = policy.provider();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert_der().clone()).expect("root");
+    let roots = Arc::new(roots);
+    let server_cred = leaf(
+        ca,
+        "spiffe://mesh.local/service/api",
+        &["localhost".into()],
+        Curve::P384,
+    );
+    let client_cred = leaf(ca, "spiffe://mesh.local/service/worker", &[], Curve::P384);
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots.clone(),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
+    let mut server = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("tls13")
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(CertResolver::new(server_cred.certified.clone()));
+    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    server.send_tls13_tickets = 0;
+    let mut client = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("tls13")
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(CertResolver::new(client_cred.certified.clone()));
+    client.resumption = rustls::client::Resumption::disabled();
+    (Arc::new(client), Arc::new(server))
+}
+
 fn handshakes(c: &mut Criterion) {
     let now = OffsetDateTime::now_utc();
     let ca = CaMaterial::generate_root("Bench Root", now).expect("root");
     let mut group = c.benchmark_group("handshake");
+    let (client, server) = baseline_pair(&ca);
+    handshake(&client, &server);
+    group.bench_function("rustls baseline, P-384", |b| {
+        b.iter(|| handshake(&client, &server))
+    });
     for (label, curve, kx) in [
         (
             "P-384 keys, secp384r1",
