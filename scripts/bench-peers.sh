@@ -25,11 +25,12 @@ Options:
   --reps N         repetitions, targets alternate within each (default 3)
   --json-dir DIR   keep every mtls-bench JSON report in DIR
   --idle-conns N   idle keep-alive connections for the memory measurement (default 10000, 0 = skip)
+  --rotation-reps N  keep-alive runs of 20 s with and without 10 s certificates (default 3, 0 = skip)
   -h, --help       this text
 USAGE
 }
 
-duration=10s concurrency=32 reps=3 json_dir="" idle_conns=10000
+duration=10s concurrency=32 reps=3 json_dir="" idle_conns=10000 rotation_reps=3
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -37,6 +38,7 @@ while (($#)); do
     --reps) reps=$2; shift 2 ;;
     --json-dir) json_dir=$2; shift 2 ;;
     --idle-conns) idle_conns=$2; shift 2 ;;
+    --rotation-reps) rotation_reps=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-peers.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -66,7 +68,6 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   if [ -n "${KEEP_WORK:-}" ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
 }
@@ -201,17 +202,17 @@ hold() { # hold NAME PORT PID...
   local before after log="$work/hold-$name.err"
   before=$(rss_kib "$@")
   "$bin/mtls-bench" "https://localhost:$port/api/status" --mode hold --concurrency "$idle_conns" \
-    --duration 60s --requests "$idle_conns" --cert "$pki/bench-client.crt" --key "$pki/bench-client.key" \
+    --duration 150s --requests "$idle_conns" --cert "$pki/bench-client.crt" --key "$pki/bench-client.key" \
     --ca-cert "$pki/ca.crt" --expect bench-client --json >"$work/hold-$name.json" 2>"$log" &
   local bench=$!
   # Wait (bounded) until every connection has made its request and is idle.
-  for _ in $(seq 1 600); do
-    grep -q "\] $idle_conns requests" "$log" 2>/dev/null && break
+  for _ in $(seq 1 1200); do
+    grep -q "\] ok $idle_conns of" "$log" 2>/dev/null && break
     sleep 0.1
   done
   sleep 1
   after=$(rss_kib "$@")
-  kill -INT "$bench" 2>/dev/null || true
+  kill -TERM "$bench" 2>/dev/null || true
   wait "$bench" 2>/dev/null || true
   printf "%-12s %8d idle connections: RSS %6d MiB -> %6d MiB, %5.1f KiB per connection\n" \
     "$name" "$idle_conns" $((before / 1024)) $((after / 1024)) \
@@ -222,4 +223,44 @@ if [ "$idle_conns" -gt 0 ]; then
   echo "Memory with $idle_conns idle keep-alive mTLS connections"
   hold mtls-server "$mtls_port" "$mtls_pid"
   hold nginx "$nginx_port" "$(cat "$work/nginx.pid")"
+fi
+
+# Rotation cost: the same enrolled server once with 10 s certificates (a rotation about every
+# 5 s) and once with 1 h certificates, keep-alive load on both, alternating.
+if [ "$rotation_reps" -gt 0 ]; then
+  echo
+  echo "Keep-alive throughput with and without rotation (10 s certificates), 20 s runs"
+  ca_local=${ca_url/127.0.0.1/localhost}
+  start_enrolled() { # start_enrolled NAME TTL PORT
+    local token
+    token=$("$bin/mtls-ca" --data-dir "$work/ca" token --spiffe-id "spiffe://mesh.local/bench/$1" \
+      --dns localhost --ip 127.0.0.1 2>/dev/null)
+    "$bin/mtls-server" --listen "127.0.0.1:$3" --ca-url "$ca_local" --ca-cert "$pki/ca.crt" \
+      --spiffe-id "spiffe://mesh.local/bench/$1" --join-token "$token" --ttl "$2" \
+      2>"$work/$1.err" >/dev/null &
+    pids+=($!)
+  }
+  rot_port=$(free_port) still_port=$(free_port)
+  start_enrolled rotating 10s "$rot_port"
+  start_enrolled steady 1h "$still_port"
+  wait_ready rotating "$rot_port"
+  wait_ready steady "$still_port"
+  : >"$work/rotation.jsonl"
+  for rep in $(seq 1 "$rotation_reps"); do
+    for target in steady rotating; do
+      port=$still_port
+      [ "$target" = rotating ] && port=$rot_port
+      echo "== rotation rep $rep/$rotation_reps: $target" >&2
+      "$bin/mtls-bench" "https://localhost:$port/api/status" --mode keepalive --duration 20s \
+        --concurrency "$concurrency" --cert "$pki/bench-client.crt" --key "$pki/bench-client.key" \
+        --ca-cert "$pki/ca.crt" --expect bench-client --label "$target" --json --quiet \
+        | jq -c . >>"$work/rotation.jsonl" || true
+    done
+  done
+  rotations=$(grep -c 'rotated' "$work/rotating.err" || true)
+  jq -rs '
+    def median: sort | if length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
+    group_by(.label) | .[] | [.[0].label, (map(.requests_per_sec) | median | floor), (map(.errors_total) | add)] | @tsv
+  ' "$work/rotation.jsonl" | awk '{ printf "%-10s %10s req/s  errors %s\n", $1, $2, $3 }'
+  echo "rotations of the rotating server during the runs: $rotations"
 fi

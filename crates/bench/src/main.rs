@@ -8,7 +8,7 @@ mod target;
 mod tls;
 mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,22 +39,26 @@ fn run(args: cli::Args) -> anyhow::Result<std::process::ExitCode> {
         .build()
         .context("starting the runtime")?;
     let report = runtime.block_on(async {
-        let done = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(worker::Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let deadline = started + args.duration;
         let mut workers = Vec::new();
-        for i in 0..args.concurrency {
+        for _ in 0..args.concurrency {
             workers.push(tokio::spawn(worker::run(
                 setup.clone(),
-                i,
                 deadline,
                 args.requests,
-                done.clone(),
+                counters.clone(),
                 stop.clone(),
             )));
         }
-        let progress = tokio::spawn(progress(done.clone(), stop.clone(), started, args.quiet));
+        let progress = tokio::spawn(progress(
+            counters.clone(),
+            stop.clone(),
+            started,
+            args.quiet,
+        ));
         let mut merged = stats::Stats::default();
         for w in workers {
             match w.await {
@@ -79,19 +83,25 @@ fn run(args: cli::Args) -> anyhow::Result<std::process::ExitCode> {
     })
 }
 
-async fn progress(done: Arc<AtomicU64>, stop: Arc<AtomicBool>, started: Instant, quiet: bool) {
+async fn progress(
+    counters: Arc<worker::Counters>,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    quiet: bool,
+) {
     let mut last = 0;
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = done.load(Ordering::Relaxed);
+        let ok = counters.succeeded.load(Ordering::Relaxed);
         if !quiet {
+            // "ok N of" is parsed by scripts/bench-peers.sh to know when hold mode is complete.
             eprintln!(
-                "[{:>5.1}s] {} requests ({} /s)",
+                "[{:>5.1}s] ok {ok} of {} requests ({} /s)",
                 started.elapsed().as_secs_f64(),
-                now,
-                now - last
+                counters.attempted.load(Ordering::Relaxed),
+                ok - last
             );
         }
-        last = now;
+        last = ok;
     }
 }

@@ -30,7 +30,13 @@ pub struct Setup {
     expect: String,
     mode: Mode,
     csr_bodies: Vec<Bytes>,
+    /// In hold mode, limits how many connections are being set up at once, so a slow server
+    /// works through the queue instead of timing the tail out.
+    ramp: Arc<tokio::sync::Semaphore>,
 }
+
+/// Connections set up in parallel in hold mode.
+const HOLD_RAMP: usize = 64;
 
 impl Setup {
     pub fn new(args: &Args, target: Target) -> anyhow::Result<Setup> {
@@ -70,6 +76,7 @@ impl Setup {
             expect,
             mode: args.mode,
             csr_bodies,
+            ramp: Arc::new(tokio::sync::Semaphore::new(HOLD_RAMP)),
         })
     }
 
@@ -178,6 +185,13 @@ fn tls_kind(e: &rustls::Error) -> String {
     }
 }
 
+/// Shared progress counters of all workers.
+#[derive(Default)]
+pub struct Counters {
+    pub attempted: AtomicU64,
+    pub succeeded: AtomicU64,
+}
+
 async fn stop_or_deadline(stop: &AtomicBool, deadline: Instant) {
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -186,12 +200,12 @@ async fn stop_or_deadline(stop: &AtomicBool, deadline: Instant) {
 
 pub async fn run(
     setup: Arc<Setup>,
-    _worker: usize,
     deadline: Instant,
     limit: Option<u64>,
-    done: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) -> Stats {
+    let done = &counters.attempted;
     let mut stats = Stats::default();
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     loop {
@@ -202,6 +216,11 @@ pub async fn run(
         if limit.is_some_and(|l| n >= l) {
             break;
         }
+        let permit = if setup.mode == Mode::Hold {
+            setup.ramp.clone().acquire_owned().await.ok()
+        } else {
+            None
+        };
         let started = Instant::now();
         let attempt = tokio::time::timeout(REQUEST_TIMEOUT, async {
             if setup.mode == Mode::New || sender.is_none() {
@@ -214,8 +233,12 @@ pub async fn run(
             }
         })
         .await;
+        drop(permit);
         match attempt {
-            Ok(Ok(())) => stats.ok(started.elapsed()),
+            Ok(Ok(())) => {
+                stats.ok(started.elapsed());
+                counters.succeeded.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(Err(kind)) => {
                 stats.error(kind);
                 sender = None;
