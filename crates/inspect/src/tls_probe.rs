@@ -336,12 +336,16 @@ fn after_handshake(
 
 fn alert_name(alert: rustls::AlertDescription) -> String {
     // rustls spells alerts in CamelCase; the RFC spells them in snake_case.
+    // An underscore goes only where a lowercase letter meets an uppercase one, so acronyms stay
+    // whole: UnknownCA -> unknown_ca, not unknown_c_a.
     let camel = format!("{alert:?}");
     let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
+    let mut prev_lower = false;
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
             out.push('_');
         }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
         out.push(c.to_ascii_lowercase());
     }
     out
@@ -379,6 +383,10 @@ mod tests {
         assert_eq!(
             alert_name(rustls::AlertDescription::BadCertificate),
             "bad_certificate"
+        );
+        assert_eq!(
+            alert_name(rustls::AlertDescription::UnknownCA),
+            "unknown_ca"
         );
     }
 

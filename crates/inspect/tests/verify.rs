@@ -420,3 +420,42 @@ fn usage_and_read_errors_exit_2() {
         assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
     }
 }
+
+#[test]
+fn crl_without_crl_number_is_explained() {
+    // `openssl ca -gencrl` without a crlnumber file makes a CRL that webpki refuses; the error
+    // must say what is missing and how to fix it.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ca = pki::CaMaterial::generate_root("No CRL Number Root", common::now()).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.cert_pem()).unwrap();
+    std::fs::write(dir.join("ca.key"), ca.key_pem()).unwrap();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ndefault_md = sha384\ndefault_crl_days = 1\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "ca", "-gencrl", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt", "-out",
+            "crl.pem",
+        ],
+    );
+    std::fs::write(dir.join("leaf.pem"), ca.cert_pem()).unwrap();
+    let r = run_in(
+        dir,
+        &[
+            "verify", "leaf.pem", "--roots", "ca.crt", "--crl", "crl.pem",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("cannot parse the CRL #1: it has no CRL number extension"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("crlnumber"), "{}", r.stderr);
+}

@@ -257,8 +257,21 @@ impl TrustStore {
             let what = format!("CRL #{}", i + 1);
             let (_, parsed) = CertificateRevocationList::from_der(der)
                 .map_err(|e| malformed(&what, e.to_string()))?;
-            let owned = OwnedCertRevocationList::from_der(der)
-                .map_err(|e| malformed(&what, webpki_reason(&e)))?;
+            let owned = OwnedCertRevocationList::from_der(der).map_err(|e| {
+                // webpki insists on a v2 CRL with the crlNumber extension RFC 5280 §5.2.3
+                // requires; `openssl ca -gencrl` makes a v1 CRL without it unless the CA
+                // configuration names a crlnumber file.
+                if parsed.crl_number().is_none() {
+                    malformed(
+                        &what,
+                        "it has no CRL number extension (RFC 5280 requires one; with `openssl ca \
+                         -gencrl`, set crlnumber = FILE in the CA section and create it, e.g. \
+                         `echo 01 > crlnumber`)",
+                    )
+                } else {
+                    malformed(&what, webpki_reason(&e))
+                }
+            })?;
             store.crls.push(Crl {
                 list: CertRevocationList::from(owned),
                 issuer: parsed.issuer().to_string(),
