@@ -46,6 +46,19 @@ async fn state_survives_restart_and_kill_9() {
     let dir = tmp.path().join("ca");
     let ca = Ca::start_in(&dir, &[]);
     let fingerprint = ca.fingerprint.clone();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode(&dir.join("root.key")),
+            0o600,
+            "the root key must be owner-only"
+        );
+        assert_eq!(mode(&dir), 0o700, "the data directory must be owner-only");
+        // The fingerprint printed is the SHA-256 of the root DER on disk.
+        let der = pki::pem::parse_certificates(&ca.root_pem()).unwrap();
+        assert_eq!(pki::sha256_hex(&der[0]), fingerprint);
+    }
     let (_, a) = enroll(&ca, "spiffe://mesh.local/service/a").await;
     let (_, b) = enroll(&ca, "spiffe://mesh.local/service/b").await;
     let serial_a = a["serial"].as_str().unwrap().to_string();
