@@ -77,6 +77,12 @@ pub struct CredentialArgs {
     )]
     pub rotate_at: f64,
 
+    /// At start, keep retrying to reach the CA (root download and first enrollment) for this
+    /// long, with backoff, before giving up. Refusals (used, unknown or expired token, wrong
+    /// identity, bad request) fail at once.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration, help_heading = "Enrolled mode (certificate from mtls-ca)")]
+    pub enroll_timeout: Duration,
+
     /// How often to fetch the CA's CRL and trust bundle.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, help_heading = "Enrolled mode (certificate from mtls-ca)")]
     pub crl_refresh: Duration,

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::future::Future;
+
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
 use crate::ca_client::{CaClient, SignResponse};
@@ -155,5 +157,180 @@ impl Enroller {
         }
         credential.validate(&self.trust.roots(), self.role, Some(&self.spiffe_id))?;
         Ok(credential)
+    }
+}
+
+/// Whether a failed first enrollment (or root bootstrap) is worth retrying: the CA could not be
+/// reached, the connection broke, or the CA had a temporary problem (5xx, 408, 429). Refusals
+/// (400 bad request, 401 token used/unknown/expired, 403 identity not authorised, other 4xx),
+/// a root that does not match the fingerprint, bad configuration and a certificate that fails
+/// validation will not change by asking again.
+pub fn is_retryable(err: &MeshError) -> bool {
+    match err {
+        MeshError::Ca { .. } | MeshError::Connect { .. } | MeshError::Http(_) => true,
+        MeshError::CaRefused { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+        _ => false,
+    }
+}
+
+/// Runs `op` (root bootstrap, first enrollment) until it succeeds, a non-retryable error comes
+/// back, or `deadline` passes. Waits between attempts with the renewal backoff
+/// (`pki::renewal::retry_delay`: doubling from `base`, never more than a quarter of the time
+/// left before the deadline) and logs every failure. `what` names the step in the logs; `limit`
+/// is the configured time limit, for the final error.
+pub async fn retry_until<T, F, Fut>(
+    what: &str,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    base: Duration,
+    mut op: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt: u32 = 0;
+    loop {
+        let err = match op().await {
+            Ok(v) => {
+                if attempt > 0 {
+                    tracing::info!(
+                        event = "enroll_recovered",
+                        attempts = attempt + 1,
+                        "{what}: succeeded after {} attempts",
+                        attempt + 1
+                    );
+                }
+                return Ok(v);
+            }
+            Err(e) if !is_retryable(&e) => return Err(e),
+            Err(e) => e,
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(MeshError::GaveUp {
+                what: what.to_string(),
+                after: humantime::format_duration(limit).to_string(),
+                attempts: attempt + 1,
+                last: Box::new(err),
+            });
+        }
+        let base_t = time::Duration::try_from(base).unwrap_or(time::Duration::SECOND);
+        let left_t = time::Duration::try_from(left).unwrap_or(time::Duration::ZERO);
+        let delay = Duration::try_from(pki::renewal::retry_delay(attempt, base_t, left_t))
+            .unwrap_or(base)
+            .min(left);
+        tracing::warn!(
+            event = "enroll_failed",
+            attempt = attempt + 1,
+            error = %err,
+            retry_in_ms = delay.as_millis() as u64,
+            "{what} failed: {err}; retrying in {delay:?} (giving up {}s from now, --enroll-timeout)",
+            left.as_secs()
+        );
+        tokio::time::sleep(delay).await;
+        attempt = attempt.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn unreachable() -> MeshError {
+        MeshError::Ca {
+            url: "https://localhost:1/api/v1/sign".into(),
+            message: "connection to localhost:1: TCP connect: Connection refused".into(),
+        }
+    }
+
+    #[test]
+    fn classification() {
+        assert!(is_retryable(&unreachable()));
+        assert!(is_retryable(&MeshError::Connect {
+            addr: "localhost:1".into(),
+            message: "refused".into()
+        }));
+        let refused = |status| MeshError::CaRefused {
+            status,
+            code: "x".into(),
+            message: "y".into(),
+        };
+        for status in [400, 401, 403, 404, 413] {
+            assert!(!is_retryable(&refused(status)), "{status}");
+        }
+        for status in [408, 429, 500, 502, 503] {
+            assert!(is_retryable(&refused(status)), "{status}");
+        }
+        assert!(!is_retryable(&MeshError::Trust("wrong fingerprint".into())));
+        assert!(!is_retryable(&MeshError::Config("bad".into())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_until_the_ca_answers() {
+        let calls = AtomicU32::new(0);
+        let limit = Duration::from_secs(120);
+        let deadline = tokio::time::Instant::now() + limit;
+        let started = tokio::time::Instant::now();
+        let got = retry_until("enrolling", deadline, limit, Duration::from_secs(1), || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 4 {
+                    Err(unreachable())
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, 4);
+        // 1 + 2 + 4 + 8 s of backoff.
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_fail_at_once() {
+        let calls = AtomicU32::new(0);
+        let limit = Duration::from_secs(120);
+        let deadline = tokio::time::Instant::now() + limit;
+        let started = tokio::time::Instant::now();
+        let err = retry_until("enrolling", deadline, limit, Duration::from_secs(1), || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err::<(), _>(MeshError::CaRefused {
+                    status: 401,
+                    code: "token_used".into(),
+                    message: "the join token has already been used".into(),
+                })
+            }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert!(err.to_string().contains("(401, token_used)"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_at_the_deadline_with_the_cause() {
+        let calls = AtomicU32::new(0);
+        let limit = Duration::from_secs(120);
+        let deadline = tokio::time::Instant::now() + limit;
+        let err = retry_until("enrolling", deadline, limit, Duration::from_secs(1), || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(unreachable()) }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(tokio::time::Instant::now(), deadline);
+        assert!(calls.load(Ordering::SeqCst) > 5);
+        let text = err.to_string();
+        assert!(
+            text.contains("gave up after 2m (--enroll-timeout)"),
+            "{text}"
+        );
+        assert!(text.contains("Connection refused"), "{text}");
     }
 }

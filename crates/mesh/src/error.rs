@@ -21,6 +21,13 @@ pub enum MeshError {
         code: String,
         message: String,
     },
+    #[error("{what}: gave up after {after} (--enroll-timeout), {attempts} attempt(s); last error: {last}")]
+    GaveUp {
+        what: String,
+        after: String,
+        attempts: u32,
+        last: Box<MeshError>,
+    },
     #[error("connection to {addr}: {message}")]
     Connect { addr: String, message: String },
     #[error("HTTP: {0}")]

@@ -19,6 +19,7 @@ pub mod revocation;
 pub mod rotation;
 pub mod server;
 pub mod setup;
+pub mod stop;
 pub mod timefmt;
 pub mod tls;
 pub mod trust;

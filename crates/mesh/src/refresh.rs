@@ -11,6 +11,7 @@ use crate::ca_client::CaClient;
 use crate::error::Result;
 use crate::events::Events;
 use crate::revocation::{verify_crl, RevokedSet};
+use crate::stop::Stop;
 use crate::trust::TrustState;
 
 /// One refresh round: bundle, then CRL (so a CRL signed by a newly added root verifies).
@@ -40,11 +41,29 @@ pub async fn refresh_once(ca: &CaClient, trust: &TrustState, events: &Events) ->
     Ok(())
 }
 
-/// Refreshes forever, logging failures when they start and when they end.
-pub async fn run(ca: CaClient, trust: Arc<TrustState>, events: Arc<Events>, interval: Duration) {
+/// Refreshes until `stop` is requested, logging failures when they start and when they end. A
+/// refresh cut short by the stop is a cancellation, not a failure: it is neither logged nor
+/// counted.
+pub async fn run(
+    ca: CaClient,
+    trust: Arc<TrustState>,
+    events: Arc<Events>,
+    interval: Duration,
+    stop: Stop,
+) {
     let mut failing = false;
     loop {
-        match refresh_once(&ca, &trust, &events).await {
+        let result = tokio::select! {
+            biased;
+            () = stop.wait() => return,
+            r = refresh_once(&ca, &trust, &events) => r,
+        };
+        if stop.requested() {
+            // Whatever happened, it happened while we were being stopped (the runtime may be
+            // tearing down the connection under us).
+            return;
+        }
+        match result {
             Ok(()) => {
                 if failing {
                     tracing::info!(
@@ -65,6 +84,10 @@ pub async fn run(ca: CaClient, trust: Arc<TrustState>, events: Arc<Events>, inte
                 failing = true;
             }
         }
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            biased;
+            () = stop.wait() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
     }
 }

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::credentials::{Credential, Identity};
 use crate::enroll::Enroller;
 use crate::events::Events;
+use crate::stop::Stop;
 use crate::timefmt::until;
 
 /// Jitter bound as a fraction of the lifetime.
@@ -48,13 +49,15 @@ impl Default for RotationConfig {
     }
 }
 
-/// Runs forever: sleeps until the next rotation, renews, publishes, repeats.
+/// Runs until `stop` is requested (spawn it with [`Stop::spawn`]): sleeps until the next
+/// rotation, renews, publishes, repeats. A renewal cut short by the stop is not a failure.
 pub async fn run(
     enroller: Arc<Enroller>,
     identity: Arc<Identity>,
     events: Arc<Events>,
     config: RotationConfig,
     first_jitter: f64,
+    stop: Stop,
 ) {
     let mut jitter = first_jitter;
     loop {
@@ -100,6 +103,7 @@ pub async fn run(
                     events.rotated(&old, &identity.current(), Some(next_at), how);
                     break;
                 }
+                Err(_) if stop.requested() => return,
                 Err(e) => {
                     let now = OffsetDateTime::now_utc();
                     let left = until(current.info.not_after, now);

@@ -11,11 +11,12 @@ use crate::ca_client::{fetch_root_by_fingerprint, CaClient};
 use crate::cli::CredentialArgs;
 use crate::credentials::static_files::ReloadTarget;
 use crate::credentials::{Identity, Role, StaticFiles};
-use crate::enroll::{Enroller, TokenSource};
+use crate::enroll::{retry_until, Enroller, TokenSource};
 use crate::error::{MeshError, Result};
 use crate::events::Events;
 use crate::https::HttpsUrl;
 use crate::rotation::{self, RotationConfig};
+use crate::stop::Stop;
 use crate::tls::{MeshClientVerifier, MeshServerVerifier, PinSet, PinnedVerifier, TlsPolicy};
 use crate::trust::{Roots, TrustState};
 
@@ -49,10 +50,20 @@ pub struct Services {
     /// The next planned rotation (enrolled mode).
     pub next_rotation: Option<time::OffsetDateTime>,
     tasks: Vec<JoinHandle<()>>,
+    stop: Stop,
 }
+
+/// First wait between attempts to reach the CA at start (then doubling, like renewal).
+const ENROLL_RETRY_BASE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long `Services::shutdown` waits for the background tasks before aborting them.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for Services {
     fn drop(&mut self) {
+        // Request the stop first: a task being polled right now on another worker sees it and
+        // stays quiet about errors caused by the teardown.
+        self.stop.request();
         for t in &self.tasks {
             t.abort();
         }
@@ -108,12 +119,19 @@ impl Services {
             Mode::Enrolled => Self::start_enrolled(args, role, policy, events).await?,
             mode => Self::start_files(args, role, policy, events, mode)?,
         };
-        services
-            .tasks
-            .push(tokio::spawn(crate::health::log_transitions(
-                services.identity.clone(),
-            )));
+        let health = services
+            .stop
+            .spawn(crate::health::log_transitions(services.identity.clone()));
+        services.tasks.push(health);
         Ok(services)
+    }
+
+    /// Stops the background tasks and waits for them to end (aborting any that take longer
+    /// than a moment). Call it before the runtime goes away, so that no refresh or renewal is
+    /// torn down half-way and reported as a failure.
+    pub async fn shutdown(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        crate::stop::stop_and_join(&self.stop, tasks, SHUTDOWN_GRACE).await;
     }
 
     fn start_files(
@@ -149,7 +167,8 @@ impl Services {
             events: events.clone(),
         };
         let interval = args.reload_interval;
-        let task = tokio::spawn(async move { files.watch(&first, target, interval).await });
+        let stop = Stop::new();
+        let task = stop.spawn(async move { files.watch(&first, target, interval).await });
         Ok(Services {
             mode,
             identity,
@@ -159,6 +178,7 @@ impl Services {
             events,
             next_rotation: None,
             tasks: vec![task],
+            stop,
         })
     }
 
@@ -197,10 +217,16 @@ impl Services {
             )));
         }
         let curve: pki::Curve = args.curve.parse()?;
+        // The CA may not be up yet (services started together): retry reaching it, bounded.
+        let deadline = tokio::time::Instant::now() + args.enroll_timeout;
+        let limit = args.enroll_timeout;
         let roots = match (&args.ca_fingerprint, &args.ca_cert) {
             (Some(fp), None) => {
-                fetch_root_by_fingerprint(&url, fp, &policy, std::time::Duration::from_secs(10))
-                    .await?
+                let what = "downloading the CA root";
+                retry_until(what, deadline, limit, ENROLL_RETRY_BASE, || {
+                    fetch_root_by_fingerprint(&url, fp, &policy, std::time::Duration::from_secs(10))
+                })
+                .await?
             }
             (None, Some(path)) => Roots::from_pem(&pki::files::read(path)?)?,
             (Some(_), Some(_)) => {
@@ -228,7 +254,11 @@ impl Services {
             trust.clone(),
             policy.clone(),
         ));
-        let credential = enroller.enroll().await?;
+        let what = "enrolling with the CA";
+        let credential = retry_until(what, deadline, limit, ENROLL_RETRY_BASE, || {
+            enroller.enroll()
+        })
+        .await?;
         let identity = Identity::new(credential);
         if let Err(e) = crate::refresh::refresh_once(&ca, &trust, &events).await {
             tracing::warn!(event = "refresh_failed", error = %e, "first CRL/bundle fetch failed: {e}; retrying every {:?}", args.crl_refresh);
@@ -239,18 +269,21 @@ impl Services {
         };
         let jitter = rotation::random_jitter();
         let next = rotation::next_rotation(&identity.current(), config.rotate_at, jitter);
-        let rotate = tokio::spawn(rotation::run(
+        let stop = Stop::new();
+        let rotate = stop.spawn(rotation::run(
             enroller,
             identity.clone(),
             events.clone(),
             config,
             jitter,
+            stop.clone(),
         ));
-        let refresh = tokio::spawn(crate::refresh::run(
+        let refresh = stop.spawn(crate::refresh::run(
             ca,
             trust.clone(),
             events.clone(),
             args.crl_refresh,
+            stop.clone(),
         ));
         Ok(Services {
             mode: Mode::Enrolled,
@@ -261,6 +294,7 @@ impl Services {
             events,
             next_rotation: Some(next),
             tasks: vec![rotate, refresh],
+            stop,
         })
     }
 

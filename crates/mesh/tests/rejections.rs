@@ -124,6 +124,94 @@ fn ca_certificate_as_client() {
 }
 
 #[test]
+fn client_key_usage_without_digital_signature() {
+    let pki = StaticPki::new();
+    let server = start_server("server", &pki.server_args());
+    let leaf = pki
+        .ca
+        .key_encipherment_only(&testkit::LeafSpec::new(CLIENT_ID));
+    let (c, k) = write_leaf(&pki, &leaf, "kenc");
+    let mark = server.proc.mark();
+    let (status, _, all) = run_client(&pki.client_args_with(
+        std::path::Path::new(&c),
+        std::path::Path::new(&k),
+        &server.url(),
+    ));
+    assert!(!status.success(), "{all}");
+    assert!(
+        all.contains("server rejected our certificate: certificate unknown"),
+        "{all}"
+    );
+    let line = failure_line(&server, mark);
+    assert!(
+        line.contains(
+            "client certificate key usage lacks digitalSignature (it has [keyEncipherment])"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("key_usage"), "{line}");
+    let (_, metrics) = server.admin_get("/metrics");
+    assert!(
+        metrics.contains("mesh_handshakes_total{result=\"key_usage\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn client_leaf_with_ca_key_usage() {
+    use testkit::KeyUsagePurpose::*;
+    let pki = StaticPki::new();
+    let server = start_server("server", &pki.server_args());
+    let leaf = pki.ca.with_key_usages(
+        &testkit::LeafSpec::new(CLIENT_ID),
+        vec![DigitalSignature, KeyCertSign, CrlSign],
+    );
+    let (c, k) = write_leaf(&pki, &leaf, "kcs");
+    let mark = server.proc.mark();
+    let (status, _, all) = run_client(&pki.client_args_with(
+        std::path::Path::new(&c),
+        std::path::Path::new(&k),
+        &server.url(),
+    ));
+    assert!(!status.success(), "{all}");
+    let line = failure_line(&server, mark);
+    assert!(
+        line.contains("client certificate key usage allows keyCertSign and cRLSign"),
+        "{line}\n{all}"
+    );
+}
+
+#[test]
+fn server_key_usage_without_digital_signature() {
+    let pki = StaticPki::new();
+    let leaf = pki
+        .ca
+        .key_encipherment_only(&testkit::LeafSpec::new(SERVER_ID).localhost());
+    let (cert, key) = leaf.write(pki.path(), "server-kenc");
+    let server = start_server(
+        "server",
+        &[
+            "--cert".into(),
+            s(&cert),
+            "--key".into(),
+            s(&key),
+            "--ca-cert".into(),
+            s(&pki.ca_path),
+        ],
+    );
+    let mark = server.proc.mark();
+    let (status, _, all) = run_client(&pki.client_args(&server.url()));
+    assert!(!status.success(), "{all}");
+    assert!(
+        all.contains(
+            "server certificate key usage lacks digitalSignature (it has [keyEncipherment])"
+        ),
+        "{all}"
+    );
+    assert!(failure_line(&server, mark).contains("the client aborted the handshake"));
+}
+
+#[test]
 fn revoked_client_is_told_why() {
     let pki = StaticPki::new();
     let crl_path = pki.path().join("ca.crl");

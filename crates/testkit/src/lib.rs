@@ -1,5 +1,5 @@
 //! Test helpers for mtls-mesh: throwaway PKIs (good, expired, not yet valid, wrong EKU,
-//! CA-as-client, foreign CA, self-signed for pinning, CRLs) and child-process helpers that wait
+//! CA-as-client, bad key usage, foreign CA, self-signed for pinning, CRLs) and child-process helpers that wait
 //! on output lines with timeouts instead of sleeping.
 
 pub mod bins;
@@ -10,4 +10,6 @@ pub mod services;
 pub use bins::bin_path;
 pub use pki_kit::{self_signed, Leaf, LeafSpec, TestCa};
 pub use process::{run, Proc};
+/// For `TestCa::with_key_usages`.
+pub use rcgen::KeyUsagePurpose;
 pub use services::{http_get, start_ca, start_server, CaProc, ServerProc};

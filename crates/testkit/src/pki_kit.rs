@@ -200,6 +200,35 @@ impl TestCa {
         Leaf::from_parts(cert.der().to_vec(), &key)
     }
 
+    /// A leaf like the CA's (both EKUs, SPIFFE ID, the SANs of `spec`) but with the KeyUsage
+    /// bits given: keyEncipherment alone must be refused as a peer certificate (no
+    /// digitalSignature), and so must keyCertSign/cRLSign on a leaf.
+    pub fn with_key_usages(&self, spec: &LeafSpec, key_usages: Vec<KeyUsagePurpose>) -> Leaf {
+        let key = pki::keys::generate(spec.curve).expect("key");
+        let mut params = self.params(&spec.spiffe_id, spec.ttl);
+        params.subject_alt_names.extend(
+            spec.dns
+                .iter()
+                .map(|d| SanType::DnsName(d.as_str().try_into().expect("dns"))),
+        );
+        params
+            .subject_alt_names
+            .extend(spec.ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = key_usages;
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = params.signed_by(&key, self.ca.issuer()).expect("sign");
+        Leaf::from_parts(cert.der().to_vec(), &key)
+    }
+
+    /// A leaf whose KeyUsage is keyEncipherment only (no digitalSignature).
+    pub fn key_encipherment_only(&self, spec: &LeafSpec) -> Leaf {
+        self.with_key_usages(spec, vec![KeyUsagePurpose::KeyEncipherment])
+    }
+
     /// A v2 CRL revoking `serials` (hex), valid for an hour.
     pub fn crl(&self, serials: &[&str]) -> Vec<u8> {
         let now = OffsetDateTime::now_utc();

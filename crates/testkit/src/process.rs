@@ -155,6 +155,17 @@ impl Proc {
             .join("\n")
     }
 
+    /// Stderr lines only.
+    pub fn stderr(&self) -> String {
+        let out = self.shared.0.lock().expect("lock");
+        out.lines
+            .iter()
+            .filter(|(s, _)| !*s)
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Lines matching `pred`.
     pub fn lines_matching(&self, pred: impl Fn(&str) -> bool) -> Vec<String> {
         let out = self.shared.0.lock().expect("lock");

@@ -170,5 +170,9 @@ async fn run(args: Args) -> anyhow::Result<u64> {
             client.connections_opened
         );
     }
+    drop(client);
+    // Stop the background refresher and rotation before the runtime goes away: a refresh
+    // torn down at exit is a cancellation, not a CA failure worth a warning.
+    services.shutdown().await;
     Ok(failed)
 }

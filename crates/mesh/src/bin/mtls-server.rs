@@ -126,6 +126,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         r = server::serve(listener, shared) => r.context("serving")?,
         _ = shutdown_signal() => tracing::info!(event = "shutdown", "shutting down"),
     }
+    // Stop the refresher and rotation before the runtime goes away, so an interrupted
+    // request is not reported as a CA failure.
+    services.shutdown().await;
     Ok(())
 }
 

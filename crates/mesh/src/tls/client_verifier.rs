@@ -14,6 +14,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::{MeshError, Result};
 use crate::tls::identity_error::PeerIdentityError;
+use crate::tls::leaf_policy::{check_key_usage, spiffe_id_of, KeyUsageError};
 use crate::tls::policy::TlsPolicy;
 use crate::trust::{Roots, TrustState};
 
@@ -82,12 +83,14 @@ impl MeshClientVerifier {
     }
 }
 
-/// Checks that the end-entity certificate is not revoked and, when required, names a SPIFFE ID.
+/// The checks after path validation, on one parse of the end-entity certificate: not revoked,
+/// key usage fit for a TLS 1.3 leaf (digitalSignature, no CA usages), and when required a SPIFFE
+/// ID. Returns the SPIFFE ID (if any) so callers need not parse the certificate again.
 pub(crate) fn post_path_checks(
     end_entity: &CertificateDer<'_>,
     trust: &TrustState,
     require_spiffe_id: bool,
-) -> std::result::Result<(), Error> {
+) -> std::result::Result<Option<pki::SpiffeId>, Error> {
     let (_, cert) = X509Certificate::from_der(end_entity)
         .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
     if trust.revoked().is_revoked(
@@ -96,14 +99,12 @@ pub(crate) fn post_path_checks(
     ) {
         return Err(Error::InvalidCertificate(CertificateError::Revoked));
     }
-    if require_spiffe_id {
-        let info = pki::CertInfo::from_der(end_entity)
-            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        if info.spiffe_id().is_none() {
-            return Err(PeerIdentityError::NoSpiffeId.into_rustls());
-        }
+    check_key_usage(&cert).map_err(KeyUsageError::into_rustls)?;
+    let id = spiffe_id_of(&cert);
+    if require_spiffe_id && id.is_none() {
+        return Err(PeerIdentityError::NoSpiffeId.into_rustls());
     }
-    Ok(())
+    Ok(id)
 }
 
 impl ClientCertVerifier for MeshClientVerifier {

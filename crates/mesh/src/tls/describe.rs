@@ -8,6 +8,7 @@ use rustls::{
 use rustls_pki_types::CertificateDer;
 
 use crate::tls::identity_error::PeerIdentityError;
+use crate::tls::leaf_policy::KeyUsageError;
 
 pub fn group_name(group: NamedGroup) -> String {
     match group {
@@ -158,6 +159,9 @@ fn certificate_problem(e: &CertificateError) -> String {
             if let Some(id) = other.0.downcast_ref::<PeerIdentityError>() {
                 return id.to_string();
             }
+            if let Some(ku) = other.0.downcast_ref::<KeyUsageError>() {
+                return ku.to_string();
+            }
             if let Some(w) = other.0.downcast_ref::<webpki::Error>() {
                 return match w {
                     webpki::Error::CaUsedAsEndEntity => {
@@ -304,6 +308,9 @@ pub fn server_reason_code(err: &Error) -> &'static str {
                     _ => "identity",
                 }
             }
+            CertificateError::Other(o) if o.0.downcast_ref::<KeyUsageError>().is_some() => {
+                "key_usage"
+            }
             CertificateError::Other(o)
                 if matches!(
                     o.0.downcast_ref::<webpki::Error>(),
@@ -354,7 +361,8 @@ pub fn client_side_reason(err: &Error) -> String {
             }
             AlertDescription::CertificateUnknown => {
                 "server rejected our certificate: certificate unknown (for example no SPIFFE ID, \
-                 or a CA certificate used as a client certificate)"
+                 a key usage without digitalSignature, or a CA certificate used as a client \
+                 certificate)"
                     .into()
             }
             AlertDescription::ProtocolVersion => "server refused our TLS version".into(),
@@ -419,5 +427,18 @@ mod tests {
         );
         let other = PeerIdentityError::NoSpiffeId.into_rustls();
         assert!(server_side_reason(&other).contains("SPIFFE"));
+        let ku = KeyUsageError::NoDigitalSignature {
+            present: "keyEncipherment".into(),
+        }
+        .into_rustls();
+        assert!(
+            server_side_reason(&ku)
+                .starts_with("client certificate key usage lacks digitalSignature"),
+            "{}",
+            server_side_reason(&ku)
+        );
+        assert!(client_side_reason(&ku)
+            .starts_with("server certificate key usage lacks digitalSignature"));
+        assert_eq!(server_reason_code(&ku), "key_usage");
     }
 }

@@ -90,11 +90,8 @@ impl ServerCertVerifier for MeshServerVerifier {
             ocsp_response,
             now,
         )?;
-        post_path_checks(end_entity, &self.trust, false)?;
+        let presented = post_path_checks(end_entity, &self.trust, false)?;
         if let Some(expected) = &self.expected_id {
-            let presented = pki::CertInfo::from_der(end_entity)
-                .ok()
-                .and_then(|i| i.spiffe_id());
             match presented {
                 Some(id) if &id == expected => {}
                 Some(id) => {
