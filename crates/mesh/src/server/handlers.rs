@@ -42,17 +42,17 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let response = route(req, &peer, &shared).await;
-    tracing::info!(
-        event = "request",
-        peer_addr = %peer.addr,
-        caller = %peer.id_string().unwrap_or_else(|| "-".into()),
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        "{method} {path} from {} -> {}",
-        peer.id_string().unwrap_or_else(|| peer.subject.clone()),
-        response.status().as_u16()
-    );
+    let status = response.status().as_u16();
+    let who = peer.id_string().unwrap_or_else(|| peer.subject.clone());
+    // Refusals are worth a line at the default level; successes are logged per connection,
+    // and a line per successful request would cost more than the request at keep-alive rates.
+    if response.status().is_success() {
+        tracing::debug!(event = "request", peer_addr = %peer.addr, caller = %who, method = %method,
+            path = %path, status, "{method} {path} from {who} -> {status}");
+    } else {
+        tracing::info!(event = "request", peer_addr = %peer.addr, caller = %who, method = %method,
+            path = %path, status, "{method} {path} from {who} -> {status}");
+    }
     Ok(response)
 }
 
