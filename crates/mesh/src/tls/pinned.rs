@@ -95,34 +95,6 @@ impl PinnedVerifier {
     pub fn new(pins: PinSet, policy: TlsPolicy) -> Arc<PinnedVerifier> {
         Arc::new(PinnedVerifier { pins, policy })
     }
-
-    fn tls13(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.policy.signature_algorithms(),
-        )
-    }
-
-    fn tls12(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.policy.signature_algorithms(),
-        )
-    }
 }
 
 impl ClientCertVerifier for PinnedVerifier {
@@ -146,7 +118,7 @@ impl ClientCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, Error> {
-        self.tls12(message, cert, dss)
+        self.policy.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -155,7 +127,7 @@ impl ClientCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, Error> {
-        self.tls13(message, cert, dss)
+        self.policy.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -182,7 +154,7 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, Error> {
-        self.tls12(message, cert, dss)
+        self.policy.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -191,7 +163,7 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, Error> {
-        self.tls13(message, cert, dss)
+        self.policy.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

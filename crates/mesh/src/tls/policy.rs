@@ -7,12 +7,14 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::{aws_lc_rs, CryptoProvider, SupportedKxGroup, WebPkiSupportedAlgorithms};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{NoServerSessionStorage, ResolvesServerCert};
-use rustls::{ClientConfig, ServerConfig, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+use rustls_pki_types::CertificateDer;
 
 use crate::error::MeshError;
 use crate::tls::p521::SECP521R1;
@@ -145,6 +147,27 @@ impl TlsPolicy {
     /// The signature algorithms verifiers must use.
     pub fn signature_algorithms(&self) -> WebPkiSupportedAlgorithms {
         ECDSA_ONLY
+    }
+
+    /// Checks a TLS 1.2 handshake signature with the policy's algorithms (every verifier of
+    /// the mesh delegates here, so the accepted schemes are defined once).
+    pub fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &ECDSA_ONLY)
+    }
+
+    /// Checks a TLS 1.3 CertificateVerify signature with the policy's algorithms.
+    pub fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &ECDSA_ONLY)
     }
 
     /// A server configuration: client certificates required and checked by `verifier`, our
