@@ -95,6 +95,11 @@ pub struct ServeArgs {
     #[arg(long = "bundle-extra")]
     pub bundle_extra: Vec<PathBuf>,
 
+    /// Connections served at once; more wait in the accept queue (protects memory and file
+    /// descriptors against floods).
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// NotBefore backdating for clock skew (capped at a tenth of each lifetime).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub backdate: time::Duration,

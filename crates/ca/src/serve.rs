@@ -122,7 +122,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     ));
     let router = api::router(authority);
     tokio::select! {
-        _ = server::serve(listener, config, router) => {}
+        _ = server::serve(listener, config, router, args.max_connections) => {}
         _ = shutdown_signal() => eprintln!("mtls-ca: shutting down"),
     }
     Ok(())
