@@ -190,3 +190,42 @@ fn ca_api_is_tls13_only_with_p384_and_p521() {
     let (ok, out) = s_client(&ca, &["-tls1_3", "-groups", "P-256"]);
     assert!(!ok, "a P-256-only client must not negotiate: {out}");
 }
+
+#[tokio::test]
+async fn bundle_publishes_overlap_roots_and_ca_only_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gen-root-ca.sh");
+    let next_root = tmp.path().join("next");
+    let (ok, out, err) = run(Command::new("bash").arg(script).arg(&next_root));
+    assert!(ok, "{out}{err}");
+    let extra = next_root.join("ca.crt");
+    let ca = Ca::start(&["--bundle-extra", extra.to_str().unwrap()]);
+    let http = client(&ca.root_pem(), None);
+    let own = http
+        .get(ca.url("/api/v1/ca"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let bundle = http
+        .get(ca.url("/api/v1/bundle"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let own_certs = pki::pem::parse_certificates(own.as_bytes()).unwrap();
+    let bundle_certs = pki::pem::parse_certificates(bundle.as_bytes()).unwrap();
+    assert_eq!(own_certs.len(), 1);
+    assert_eq!(pki::sha256_hex(&own_certs[0]), ca.fingerprint);
+    assert_eq!(bundle_certs.len(), 2, "{bundle}");
+    assert_eq!(
+        bundle_certs[0], own_certs[0],
+        "the CA's own root comes first"
+    );
+    let next = pki::pem::parse_certificates(&std::fs::read(&extra).unwrap()).unwrap();
+    assert_eq!(bundle_certs[1], next[0]);
+}
