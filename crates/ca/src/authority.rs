@@ -91,6 +91,23 @@ impl Authority {
         &self.cfg
     }
 
+    /// Audits the issuance of the CA's own API certificate (kept in memory, never stored).
+    pub fn record_api_cert(&self, leaf_der: &[u8]) -> Res<()> {
+        let info = CertInfo::from_der(leaf_der).map_err(AuthorityError::internal)?;
+        self.store.record_event(
+            "api_cert",
+            &serde_json::json!({
+                "serial": info.serial_hex,
+                "spiffe_id": info.spiffe_id().map(|i| i.to_string()),
+                "dns": info.dns,
+                "ips": info.ips,
+                "not_after": info.not_after.unix_timestamp(),
+                "fingerprint": info.fingerprint,
+            }),
+        )?;
+        Ok(())
+    }
+
     /// PEM of every root a service should trust: ours first, then any overlap roots.
     pub fn bundle_pem(&self) -> String {
         let mut out = self.ca.cert_pem();

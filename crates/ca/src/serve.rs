@@ -54,6 +54,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let mut ips: Vec<std::net::IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
     ips.extend(args.ips.iter().copied());
     let (api_cert, api_not_after) = tls::issue_api_cert(&ca, &api_id, &dns, &ips, now)?;
+    let api_leaf = api_cert.end_entity_cert()?.to_vec();
     let resolver = tls::new_resolver(api_cert);
     let mut roots = vec![ca.cert_der().clone()];
     roots.extend(extra_roots.iter().cloned());
@@ -84,6 +85,9 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         },
     ));
 
+    authority
+        .record_api_cert(&api_leaf)
+        .map_err(|e| anyhow::anyhow!("auditing the API certificate: {e}"))?;
     match origin {
         RootOrigin::Created => eprintln!("created a new P-384 root in {}", dir.path.display()),
         RootOrigin::Loaded => eprintln!("using the existing root of {}", dir.path.display()),
@@ -144,6 +148,11 @@ async fn renew_api_cert(
         tokio::time::sleep(wait.unsigned_abs()).await;
         match tls::issue_api_cert(authority.ca(), &id, &dns, &ips, OffsetDateTime::now_utc()) {
             Ok((key, na)) => {
+                if let Ok(leaf) = key.end_entity_cert() {
+                    if let Err(e) = authority.record_api_cert(leaf) {
+                        tracing::error!(error = %e, "auditing the re-issued API certificate failed");
+                    }
+                }
                 resolver.replace(key);
                 not_after = na;
                 tracing::info!(not_after = %na, "API certificate re-issued");

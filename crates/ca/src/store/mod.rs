@@ -148,4 +148,8 @@ pub trait Store: Send + Sync {
     fn revocation_epoch(&self) -> Result<u64>;
 
     fn verify_audit(&self) -> Result<AuditCheck>;
+
+    /// Appends an audit entry for an event that changes nothing else in the store (the CA's
+    /// own API certificate, issued in memory at start and at half-life).
+    fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()>;
 }

@@ -461,6 +461,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
+        self.write_tx(|tx| append_audit(tx, event, detail))
+    }
+
     fn verify_audit(&self) -> Result<AuditCheck> {
         self.with_conn(|c| {
             let mut stmt = c
