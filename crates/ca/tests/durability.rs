@@ -182,34 +182,3 @@ async fn audit_verify_detects_a_truncated_tail() {
     assert!(!ok);
     assert!(text.contains("issue entry is missing"), "{text}");
 }
-
-#[tokio::test]
-async fn expired_certificates_leave_the_crl() {
-    let ca = Ca::start(&[]);
-    let http = client(&ca.root_pem(), None);
-    let id = "spiffe://mesh.local/service/brief";
-    let token = ca.token(id, &[]);
-    let (_, c) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]);
-    let (status, v) = sign(&http, &ca, &token, &sign_body(&c, id, Some("2s"))).await;
-    assert_eq!(status, 200, "{v}");
-    let serial = v["serial"].as_str().unwrap().to_uppercase();
-    let out = ca.admin(&["revoke", "--serial", &serial]);
-    assert!(out.status.success());
-    let tmp = tempfile::tempdir().unwrap();
-    assert!(openssl_crl(&ca, tmp.path()).await.contains(&serial));
-
-    // Wait (bounded) for the certificate to expire and the CRL to drop it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let text = openssl_crl(&ca, tmp.path()).await;
-        if !text.contains(&serial) {
-            assert!(text.contains("No Revoked Certificates"), "{text}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "expired entry still listed: {text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-}

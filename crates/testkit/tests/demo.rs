@@ -10,6 +10,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const BINARIES: [&str; 4] = ["mtls-ca", "mtls-server", "mtls-client", "mtls-inspect"];
@@ -51,27 +52,23 @@ fn missing_binaries(dir: &Path) -> Vec<&'static str> {
 }
 
 /// Waits for `child` at most `limit`; on timeout sends SIGTERM (so a script's cleanup trap runs
-/// and stops what it started), then SIGKILL. Returns None on timeout.
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(100));
+/// and stops what it started), then SIGKILL. Returns None on timeout. A waiter thread owns the
+/// child and reports its exit over a channel, so the wait is an event with a deadline.
+fn wait_bounded(child: Child, limit: Duration) -> Option<ExitStatus> {
+    let pid = child.id().to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = tx.send(child.wait());
+    });
+    if let Ok(status) = rx.recv_timeout(limit) {
+        return Some(status.expect("wait for child"));
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let grace = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < grace {
-        if child.try_wait().expect("try_wait").is_some() {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        let _ = rx.recv_timeout(Duration::from_secs(10));
     }
-    let _ = child.kill();
-    let _ = child.wait();
     None
 }
 
@@ -98,8 +95,8 @@ fn ensure_binaries(dir: &Path) {
         }
     }
     eprintln!("{missing:?} missing in {}; running {cmd:?}", dir.display());
-    let mut child = cmd.spawn().expect("run cargo build");
-    let status = wait_bounded(&mut child, BUILD_TIMEOUT)
+    let child = cmd.spawn().expect("run cargo build");
+    let status = wait_bounded(child, BUILD_TIMEOUT)
         .unwrap_or_else(|| panic!("cargo build did not finish within {BUILD_TIMEOUT:?}"));
     assert!(status.success(), "cargo build failed: {status}");
     let still = missing_binaries(dir);
@@ -120,7 +117,7 @@ fn demo_script_runs_every_step_and_says_demo_ok() {
     let err_path = logs.path().join("demo.err");
     let script = workspace_root().join("scripts/demo.sh");
     let started = Instant::now();
-    let mut child = Command::new("bash")
+    let child = Command::new("bash")
         .arg(&script)
         .arg("--no-build")
         .arg("--bin-dir")
@@ -134,7 +131,7 @@ fn demo_script_runs_every_step_and_says_demo_ok() {
         .stderr(fs::File::create(&err_path).expect("create demo.err"))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", script.display()));
-    let status = wait_bounded(&mut child, DEMO_TIMEOUT);
+    let status = wait_bounded(child, DEMO_TIMEOUT);
     let took = started.elapsed();
     let stdout = fs::read_to_string(&out_path).unwrap_or_default();
     let stderr = fs::read_to_string(&err_path).unwrap_or_default();
