@@ -48,7 +48,8 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         extra_roots.extend(pki::pem::parse_certificates(&pki::files::read(path)?)?);
     }
 
-    let api_id = SpiffeId::parse(&format!("spiffe://{trust_domain}/mtls-ca"))?;
+    // The reserved identity every CA client requires (pki::spiffe::CA_PATH).
+    let api_id = trust_domain.ca_id();
     let mut dns = vec!["localhost".to_string()];
     dns.extend(args.dns.iter().cloned());
     let mut ips: Vec<std::net::IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];

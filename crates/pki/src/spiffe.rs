@@ -14,6 +14,12 @@ pub const MAX_ID_LEN: usize = 2048;
 pub const MAX_TRUST_DOMAIN_LEN: usize = 255;
 const SCHEME: &str = "spiffe://";
 
+/// The path of the CA's own identity. It and everything below it (`/ca/...`) are reserved: no
+/// token, registration entry or CSR may obtain them, so a certificate carrying `spiffe://<td>/ca`
+/// can only be the CA's own API certificate, and every CA client requires exactly that identity
+/// (docs/security.md, "The CA is a named identity").
+pub const CA_PATH: &str = "/ca";
+
 /// A trust domain name such as `mesh.local`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrustDomain(String);
@@ -81,6 +87,14 @@ impl TrustDomain {
     /// The trust domain's own ID, `spiffe://<td>` (used in bundles, never as a workload ID).
     pub fn id_string(&self) -> String {
         format!("{SCHEME}{}", self.0)
+    }
+
+    /// The identity of this trust domain's CA API, `spiffe://<td>/ca`.
+    pub fn ca_id(&self) -> SpiffeId {
+        SpiffeId {
+            trust_domain: self.clone(),
+            path: CA_PATH.to_string(),
+        }
     }
 }
 
@@ -157,6 +171,15 @@ impl SpiffeId {
     /// The path, starting with `/`.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// True for `spiffe://<td>/ca` and every ID below it: identities only the CA itself holds.
+    pub fn is_reserved_for_ca(&self) -> bool {
+        self.path == CA_PATH
+            || self
+                .path
+                .strip_prefix(CA_PATH)
+                .is_some_and(|rest| rest.starts_with('/'))
     }
 
     /// True when this ID matches `pattern`: exact, or `spiffe://td/prefix/*` for every ID
@@ -275,5 +298,29 @@ mod tests {
         assert!(id.matches_pattern("spiffe://mesh.local/service/*"));
         assert!(!id.matches_pattern("spiffe://mesh.local/serv/*"));
         assert!(!id.matches_pattern("spiffe://mesh.local/service/api/*"));
+    }
+
+    #[test]
+    fn the_ca_identity_and_everything_below_it_are_reserved() {
+        let td = TrustDomain::parse("mesh.local").unwrap();
+        assert_eq!(td.ca_id().to_string(), "spiffe://mesh.local/ca");
+        assert!(td.ca_id().is_reserved_for_ca());
+        for reserved in ["spiffe://mesh.local/ca", "spiffe://mesh.local/ca/replica-1"] {
+            assert!(
+                SpiffeId::parse(reserved).unwrap().is_reserved_for_ca(),
+                "{reserved}"
+            );
+        }
+        for free in [
+            "spiffe://mesh.local/cart",
+            "spiffe://mesh.local/ca-proxy",
+            "spiffe://mesh.local/service/ca",
+            "spiffe://mesh.local/CA",
+        ] {
+            assert!(
+                !SpiffeId::parse(free).unwrap().is_reserved_for_ca(),
+                "{free}"
+            );
+        }
     }
 }
