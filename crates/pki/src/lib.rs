@@ -17,6 +17,7 @@ pub mod serial;
 pub mod spiffe;
 pub mod tls_p521;
 pub mod verify;
+pub mod vouch;
 
 pub use certinfo::CertInfo;
 pub use client_key::client_key;

@@ -2,13 +2,15 @@
 //! that the key belongs to the certificate.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PublicKeyData, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, SerialNumber, SubjectPublicKeyInfo,
 };
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::ParsedExtension;
+use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::x509::X509Name;
 
 use crate::curve::Curve;
 use crate::error::{PkiError, Result};
@@ -137,6 +139,121 @@ impl CaMaterial {
     pub fn issuer(&self) -> &Issuer<'static, KeyPair> {
         &self.issuer
     }
+
+    /// A cross-certificate for another self-signed root: the same subject and
+    /// SubjectPublicKeyInfo as `root_der`, byte for byte (and the same subject key identifier),
+    /// CA:TRUE with the root's path length, KeyUsage keyCertSign + cRLSign, issued and signed by
+    /// this CA. Services that trust this CA accept the other root into their trust store only
+    /// when such a certificate vouches for it (`crate::vouch`). Valid from five minutes ago
+    /// until the earlier of the two roots' NotAfter.
+    pub fn cross_sign(
+        &self,
+        root_der: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<CertificateDer<'static>> {
+        let (_, root) = X509Certificate::from_der(root_der).map_err(|e| {
+            PkiError::Certificate(format!("cannot parse the root to cross-sign: {e}"))
+        })?;
+        let subject = root.tbs_certificate.subject();
+        let what = format!("cross-signing the root {subject}");
+        let not_after = root.validity().not_after.to_datetime().min(self.not_after);
+        if not_after <= now {
+            return Err(PkiError::Certificate(format!(
+                "{what}: it or this CA has expired (NotAfter {not_after})"
+            )));
+        }
+        let spki_raw = root.tbs_certificate.subject_pki.raw;
+        let public_key = SubjectPublicKeyInfo::from_der(spki_raw)
+            .map_err(|e| PkiError::Certificate(format!("{what}: unsupported public key: {e}")))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen_name(subject).map_err(|reason| {
+            PkiError::Certificate(format!(
+                "{what}: {reason}; make a cross-certificate with OpenSSL and add it to the \
+                 --bundle-extra file instead"
+            ))
+        })?;
+        let path_len = root
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .and_then(|bc| bc.value.path_len_constraint);
+        params.is_ca = IsCa::Ca(match path_len {
+            Some(n) => BasicConstraints::Constrained(u8::try_from(n).unwrap_or(u8::MAX)),
+            None => BasicConstraints::Unconstrained,
+        });
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.serial_number = Some(SerialNumber::from_slice(&serial::random_serial()?));
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = not_after;
+        params.use_authority_key_identifier_extension = true;
+        if let Some(ski) = root.iter_extensions().find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        }) {
+            params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
+        }
+        let cert = params
+            .signed_by(&public_key, &self.issuer)
+            .map_err(|e| PkiError::Sign(format!("{what}: {e}")))?;
+        // rcgen re-encodes the name and the key; prove that the result names exactly the same
+        // subject and key, or a service would not accept it as vouching for the root.
+        let (_, cross) = X509Certificate::from_der(cert.der())
+            .map_err(|e| PkiError::Certificate(format!("{what}: cannot parse the result: {e}")))?;
+        if cross.tbs_certificate.subject.as_raw() != subject.as_raw() {
+            return Err(PkiError::Certificate(format!(
+                "{what}: the subject could not be reproduced byte for byte; make a \
+                 cross-certificate with OpenSSL and add it to the --bundle-extra file instead"
+            )));
+        }
+        if cross.tbs_certificate.subject_pki.raw != spki_raw {
+            return Err(PkiError::Certificate(format!(
+                "{what}: the public key could not be reproduced byte for byte"
+            )));
+        }
+        Ok(cert.der().clone())
+    }
+}
+
+/// The rcgen form of an X.509 name, keeping each value's string type so that rcgen encodes the
+/// same bytes. rcgen holds one value per attribute type and one attribute per RDN; anything
+/// else cannot be reproduced and is refused.
+fn rcgen_name(name: &X509Name<'_>) -> std::result::Result<DistinguishedName, String> {
+    let mut dn = DistinguishedName::new();
+    for rdn in name.iter() {
+        let mut attrs = rdn.iter();
+        let (Some(attr), None) = (attrs.next(), attrs.next()) else {
+            return Err("the subject has a multi-valued RDN".into());
+        };
+        let oid: Vec<u64> = attr
+            .attr_type()
+            .iter()
+            .ok_or("the subject has an attribute type OID that does not fit in u64")?
+            .collect();
+        let ty = DnType::from_oid(&oid);
+        if dn.get(&ty).is_some() {
+            return Err(format!(
+                "the subject repeats the attribute {}",
+                attr.attr_type()
+            ));
+        }
+        let data = attr.attr_value().data;
+        let text = || std::str::from_utf8(data).map_err(|_| "the subject is not valid text");
+        let value = match attr.attr_value().header.tag() {
+            Tag::Utf8String => DnValue::Utf8String(text()?.to_string()),
+            Tag::PrintableString => {
+                DnValue::PrintableString(text()?.try_into().map_err(|e| format!("{e}"))?)
+            }
+            Tag::Ia5String => DnValue::Ia5String(text()?.try_into().map_err(|e| format!("{e}"))?),
+            other => {
+                return Err(format!(
+                    "the subject uses the string type {other} (only UTF8String, \
+                     PrintableString and IA5String are reproduced)"
+                ))
+            }
+        };
+        dn.push(ty, value);
+    }
+    Ok(dn)
 }
 
 #[cfg(test)]
