@@ -16,7 +16,8 @@ use crate::metrics::Metrics;
 use crate::store::{CertRecord, IssueKind, Redeem, Revoke, Store};
 use crate::tokens;
 
-/// How long a CRL is valid; servers can enforce freshness against nextUpdate.
+/// How long a CRL is valid by default (`--crl-validity`); services enforce freshness against
+/// nextUpdate.
 pub const CRL_VALIDITY: Duration = Duration::hours(1);
 
 #[derive(Clone, Debug)]
@@ -62,6 +63,8 @@ pub struct Authority {
     cfg: AuthorityConfig,
     pub metrics: Arc<Metrics>,
     crl: Mutex<Option<CachedCrl>>,
+    /// nextUpdate - thisUpdate of every CRL; re-signed at half of it.
+    crl_validity: Duration,
 }
 
 type Res<T> = Result<T, AuthorityError>;
@@ -80,7 +83,14 @@ impl Authority {
             cfg,
             metrics: Arc::new(Metrics::default()),
             crl: Mutex::new(None),
+            crl_validity: CRL_VALIDITY,
         }
+    }
+
+    /// Sets how long each CRL is valid (`--crl-validity`, default [`CRL_VALIDITY`]).
+    pub fn with_crl_validity(mut self, validity: Duration) -> Authority {
+        self.crl_validity = validity;
+        self
     }
 
     pub fn ca(&self) -> &CaMaterial {
@@ -108,7 +118,12 @@ impl Authority {
         Ok(())
     }
 
-    /// PEM of every root a service should trust: ours first, then any overlap roots.
+    /// `GET /api/v1/bundle`: our root first, then `extra_roots` as `serve` prepared them from
+    /// `--bundle-extra`: each extra self-signed root followed by a cross-certificate for it
+    /// signed by our root, then any certificates the operator gave that are not self-signed
+    /// (their own cross-certificates). Services trust only the self-signed roots, and a new one
+    /// only when a cross-certificate from a root they already trust vouches for it
+    /// (docs/ca-api.md).
     pub fn bundle_pem(&self) -> String {
         let mut out = self.ca.cert_pem();
         for root in &self.extra_roots {
@@ -323,7 +338,7 @@ impl Authority {
         let mut cache = self.crl.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.as_ref() {
             let entry_expired = c.first_expiry.is_some_and(|t| t <= now);
-            if c.epoch == epoch && now - c.this_update < CRL_VALIDITY / 2 && !entry_expired {
+            if c.epoch == epoch && now - c.this_update < self.crl_validity / 2 && !entry_expired {
                 return Ok(c.der.clone());
             }
         }
@@ -341,7 +356,7 @@ impl Authority {
             .collect();
         // CRL numbers must only grow; milliseconds since the epoch do, across restarts too.
         let number = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
-        let der = pki::crl::sign_crl(&self.ca, &revoked, number, now, now + CRL_VALIDITY)
+        let der = pki::crl::sign_crl(&self.ca, &revoked, number, now, now + self.crl_validity)
             .map_err(AuthorityError::internal)?;
         let der = Arc::new(der);
         *cache = Some(CachedCrl {

@@ -95,6 +95,12 @@ pub struct ServeArgs {
     #[arg(long = "bundle-extra")]
     pub bundle_extra: Vec<PathBuf>,
 
+    /// How long each CRL is valid: nextUpdate = thisUpdate + this. The CRL is re-signed once
+    /// half of it has passed (and after every revocation). Services treat a CRL past nextUpdate
+    /// as stale (readiness degraded) and fail closed after their --crl-max-staleness. Minimum 2s.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub crl_validity: time::Duration,
+
     /// Connections served at once; more wait in the accept queue (protects memory and file
     /// descriptors against floods).
     #[arg(long, default_value_t = 4096)]

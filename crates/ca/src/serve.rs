@@ -10,9 +10,13 @@ use mtls_ca::authority::{Authority, AuthorityConfig};
 use mtls_ca::datadir::{pin_trust_domain, DataDir, RootOrigin};
 use mtls_ca::{api, server, tls};
 use pki::{IssuancePolicy, SpiffeId, TrustDomain};
+use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use crate::cli::ServeArgs;
+
+/// The shortest `--crl-validity`: shorter CRLs would go stale between two fetches.
+const MIN_CRL_VALIDITY: time::Duration = time::Duration::seconds(2);
 
 pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -33,6 +37,13 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             args.max_duration
         );
     }
+    if args.crl_validity < MIN_CRL_VALIDITY {
+        bail!(
+            "--crl-validity {} is too short; the minimum is {MIN_CRL_VALIDITY} (services fetch \
+             the CRL every few seconds and it is re-signed at half its validity)",
+            args.crl_validity
+        );
+    }
     for d in &args.dns {
         mtls_ca::admin::validate_dns_name(d)?;
     }
@@ -43,10 +54,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     pin_trust_domain(store.as_ref(), &trust_domain)?;
     let external = args.root_cert.as_deref().zip(args.root_key.as_deref());
     let (ca, origin) = dir.load_or_create_root(external, now)?;
-    let mut extra_roots = Vec::new();
-    for path in &args.bundle_extra {
-        extra_roots.extend(pki::pem::parse_certificates(&pki::files::read(path)?)?);
-    }
+    let (extra_roots, bundle_extra) = bundle_extra(&ca, &args.bundle_extra, now)?;
 
     // The reserved identity every CA client requires (pki::spiffe::CA_PATH).
     let api_id = trust_domain.ca_id();
@@ -73,7 +81,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let fingerprint = ca.fingerprint();
     let authority = Arc::new(Authority::new(
         ca,
-        extra_roots,
+        bundle_extra,
         store,
         AuthorityConfig {
             trust_domain: trust_domain.clone(),
@@ -84,7 +92,8 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
                 backdate: args.backdate,
             },
         },
-    ));
+    )
+    .with_crl_validity(args.crl_validity));
 
     authority
         .record_api_cert(&api_leaf)
@@ -131,6 +140,45 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         _ = shutdown_signal() => eprintln!("mtls-ca: shutting down"),
     }
     Ok(())
+}
+
+/// Reads the `--bundle-extra` files. Returns the extra self-signed roots (trusted for client
+/// certificates like our own root) and what the bundle publishes after our root: each extra
+/// root followed by a cross-certificate for it signed by our root (passing the file is the
+/// operator's decision to vouch for it; services accept a new root only with such a
+/// certificate, docs/ca-api.md), then any other certificates of those files as given (an
+/// operator's own cross-certificates).
+fn bundle_extra(
+    ca: &pki::CaMaterial,
+    files: &[std::path::PathBuf],
+    now: OffsetDateTime,
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, Vec<CertificateDer<'static>>)> {
+    let mut roots = Vec::new();
+    let mut as_given = Vec::new();
+    for path in files {
+        for cert in pki::pem::parse_certificates(&pki::files::read(path)?)
+            .with_context(|| format!("--bundle-extra {}", path.display()))?
+        {
+            if pki::sha256_hex(&cert) == ca.fingerprint() {
+                continue; // our own root is published first anyway
+            }
+            if pki::vouch::is_self_signed(&cert) {
+                roots.push(cert);
+            } else {
+                as_given.push(cert);
+            }
+        }
+    }
+    let mut published = Vec::new();
+    for root in &roots {
+        let cross = ca
+            .cross_sign(root, now)
+            .context("--bundle-extra")?;
+        published.push(root.clone());
+        published.push(cross);
+    }
+    published.extend(as_given);
+    Ok((roots, published))
 }
 
 /// Re-issues the API certificate at half its lifetime so a long-running CA never serves an

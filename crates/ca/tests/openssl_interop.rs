@@ -192,14 +192,28 @@ fn ca_api_is_tls13_only_with_p384_and_p521() {
 }
 
 #[tokio::test]
-async fn bundle_publishes_overlap_roots_and_ca_only_its_own() {
+async fn bundle_publishes_overlap_roots_with_cross_certificates_and_ca_only_its_own() {
     let tmp = tempfile::tempdir().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gen-root-ca.sh");
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts");
     let next_root = tmp.path().join("next");
-    let (ok, out, err) = run(Command::new("bash").arg(script).arg(&next_root));
+    let (ok, out, err) = run(Command::new("bash")
+        .arg(format!("{scripts}/gen-root-ca.sh"))
+        .arg(&next_root));
+    assert!(ok, "{out}{err}");
+    // A certificate that is not self-signed stands for an operator's own cross-certificate.
+    let (ok, out, err) = run(Command::new("bash")
+        .arg(format!("{scripts}/sign-client-cert.sh"))
+        .arg(&next_root)
+        .args(["given", "--spiffe-id", "spiffe://mesh.local/service/given"]));
     assert!(ok, "{out}{err}");
     let extra = next_root.join("ca.crt");
-    let ca = Ca::start(&["--bundle-extra", extra.to_str().unwrap()]);
+    let given = next_root.join("given.crt");
+    let ca = Ca::start(&[
+        "--bundle-extra",
+        extra.to_str().unwrap(),
+        "--bundle-extra",
+        given.to_str().unwrap(),
+    ]);
     let http = client(&ca.root_pem(), None);
     let own = http
         .get(ca.url("/api/v1/ca"))
@@ -221,11 +235,23 @@ async fn bundle_publishes_overlap_roots_and_ca_only_its_own() {
     let bundle_certs = pki::pem::parse_certificates(bundle.as_bytes()).unwrap();
     assert_eq!(own_certs.len(), 1);
     assert_eq!(pki::sha256_hex(&own_certs[0]), ca.fingerprint);
-    assert_eq!(bundle_certs.len(), 2, "{bundle}");
+    assert_eq!(bundle_certs.len(), 4, "{bundle}");
     assert_eq!(
         bundle_certs[0], own_certs[0],
         "the CA's own root comes first"
     );
     let next = pki::pem::parse_certificates(&std::fs::read(&extra).unwrap()).unwrap();
     assert_eq!(bundle_certs[1], next[0]);
+    // Then the cross-certificate by which our root vouches for the extra root.
+    let cross = &bundle_certs[2];
+    assert!(pki::vouch::same_subject_and_key(cross, &next[0]));
+    pki::vouch::check_cross_certificate(
+        cross,
+        [own_certs[0].as_ref()],
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    // Then what the operator gave, as given.
+    let given = pki::pem::parse_certificates(&std::fs::read(&given).unwrap()).unwrap();
+    assert_eq!(bundle_certs[3], given[0]);
 }
