@@ -79,21 +79,23 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
 
     let fingerprint = ca.fingerprint();
-    let authority = Arc::new(Authority::new(
-        ca,
-        bundle_extra,
-        store,
-        AuthorityConfig {
-            trust_domain: trust_domain.clone(),
-            default_ttl: args.cert_duration,
-            max_ttl: args.max_duration,
-            admin_id,
-            policy: IssuancePolicy {
-                backdate: args.backdate,
+    let authority = Arc::new(
+        Authority::new(
+            ca,
+            bundle_extra,
+            store,
+            AuthorityConfig {
+                trust_domain: trust_domain.clone(),
+                default_ttl: args.cert_duration,
+                max_ttl: args.max_duration,
+                admin_id,
+                policy: IssuancePolicy {
+                    backdate: args.backdate,
+                },
             },
-        },
-    )
-    .with_crl_validity(args.crl_validity));
+        )
+        .with_crl_validity(args.crl_validity),
+    );
 
     authority
         .record_api_cert(&api_leaf)
@@ -171,9 +173,7 @@ fn bundle_extra(
     }
     let mut published = Vec::new();
     for root in &roots {
-        let cross = ca
-            .cross_sign(root, now)
-            .context("--bundle-extra")?;
+        let cross = ca.cross_sign(root, now).context("--bundle-extra")?;
         published.push(root.clone());
         published.push(cross);
     }

@@ -7,8 +7,8 @@ use rcgen::{
 };
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
-use x509_parser::extensions::ParsedExtension;
 use x509_parser::der_parser::asn1_rs::Tag;
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::X509Name;
 
@@ -186,10 +186,13 @@ impl CaMaterial {
         params.not_before = now - Duration::minutes(5);
         params.not_after = not_after;
         params.use_authority_key_identifier_extension = true;
-        if let Some(ski) = root.iter_extensions().find_map(|e| match e.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
-            _ => None,
-        }) {
+        if let Some(ski) = root
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+                _ => None,
+            })
+        {
             params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
         }
         let cert = params

@@ -152,7 +152,11 @@ mod tests {
             Err(CrossCertError::UntrustedIssuer { .. })
         ));
         assert!(matches!(
-            check_cross_certificate(&cross, [old.cert_der().as_ref()], now + Duration::days(4000)),
+            check_cross_certificate(
+                &cross,
+                [old.cert_der().as_ref()],
+                now + Duration::days(4000)
+            ),
             Err(CrossCertError::NotValidNow { .. })
         ));
         let mut tampered = cross.to_vec();

@@ -45,16 +45,18 @@ fn write_pem(dir: &Path, name: &str, der: &[u8]) -> String {
 fn cross_certificate_for_an_openssl_root_is_byte_exact_and_openssl_accepts_it() {
     let tmp = tempfile::tempdir().unwrap();
     let other_dir = tmp.path().join("other");
-    run(Command::new("bash").arg(script("gen-root-ca.sh")).arg(&other_dir).args([
-        "--cn",
-        "Next Mesh Root",
-        "--curve",
-        "P-521",
-    ]));
+    run(Command::new("bash")
+        .arg(script("gen-root-ca.sh"))
+        .arg(&other_dir)
+        .args(["--cn", "Next Mesh Root", "--curve", "P-521"]));
     run(Command::new("bash")
         .arg(script("sign-client-cert.sh"))
         .arg(&other_dir)
-        .args(["worker", "--spiffe-id", "spiffe://mesh.local/service/worker"]));
+        .args([
+            "worker",
+            "--spiffe-id",
+            "spiffe://mesh.local/service/worker",
+        ]));
     let other = pki::pem::parse_certificates(&std::fs::read(other_dir.join("ca.crt")).unwrap())
         .unwrap()
         .remove(0);
