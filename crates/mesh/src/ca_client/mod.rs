@@ -1,9 +1,11 @@
 //! Client of the CA HTTP API (DESIGN §4): sign with a join token, renew over mTLS, fetch the CRL
 //! and the trust bundle. Every call opens a fresh TLS 1.3 connection verified against the
 //! service's current roots, so a renewal never rides on a connection that presented an older
-//! certificate.
+//! certificate. The server must prove the CA's own identity `spiffe://<td>/ca` besides its chain
+//! and host name; nothing (no join token, no CSR) is sent to anyone else.
 
 pub mod bootstrap;
+mod verifier;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{MeshError, Result};
 use crate::https::{self, HttpsUrl, Response};
+use crate::tls::describe::client_side_reason;
 use crate::tls::{CertResolver, MeshServerVerifier, TlsPolicy};
-use crate::trust::{Roots, TrustState};
+use crate::trust::TrustState;
+use verifier::CaVerifier;
 
 pub use bootstrap::fetch_root_by_fingerprint;
 
@@ -64,6 +68,8 @@ pub struct CaClient {
     url: HttpsUrl,
     trust: Arc<TrustState>,
     policy: TlsPolicy,
+    /// `spiffe://<td>/ca` for the trust domain of the service's own ID.
+    ca_id: pki::SpiffeId,
     timeout: Duration,
 }
 
@@ -72,12 +78,20 @@ fn ttl_string(ttl: Option<Duration>) -> Option<String> {
 }
 
 impl CaClient {
-    /// `trust` must already hold the CA root (from `--ca-cert` or the fingerprint bootstrap).
-    pub fn new(url: HttpsUrl, trust: Arc<TrustState>, policy: TlsPolicy) -> CaClient {
+    /// `trust` must already hold the CA root (from `--ca-cert` or the fingerprint bootstrap);
+    /// `trust_domain` is the one of the service's own SPIFFE ID, whose CA identity
+    /// (`spiffe://<td>/ca`) the server must present.
+    pub fn new(
+        url: HttpsUrl,
+        trust: Arc<TrustState>,
+        policy: TlsPolicy,
+        trust_domain: &pki::TrustDomain,
+    ) -> CaClient {
         CaClient {
             url,
             trust,
             policy,
+            ca_id: trust_domain.ca_id(),
             timeout: Duration::from_secs(10),
         }
     }
@@ -94,10 +108,14 @@ impl CaClient {
         body: Option<Vec<u8>>,
         client_cert: Option<Arc<CertifiedKey>>,
     ) -> Result<Response> {
-        let verifier = MeshServerVerifier::new(self.trust.clone(), self.policy.clone(), None)?;
+        let verifier = CaVerifier::new(MeshServerVerifier::for_ca(
+            self.trust.clone(),
+            self.policy.clone(),
+            self.ca_id.clone(),
+        )?);
         let resolver = client_cert
             .map(|k| CertResolver::new(k) as Arc<dyn rustls::client::ResolvesClientCert>);
-        let config = Arc::new(self.policy.client_config(verifier, resolver)?);
+        let config = Arc::new(self.policy.client_config(verifier.clone(), resolver)?);
         let path = format!("{}{endpoint}", self.url.path);
         let full = format!("{}{endpoint}", self.url);
         let work = async {
@@ -117,9 +135,17 @@ impl CaClient {
                 url: full.clone(),
                 message: format!("no answer within {:?}", self.timeout),
             })?
-            .map_err(|e| MeshError::Ca {
-                url: full.clone(),
-                message: e.to_string(),
+            .map_err(|e| match verifier.not_the_ca() {
+                // Not a transport problem: someone else answers at the CA's address. Reported
+                // as a trust failure, which is never retried.
+                Some(refusal) => MeshError::Trust(format!(
+                    "refusing to talk to {full}: {}",
+                    client_side_reason(&refusal)
+                )),
+                None => MeshError::Ca {
+                    url: full.clone(),
+                    message: e.to_string(),
+                },
             })?;
         if response.status.is_success() {
             return Ok(response);
@@ -208,12 +234,13 @@ impl CaClient {
             .to_vec())
     }
 
-    /// `GET /api/v1/bundle`: every root the CA wants trusted.
-    pub async fn bundle(&self) -> Result<Roots> {
-        let body = self
+    /// `GET /api/v1/bundle`: the roots the CA wants trusted, with the cross-certificates that
+    /// vouch for new ones (PEM). The caller decides what to accept (`trust_bundle`).
+    pub async fn bundle(&self) -> Result<Vec<u8>> {
+        Ok(self
             .call(Method::GET, "/api/v1/bundle", &[], None, None)
             .await?
-            .body;
-        Roots::from_pem(&body)
+            .body
+            .to_vec())
     }
 }

@@ -9,6 +9,12 @@ pub enum PeerIdentityError {
     NoSpiffeId,
     #[error("the server presented {presented}, not the expected {expected}")]
     UnexpectedServerId { expected: String, presented: String },
+    #[error(
+        "the server presented {presented}, not the CA's identity {expected}: whatever answers at \
+         the CA URL is not the CA (a workload whose certificate is valid for that host name?); \
+         nothing was sent to it. Check --ca-url and the network path to the CA"
+    )]
+    NotTheCa { expected: String, presented: String },
     #[error("the certificate's public key (sha256:{presented}) matches none of the pinned keys")]
     PinMismatch { presented: String },
 }

@@ -1,5 +1,8 @@
 //! Client-side verification of servers: webpki path validation and server name (DNS/IP SAN)
-//! against the current roots, the revocation lookup, and optionally the server's SPIFFE ID.
+//! against the current roots, the revocation lookup and CRL freshness rule, and optionally the
+//! server's SPIFFE ID. The CA client uses the same verifier requiring the CA's own identity
+//! `spiffe://<td>/ca`, so a workload whose certificate happens to be valid for the CA's host
+//! name cannot stand in for the CA (docs/security.md).
 
 use std::sync::Arc;
 
@@ -10,7 +13,7 @@ use rustls::{DigitallySignedStruct, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::error::{MeshError, Result};
-use crate::tls::client_verifier::post_path_checks;
+use crate::tls::client_verifier::{post_path_checks, CrlFreshness};
 use crate::tls::identity_error::PeerIdentityError;
 use crate::tls::policy::TlsPolicy;
 use crate::trust::{Roots, TrustState};
@@ -19,13 +22,24 @@ pub struct MeshServerVerifier {
     inner: ArcSwap<Inner>,
     trust: Arc<TrustState>,
     policy: TlsPolicy,
-    expected_id: Option<pki::SpiffeId>,
+    expected: Expected,
+    freshness: CrlFreshness,
+}
+
+/// Whose identity the server must prove, beyond its chain and host name.
+#[derive(Debug)]
+enum Expected {
+    Anyone,
+    /// `--server-id`.
+    Server(pki::SpiffeId),
+    /// The CA's reserved identity `spiffe://<td>/ca`.
+    Ca(pki::SpiffeId),
 }
 
 impl std::fmt::Debug for MeshServerVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MeshServerVerifier")
-            .field("expected_id", &self.expected_id)
+            .field("expected", &self.expected)
             .finish_non_exhaustive()
     }
 }
@@ -50,12 +64,37 @@ impl MeshServerVerifier {
         policy: TlsPolicy,
         expected_id: Option<pki::SpiffeId>,
     ) -> Result<Arc<MeshServerVerifier>> {
+        let expected = match expected_id {
+            Some(id) => Expected::Server(id),
+            None => Expected::Anyone,
+        };
+        Self::build(trust, policy, expected, CrlFreshness::Enforce)
+    }
+
+    /// The verifier of every CA client: the server must present the CA's identity
+    /// `ca_id` (`spiffe://<td>/ca`, which the CA never issues to anyone else). It is exempt from
+    /// the CRL freshness rule: fetching a fresh CRL is how a stale one is cured.
+    pub fn for_ca(
+        trust: Arc<TrustState>,
+        policy: TlsPolicy,
+        ca_id: pki::SpiffeId,
+    ) -> Result<Arc<MeshServerVerifier>> {
+        Self::build(trust, policy, Expected::Ca(ca_id), CrlFreshness::Exempt)
+    }
+
+    fn build(
+        trust: Arc<TrustState>,
+        policy: TlsPolicy,
+        expected: Expected,
+        freshness: CrlFreshness,
+    ) -> Result<Arc<MeshServerVerifier>> {
         let inner = build_inner(trust.roots(), &policy)?;
         Ok(Arc::new(MeshServerVerifier {
             inner: ArcSwap::from_pointee(inner),
             trust,
             policy,
-            expected_id,
+            expected,
+            freshness,
         }))
     }
 
@@ -90,25 +129,28 @@ impl ServerCertVerifier for MeshServerVerifier {
             ocsp_response,
             now,
         )?;
-        let presented = post_path_checks(end_entity, &self.trust, false)?;
-        if let Some(expected) = &self.expected_id {
-            match presented {
-                Some(id) if &id == expected => {}
-                Some(id) => {
-                    return Err(PeerIdentityError::UnexpectedServerId {
-                        expected: expected.to_string(),
-                        presented: id.to_string(),
-                    }
-                    .into_rustls())
+        let presented = post_path_checks(end_entity, &self.trust, false, self.freshness, now)?;
+        let presented_str = || match &presented {
+            Some(id) => id.to_string(),
+            None => "a certificate without a SPIFFE ID".into(),
+        };
+        match &self.expected {
+            Expected::Anyone => {}
+            Expected::Server(expected) if presented.as_ref() != Some(expected) => {
+                return Err(PeerIdentityError::UnexpectedServerId {
+                    expected: expected.to_string(),
+                    presented: presented_str(),
                 }
-                None => {
-                    return Err(PeerIdentityError::UnexpectedServerId {
-                        expected: expected.to_string(),
-                        presented: "a certificate without a SPIFFE ID".into(),
-                    }
-                    .into_rustls())
-                }
+                .into_rustls())
             }
+            Expected::Ca(expected) if presented.as_ref() != Some(expected) => {
+                return Err(PeerIdentityError::NotTheCa {
+                    expected: expected.to_string(),
+                    presented: presented_str(),
+                }
+                .into_rustls())
+            }
+            Expected::Server(_) | Expected::Ca(_) => {}
         }
         Ok(ServerCertVerified::assertion())
     }
