@@ -64,6 +64,22 @@ impl Events {
     }
 }
 
+impl Events {
+    /// A trust bundle from the CA was refused (`trust_bundle`): the current roots stay. Counted
+    /// every time; logged at error level when `log` (the first time this bundle is seen).
+    pub fn bundle_refused(&self, refusal: &crate::trust_bundle::BundleRefusal, log: bool) {
+        self.metrics.bundle_refused(refusal.code());
+        if log {
+            tracing::error!(
+                event = "trust_bundle_refused",
+                reason = refusal.code(),
+                root = refusal.root(),
+                "trust bundle refused, keeping the current roots: {refusal}"
+            );
+        }
+    }
+}
+
 trait IfEmpty {
     fn if_empty(self, alt: &str) -> String;
 }

@@ -14,6 +14,7 @@ use crate::trust::TrustState;
 pub struct Metrics {
     handshakes: Mutex<BTreeMap<String, u64>>,
     closed: Mutex<BTreeMap<String, u64>>,
+    bundles_refused: Mutex<BTreeMap<String, u64>>,
     pub rotations: AtomicU64,
     pub rotation_failures: AtomicU64,
     pub crl_fetches: AtomicU64,
@@ -46,6 +47,18 @@ impl Metrics {
         bump(&self.closed, reason);
     }
 
+    /// Counts a refused trust bundle by reason code.
+    pub fn bundle_refused(&self, reason: &str) {
+        bump(&self.bundles_refused, reason);
+    }
+
+    pub fn bundles_refused(&self, reason: &str) -> u64 {
+        snapshot(&self.bundles_refused)
+            .get(reason)
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn crl_fetched(&self, at: OffsetDateTime) {
         self.crl_fetches.fetch_add(1, Ordering::Relaxed);
         *self
@@ -72,6 +85,14 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "mesh_connections_closed_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(out, "# HELP mesh_trust_bundle_refused_total Trust bundles from the CA refused (the current roots were kept), by reason.");
+        let _ = writeln!(out, "# TYPE mesh_trust_bundle_refused_total counter");
+        for (reason, n) in snapshot(&self.bundles_refused) {
+            let _ = writeln!(
+                out,
+                "mesh_trust_bundle_refused_total{{reason=\"{reason}\"}} {n}"
             );
         }
         let counters = [
@@ -118,6 +139,9 @@ impl Metrics {
             if let Some(this_update) = revoked.oldest_this_update() {
                 let age = (now - this_update).whole_seconds();
                 let _ = writeln!(out, "# HELP mesh_crl_age_seconds Age of the revocation list in use (now - thisUpdate).\n# TYPE mesh_crl_age_seconds gauge\nmesh_crl_age_seconds {age}");
+            }
+            if trust.crl_policy().is_some() {
+                let _ = writeln!(out, "# HELP mesh_crl_stale Revocation list state: 0 fresh, 1 past nextUpdate (readiness degraded), 2 past nextUpdate + --crl-max-staleness (handshakes refused).\n# TYPE mesh_crl_stale gauge\nmesh_crl_stale {}", trust.crl_status(now).gauge());
             }
             let _ = writeln!(out, "# HELP mesh_crl_revoked_entries Serials on the revocation list in use.\n# TYPE mesh_crl_revoked_entries gauge\nmesh_crl_revoked_entries {}", revoked.len());
             if let Some(at) = *self
