@@ -1,25 +1,51 @@
 //! The mesh client: one HTTPS connection reused for consecutive requests, replaced as soon as
 //! our certificate rotates (so the server never sees an old certificate on a new request) or the
-//! server closes it.
+//! server closes it. The server's certificate is watched for as long as the connection lives:
+//! no request is sent on a connection whose server certificate has expired or been revoked, and
+//! such a connection is closed the moment it happens, idle or not (after a request in flight),
+//! so the next request makes a new handshake, which then fails with the reason.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::Method;
 use rustls::ClientConfig;
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
 
 use crate::credentials::Identity;
 use crate::error::Result;
 use crate::https::{self, Connection, HttpsUrl, Response};
+use crate::peer_watch::{close_when_invalid, WatchedCert};
 use crate::setup::Services;
 use crate::tls::HandshakeSummary;
+use crate::trust::TrustState;
+
+/// The open connection with what decides whether it may carry the next request.
+struct Pooled {
+    /// Counts connections, so a watcher only ever closes its own.
+    id: u64,
+    conn: Connection,
+    /// Our identity's generation when the connection was opened.
+    generation: u64,
+    /// The server's certificate; None only if the handshake left none (then never reused).
+    server_cert: Option<WatchedCert>,
+    server_serial: String,
+}
+
+/// The connection slot, shared with the watcher of the connection in it.
+type Slot = Arc<Mutex<Option<Pooled>>>;
 
 pub struct MeshClient {
     url: HttpsUrl,
     identity: Arc<Identity>,
+    /// The revocation state the server certificate is checked against (None in pinned mode).
+    trust: Option<Arc<TrustState>>,
     config: Arc<ClientConfig>,
     timeout: Duration,
-    conn: Option<(Connection, u64)>,
+    slot: Slot,
+    watcher: Option<JoinHandle<()>>,
     /// Handshakes done so far.
     pub connections_opened: u64,
 }
@@ -27,12 +53,21 @@ pub struct MeshClient {
 /// The outcome of one request.
 pub struct Exchange {
     pub response: Response,
-    /// Set when this request needed a new connection (first request, rotation, server close).
+    /// Set when this request needed a new connection (first request, rotation, server close,
+    /// server certificate expired or revoked).
     pub new_connection: Option<HandshakeSummary>,
 }
 
 /// Largest response body read.
 const MAX_RESPONSE: usize = 1 << 20;
+
+impl Drop for MeshClient {
+    fn drop(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
+    }
+}
 
 impl MeshClient {
     pub fn new(
@@ -48,26 +83,63 @@ impl MeshClient {
         Ok(MeshClient {
             url,
             identity: services.identity.clone(),
+            trust: services.trust.clone(),
             config: Arc::new(config),
             timeout,
-            conn: None,
+            slot: Arc::new(Mutex::new(None)),
+            watcher: None,
             connections_opened: 0,
         })
     }
 
-    /// True when the pooled connection may carry the next request: open, and opened with the
-    /// certificate we hold now.
-    fn reusable(&self) -> bool {
-        matches!(&self.conn, Some((c, generation)) if !c.is_closed() && *generation == self.identity.generation())
+    /// True when the pooled connection may carry the next request: open, opened with the
+    /// certificate we hold now, and the server's certificate neither expired nor revoked.
+    fn reusable(&self, pooled: &Pooled) -> bool {
+        if pooled.conn.is_closed() || pooled.generation != self.identity.generation() {
+            return false;
+        }
+        let Some(cert) = &pooled.server_cert else {
+            return false;
+        };
+        match cert.invalid_at(self.trust.as_deref(), OffsetDateTime::now_utc()) {
+            None => true,
+            Some(reason) => {
+                log_closed(&self.url, &pooled.server_serial, reason);
+                false
+            }
+        }
     }
 
-    async fn open(&mut self) -> Result<HandshakeSummary> {
-        self.conn = None;
+    /// Opens a new connection into `slot` and starts watching its server certificate.
+    async fn open(&mut self, slot: &mut Option<Pooled>) -> Result<HandshakeSummary> {
+        *slot = None;
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
         let generation = self.identity.generation();
         let conn = https::connect(self.config.clone(), &self.url, self.timeout).await?;
         let summary = conn.summary.clone();
         self.connections_opened += 1;
-        self.conn = Some((conn, generation));
+        let id = self.connections_opened;
+        let peer = summary.peer.as_ref();
+        let server_cert = peer.and_then(|p| WatchedCert::from_der(&p.der));
+        let server_serial = peer.map(|p| p.serial.clone()).unwrap_or_default();
+        if let Some(cert) = server_cert.clone() {
+            self.watcher = Some(tokio::spawn(watch(
+                self.slot.clone(),
+                id,
+                cert,
+                self.trust.clone(),
+                self.url.clone(),
+            )));
+        }
+        *slot = Some(Pooled {
+            id,
+            conn,
+            generation,
+            server_cert,
+            server_serial,
+        });
         Ok(summary)
     }
 
@@ -79,26 +151,32 @@ impl MeshClient {
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Exchange> {
+        // Held for the whole request: the watcher closes the connection only between requests.
+        let slot = self.slot.clone();
+        let mut slot = slot.lock().await;
         let mut new_connection = None;
-        if !self.reusable() {
-            new_connection = Some(self.open().await?);
+        if !slot.as_ref().is_some_and(|p| self.reusable(p)) {
+            new_connection = Some(self.open(&mut slot).await?);
         }
-        let attempt = self.send(method.clone(), path, body.clone()).await;
+        let attempt = self
+            .send(&mut slot, method.clone(), path, body.clone())
+            .await;
         match attempt {
             Ok(response) => Ok(Exchange {
                 response,
                 new_connection,
             }),
             Err(e) if new_connection.is_some() => {
-                self.conn = None;
+                *slot = None;
                 Err(e)
             }
             Err(first) => {
                 tracing::debug!(error = %first, "request on a reused connection failed; retrying on a new one");
-                let summary = self.open().await?;
-                let response = self.send(method, path, body).await.inspect_err(|_| {
-                    self.conn = None;
-                })?;
+                let summary = self.open(&mut slot).await?;
+                let response = self
+                    .send(&mut slot, method, path, body)
+                    .await
+                    .inspect_err(|_| *slot = None)?;
                 Ok(Exchange {
                     response,
                     new_connection: Some(summary),
@@ -108,17 +186,21 @@ impl MeshClient {
     }
 
     async fn send(
-        &mut self,
+        &self,
+        slot: &mut Option<Pooled>,
         method: Method,
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response> {
-        let Some((conn, _)) = self.conn.as_mut() else {
+        let Some(pooled) = slot.as_mut() else {
             return Err(crate::MeshError::Http("no connection".into()));
         };
         let timeout = self.timeout;
-        match tokio::time::timeout(timeout, conn.request(method, path, &[], body, MAX_RESPONSE))
-            .await
+        match tokio::time::timeout(
+            timeout,
+            pooled.conn.request(method, path, &[], body, MAX_RESPONSE),
+        )
+        .await
         {
             Ok(r) => r,
             Err(_) => Err(crate::MeshError::Http(format!(
@@ -126,4 +208,32 @@ impl MeshClient {
             ))),
         }
     }
+}
+
+/// Closes connection `id` once its server certificate expires or is revoked, as soon as no
+/// request is in flight on it.
+async fn watch(
+    slot: Slot,
+    id: u64,
+    cert: WatchedCert,
+    trust: Option<Arc<TrustState>>,
+    url: HttpsUrl,
+) {
+    let reason = close_when_invalid(cert, trust).await;
+    let mut slot = slot.lock().await;
+    if let Some(pooled) = slot.as_ref().filter(|p| p.id == id) {
+        log_closed(&url, &pooled.server_serial, reason);
+        // Dropping the connection closes the socket.
+        *slot = None;
+    }
+}
+
+fn log_closed(url: &HttpsUrl, serial: &str, reason: &str) {
+    tracing::info!(
+        event = "connection_closed",
+        server = %url,
+        serial,
+        reason,
+        "closing the connection to {url}: server certificate {serial} {reason}"
+    );
 }

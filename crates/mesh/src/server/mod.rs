@@ -129,7 +129,7 @@ async fn connection(
     let builder = auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
-    let close = close_when_invalid(peer.clone(), shared.trust.clone());
+    let close = crate::peer_watch::close_when_invalid((&*peer).into(), shared.trust.clone());
     tokio::pin!(close);
     let mut closing = false;
     loop {
@@ -175,35 +175,4 @@ async fn linger(mut tcp: TcpStream) {
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-}
-
-/// Resolves once the peer's certificate expires or shows up on the revocation list.
-async fn close_when_invalid(peer: Arc<Peer>, trust: Option<Arc<TrustState>>) -> &'static str {
-    let left = crate::timefmt::until(peer.not_after, time::OffsetDateTime::now_utc());
-    // One second past NotAfter, so the certificate is expired by any clock reading.
-    let expiry = tokio::time::sleep(left + Duration::from_secs(1));
-    tokio::pin!(expiry);
-    let Some(trust) = trust else {
-        expiry.await;
-        return "expired";
-    };
-    let mut changes = trust.subscribe();
-    loop {
-        if trust
-            .revoked()
-            .is_revoked(&peer.issuer_raw, &peer.serial_raw)
-        {
-            return "revoked";
-        }
-        tokio::select! {
-            _ = &mut expiry => return "expired",
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    // The trust state is gone (shutdown); only expiry can still close us.
-                    (&mut expiry).await;
-                    return "expired";
-                }
-            }
-        }
-    }
 }

@@ -7,6 +7,7 @@ use rustls::{
 };
 use rustls_pki_types::CertificateDer;
 
+use crate::crl_freshness::CrlStaleError;
 use crate::tls::identity_error::PeerIdentityError;
 use crate::tls::leaf_policy::KeyUsageError;
 
@@ -59,6 +60,10 @@ pub struct PeerSummary {
     pub ips: Vec<String>,
     /// RFC 3339.
     pub not_after: String,
+    /// The certificate itself, so the connection's owner can keep watching it
+    /// (`peer_watch`).
+    #[serde(skip)]
+    pub der: CertificateDer<'static>,
 }
 
 impl PeerSummary {
@@ -73,6 +78,7 @@ impl PeerSummary {
             dns: info.dns,
             ips: info.ips.iter().map(|i| i.to_string()).collect(),
             not_after: crate::timefmt::rfc3339(info.not_after),
+            der: der.clone().into_owned(),
         })
     }
 }
@@ -161,6 +167,9 @@ fn certificate_problem(e: &CertificateError) -> String {
             }
             if let Some(ku) = other.0.downcast_ref::<KeyUsageError>() {
                 return ku.to_string();
+            }
+            if let Some(stale) = other.0.downcast_ref::<CrlStaleError>() {
+                return stale.to_string();
             }
             if let Some(w) = other.0.downcast_ref::<webpki::Error>() {
                 return match w {
@@ -311,6 +320,9 @@ pub fn server_reason_code(err: &Error) -> &'static str {
             CertificateError::Other(o) if o.0.downcast_ref::<KeyUsageError>().is_some() => {
                 "key_usage"
             }
+            CertificateError::Other(o) if o.0.downcast_ref::<CrlStaleError>().is_some() => {
+                "crl_stale"
+            }
             CertificateError::Other(o)
                 if matches!(
                     o.0.downcast_ref::<webpki::Error>(),
@@ -361,8 +373,8 @@ pub fn client_side_reason(err: &Error) -> String {
             }
             AlertDescription::CertificateUnknown => {
                 "server rejected our certificate: certificate unknown (for example no SPIFFE ID, \
-                 a key usage without digitalSignature, or a CA certificate used as a client \
-                 certificate)"
+                 a key usage without digitalSignature, a CA certificate used as a client \
+                 certificate, or a revocation list on the server too stale to answer)"
                     .into()
             }
             AlertDescription::ProtocolVersion => "server refused our TLS version".into(),
@@ -440,5 +452,27 @@ mod tests {
         assert!(client_side_reason(&ku)
             .starts_with("server certificate key usage lacks digitalSignature"));
         assert_eq!(server_reason_code(&ku), "key_usage");
+        let stale = CrlStaleError {
+            next_update: "2026-11-23T14:00:00Z".into(),
+            max_staleness: "30m".into(),
+        }
+        .into_rustls();
+        assert_eq!(server_reason_code(&stale), "crl_stale");
+        assert!(server_side_reason(&stale)
+            .starts_with("client certificate revocation status unknown: the revocation list"));
+        assert!(client_side_reason(&stale).starts_with("server certificate revocation status"));
+        let not_ca = PeerIdentityError::NotTheCa {
+            expected: "spiffe://mesh.local/ca".into(),
+            presented: "spiffe://mesh.local/service/evil".into(),
+        }
+        .into_rustls();
+        let said = client_side_reason(&not_ca);
+        assert!(
+            said.contains(
+                "presented spiffe://mesh.local/service/evil, not the CA's identity \
+                 spiffe://mesh.local/ca"
+            ),
+            "{said}"
+        );
     }
 }

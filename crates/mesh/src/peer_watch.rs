@@ -1,0 +1,91 @@
+//! TLS checks a certificate only during the handshake. Both ends of a connection therefore
+//! watch the peer's certificate for as long as the connection lives: the server closes a client's
+//! connection, and `MeshClient` closes its connection to a server, as soon as the peer's
+//! certificate expires or its serial shows up on the revocation list (docs/security.md).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::trust::TrustState;
+
+/// What the watcher needs from the peer's verified certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchedCert {
+    /// Raw issuer Name and serial octets, for revocation lookups.
+    pub issuer_raw: Vec<u8>,
+    pub serial_raw: Vec<u8>,
+    pub not_after: OffsetDateTime,
+}
+
+impl WatchedCert {
+    pub fn from_der(cert: &CertificateDer<'_>) -> Option<WatchedCert> {
+        let (_, parsed) = X509Certificate::from_der(cert).ok()?;
+        Some(WatchedCert {
+            issuer_raw: parsed.tbs_certificate.issuer.as_raw().to_vec(),
+            serial_raw: parsed.tbs_certificate.raw_serial().to_vec(),
+            not_after: parsed.validity().not_after.to_datetime(),
+        })
+    }
+
+    /// Why the certificate may no longer carry traffic at `now`, if it may not: "revoked" or
+    /// "expired" (past NotAfter, as webpki judges it).
+    pub fn invalid_at(
+        &self,
+        trust: Option<&TrustState>,
+        now: OffsetDateTime,
+    ) -> Option<&'static str> {
+        if trust.is_some_and(|t| t.revoked().is_revoked(&self.issuer_raw, &self.serial_raw)) {
+            return Some("revoked");
+        }
+        if now > self.not_after {
+            return Some("expired");
+        }
+        None
+    }
+}
+
+impl From<&crate::server::Peer> for WatchedCert {
+    fn from(peer: &crate::server::Peer) -> WatchedCert {
+        WatchedCert {
+            issuer_raw: peer.issuer_raw.clone(),
+            serial_raw: peer.serial_raw.clone(),
+            not_after: peer.not_after,
+        }
+    }
+}
+
+/// Resolves once the peer's certificate expires or shows up on the revocation list: "expired"
+/// or "revoked". Without a trust state (pinned mode) only expiry can end it.
+pub async fn close_when_invalid(cert: WatchedCert, trust: Option<Arc<TrustState>>) -> &'static str {
+    let left = crate::timefmt::until(cert.not_after, OffsetDateTime::now_utc());
+    // One second past NotAfter, so the certificate is expired by any clock reading.
+    let expiry = tokio::time::sleep(left + Duration::from_secs(1));
+    tokio::pin!(expiry);
+    let Some(trust) = trust else {
+        expiry.await;
+        return "expired";
+    };
+    let mut changes = trust.subscribe();
+    loop {
+        if trust
+            .revoked()
+            .is_revoked(&cert.issuer_raw, &cert.serial_raw)
+        {
+            return "revoked";
+        }
+        tokio::select! {
+            _ = &mut expiry => return "expired",
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    // The trust state is gone (shutdown); only expiry can still close us.
+                    (&mut expiry).await;
+                    return "expired";
+                }
+            }
+        }
+    }
+}
