@@ -87,6 +87,13 @@ pub struct CredentialArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, help_heading = "Enrolled mode (certificate from mtls-ca)")]
     pub crl_refresh: Duration,
 
+    /// How long past its nextUpdate a revocation list is still used (readiness `degraded`)
+    /// before the service fails closed: every handshake is then refused and readiness is
+    /// `unhealthy`, until a fresh CRL arrives. Applies where a CRL is configured (enrolled mode,
+    /// static mode with --crl).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub crl_max_staleness: Duration,
+
     /// Static mode: certificate PEM (leaf first, then any intermediates).
     #[arg(
         long,

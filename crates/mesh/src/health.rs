@@ -1,15 +1,20 @@
-//! Readiness from the certificate's remaining lifetime (DESIGN §3): ready, degraded under 10%
-//! of the lifetime left (renewal is overdue, probably because the CA is unreachable), unhealthy
-//! once expired.
+//! Readiness (DESIGN §3): from the certificate's remaining lifetime (ready, degraded under 10% of
+//! the lifetime left, unhealthy once expired) and from the revocation list in use (degraded past
+//! its nextUpdate, unhealthy once the service fails closed past `--crl-max-staleness`,
+//! `crl_freshness`). The worse of the two wins.
+
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::credentials::Credential;
+use crate::credentials::{Credential, Identity};
+use crate::crl_freshness::CrlStatus;
+use crate::trust::TrustState;
 
 /// Below this share of the lifetime left, readiness reports `degraded`.
 pub const DEGRADED_BELOW: f64 = 0.10;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Readiness {
     Ready,
     Degraded,
@@ -39,6 +44,54 @@ pub fn readiness(cred: &Credential, now: OffsetDateTime) -> (Readiness, f64) {
     (state, left)
 }
 
+/// What the revocation list's state does to readiness.
+pub fn crl_readiness(status: &CrlStatus) -> Readiness {
+    match status {
+        CrlStatus::Fresh => Readiness::Ready,
+        CrlStatus::Stale { .. } => Readiness::Degraded,
+        CrlStatus::FailingClosed { .. } => Readiness::Unhealthy,
+    }
+}
+
+/// The whole picture for `/readyz` and the health log.
+#[derive(Clone, Debug)]
+pub struct Health {
+    pub state: Readiness,
+    /// Share of the certificate's lifetime left.
+    pub lifetime_left: f64,
+    pub crl: CrlStatus,
+    /// Why the service is not `ready` (None when it is).
+    pub reason: Option<String>,
+}
+
+/// Readiness of a service presenting `cred` and trusting `trust`, at `now`.
+pub fn assess(cred: &Credential, trust: Option<&TrustState>, now: OffsetDateTime) -> Health {
+    let (cert_state, left) = readiness(cred, now);
+    let crl = trust.map_or(CrlStatus::Fresh, |t| t.crl_status(now));
+    let mut reasons = Vec::new();
+    match cert_state {
+        Readiness::Ready => {}
+        Readiness::Degraded => reasons.push(format!(
+            "certificate {} has {:.0}% of its lifetime left (renewal overdue; is the CA \
+             reachable?)",
+            cred.info.serial_hex,
+            left * 100.0
+        )),
+        Readiness::Unhealthy => reasons.push(format!(
+            "certificate {} expired at {}",
+            cred.info.serial_hex,
+            crate::timefmt::rfc3339(cred.info.not_after)
+        )),
+    }
+    reasons.extend(crl.reason());
+    Health {
+        state: cert_state.max(crl_readiness(&crl)),
+        lifetime_left: left,
+        crl,
+        reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+    }
+}
+
 /// When the readiness of `cred` changes next (None once it is unhealthy: only a new certificate
 /// changes it then).
 fn next_transition(cred: &Credential, state: Readiness) -> Option<OffsetDateTime> {
@@ -50,34 +103,86 @@ fn next_transition(cred: &Credential, state: Readiness) -> Option<OffsetDateTime
     }
 }
 
-/// Logs every readiness change (ready -> degraded -> unhealthy and back after a rotation), at
-/// the moment it happens: no polling.
-pub async fn log_transitions(identity: std::sync::Arc<crate::credentials::Identity>) {
-    let mut changes = identity.subscribe();
+/// Logs the revocation list's state when it changes.
+fn log_crl_status(status: &CrlStatus) {
+    match status {
+        CrlStatus::Fresh => tracing::info!(
+            event = "crl_fresh",
+            state = status.as_str(),
+            "revocation list fresh again; handshakes are checked against it normally"
+        ),
+        CrlStatus::Stale { .. } => tracing::warn!(
+            event = "crl_stale",
+            state = status.as_str(),
+            "{}",
+            status.reason().unwrap_or_default()
+        ),
+        CrlStatus::FailingClosed { .. } => tracing::error!(
+            event = "crl_stale",
+            state = status.as_str(),
+            "{}",
+            status.reason().unwrap_or_default()
+        ),
+    }
+}
+
+/// Logs every readiness change (ready -> degraded -> unhealthy and back after a rotation or a
+/// fresh CRL) and every change of the revocation list's state, at the moment it happens: no
+/// polling. Wakes at the next planned transition, on a new certificate and on a new CRL.
+pub async fn log_transitions(identity: Arc<Identity>, trust: Option<Arc<TrustState>>) {
+    let mut cert_changes = identity.subscribe();
+    let mut crl_changes = trust.as_ref().map(|t| t.subscribe_crl());
     let mut last: Option<Readiness> = None;
+    let mut last_crl = CrlStatus::Fresh;
     loop {
         let cred = identity.current();
         let now = OffsetDateTime::now_utc();
-        let (state, left) = readiness(&cred, now);
-        if last != Some(state) {
-            let msg = format!(
-                "readiness {}: certificate {} has {:.0}% of its lifetime left (expires {})",
-                state.as_str(),
-                cred.info.serial_hex,
-                left * 100.0,
-                crate::timefmt::rfc3339(cred.info.not_after)
-            );
-            match state {
-                Readiness::Ready => {
-                    tracing::info!(event = "readiness", status = state.as_str(), "{msg}")
-                }
-                _ => tracing::warn!(event = "readiness", status = state.as_str(), "{msg}"),
-            }
-            last = Some(state);
+        let health = assess(&cred, trust.as_deref(), now);
+        if health.crl.as_str() != last_crl.as_str() {
+            log_crl_status(&health.crl);
+            last_crl = health.crl;
         }
-        let wake = next_transition(&cred, state);
+        if last != Some(health.state) {
+            let msg = format!(
+                "readiness {}: certificate {} has {:.0}% of its lifetime left (expires {}){}",
+                health.state.as_str(),
+                cred.info.serial_hex,
+                health.lifetime_left * 100.0,
+                crate::timefmt::rfc3339(cred.info.not_after),
+                health
+                    .reason
+                    .as_deref()
+                    .map(|r| format!("; {r}"))
+                    .unwrap_or_default()
+            );
+            match health.state {
+                Readiness::Ready => {
+                    tracing::info!(event = "readiness", status = health.state.as_str(), "{msg}")
+                }
+                _ => tracing::warn!(event = "readiness", status = health.state.as_str(), "{msg}"),
+            }
+            last = Some(health.state);
+        }
+        let (cert_state, _) = readiness(&cred, now);
+        let wake = [
+            next_transition(&cred, cert_state),
+            trust.as_ref().and_then(|t| t.crl_next_change(now)),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
-            changed = changes.changed() => {
+            changed = cert_changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            changed = async {
+                match crl_changes.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 if changed.is_err() {
                     return;
                 }

@@ -11,10 +11,12 @@ use crate::ca_client::{fetch_root_by_fingerprint, CaClient};
 use crate::cli::CredentialArgs;
 use crate::credentials::static_files::ReloadTarget;
 use crate::credentials::{Identity, Role, StaticFiles};
+use crate::crl_freshness::CrlPolicy;
 use crate::enroll::{retry_until, Enroller, TokenSource};
 use crate::error::{MeshError, Result};
 use crate::events::Events;
 use crate::https::HttpsUrl;
+use crate::refresh::Refresher;
 use crate::rotation::{self, RotationConfig};
 use crate::stop::Stop;
 use crate::tls::{MeshClientVerifier, MeshServerVerifier, PinSet, PinnedVerifier, TlsPolicy};
@@ -70,6 +72,15 @@ impl Drop for Services {
     }
 }
 
+/// How old a CRL may get (`--crl-max-staleness`), counted from now while there is none yet.
+fn crl_policy(args: &CredentialArgs) -> CrlPolicy {
+    CrlPolicy {
+        max_staleness: time::Duration::try_from(args.crl_max_staleness)
+            .unwrap_or(time::Duration::MAX),
+        no_crl_since: time::OffsetDateTime::now_utc(),
+    }
+}
+
 fn mode_of(args: &CredentialArgs) -> Result<Mode> {
     let enrolled = args.ca_url.is_some();
     let files = args.cert.is_some() || args.key.is_some();
@@ -119,9 +130,10 @@ impl Services {
             Mode::Enrolled => Self::start_enrolled(args, role, policy, events).await?,
             mode => Self::start_files(args, role, policy, events, mode)?,
         };
-        let health = services
-            .stop
-            .spawn(crate::health::log_transitions(services.identity.clone()));
+        let health = services.stop.spawn(crate::health::log_transitions(
+            services.identity.clone(),
+            services.trust.clone(),
+        ));
         services.tasks.push(health);
         Ok(services)
     }
@@ -154,7 +166,11 @@ impl Services {
         } else {
             None
         };
-        let trust = first.roots.clone().map(TrustState::new);
+        let trust = first.roots.clone().map(|roots| match &args.crl {
+            // A CRL file makes the service answer "revoked?", so it must not go stale.
+            Some(_) => TrustState::with_crl_policy(roots, crl_policy(args)),
+            None => TrustState::new(roots),
+        });
         if let (Some(trust), Some(revoked)) = (&trust, first.revoked.clone()) {
             trust.set_revoked(revoked, true);
         }
@@ -242,8 +258,9 @@ impl Services {
                 ))
             }
         };
-        let trust = TrustState::new(roots);
-        let ca = CaClient::new(url, trust.clone(), policy.clone());
+        // Before the first CRL arrives, the process start stands in for its nextUpdate.
+        let trust = TrustState::with_crl_policy(roots, crl_policy(args));
+        let ca = CaClient::new(url, trust.clone(), policy.clone(), spiffe_id.trust_domain());
         let enroller = Arc::new(Enroller::new(
             ca.clone(),
             spiffe_id,
@@ -260,7 +277,8 @@ impl Services {
         })
         .await?;
         let identity = Identity::new(credential);
-        if let Err(e) = crate::refresh::refresh_once(&ca, &trust, &events).await {
+        let mut refresher = Refresher::new(ca, trust.clone(), events.clone());
+        if let Err(e) = refresher.refresh_once().await {
             tracing::warn!(event = "refresh_failed", error = %e, "first CRL/bundle fetch failed: {e}; retrying every {:?}", args.crl_refresh);
         }
         let config = RotationConfig {
@@ -278,13 +296,7 @@ impl Services {
             jitter,
             stop.clone(),
         ));
-        let refresh = stop.spawn(crate::refresh::run(
-            ca,
-            trust.clone(),
-            events.clone(),
-            args.crl_refresh,
-            stop.clone(),
-        ));
+        let refresh = stop.spawn(refresher.run(args.crl_refresh, stop.clone()));
         Ok(Services {
             mode: Mode::Enrolled,
             identity,

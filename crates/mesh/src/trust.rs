@@ -1,14 +1,17 @@
 //! What a service trusts right now: the root bundle and the revocation set. Both are swapped
 //! atomically when a refresh brings something new; every change bumps a generation that open
-//! connections watch, so a connection whose peer was just revoked can be closed.
+//! connections watch, so a connection whose peer was just revoked can be closed. Where a CRL is
+//! configured, the trust state also knows how stale a list may get (`crl_freshness`).
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use crate::crl_freshness::{self, CrlPolicy, CrlStatus};
 use crate::error::{MeshError, Result};
 use crate::revocation::RevokedSet;
 
@@ -76,15 +79,68 @@ pub struct TrustState {
     roots: ArcSwap<Roots>,
     revoked: ArcSwap<RevokedSet>,
     generation: watch::Sender<u64>,
+    /// Bumped on every new revocation list, also one with the same serials (new dates).
+    crl_updates: watch::Sender<u64>,
+    /// Set where a CRL is configured (enrolled mode, static mode with --crl).
+    crl_policy: Option<CrlPolicy>,
 }
 
 impl TrustState {
+    /// Trust without a revocation list to keep fresh (static files without --crl).
     pub fn new(roots: Roots) -> Arc<TrustState> {
+        Self::build(roots, None)
+    }
+
+    /// Trust whose revocation list must stay fresh (`crl_freshness`).
+    pub fn with_crl_policy(roots: Roots, policy: CrlPolicy) -> Arc<TrustState> {
+        Self::build(roots, Some(policy))
+    }
+
+    fn build(roots: Roots, crl_policy: Option<CrlPolicy>) -> Arc<TrustState> {
         Arc::new(TrustState {
             roots: ArcSwap::from_pointee(roots),
             revoked: ArcSwap::from_pointee(RevokedSet::default()),
             generation: watch::channel(0).0,
+            crl_updates: watch::channel(0).0,
+            crl_policy,
         })
+    }
+
+    pub fn crl_policy(&self) -> Option<CrlPolicy> {
+        self.crl_policy
+    }
+
+    /// When the revocation list in use stops being authoritative: the earliest nextUpdate of
+    /// the CRLs held (None when they have none, or no CRL policy applies); before the first CRL
+    /// arrived, the policy's stand-in (the process start).
+    pub fn crl_next_update(&self) -> Option<OffsetDateTime> {
+        let policy = self.crl_policy?;
+        let revoked = self.revoked.load();
+        if revoked.is_empty() {
+            return Some(policy.no_crl_since);
+        }
+        revoked.crls().filter_map(|c| c.next_update).min()
+    }
+
+    /// Fresh, stale or failing closed, at `now` (always fresh without a CRL policy).
+    pub fn crl_status(&self, now: OffsetDateTime) -> CrlStatus {
+        match self.crl_policy {
+            Some(policy) => {
+                crl_freshness::status(self.crl_next_update(), policy.max_staleness, now)
+            }
+            None => CrlStatus::Fresh,
+        }
+    }
+
+    /// When `crl_status` changes next unless a new CRL arrives first.
+    pub fn crl_next_change(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let policy = self.crl_policy?;
+        crl_freshness::next_change(self.crl_next_update(), policy.max_staleness, now)
+    }
+
+    /// A receiver that sees every new revocation list.
+    pub fn subscribe_crl(&self) -> watch::Receiver<u64> {
+        self.crl_updates.subscribe()
     }
 
     pub fn roots(&self) -> Arc<Roots> {
@@ -109,6 +165,7 @@ impl TrustState {
     /// when only the list's dates changed, not its serials.
     pub fn set_revoked(&self, revoked: RevokedSet, notify: bool) {
         self.revoked.store(Arc::new(revoked));
+        self.crl_updates.send_modify(|g| *g += 1);
         if notify {
             self.bump();
         }

@@ -1,5 +1,6 @@
 //! The admin listener: plain HTTP on a loopback address, for probes and scrapers.
-//! `/healthz` (alive), `/readyz` (ready | degraded -> 200, unhealthy -> 503), `/metrics`.
+//! `/healthz` (alive), `/readyz` (ready | degraded -> 200, unhealthy -> 503, with the reason and
+//! the revocation list's state), `/metrics`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::credentials::Identity;
 use crate::error::{MeshError, Result};
 use crate::events::Events;
-use crate::health::{readiness, Readiness};
+use crate::health::{assess, Readiness};
 use crate::server::handlers::{error_response, json_response};
 use crate::trust::TrustState;
 
@@ -63,21 +64,29 @@ fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
         "/healthz" => json_response(StatusCode::OK, json!({"status": "alive"})),
         "/readyz" => {
             let cred = state.identity.current();
-            let (ready, left) = readiness(&cred, time::OffsetDateTime::now_utc());
-            let status = if ready == Readiness::Unhealthy {
+            let now = time::OffsetDateTime::now_utc();
+            let health = assess(&cred, state.trust.as_deref(), now);
+            let status = if health.state == Readiness::Unhealthy {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
                 StatusCode::OK
             };
-            json_response(
-                status,
-                json!({
-                    "status": ready.as_str(),
-                    "serial": cred.info.serial_hex,
-                    "not_after": crate::timefmt::rfc3339(cred.info.not_after),
-                    "lifetime_left": (left * 1000.0).round() / 1000.0,
-                }),
-            )
+            let mut body = json!({
+                "status": health.state.as_str(),
+                "serial": cred.info.serial_hex,
+                "not_after": crate::timefmt::rfc3339(cred.info.not_after),
+                "lifetime_left": (health.lifetime_left * 1000.0).round() / 1000.0,
+            });
+            if let Some(trust) = state.trust.as_deref().filter(|t| t.crl_policy().is_some()) {
+                body["crl"] = json!({
+                    "state": health.crl.as_str(),
+                    "next_update": trust.crl_next_update().map(crate::timefmt::rfc3339),
+                });
+            }
+            if let Some(reason) = health.reason {
+                body["reason"] = json!(reason);
+            }
+            json_response(status, body)
         }
         "/metrics" => {
             let body = state

@@ -1,6 +1,6 @@
 //! Server-side verification of client certificates: webpki path validation against the current
-//! roots (clientAuth EKU, validity, CA-as-leaf refused), then an O(1) revocation lookup, then the
-//! SPIFFE ID requirement.
+//! roots (clientAuth EKU, validity, CA-as-leaf refused), then an O(1) revocation lookup and the
+//! CRL freshness rule, then the SPIFFE ID requirement.
 
 use std::sync::Arc;
 
@@ -83,13 +83,25 @@ impl MeshClientVerifier {
     }
 }
 
+/// Whether a verifier insists on a revocation list that is not too stale
+/// (`crl_freshness`). Every peer verification does, except the CA client's: it must still reach
+/// the CA to fetch a fresh CRL, and the CA's API certificate is not on the CRL anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrlFreshness {
+    Enforce,
+    Exempt,
+}
+
 /// The checks after path validation, on one parse of the end-entity certificate: not revoked,
-/// key usage fit for a TLS 1.3 leaf (digitalSignature, no CA usages), and when required a SPIFFE
+/// a revocation answer we may still give (a CRL not stale past `--crl-max-staleness`), key
+/// usage fit for a TLS 1.3 leaf (digitalSignature, no CA usages), and when required a SPIFFE
 /// ID. Returns the SPIFFE ID (if any) so callers need not parse the certificate again.
 pub(crate) fn post_path_checks(
     end_entity: &CertificateDer<'_>,
     trust: &TrustState,
     require_spiffe_id: bool,
+    freshness: CrlFreshness,
+    now: UnixTime,
 ) -> std::result::Result<Option<pki::SpiffeId>, Error> {
     let (_, cert) = X509Certificate::from_der(end_entity)
         .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
@@ -98,6 +110,13 @@ pub(crate) fn post_path_checks(
         cert.tbs_certificate.raw_serial(),
     ) {
         return Err(Error::InvalidCertificate(CertificateError::Revoked));
+    }
+    if freshness == CrlFreshness::Enforce {
+        let now = time::OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+        if let Some(stale) = trust.crl_status(now).error() {
+            return Err(stale.into_rustls());
+        }
     }
     check_key_usage(&cert).map_err(KeyUsageError::into_rustls)?;
     let id = spiffe_id_of(&cert);
@@ -128,7 +147,13 @@ impl ClientCertVerifier for MeshClientVerifier {
     ) -> std::result::Result<ClientCertVerified, Error> {
         self.current()?
             .verify_client_cert(end_entity, intermediates, now)?;
-        post_path_checks(end_entity, &self.trust, self.require_spiffe_id)?;
+        post_path_checks(
+            end_entity,
+            &self.trust,
+            self.require_spiffe_id,
+            CrlFreshness::Enforce,
+            now,
+        )?;
         Ok(ClientCertVerified::assertion())
     }
 
