@@ -41,7 +41,9 @@ impl WatchedCert {
         if trust.is_some_and(|t| t.revoked().is_revoked(&self.issuer_raw, &self.serial_raw)) {
             return Some("revoked");
         }
-        if now > self.not_after {
+        // Whole seconds, like webpki (valid through the second of NotAfter): a connection is
+        // given up exactly when a new handshake with the same certificate would fail.
+        if now.unix_timestamp() > self.not_after.unix_timestamp() {
             return Some("expired");
         }
         None
