@@ -180,3 +180,68 @@ impl TrustState {
         self.generation.send_modify(|g| *g += 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revocation::VerifiedCrl;
+    use time::macros::datetime;
+    use time::Duration;
+
+    fn crl(next_update: Option<OffsetDateTime>) -> RevokedSet {
+        RevokedSet::from_crls(vec![VerifiedCrl {
+            issuer_raw: b"issuer".to_vec(),
+            issuer: "CN=Root".into(),
+            this_update: datetime!(2026-11-23 13:00 UTC),
+            next_update,
+            serials: Default::default(),
+        }])
+    }
+
+    fn roots() -> Roots {
+        let ca = pki::CaMaterial::generate_root("Trust Test", OffsetDateTime::now_utc()).unwrap();
+        Roots::new(vec![ca.cert_der().clone()]).unwrap()
+    }
+
+    #[test]
+    fn staleness_follows_the_crl_in_use_and_the_start_before_the_first_one() {
+        let start = datetime!(2026-11-23 12:00 UTC);
+        let policy = CrlPolicy {
+            max_staleness: Duration::minutes(30),
+            no_crl_since: start,
+        };
+        let trust = TrustState::with_crl_policy(roots(), policy);
+        // No CRL yet: the start stands in for nextUpdate.
+        assert_eq!(trust.crl_next_update(), Some(start));
+        assert!(matches!(
+            trust.crl_status(start + Duration::minutes(31)),
+            CrlStatus::FailingClosed { .. }
+        ));
+        let updates = trust.subscribe_crl();
+        let next = datetime!(2026-11-23 14:00 UTC);
+        trust.set_revoked(crl(Some(next)), false);
+        assert!(
+            updates.has_changed().unwrap(),
+            "a new CRL wakes the health log"
+        );
+        assert_eq!(trust.crl_status(next), CrlStatus::Fresh);
+        assert!(matches!(
+            trust.crl_status(next + Duration::minutes(1)),
+            CrlStatus::Stale { .. }
+        ));
+        assert_eq!(trust.crl_next_change(next - Duration::hours(1)), Some(next));
+        // A CRL without nextUpdate never goes stale.
+        trust.set_revoked(crl(None), false);
+        assert_eq!(
+            trust.crl_status(next + Duration::days(365)),
+            CrlStatus::Fresh
+        );
+        // Without a CRL policy there is nothing to go stale.
+        let plain = TrustState::new(roots());
+        assert_eq!(
+            plain.crl_status(start + Duration::days(1)),
+            CrlStatus::Fresh
+        );
+        assert_eq!(plain.crl_next_update(), None);
+    }
+}

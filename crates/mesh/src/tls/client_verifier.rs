@@ -101,7 +101,6 @@ pub(crate) fn post_path_checks(
     trust: &TrustState,
     require_spiffe_id: bool,
     freshness: CrlFreshness,
-    now: UnixTime,
 ) -> std::result::Result<Option<pki::SpiffeId>, Error> {
     let (_, cert) = X509Certificate::from_der(end_entity)
         .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
@@ -112,9 +111,9 @@ pub(crate) fn post_path_checks(
         return Err(Error::InvalidCertificate(CertificateError::Revoked));
     }
     if freshness == CrlFreshness::Enforce {
-        let now = time::OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
-            .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-        if let Some(stale) = trust.crl_status(now).error() {
+        // The full-precision clock, not the whole seconds rustls hands the verifier: readiness
+        // and the state log use it, so all three agree on the moment the service fails closed.
+        if let Some(stale) = trust.crl_status(time::OffsetDateTime::now_utc()).error() {
             return Err(stale.into_rustls());
         }
     }
@@ -152,7 +151,6 @@ impl ClientCertVerifier for MeshClientVerifier {
             &self.trust,
             self.require_spiffe_id,
             CrlFreshness::Enforce,
-            now,
         )?;
         Ok(ClientCertVerified::assertion())
     }

@@ -129,7 +129,7 @@ impl ServerCertVerifier for MeshServerVerifier {
             ocsp_response,
             now,
         )?;
-        let presented = post_path_checks(end_entity, &self.trust, false, self.freshness, now)?;
+        let presented = post_path_checks(end_entity, &self.trust, false, self.freshness)?;
         let presented_str = || match &presented {
             Some(id) => id.to_string(),
             None => "a certificate without a SPIFFE ID".into(),
