@@ -207,7 +207,7 @@ async fn forward(
     let answer = async {
         let mut conn =
             mesh::https::connect(state.upstream.clone(), &url, Duration::from_secs(10)).await?;
-        let body = (!body.is_empty()).then(|| ("application/json", body));
+        let body = (!body.is_empty()).then_some(("application/json", body));
         conn.request(method, &path, &auth, body, 1 << 20).await
     }
     .await;
