@@ -225,6 +225,40 @@ mod tests {
         assert_eq!(err.code(), "unreadable");
     }
 
+    /// docs/troubleshooting.md quotes these refusals; keep page and messages in step.
+    #[test]
+    fn the_troubleshooting_page_quotes_the_refusals() {
+        let page = include_str!("../../../docs/troubleshooting.md");
+        let p = pki();
+        let unvouched = accept_bundle(
+            &roots(&[&p.old]),
+            &pem(&[p.old.cert_der(), p.evil.cert_der()]),
+            p.now,
+        )
+        .unwrap_err()
+        .to_string();
+        let dropped = accept_bundle(&roots(&[&p.old]), &pem(&[p.evil.cert_der()]), p.now)
+            .unwrap_err()
+            .to_string();
+        for (phrase, message) in [
+            (
+                "but no root trusted now vouches for it: the bundle holds no cross-certificate for it",
+                &unvouched,
+            ),
+            ("the trust bundle adds the root", &unvouched),
+            ("the trust bundle drops every root trusted now", &dropped),
+            (
+                "at least one must stay (a bundle that replaces all roots would hand the trust to \
+                 whoever served it)",
+                &dropped,
+            ),
+        ] {
+            assert!(message.contains(phrase), "{message}");
+            assert!(page.contains(phrase), "docs/troubleshooting.md lacks {phrase:?}");
+        }
+        assert!(page.contains("trust bundle refused, keeping the current roots: "));
+    }
+
     #[test]
     fn a_root_may_be_removed_while_another_current_root_stays() {
         let p = pki();

@@ -382,6 +382,28 @@ fn a_workload_relaying_the_ca_is_refused_and_its_root_never_trusted() {
         !out.contains("enroll_failed"),
         "must not be retried:\n{out}"
     );
+    // docs/troubleshooting.md quotes this message.
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/troubleshooting.md"
+    ))
+    .expect("troubleshooting page");
+    for phrase in [
+        "obtaining the client certificate: trust: refusing to talk to",
+        "/api/v1/sign: server identity mismatch: the server presented \
+         spiffe://mesh.local/service/evil, not the CA's identity spiffe://mesh.local/ca: \
+         whatever answers at the CA URL is not the CA",
+        "nothing was sent to it. Check --ca-url and the network path to the CA",
+    ] {
+        assert!(
+            out.contains(phrase),
+            "mtls-client no longer prints {phrase:?}:\n{out}"
+        );
+        assert!(
+            page.contains(phrase),
+            "docs/troubleshooting.md lacks {phrase:?}"
+        );
+    }
     // The one request the relay saw is the unauthenticated root download, whose answer is
     // checked against --ca-fingerprint; the join token never reached it.
     assert_eq!(relay.requests(), vec!["GET /api/v1/ca".to_string()]);

@@ -13,6 +13,23 @@ use time::OffsetDateTime;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// docs/troubleshooting.md quotes `phrase`, and the tool printed it (`output`).
+fn quoted(phrase: &str, output: &str) {
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/troubleshooting.md"
+    ))
+    .expect("troubleshooting page");
+    assert!(
+        output.contains(phrase),
+        "no longer printed: {phrase:?}\n{output}"
+    );
+    assert!(
+        page.contains(phrase),
+        "docs/troubleshooting.md lacks {phrase:?}"
+    );
+}
+
 /// A CRL (no entries) whose nextUpdate was `ago` before now.
 fn crl_expired_since(pki: &StaticPki, ago: time::Duration) -> Vec<u8> {
     let next_update = OffsetDateTime::now_utc() - ago;
@@ -62,6 +79,23 @@ fn a_crl_file_past_next_update_and_max_staleness_fails_closed_until_replaced() {
             && refused.contains("client certificate revocation status unknown"),
         "{refused}"
     );
+    quoted(
+        "client certificate revocation status unknown: the revocation list in use expired at",
+        &refused,
+    );
+    quoted(
+        "or a revocation list on the server too stale to answer)",
+        &out,
+    );
+    let closed = server
+        .proc
+        .wait_for(|l| l.contains("state=\"failing_closed\""), WAIT);
+    quoted(
+        "(nextUpdate) and --crl-max-staleness 30m has passed since; refusing peers until a fresh \
+         CRL arrives (enrolled: is the CA reachable? static files: replace the --crl file); \
+         every handshake is refused",
+        &closed,
+    );
     let (_, metrics) = server.admin_get("/metrics");
     assert!(metrics.contains("mesh_crl_stale 2"), "{metrics}");
     assert!(
@@ -74,9 +108,14 @@ fn a_crl_file_past_next_update_and_max_staleness_fails_closed_until_replaced() {
     let fresh = pki.path().join("fresh.crl");
     std::fs::write(&fresh, pki.ca.crl(&[])).expect("crl");
     std::fs::rename(&fresh, &crl).expect("replace");
-    server
-        .proc
-        .wait_for_after(mark, |l| l.contains("revocation list fresh again"), WAIT);
+    let fresh =
+        server
+            .proc
+            .wait_for_after(mark, |l| l.contains("revocation list fresh again"), WAIT);
+    quoted(
+        "revocation list fresh again; handshakes are checked against it normally",
+        &fresh,
+    );
     let (status, body) = readyz(&server);
     assert_eq!(
         (status, body["status"].as_str()),
@@ -99,13 +138,14 @@ fn a_crl_file_just_past_next_update_degrades_but_still_serves() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["crl"]["state"], "stale");
-    assert!(
-        body["reason"]
-            .as_str()
-            .unwrap()
-            .contains("revocation list stale"),
-        "{body}"
+    quoted(
+        "has passed; still in use, but every handshake will be refused from",
+        body["reason"].as_str().unwrap(),
     );
+    let stale = server
+        .proc
+        .wait_for(|l| l.contains("state=\"stale\""), WAIT);
+    quoted("(--crl-max-staleness) unless a fresh CRL arrives", &stale);
     let (status, _, out) = run_client(&pki.client_args(&server.url()));
     assert!(status.success(), "{out}");
     // A server without --crl has no revocation answer to lose: never stale.
@@ -126,9 +166,10 @@ fn a_client_with_a_stale_crl_file_refuses_the_server() {
     args.extend(["--crl".into(), s(&crl)]);
     let (status, _, out) = run_client(&args);
     assert!(!status.success(), "{out}");
-    assert!(
-        out.contains("server certificate revocation status unknown: the revocation list in use"),
-        "{out}"
+    quoted(
+        "TLS handshake failed: server certificate revocation status unknown: the revocation \
+         list in use expired at",
+        &out,
     );
     // With a grace longer than its hour of staleness, the same CRL is still usable.
     let mut longer = args.clone();
