@@ -72,12 +72,13 @@ impl Drop for Services {
     }
 }
 
-/// How old a CRL may get (`--crl-max-staleness`), counted from now while there is none yet.
-fn crl_policy(args: &CredentialArgs) -> CrlPolicy {
+/// How old a CRL may get (`--crl-max-staleness`); until the first one arrives, the service's
+/// start stands in for its nextUpdate.
+fn crl_policy(args: &CredentialArgs, started: time::OffsetDateTime) -> CrlPolicy {
     CrlPolicy {
         max_staleness: time::Duration::try_from(args.crl_max_staleness)
             .unwrap_or(time::Duration::MAX),
-        no_crl_since: time::OffsetDateTime::now_utc(),
+        no_crl_since: started,
     }
 }
 
@@ -124,11 +125,12 @@ fn mode_of(args: &CredentialArgs) -> Result<Mode> {
 impl Services {
     /// Loads or obtains the first certificate and starts the background tasks.
     pub async fn start(args: &CredentialArgs, role: Role) -> Result<Services> {
+        let started = time::OffsetDateTime::now_utc();
         let policy = TlsPolicy::with_extra_groups(TlsPolicy::parse_groups(&args.groups)?);
         let events = Events::new();
         let mut services = match mode_of(args)? {
-            Mode::Enrolled => Self::start_enrolled(args, role, policy, events).await?,
-            mode => Self::start_files(args, role, policy, events, mode)?,
+            Mode::Enrolled => Self::start_enrolled(args, role, policy, events, started).await?,
+            mode => Self::start_files(args, role, policy, events, mode, started)?,
         };
         let health = services.stop.spawn(crate::health::log_transitions(
             services.identity.clone(),
@@ -152,6 +154,7 @@ impl Services {
         policy: TlsPolicy,
         events: Arc<Events>,
         mode: Mode,
+        started: time::OffsetDateTime,
     ) -> Result<Services> {
         let files = StaticFiles {
             // mode_of checked that both are present.
@@ -168,7 +171,7 @@ impl Services {
         };
         let trust = first.roots.clone().map(|roots| match &args.crl {
             // A CRL file makes the service answer "revoked?", so it must not go stale.
-            Some(_) => TrustState::with_crl_policy(roots, crl_policy(args)),
+            Some(_) => TrustState::with_crl_policy(roots, crl_policy(args, started)),
             None => TrustState::new(roots),
         });
         if let (Some(trust), Some(revoked)) = (&trust, first.revoked.clone()) {
@@ -203,6 +206,7 @@ impl Services {
         role: Role,
         policy: TlsPolicy,
         events: Arc<Events>,
+        started: time::OffsetDateTime,
     ) -> Result<Services> {
         let url = HttpsUrl::parse(args.ca_url.as_deref().unwrap_or_default())?;
         let spiffe_id = pki::SpiffeId::parse(args.spiffe_id.as_deref().ok_or_else(|| {
@@ -258,8 +262,8 @@ impl Services {
                 ))
             }
         };
-        // Before the first CRL arrives, the process start stands in for its nextUpdate.
-        let trust = TrustState::with_crl_policy(roots, crl_policy(args));
+        // Before the first CRL arrives, the service's start stands in for its nextUpdate.
+        let trust = TrustState::with_crl_policy(roots, crl_policy(args, started));
         let ca = CaClient::new(url, trust.clone(), policy.clone(), spiffe_id.trust_domain());
         let enroller = Arc::new(Enroller::new(
             ca.clone(),
