@@ -1,7 +1,7 @@
-//! Readiness (DESIGN §3): from the certificate's remaining lifetime (ready, degraded under 10% of
-//! the lifetime left, unhealthy once expired) and from the revocation list in use (degraded past
-//! its nextUpdate, unhealthy once the service fails closed past `--crl-max-staleness`,
-//! `crl_freshness`). The worse of the two wins.
+//! Readiness (docs/rotation.md): from the certificate's remaining lifetime (ready, degraded
+//! under 10% of the lifetime left, unhealthy once expired) and from the revocation list in use
+//! (degraded past its nextUpdate, unhealthy once the service fails closed past
+//! `--crl-max-staleness`, `crl_freshness`). The worse of the two wins.
 
 use std::sync::Arc;
 
@@ -149,9 +149,10 @@ pub async fn log_transitions(identity: Arc<Identity>, trust: Option<Arc<TrustSta
                 cred.info.serial_hex,
                 health.lifetime_left * 100.0,
                 crate::timefmt::rfc3339(cred.info.not_after),
+                // The certificate's part is said already; add the revocation list's.
                 health
-                    .reason
-                    .as_deref()
+                    .crl
+                    .reason()
                     .map(|r| format!("; {r}"))
                     .unwrap_or_default()
             );
