@@ -142,6 +142,9 @@ impl Authority {
                 "the join token is not known to this CA",
             )
         })?;
+        // `mtls-ca token` refuses reserved IDs, but a token written by an older version or
+        // straight into the database must not mint the CA's own identity either.
+        refuse_reserved(&parse_id(&token.spiffe_id)?)?;
         if token.used_at.is_some() {
             return Err(AuthorityError::unauthenticated(
                 "token_used",
@@ -449,6 +452,9 @@ impl Authority {
         ttl: Duration,
         now: OffsetDateTime,
     ) -> Res<IssuedCert> {
+        // Every issuance (sign and renew) passes here: the last line of defence for the
+        // identity every CA client requires of the CA.
+        refuse_reserved(id)?;
         if id.trust_domain() != &self.cfg.trust_domain {
             return Err(AuthorityError::forbidden(
                 "wrong_trust_domain",
@@ -486,6 +492,22 @@ impl Authority {
 
 fn parse_id(id: &str) -> Res<SpiffeId> {
     SpiffeId::parse(id).map_err(|e| AuthorityError::bad_request("bad_spiffe_id", e.to_string()))
+}
+
+/// `spiffe://<td>/ca` and everything under it belong to the CA's own API certificate; a
+/// workload holding one could impersonate the CA to every service.
+fn refuse_reserved(id: &SpiffeId) -> Res<()> {
+    if id.is_reserved_for_ca() {
+        return Err(AuthorityError::forbidden(
+            "reserved_identity",
+            format!(
+                "{id} is reserved for the CA's own API certificate ({} and every ID under it); \
+                 no workload certificate is issued for it",
+                id.trust_domain().ca_id()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn verify_csr(pem: &str) -> Res<pki::VerifiedCsr> {

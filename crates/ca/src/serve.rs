@@ -25,7 +25,11 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let trust_domain = TrustDomain::parse(&args.trust_domain)?;
-    let admin_id = args.admin_id.as_deref().map(SpiffeId::parse).transpose()?;
+    let admin_id = args
+        .admin_id
+        .as_deref()
+        .map(|id| mtls_ca::admin::parse_admin_id(id, &trust_domain))
+        .transpose()?;
     if args.cert_duration > args.max_duration {
         bail!(
             "--cert-duration {} is longer than --max-duration {}",

@@ -89,6 +89,39 @@ impl Ca {
         })
     }
 
+    /// Runs `mtls-ca` on `dir` expecting it to refuse to start. Returns the exit code and
+    /// stderr; panics (after killing it) if it starts serving instead.
+    pub fn start_refused(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mtls-ca");
+        let stdout = child.stdout.take().unwrap();
+        // The event is either the "listening on" line (it started) or EOF on stdout (it exited).
+        let started = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("listening on "));
+        if started {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "mtls-ca started although it should have refused:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{}", self.port, path)
     }
