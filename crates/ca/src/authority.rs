@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use pki::crl::RevokedEntry;
 use pki::policy::{IssuancePolicy, IssuedCert, LeafRequest};
@@ -18,6 +19,10 @@ use crate::tokens;
 
 /// How long a CRL is valid; servers can enforce freshness against nextUpdate.
 pub const CRL_VALIDITY: Duration = Duration::hours(1);
+
+/// How long a health probe's verdict is reused: each probe commits a write (an fsync), and
+/// `/healthz` is unauthenticated, so polling must not be able to hammer the disk.
+pub const HEALTH_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct AuthorityConfig {
@@ -62,6 +67,7 @@ pub struct Authority {
     cfg: AuthorityConfig,
     pub metrics: Arc<Metrics>,
     crl: Mutex<Option<CachedCrl>>,
+    health: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 type Res<T> = Result<T, AuthorityError>;
@@ -80,6 +86,7 @@ impl Authority {
             cfg,
             metrics: Arc::new(Metrics::default()),
             crl: Mutex::new(None),
+            health: Mutex::new(None),
         }
     }
 
@@ -115,6 +122,23 @@ impl Authority {
             out.push_str(&pki::pem::encode("CERTIFICATE", root));
         }
         out
+    }
+
+    /// Whether the CA can record what it issues right now (see `Store::health_probe`); Err is
+    /// the reason. Verdicts are reused for `HEALTH_CACHE`; concurrent callers wait for one probe.
+    pub fn health(&self, now: Instant, wall: OffsetDateTime) -> Result<(), String> {
+        let mut cache = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, verdict)) = cache.as_ref() {
+            if now.saturating_duration_since(*at) < HEALTH_CACHE {
+                return verdict.clone();
+            }
+        }
+        let verdict = self.store.health_probe(wall);
+        if let Err(reason) = &verdict {
+            tracing::warn!(reason = %reason, "health probe failed");
+        }
+        *cache = Some((now, verdict.clone()));
+        verdict
     }
 
     /// Runs `f`, counting a refusal under its code.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use mtls_ca::authority::{Authority, AuthorityConfig};
-use mtls_ca::datadir::{pin_trust_domain, DataDir, RootOrigin};
+use mtls_ca::datadir::{DataDir, RootOrigin};
 use mtls_ca::{api, server, tls};
 use pki::{IssuancePolicy, SpiffeId, TrustDomain};
 use time::OffsetDateTime;
@@ -43,10 +43,10 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     let dir = DataDir::new(data_dir);
     dir.ensure()?;
-    let store = Arc::new(dir.open_store()?);
-    pin_trust_domain(store.as_ref(), &trust_domain)?;
     let external = args.root_cert.as_deref().zip(args.root_key.as_deref());
-    let (ca, origin) = dir.load_or_create_root(external, now)?;
+    // Checks the directory first; creates root and database only when it holds neither.
+    let (ca, origin, store) = dir.open_or_init(external, &trust_domain, now)?;
+    let store = Arc::new(store);
     let mut extra_roots = Vec::new();
     for path in &args.bundle_extra {
         extra_roots.extend(pki::pem::parse_certificates(&pki::files::read(path)?)?);

@@ -3,6 +3,7 @@
 //! Every mutating call writes its audit entry in the same transaction as the change it records,
 //! so the log and the data can never disagree after a crash.
 
+mod file_guard;
 pub mod sqlite;
 
 use std::net::IpAddr;
@@ -25,6 +26,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Setup(String),
+    /// The database file was removed or replaced while the store had it open; nothing was
+    /// written.
+    #[error("the CA database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -152,4 +157,9 @@ pub trait Store: Send + Sync {
     /// Appends an audit entry for an event that changes nothing else in the store (the CA's
     /// own API certificate, issued in memory at start and at half-life).
     fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()>;
+
+    /// Proves the store can still record: the file opened is still the one at its path, it
+    /// would open for writing again, and a small write transaction commits. Err is the reason,
+    /// fit to show to an unauthenticated caller (no paths beyond the file name).
+    fn health_probe(&self, now: OffsetDateTime) -> std::result::Result<(), String>;
 }

@@ -6,10 +6,13 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::file_guard::FileGuard;
 use super::{
     AuditCheck, CertRecord, IssueKind, Redeem, Result, Revoke, Store, StoreError, TokenRecord,
 };
@@ -56,6 +59,9 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('revocation_epoch', '0');
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The file this connection writes to; every write transaction checks the path still
+    /// names it (see `file_guard.rs`).
+    guard: FileGuard,
 }
 
 fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -81,9 +87,60 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store file and applies the schema.
+    /// Creates a new database at `path` holding the schema and `meta` (for example the trust
+    /// domain and the root fingerprint), and closes it. Refuses an existing file. The file is
+    /// left as a single file in rollback-journal mode, so the caller can rename it into place
+    /// atomically; `open` switches it to WAL.
+    pub fn initialise(path: &Path, meta: &[(&str, &str)]) -> Result<()> {
+        if path.exists() {
+            return Err(StoreError::Setup(format!(
+                "{} already exists; refusing to initialise over it",
+                path.display()
+            )));
+        }
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            StoreError::Setup(format!(
+                "cannot create the CA database {}: {e}",
+                path.display()
+            ))
+        })?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db("setting synchronous=FULL"))?;
+        let tx = conn.transaction().map_err(db("starting a transaction"))?;
+        tx.execute_batch(SCHEMA)
+            .map_err(db("creating the schema"))?;
+        for (key, value) in meta {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map_err(db("writing metadata"))?;
+        }
+        tx.commit().map_err(db("committing the new database"))?;
+        conn.close()
+            .map_err(|(_, e)| db("closing the new database")(e))
+    }
+
+    /// `initialise` and `open` in one step, for a database at a path nobody else uses yet.
+    pub fn create(path: &Path, meta: &[(&str, &str)]) -> Result<SqliteStore> {
+        Self::initialise(path, meta)?;
+        Self::open(path)
+    }
+
+    /// Opens an existing CA database. Never creates one: a missing file is an error, so a
+    /// deleted database can never be replaced by an empty one behind the operator's back.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        let conn = Connection::open(path).map_err(|e| {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
             StoreError::Setup(format!(
                 "cannot open the CA database {}: {e}",
                 path.display()
@@ -91,17 +148,53 @@ impl SqliteStore {
         })?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(db("setting busy timeout"))?;
+        let is_ca_db: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'trust_domain'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap_or(None);
+        if is_ca_db.is_none() {
+            return Err(StoreError::Setup(format!(
+                "{} is not a CA database (it records no trust domain); restore the CA's ca.db \
+                 from a backup, or move the data directory away to start a new CA",
+                path.display()
+            )));
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db("enabling WAL"))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db("setting synchronous=FULL"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(db("enabling foreign keys"))?;
+        // Idempotent: brings databases made by earlier versions up to the current schema.
         conn.execute_batch(SCHEMA)
-            .map_err(db("creating the schema"))?;
+            .map_err(db("updating the schema"))?;
+        let guard = FileGuard::capture(path).map_err(|e| {
+            StoreError::Setup(format!(
+                "cannot stat the CA database {}: {e}",
+                path.display()
+            ))
+        })?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            guard,
         })
+    }
+
+    /// Reads one metadata value of the database at `path` without opening it for writing
+    /// (used to inspect a half-initialised data directory).
+    pub fn peek_meta(path: &Path, key: &str) -> Result<Option<String>> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Setup(format!("cannot open {}: {e}", path.display())))?;
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(db("reading metadata"))
     }
 
     fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
@@ -111,11 +204,15 @@ impl SqliteStore {
         f(&mut guard)
     }
 
+    /// Runs `f` in an IMMEDIATE transaction (the write lock is taken first, so concurrent
+    /// writers in this and other processes serialise) and commits when it returns Ok. Refuses
+    /// before writing anything when the database file is no longer the one opened.
     fn write_tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         self.with_conn(|conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db("starting a transaction"))?;
+            self.guard.check().map_err(StoreError::Unavailable)?;
             let out = f(&tx)?;
             tx.commit().map_err(db("committing"))?;
             Ok(out)
@@ -333,10 +430,7 @@ impl Store for SqliteStore {
     }
 
     fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem> {
-        self.with_conn(|conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db("starting a transaction"))?;
+        self.write_tx(|tx| {
             let changed = tx
                 .execute(
                     "UPDATE tokens SET used_at = ?1, used_serial = ?2
@@ -345,14 +439,13 @@ impl Store for SqliteStore {
                 )
                 .map_err(db("redeeming the token"))?;
             if changed != 1 {
-                // Dropping the transaction rolls it back: nothing of this request is stored.
+                // Nothing was written: committing the empty transaction stores nothing.
                 return Ok(Redeem::AlreadyUsed);
             }
-            insert_cert(&tx, cert)?;
+            insert_cert(tx, cert)?;
             let mut detail = cert_detail(cert);
             detail["token_hash_prefix"] = serde_json::Value::from(&hash[..12.min(hash.len())]);
-            append_audit(&tx, "issue", &detail)?;
-            tx.commit().map_err(db("committing the issuance"))?;
+            append_audit(tx, "issue", &detail)?;
             Ok(Redeem::Done)
         })
     }
@@ -463,6 +556,26 @@ impl Store for SqliteStore {
 
     fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
         self.write_tx(|tx| append_audit(tx, event, detail))
+    }
+
+    fn health_probe(&self, now: OffsetDateTime) -> std::result::Result<(), String> {
+        self.guard.check()?;
+        self.guard.check_writable()?;
+        let written = self.write_tx(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('heartbeat', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [ts(now).to_string()],
+            )
+            .map_err(db("writing the heartbeat"))
+        });
+        written.map(|_| ()).map_err(|e| match e {
+            StoreError::Unavailable(reason) => reason,
+            other => {
+                tracing::error!(error = %other, "health probe: writing to the CA database failed");
+                "a write to the CA database failed (see the CA log)".to_string()
+            }
+        })
     }
 
     fn verify_audit(&self) -> Result<AuditCheck> {
