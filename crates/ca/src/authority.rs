@@ -104,6 +104,7 @@ impl Authority {
         self.store.record_event(
             "api_cert",
             &serde_json::json!({
+                "v": crate::store::details::VERSION,
                 "serial": info.serial_hex,
                 "spiffe_id": info.spiffe_id().map(|i| i.to_string()),
                 "dns": info.dns,
@@ -139,6 +140,11 @@ impl Authority {
         }
         *cache = Some((now, verdict.clone()));
         verdict
+    }
+
+    /// Sequence number of the audit chain's last entry (0 when empty), for the metric.
+    pub fn audit_head_seq(&self) -> Res<i64> {
+        Ok(self.store.audit_head()?.map(|h| h.seq).unwrap_or(0))
     }
 
     /// Runs `f`, counting a refusal under its code.

@@ -152,8 +152,22 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum AuditAction {
-    /// Recompute the hash chain; exit 1 and name the first bad entry if anything was edited.
-    Verify,
+    /// Recompute the hash chain and replay it against the tables; exit 1 and name every entry
+    /// or row that disagrees.
+    #[command(
+        after_help = "Example:\n  mtls-ca --data-dir ./ca audit verify --expect-head \"$(cat last-published-head)\""
+    )]
+    Verify {
+        /// A head published earlier (`mtls-ca audit head`): fail unless the chain still holds
+        /// that entry with that hash (catches a cut or rewritten tail).
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
+    },
+    /// Print the chain's last entry as SEQ:HASH; publish it elsewhere to pin the log.
+    Head {
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use mtls_ca::admin;
+use mtls_ca::audit;
 use mtls_ca::authority::rfc3339;
 use mtls_ca::datadir::{stored_trust_domain, DataDir};
-use mtls_ca::store::{AuditCheck, Revoke, Store};
+use mtls_ca::store::{AuditCheck, AuditHead, Revoke, Store};
 use pki::SpiffeId;
 use time::OffsetDateTime;
 
@@ -87,19 +88,98 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Audit {
-            action: AuditAction::Verify,
+            action: AuditAction::Verify { expect_head },
+        } => return audit_verify(&store, expect_head.as_deref()),
+        Command::Audit {
+            action: AuditAction::Head { format },
         } => {
-            return match store.verify_audit().context("verifying the audit log")? {
-                AuditCheck::Intact { entries } => {
-                    println!("audit log intact: {entries} entries, hash chain verified");
-                    Ok(ExitCode::SUCCESS)
-                }
-                AuditCheck::Broken { seq, reason } => {
-                    println!("audit log TAMPERED at entry {seq}: {reason}");
-                    Ok(ExitCode::from(1))
-                }
-            };
+            let head = store.audit_head()?.unwrap_or(AuditHead {
+                seq: 0,
+                hash: audit::GENESIS.to_string(),
+            });
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string(&head)?),
+                ListFormat::Text => println!("{}:{}", head.seq, head.hash),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Problems printed by `audit verify`; the count says how many more there are.
+const MAX_SHOWN: usize = 50;
+
+fn audit_verify(store: &dyn Store, expect_head: Option<&str>) -> anyhow::Result<ExitCode> {
+    let expected = expect_head.map(parse_head).transpose()?;
+    let mut tampered = false;
+    match store.verify_audit().context("verifying the audit log")? {
+        AuditCheck::Intact { entries, .. } => {
+            println!("audit log intact: {entries} entries, hash chain verified, tables match it")
+        }
+        AuditCheck::Broken { seq, reason } => {
+            println!("audit log TAMPERED at entry {seq}: {reason}");
+            tampered = true;
+        }
+        AuditCheck::Mismatch { entries, problems } => {
+            println!(
+                "audit log TAMPERED: the tables disagree with the {entries}-entry hash chain \
+                 ({} problem(s)):",
+                problems.len()
+            );
+            for p in problems.iter().take(MAX_SHOWN) {
+                println!("  {p}");
+            }
+            if problems.len() > MAX_SHOWN {
+                println!("  ... and {} more", problems.len() - MAX_SHOWN);
+            }
+            tampered = true;
+        }
+    }
+    if let Some((seq, hash)) = expected {
+        let found = if seq == 0 {
+            Some(audit::GENESIS.to_string())
+        } else {
+            store.audit_hash_at(seq)?
+        };
+        match found {
+            None => {
+                let last = store.audit_head()?.map(|h| h.seq).unwrap_or(0);
+                println!(
+                    "audit log TAMPERED: the expected head is entry {seq}, but the chain ends at \
+                     entry {last}: entries were cut from its tail"
+                );
+                tampered = true;
+            }
+            Some(found) if found != hash => {
+                println!(
+                    "audit log TAMPERED: entry {seq} has hash {found}, not the expected {hash}: \
+                     the chain was rewritten from there"
+                );
+                tampered = true;
+            }
+            Some(_) => println!("expected head {seq}:{hash} is in the chain"),
+        }
+    }
+    Ok(if tampered {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `SEQ:HASH` as `mtls-ca audit head` prints it.
+fn parse_head(s: &str) -> anyhow::Result<(i64, String)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--expect-head {s:?} is not SEQ:HASH (an entry number and 64 hex digits, as \
+             `mtls-ca audit head` prints them)"
+        )
+    };
+    let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+    let seq: i64 = seq.parse().map_err(|_| bad())?;
+    let hash = hash.to_ascii_lowercase();
+    if seq < 0 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    Ok((seq, hash))
 }

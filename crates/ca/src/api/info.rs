@@ -56,8 +56,16 @@ pub async fn healthz(State(authority): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(authority): State<AppState>) -> impl IntoResponse {
-    let text = authority
-        .metrics
-        .render(authority.ca().not_after(), OffsetDateTime::now_utc());
+    let text = tokio::task::spawn_blocking(move || {
+        let head = authority.audit_head_seq().ok();
+        authority
+            .metrics
+            .render(authority.ca().not_after(), OffsetDateTime::now_utc(), head)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "rendering metrics failed");
+        String::new()
+    });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -3,8 +3,12 @@
 //! Every mutating call writes its audit entry in the same transaction as the change it records,
 //! so the log and the data can never disagree after a crash.
 
+pub mod details;
 mod file_guard;
+pub mod replay;
+pub mod rows;
 pub mod sqlite;
+mod sqlite_ops;
 
 use std::net::IpAddr;
 
@@ -117,11 +121,25 @@ pub enum Revoke {
     UnknownSerial,
 }
 
-/// Result of verifying the audit chain.
+/// The last entry of the audit chain: publish it elsewhere to detect a cut or rewritten tail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Result of verifying the audit chain and the tables against it (see `replay.rs`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum AuditCheck {
-    Intact { entries: u64 },
+    Intact {
+        entries: u64,
+        head: Option<AuditHead>,
+    },
+    /// The chain itself is broken at `seq` (an entry edited, removed or reordered).
     Broken { seq: i64, reason: String },
+    /// The chain is intact but the tables disagree with the state it implies; each problem
+    /// names the entry and/or row.
+    Mismatch { entries: u64, problems: Vec<String> },
 }
 
 /// The CA's persistence. Implementations must make each call atomic and durable on return.
@@ -152,7 +170,12 @@ pub trait Store: Send + Sync {
     /// Changes whenever a revocation is committed, by any process sharing the store.
     fn revocation_epoch(&self) -> Result<u64>;
 
+    /// Verifies the chain and replays it against the tables, from one consistent snapshot.
     fn verify_audit(&self) -> Result<AuditCheck>;
+    /// The last entry, None for an empty log.
+    fn audit_head(&self) -> Result<Option<AuditHead>>;
+    /// The hash of entry `seq`, None when the chain has no such entry.
+    fn audit_hash_at(&self, seq: i64) -> Result<Option<String>>;
 
     /// Appends an audit entry for an event that changes nothing else in the store (the CA's
     /// own API certificate, issued in memory at start and at half-life).

@@ -6,17 +6,20 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{
-    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
-};
-use time::format_description::well_known::Rfc3339;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 
+use super::details::{self, RevokeCause};
 use super::file_guard::FileGuard;
-use super::{
-    AuditCheck, CertRecord, IssueKind, Redeem, Result, Revoke, Store, StoreError, TokenRecord,
+use super::rows::CertRow;
+use super::sqlite_ops::{
+    db, json, log_appended, query_all, read_audit, read_cert, read_token, ts, WriteTx,
+    CERT_COLUMNS, TOKEN_COLUMNS,
 };
-use crate::audit;
+use super::{
+    replay, AuditCheck, AuditHead, CertRecord, Redeem, Result, Revoke, Store, StoreError,
+    TokenRecord,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +49,8 @@ CREATE TABLE IF NOT EXISTS certs (
     revoke_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS certs_revoked ON certs (revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS certs_renewed_from ON certs (renewed_from) WHERE renewed_from IS NOT NULL;
+CREATE INDEX IF NOT EXISTS certs_spiffe_id ON certs (spiffe_id);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -62,28 +67,6 @@ pub struct SqliteStore {
     /// The file this connection writes to; every write transaction checks the path still
     /// names it (see `file_guard.rs`).
     guard: FileGuard,
-}
-
-fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Db { context, source }
-}
-
-fn ts(t: OffsetDateTime) -> i64 {
-    t.unix_timestamp()
-}
-
-fn from_ts(v: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp(v)
-        .map_err(|_| StoreError::Corrupt(format!("timestamp {v}")))
-}
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    // Serialising Vec<String>/Vec<IpAddr> cannot fail.
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|_| StoreError::Corrupt(format!("{what}: {s:?}")))
 }
 
 impl SqliteStore {
@@ -205,153 +188,85 @@ impl SqliteStore {
     }
 
     /// Runs `f` in an IMMEDIATE transaction (the write lock is taken first, so concurrent
-    /// writers in this and other processes serialise) and commits when it returns Ok. Refuses
-    /// before writing anything when the database file is no longer the one opened.
-    fn write_tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        self.with_conn(|conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db("starting a transaction"))?;
+    /// writers in this and other processes serialise) and commits when it returns Ok; an Err
+    /// rolls everything back. Refuses before writing anything when the database file is no
+    /// longer the one opened. Audit entries appended in it are logged after the commit.
+    fn write_tx<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
+        let (out, appended) = self.with_conn(|conn| {
+            let tx = WriteTx::new(
+                conn.transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(db("starting a transaction"))?,
+            );
             self.guard.check().map_err(StoreError::Unavailable)?;
             let out = f(&tx)?;
-            tx.commit().map_err(db("committing"))?;
-            Ok(out)
-        })
+            Ok((out, tx.commit()?))
+        })?;
+        log_appended(&appended);
+        Ok(out)
+    }
+
+    /// Certificates matching `condition` (the SQL after WHERE) with `params`.
+    fn certs_where(
+        &self,
+        condition: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<CertRecord>> {
+        let rows = self.with_conn(|c| {
+            query_all(
+                c,
+                &format!("SELECT {CERT_COLUMNS} FROM certs WHERE {condition}"),
+                params,
+                read_cert,
+                "reading certificates",
+            )
+        })?;
+        rows.into_iter().map(CertRow::into_record).collect()
     }
 }
 
-/// Appends one audit entry inside the caller's transaction.
-fn append_audit(tx: &Transaction<'_>, event: &str, detail: &serde_json::Value) -> Result<()> {
-    let (last_seq, prev): (i64, String) = tx
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+/// Marks `serial` revoked at `now` and appends its entry; the caller bumps the epoch.
+fn revoke_one(
+    tx: &WriteTx<'_>,
+    serial: &str,
+    reason: Option<&str>,
+    actor: &str,
+    now: i64,
+    cause: RevokeCause<'_>,
+) -> Result<()> {
+    tx.tx
+        .execute(
+            "UPDATE certs SET revoked_at = ?1, revoke_reason = ?2 WHERE serial = ?3",
+            params![now, reason, serial],
         )
-        .optional()
-        .map_err(db("reading the audit tail"))?
-        .unwrap_or((0, audit::GENESIS.to_string()));
-    let seq = last_seq + 1;
-    let at = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .map_err(|e| StoreError::Corrupt(format!("formatting time: {e}")))?;
-    let detail = detail.to_string();
-    let hash = audit::entry_hash(&prev, seq, &at, event, &detail);
-    tx.execute(
-        "INSERT INTO audit (seq, at, event, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![seq, at, event, detail, prev, hash],
+        .map_err(db("revoking"))?;
+    tx.append_audit(
+        "revoke",
+        &details::revoke(serial, now, reason, actor, cause),
     )
-    .map_err(db("appending to the audit log"))?;
+}
+
+/// Lets every process sharing the store see that the CRL must be re-signed.
+fn bump_revocation_epoch(tx: &WriteTx<'_>) -> Result<()> {
+    tx.tx
+        .execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revocation_epoch'",
+            [],
+        )
+        .map_err(db("bumping the revocation epoch"))?;
     Ok(())
-}
-
-fn insert_cert(tx: &Transaction<'_>, c: &CertRecord) -> Result<()> {
-    tx.execute(
-        "INSERT INTO certs (serial, spiffe_id, dns, ips, not_before, not_after, issued_at, kind,
-                            renewed_from, fingerprint, pem)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            c.serial,
-            c.spiffe_id,
-            json(&c.dns),
-            json(&c.ips),
-            ts(c.not_before),
-            ts(c.not_after),
-            ts(c.issued_at),
-            c.kind.as_str(),
-            c.renewed_from,
-            c.fingerprint,
-            c.pem
-        ],
-    )
-    .map_err(db("recording the certificate"))?;
-    Ok(())
-}
-
-fn cert_detail(c: &CertRecord) -> serde_json::Value {
-    serde_json::json!({
-        "serial": c.serial,
-        "spiffe_id": c.spiffe_id,
-        "dns": c.dns,
-        "ips": c.ips,
-        "not_after": c.not_after.unix_timestamp(),
-        "fingerprint": c.fingerprint,
-        "renewed_from": c.renewed_from,
-    })
-}
-
-const CERT_COLUMNS: &str =
-    "serial, spiffe_id, dns, ips, not_before, not_after, issued_at, kind, renewed_from,
-                            fingerprint, pem, revoked_at, revoke_reason";
-
-fn read_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawCert> {
-    Ok(RawCert {
-        serial: r.get(0)?,
-        spiffe_id: r.get(1)?,
-        dns: r.get(2)?,
-        ips: r.get(3)?,
-        not_before: r.get(4)?,
-        not_after: r.get(5)?,
-        issued_at: r.get(6)?,
-        kind: r.get(7)?,
-        renewed_from: r.get(8)?,
-        fingerprint: r.get(9)?,
-        pem: r.get(10)?,
-        revoked_at: r.get(11)?,
-        revoke_reason: r.get(12)?,
-    })
-}
-
-/// Row as SQLite returns it, converted to a `CertRecord` outside the rusqlite callback.
-struct RawCert {
-    serial: String,
-    spiffe_id: String,
-    dns: String,
-    ips: String,
-    not_before: i64,
-    not_after: i64,
-    issued_at: i64,
-    kind: String,
-    renewed_from: Option<String>,
-    fingerprint: String,
-    pem: String,
-    revoked_at: Option<i64>,
-    revoke_reason: Option<String>,
-}
-
-impl RawCert {
-    fn into_record(self) -> Result<CertRecord> {
-        Ok(CertRecord {
-            dns: from_json(&self.dns, "certs.dns")?,
-            ips: from_json(&self.ips, "certs.ips")?,
-            not_before: from_ts(self.not_before)?,
-            not_after: from_ts(self.not_after)?,
-            issued_at: from_ts(self.issued_at)?,
-            kind: match self.kind.as_str() {
-                "sign" => IssueKind::Sign,
-                "renew" => IssueKind::Renew,
-                other => return Err(StoreError::Corrupt(format!("certs.kind {other:?}"))),
-            },
-            revoked_at: self.revoked_at.map(from_ts).transpose()?,
-            serial: self.serial,
-            spiffe_id: self.spiffe_id,
-            renewed_from: self.renewed_from,
-            fingerprint: self.fingerprint,
-            pem: self.pem,
-            revoke_reason: self.revoke_reason,
-        })
-    }
 }
 
 impl Store for SqliteStore {
     fn init_meta(&self, key: &str, value: &str) -> Result<String> {
         self.write_tx(|tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
-                params![key, value],
-            )
-            .map_err(db("writing metadata"))?;
-            tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            tx.tx
+                .execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![key, value],
+                )
+                .map_err(db("writing metadata"))?;
+            tx.tx
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                 .map_err(db("reading metadata"))
         })
     }
@@ -366,124 +281,74 @@ impl Store for SqliteStore {
 
     fn insert_token(&self, t: &TokenRecord) -> Result<()> {
         self.write_tx(|tx| {
-            tx.execute(
-                "INSERT INTO tokens (hash, spiffe_id, dns, ips, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    t.hash,
-                    t.spiffe_id,
-                    json(&t.dns),
-                    json(&t.ips),
-                    ts(t.created_at),
-                    ts(t.expires_at)
-                ],
-            )
-            .map_err(db("storing the token"))?;
-            // The audit entry names the token by a prefix of its hash: enough to correlate,
-            // useless for redeeming.
-            append_audit(
-                tx,
-                "token",
-                &serde_json::json!({
-                    "token_hash_prefix": &t.hash[..12.min(t.hash.len())],
-                    "spiffe_id": t.spiffe_id,
-                    "dns": t.dns,
-                    "ips": t.ips,
-                    "expires_at": t.expires_at.unix_timestamp(),
-                }),
-            )
+            tx.tx
+                .execute(
+                    "INSERT INTO tokens (hash, spiffe_id, dns, ips, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        t.hash,
+                        t.spiffe_id,
+                        json(&t.dns),
+                        json(&t.ips),
+                        ts(t.created_at),
+                        ts(t.expires_at)
+                    ],
+                )
+                .map_err(db("storing the token"))?;
+            tx.append_audit("token", &details::token(t))
         })
     }
 
     fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
-        let raw = self.with_conn(|c| {
+        let row = self.with_conn(|c| {
             c.query_row(
-                "SELECT hash, spiffe_id, dns, ips, created_at, expires_at, used_at FROM tokens WHERE hash = ?1",
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
                 [hash],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, Option<i64>>(6)?,
-                    ))
-                },
+                read_token,
             )
             .optional()
             .map_err(db("looking up the token"))
         })?;
-        raw.map(|(hash, spiffe_id, dns, ips, created, expires, used)| {
-            Ok(TokenRecord {
-                hash,
-                spiffe_id,
-                dns: from_json(&dns, "tokens.dns")?,
-                ips: from_json(&ips, "tokens.ips")?,
-                created_at: from_ts(created)?,
-                expires_at: from_ts(expires)?,
-                used_at: used.map(from_ts).transpose()?,
-            })
-        })
-        .transpose()
+        row.map(|r| r.into_record()).transpose()
     }
 
     fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem> {
         self.write_tx(|tx| {
+            let used_at = ts(now);
             let changed = tx
+                .tx
                 .execute(
                     "UPDATE tokens SET used_at = ?1, used_serial = ?2
                      WHERE hash = ?3 AND used_at IS NULL AND expires_at > ?1",
-                    params![ts(now), cert.serial, hash],
+                    params![used_at, cert.serial, hash],
                 )
                 .map_err(db("redeeming the token"))?;
             if changed != 1 {
                 // Nothing was written: committing the empty transaction stores nothing.
                 return Ok(Redeem::AlreadyUsed);
             }
-            insert_cert(tx, cert)?;
-            let mut detail = cert_detail(cert);
-            detail["token_hash_prefix"] = serde_json::Value::from(&hash[..12.min(hash.len())]);
-            append_audit(tx, "issue", &detail)?;
+            tx.insert_cert(cert)?;
+            tx.append_audit("issue", &details::issue(cert, hash, used_at))?;
             Ok(Redeem::Done)
         })
     }
 
     fn record_renewal(&self, cert: &CertRecord) -> Result<()> {
         self.write_tx(|tx| {
-            insert_cert(tx, cert)?;
-            append_audit(tx, "renew", &cert_detail(cert))
+            tx.insert_cert(cert)?;
+            tx.append_audit("renew", &details::cert(cert))
         })
     }
 
     fn find_cert(&self, serial: &str) -> Result<Option<CertRecord>> {
-        let raw = self.with_conn(|c| {
-            c.query_row(
-                &format!("SELECT {CERT_COLUMNS} FROM certs WHERE serial = ?1"),
-                [serial],
-                read_cert,
-            )
-            .optional()
-            .map_err(db("looking up the certificate"))
-        })?;
-        raw.map(RawCert::into_record).transpose()
+        Ok(self
+            .certs_where("serial = ?1", &[&serial])?
+            .into_iter()
+            .next())
     }
 
     fn list_certs(&self) -> Result<Vec<CertRecord>> {
-        let raws = self.with_conn(|c| {
-            let mut stmt = c
-                .prepare(&format!(
-                    "SELECT {CERT_COLUMNS} FROM certs ORDER BY issued_at, serial"
-                ))
-                .map_err(db("listing certificates"))?;
-            let rows = stmt
-                .query_map([], read_cert)
-                .map_err(db("listing certificates"))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(db("listing certificates"))
-        })?;
-        raws.into_iter().map(RawCert::into_record).collect()
+        self.certs_where("1 ORDER BY issued_at, serial", &[])
     }
 
     fn revoke(
@@ -495,6 +360,7 @@ impl Store for SqliteStore {
     ) -> Result<Revoke> {
         self.write_tx(|tx| {
             let state: Option<Option<i64>> = tx
+                .tx
                 .query_row(
                     "SELECT revoked_at FROM certs WHERE serial = ?1",
                     [serial],
@@ -507,37 +373,17 @@ impl Store for SqliteStore {
                 Some(Some(_)) => return Ok(Revoke::AlreadyRevoked),
                 Some(None) => {}
             }
-            tx.execute(
-                "UPDATE certs SET revoked_at = ?1, revoke_reason = ?2 WHERE serial = ?3",
-                params![ts(now), reason, serial],
-            )
-            .map_err(db("revoking"))?;
-            tx.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revocation_epoch'",
-                [],
-            )
-            .map_err(db("bumping the revocation epoch"))?;
-            append_audit(
-                tx,
-                "revoke",
-                &serde_json::json!({"serial": serial, "reason": reason, "actor": actor}),
-            )?;
+            revoke_one(tx, serial, reason, actor, ts(now), RevokeCause::Requested)?;
+            bump_revocation_epoch(tx)?;
             Ok(Revoke::Done)
         })
     }
 
     fn revoked_unexpired(&self, now: OffsetDateTime) -> Result<Vec<CertRecord>> {
-        let raws = self.with_conn(|c| {
-            let mut stmt = c
-                .prepare(&format!(
-                    "SELECT {CERT_COLUMNS} FROM certs WHERE revoked_at IS NOT NULL AND not_after > ?1
-                     ORDER BY revoked_at, serial"
-                ))
-                .map_err(db("reading revocations"))?;
-            let rows = stmt.query_map([ts(now)], read_cert).map_err(db("reading revocations"))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db("reading revocations"))
-        })?;
-        raws.into_iter().map(RawCert::into_record).collect()
+        self.certs_where(
+            "revoked_at IS NOT NULL AND not_after > ?1 ORDER BY revoked_at, serial",
+            &[&ts(now)],
+        )
     }
 
     fn revocation_epoch(&self) -> Result<u64> {
@@ -555,19 +401,20 @@ impl Store for SqliteStore {
     }
 
     fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
-        self.write_tx(|tx| append_audit(tx, event, detail))
+        self.write_tx(|tx| tx.append_audit(event, detail))
     }
 
     fn health_probe(&self, now: OffsetDateTime) -> std::result::Result<(), String> {
         self.guard.check()?;
         self.guard.check_writable()?;
         let written = self.write_tx(|tx| {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('heartbeat', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [ts(now).to_string()],
-            )
-            .map_err(db("writing the heartbeat"))
+            tx.tx
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('heartbeat', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [ts(now).to_string()],
+                )
+                .map_err(db("writing the heartbeat"))
         });
         written.map(|_| ()).map_err(|e| match e {
             StoreError::Unavailable(reason) => reason,
@@ -580,80 +427,50 @@ impl Store for SqliteStore {
 
     fn verify_audit(&self) -> Result<AuditCheck> {
         self.with_conn(|c| {
-            let mut stmt = c
-                .prepare("SELECT seq, at, event, detail, prev_hash, hash FROM audit ORDER BY seq")
-                .map_err(db("reading the audit log"))?;
-            let mut rows = stmt.query([]).map_err(db("reading the audit log"))?;
-            let mut prev = audit::GENESIS.to_string();
-            let mut expected_seq = 1i64;
-            let mut count = 0u64;
-            let mut issued_serials = std::collections::HashSet::new();
-            let mut revoked_serials = std::collections::HashSet::new();
-            while let Some(r) = rows.next().map_err(db("reading the audit log"))? {
-                let seq: i64 = r.get(0).map_err(db("reading seq"))?;
-                let at: String = r.get(1).map_err(db("reading at"))?;
-                let event: String = r.get(2).map_err(db("reading event"))?;
-                let detail: String = r.get(3).map_err(db("reading detail"))?;
-                let prev_hash: String = r.get(4).map_err(db("reading prev_hash"))?;
-                let hash: String = r.get(5).map_err(db("reading hash"))?;
-                if seq != expected_seq {
-                    return Ok(AuditCheck::Broken {
-                        seq,
-                        reason: format!("entry {expected_seq} is missing (found {seq} next)"),
-                    });
-                }
-                if prev_hash != prev {
-                    return Ok(AuditCheck::Broken {
-                        seq,
-                        reason: "its prev_hash does not match the previous entry's hash".into(),
-                    });
-                }
-                if audit::entry_hash(&prev_hash, seq, &at, &event, &detail) != hash {
-                    return Ok(AuditCheck::Broken {
-                        seq,
-                        reason: "its content does not match its hash (the row was edited)".into(),
-                    });
-                }
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&detail) {
-                    if let Some(serial) = v["serial"].as_str() {
-                        match event.as_str() {
-                            "issue" | "renew" => issued_serials.insert(serial.to_string()),
-                            "revoke" => revoked_serials.insert(serial.to_string()),
-                            _ => false,
-                        };
-                    }
-                }
-                prev = hash;
-                expected_seq += 1;
-                count += 1;
-            }
-            drop(rows);
-            drop(stmt);
-            // The chain alone cannot notice its tail being cut off; the data can: every stored
-            // certificate and revocation must have its audit entry.
-            let mut stmt = c
-                .prepare("SELECT serial, revoked_at IS NOT NULL FROM certs")
-                .map_err(db("reading certificates"))?;
-            let certs = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))
-                .map_err(db("reading certificates"))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(db("reading certificates"))?;
-            for (serial, revoked) in certs {
-                if !issued_serials.contains(&serial) {
-                    return Ok(AuditCheck::Broken {
-                        seq: expected_seq,
-                        reason: format!("certificate {serial} is stored but its issue entry is missing (log truncated?)"),
-                    });
-                }
-                if revoked && !revoked_serials.contains(&serial) {
-                    return Ok(AuditCheck::Broken {
-                        seq: expected_seq,
-                        reason: format!("certificate {serial} is revoked but its revoke entry is missing (log truncated?)"),
-                    });
-                }
-            }
-            Ok(AuditCheck::Intact { entries: count })
+            // One read transaction: the chain and the tables come from the same snapshot, even
+            // while the CA keeps writing.
+            let tx = c.transaction().map_err(db("starting a read transaction"))?;
+            let entries = read_audit(&tx)?;
+            let tokens = query_all(
+                &tx,
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, hash"),
+                [],
+                read_token,
+                "reading tokens",
+            )?;
+            let certs = query_all(
+                &tx,
+                &format!("SELECT {CERT_COLUMNS} FROM certs ORDER BY issued_at, serial"),
+                [],
+                read_cert,
+                "reading certificates",
+            )?;
+            Ok(replay::check(&entries, &tokens, &certs))
+        })
+    }
+
+    fn audit_head(&self) -> Result<Option<AuditHead>> {
+        self.with_conn(|c| {
+            c.query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(AuditHead {
+                        seq: r.get(0)?,
+                        hash: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db("reading the audit head"))
+        })
+    }
+
+    fn audit_hash_at(&self, seq: i64) -> Result<Option<String>> {
+        self.with_conn(|c| {
+            c.query_row("SELECT hash FROM audit WHERE seq = ?1", [seq], |r| r.get(0))
+                .optional()
+                .map_err(db("reading the audit log"))
         })
     }
 }
