@@ -36,8 +36,11 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
             );
             println!("{token}");
         }
-        Command::Revoke { serial, reason } => {
-            let serial = pki::serial::normalize_hex(&serial)?;
+        Command::Revoke {
+            serial,
+            spiffe_id,
+            reason,
+        } => {
             if let Some(r) = &reason {
                 if pki::crl::parse_reason(r).is_none() {
                     anyhow::bail!(
@@ -46,10 +49,28 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            match store.revoke(&serial, reason.as_deref(), "cli", now)? {
-                Revoke::Done => eprintln!("revoked {serial}; the CA's next CRL lists it"),
-                Revoke::AlreadyRevoked => anyhow::bail!("certificate {serial} is already revoked"),
-                Revoke::UnknownSerial => anyhow::bail!("no certificate with serial {serial} was issued by this CA (see `mtls-ca list`)"),
+            match (serial, spiffe_id) {
+                (Some(serial), _) => revoke_serial(&store, &serial, reason.as_deref(), now)?,
+                (None, Some(id)) => {
+                    let id = SpiffeId::parse(&id)?;
+                    let revoked =
+                        store.revoke_identity(&id.to_string(), reason.as_deref(), "cli", now)?;
+                    for s in &revoked {
+                        println!("{s}");
+                    }
+                    if revoked.is_empty() {
+                        eprintln!(
+                            "{id} has no live certificate; nothing revoked (see `mtls-ca list`)"
+                        );
+                    } else {
+                        eprintln!(
+                            "revoked {} live certificate(s) of {id}; the CA's next CRL lists them",
+                            revoked.len()
+                        );
+                    }
+                }
+                // clap requires one of the two.
+                (None, None) => anyhow::bail!("name the certificates: --serial or --spiffe-id"),
             }
         }
         Command::List { format } => {
@@ -104,6 +125,45 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Revokes one certificate and every live certificate renewed from it.
+fn revoke_serial(
+    store: &dyn Store,
+    serial: &str,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let serial = pki::serial::normalize_hex(serial)?;
+    match store.revoke(&serial, reason, "cli", now)? {
+        Revoke::Done { revoked } => {
+            for s in &revoked {
+                println!("{s}");
+            }
+            let renewals: Vec<&String> = revoked.iter().filter(|s| **s != serial).collect();
+            if revoked.first() == Some(&serial) {
+                eprintln!("revoked {serial}; the CA's next CRL lists it");
+            } else {
+                eprintln!("{serial} was already revoked");
+            }
+            if !renewals.is_empty() {
+                eprintln!(
+                    "also revoked {} certificate(s) renewed from it: {}",
+                    renewals.len(),
+                    renewals
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(())
+        }
+        Revoke::AlreadyRevoked => anyhow::bail!("certificate {serial} is already revoked"),
+        Revoke::UnknownSerial => anyhow::bail!(
+            "no certificate with serial {serial} was issued by this CA (see `mtls-ca list`)"
+        ),
+    }
 }
 
 /// Problems printed by `audit verify`; the count says how many more there are.

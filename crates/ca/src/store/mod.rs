@@ -8,6 +8,7 @@ mod file_guard;
 pub mod replay;
 pub mod rows;
 pub mod sqlite;
+mod sqlite_lineage;
 mod sqlite_ops;
 
 use std::net::IpAddr;
@@ -71,7 +72,7 @@ impl IssueKind {
 }
 
 /// An issued certificate as stored.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CertRecord {
     pub serial: String,
     pub spiffe_id: String,
@@ -93,7 +94,51 @@ pub struct CertRecord {
     pub revoke_reason: Option<String>,
 }
 
+/// Why a presented certificate no longer authorises its holder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Presented {
+    /// No certificate with that serial was issued by this CA.
+    Unknown,
+    /// The serial is known but the certificate presented is not the one issued under it.
+    Mismatch,
+    Revoked,
+    Expired {
+        not_after: OffsetDateTime,
+    },
+}
+
 impl CertRecord {
+    /// Whether this record still authorises the holder of the certificate with `fingerprint`
+    /// at `now` (renewal, and revocation requests).
+    pub fn standing(
+        &self,
+        fingerprint: &str,
+        now: OffsetDateTime,
+    ) -> std::result::Result<(), Presented> {
+        if self.fingerprint != fingerprint {
+            Err(Presented::Mismatch)
+        } else if self.revoked_at.is_some() {
+            Err(Presented::Revoked)
+        } else if self.not_after <= now {
+            Err(Presented::Expired {
+                not_after: self.not_after,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Hex SHA-256 of the certified key's SubjectPublicKeyInfo, from the stored PEM.
+    pub fn spki_sha256(&self) -> Result<String> {
+        let der = pki::pem::parse_certificates(self.pem.as_bytes())
+            .ok()
+            .and_then(|mut c| (c.len() == 1).then(|| c.remove(0)))
+            .ok_or_else(|| StoreError::Corrupt(format!("certs.pem of {}", self.serial)))?;
+        pki::CertInfo::from_der(&der)
+            .map(|info| info.spki_sha256)
+            .map_err(|e| StoreError::Corrupt(format!("certs.pem of {}: {e}", self.serial)))
+    }
+
     pub fn status(&self, now: OffsetDateTime) -> &'static str {
         if self.revoked_at.is_some() {
             "revoked"
@@ -116,9 +161,49 @@ pub enum Redeem {
 /// Result of a revocation attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Revoke {
-    Done,
+    /// Every serial revoked now: the one named (unless it already was) first, then the
+    /// certificates renewed from it, transitively.
+    Done {
+        revoked: Vec<String>,
+    },
+    /// The serial and everything renewed from it were already revoked: nothing changed.
     AlreadyRevoked,
     UnknownSerial,
+}
+
+/// A renewal to record. The presented certificate is checked again inside the transaction
+/// that records the new one, so a revocation committed meanwhile always wins.
+pub struct RenewalRequest<'a> {
+    pub presented_serial: &'a str,
+    pub presented_fingerprint: &'a str,
+    /// SHA-256 of the new key's SubjectPublicKeyInfo (from the CSR).
+    pub new_key_sha256: &'a str,
+    /// The new certificate, renewed from the presented one.
+    pub cert: &'a CertRecord,
+    pub now: OffsetDateTime,
+}
+
+/// What recording a renewal did. A certificate may be renewed once (like a refresh token):
+/// a retry with the same key gets the same certificate, a second renewal with another key is
+/// taken as a stolen key and revokes the whole lineage.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RenewOutcome {
+    Recorded,
+    /// The presented certificate was already renewed with this key: that certificate, and
+    /// nothing stored.
+    Existing(Box<CertRecord>),
+    /// Already renewed with this key, but that certificate has since been revoked.
+    ExistingRevoked {
+        serial: String,
+    },
+    /// Already renewed with another key: the lineage (the original certificate and everything
+    /// renewed from it) was revoked in this transaction, with a `suspected_key_theft` entry.
+    Replayed {
+        renewed_as: Vec<String>,
+        revoked: Vec<String>,
+    },
+    /// The presented certificate no longer authorises a renewal; nothing stored.
+    Refused(Presented),
 }
 
 /// The last entry of the audit chain: publish it elsewhere to detect a cut or rewritten tail.
@@ -154,7 +239,7 @@ pub trait Store: Send + Sync {
     /// `AlreadyUsed` without storing anything when the token was used or expired meanwhile.
     fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem>;
 
-    fn record_renewal(&self, cert: &CertRecord) -> Result<()>;
+    fn record_renewal(&self, renewal: &RenewalRequest<'_>) -> Result<RenewOutcome>;
     fn find_cert(&self, serial: &str) -> Result<Option<CertRecord>>;
     fn list_certs(&self) -> Result<Vec<CertRecord>>;
 
@@ -165,6 +250,14 @@ pub trait Store: Send + Sync {
         actor: &str,
         now: OffsetDateTime,
     ) -> Result<Revoke>;
+    /// Revokes every live (unrevoked, unexpired) certificate of `spiffe_id`; returns them.
+    fn revoke_identity(
+        &self,
+        spiffe_id: &str,
+        reason: Option<&str>,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>>;
     /// Revoked certificates that have not expired at `now`: the CRL's content.
     fn revoked_unexpired(&self, now: OffsetDateTime) -> Result<Vec<CertRecord>>;
     /// Changes whenever a revocation is committed, by any process sharing the store.

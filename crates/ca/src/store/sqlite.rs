@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 
-use super::details::{self, RevokeCause};
+use super::details;
 use super::file_guard::FileGuard;
 use super::rows::CertRow;
 use super::sqlite_ops::{
@@ -17,8 +17,8 @@ use super::sqlite_ops::{
     CERT_COLUMNS, TOKEN_COLUMNS,
 };
 use super::{
-    replay, AuditCheck, AuditHead, CertRecord, Redeem, Result, Revoke, Store, StoreError,
-    TokenRecord,
+    replay, sqlite_lineage, AuditCheck, AuditHead, CertRecord, Redeem, RenewOutcome,
+    RenewalRequest, Result, Revoke, Store, StoreError, TokenRecord,
 };
 
 const SCHEMA: &str = "
@@ -224,38 +224,6 @@ impl SqliteStore {
     }
 }
 
-/// Marks `serial` revoked at `now` and appends its entry; the caller bumps the epoch.
-fn revoke_one(
-    tx: &WriteTx<'_>,
-    serial: &str,
-    reason: Option<&str>,
-    actor: &str,
-    now: i64,
-    cause: RevokeCause<'_>,
-) -> Result<()> {
-    tx.tx
-        .execute(
-            "UPDATE certs SET revoked_at = ?1, revoke_reason = ?2 WHERE serial = ?3",
-            params![now, reason, serial],
-        )
-        .map_err(db("revoking"))?;
-    tx.append_audit(
-        "revoke",
-        &details::revoke(serial, now, reason, actor, cause),
-    )
-}
-
-/// Lets every process sharing the store see that the CRL must be re-signed.
-fn bump_revocation_epoch(tx: &WriteTx<'_>) -> Result<()> {
-    tx.tx
-        .execute(
-            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revocation_epoch'",
-            [],
-        )
-        .map_err(db("bumping the revocation epoch"))?;
-    Ok(())
-}
-
 impl Store for SqliteStore {
     fn init_meta(&self, key: &str, value: &str) -> Result<String> {
         self.write_tx(|tx| {
@@ -333,11 +301,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn record_renewal(&self, cert: &CertRecord) -> Result<()> {
-        self.write_tx(|tx| {
-            tx.insert_cert(cert)?;
-            tx.append_audit("renew", &details::cert(cert))
-        })
+    fn record_renewal(&self, renewal: &RenewalRequest<'_>) -> Result<RenewOutcome> {
+        self.write_tx(|tx| sqlite_lineage::renew(tx, renewal))
     }
 
     fn find_cert(&self, serial: &str) -> Result<Option<CertRecord>> {
@@ -358,25 +323,17 @@ impl Store for SqliteStore {
         actor: &str,
         now: OffsetDateTime,
     ) -> Result<Revoke> {
-        self.write_tx(|tx| {
-            let state: Option<Option<i64>> = tx
-                .tx
-                .query_row(
-                    "SELECT revoked_at FROM certs WHERE serial = ?1",
-                    [serial],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db("looking up the certificate"))?;
-            match state {
-                None => return Ok(Revoke::UnknownSerial),
-                Some(Some(_)) => return Ok(Revoke::AlreadyRevoked),
-                Some(None) => {}
-            }
-            revoke_one(tx, serial, reason, actor, ts(now), RevokeCause::Requested)?;
-            bump_revocation_epoch(tx)?;
-            Ok(Revoke::Done)
-        })
+        self.write_tx(|tx| sqlite_lineage::revoke(tx, serial, reason, actor, ts(now)))
+    }
+
+    fn revoke_identity(
+        &self,
+        spiffe_id: &str,
+        reason: Option<&str>,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>> {
+        self.write_tx(|tx| sqlite_lineage::revoke_identity(tx, spiffe_id, reason, actor, ts(now)))
     }
 
     fn revoked_unexpired(&self, now: OffsetDateTime) -> Result<Vec<CertRecord>> {

@@ -241,6 +241,45 @@ pub fn csr(alg: &'static rcgen::SignatureAlgorithm, sans: &[&str]) -> (KeyPair, 
     (key, pem)
 }
 
+/// Another CSR for an existing key (ECDSA signatures are randomised: new bytes, same key).
+pub fn csr_for(key: &KeyPair) -> String {
+    CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(key)
+        .unwrap()
+        .pem()
+        .unwrap()
+}
+
+/// Renews over mTLS as `holder` with `csr`; returns status and parsed JSON.
+pub async fn renew(ca: &Ca, holder: &Identity, csr: &str) -> (u16, serde_json::Value) {
+    let resp = client(&ca.root_pem(), Some(holder))
+        .post(ca.url("/api/v1/renew"))
+        .json(&serde_json::json!({ "csr": csr }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// Every stored certificate by serial, as `mtls-ca list --format json` shows it.
+pub fn certs_by_serial(ca: &Ca) -> std::collections::HashMap<String, serde_json::Value> {
+    let out = ca.admin(&["list", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["serial"].as_str().unwrap().to_string(), c.clone()))
+        .collect()
+}
+
 pub fn sign_body(csr: &str, id: &str, ttl: Option<&str>) -> serde_json::Value {
     let mut v = serde_json::json!({"csr": csr, "requested_id": id});
     if let Some(t) = ttl {
