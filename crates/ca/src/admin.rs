@@ -27,6 +27,13 @@ pub fn create_token(
             "{spiffe_id} is not in this CA's trust domain {trust_domain}; use spiffe://{trust_domain}/..."
         );
     }
+    if spiffe_id.is_reserved_for_ca() {
+        anyhow::bail!(
+            "{spiffe_id} is reserved for the CA's own API identity ({} and every ID under it); \
+             choose another path, e.g. spiffe://{trust_domain}/service/NAME",
+            trust_domain.ca_id()
+        );
+    }
     if ttl <= Duration::ZERO || ttl > MAX_TOKEN_TTL {
         anyhow::bail!("token lifetime must be between 1s and 7d (got {ttl})");
     }
@@ -44,6 +51,20 @@ pub fn create_token(
         used_at: None,
     })?;
     Ok(token)
+}
+
+/// Parses `--admin-id`, refusing the CA's reserved identity: no certificate can ever carry it
+/// for a client, so such an admin could never act, and accepting it would suggest otherwise.
+pub fn parse_admin_id(id: &str, trust_domain: &TrustDomain) -> anyhow::Result<SpiffeId> {
+    let parsed = SpiffeId::parse(id).map_err(|e| anyhow::anyhow!("--admin-id: {e}"))?;
+    if parsed.is_reserved_for_ca() {
+        anyhow::bail!(
+            "--admin-id {parsed} is reserved for the CA's own API identity ({} and every ID \
+             under it); name the operator's identity instead, e.g. spiffe://{trust_domain}/admin",
+            parsed.trust_domain().ca_id()
+        );
+    }
+    Ok(parsed)
 }
 
 /// DNS SANs must be plain host names (a leading `*.` wildcard label allowed).

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use pki::crl::RevokedEntry;
 use pki::policy::{IssuancePolicy, IssuedCert, LeafRequest};
@@ -13,12 +14,18 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::{AuthorityError, Kind};
 use crate::metrics::Metrics;
-use crate::store::{CertRecord, IssueKind, Redeem, Revoke, Store};
+use crate::store::{
+    CertRecord, IssueKind, Presented, Redeem, RenewOutcome, RenewalRequest, Revoke, Store,
+};
 use crate::tokens;
 
 /// How long a CRL is valid by default (`--crl-validity`); services enforce freshness against
 /// nextUpdate.
 pub const CRL_VALIDITY: Duration = Duration::hours(1);
+
+/// How long a health probe's verdict is reused: each probe commits a write (an fsync), and
+/// `/healthz` is unauthenticated, so polling must not be able to hammer the disk.
+pub const HEALTH_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct AuthorityConfig {
@@ -65,6 +72,7 @@ pub struct Authority {
     crl: Mutex<Option<CachedCrl>>,
     /// nextUpdate - thisUpdate of every CRL; re-signed at half of it.
     crl_validity: Duration,
+    health: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 type Res<T> = Result<T, AuthorityError>;
@@ -84,6 +92,7 @@ impl Authority {
             metrics: Arc::new(Metrics::default()),
             crl: Mutex::new(None),
             crl_validity: CRL_VALIDITY,
+            health: Mutex::new(None),
         }
     }
 
@@ -107,6 +116,7 @@ impl Authority {
         self.store.record_event(
             "api_cert",
             &serde_json::json!({
+                "v": crate::store::details::VERSION,
                 "serial": info.serial_hex,
                 "spiffe_id": info.spiffe_id().map(|i| i.to_string()),
                 "dns": info.dns,
@@ -130,6 +140,28 @@ impl Authority {
             out.push_str(&pki::pem::encode("CERTIFICATE", root));
         }
         out
+    }
+
+    /// Whether the CA can record what it issues right now (see `Store::health_probe`); Err is
+    /// the reason. Verdicts are reused for `HEALTH_CACHE`; concurrent callers wait for one probe.
+    pub fn health(&self, now: Instant, wall: OffsetDateTime) -> Result<(), String> {
+        let mut cache = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, verdict)) = cache.as_ref() {
+            if now.saturating_duration_since(*at) < HEALTH_CACHE {
+                return verdict.clone();
+            }
+        }
+        let verdict = self.store.health_probe(wall);
+        if let Err(reason) = &verdict {
+            tracing::warn!(reason = %reason, "health probe failed");
+        }
+        *cache = Some((now, verdict.clone()));
+        verdict
+    }
+
+    /// Sequence number of the audit chain's last entry (0 when empty), for the metric.
+    pub fn audit_head_seq(&self) -> Res<i64> {
+        Ok(self.store.audit_head()?.map(|h| h.seq).unwrap_or(0))
     }
 
     /// Runs `f`, counting a refusal under its code.
@@ -157,6 +189,9 @@ impl Authority {
                 "the join token is not known to this CA",
             )
         })?;
+        // `mtls-ca token` refuses reserved IDs, but a token written by an older version or
+        // straight into the database must not mint the CA's own identity either.
+        refuse_reserved(&parse_id(&token.spiffe_id)?)?;
         if token.used_at.is_some() {
             return Err(AuthorityError::unauthenticated(
                 "token_used",
@@ -232,10 +267,21 @@ impl Authority {
         ttl: Option<&str>,
         now: OffsetDateTime,
     ) -> Res<Issued> {
-        let current = self.current_record(peer, now, "renewal")?;
+        let (current, presented) = self.current_record(peer, now, "renewal")?;
         let id = parse_id(&current.spiffe_id)?;
         let ttl = self.ttl(ttl)?;
         let csr = verify_csr(csr_pem)?;
+        let new_key = pki::sha256_hex(&csr.spki_der);
+        if new_key == presented.spki_sha256 {
+            return Err(AuthorityError::bad_request(
+                "key_reused",
+                format!(
+                    "renewal needs a fresh key: the CSR carries the public key of certificate {} \
+                     itself; generate a new key pair for the renewal",
+                    current.serial
+                ),
+            ));
+        }
         check_requested_names(&csr, &current.spiffe_id, &current.dns, &current.ips)?;
         let issued = self.issue(&id, &current.dns, &current.ips, &csr.spki_der, ttl, now)?;
         let record = record_of(
@@ -247,29 +293,94 @@ impl Authority {
             IssueKind::Renew,
             Some(current.serial.clone()),
         )?;
-        self.store.record_renewal(&record)?;
-        self.metrics.renewed.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
-            event = "renew",
-            old_serial = %current.serial,
-            serial = %issued.serial_hex,
-            spiffe_id = %id,
-            not_after = %rfc3339(issued.not_after),
-            "certificate renewed"
-        );
-        Ok(self.response(issued, &id))
+        let outcome = self.store.record_renewal(&RenewalRequest {
+            presented_serial: &current.serial,
+            presented_fingerprint: &presented.fingerprint,
+            new_key_sha256: &new_key,
+            cert: &record,
+            now,
+        })?;
+        // In every case but Recorded the certificate just signed is dropped: never stored,
+        // never returned.
+        match outcome {
+            RenewOutcome::Recorded => {
+                self.metrics.renewed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    event = "renew",
+                    old_serial = %current.serial,
+                    serial = %issued.serial_hex,
+                    spiffe_id = %id,
+                    not_after = %rfc3339(issued.not_after),
+                    "certificate renewed"
+                );
+                Ok(self.response(issued, &id))
+            }
+            RenewOutcome::Existing(earlier) => {
+                tracing::info!(
+                    event = "renew_retried",
+                    old_serial = %current.serial,
+                    serial = %earlier.serial,
+                    "renewal repeated with the same key: returning the certificate issued then"
+                );
+                Ok(Issued {
+                    certificate: earlier.pem,
+                    chain: vec![self.ca.cert_pem()],
+                    expires_at: earlier.not_after,
+                    serial: earlier.serial,
+                    spiffe_id: earlier.spiffe_id,
+                })
+            }
+            RenewOutcome::ExistingRevoked { serial } => Err(AuthorityError::forbidden(
+                "certificate_revoked",
+                format!(
+                    "certificate {} was already renewed with this key as {serial}, which has \
+                     been revoked; enroll again with a new join token",
+                    current.serial
+                ),
+            )),
+            RenewOutcome::Replayed {
+                renewed_as,
+                revoked,
+            } => {
+                self.metrics
+                    .revoked
+                    .fetch_add(revoked.len() as u64, Ordering::Relaxed);
+                tracing::error!(
+                    event = "suspected_key_theft",
+                    presented_serial = %current.serial,
+                    renewed_as = %renewed_as.join(","),
+                    spiffe_id = %id,
+                    revoked = %revoked.join(","),
+                    "a certificate was renewed a second time with a different key: two parties \
+                     hold its key; the whole lineage was revoked"
+                );
+                Err(AuthorityError::forbidden(
+                    "renewal_replayed",
+                    format!(
+                        "certificate {} was already renewed (as {}) with a different key: \
+                         suspected key theft. The lineage was revoked ({} certificate(s), the \
+                         newest included); the workload must enroll again with a new join token",
+                        current.serial,
+                        renewed_as.join(", "),
+                        revoked.len()
+                    ),
+                ))
+            }
+            RenewOutcome::Refused(state) => Err(presented_error(&state, &current.serial)),
+        }
     }
 
-    /// Revocation by the admin identity or by a holder of the same identity.
+    /// Revocation by the admin identity or by a holder of the same identity. Returns every
+    /// serial revoked: the one named (unless it already was) and those renewed from it.
     pub fn revoke(
         &self,
         peer: Option<&[u8]>,
         serial: &str,
         reason: Option<&str>,
         now: OffsetDateTime,
-    ) -> Res<()> {
+    ) -> Res<Vec<String>> {
         self.counted(|| {
-            let caller = self.current_record(peer, now, "revocation")?;
+            let (caller, _) = self.current_record(peer, now, "revocation")?;
             let serial = pki::serial::normalize_hex(serial)
                 .map_err(|e| AuthorityError::bad_request("bad_serial", e.to_string()))?;
             if let Some(r) = reason {
@@ -280,36 +391,44 @@ impl Authority {
                     ));
                 }
             }
-            let target = self.store.find_cert(&serial)?.ok_or_else(|| {
-                AuthorityError::new(Kind::NotFound, "unknown_serial", format!("no certificate with serial {serial} was issued by this CA"))
-            })?;
             let is_admin = self.is_admin(&caller.spiffe_id);
-            if !is_admin && caller.spiffe_id != target.spiffe_id {
+            let target = self.store.find_cert(&serial)?;
+            // Authorise before revealing anything: to a non-admin an unknown serial and
+            // someone else's serial look the same.
+            if !is_admin && target.as_ref().is_none_or(|t| t.spiffe_id != caller.spiffe_id) {
                 return Err(AuthorityError::forbidden(
                     "not_allowed",
                     format!(
-                        "{} may not revoke a certificate of {}; only the admin identity or the holder may",
-                        caller.spiffe_id, target.spiffe_id
+                        "{} may revoke only certificates of its own identity, and serial {serial} \
+                         is not one of them; only the admin identity or the holder may revoke a \
+                         certificate",
+                        caller.spiffe_id
                     ),
                 ));
             }
+            let unknown = || {
+                AuthorityError::new(
+                    Kind::NotFound,
+                    "unknown_serial",
+                    format!("no certificate with serial {serial} was issued by this CA"),
+                )
+            };
+            target.ok_or_else(unknown)?;
             let actor = if is_admin { format!("admin {}", caller.spiffe_id) } else { format!("holder {}", caller.spiffe_id) };
             match self.store.revoke(&serial, reason, &actor, now)? {
-                Revoke::Done => {
-                    self.metrics.revoked.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(event = "revoke", serial = %serial, actor = %actor, "certificate revoked");
-                    Ok(())
+                Revoke::Done { revoked } => {
+                    self.metrics.revoked.fetch_add(revoked.len() as u64, Ordering::Relaxed);
+                    for s in &revoked {
+                        tracing::info!(event = "revoke", serial = %s, requested = %serial, actor = %actor, "certificate revoked");
+                    }
+                    Ok(revoked)
                 }
                 Revoke::AlreadyRevoked => Err(AuthorityError::new(
                     Kind::Conflict,
                     "already_revoked",
                     format!("certificate {serial} is already revoked"),
                 )),
-                Revoke::UnknownSerial => Err(AuthorityError::new(
-                    Kind::NotFound,
-                    "unknown_serial",
-                    format!("no certificate with serial {serial} was issued by this CA"),
-                )),
+                Revoke::UnknownSerial => Err(unknown()),
             }
         })
     }
@@ -317,7 +436,7 @@ impl Authority {
     /// All issued certificates, for the admin identity only.
     pub fn list(&self, peer: Option<&[u8]>, now: OffsetDateTime) -> Res<Vec<CertRecord>> {
         self.counted(|| {
-            let caller = self.current_record(peer, now, "listing certificates")?;
+            let (caller, _) = self.current_record(peer, now, "listing certificates")?;
             if !self.is_admin(&caller.spiffe_id) {
                 return Err(AuthorityError::forbidden(
                     "not_admin",
@@ -376,14 +495,15 @@ impl Authority {
             .is_some_and(|a| a.to_string() == id)
     }
 
-    /// The stored record of the certificate the caller presented, refusing unknown, revoked or
-    /// expired ones. The TLS layer has already checked chain and validity; revocation is ours.
+    /// The stored record of the certificate the caller presented (and what it says), refusing
+    /// unknown, revoked or expired ones. The TLS layer has already checked chain and validity;
+    /// revocation is ours.
     fn current_record(
         &self,
         peer: Option<&[u8]>,
         now: OffsetDateTime,
         what: &str,
-    ) -> Res<CertRecord> {
+    ) -> Res<(CertRecord, CertInfo)> {
         let der = peer.ok_or_else(|| {
             AuthorityError::unauthenticated(
                 "client_certificate_required",
@@ -393,41 +513,14 @@ impl Authority {
             )
         })?;
         let info = CertInfo::from_der(der).map_err(AuthorityError::internal)?;
-        let record = self.store.find_cert(&info.serial_hex)?.ok_or_else(|| {
-            AuthorityError::forbidden(
-                "certificate_unknown",
-                format!(
-                    "certificate serial {} is not in this CA's records",
-                    info.serial_hex
-                ),
-            )
-        })?;
-        if record.fingerprint != info.fingerprint {
-            return Err(AuthorityError::forbidden(
-                "certificate_unknown",
-                format!(
-                    "certificate serial {} does not match this CA's records",
-                    info.serial_hex
-                ),
-            ));
-        }
-        if record.revoked_at.is_some() {
-            return Err(AuthorityError::forbidden(
-                "certificate_revoked",
-                format!("certificate {} is revoked", record.serial),
-            ));
-        }
-        if record.not_after <= now {
-            return Err(AuthorityError::unauthenticated(
-                "certificate_expired",
-                format!(
-                    "certificate {} expired at {}; enroll again with a join token",
-                    record.serial,
-                    rfc3339(record.not_after)
-                ),
-            ));
-        }
-        Ok(record)
+        let record = self
+            .store
+            .find_cert(&info.serial_hex)?
+            .ok_or_else(|| presented_error(&Presented::Unknown, &info.serial_hex))?;
+        record
+            .standing(&info.fingerprint, now)
+            .map_err(|state| presented_error(&state, &info.serial_hex))?;
+        Ok((record, info))
     }
 
     fn ttl(&self, requested: Option<&str>) -> Res<Duration> {
@@ -464,6 +557,9 @@ impl Authority {
         ttl: Duration,
         now: OffsetDateTime,
     ) -> Res<IssuedCert> {
+        // Every issuance (sign and renew) passes here: the last line of defence for the
+        // identity every CA client requires of the CA.
+        refuse_reserved(id)?;
         if id.trust_domain() != &self.cfg.trust_domain {
             return Err(AuthorityError::forbidden(
                 "wrong_trust_domain",
@@ -499,8 +595,49 @@ impl Authority {
     }
 }
 
+/// The refusal for a presented certificate that no longer authorises its holder.
+fn presented_error(state: &Presented, serial: &str) -> AuthorityError {
+    match state {
+        Presented::Unknown => AuthorityError::forbidden(
+            "certificate_unknown",
+            format!("certificate serial {serial} is not in this CA's records"),
+        ),
+        Presented::Mismatch => AuthorityError::forbidden(
+            "certificate_unknown",
+            format!("certificate serial {serial} does not match this CA's records"),
+        ),
+        Presented::Revoked => AuthorityError::forbidden(
+            "certificate_revoked",
+            format!("certificate {serial} is revoked"),
+        ),
+        Presented::Expired { not_after } => AuthorityError::unauthenticated(
+            "certificate_expired",
+            format!(
+                "certificate {serial} expired at {}; enroll again with a join token",
+                rfc3339(*not_after)
+            ),
+        ),
+    }
+}
+
 fn parse_id(id: &str) -> Res<SpiffeId> {
     SpiffeId::parse(id).map_err(|e| AuthorityError::bad_request("bad_spiffe_id", e.to_string()))
+}
+
+/// `spiffe://<td>/ca` and everything under it belong to the CA's own API certificate; a
+/// workload holding one could impersonate the CA to every service.
+fn refuse_reserved(id: &SpiffeId) -> Res<()> {
+    if id.is_reserved_for_ca() {
+        return Err(AuthorityError::forbidden(
+            "reserved_identity",
+            format!(
+                "{id} is reserved for the CA's own API certificate ({} and every ID under it); \
+                 no workload certificate is issued for it",
+                id.trust_domain().ca_id()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn verify_csr(pem: &str) -> Res<pki::VerifiedCsr> {

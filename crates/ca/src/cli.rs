@@ -131,14 +131,21 @@ pub enum Command {
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         ttl: time::Duration,
     },
-    /// Revoke a certificate by serial; the running CA's next CRL lists it.
+    /// Revoke a certificate by serial (with every certificate renewed from it), or every live
+    /// certificate of an identity; the running CA's next CRL lists them. Prints the serials
+    /// revoked, one per line.
     #[command(
-        after_help = "Example:\n  mtls-ca --data-dir ./ca revoke --serial 4f:1a:... --reason keyCompromise"
+        after_help = "Examples:\n  mtls-ca --data-dir ./ca revoke --serial 4f:1a:... --reason keyCompromise\n  \
+mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --reason keyCompromise"
     )]
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["serial", "spiffe_id"])))]
     Revoke {
         /// Serial in hex (colons and case are ignored).
         #[arg(long)]
-        serial: String,
+        serial: Option<String>,
+        /// Revoke every live (unexpired, unrevoked) certificate of this SPIFFE ID.
+        #[arg(long)]
+        spiffe_id: Option<String>,
         /// RFC 5280 reason: unspecified, keyCompromise, caCompromise, affiliationChanged,
         /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn.
         #[arg(long)]
@@ -158,8 +165,22 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum AuditAction {
-    /// Recompute the hash chain; exit 1 and name the first bad entry if anything was edited.
-    Verify,
+    /// Recompute the hash chain and replay it against the tables; exit 1 and name every entry
+    /// or row that disagrees.
+    #[command(
+        after_help = "Example:\n  mtls-ca --data-dir ./ca audit verify --expect-head \"$(cat last-published-head)\""
+    )]
+    Verify {
+        /// A head published earlier (`mtls-ca audit head`): fail unless the chain still holds
+        /// that entry with that hash (catches a cut or rewritten tail).
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
+    },
+    /// Print the chain's last entry as SEQ:HASH; publish it elsewhere to pin the log.
+    Head {
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]

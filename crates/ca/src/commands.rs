@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use mtls_ca::admin;
+use mtls_ca::audit;
 use mtls_ca::authority::rfc3339;
 use mtls_ca::datadir::{stored_trust_domain, DataDir};
-use mtls_ca::store::{AuditCheck, Revoke, Store};
+use mtls_ca::store::{AuditCheck, AuditHead, Revoke, Store};
 use pki::SpiffeId;
 use time::OffsetDateTime;
 
@@ -35,8 +36,11 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
             );
             println!("{token}");
         }
-        Command::Revoke { serial, reason } => {
-            let serial = pki::serial::normalize_hex(&serial)?;
+        Command::Revoke {
+            serial,
+            spiffe_id,
+            reason,
+        } => {
             if let Some(r) = &reason {
                 if pki::crl::parse_reason(r).is_none() {
                     anyhow::bail!(
@@ -45,10 +49,28 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            match store.revoke(&serial, reason.as_deref(), "cli", now)? {
-                Revoke::Done => eprintln!("revoked {serial}; the CA's next CRL lists it"),
-                Revoke::AlreadyRevoked => anyhow::bail!("certificate {serial} is already revoked"),
-                Revoke::UnknownSerial => anyhow::bail!("no certificate with serial {serial} was issued by this CA (see `mtls-ca list`)"),
+            match (serial, spiffe_id) {
+                (Some(serial), _) => revoke_serial(&store, &serial, reason.as_deref(), now)?,
+                (None, Some(id)) => {
+                    let id = SpiffeId::parse(&id)?;
+                    let revoked =
+                        store.revoke_identity(&id.to_string(), reason.as_deref(), "cli", now)?;
+                    for s in &revoked {
+                        println!("{s}");
+                    }
+                    if revoked.is_empty() {
+                        eprintln!(
+                            "{id} has no live certificate; nothing revoked (see `mtls-ca list`)"
+                        );
+                    } else {
+                        eprintln!(
+                            "revoked {} live certificate(s) of {id}; the CA's next CRL lists them",
+                            revoked.len()
+                        );
+                    }
+                }
+                // clap requires one of the two.
+                (None, None) => anyhow::bail!("name the certificates: --serial or --spiffe-id"),
             }
         }
         Command::List { format } => {
@@ -87,19 +109,137 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Audit {
-            action: AuditAction::Verify,
+            action: AuditAction::Verify { expect_head },
+        } => return audit_verify(&store, expect_head.as_deref()),
+        Command::Audit {
+            action: AuditAction::Head { format },
         } => {
-            return match store.verify_audit().context("verifying the audit log")? {
-                AuditCheck::Intact { entries } => {
-                    println!("audit log intact: {entries} entries, hash chain verified");
-                    Ok(ExitCode::SUCCESS)
-                }
-                AuditCheck::Broken { seq, reason } => {
-                    println!("audit log TAMPERED at entry {seq}: {reason}");
-                    Ok(ExitCode::from(1))
-                }
-            };
+            let head = store.audit_head()?.unwrap_or(AuditHead {
+                seq: 0,
+                hash: audit::GENESIS.to_string(),
+            });
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string(&head)?),
+                ListFormat::Text => println!("{}:{}", head.seq, head.hash),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Revokes one certificate and every live certificate renewed from it.
+fn revoke_serial(
+    store: &dyn Store,
+    serial: &str,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let serial = pki::serial::normalize_hex(serial)?;
+    match store.revoke(&serial, reason, "cli", now)? {
+        Revoke::Done { revoked } => {
+            for s in &revoked {
+                println!("{s}");
+            }
+            let renewals: Vec<&String> = revoked.iter().filter(|s| **s != serial).collect();
+            if revoked.first() == Some(&serial) {
+                eprintln!("revoked {serial}; the CA's next CRL lists it");
+            } else {
+                eprintln!("{serial} was already revoked");
+            }
+            if !renewals.is_empty() {
+                eprintln!(
+                    "also revoked {} certificate(s) renewed from it: {}",
+                    renewals.len(),
+                    renewals
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(())
+        }
+        Revoke::AlreadyRevoked => anyhow::bail!("certificate {serial} is already revoked"),
+        Revoke::UnknownSerial => anyhow::bail!(
+            "no certificate with serial {serial} was issued by this CA (see `mtls-ca list`)"
+        ),
+    }
+}
+
+/// Problems printed by `audit verify`; the count says how many more there are.
+const MAX_SHOWN: usize = 50;
+
+fn audit_verify(store: &dyn Store, expect_head: Option<&str>) -> anyhow::Result<ExitCode> {
+    let expected = expect_head.map(parse_head).transpose()?;
+    let mut tampered = false;
+    match store.verify_audit().context("verifying the audit log")? {
+        AuditCheck::Intact { entries, .. } => {
+            println!("audit log intact: {entries} entries, hash chain verified, tables match it")
+        }
+        AuditCheck::Broken { seq, reason } => {
+            println!("audit log TAMPERED at entry {seq}: {reason}");
+            tampered = true;
+        }
+        AuditCheck::Mismatch { entries, problems } => {
+            println!(
+                "audit log TAMPERED: the tables disagree with the {entries}-entry hash chain \
+                 ({} problem(s)):",
+                problems.len()
+            );
+            for p in problems.iter().take(MAX_SHOWN) {
+                println!("  {p}");
+            }
+            if problems.len() > MAX_SHOWN {
+                println!("  ... and {} more", problems.len() - MAX_SHOWN);
+            }
+            tampered = true;
+        }
+    }
+    if let Some((seq, hash)) = expected {
+        let found = if seq == 0 {
+            Some(audit::GENESIS.to_string())
+        } else {
+            store.audit_hash_at(seq)?
+        };
+        match found {
+            None => {
+                let last = store.audit_head()?.map(|h| h.seq).unwrap_or(0);
+                println!(
+                    "audit log TAMPERED: the expected head is entry {seq}, but the chain ends at \
+                     entry {last}: entries were cut from its tail"
+                );
+                tampered = true;
+            }
+            Some(found) if found != hash => {
+                println!(
+                    "audit log TAMPERED: entry {seq} has hash {found}, not the expected {hash}: \
+                     the chain was rewritten from there"
+                );
+                tampered = true;
+            }
+            Some(_) => println!("expected head {seq}:{hash} is in the chain"),
+        }
+    }
+    Ok(if tampered {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `SEQ:HASH` as `mtls-ca audit head` prints it.
+fn parse_head(s: &str) -> anyhow::Result<(i64, String)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--expect-head {s:?} is not SEQ:HASH (an entry number and 64 hex digits, as \
+             `mtls-ca audit head` prints them)"
+        )
+    };
+    let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+    let seq: i64 = seq.parse().map_err(|_| bad())?;
+    let hash = hash.to_ascii_lowercase();
+    if seq < 0 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    Ok((seq, hash))
 }

@@ -17,6 +17,8 @@ pub enum Kind {
     Conflict,
     /// Our fault; details are logged, not sent (500).
     Internal,
+    /// The CA cannot serve this now (its database file was removed or replaced) (503).
+    Unavailable,
 }
 
 /// A refusal with a stable machine code and a message for the caller.
@@ -59,6 +61,16 @@ impl AuthorityError {
 
 impl From<crate::store::StoreError> for AuthorityError {
     fn from(e: crate::store::StoreError) -> Self {
-        AuthorityError::internal(e)
+        match e {
+            // The store has already logged the cause (with the path) loudly, once.
+            crate::store::StoreError::Unavailable(_) => Self::new(
+                Kind::Unavailable,
+                "store_unavailable",
+                "the CA's database file was removed or replaced while the CA was running, so \
+                 the CA cannot record anything and refuses to issue, renew or revoke; nothing \
+                 was stored. The operator must restore ca.db from a backup and restart the CA",
+            ),
+            other => AuthorityError::internal(other),
+        }
     }
 }

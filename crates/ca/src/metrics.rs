@@ -22,7 +22,14 @@ impl Metrics {
         *map.entry(reason).or_insert(0) += 1;
     }
 
-    pub fn render(&self, root_not_after: OffsetDateTime, now: OffsetDateTime) -> String {
+    /// `audit_head_seq` is read from the store at render time (None when that failed: the
+    /// gauge is left out rather than reported wrong).
+    pub fn render(
+        &self,
+        root_not_after: OffsetDateTime,
+        now: OffsetDateTime,
+        audit_head_seq: Option<i64>,
+    ) -> String {
         let mut out = String::new();
         let counters = [
             (
@@ -68,6 +75,14 @@ impl Metrics {
             "mtls_ca_root_expiry_seconds {}",
             (root_not_after - now).whole_seconds()
         );
+        if let Some(seq) = audit_head_seq {
+            let _ = writeln!(
+                out,
+                "# HELP mtls_ca_audit_head_seq Sequence number of the last audit log entry; \
+                 compare with the published head.\n# TYPE mtls_ca_audit_head_seq gauge\n\
+                 mtls_ca_audit_head_seq {seq}"
+            );
+        }
         out
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use mtls_ca::authority::{Authority, AuthorityConfig};
-use mtls_ca::datadir::{pin_trust_domain, DataDir, RootOrigin};
+use mtls_ca::datadir::{DataDir, RootOrigin};
 use mtls_ca::{api, server, tls};
 use pki::{IssuancePolicy, SpiffeId, TrustDomain};
 use rustls_pki_types::CertificateDer;
@@ -29,7 +29,11 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let trust_domain = TrustDomain::parse(&args.trust_domain)?;
-    let admin_id = args.admin_id.as_deref().map(SpiffeId::parse).transpose()?;
+    let admin_id = args
+        .admin_id
+        .as_deref()
+        .map(|id| mtls_ca::admin::parse_admin_id(id, &trust_domain))
+        .transpose()?;
     if args.cert_duration > args.max_duration {
         bail!(
             "--cert-duration {} is longer than --max-duration {}",
@@ -50,10 +54,10 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     let dir = DataDir::new(data_dir);
     dir.ensure()?;
-    let store = Arc::new(dir.open_store()?);
-    pin_trust_domain(store.as_ref(), &trust_domain)?;
     let external = args.root_cert.as_deref().zip(args.root_key.as_deref());
-    let (ca, origin) = dir.load_or_create_root(external, now)?;
+    // Checks the directory first; creates root and database only when it holds neither.
+    let (ca, origin, store) = dir.open_or_init(external, &trust_domain, now)?;
+    let store = Arc::new(store);
     let (extra_roots, bundle_extra) = bundle_extra(&ca, &args.bundle_extra, now)?;
 
     // The reserved identity every CA client requires (pki::spiffe::CA_PATH).

@@ -74,8 +74,10 @@ async fn documented_examples_match_the_real_api() {
         key_pem: key.serialize_pem(),
     };
     let mine = client(&ca.root_pem(), Some(&me));
+    // Renewal needs a fresh key (the signing key is refused with 400 key_reused).
+    let (_, renew_csr) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]);
     let mut body = ex["renew-request"].clone();
-    body["csr"] = serde_json::Value::from(real_csr);
+    body["csr"] = serde_json::Value::from(renew_csr);
     let resp = mine
         .post(ca.url("/api/v1/renew"))
         .json(&body)

@@ -21,7 +21,9 @@ fn revoked_serials(der: &[u8]) -> Vec<String> {
 #[test]
 fn revoked_entries_leave_the_crl_once_expired_and_new_revocations_appear_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let store: Arc<SqliteStore> = Arc::new(SqliteStore::open(&tmp.path().join("ca.db")).unwrap());
+    let store: Arc<SqliteStore> = Arc::new(
+        SqliteStore::create(&tmp.path().join("ca.db"), &[("trust_domain", "mesh.local")]).unwrap(),
+    );
     let now = OffsetDateTime::now_utc();
     let td = TrustDomain::parse("mesh.local").unwrap();
     let authority = Authority::new(

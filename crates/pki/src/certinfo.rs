@@ -24,6 +24,9 @@ pub struct CertInfo {
     pub client_auth: bool,
     /// Hex SHA-256 of the DER.
     pub fingerprint: String,
+    /// Hex SHA-256 of the SubjectPublicKeyInfo DER: identifies the key (the value
+    /// `--trust-pin sha256:` takes, and what the CA compares to tell renewal keys apart).
+    pub spki_sha256: String,
     pub client_key: String,
 }
 
@@ -53,6 +56,7 @@ impl CertInfo {
             server_auth: false,
             client_auth: false,
             fingerprint: crate::sha256_hex(der),
+            spki_sha256: crate::sha256_hex(cert.tbs_certificate.subject_pki.raw),
             client_key: crate::client_key::client_key_of(&cert),
         };
         for ext in cert.extensions() {
@@ -136,5 +140,33 @@ mod tests {
         assert_eq!(normalize_fingerprint(&colon_hex(&fp)).unwrap(), fp);
         assert_eq!(normalize_fingerprint(&format!("sha256:{fp}")).unwrap(), fp);
         assert!(normalize_fingerprint("abc").is_none());
+    }
+
+    /// The issued certificate carries exactly the SPKI the request named, so hashing either
+    /// identifies the same key (the CA compares a CSR's key with stored certificates).
+    #[test]
+    fn spki_hash_names_the_certified_key() {
+        let now = time::OffsetDateTime::now_utc();
+        let ca = crate::CaMaterial::generate_root("SPKI Test Root", now).unwrap();
+        let id = crate::SpiffeId::parse("spiffe://mesh.local/service/x").unwrap();
+        for curve in [crate::Curve::P256, crate::Curve::P384, crate::Curve::P521] {
+            let key = crate::keys::generate(curve).unwrap();
+            let spki = crate::keys::spki_der(&key);
+            let issued = crate::IssuancePolicy::default()
+                .issue(
+                    &crate::LeafRequest {
+                        spiffe_id: &id,
+                        dns: &[],
+                        ips: &[],
+                        spki_der: &spki,
+                        ttl: time::Duration::hours(1),
+                        now,
+                    },
+                    &ca,
+                )
+                .unwrap();
+            let info = CertInfo::from_der(&issued.der).unwrap();
+            assert_eq!(info.spki_sha256, crate::sha256_hex(&spki), "{curve}");
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Unauthenticated endpoints: root, bundle, CRL, health and metrics.
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
 use super::{blocking, ApiError, AppState};
@@ -29,16 +29,43 @@ pub async fn crl(State(authority): State<AppState>) -> Result<impl IntoResponse,
     ))
 }
 
-pub async fn healthz() -> impl IntoResponse {
+/// 200 `{"status":"ok"}` only when the database file is still the one opened and a write
+/// commits; otherwise 503 with the reason (see `Authority::health`).
+pub async fn healthz(State(authority): State<AppState>) -> Response {
+    let verdict = tokio::task::spawn_blocking(move || {
+        authority.health(std::time::Instant::now(), OffsetDateTime::now_utc())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "health probe task failed");
+        Err("the health probe failed (see the CA log)".into())
+    });
+    let (status, body) = match verdict {
+        Ok(()) => (StatusCode::OK, serde_json::json!({"status": "ok"})),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unhealthy", "reason": reason}),
+        ),
+    };
     (
+        status,
         [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
+        body.to_string(),
     )
+        .into_response()
 }
 
 pub async fn metrics(State(authority): State<AppState>) -> impl IntoResponse {
-    let text = authority
-        .metrics
-        .render(authority.ca().not_after(), OffsetDateTime::now_utc());
+    let text = tokio::task::spawn_blocking(move || {
+        let head = authority.audit_head_seq().ok();
+        authority
+            .metrics
+            .render(authority.ca().not_after(), OffsetDateTime::now_utc(), head)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "rendering metrics failed");
+        String::new()
+    });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

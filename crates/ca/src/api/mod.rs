@@ -77,6 +77,7 @@ impl IntoResponse for ApiError {
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         let status = if self.0.code == "body_too_large" {
             StatusCode::PAYLOAD_TOO_LARGE

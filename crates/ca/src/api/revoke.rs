@@ -1,4 +1,5 @@
-//! `POST /api/v1/revoke`: by the admin identity or the certificate's holder, over mTLS.
+//! `POST /api/v1/revoke`: by the admin identity or the certificate's holder, over mTLS. The
+//! answer also names the certificates renewed from the revoked one (revoked with it).
 
 use axum::body::Body;
 use axum::extract::{Extension, State};
@@ -24,7 +25,7 @@ pub async fn revoke(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let body: RevokeBody = read_json(&authority, &headers, body).await?;
     let serial = body.serial.clone();
-    blocking(move || {
+    let revoked = blocking(move || {
         authority.revoke(
             peer.der(),
             &body.serial,
@@ -34,5 +35,8 @@ pub async fn revoke(
     })
     .await?;
     let serial = pki::serial::normalize_hex(&serial).unwrap_or(serial);
-    Ok(Json(serde_json::json!({"revoked": serial})))
+    let also: Vec<&String> = revoked.iter().filter(|s| **s != serial).collect();
+    Ok(Json(
+        serde_json::json!({"revoked": serial, "also_revoked": also}),
+    ))
 }

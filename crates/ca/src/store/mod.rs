@@ -3,7 +3,13 @@
 //! Every mutating call writes its audit entry in the same transaction as the change it records,
 //! so the log and the data can never disagree after a crash.
 
+pub mod details;
+mod file_guard;
+pub mod replay;
+pub mod rows;
 pub mod sqlite;
+mod sqlite_lineage;
+mod sqlite_ops;
 
 use std::net::IpAddr;
 
@@ -25,6 +31,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Setup(String),
+    /// The database file was removed or replaced while the store had it open; nothing was
+    /// written.
+    #[error("the CA database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -62,7 +72,7 @@ impl IssueKind {
 }
 
 /// An issued certificate as stored.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CertRecord {
     pub serial: String,
     pub spiffe_id: String,
@@ -84,7 +94,51 @@ pub struct CertRecord {
     pub revoke_reason: Option<String>,
 }
 
+/// Why a presented certificate no longer authorises its holder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Presented {
+    /// No certificate with that serial was issued by this CA.
+    Unknown,
+    /// The serial is known but the certificate presented is not the one issued under it.
+    Mismatch,
+    Revoked,
+    Expired {
+        not_after: OffsetDateTime,
+    },
+}
+
 impl CertRecord {
+    /// Whether this record still authorises the holder of the certificate with `fingerprint`
+    /// at `now` (renewal, and revocation requests).
+    pub fn standing(
+        &self,
+        fingerprint: &str,
+        now: OffsetDateTime,
+    ) -> std::result::Result<(), Presented> {
+        if self.fingerprint != fingerprint {
+            Err(Presented::Mismatch)
+        } else if self.revoked_at.is_some() {
+            Err(Presented::Revoked)
+        } else if self.not_after <= now {
+            Err(Presented::Expired {
+                not_after: self.not_after,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Hex SHA-256 of the certified key's SubjectPublicKeyInfo, from the stored PEM.
+    pub fn spki_sha256(&self) -> Result<String> {
+        let der = pki::pem::parse_certificates(self.pem.as_bytes())
+            .ok()
+            .and_then(|mut c| (c.len() == 1).then(|| c.remove(0)))
+            .ok_or_else(|| StoreError::Corrupt(format!("certs.pem of {}", self.serial)))?;
+        pki::CertInfo::from_der(&der)
+            .map(|info| info.spki_sha256)
+            .map_err(|e| StoreError::Corrupt(format!("certs.pem of {}: {e}", self.serial)))
+    }
+
     pub fn status(&self, now: OffsetDateTime) -> &'static str {
         if self.revoked_at.is_some() {
             "revoked"
@@ -107,16 +161,70 @@ pub enum Redeem {
 /// Result of a revocation attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Revoke {
-    Done,
+    /// Every serial revoked now: the one named (unless it already was) first, then the
+    /// certificates renewed from it, transitively.
+    Done {
+        revoked: Vec<String>,
+    },
+    /// The serial and everything renewed from it were already revoked: nothing changed.
     AlreadyRevoked,
     UnknownSerial,
 }
 
-/// Result of verifying the audit chain.
+/// A renewal to record. The presented certificate is checked again inside the transaction
+/// that records the new one, so a revocation committed meanwhile always wins.
+pub struct RenewalRequest<'a> {
+    pub presented_serial: &'a str,
+    pub presented_fingerprint: &'a str,
+    /// SHA-256 of the new key's SubjectPublicKeyInfo (from the CSR).
+    pub new_key_sha256: &'a str,
+    /// The new certificate, renewed from the presented one.
+    pub cert: &'a CertRecord,
+    pub now: OffsetDateTime,
+}
+
+/// What recording a renewal did. A certificate may be renewed once (like a refresh token):
+/// a retry with the same key gets the same certificate, a second renewal with another key is
+/// taken as a stolen key and revokes the whole lineage.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RenewOutcome {
+    Recorded,
+    /// The presented certificate was already renewed with this key: that certificate, and
+    /// nothing stored.
+    Existing(Box<CertRecord>),
+    /// Already renewed with this key, but that certificate has since been revoked.
+    ExistingRevoked {
+        serial: String,
+    },
+    /// Already renewed with another key: the lineage (the original certificate and everything
+    /// renewed from it) was revoked in this transaction, with a `suspected_key_theft` entry.
+    Replayed {
+        renewed_as: Vec<String>,
+        revoked: Vec<String>,
+    },
+    /// The presented certificate no longer authorises a renewal; nothing stored.
+    Refused(Presented),
+}
+
+/// The last entry of the audit chain: publish it elsewhere to detect a cut or rewritten tail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Result of verifying the audit chain and the tables against it (see `replay.rs`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum AuditCheck {
-    Intact { entries: u64 },
+    Intact {
+        entries: u64,
+        head: Option<AuditHead>,
+    },
+    /// The chain itself is broken at `seq` (an entry edited, removed or reordered).
     Broken { seq: i64, reason: String },
+    /// The chain is intact but the tables disagree with the state it implies; each problem
+    /// names the entry and/or row.
+    Mismatch { entries: u64, problems: Vec<String> },
 }
 
 /// The CA's persistence. Implementations must make each call atomic and durable on return.
@@ -131,7 +239,7 @@ pub trait Store: Send + Sync {
     /// `AlreadyUsed` without storing anything when the token was used or expired meanwhile.
     fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem>;
 
-    fn record_renewal(&self, cert: &CertRecord) -> Result<()>;
+    fn record_renewal(&self, renewal: &RenewalRequest<'_>) -> Result<RenewOutcome>;
     fn find_cert(&self, serial: &str) -> Result<Option<CertRecord>>;
     fn list_certs(&self) -> Result<Vec<CertRecord>>;
 
@@ -142,14 +250,32 @@ pub trait Store: Send + Sync {
         actor: &str,
         now: OffsetDateTime,
     ) -> Result<Revoke>;
+    /// Revokes every live (unrevoked, unexpired) certificate of `spiffe_id`; returns them.
+    fn revoke_identity(
+        &self,
+        spiffe_id: &str,
+        reason: Option<&str>,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>>;
     /// Revoked certificates that have not expired at `now`: the CRL's content.
     fn revoked_unexpired(&self, now: OffsetDateTime) -> Result<Vec<CertRecord>>;
     /// Changes whenever a revocation is committed, by any process sharing the store.
     fn revocation_epoch(&self) -> Result<u64>;
 
+    /// Verifies the chain and replays it against the tables, from one consistent snapshot.
     fn verify_audit(&self) -> Result<AuditCheck>;
+    /// The last entry, None for an empty log.
+    fn audit_head(&self) -> Result<Option<AuditHead>>;
+    /// The hash of entry `seq`, None when the chain has no such entry.
+    fn audit_hash_at(&self, seq: i64) -> Result<Option<String>>;
 
     /// Appends an audit entry for an event that changes nothing else in the store (the CA's
     /// own API certificate, issued in memory at start and at half-life).
     fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()>;
+
+    /// Proves the store can still record: the file opened is still the one at its path, it
+    /// would open for writing again, and a small write transaction commits. Err is the reason,
+    /// fit to show to an unauthenticated caller (no paths beyond the file name).
+    fn health_probe(&self, now: OffsetDateTime) -> std::result::Result<(), String>;
 }

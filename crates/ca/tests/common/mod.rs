@@ -89,6 +89,39 @@ impl Ca {
         })
     }
 
+    /// Runs `mtls-ca` on `dir` expecting it to refuse to start. Returns the exit code and
+    /// stderr; panics (after killing it) if it starts serving instead.
+    pub fn start_refused(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mtls-ca");
+        let stdout = child.stdout.take().unwrap();
+        // The event is either the "listening on" line (it started) or EOF on stdout (it exited).
+        let started = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("listening on "));
+        if started {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "mtls-ca started although it should have refused:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{}", self.port, path)
     }
@@ -206,6 +239,45 @@ pub fn csr(alg: &'static rcgen::SignatureAlgorithm, sans: &[&str]) -> (KeyPair, 
         CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     let pem = params.serialize_request(&key).unwrap().pem().unwrap();
     (key, pem)
+}
+
+/// Another CSR for an existing key (ECDSA signatures are randomised: new bytes, same key).
+pub fn csr_for(key: &KeyPair) -> String {
+    CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(key)
+        .unwrap()
+        .pem()
+        .unwrap()
+}
+
+/// Renews over mTLS as `holder` with `csr`; returns status and parsed JSON.
+pub async fn renew(ca: &Ca, holder: &Identity, csr: &str) -> (u16, serde_json::Value) {
+    let resp = client(&ca.root_pem(), Some(holder))
+        .post(ca.url("/api/v1/renew"))
+        .json(&serde_json::json!({ "csr": csr }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// Every stored certificate by serial, as `mtls-ca list --format json` shows it.
+pub fn certs_by_serial(ca: &Ca) -> std::collections::HashMap<String, serde_json::Value> {
+    let out = ca.admin(&["list", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["serial"].as_str().unwrap().to_string(), c.clone()))
+        .collect()
 }
 
 pub fn sign_body(csr: &str, id: &str, ttl: Option<&str>) -> serde_json::Value {

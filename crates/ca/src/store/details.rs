@@ -1,0 +1,99 @@
+//! What each audit entry records (format `"v": 2`): the complete state change, with the exact
+//! values written to the tables (the same integer timestamps), so `audit verify` can rebuild the
+//! tables from the chain and compare (`replay.rs`).
+//!
+//! | event | fields |
+//! |---|---|
+//! | `token` | `token_hash` (SHA-256 of a 256-bit secret: useless for redeeming), `spiffe_id`, `dns`, `ips`, `created_at`, `expires_at` |
+//! | `issue` | the certificate fields below, `token_hash`, `used_at` (the token's) |
+//! | `renew` | the certificate fields below |
+//! | `revoke` | `serial`, `revoked_at`, `reason`, `actor`, `cause` (+ `ancestor` or `presented_serial`) |
+//! | `suspected_key_theft` | `presented_serial`, `renewed_as` (the existing renewals), `spiffe_id`, `revoked` |
+//! | `api_cert` | the CA's own API certificate (not stored in `certs`) |
+//!
+//! Certificate fields: `serial`, `spiffe_id`, `dns`, `ips`, `not_before`, `not_after`,
+//! `issued_at`, `kind`, `renewed_from`, `fingerprint`. Timestamps are Unix seconds.
+
+use serde_json::{json, Value};
+
+use super::{CertRecord, TokenRecord};
+
+/// The format written by this version; entries without `v` are from the first format.
+pub const VERSION: u64 = 2;
+
+/// Why a certificate was revoked; recorded in its `revoke` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevokeCause<'a> {
+    /// Its serial was named by the operator or an API caller.
+    Requested,
+    /// It was renewed (directly or transitively) from `ancestor`, which was revoked.
+    Ancestor(&'a str),
+    /// Its lineage was revoked because `presented` was renewed a second time with another key.
+    KeyTheft { presented: &'a str },
+    /// `mtls-ca revoke --spiffe-id` revoked every live certificate of its identity.
+    Identity,
+}
+
+pub fn token(t: &TokenRecord) -> Value {
+    json!({
+        "v": VERSION,
+        "token_hash": t.hash,
+        "spiffe_id": t.spiffe_id,
+        "dns": t.dns,
+        "ips": t.ips,
+        "created_at": t.created_at.unix_timestamp(),
+        "expires_at": t.expires_at.unix_timestamp(),
+    })
+}
+
+pub fn cert(c: &CertRecord) -> Value {
+    json!({
+        "v": VERSION,
+        "serial": c.serial,
+        "spiffe_id": c.spiffe_id,
+        "dns": c.dns,
+        "ips": c.ips,
+        "not_before": c.not_before.unix_timestamp(),
+        "not_after": c.not_after.unix_timestamp(),
+        "issued_at": c.issued_at.unix_timestamp(),
+        "kind": c.kind.as_str(),
+        "renewed_from": c.renewed_from,
+        "fingerprint": c.fingerprint,
+    })
+}
+
+pub fn issue(c: &CertRecord, token_hash: &str, used_at: i64) -> Value {
+    let mut v = cert(c);
+    v["token_hash"] = Value::from(token_hash);
+    v["used_at"] = Value::from(used_at);
+    v
+}
+
+pub fn revoke(
+    serial: &str,
+    revoked_at: i64,
+    reason: Option<&str>,
+    actor: &str,
+    cause: RevokeCause<'_>,
+) -> Value {
+    let mut v = json!({
+        "v": VERSION,
+        "serial": serial,
+        "revoked_at": revoked_at,
+        "reason": reason,
+        "actor": actor,
+    });
+    match cause {
+        RevokeCause::Requested => v["cause"] = Value::from("requested"),
+        RevokeCause::Ancestor(ancestor) => {
+            v["cause"] = Value::from("ancestor_revoked");
+            v["ancestor"] = Value::from(ancestor);
+        }
+        RevokeCause::KeyTheft { presented } => {
+            v["cause"] = Value::from("suspected_key_theft");
+            v["presented_serial"] = Value::from(presented);
+        }
+        RevokeCause::Identity => v["cause"] = Value::from("identity_revoked"),
+    }
+    v
+}

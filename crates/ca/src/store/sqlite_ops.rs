@@ -1,0 +1,194 @@
+//! The SQL the SQLite store runs inside its transactions: row reads, inserts, and the audit
+//! append that every mutation makes in the same transaction as the change it records.
+
+use std::cell::RefCell;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::rows::{AuditRow, CertRow, TokenRow};
+use super::{CertRecord, Result, StoreError};
+use crate::audit;
+
+pub fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Db { context, source }
+}
+
+pub fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+pub fn json<T: serde::Serialize>(v: &T) -> String {
+    // Serialising Vec<String>/Vec<IpAddr> cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+/// An audit entry appended in a transaction, logged once the transaction commits.
+pub struct Appended {
+    pub seq: i64,
+    pub hash: String,
+    pub event: String,
+}
+
+/// A write transaction and the audit entries appended in it.
+pub struct WriteTx<'c> {
+    pub tx: Transaction<'c>,
+    appended: RefCell<Vec<Appended>>,
+}
+
+impl<'c> WriteTx<'c> {
+    pub fn new(tx: Transaction<'c>) -> Self {
+        WriteTx {
+            tx,
+            appended: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Commits and returns the entries appended, for logging.
+    pub fn commit(self) -> Result<Vec<Appended>> {
+        self.tx.commit().map_err(db("committing"))?;
+        Ok(self.appended.into_inner())
+    }
+
+    /// Appends one audit entry to the chain.
+    pub fn append_audit(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
+        let (last_seq, prev): (i64, String) = self
+            .tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db("reading the audit tail"))?
+            .unwrap_or((0, audit::GENESIS.to_string()));
+        let seq = last_seq + 1;
+        let at = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .map_err(|e| StoreError::Corrupt(format!("formatting time: {e}")))?;
+        let detail = detail.to_string();
+        let hash = audit::entry_hash(&prev, seq, &at, event, &detail);
+        self.tx
+            .execute(
+                "INSERT INTO audit (seq, at, event, detail, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![seq, at, event, detail, prev, hash],
+            )
+            .map_err(db("appending to the audit log"))?;
+        self.appended.borrow_mut().push(Appended {
+            seq,
+            hash,
+            event: event.to_string(),
+        });
+        Ok(())
+    }
+
+    pub fn insert_cert(&self, c: &CertRecord) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO certs (serial, spiffe_id, dns, ips, not_before, not_after, issued_at,
+                                    kind, renewed_from, fingerprint, pem)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    c.serial,
+                    c.spiffe_id,
+                    json(&c.dns),
+                    json(&c.ips),
+                    ts(c.not_before),
+                    ts(c.not_after),
+                    ts(c.issued_at),
+                    c.kind.as_str(),
+                    c.renewed_from,
+                    c.fingerprint,
+                    c.pem
+                ],
+            )
+            .map_err(db("recording the certificate"))?;
+        Ok(())
+    }
+}
+
+/// Logs each committed audit entry: publishing the head (seq and hash) elsewhere is what lets
+/// `audit verify --expect-head` notice a cut or rewritten tail. Never logs the detail.
+pub fn log_appended(appended: &[Appended]) {
+    for a in appended {
+        tracing::info!(
+            event = "audit_append",
+            seq = a.seq,
+            hash = %a.hash,
+            audit_event = %a.event,
+            "audit entry appended"
+        );
+    }
+}
+
+pub const CERT_COLUMNS: &str = "serial, spiffe_id, dns, ips, not_before, not_after, issued_at, \
+                                kind, renewed_from, fingerprint, pem, revoked_at, revoke_reason";
+
+pub fn read_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRow> {
+    Ok(CertRow {
+        serial: r.get(0)?,
+        spiffe_id: r.get(1)?,
+        dns: r.get(2)?,
+        ips: r.get(3)?,
+        not_before: r.get(4)?,
+        not_after: r.get(5)?,
+        issued_at: r.get(6)?,
+        kind: r.get(7)?,
+        renewed_from: r.get(8)?,
+        fingerprint: r.get(9)?,
+        pem: r.get(10)?,
+        revoked_at: r.get(11)?,
+        revoke_reason: r.get(12)?,
+    })
+}
+
+pub const TOKEN_COLUMNS: &str =
+    "hash, spiffe_id, dns, ips, created_at, expires_at, used_at, used_serial";
+
+pub fn read_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        hash: r.get(0)?,
+        spiffe_id: r.get(1)?,
+        dns: r.get(2)?,
+        ips: r.get(3)?,
+        created_at: r.get(4)?,
+        expires_at: r.get(5)?,
+        used_at: r.get(6)?,
+        used_serial: r.get(7)?,
+    })
+}
+
+/// Rows of `sql` (with `params`) read by `read`.
+pub fn query_all<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    context: &'static str,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare(sql).map_err(db(context))?;
+    let rows = stmt.query_map(params, read).map_err(db(context))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db(context))
+}
+
+pub fn read_audit(conn: &Connection) -> Result<Vec<AuditRow>> {
+    query_all(
+        conn,
+        "SELECT seq, at, event, detail, prev_hash, hash FROM audit ORDER BY seq",
+        [],
+        |r| {
+            Ok(AuditRow {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                event: r.get(2)?,
+                detail: r.get(3)?,
+                prev_hash: r.get(4)?,
+                hash: r.get(5)?,
+            })
+        },
+        "reading the audit log",
+    )
+}
