@@ -1,15 +1,20 @@
 //! Request and response bodies as the wire layer hands them to and takes them from the
 //! application.
 //!
-//! The request body is kept alive until the response has been sent, even when the handler
-//! drops it early (a 413 answered without reading an oversized upload). On HTTP/2 that order
-//! matters: a request stream dropped before the response is complete is reset with CANCEL and
-//! the client never sees the response; dropped after it, the stream ends with RST_STREAM
-//! NO_ERROR, which tells the client to stop sending and keep the response (RFC 9113 §8.1).
+//! A handler may answer before it has read the whole request body (a 413 for an oversized
+//! upload). The unread rest is then kept until the response has been sent and drained for a
+//! moment afterwards (at most `DRAIN_AFTER_RESPONSE` bytes for `DRAIN_AFTER_RESPONSE_TIME`),
+//! which gives the client time to read the answer and stop sending. Dropping it at once tears
+//! the exchange down under the client: on HTTP/2 a stream dropped before its response is
+//! complete is reset with CANCEL and the response discarded, and even RST_STREAM(NO_ERROR)
+//! right after the response makes curl 7.88 report a framing error instead of the 413; on
+//! HTTP/1 closing with unread data makes the kernel send a reset that can destroy the
+//! response in flight.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 
@@ -21,8 +26,38 @@ pub struct RequestBody {
     kept: Arc<Mutex<Option<Incoming>>>,
 }
 
-/// The response's hold on its request body.
-pub(crate) struct KeptBody(#[allow(dead_code)] Arc<Mutex<Option<Incoming>>>);
+/// Unread request bytes read and discarded after a response, at most ...
+const DRAIN_AFTER_RESPONSE: usize = 1024 * 1024;
+/// ... and for at most this long; then the rest is dropped (HTTP/2: RST_STREAM NO_ERROR,
+/// HTTP/1: the connection closes).
+const DRAIN_AFTER_RESPONSE_TIME: Duration = Duration::from_secs(5);
+
+/// The response's hold on its request body; dropped with the response body.
+pub(crate) struct KeptBody(Arc<Mutex<Option<Incoming>>>);
+
+impl Drop for KeptBody {
+    fn drop(&mut self) {
+        let rest = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(body) = rest {
+            tokio::spawn(drain(body));
+        }
+    }
+}
+
+async fn drain(mut body: Incoming) {
+    let read = async {
+        let mut total = 0usize;
+        while let Some(Ok(frame)) =
+            std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            total += frame.data_ref().map_or(0, |d| d.len());
+            if total > DRAIN_AFTER_RESPONSE {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_AFTER_RESPONSE_TIME, read).await;
+}
 
 impl RequestBody {
     pub(crate) fn new(inner: Incoming) -> (RequestBody, KeptBody) {
@@ -41,7 +76,7 @@ impl Drop for RequestBody {
     fn drop(&mut self) {
         if let Some(body) = self.inner.take() {
             if !body.is_end_stream() {
-                // Hand the unread rest to the response; it is dropped when the response is.
+                // Hand the unread rest to the response, which drains it once it is sent.
                 *self.kept.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
             }
         }
