@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
@@ -14,6 +14,8 @@ pub struct Metrics {
     pub revoked: AtomicU64,
     pub crl_generated: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// The API listener's connection counters (refusals, closes, open connections).
+    pub connections: Arc<wire::Counters>,
 }
 
 impl Metrics {
@@ -68,6 +70,7 @@ impl Metrics {
             "mtls_ca_root_expiry_seconds {}",
             (root_not_after - now).whole_seconds()
         );
+        out.push_str(&self.connections.render("mtls_ca"));
         out
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
@@ -13,7 +13,8 @@ use crate::trust::TrustState;
 #[derive(Debug, Default)]
 pub struct Metrics {
     handshakes: Mutex<BTreeMap<String, u64>>,
-    closed: Mutex<BTreeMap<String, u64>>,
+    /// The server listener's connection counters (refusals, closes by reason, open).
+    pub connections: Arc<wire::Counters>,
     pub rotations: AtomicU64,
     pub rotation_failures: AtomicU64,
     pub crl_fetches: AtomicU64,
@@ -42,10 +43,6 @@ impl Metrics {
         snapshot(&self.handshakes).get(result).copied().unwrap_or(0)
     }
 
-    pub fn connection_closed(&self, reason: &str) {
-        bump(&self.closed, reason);
-    }
-
     pub fn crl_fetched(&self, at: OffsetDateTime) {
         self.crl_fetches.fetch_add(1, Ordering::Relaxed);
         *self
@@ -66,14 +63,8 @@ impl Metrics {
         for (result, n) in snapshot(&self.handshakes) {
             let _ = writeln!(out, "mesh_handshakes_total{{result=\"{result}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP mesh_connections_closed_total Connections closed by the server because the peer certificate expired or was revoked.");
-        let _ = writeln!(out, "# TYPE mesh_connections_closed_total counter");
-        for (reason, n) in snapshot(&self.closed) {
-            let _ = writeln!(
-                out,
-                "mesh_connections_closed_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
+        // mesh_connections_{refused,closed}_total, mesh_connections_open, ...
+        out.push_str(&self.connections.render("mesh"));
         let counters = [
             (
                 "mesh_rotations_total",
