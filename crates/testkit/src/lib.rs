@@ -1,10 +1,11 @@
 //! Test helpers for mtls-mesh: throwaway PKIs (good, expired, not yet valid, wrong EKU,
-//! CA-as-client, bad key usage, foreign CA, self-signed for pinning, CRLs) and child-process helpers that wait
-//! on output lines with timeouts instead of sleeping.
+//! CA-as-client, bad key usage, foreign CA, self-signed for pinning, CRLs), child-process helpers that wait
+//! on output lines with timeouts instead of sleeping, and a byte-level TLS client (`raw_tls`).
 
 pub mod bins;
 pub mod pki_kit;
 pub mod process;
+pub mod raw_tls;
 pub mod services;
 
 pub use bins::bin_path;

@@ -139,6 +139,11 @@ impl Activity {
         self.state().close.is_some()
     }
 
+    /// The reason given to `request_close`, if any.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.state().close.clone()
+    }
+
     /// Resolves with the reason once `request_close` has been called.
     pub async fn close_requested(&self) -> CloseReason {
         loop {

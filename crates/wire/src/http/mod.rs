@@ -170,6 +170,12 @@ async fn drive<A: HttpApp>(app: Arc<A>, limits: Arc<Limits>, conn: Established<A
                     tracing::debug!(event = "connection_error", peer_addr = %addr, error = %e,
                         "connection from {who} ended with an error: {e}");
                 }
+                // HTTP/1 closes by itself after a `Connection: close` response, possibly
+                // before the request to close was seen here: it still counts as that close.
+                if let (None, Some(reason)) = (closing, activity.close_reason()) {
+                    counters.closed(reason.code);
+                    log_close(addr, identity.as_deref(), &who, &reason);
+                }
                 return;
             }
             what = activity.expired(idle, limits.header_timeout, started), if closing.is_none() => {
