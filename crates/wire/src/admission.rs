@@ -15,15 +15,30 @@ use crate::limits::Limits;
 /// Why a connection was refused; `code()` is the counter and log reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("{address} already holds {limit} connections, the most one source address may hold")]
+    #[error(
+        "{address} already holds {}, the most one source address may hold",
+        connections(*.limit)
+    )]
     PerSource { address: IpAddr, limit: usize },
     #[error(
-        "{limit} connections without a client certificate are already open, the most allowed \
-         (the other slots are kept for authenticated peers)"
+        "{} without a client certificate already open, the most allowed (the other slots \
+         are kept for authenticated peers)",
+        connections(*.limit)
     )]
     Unauthenticated { limit: usize },
-    #[error("{identity} already holds {limit} connections, the most one identity may hold")]
+    #[error(
+        "{identity} already holds {}, the most one identity may hold",
+        connections(*.limit)
+    )]
     PerIdentity { identity: String, limit: usize },
+}
+
+fn connections(n: usize) -> String {
+    if n == 1 {
+        "1 connection".to_string()
+    } else {
+        format!("{n} connections")
+    }
 }
 
 impl Refused {

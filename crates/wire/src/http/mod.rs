@@ -154,6 +154,8 @@ async fn drive<A: HttpApp>(app: Arc<A>, limits: Arc<Limits>, conn: Established<A
         request_timeout: limits.request_timeout,
         h2,
         drain: drain.clone(),
+        addr,
+        identity: identity.as_deref().map(Arc::from),
         who: who.clone(),
     };
     let builder = builder(&limits, h2);

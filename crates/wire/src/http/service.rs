@@ -4,6 +4,7 @@
 //! response" into `Connection: close` (HTTP/1) or a graceful shutdown (HTTP/2).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,9 @@ pub(crate) struct Tracked<A: HttpApp> {
     pub request_timeout: Duration,
     pub h2: bool,
     pub drain: Drain,
+    /// For log lines: the peer's address, its identity, and both as "ADDR (identity)".
+    pub addr: SocketAddr,
+    pub identity: Option<Arc<str>>,
     pub who: Arc<str>,
 }
 
@@ -68,7 +72,7 @@ impl<A: HttpApp> hyper::service::Service<Request<Incoming>> for Tracked<A> {
         }
         let handler = self.app.call(&self.peer, req);
         let timeout = self.request_timeout;
-        let who = self.who.clone();
+        let (addr, identity, who) = (self.addr, self.identity.clone(), self.who.clone());
         Box::pin(async move {
             let response = match tokio::time::timeout(timeout, handler).await {
                 Ok(response) => response.map(Inner::App),
@@ -78,7 +82,8 @@ impl<A: HttpApp> hyper::service::Service<Request<Incoming>> for Tracked<A> {
                          the connection is closed"
                     );
                     tracing::info!(
-                        event = "request_timeout", who = %who,
+                        event = "request_timeout", peer_addr = %addr,
+                        identity = identity.as_deref().unwrap_or("-"),
                         "request from {who} took longer than {timeout:?}: answering 408 and closing"
                     );
                     let mut response =
