@@ -146,13 +146,26 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 
 /// The API listener's limits from the serve flags (docs/cli.md lists them with defaults).
 fn connection_limits(args: &ServeArgs) -> anyhow::Result<wire::Limits> {
+    let (max_connections, lowered) = wire::limits::fit_to_open_files(args.max_connections);
+    if let Some(open_files) = lowered {
+        tracing::warn!(
+            event = "max_connections_lowered",
+            requested = args.max_connections,
+            allowed = max_connections,
+            open_files,
+            "--max-connections {} is more than the open-file limit ({open_files}) can carry; \
+             serving at most {max_connections} connections at once (raise the limit with \
+             `ulimit -n` or systemd's LimitNOFILE=)",
+            args.max_connections
+        );
+    }
     let limits = wire::Limits {
-        max_connections: args.max_connections,
+        max_connections,
         max_per_source: (args.max_connections_per_source > 0)
             .then_some(args.max_connections_per_source),
         authenticated_reserve: args
             .authenticated_reserve
-            .unwrap_or_else(|| wire::limits::default_reserve(args.max_connections)),
+            .unwrap_or_else(|| wire::limits::default_reserve(max_connections)),
         max_per_identity: None,
         idle_timeout: args.idle_timeout,
         header_timeout: args.header_timeout,

@@ -1,7 +1,8 @@
 //! mtls-server's connection limits against a real process (crates/wire): idle keep-alive,
 //! half-sent headers and idle HTTP/2 are closed; --max-connections makes the excess wait;
 //! --max-connections-per-identity answers the excess with 429 and closes it; a caller refused
-//! by --allow-id gets its 403 and then EOF; an oversized body gets 413 over HTTP/2.
+//! by --allow-id gets its 403 and then EOF; an oversized body gets 413 over HTTP/2; and with
+//! few file descriptors one valid caller cannot starve the others (issue 9's reproducer).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -17,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use testkit::raw_tls::{
     h2_ping, read_http1_response, read_until_closed, send, RawTls, H2_PREFACE_AND_SETTINGS,
 };
-use testkit::{start_server, ServerProc};
+use testkit::{start_server, start_server_with_open_files, ServerProc};
 
 /// Generous deadline for events; short timeouts come from the server's flags.
 const WAIT: Duration = Duration::from_secs(20);
@@ -366,4 +367,65 @@ fn an_oversized_body_gets_413_over_http2_with_and_without_content_length() {
         }
     }
     assert_eq!(curl_h2_echo(&pki, &server, 1000, false), "200 2");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_few_file_descriptors_one_valid_caller_cannot_starve_the_others() {
+    // Issue 9: with 256 descriptors, 244 idle connections of one valid (even not allowed)
+    // client starved everybody else. Here: 100 descriptors, of which 64 stay for the rest of
+    // the process, so at most 36 connections; the attacker may hold 10 of them.
+    let pki = StaticPki::new();
+    let mut args = pki.server_args();
+    args.extend(
+        [
+            "--allow-id",
+            "spiffe://mesh.local/service/other",
+            "--max-connections-per-identity",
+            "10",
+        ]
+        .map(String::from),
+    );
+    let server = start_server_with_open_files("server", &args, 100);
+    let lowered = server
+        .proc
+        .wait_for(|l| l.contains("max_connections_lowered"), WAIT);
+    assert!(
+        lowered.contains("serving at most 36 connections at once"),
+        "{lowered}"
+    );
+
+    // The attacker (a valid certificate that --allow-id refuses) opens 60 connections and
+    // sends nothing on them.
+    let attacker = client(&pki, &["http/1.1"]);
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        let attacker = attacker.clone();
+        let port = server.port;
+        held.push(tokio::spawn(async move {
+            // Keep the connection open until the test ends (or the server closes it).
+            if let Ok(mut conn) = attacker.connect(port).await {
+                let _ = read_until_closed(&mut conn, Duration::from_secs(3600)).await;
+            }
+        }));
+    }
+    // Ten are held; the others are refused (closed after a short wait for their request).
+    server.proc.wait_for(
+        |l| l.contains("connection_refused") && l.contains("per_identity"),
+        WAIT,
+    );
+
+    // A legitimate caller is served.
+    let mut legit =
+        tokio::time::timeout(WAIT, other_client(&pki, &["http/1.1"]).connect(server.port))
+            .await
+            .expect("a legitimate caller gets a connection")
+            .unwrap();
+    get_ok(&mut legit).await;
+    assert_eq!(
+        metric(&server, "mesh_connections_open ").map(|n| n <= 36),
+        Some(true)
+    );
+    for h in held {
+        h.abort();
+    }
 }

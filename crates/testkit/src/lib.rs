@@ -13,4 +13,6 @@ pub use pki_kit::{self_signed, Leaf, LeafSpec, TestCa};
 pub use process::{run, Proc};
 /// For `TestCa::with_key_usages`.
 pub use rcgen::KeyUsagePurpose;
-pub use services::{http_get, start_ca, start_server, CaProc, ServerProc};
+pub use services::{
+    http_get, start_ca, start_server, start_server_with_open_files, CaProc, ServerProc,
+};

@@ -90,6 +90,41 @@ pub fn default_reserve(max_connections: usize) -> usize {
     max_connections / 4
 }
 
+/// File descriptors kept for everything but accepted connections: the listening sockets, the
+/// outgoing connections to the CA (enrollment, renewal, CRL refresh), the database, log files.
+pub const FD_HEADROOM: u64 = 64;
+
+/// This process's soft limit on open files, where the platform tells it (Linux:
+/// `/proc/self/limits`); `None` when unknown or unlimited.
+pub fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_file_limit(&text)
+}
+
+fn parse_open_file_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    // "Max open files            1024                 524288               files"
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The most connections `open_files` descriptors can carry with `FD_HEADROOM` left over. A
+/// connection cap above it would end in failed `accept` calls (and failed CA refreshes)
+/// instead of connections waiting their turn.
+pub fn connections_for_open_files(open_files: u64) -> usize {
+    usize::try_from(open_files.saturating_sub(FD_HEADROOM).max(1)).unwrap_or(usize::MAX)
+}
+
+/// `requested` connections, lowered to what this process's open-file limit can carry; the
+/// second value is that limit when it lowered the number (the binaries warn about it).
+pub fn fit_to_open_files(requested: usize) -> (usize, Option<u64>) {
+    match open_file_limit() {
+        Some(open_files) if connections_for_open_files(open_files) < requested => {
+            (connections_for_open_files(open_files), Some(open_files))
+        }
+        _ => (requested, None),
+    }
+}
+
 /// A limit that cannot work, named with the value given and what would.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LimitsError {
@@ -165,6 +200,23 @@ mod tests {
         assert_eq!(l.unauthenticated_limit(), 3072);
         assert_eq!(default_reserve(16), 4);
         assert_eq!(default_reserve(1), 0);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_read_from_proc_limits() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units\n\
+                    Max cpu time              unlimited            unlimited            seconds\n\
+                    Max open files            1024                 524288               files\n";
+        assert_eq!(parse_open_file_limit(text), Some(1024));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_open_file_limit(unlimited), None);
+        assert_eq!(parse_open_file_limit("garbage"), None);
+        assert_eq!(connections_for_open_files(1024), 960);
+        assert_eq!(connections_for_open_files(10), 1);
+        if cfg!(target_os = "linux") {
+            assert!(open_file_limit().is_some_and(|n| n > 0));
+        }
     }
 
     #[test]

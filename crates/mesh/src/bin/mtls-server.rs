@@ -100,8 +100,21 @@ struct ConnectionArgs {
 
 impl ConnectionArgs {
     fn limits(&self) -> anyhow::Result<wire::Limits> {
+        let (max_connections, lowered) = wire::limits::fit_to_open_files(self.max_connections);
+        if let Some(open_files) = lowered {
+            tracing::warn!(
+                event = "max_connections_lowered",
+                requested = self.max_connections,
+                allowed = max_connections,
+                open_files,
+                "--max-connections {} is more than the open-file limit ({open_files}) can \
+                 carry; serving at most {max_connections} connections at once (raise the limit \
+                 with `ulimit -n` or systemd's LimitNOFILE=)",
+                self.max_connections
+            );
+        }
         let limits = wire::Limits {
-            max_connections: self.max_connections,
+            max_connections,
             // Every peer has a verified certificate (client authentication is mandatory), so
             // there is nothing to keep room from and no anonymous source to count.
             max_per_source: None,

@@ -140,9 +140,10 @@ async fn drive<A: HttpApp>(app: Arc<A>, limits: Arc<Limits>, conn: Established<A
     // Over TLS, HTTP/2 is only spoken after ALPN chose it (RFC 9113 §3.2).
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
     let activity = Activity::new(!h2);
-    // A refused connection gets its one answer only if it asks soon.
+    // A refused connection gets its one answer only if it asks at once (a client sends its
+    // request right after the handshake); otherwise it would hold a slot it was refused.
     let idle = if refused.is_some() {
-        limits.idle_timeout.min(limits.header_timeout)
+        limits.idle_timeout.min(limits.close_grace)
     } else {
         limits.idle_timeout
     };
