@@ -696,6 +696,30 @@ fn connection_limit_messages_match_the_page() {
         "server log, request timeout",
     );
 
+    // 12. The cap lowered to the open-file limit.
+    let few = testkit::start_server_with_open_files(
+        "server",
+        &strings(&[
+            "--cert",
+            &srv_crt,
+            "--key",
+            &srv_key,
+            "--ca-cert",
+            &s(&root),
+        ]),
+        100,
+    );
+    let line = few
+        .proc
+        .wait_for(|l| l.contains("max_connections_lowered"), LOG);
+    for phrase in [
+        "--max-connections 10000 is more than the open-file limit (",
+        ") can carry; serving at most ",
+        " connections at once (raise the limit with `ulimit -n` or systemd's LimitNOFILE=)",
+    ] {
+        check(&doc, phrase, "server log, lowered cap", &line);
+    }
+
     // 12. Idle connections and half-sent headers are closed.
     let idle = start(&["--idle-timeout", "1s", "--header-timeout", "1s"]);
     let mark = idle.proc.mark();
