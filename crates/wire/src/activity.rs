@@ -85,9 +85,13 @@ impl Activity {
     pub fn begin(self: &Arc<Self>) -> InFlight {
         let mut s = self.state();
         s.in_flight += 1;
+        let was_busy = s.phase == Phase::Busy;
         s.phase = Phase::Busy;
         drop(s);
-        self.changed.notify_waiters();
+        // Waiters only care about phase changes; a second concurrent request is not one.
+        if !was_busy {
+            self.changed.notify_waiters();
+        }
         InFlight {
             activity: self.clone(),
         }
@@ -96,11 +100,12 @@ impl Activity {
     fn end(&self) {
         let mut s = self.state();
         s.in_flight = s.in_flight.saturating_sub(1);
-        if s.in_flight == 0 {
-            s.phase = Phase::Idle {
-                since: Instant::now(),
-            };
+        if s.in_flight > 0 {
+            return;
         }
+        s.phase = Phase::Idle {
+            since: Instant::now(),
+        };
         drop(s);
         self.changed.notify_waiters();
     }
