@@ -201,13 +201,14 @@ where
 async fn drain_all(mut tasks: JoinSet<()>, control: &DrainControl, drain: Duration) -> DrainReport {
     let started = Instant::now();
     let open = tasks.len();
+    // Signal first, log second: whoever reads the line may rely on every connection draining.
+    control.start();
     tracing::info!(
         event = "drain_started",
         open,
         drain_s = drain.as_secs_f64(),
         "shutting down: no new connections; {open} open, in-flight requests get up to {drain:?}"
     );
-    control.start();
     let deadline = started + drain;
     loop {
         tokio::select! {
