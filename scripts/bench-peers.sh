@@ -142,8 +142,11 @@ echo "== building the Go server ($(go version | awk '{print $3}'))"
   -ca "$pki/ca.crt" 2>"$work/go.err" &
 pids+=($!)
 
+# The memory measurement holds $idle_conns connections from one client identity: lift the
+# per-identity and total connection limits above it.
 "$bin/mtls-server" --listen "127.0.0.1:$mtls_port" --cert "$pki/server.crt" --key "$pki/server.key" \
-  --ca-cert "$pki/ca.crt" --crl "$work/ca.crl" 2>"$work/mtls-server.err" &
+  --ca-cert "$pki/ca.crt" --crl "$work/ca.crl" --max-connections $((idle_conns + 1000)) \
+  --max-connections-per-identity $((idle_conns + 1000)) 2>"$work/mtls-server.err" &
 mtls_pid=$!
 pids+=("$mtls_pid")
 

@@ -101,10 +101,41 @@ pub struct ServeArgs {
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub crl_validity: time::Duration,
 
-    /// Connections served at once; more wait in the accept queue (protects memory and file
-    /// descriptors against floods).
-    #[arg(long, default_value_t = 4096)]
+    /// Connections open at once, handshaking ones included; more wait in the accept queue
+    /// (protects memory and file descriptors against floods).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_connections: usize,
+
+    /// Connections one source IP address may hold; the excess is closed at once, never
+    /// queued. 0: no per-source limit (for example behind a proxy that connects from one
+    /// address).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_connections_per_source: usize,
+
+    /// Connection slots only clients with a certificate may use (renewals, admin calls);
+    /// clients without one (enrollment, CRL and bundle fetches, /healthz) share the rest.
+    /// Default: a quarter of --max-connections.
+    #[arg(long, value_name = "N")]
+    pub authenticated_reserve: Option<usize>,
+
+    /// Close a connection that has had no request in flight for this long (HTTP/1 keep-alive
+    /// and HTTP/2 alike; HTTP/2 PING frames do not count as activity).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_std_duration)]
+    pub idle_timeout: std::time::Duration,
+
+    /// An HTTP/1 request header must be complete within this time of its first byte.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_std_duration)]
+    pub header_timeout: std::time::Duration,
+
+    /// A request's body and handling must finish within this time; slower ones get 408 and
+    /// their connection is closed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_std_duration)]
+    pub request_timeout: std::time::Duration,
+
+    /// On SIGTERM or SIGINT: stop accepting, close idle connections, let requests in flight
+    /// finish for up to this long, then exit 0.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_std_duration)]
+    pub drain: std::time::Duration,
 
     /// NotBefore backdating for clock skew (capped at a tenth of each lifetime).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -193,6 +224,11 @@ pub fn parse_duration(s: &str) -> Result<time::Duration, String> {
     let d =
         humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 90s, 10m, 1h, 7d)"))?;
     time::Duration::try_from(d).map_err(|_| "duration too large".to_string())
+}
+
+/// A duration for the connection-layer flags (`std::time::Duration`, what tokio takes).
+pub fn parse_std_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 90s, 10m)"))
 }
 
 pub fn init_logging(format: LogFormat) {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
@@ -14,6 +14,8 @@ pub struct Metrics {
     pub revoked: AtomicU64,
     pub crl_generated: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// The API listener's connection counters (refusals, closes, open connections).
+    pub connections: Arc<wire::Counters>,
 }
 
 impl Metrics {
@@ -83,6 +85,7 @@ impl Metrics {
                  mtls_ca_audit_head_seq {seq}"
             );
         }
+        out.push_str(&self.connections.render("mtls_ca"));
         out
     }
 }

@@ -51,6 +51,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     for d in &args.dns {
         mtls_ca::admin::validate_dns_name(d)?;
     }
+    let limits = connection_limits(&args)?;
     let now = OffsetDateTime::now_utc();
     let dir = DataDir::new(data_dir);
     dir.ensure()?;
@@ -140,11 +141,21 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         ips,
         api_not_after,
     ));
+    let counters = authority.metrics.connections.clone();
     let router = api::router(authority);
-    tokio::select! {
-        _ = server::serve(listener, config, router, args.max_connections) => {}
-        _ = shutdown_signal() => eprintln!("mtls-ca: shutting down"),
-    }
+    let drain = limits.drain;
+    let shutdown = async move {
+        shutdown_signal().await;
+        eprintln!(
+            "mtls-ca: shutting down: no new connections, requests in flight get up to {}",
+            humantime::format_duration(drain)
+        );
+    };
+    let report = server::serve(listener, config, router, limits, counters, shutdown).await;
+    eprintln!(
+        "mtls-ca: stopped ({} of {} connections closed in time, {} cut)",
+        report.finished, report.open, report.cut
+    );
     Ok(())
 }
 
@@ -183,6 +194,42 @@ fn bundle_extra(
     }
     published.extend(as_given);
     Ok((roots, published))
+}
+
+/// The API listener's limits from the serve flags (docs/cli.md lists them with defaults).
+fn connection_limits(args: &ServeArgs) -> anyhow::Result<wire::Limits> {
+    let (max_connections, lowered) = wire::limits::fit_to_open_files(args.max_connections);
+    if let Some(open_files) = lowered {
+        tracing::warn!(
+            event = "max_connections_lowered",
+            requested = args.max_connections,
+            allowed = max_connections,
+            open_files,
+            "--max-connections {} is more than the open-file limit ({open_files}) can carry; \
+             serving at most {max_connections} connections at once (raise the limit with \
+             `ulimit -n` or systemd's LimitNOFILE=)",
+            args.max_connections
+        );
+    }
+    let limits = wire::Limits {
+        max_connections,
+        max_per_source: (args.max_connections_per_source > 0)
+            .then_some(args.max_connections_per_source),
+        authenticated_reserve: args
+            .authenticated_reserve
+            .unwrap_or_else(|| wire::limits::default_reserve(max_connections)),
+        max_per_identity: None,
+        idle_timeout: args.idle_timeout,
+        header_timeout: args.header_timeout,
+        request_timeout: args.request_timeout,
+        drain: args.drain,
+        ..wire::Limits::default()
+    };
+    limits.validate().with_context(|| {
+        "invalid connection limits (--max-connections, --authenticated-reserve, \
+         --max-connections-per-source, --idle-timeout, --header-timeout, --request-timeout)"
+    })?;
+    Ok(limits)
 }
 
 /// Re-issues the API certificate at half its lifetime so a long-running CA never serves an

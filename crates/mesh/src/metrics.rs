@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
@@ -13,8 +13,9 @@ use crate::trust::TrustState;
 #[derive(Debug, Default)]
 pub struct Metrics {
     handshakes: Mutex<BTreeMap<String, u64>>,
-    closed: Mutex<BTreeMap<String, u64>>,
     bundles_refused: Mutex<BTreeMap<String, u64>>,
+    /// The server listener's connection counters (refusals, closes by reason, open).
+    pub connections: Arc<wire::Counters>,
     pub rotations: AtomicU64,
     pub rotation_failures: AtomicU64,
     pub crl_fetches: AtomicU64,
@@ -41,10 +42,6 @@ impl Metrics {
 
     pub fn handshakes(&self, result: &str) -> u64 {
         snapshot(&self.handshakes).get(result).copied().unwrap_or(0)
-    }
-
-    pub fn connection_closed(&self, reason: &str) {
-        bump(&self.closed, reason);
     }
 
     /// Counts a refused trust bundle by reason code.
@@ -79,14 +76,6 @@ impl Metrics {
         for (result, n) in snapshot(&self.handshakes) {
             let _ = writeln!(out, "mesh_handshakes_total{{result=\"{result}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP mesh_connections_closed_total Connections closed by the server because the peer certificate expired or was revoked.");
-        let _ = writeln!(out, "# TYPE mesh_connections_closed_total counter");
-        for (reason, n) in snapshot(&self.closed) {
-            let _ = writeln!(
-                out,
-                "mesh_connections_closed_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
         let _ = writeln!(out, "# HELP mesh_trust_bundle_refused_total Trust bundles from the CA refused (the current roots were kept), by reason.");
         let _ = writeln!(out, "# TYPE mesh_trust_bundle_refused_total counter");
         for (reason, n) in snapshot(&self.bundles_refused) {
@@ -95,6 +84,8 @@ impl Metrics {
                 "mesh_trust_bundle_refused_total{{reason=\"{reason}\"}} {n}"
             );
         }
+        // mesh_connections_{refused,closed}_total, mesh_connections_open, ...
+        out.push_str(&self.connections.render("mesh"));
         let counters = [
             (
                 "mesh_rotations_total",

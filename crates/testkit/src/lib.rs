@@ -1,10 +1,11 @@
 //! Test helpers for mtls-mesh: throwaway PKIs (good, expired, not yet valid, wrong EKU,
-//! CA-as-client, bad key usage, foreign CA, self-signed for pinning, CRLs) and child-process helpers that wait
-//! on output lines with timeouts instead of sleeping.
+//! CA-as-client, bad key usage, foreign CA, self-signed for pinning, CRLs), child-process helpers that wait
+//! on output lines with timeouts instead of sleeping, and a byte-level TLS client (`raw_tls`).
 
 pub mod bins;
 pub mod pki_kit;
 pub mod process;
+pub mod raw_tls;
 pub mod services;
 
 pub use bins::bin_path;
@@ -12,4 +13,6 @@ pub use pki_kit::{self_signed, Leaf, LeafSpec, TestCa};
 pub use process::{run, Proc};
 /// For `TestCa::with_key_usages`.
 pub use rcgen::KeyUsagePurpose;
-pub use services::{http_get, start_ca, start_server, CaProc, ServerProc};
+pub use services::{
+    http_get, start_ca, start_server, start_server_with_open_files, CaProc, ServerProc,
+};

@@ -48,7 +48,22 @@ pub fn start_server(name: &str, args: &[String]) -> ServerProc {
     cmd.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "info");
-    let proc = Proc::spawn(name, cmd);
+    wait_for_server(Proc::spawn(name, cmd))
+}
+
+/// Like `start_server`, with the soft limit on open files set to `open_files` (`ulimit -n`).
+pub fn start_server_with_open_files(name: &str, args: &[String], open_files: u64) -> ServerProc {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {open_files} && exec \"$0\" \"$@\""))
+        .arg(bin_path("mtls-server"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info");
+    wait_for_server(Proc::spawn(name, cmd))
+}
+
+fn wait_for_server(proc: Proc) -> ServerProc {
     let admin = proc.wait_for(
         |l| l.starts_with("admin listening on http://"),
         START_TIMEOUT,

@@ -579,3 +579,241 @@ fn enrollment_errors_match_the_page() {
         &enroll(&http, &ca.fingerprint, CLIENT_ID, &token),
     );
 }
+
+#[test]
+fn connection_limit_messages_match_the_page() {
+    use testkit::raw_tls::{read_http1_response, read_until_closed, send, tcp_from, RawTls};
+
+    require_binaries();
+    let doc = doc();
+    let f = Files {
+        dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let ca = TestCa::new("Doc Root CA");
+    let root = ca.write_root(f.dir.path(), "ca.crt");
+    let (srv_crt, srv_key) = f.leaf(&ca.server(SERVER_ID), "server");
+    let (good_crt, good_key) = f.leaf(&ca.client(CLIENT_ID), "client");
+    let tls = RawTls::new(
+        &root,
+        Some((Path::new(&good_crt), Path::new(&good_key))),
+        &["http/1.1"],
+    );
+    let start = |extra: &[&str]| {
+        let mut args = strings(&[
+            "--cert",
+            &srv_crt,
+            "--key",
+            &srv_key,
+            "--ca-cert",
+            &s(&root),
+        ]);
+        args.extend(strings(extra));
+        start_server("server", &args)
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    const GET: &[u8] = b"GET /api/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+    // 12. One identity over its limit: 429, as mtls-client prints it, and the server's line.
+    let limited = start(&[
+        "--max-connections-per-identity",
+        "1",
+        "--request-timeout",
+        "1s",
+    ]);
+    let _held = rt.block_on(async {
+        let mut held = tls.connect(limited.port).await.expect("connect");
+        send(&mut held, GET).await;
+        assert_eq!(read_http1_response(&mut held, RUN).await.status, 200);
+        held
+    });
+    let mark = limited.proc.mark();
+    let out = client(&strings(&[
+        "--cert",
+        &good_crt,
+        "--key",
+        &good_key,
+        "--ca-cert",
+        &s(&root),
+        "--server",
+        &limited.url(),
+    ]));
+    check(
+        &doc,
+        "[CLIENT] Response: 429 Too Many Requests",
+        "mtls-client, 429",
+        &out,
+    );
+    check(
+        &doc,
+        "\"code\":\"too_many_connections\"",
+        "mtls-client, 429",
+        &out,
+    );
+    check(
+        &doc,
+        "the most one identity may hold; close idle connections or ask the operator to raise \
+         the limit",
+        "mtls-client, 429",
+        &out,
+    );
+    check_log(
+        &doc,
+        &limited,
+        mark,
+        &format!("({CLIENT_ID}): {CLIENT_ID} already holds"),
+        "server log, per-identity refusal",
+    );
+
+    // 12. A request slower than --request-timeout: 408 (a second identity, the first is full).
+    let (oth_crt, oth_key) = f.leaf(&ca.client(OTHER_ID), "other");
+    let other = RawTls::new(
+        &root,
+        Some((Path::new(&oth_crt), Path::new(&oth_key))),
+        &["http/1.1"],
+    );
+    let mark = limited.proc.mark();
+    let slow = rt.block_on(async {
+        let mut conn = other.connect(limited.port).await.expect("connect");
+        send(
+            &mut conn,
+            b"POST /api/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc",
+        )
+        .await;
+        read_http1_response(&mut conn, RUN).await
+    });
+    check(&doc, "\"code\":\"request_timeout\"", "408 body", &slow.body);
+    check(
+        &doc,
+        "(body and handler); the connection is closed",
+        "408 body",
+        &slow.body,
+    );
+    check_log(
+        &doc,
+        &limited,
+        mark,
+        ": answering 408 and closing",
+        "server log, request timeout",
+    );
+
+    // 12. The cap lowered to the open-file limit.
+    let few = testkit::start_server_with_open_files(
+        "server",
+        &strings(&[
+            "--cert",
+            &srv_crt,
+            "--key",
+            &srv_key,
+            "--ca-cert",
+            &s(&root),
+        ]),
+        100,
+    );
+    let line = few
+        .proc
+        .wait_for(|l| l.contains("max_connections_lowered"), LOG);
+    for phrase in [
+        "--max-connections 10000 is more than the open-file limit (",
+        ") can carry; serving at most ",
+        " connections at once (raise the limit with `ulimit -n` or systemd's LimitNOFILE=)",
+    ] {
+        check(&doc, phrase, "server log, lowered cap", &line);
+    }
+
+    // 12. Idle connections and half-sent headers are closed.
+    let idle = start(&["--idle-timeout", "1s", "--header-timeout", "1s"]);
+    let mark = idle.proc.mark();
+    rt.block_on(async {
+        let mut conn = tls.connect(idle.port).await.expect("connect");
+        send(&mut conn, GET).await;
+        assert_eq!(read_http1_response(&mut conn, RUN).await.status, 200);
+        read_until_closed(&mut conn, RUN).await.expect("idle close");
+        let mut half = tls.connect(idle.port).await.expect("connect");
+        send(&mut half, b"GET /api/status HTTP/1.1\r\n").await;
+        read_until_closed(&mut half, RUN)
+            .await
+            .expect("header timeout");
+    });
+    check_log(
+        &doc,
+        &idle,
+        mark,
+        &format!("({CLIENT_ID}): no request for "),
+        "server log, idle",
+    );
+    check_log(
+        &doc,
+        &idle,
+        mark,
+        &format!("({CLIENT_ID}): request header not complete within "),
+        "server log, header timeout",
+    );
+
+    // 12. The CA: a source over its limit, and no room left without a certificate.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_proc = start_ca(
+        "ca",
+        &dir.path().join("ca"),
+        "127.0.0.1:0",
+        &[
+            "--max-connections-per-source",
+            "1",
+            "--max-connections",
+            "4",
+            "--authenticated-reserve",
+            "3",
+        ],
+    );
+    let anonymous = RawTls::new(&dir.path().join("ca/root.crt"), None, &["http/1.1"]);
+    let mark = ca_proc.proc.mark();
+    rt.block_on(async {
+        let source = "127.0.0.2".parse().expect("ip");
+        let _hold = tcp_from(source, ca_proc.port).await.expect("connect");
+        let mut second = tcp_from(source, ca_proc.port).await.expect("connect");
+        read_until_closed(&mut second, RUN)
+            .await
+            .expect("per-source refusal");
+    });
+    let line = ca_proc
+        .proc
+        .wait_for_after(mark, |l| l.contains("per_source"), LOG);
+    check(
+        &doc,
+        ", the most one source address may hold",
+        "CA log, per-source refusal",
+        &line,
+    );
+    let mark = ca_proc.proc.mark();
+    rt.block_on(async {
+        let mut first = anonymous.connect(ca_proc.port).await.expect("connect");
+        send(
+            &mut first,
+            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        )
+        .await;
+        assert_eq!(read_http1_response(&mut first, RUN).await.status, 200);
+        let mut second = anonymous
+            .connect_from("127.0.0.3".parse().expect("ip"), ca_proc.port)
+            .await
+            .expect("connect");
+        read_until_closed(&mut second, RUN)
+            .await
+            .expect("unauthenticated refusal");
+    });
+    let line = ca_proc
+        .proc
+        .wait_for_after(mark, |l| l.contains("after its handshake"), LOG);
+    check(
+        &doc,
+        "after its handshake: ",
+        "CA log, unauthenticated refusal",
+        &line,
+    );
+    check(
+        &doc,
+        " without a client certificate already open, the most allowed (the other slots are \
+         kept for authenticated peers)",
+        "CA log, unauthenticated refusal",
+        &line,
+    );
+}

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -58,7 +59,79 @@ struct Args {
     admin_listen: Option<SocketAddr>,
 
     #[command(flatten)]
+    connections: ConnectionArgs,
+
+    #[command(flatten)]
     creds: CredentialArgs,
+}
+
+/// Limits that keep one caller, a slow caller or idle connections from starving the others.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Connection limits")]
+struct ConnectionArgs {
+    /// Connections open at once, handshaking ones included; more wait in the accept queue.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_connections: usize,
+
+    /// Connections one caller identity (SPIFFE ID, else subject) may hold; the excess gets a
+    /// 429 JSON error naming the limit and is closed.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_connections_per_identity: usize,
+
+    /// Close a connection that has had no request in flight for this long (HTTP/1 keep-alive
+    /// and HTTP/2 alike; HTTP/2 PING frames do not count as activity).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+
+    /// An HTTP/1 request header must be complete within this time of its first byte.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
+
+    /// A request's body and handling must finish within this time; slower ones get 408 and
+    /// their connection is closed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+
+    /// On SIGTERM or SIGINT: stop accepting, close idle connections, let requests in flight
+    /// finish for up to this long, then exit 0.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    drain: Duration,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> anyhow::Result<wire::Limits> {
+        let (max_connections, lowered) = wire::limits::fit_to_open_files(self.max_connections);
+        if let Some(open_files) = lowered {
+            tracing::warn!(
+                event = "max_connections_lowered",
+                requested = self.max_connections,
+                allowed = max_connections,
+                open_files,
+                "--max-connections {} is more than the open-file limit ({open_files}) can \
+                 carry; serving at most {max_connections} connections at once (raise the limit \
+                 with `ulimit -n` or systemd's LimitNOFILE=)",
+                self.max_connections
+            );
+        }
+        let limits = wire::Limits {
+            max_connections,
+            // Every peer has a verified certificate (client authentication is mandatory), so
+            // there is nothing to keep room from and no anonymous source to count.
+            max_per_source: None,
+            authenticated_reserve: 0,
+            max_per_identity: Some(self.max_connections_per_identity),
+            idle_timeout: self.idle_timeout,
+            header_timeout: self.header_timeout,
+            request_timeout: self.request_timeout,
+            drain: self.drain,
+            ..wire::Limits::default()
+        };
+        limits.validate().context(
+            "invalid connection limits (--max-connections, --max-connections-per-identity, \
+             --idle-timeout, --header-timeout, --request-timeout)",
+        )?;
+        Ok(limits)
+    }
 }
 
 #[tokio::main]
@@ -73,6 +146,7 @@ async fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let allow = AllowList::parse(&args.allow_id)?;
+    let limits = args.connections.limits()?;
     let services = Services::start(&args.creds, Role::Server)
         .await
         .context("obtaining the server certificate")?;
@@ -101,6 +175,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         trust: services.trust.clone(),
         allow,
         events: services.events.clone(),
+        limits,
     });
     if let Some(addr) = args.admin_listen {
         let admin_listener = admin::bind(addr).await?;
@@ -122,10 +197,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("listening on https://{local}");
     tracing::info!(event = "listening", addr = %local, mode = services.mode.as_str(), "listening on https://{local}");
-    tokio::select! {
-        r = server::serve(listener, shared) => r.context("serving")?,
-        _ = shutdown_signal() => tracing::info!(event = "shutdown", "shutting down"),
-    }
+    let shutdown = async {
+        shutdown_signal().await;
+        tracing::info!(event = "shutdown", "shutting down");
+    };
+    // Returns after the drain: requests in flight have finished or been cut.
+    server::serve(listener, shared, shutdown).await;
     // Stop the refresher and rotation before the runtime goes away, so an interrupted
     // request is not reported as a CA failure.
     services.shutdown().await;

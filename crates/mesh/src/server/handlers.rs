@@ -1,13 +1,13 @@
 //! The API: `GET /api/status` and `POST /api/echo`, behind the `--allow-id` check.
 
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
+use wire::http::{CloseConnection, RequestBody};
 
 use crate::server::peer::Peer;
 use crate::server::ServerShared;
@@ -30,10 +30,10 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
 }
 
 pub async fn handle(
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     peer: Arc<Peer>,
     shared: Arc<ServerShared>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Response<Full<Bytes>> {
     shared
         .events
         .metrics
@@ -53,25 +53,34 @@ pub async fn handle(
         tracing::info!(event = "request", peer_addr = %peer.addr, caller = %who, method = %method,
             path = %path, status, "{method} {path} from {who} -> {status}");
     }
-    Ok(response)
+    response
 }
 
 async fn route(
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     peer: &Peer,
     shared: &ServerShared,
 ) -> Response<Full<Bytes>> {
     if !shared.allow.permits(peer.spiffe_id.as_ref()) {
-        return error_response(
+        let who = peer
+            .id_string()
+            .unwrap_or_else(|| "a caller without a SPIFFE ID".into());
+        let mut response = error_response(
             StatusCode::FORBIDDEN,
             "forbidden",
             &format!(
-                "{} is not allowed to call this service (allowed: {})",
-                peer.id_string()
-                    .unwrap_or_else(|| "a caller without a SPIFFE ID".into()),
+                "{who} is not allowed to call this service (allowed: {})",
                 shared.allow.patterns().join(", ")
             ),
         );
+        // The identity of a connection never changes, so every further request would be
+        // refused too: close it rather than let a refused caller hold a connection.
+        CloseConnection::mark(
+            &mut response,
+            "forbidden",
+            format!("{who} is not allowed by --allow-id"),
+        );
+        return response;
     }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/api/status") => json_response(
@@ -96,7 +105,7 @@ async fn route(
     }
 }
 
-async fn echo(req: Request<Incoming>, peer: &Peer) -> Response<Full<Bytes>> {
+async fn echo(req: Request<RequestBody>, peer: &Peer) -> Response<Full<Bytes>> {
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {

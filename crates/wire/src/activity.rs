@@ -1,0 +1,414 @@
+//! What a connection is doing, for its timers: requests in flight (counted by the protocol, not
+//! by frames, so HTTP/2 PING or SETTINGS do not keep a connection alive), when it last became
+//! idle, whether a new HTTP/1 request has started to arrive, and whether someone asked for the
+//! connection to be closed after the response in flight.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Why the server closes a connection: a stable `code` for counters and log fields and a
+/// sentence for the log message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl CloseReason {
+    pub fn new(code: &'static str, detail: impl Into<String>) -> CloseReason {
+        CloseReason {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Which timer ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expired {
+    /// Nothing in flight and nothing arriving for the idle time.
+    Idle,
+    /// An HTTP/1 request started to arrive but its header was not complete in time.
+    Header,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Idle { since: Instant },
+    Header { since: Instant },
+    Busy,
+}
+
+struct State {
+    in_flight: usize,
+    phase: Phase,
+    close: Option<CloseReason>,
+}
+
+/// The activity of one connection, shared by its protocol driver, its request wrapper and its
+/// I/O wrapper.
+pub struct Activity {
+    state: Mutex<State>,
+    changed: Notify,
+    track_headers: bool,
+}
+
+impl Activity {
+    /// `track_headers`: bytes arriving while idle start the header timer (HTTP/1). Leave it off
+    /// where bytes do not mean a request (HTTP/2 frames, raw streams).
+    pub fn new(track_headers: bool) -> Arc<Activity> {
+        Arc::new(Activity {
+            state: Mutex::new(State {
+                in_flight: 0,
+                phase: Phase::Idle {
+                    since: Instant::now(),
+                },
+                close: None,
+            }),
+            changed: Notify::new(),
+            track_headers,
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Plain values only; a panic elsewhere cannot leave them inconsistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A request has started (its header is complete); it is in flight until the guard drops.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        let mut s = self.state();
+        s.in_flight += 1;
+        let was_busy = s.phase == Phase::Busy;
+        s.phase = Phase::Busy;
+        drop(s);
+        // Waiters only care about phase changes; a second concurrent request is not one.
+        if !was_busy {
+            self.changed.notify_waiters();
+        }
+        InFlight {
+            activity: self.clone(),
+        }
+    }
+
+    fn end(&self) {
+        let mut s = self.state();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if s.in_flight > 0 {
+            return;
+        }
+        s.phase = Phase::Idle {
+            since: Instant::now(),
+        };
+        drop(s);
+        self.changed.notify_waiters();
+    }
+
+    /// Bytes arrived from the peer. On an idle HTTP/1 connection that is the start of the next
+    /// request, so the header timer starts.
+    pub fn bytes_received(&self) {
+        if !self.track_headers {
+            return;
+        }
+        let mut s = self.state();
+        if let Phase::Idle { .. } = s.phase {
+            s.phase = Phase::Header {
+                since: Instant::now(),
+            };
+            drop(s);
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.state().in_flight
+    }
+
+    /// Asks the connection's driver to close the connection gracefully (the first reason wins).
+    pub fn request_close(&self, reason: CloseReason) {
+        let mut s = self.state();
+        if s.close.is_none() {
+            s.close = Some(reason);
+            drop(s);
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub fn close_is_requested(&self) -> bool {
+        self.state().close.is_some()
+    }
+
+    /// The reason given to `request_close`, if any.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.state().close.clone()
+    }
+
+    /// Resolves with the reason once `request_close` has been called.
+    pub async fn close_requested(&self) -> CloseReason {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(reason) = self.state().close.clone() {
+                return reason;
+            }
+            notified.await;
+        }
+    }
+
+    /// Resolves when the connection has had nothing in flight for `idle` (counted from no
+    /// earlier than `not_before`), or, with header tracking, when a request started arriving
+    /// and its header took longer than `header`. Pending while a request is in flight.
+    pub async fn expired(&self, idle: Duration, header: Duration, not_before: Instant) -> Expired {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the state is read, so a change in between is not missed.
+            notified.as_mut().enable();
+            let deadline = match self.state().phase {
+                Phase::Busy => None,
+                Phase::Idle { since } => Some((since.max(not_before) + idle, Expired::Idle)),
+                Phase::Header { since } => Some((since.max(not_before) + header, Expired::Header)),
+            };
+            match deadline {
+                None => notified.await,
+                Some((at, what)) => {
+                    tokio::select! {
+                        // A change wins over a deadline reached at the same moment: recompute.
+                        biased;
+                        () = &mut notified => {}
+                        () = tokio::time::sleep_until(at) => return what,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A request in flight; dropping it (when the response has been sent or abandoned) ends it.
+pub struct InFlight {
+    activity: Arc<Activity>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.activity.end();
+    }
+}
+
+/// An I/O stream that tells its connection's `Activity` when bytes arrive.
+pub struct Watched<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T> Watched<T> {
+    pub fn new(inner: T, activity: Arc<Activity>) -> Watched<T> {
+        Watched { inner, activity }
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result {
+            if buf.filled().len() > before {
+                self.activity.bytes_received();
+            }
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    const IDLE: Duration = Duration::from_secs(60);
+    const HEADER: Duration = Duration::from_secs(30);
+
+    /// Runs `expired` and reports when (seconds after the start) and why it resolved.
+    async fn expiry(a: &Arc<Activity>, start: Instant) -> (u64, Expired) {
+        let what = a.expired(IDLE, HEADER, start).await;
+        ((Instant::now() - start).as_secs(), what)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_expires_after_the_idle_time() {
+        let start = Instant::now();
+        let a = Activity::new(true);
+        assert_eq!(expiry(&a, start).await, (60, Expired::Idle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_holds_the_connection_and_idle_restarts_after_it() {
+        let start = Instant::now();
+        let a = Activity::new(false);
+        let guard = a.begin();
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { expiry(&a, start).await })
+        };
+        // Ten minutes of a slow request: no idle expiry while it is in flight.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert!(!waiter.is_finished());
+        drop(guard);
+        assert_eq!(waiter.await.unwrap(), (660, Expired::Idle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_requests_in_flight_end_idle_only_when_both_end() {
+        let start = Instant::now();
+        let a = Activity::new(false);
+        let g1 = a.begin();
+        let g2 = a.begin();
+        assert_eq!(a.in_flight(), 2);
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { expiry(&a, start).await })
+        };
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(g1);
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(!waiter.is_finished(), "one request is still in flight");
+        drop(g2);
+        assert_eq!(waiter.await.unwrap(), (170, Expired::Idle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_on_an_idle_http1_connection_start_the_header_timer() {
+        let start = Instant::now();
+        let a = Activity::new(true);
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { expiry(&a, start).await })
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        a.bytes_received(); // "GET / HTTP/1.1\r\n" and then nothing
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        a.bytes_received(); // more bytes do not restart the timer
+        assert_eq!(waiter.await.unwrap(), (35, Expired::Header));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_without_header_tracking_do_not_count_as_activity() {
+        // HTTP/2: PING and SETTINGS frames arrive as bytes; they must not keep the connection.
+        let start = Instant::now();
+        let a = Activity::new(false);
+        let pinger = {
+            let a = a.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    a.bytes_received();
+                }
+            })
+        };
+        assert_eq!(expiry(&a, start).await, (60, Expired::Idle));
+        pinger.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_while_a_request_is_in_flight_do_not_start_the_header_timer() {
+        let start = Instant::now();
+        let a = Activity::new(true);
+        let guard = a.begin();
+        a.bytes_received(); // the request's body
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        drop(guard);
+        assert_eq!(expiry(&a, start).await, (100, Expired::Idle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn not_before_delays_the_deadline() {
+        // A connection idle for 100 s whose close began now gets the full grace from now.
+        let a = Activity::new(false);
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        let now = Instant::now();
+        a.expired(Duration::from_secs(5), Duration::from_secs(5), now)
+            .await;
+        assert_eq!((Instant::now() - now).as_secs(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_close_request_wins() {
+        let a = Activity::new(false);
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { a.close_requested().await })
+        };
+        tokio::task::yield_now().await;
+        a.request_close(CloseReason::new("forbidden", "not allowed"));
+        a.request_close(CloseReason::new("request_timeout", "slow"));
+        assert_eq!(waiter.await.unwrap().code, "forbidden");
+        assert!(a.close_is_requested());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_io_wrapper_reports_reads_but_not_writes() {
+        let start = Instant::now();
+        let (client, server) = tokio::io::duplex(64);
+        let a = Activity::new(true);
+        let mut watched = Watched::new(server, a.clone());
+        let (mut client_r, mut client_w) = tokio::io::split(client);
+        watched.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        tokio::io::AsyncReadExt::read(&mut client_r, &mut buf)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        client_w.write_all(b"GET").await.unwrap();
+        tokio::io::AsyncReadExt::read(&mut watched, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!(expiry(&a, start).await, (40, Expired::Header));
+    }
+}
