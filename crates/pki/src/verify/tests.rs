@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::certinfo::colon_hex;
+use crate::svid::SvidViolation;
 use crate::crl::{sign_crl, RevokedEntry};
 use crate::policy::{IssuancePolicy, LeafRequest};
 use crate::root::CaMaterial;
@@ -488,7 +489,10 @@ fn spiffe_rule_needs_exactly_one_valid_uri_san() {
         SanType::URI("spiffe://mesh.local/service/other".try_into().unwrap()),
     ];
     let (e, msg) = err(&sign(p, ca.issuer()), &[], &[&ca], &[], &o);
-    assert!(matches!(e, VerifyError::MultipleUriSans { .. }), "{e:?}");
+    assert!(
+        matches!(e, VerifyError::Svid(SvidViolation::MultipleUriSans { .. })),
+        "{e:?}"
+    );
     assert_eq!(msg, "certificate has 2 URI SANs [spiffe://mesh.local/service/api, spiffe://mesh.local/service/other]; an X509-SVID carries exactly one");
 
     let mut p = params("bad id");
@@ -496,14 +500,28 @@ fn spiffe_rule_needs_exactly_one_valid_uri_san() {
         "spiffe://Mesh.local/service/api".try_into().unwrap(),
     )];
     let (e, msg) = err(&sign(p, ca.issuer()), &[], &[&ca], &[], &o);
-    assert!(matches!(e, VerifyError::InvalidSpiffeId { .. }), "{e:?}");
+    assert!(
+        matches!(e, VerifyError::Svid(SvidViolation::InvalidSpiffeId { .. })),
+        "{e:?}"
+    );
     assert_eq!(msg, "URI SAN spiffe://Mesh.local/service/api is not a valid SPIFFE ID: the trust domain must be lowercase (found 'M')");
 
-    // Without an expected identity the SPIFFE rule is not applied, and no ID is reported.
+    // Without an expected identity the rule still applies to a certificate that carries a
+    // SPIFFE ID: a spiffe:// URI next to an https:// one is refused (the services and
+    // `mtls-inspect verify` used to accept it).
     let mut p = params("two uris");
     p.subject_alt_names = vec![
         SanType::URI("spiffe://mesh.local/a".try_into().unwrap()),
         SanType::URI("https://example.com/".try_into().unwrap()),
+    ];
+    let (e, msg) = err(&sign(p, ca.issuer()), &[], &[&ca], &[], &opts(Purpose::Server));
+    assert_eq!(e.code(), "multiple_uri_sans");
+    assert_eq!(msg, "certificate has 2 URI SANs [spiffe://mesh.local/a, https://example.com/]; an X509-SVID carries exactly one");
+    // Two URIs and no SPIFFE ID: a plain Web PKI certificate, accepted without an identity.
+    let mut p = params("plain");
+    p.subject_alt_names = vec![
+        SanType::URI("https://a.example/".try_into().unwrap()),
+        SanType::URI("https://b.example/".try_into().unwrap()),
     ];
     let v = check(
         &sign(p, ca.issuer()),
@@ -608,11 +626,21 @@ fn stale_crl_is_rejected_unless_allowed() {
 fn crl_signed_by_another_key_is_rejected() {
     let ca = root("Root A");
     let impostor = root("Root A");
-    let l = leaf(&ca);
     let list = crl(&impostor, &[], T0 + Duration::hours(1));
-    let (e, msg) = err(&l, &[], &[&ca], &[list], &opts(Purpose::Server));
-    assert!(matches!(e, VerifyError::CrlSignature { .. }), "{e:?}");
-    assert_eq!(msg, "the signature on the CRL from O=mtls-mesh, CN=Root A does not verify with that issuer's key");
+    // Refused when the store is built, before any certificate is looked at.
+    let e = TrustStore::new(&[ca.cert_der().clone()], &[list]).unwrap_err();
+    assert_eq!(e.code(), "crl_signature");
+    assert!(
+        e.to_string().starts_with(
+            "CRL #1 is refused: the signature on the CRL from O=mtls-mesh, CN=Root A does not \
+             verify with an EC P-384 key of the issuer certificate (SHA-256 "
+        ),
+        "{e}"
+    );
+    assert!(
+        matches!(&e, VerifyError::Crl { error: CrlError::BadSignature { fingerprint, .. }, .. } if *fingerprint == ca.fingerprint()),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -695,8 +723,13 @@ fn malformed_inputs_are_named() {
     let e = verify_chain(&leaf(&ca), &[], &roots, &[] as &[Vec<u8>], &o).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "cannot parse the verification time: it is before 1970"
+        "the verification time 1960-01-01T00:00:00Z is outside the range the verifier can \
+         represent (1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z)"
     );
+    assert_eq!(e.code(), "time_out_of_range");
+    assert!(check_time(datetime!(1970-01-01 0:00 UTC)).is_ok());
+    assert!(check_time(LATEST_TIME).is_ok());
+    assert!(check_time(datetime!(0001-01-01 0:00 UTC)).is_err());
 }
 
 #[test]
