@@ -300,7 +300,10 @@ mod tests {
             ("", "it is empty"),
             ("a..b", "it has an empty label"),
             ("example.", "it has an empty label"),
-            ("-a.example", "the label \"-a\" starts or ends with a hyphen"),
+            (
+                "-a.example",
+                "the label \"-a\" starts or ends with a hyphen",
+            ),
             ("a.*.example", "the character '*' is not allowed"),
             ("é.example", "the character 'é' is not allowed"),
         ] {
