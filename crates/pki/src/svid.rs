@@ -35,11 +35,8 @@ pub enum SvidViolation {
     MultipleUriSans { uris: Vec<String> },
     #[error("URI SAN {uri} is not a valid SPIFFE ID: {reason}")]
     InvalidSpiffeId { uri: String, reason: String },
-    #[error(
-        "certificate carries the SPIFFE ID {uri} and basicConstraints CA:TRUE; a leaf X509-SVID \
-         must not be a CA"
-    )]
-    CaLeaf { uri: String },
+    #[error("certificate has basicConstraints CA:TRUE; a leaf X509-SVID must not be a CA")]
+    CaLeaf,
     #[error(
         "certificate has no keyUsage extension; an X509-SVID must have a critical keyUsage with \
          digitalSignature"
@@ -82,7 +79,7 @@ impl SvidViolation {
             SvidViolation::NoUriSan => "no_uri_san",
             SvidViolation::MultipleUriSans { .. } => "multiple_uri_sans",
             SvidViolation::InvalidSpiffeId { .. } => "invalid_spiffe_id",
-            SvidViolation::CaLeaf { .. } => "svid_ca",
+            SvidViolation::CaLeaf => "svid_ca",
             SvidViolation::KeyUsageMissing => "key_usage_missing",
             SvidViolation::KeyUsageNotCritical => "key_usage_not_critical",
             SvidViolation::NoDigitalSignature { .. } => "key_usage_no_digital_signature",
@@ -167,9 +164,7 @@ impl SvidRules {
                 }),
             }
             match cert.basic_constraints() {
-                Ok(Some(bc)) if bc.value.ca => out.violations.push(SvidViolation::CaLeaf {
-                    uri: uris.first().map(|u| u.to_string()).unwrap_or_default(),
-                }),
+                Ok(Some(bc)) if bc.value.ca => out.violations.push(SvidViolation::CaLeaf),
                 Ok(_) => {}
                 Err(_) => out.violations.push(SvidViolation::DuplicateExtension {
                     extension: "basicConstraints",
