@@ -34,6 +34,7 @@ pub use error::PkiError;
 pub use policy::{IssuancePolicy, LeafRequest};
 pub use root::CaMaterial;
 pub use spiffe::{SpiffeId, TrustDomain};
+pub use svid::SvidRules;
 
 /// Hex SHA-256 over arbitrary bytes (certificate fingerprints, token hashes).
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -49,6 +49,10 @@ pub const ALG_ED25519: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
 /// OID DER of cRLNumber (2.5.29.20) and deltaCRLIndicator (2.5.29.27).
 pub const OID_CRL_NUMBER: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x14];
 pub const OID_DELTA_CRL: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x1b];
+/// OID DER of certificateIssuer (2.5.29.29), an entry extension of indirect CRLs.
+pub const OID_CERTIFICATE_ISSUER: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x1d];
+/// OID DER of issuingDistributionPoint (2.5.29.28).
+pub const OID_ISSUING_DISTRIBUTION_POINT: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x1c];
 
 /// One extension: OID DER, criticality, the value's DER (wrapped in the OCTET STRING here).
 pub fn extension(oid: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
@@ -63,6 +67,8 @@ pub struct CrlSpec {
     pub extensions: Vec<Vec<u8>>,
     /// Revoked serials (INTEGER content octets).
     pub serials: Vec<Vec<u8>>,
+    /// Extensions of every entry (crlEntryExtensions).
+    pub entry_extensions: Vec<Vec<u8>>,
 }
 
 impl CrlSpec {
@@ -73,6 +79,7 @@ impl CrlSpec {
             outer_alg: ALG_ECDSA_SHA384,
             extensions: vec![extension(OID_CRL_NUMBER, false, &tlv(0x02, &[1]))],
             serials: Vec::new(),
+            entry_extensions: Vec::new(),
         }
     }
 
@@ -107,7 +114,15 @@ pub fn crl_signed_with(
         let entries: Vec<Vec<u8>> = spec
             .serials
             .iter()
-            .map(|s| seq(&[&tlv(0x02, s), &this_update]))
+            .map(|s| {
+                if spec.entry_extensions.is_empty() {
+                    seq(&[&tlv(0x02, s), &this_update])
+                } else {
+                    let refs: Vec<&[u8]> =
+                        spec.entry_extensions.iter().map(Vec::as_slice).collect();
+                    seq(&[&tlv(0x02, s), &this_update, &seq(&refs)])
+                }
+            })
             .collect();
         let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
         tbs_parts.push(seq(&refs));

@@ -321,13 +321,55 @@ fn critical_extensions_it_cannot_honour_are_refused() {
         true,
         &test_der::tlv(0x02, &[1]),
     ));
-    let err = verify_crl(&test_der::crl(&spec, &name_of(&root), &key), &[root]).unwrap_err();
+    let err = verify_crl(
+        &test_der::crl(&spec, &name_of(&root), &key),
+        std::slice::from_ref(&root),
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         CrlError::UnsupportedCriticalExtension {
             issuer: "CN=Root".into(),
             oids: vec!["2.5.29.27".into()],
         }
+    );
+
+    // An issuingDistributionPoint limiting the list to CA certificates: it says nothing about
+    // end entities, so it must not be taken as a complete list.
+    let mut spec = CrlSpec::ours();
+    spec.extensions.push(test_der::extension(
+        test_der::OID_ISSUING_DISTRIBUTION_POINT,
+        true,
+        // SEQUENCE { onlyContainsCACerts [2] TRUE }
+        &[0x30, 0x03, 0x82, 0x01, 0xff],
+    ));
+    let err = verify_crl(
+        &test_der::crl(&spec, &name_of(&root), &key),
+        std::slice::from_ref(&root),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        CrlError::PartialScope {
+            issuer: "CN=Root".into(),
+            scope: "onlyContainsCACerts".into(),
+        }
+    );
+
+    // An entry naming another issuer (an indirect CRL's certificateIssuer, critical).
+    let mut spec = CrlSpec::ours();
+    spec.serials = vec![vec![0x0a]];
+    spec.entry_extensions = vec![test_der::extension(
+        test_der::OID_CERTIFICATE_ISSUER,
+        true,
+        &[0x30, 0x03, 0x82, 0x01, b'x'],
+    )];
+    let err = verify_crl(&test_der::crl(&spec, &name_of(&root), &key), &[root]).unwrap_err();
+    assert_eq!(err.code(), "crl_unsupported_critical_extension");
+    assert!(
+        err.to_string()
+            .ends_with("2.5.29.29 (in the entry for serial 0a)"),
+        "{err}"
     );
 }
 
