@@ -16,7 +16,16 @@
 //! is unrestricted (RFC 5280 4.2.1.3).
 //!
 //! [`SvidRules::check`] takes a certificate already parsed by x509-parser, so a verifier that
-//! needs the parse anyway (revocation lookup, identity) parses each peer certificate once.
+//! needs the parse anyway (revocation lookup, identity) parses each peer certificate once:
+//!
+//! ```text
+//! // after webpki path validation, per handshake:
+//! let (_, cert) = X509Certificate::from_der(end_entity)?;
+//! if revoked.is_cert_listed(&cert) { /* certificate_revoked */ }       // pki::crl::RevokedSet
+//! let rules = if require_id { SvidRules::requiring_spiffe_id() } else { SvidRules::new() };
+//! let spiffe_id: Option<SpiffeId> = rules.check(&cert)?;              // SvidViolation
+//! ```
+//!
 //! [`SvidRules::violations`] and [`signing_violations`] list every violation, for lint.
 
 use x509_parser::extensions::GeneralName;
