@@ -1,11 +1,14 @@
 //! `mtls-inspect verify`: full path validation with `pki::verify`, the verifier the services
-//! use. Exit 0 valid, 1 invalid, 2 usage or read error.
+//! use. Exit 0 valid, 1 invalid (a CRL refused by the strict CRL rules included), 2 usage or
+//! read error. Without options the verdict is the services' (ECDSA only, X509-SVID rules);
+//! `--algorithms webpki` accepts RSA and Ed25519 chains, `--strict` adds RFC 5280 checks.
 
 use std::io::Write;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use pki::verify::{
-    ExpectedIdentity, Purpose, RevocationPolicy, TrustStore, VerifyError, VerifyOptions,
+    AlgorithmPolicy, ExpectedIdentity, Purpose, RevocationPolicy, TrustOptions, TrustStore,
+    VerifyError, VerifyOptions,
 };
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
@@ -27,6 +30,10 @@ pub struct VerifyArgs {
     pub spiffe_id: Option<String>,
     pub trust_domain: Option<String>,
     pub crl_check_chain: bool,
+    /// Signature algorithms (and end-entity keys) accepted; the default is the services'.
+    pub algorithms: AlgorithmPolicy,
+    /// Add the RFC 5280 checks of `pki::rfc5280` to every certificate of the path.
+    pub strict: bool,
     pub at: OffsetDateTime,
     pub format: Format,
 }
@@ -48,6 +55,10 @@ struct VerifyDocument {
     chain: Vec<ChainView>,
     revocation_checked: bool,
     warnings: Vec<String>,
+    /// The algorithm policy judged by: "ecdsa" (the services') or "webpki".
+    algorithms: &'static str,
+    /// The RFC 5280 checks of --strict were applied.
+    strict: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,6 +90,35 @@ fn hint(code: &str) -> Option<&'static str> {
         "no_uri_san" | "multiple_uri_sans" | "invalid_spiffe_id" => {
             "an X509-SVID carries exactly one URI SAN, a valid SPIFFE ID (`mtls-inspect lint` explains)"
         }
+        "key_usage_missing" | "key_usage_not_critical" | "key_usage_no_digital_signature"
+        | "key_usage_ca_bits" | "svid_ca" => {
+            "issue the certificate with a critical keyUsage digitalSignature and CA:FALSE, as mtls-ca and the scripts do (`mtls-inspect lint` lists every rule it breaks)"
+        }
+        "algorithm_not_allowed" | "key_algorithm_not_allowed" => {
+            "the services accept ECDSA on P-256/P-384/P-521 only; to inspect a chain from another PKI, add --algorithms webpki"
+        }
+        "crl_no_number" => {
+            "configure the OpenSSL CA with `crlnumber = crlnumber`, create the file (`echo 01 > crlnumber`) and make the CRL again"
+        }
+        "crl_issuer_not_signer" | "crl_issuer_no_key_usage" => {
+            "the CRL must be signed by a CA certificate whose keyUsage has cRLSign (mtls-ca and gen-root-ca.sh roots have it)"
+        }
+        "crl_signature" | "crl_unknown_issuer" => {
+            "use the CRL of the CA that issued the certificate (GET /api/v1/crl), checked against the same roots"
+        }
+        "crl_algorithm_mismatch" | "crl_algorithm_key_mismatch" | "crl_algorithm_not_allowed"
+        | "crl_number_critical" | "crl_number_invalid" | "crl_unsupported_critical_extension"
+        | "crl_partial_scope" | "crl_unsupported_algorithm" => {
+            "the CRL does not follow RFC 5280 as the services require: make it again with mtls-ca or `openssl ca -gencrl`"
+        }
+        "aki_missing" | "aki_critical" | "ski_missing" | "ski_critical" | "san_not_critical_empty_subject"
+        | "san_missing_empty_subject" | "san_critical_with_subject" | "invalid_dns_name" => {
+            "--strict adds RFC 5280 checks the services do not make (docs/cli.md lists them); re-issue the certificate to fix it"
+        }
+        "root_self_signature" | "root_not_ca" | "root_key_usage_missing" | "root_no_key_cert_sign"
+        | "root_expired" | "root_not_yet_valid" => {
+            "--strict checks the trust anchor too: replace the root (the services trust it as it is)"
+        }
         _ => return None,
     })
 }
@@ -93,7 +133,8 @@ struct ChainView {
 struct Inputs {
     leaf: Vec<u8>,
     intermediates: Vec<CertificateDer<'static>>,
-    store: TrustStore,
+    /// A CRL refused by the strict CRL rules is a verdict (exit 1), not a read error.
+    store: Result<TrustStore, VerifyError>,
     identity: Option<ExpectedIdentity>,
 }
 
@@ -140,12 +181,19 @@ fn read_inputs(args: &VerifyArgs) -> Result<Inputs> {
             crls.push(obj.der);
         }
     }
-    let store = TrustStore::new(&roots, &crls)
-        .map_err(|e| anyhow!("{e}"))?
-        .with_revocation_policy(RevocationPolicy {
+    let options = TrustOptions {
+        algorithms: args.algorithms,
+        revocation: RevocationPolicy {
             check_chain: args.crl_check_chain,
             ..RevocationPolicy::default()
-        });
+        },
+        strict: args.strict,
+    };
+    let store = match TrustStore::with_options(&roots, &crls, options) {
+        Ok(store) => Ok(store),
+        Err(e @ VerifyError::Crl { .. }) => Err(e),
+        Err(e) => bail!("{e}"),
+    };
     let identity = match (&args.spiffe_id, &args.trust_domain) {
         (Some(_), Some(_)) => bail!("give either --spiffe-id or --trust-domain, not both"),
         (Some(id), None) => Some(ExpectedIdentity::SpiffeId(
@@ -174,7 +222,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<Exit> {
     };
     let result = inputs
         .store
-        .verify(&inputs.leaf, &inputs.intermediates, &opts);
+        .and_then(|store| store.verify(&inputs.leaf, &inputs.intermediates, &opts));
     let info = pki::CertInfo::from_der(&inputs.leaf).map_err(|e| anyhow!("{e}"))?;
     let doc = VerifyDocument {
         schema: VERIFY_SCHEMA,
@@ -213,6 +261,8 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<Exit> {
             .as_ref()
             .map(|v| v.warnings.clone())
             .unwrap_or_default(),
+        algorithms: args.algorithms.name(),
+        strict: args.strict,
     };
     match args.format {
         Format::Json => out.write_all(render_json::to_json(&doc)?.as_bytes())?,
@@ -289,6 +339,16 @@ fn text(doc: &VerifyDocument, args: &VerifyArgs, not_before: OffsetDateTime) -> 
             "not checked (no --crl given)"
         } else {
             "not checked (no CRL from the issuer)"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  Rules:      {} algorithms, X509-SVID rules{}",
+        doc.algorithms,
+        if doc.strict {
+            ", RFC 5280 strict checks"
+        } else {
+            ""
         }
     );
     for w in &doc.warnings {

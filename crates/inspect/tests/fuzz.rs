@@ -41,7 +41,8 @@ fn exercise(bytes: &[u8]) {
             let _ = render_json::to_json(&view);
         }
         if obj.kind == Kind::Certificate {
-            let _ = lint::lint_certificate(&obj.der, std::slice::from_ref(&obj.der), &policy);
+            let index = lint::IssuerIndex::new([obj.der.as_slice()]);
+            let _ = lint::lint_certificate(&obj.der, &index, &policy);
             verify_both_ways(&obj.der);
         }
     }

@@ -344,3 +344,146 @@ fn inputs_other_than_certificates() {
     let r = common::run(&["lint"]);
     assert_eq!(r.code, 2);
 }
+
+/// A CA like ours (P-384, CA:TRUE, keyCertSign + cRLSign critical, SKI) with the URI SANs given.
+fn ca_with_uris(dir: &std::path::Path, name: &str, uris: &[&str]) {
+    let key = pki::keys::generate(Curve::P384).unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, name);
+    p.distinguished_name = dn;
+    p.serial_number = Some(rcgen::SerialNumber::from_slice(
+        &pki::serial::random_serial().unwrap(),
+    ));
+    p.not_before = common::now() - Duration::hours(1);
+    p.not_after = common::now() + Duration::days(30);
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    p.subject_alt_names = uris
+        .iter()
+        .map(|u| rcgen::SanType::URI((*u).try_into().unwrap()))
+        .collect();
+    let cert = p.self_signed(&key).unwrap();
+    std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+}
+
+#[test]
+fn a_signing_certificate_id_with_a_path_and_extra_uris_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ca_with_uris(d, "td", &["spiffe://mesh.local"]);
+    ca_with_uris(d, "path", &["spiffe://mesh.local/ca"]);
+    ca_with_uris(d, "two", &["spiffe://mesh.local", "https://example.com/"]);
+    let r = run_in(d, &["lint", "td.pem"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("ok: no findings"), "{}", r.stdout);
+
+    let r = run_in(d, &["lint", "path.pem"]);
+    assert_eq!(
+        r.code, 1,
+        "X509-SVID: a signing certificate's ID MUST NOT have a path"
+    );
+    assert!(
+        r.stdout.contains(
+            "error   svid-ca-uri-san: signing certificate carries the SPIFFE ID \
+             spiffe://mesh.local/ca, which has a path; a signing certificate's SPIFFE ID must \
+             be the trust domain alone (spiffe://mesh.local)"
+        ),
+        "{}",
+        r.stdout
+    );
+    let doc = json(&run_in(d, &["lint", "--format", "json", "two.pem"]));
+    assert_eq!(rules_of(&doc, 0), set(&["svid-uri-san-count"]));
+    assert_eq!(doc["reports"][0]["findings"][0]["severity"], "error");
+}
+
+#[test]
+fn rfc_5280_rules_shared_with_verify_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A CA without subjectKeyIdentifier, and a leaf with an underscore in a DNS name and a
+    // critical subjectAltName next to a subject.
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-subj",
+            "/CN=No SKI",
+            "-days",
+            "30",
+            "-sha384",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext",
+            "subjectKeyIdentifier=none",
+            "-addext",
+            "authorityKeyIdentifier=none",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    std::fs::write(
+        d.join("leaf.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth,clientAuth\n\
+         subjectAltName=critical,URI:spiffe://mesh.local/x,DNS:my_host.example\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-subj",
+            "/CN=leaf",
+            "-out",
+            "leaf.csr",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "1",
+            "-sha384", "-extfile", "leaf.ext", "-out", "leaf.pem",
+        ],
+    );
+    let doc = json(&run_in(
+        d,
+        &["lint", "--format", "json", "ca.pem", "leaf.pem"],
+    ));
+    assert!(rules_of(&doc, 0).contains("x509-subject-key-id"), "{doc}");
+    let leaf = rules_of(&doc, 1);
+    for rule in ["x509-dns-name-syntax", "x509-san-noncritical-with-subject"] {
+        assert!(leaf.contains(rule), "{rule} missing from {leaf:?}");
+    }
+    // verify --strict names the first of the same problems (the default accepts the leaf).
+    let r = run_in(d, &["verify", "leaf.pem", "--roots", "ca.pem"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let r = run_in(
+        d,
+        &[
+            "verify", "leaf.pem", "--roots", "ca.pem", "--strict", "--format", "json",
+        ],
+    );
+    assert_eq!(json(&r)["error"]["code"], "san_critical_with_subject");
+}

@@ -422,40 +422,105 @@ fn usage_and_read_errors_exit_2() {
 }
 
 #[test]
-fn crl_without_crl_number_is_explained() {
-    // `openssl ca -gencrl` without a crlnumber file makes a CRL that webpki refuses; the error
-    // must say what is missing and how to fix it.
+fn crl_without_crl_number_is_refused_with_the_fix() {
+    // `openssl ca -gencrl` without a crlnumber file makes a CRL without the CRL Number RFC 5280
+    // requires. It is refused (a verdict, exit 1) with what is missing and how to fix it; with
+    // the crlnumber file the same CA's CRL is accepted.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let ca = pki::CaMaterial::generate_root("No CRL Number Root", common::now()).unwrap();
     std::fs::write(dir.join("ca.crt"), ca.cert_pem()).unwrap();
     std::fs::write(dir.join("ca.key"), ca.key_pem()).unwrap();
     std::fs::write(dir.join("index.txt"), "").unwrap();
-    std::fs::write(
-        dir.join("ca.cnf"),
-        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ndefault_md = sha384\ndefault_crl_days = 1\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "ca", "-gencrl", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt", "-out",
-            "crl.pem",
-        ],
-    );
-    std::fs::write(dir.join("leaf.pem"), ca.cert_pem()).unwrap();
-    let r = run_in(
-        dir,
-        &[
-            "verify", "leaf.pem", "--roots", "ca.crt", "--crl", "crl.pem",
-        ],
-    );
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let cnf = "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ndefault_md = sha384\ndefault_crl_days = 1\n";
+    std::fs::write(dir.join("ca.cnf"), cnf).unwrap();
+    let gencrl = |out: &str| {
+        openssl(
+            dir,
+            &[
+                "ca", "-gencrl", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt",
+                "-out", out,
+            ],
+        )
+    };
+    gencrl("crl.pem");
+    let now = common::now();
+    let leaf = {
+        let key = pki::keys::generate(Curve::P256).unwrap();
+        let spki = pki::keys::spki_der(&key);
+        let id = pki::SpiffeId::parse("spiffe://mesh.local/a").unwrap();
+        pki::IssuancePolicy::default()
+            .issue(
+                &pki::LeafRequest {
+                    spiffe_id: &id,
+                    dns: &[],
+                    ips: &[],
+                    spki_der: &spki,
+                    ttl: Duration::hours(1),
+                    now,
+                },
+                &ca,
+            )
+            .unwrap()
+            .pem
+    };
+    std::fs::write(dir.join("leaf.pem"), leaf).unwrap();
+    let args = [
+        "verify", "leaf.pem", "--roots", "ca.crt", "--crl", "crl.pem",
+    ];
+    let r = run_in(dir, &args);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stderr
-            .contains("cannot parse the CRL #1: it has no CRL number extension"),
+        r.stdout.starts_with(
+            "INVALID: CRL #1 is refused: the CRL from O=mtls-mesh, CN=No CRL Number Root has no \
+             CRL Number extension, which RFC 5280 5.2.3 requires; with `openssl ca -gencrl`, set \
+             `crlnumber = FILE` in the CA section and create the crlnumber file (`echo 01 > \
+             crlnumber`)"
+        ),
         "{}",
-        r.stderr
+        r.stdout
     );
-    assert!(r.stderr.contains("crlnumber"), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("Hint:       configure the OpenSSL CA with `crlnumber = crlnumber`"),
+        "{}",
+        r.stdout
+    );
+    let mut json_args = args.to_vec();
+    json_args.extend(["--format", "json"]);
+    let doc = json(&run_in(dir, &json_args));
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["error"]["code"], "crl_no_number");
+
+    std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
+    std::fs::write(dir.join("ca.cnf"), format!("{cnf}crlnumber = crlnumber\n")).unwrap();
+    gencrl("crl.pem");
+    let r = run_in(dir, &args);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("Revocation: checked, not revoked"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_time_the_verifier_cannot_represent_is_a_usage_error() {
+    for at in ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z"] {
+        let r = fixtures(&["verify", "leaf.pem", "--roots", "root.pem", "--at", at]);
+        assert_eq!(r.code, 2, "{at}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "invalid value '{at}' for '--at <RFC3339>': {at} is outside the range the \
+                 verifier accepts: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+    // Both ends of the range are accepted (the leaf is expired then, a verdict).
+    for at in ["1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+        let r = fixtures(&["verify", "leaf.pem", "--roots", "root.pem", "--at", at]);
+        assert_eq!(r.code, 1, "{at}: {}{}", r.stdout, r.stderr);
+    }
 }

@@ -87,20 +87,39 @@ impl CertInfo {
         Ok(info)
     }
 
-    /// The SPIFFE ID: the certificate's single `spiffe://` URI SAN, if it has exactly one.
+    /// The SPIFFE ID: the certificate's only URI SAN, when it is a valid SPIFFE ID. A SPIFFE ID
+    /// next to another URI SAN is no X509-SVID (`pki::svid`), so it gives None.
     pub fn spiffe_id(&self) -> Option<crate::SpiffeId> {
-        let mut ids = self.uris.iter().filter(|u| u.starts_with("spiffe://"));
-        let first = ids.next()?;
-        if ids.next().is_some() {
-            return None;
+        match self.uris.as_slice() {
+            [one] => crate::SpiffeId::parse(one).ok(),
+            _ => None,
         }
-        crate::SpiffeId::parse(first).ok()
     }
 
     /// Total lifetime in seconds.
     pub fn lifetime(&self) -> time::Duration {
         self.not_after - self.not_before
     }
+}
+
+/// The keyUsage bits by their RFC 5280 names, in bit order (`digitalSignature`, ...,
+/// `keyCertSign`, `cRLSign`, ...).
+pub fn key_usage_names(ku: &x509_parser::extensions::KeyUsage) -> Vec<String> {
+    [
+        (ku.digital_signature(), "digitalSignature"),
+        (ku.non_repudiation(), "nonRepudiation"),
+        (ku.key_encipherment(), "keyEncipherment"),
+        (ku.data_encipherment(), "dataEncipherment"),
+        (ku.key_agreement(), "keyAgreement"),
+        (ku.key_cert_sign(), "keyCertSign"),
+        (ku.crl_sign(), "cRLSign"),
+        (ku.encipher_only(), "encipherOnly"),
+        (ku.decipher_only(), "decipherOnly"),
+    ]
+    .into_iter()
+    .filter(|(set, _)| *set)
+    .map(|(_, n)| n.to_string())
+    .collect()
 }
 
 /// SHA-256 fingerprint, uppercase hex with colons, as `openssl x509 -fingerprint -sha256` shows.

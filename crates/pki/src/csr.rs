@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::{UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
@@ -14,12 +14,7 @@ use x509_parser::prelude::FromDer;
 use crate::curve::Curve;
 use crate::error::{PkiError, Result};
 use crate::pem;
-
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_RSA: &str = "1.2.840.113549.1.1.1";
-const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
-const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
-const OID_ECDSA_SHA512: &str = "1.2.840.10045.4.3.4";
+use crate::sigalg::{self, OID_EC_PUBLIC_KEY, OID_RSA_ENCRYPTION as OID_RSA};
 
 /// A CSR whose signature has been checked. Only these fields ever reach the issuance policy.
 #[derive(Clone, Debug)]
@@ -129,25 +124,16 @@ fn ip_from_bytes(bytes: &[u8]) -> Result<IpAddr> {
     }
 }
 
+/// Proof of possession accepts ECDSA with any SHA-2 hash on the key's curve (the table in
+/// `sigalg.rs`); the certificate the CA issues is signed by the CA, so the CSR's hash does not
+/// reach any verifier.
 fn verification_alg(curve: Curve, sig_oid: &str) -> Result<&'static dyn VerificationAlgorithm> {
-    use Curve::*;
-    let alg: &'static dyn VerificationAlgorithm = match (curve, sig_oid) {
-        (P256, OID_ECDSA_SHA256) => &signature::ECDSA_P256_SHA256_ASN1,
-        (P256, OID_ECDSA_SHA384) => &signature::ECDSA_P256_SHA384_ASN1,
-        (P256, OID_ECDSA_SHA512) => &signature::ECDSA_P256_SHA512_ASN1,
-        (P384, OID_ECDSA_SHA256) => &signature::ECDSA_P384_SHA256_ASN1,
-        (P384, OID_ECDSA_SHA384) => &signature::ECDSA_P384_SHA384_ASN1,
-        (P384, OID_ECDSA_SHA512) => &signature::ECDSA_P384_SHA512_ASN1,
-        (P521, OID_ECDSA_SHA256) => &signature::ECDSA_P521_SHA256_ASN1,
-        (P521, OID_ECDSA_SHA384) => &signature::ECDSA_P521_SHA384_ASN1,
-        (P521, OID_ECDSA_SHA512) => &signature::ECDSA_P521_SHA512_ASN1,
-        (_, other) => {
-            return Err(PkiError::Csr(format!(
-                "signature algorithm {other} is not ECDSA with SHA-256/384/512"
-            )))
-        }
-    };
-    Ok(alg)
+    sigalg::ecdsa_algorithm(curve, sig_oid).ok_or_else(|| {
+        PkiError::Csr(format!(
+            "signature algorithm {} is not ECDSA with SHA-256/384/512",
+            sigalg::signature_algorithm_name(sig_oid)
+        ))
+    })
 }
 
 #[cfg(test)]

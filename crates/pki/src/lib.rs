@@ -1,5 +1,8 @@
 //! Pure PKI building blocks for mtls-mesh: keys, CSRs, SPIFFE IDs, the issuance policy, the
-//! client key, certificate facts and renewal maths. No async, no network.
+//! client key, certificate facts, renewal maths, and the one validator of the project: path
+//! validation (`verify`), the X509-SVID rule set (`svid`), the strict CRL path (`crl`), the
+//! signature algorithm table and policy (`sigalg`) and the RFC 5280 profile checks (`rfc5280`).
+//! No async, no network.
 
 pub mod certinfo;
 pub mod client_key;
@@ -12,9 +15,14 @@ pub mod keys;
 pub mod pem;
 pub mod policy;
 pub mod renewal;
+pub mod rfc5280;
 pub mod root;
 pub mod serial;
+pub mod sigalg;
 pub mod spiffe;
+pub mod svid;
+#[cfg(test)]
+mod test_der;
 pub mod tls_p521;
 pub mod verify;
 pub mod vouch;
@@ -27,6 +35,7 @@ pub use error::PkiError;
 pub use policy::{IssuancePolicy, LeafRequest};
 pub use root::CaMaterial;
 pub use spiffe::{SpiffeId, TrustDomain};
+pub use svid::SvidRules;
 
 /// Hex SHA-256 over arbitrary bytes (certificate fingerprints, token hashes).
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -1,11 +1,17 @@
 //! Certificate path validation: the one verifier the services and `mtls-inspect verify` share.
 //!
-//! rustls-webpki (with the aws-lc-rs signature algorithms) builds and checks the path: signatures,
-//! validity at the given time, basicConstraints, pathLen, name constraints, EKU and, when CRLs are
-//! given, revocation. On top of that this module checks the hostname and the SPIFFE ID rule of an
-//! X509-SVID (exactly one URI SAN, a valid SPIFFE ID, the expected ID or trust domain), and turns
-//! every failure into a [`VerifyError`] whose message gives the expected and the presented values,
-//! read from the certificates themselves.
+//! rustls-webpki (with the aws-lc-rs signature algorithms the [`AlgorithmPolicy`] allows) builds
+//! and checks the path: signatures, validity at the given time, basicConstraints, pathLen, name
+//! constraints, EKU and, when CRLs are given, revocation. On top of that this module checks the
+//! hostname, the X509-SVID rule set of `pki::svid` on the end entity (every certificate carrying a
+//! `spiffe://` URI SAN is held to the SVID MUSTs), the expected SPIFFE ID or trust domain, and
+//! that the end-entity key fits the algorithm policy; with [`TrustOptions::strict`], the RFC 5280
+//! checks of `pki::rfc5280` on every certificate of the path. CRLs go through the strict rules of
+//! `pki::crl` when the store is built. Every failure is a [`VerifyError`] whose message gives the
+//! expected and the presented values, read from the certificates themselves.
+//!
+//! The defaults are what the services enforce (ECDSA only, SVID rules, not strict), so
+//! `mtls-inspect verify` without options gives the services' verdict.
 //!
 //! Build a [`TrustStore`] once per root bundle / CRL refresh and call [`TrustStore::verify`] per
 //! handshake, or use [`verify_chain`] for a one-off check.
@@ -23,10 +29,15 @@ use webpki::{
     RevocationOptionsBuilder, UnknownStatusPolicy,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
-use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::certinfo::CertInfo;
+use crate::crl::CrlError;
+use crate::rfc5280::{self, PathRole};
+use crate::sigalg::KeyKind;
 use crate::spiffe::{SpiffeId, TrustDomain};
+use crate::svid::{SvidRules, SvidViolation};
+
+pub use crate::sigalg::AlgorithmPolicy;
 
 mod error;
 mod explain;
@@ -161,7 +172,8 @@ pub struct ChainEntry {
 pub struct Verified {
     /// Facts about the end-entity certificate.
     pub leaf: CertInfo,
-    /// The SPIFFE ID, when the certificate has exactly one URI SAN and it is a valid SPIFFE ID.
+    /// The SPIFFE ID: the certificate is an X509-SVID (exactly one URI SAN, a valid SPIFFE ID,
+    /// and the other SVID rules hold).
     pub spiffe_id: Option<SpiffeId>,
     /// The path: end entity, the intermediates used, and the root last.
     pub chain: Vec<ChainEntry>,
@@ -197,6 +209,7 @@ pub const SUPPORTED_EXTENSIONS: &[&str] = &[
 /// A parsed trusted root.
 #[derive(Debug)]
 struct Root {
+    der: Vec<u8>,
     subject: String,
     fingerprint: String,
     spki: Vec<u8>,
@@ -204,12 +217,47 @@ struct Root {
     not_after: OffsetDateTime,
 }
 
-/// A parsed CRL.
+/// A CRL that passed the issuer-independent rules of `pki::crl`.
 #[derive(Debug)]
 struct Crl {
+    /// "CRL #n", as errors name it.
+    what: String,
+    der: Vec<u8>,
     list: CertRevocationList<'static>,
     issuer: String,
     raw_issuer: Vec<u8>,
+    /// False while its issuer is not a root: checked against the presented intermediates
+    /// at each verification (see [`TrustStore::check_intermediate_crls`]).
+    issuer_checked: bool,
+}
+
+/// How a [`TrustStore`] judges; the default is what the services enforce.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrustOptions {
+    /// Signature algorithms for certificates and CRLs, and the end-entity key types.
+    pub algorithms: AlgorithmPolicy,
+    pub revocation: RevocationPolicy,
+    /// Adds the RFC 5280 checks of `pki::rfc5280` (key identifiers, SAN criticality, DNS name
+    /// syntax, root sanity) to every certificate of the path.
+    pub strict: bool,
+}
+
+/// The earliest verification time: rustls-webpki counts seconds from the Unix epoch.
+pub const EARLIEST_TIME: OffsetDateTime = OffsetDateTime::UNIX_EPOCH;
+/// The latest verification time: the last second of year 9999, the largest time an X.509
+/// GeneralizedTime (and the `time` crate) can represent.
+pub const LATEST_TIME: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
+/// Checks that `time` can be a verification time ([`EARLIEST_TIME`] to [`LATEST_TIME`]).
+pub fn check_time(time: OffsetDateTime) -> Result<(), VerifyError> {
+    if time < EARLIEST_TIME || time > LATEST_TIME {
+        return Err(VerifyError::TimeOutOfRange {
+            time,
+            earliest: EARLIEST_TIME,
+            latest: LATEST_TIME,
+        });
+    }
+    Ok(())
 }
 
 /// Trusted roots and CRLs, parsed once and reused for many verifications.
@@ -218,14 +266,28 @@ pub struct TrustStore {
     anchors: Vec<TrustAnchor<'static>>,
     roots: Vec<Root>,
     crls: Vec<Crl>,
-    revocation: RevocationPolicy,
+    options: TrustOptions,
 }
 
 impl TrustStore {
-    /// Parses the roots (DER certificates) and the CRLs (DER). At least one root is needed.
+    /// Parses the roots (DER certificates) and the CRLs (DER) with the default options. At
+    /// least one root is needed. See [`TrustStore::with_options`].
     pub fn new<C: AsRef<[u8]>>(
         roots: &[CertificateDer<'_>],
         crls: &[C],
+    ) -> Result<TrustStore, VerifyError> {
+        TrustStore::with_options(roots, crls, TrustOptions::default())
+    }
+
+    /// Parses the roots and the CRLs. Every CRL must pass the rules of `pki::crl` that need no
+    /// issuer (CRL Number, algorithm identifiers, critical extensions); one issued by a root
+    /// must also pass the issuer rules (signature, algorithm fits the key and `options`,
+    /// cRLSign, also on the trust anchor) now. One issued by someone else is checked against
+    /// the intermediates presented with each certificate (an intermediate is only known then).
+    pub fn with_options<C: AsRef<[u8]>>(
+        roots: &[CertificateDer<'_>],
+        crls: &[C],
+        options: TrustOptions,
     ) -> Result<TrustStore, VerifyError> {
         if roots.is_empty() {
             return Err(VerifyError::NoRoots);
@@ -234,7 +296,7 @@ impl TrustStore {
             anchors: Vec::with_capacity(roots.len()),
             roots: Vec::with_capacity(roots.len()),
             crls: Vec::with_capacity(crls.len()),
-            revocation: RevocationPolicy::default(),
+            options,
         };
         for (i, der) in roots.iter().enumerate() {
             let what = format!("root certificate #{}", i + 1);
@@ -244,6 +306,7 @@ impl TrustStore {
             let (_, cert) =
                 X509Certificate::from_der(der).map_err(|e| malformed(&what, e.to_string()))?;
             store.roots.push(Root {
+                der: der.to_vec(),
                 subject: cert.subject().to_string(),
                 fingerprint: crate::sha256_hex(der),
                 spki: cert.tbs_certificate.subject_pki.raw.to_vec(),
@@ -252,40 +315,69 @@ impl TrustStore {
             });
             store.anchors.push(anchor);
         }
+        let root_ders: Vec<&[u8]> = store.roots.iter().map(|r| r.der.as_slice()).collect();
         for (i, der) in crls.iter().enumerate() {
             let der = der.as_ref();
             let what = format!("CRL #{}", i + 1);
-            let (_, parsed) = CertificateRevocationList::from_der(der)
-                .map_err(|e| malformed(&what, e.to_string()))?;
-            let owned = OwnedCertRevocationList::from_der(der).map_err(|e| {
-                // webpki insists on a v2 CRL with the crlNumber extension RFC 5280 §5.2.3
-                // requires; `openssl ca -gencrl` makes a v1 CRL without it unless the CA
-                // configuration names a crlnumber file.
-                if parsed.crl_number().is_none() {
-                    malformed(
-                        &what,
-                        "it has no CRL number extension (RFC 5280 requires one; with `openssl ca \
-                         -gencrl`, set crlnumber = FILE in the CA section and create it, e.g. \
-                         `echo 01 > crlnumber`)",
-                    )
-                } else {
-                    malformed(&what, webpki_reason(&e))
-                }
-            })?;
+            let refused = |error: CrlError| crl_error(&what, error);
+            let parsed = crate::crl::parse_strict(der).map_err(refused)?;
+            crate::crl::check_structure(&parsed).map_err(refused)?;
+            let raw_issuer = parsed.issuer().as_raw().to_vec();
+            let issued_by_root = store.roots.iter().any(|r| r.raw_subject == raw_issuer);
+            if issued_by_root {
+                crate::crl::find_issuer(&parsed, &root_ders, options.algorithms)
+                    .map_err(refused)?;
+            }
+            let owned = OwnedCertRevocationList::from_der(der)
+                .map_err(|e| malformed(&what, webpki_reason(&e)))?;
             store.crls.push(Crl {
+                what,
+                der: der.to_vec(),
                 list: CertRevocationList::from(owned),
                 issuer: parsed.issuer().to_string(),
-                raw_issuer: parsed.issuer().as_raw().to_vec(),
+                raw_issuer,
+                issuer_checked: issued_by_root,
             });
         }
         Ok(store)
     }
 
+    /// The options the store judges by.
+    pub fn options(&self) -> TrustOptions {
+        self.options
+    }
+
     /// Replaces the revocation policy (the default checks the end entity only, rejects an
     /// unknown status and enforces nextUpdate).
     pub fn with_revocation_policy(mut self, policy: RevocationPolicy) -> TrustStore {
-        self.revocation = policy;
+        self.options.revocation = policy;
         self
+    }
+
+    /// Applies the issuer rules of `pki::crl` to the CRLs whose issuer is not a root, against
+    /// the presented intermediates with that name. A CRL that names none of them plays no part
+    /// in this verification (webpki cannot use it either).
+    fn check_intermediate_crls(
+        &self,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<(), VerifyError> {
+        for crl in self.crls.iter().filter(|c| !c.issuer_checked) {
+            let candidates: Vec<&[u8]> = intermediates
+                .iter()
+                .map(|c| c.as_ref())
+                .filter(|der| {
+                    X509Certificate::from_der(der)
+                        .is_ok_and(|(_, c)| c.subject().as_raw() == crl.raw_issuer.as_slice())
+                })
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let parsed = crate::crl::parse_strict(&crl.der).map_err(|e| crl_error(&crl.what, e))?;
+            crate::crl::find_issuer(&parsed, &candidates, self.options.algorithms)
+                .map_err(|e| crl_error(&crl.what, e))?;
+        }
+        Ok(())
     }
 
     /// The subjects of the trusted roots, in the order given.
@@ -311,7 +403,9 @@ impl TrustStore {
         intermediates: &[CertificateDer<'_>],
         opts: &VerifyOptions<'_>,
     ) -> Result<Verified, VerifyError> {
+        check_time(opts.time)?;
         let ctx = Context::new(self, end_entity, intermediates)?;
+        self.check_intermediate_crls(intermediates)?;
         let ee_der = CertificateDer::from(end_entity);
         let ee = EndEntityCert::try_from(&ee_der).map_err(|e| match e {
             webpki::Error::UnsupportedCriticalExtension => ctx.explain(e, opts.purpose),
@@ -323,17 +417,17 @@ impl TrustStore {
         let revocation = match RevocationOptionsBuilder::new(&crl_refs) {
             Ok(builder) => Some(
                 builder
-                    .with_depth(if self.revocation.check_chain {
+                    .with_depth(if self.options.revocation.check_chain {
                         RevocationCheckDepth::Chain
                     } else {
                         RevocationCheckDepth::EndEntity
                     })
-                    .with_status_policy(if self.revocation.allow_unknown_status {
+                    .with_status_policy(if self.options.revocation.allow_unknown_status {
                         UnknownStatusPolicy::Allow
                     } else {
                         UnknownStatusPolicy::Deny
                     })
-                    .with_expiration_policy(if self.revocation.enforce_next_update {
+                    .with_expiration_policy(if self.options.revocation.enforce_next_update {
                         ExpirationPolicy::Enforce
                     } else {
                         ExpirationPolicy::Ignore
@@ -343,7 +437,7 @@ impl TrustStore {
             // No CRLs given: no revocation checking.
             Err(_) => None,
         };
-        let algs = webpki::ALL_VERIFICATION_ALGS;
+        let algs = self.options.algorithms.webpki_algorithms();
         let path_subjects = match opts.purpose {
             Purpose::Server => {
                 let usage = KeyUsage::server_auth();
@@ -394,10 +488,16 @@ impl TrustStore {
         if let Some(name) = opts.hostname {
             check_hostname(&ee, name, &ctx.leaf)?;
         }
-        let spiffe_id = match opts.identity {
-            Some(expected) => Some(check_identity(&ctx.leaf, expected)?),
-            None => svid_id(&ctx.leaf),
-        };
+        let (_, leaf_cert) = X509Certificate::from_der(end_entity)
+            .map_err(|e| malformed("end-entity certificate", e.to_string()))?;
+        let spiffe_id = check_leaf(&leaf_cert, opts.identity)?;
+        let key = KeyKind::of(leaf_cert.public_key());
+        if !self.options.algorithms.allows_end_entity_key(&key) {
+            return Err(VerifyError::EndEntityKeyNotAllowed {
+                key: key.to_string(),
+                policy: self.options.algorithms,
+            });
+        }
 
         let mut chain = vec![ChainEntry {
             subject: ctx.leaf.subject.clone(),
@@ -405,31 +505,35 @@ impl TrustStore {
         }];
         let mut warnings = Vec::new();
         let (intermediate_ders, anchor) = path_subjects;
+        let mut parsed_intermediates = Vec::with_capacity(intermediate_ders.len());
         for der in &intermediate_ders {
-            let subject = X509Certificate::from_der(der)
-                .map(|(_, c)| c.subject().to_string())
-                .unwrap_or_else(|_| "(unparsable intermediate)".into());
+            let (_, cert) = X509Certificate::from_der(der)
+                .map_err(|e| malformed("intermediate certificate", e.to_string()))?;
             chain.push(ChainEntry {
-                subject,
+                subject: cert.subject().to_string(),
                 fingerprint: crate::sha256_hex(der),
             });
+            parsed_intermediates.push(cert);
         }
-        if let Some(root) = self
+        let root = self
             .roots
             .iter()
-            .find(|r| r.raw_subject_matches(&anchor.0) && r.spki_matches(&anchor.1))
-        {
+            .find(|r| r.raw_subject_matches(&anchor.0) && r.spki_matches(&anchor.1));
+        if let Some(root) = root {
             chain.push(ChainEntry {
                 subject: root.subject.clone(),
                 fingerprint: root.fingerprint.clone(),
             });
-            if root.not_after < opts.time {
+            if root.not_after < opts.time && !self.options.strict {
                 warnings.push(format!(
                     "root {} expired at {} (webpki and rustls do not check root validity)",
                     root.subject,
                     rfc3339(&root.not_after)
                 ));
             }
+        }
+        if self.options.strict {
+            self.strict_checks(&leaf_cert, &parsed_intermediates, root, opts.time)?;
         }
         let leaf_issuer_raw = ctx.leaf_issuer_raw.clone();
         let revocation_checked = self.crls.iter().any(|c| c.raw_issuer == leaf_issuer_raw);
@@ -443,6 +547,46 @@ impl TrustStore {
             checked_at: opts.time,
             warnings,
         })
+    }
+}
+
+impl TrustStore {
+    /// The RFC 5280 checks of `pki::rfc5280` on every certificate of the validated path; the
+    /// first violation is the error.
+    fn strict_checks(
+        &self,
+        leaf: &X509Certificate<'_>,
+        intermediates: &[X509Certificate<'_>],
+        root: Option<&Root>,
+        at: OffsetDateTime,
+    ) -> Result<(), VerifyError> {
+        let policy = self.options.algorithms;
+        let first = |who: String, violations: Vec<rfc5280::Rfc5280Violation>| match violations
+            .into_iter()
+            .next()
+        {
+            Some(violation) => Err(VerifyError::Strict { who, violation }),
+            None => Ok(()),
+        };
+        first(
+            "certificate".into(),
+            rfc5280::path_violations(leaf, PathRole::EndEntity, at, policy),
+        )?;
+        for cert in intermediates {
+            first(
+                format!("intermediate certificate {}", cert.subject()),
+                rfc5280::path_violations(cert, PathRole::Intermediate, at, policy),
+            )?;
+        }
+        if let Some(root) = root {
+            let (_, cert) = X509Certificate::from_der(&root.der)
+                .map_err(|e| malformed("root certificate", e.to_string()))?;
+            first(
+                format!("root {}", root.subject),
+                rfc5280::path_violations(&cert, PathRole::Root, at, policy),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -530,9 +674,24 @@ fn webpki_reason(e: &webpki::Error) -> String {
 }
 
 fn unix_time(t: OffsetDateTime) -> Result<UnixTime, VerifyError> {
-    let secs = u64::try_from(t.unix_timestamp())
-        .map_err(|_| malformed("verification time", "it is before 1970"))?;
+    check_time(t)?;
+    let secs = u64::try_from(t.unix_timestamp()).map_err(|_| VerifyError::TimeOutOfRange {
+        time: t,
+        earliest: EARLIEST_TIME,
+        latest: LATEST_TIME,
+    })?;
     Ok(UnixTime::since_unix_epoch(StdDuration::from_secs(secs)))
+}
+
+fn crl_error(what: &str, error: CrlError) -> VerifyError {
+    if error.is_malformed() {
+        malformed(what, error.to_string())
+    } else {
+        VerifyError::Crl {
+            crl: what.to_string(),
+            error,
+        }
+    }
 }
 
 fn from_unix(t: UnixTime) -> OffsetDateTime {
@@ -557,48 +716,43 @@ fn check_hostname(ee: &EndEntityCert<'_>, name: &str, leaf: &CertInfo) -> Result
         })
 }
 
-/// The SPIFFE ID of an X509-SVID: its only URI SAN, if that is a valid SPIFFE ID.
+/// The SPIFFE ID of an X509-SVID: its only URI SAN, if that is a valid SPIFFE ID (the URI rule
+/// of `pki::svid`; [`CertInfo::spiffe_id`] gives the same answer).
 pub fn svid_id(leaf: &CertInfo) -> Option<SpiffeId> {
-    match leaf.uris.as_slice() {
-        [one] => SpiffeId::parse(one).ok(),
-        _ => None,
-    }
+    leaf.spiffe_id()
 }
 
-/// The X509-SVID identity rule: exactly one URI SAN, a valid SPIFFE ID, the expected one.
-fn check_identity(leaf: &CertInfo, expected: &ExpectedIdentity) -> Result<SpiffeId, VerifyError> {
-    let uri = match leaf.uris.as_slice() {
-        [] => {
-            return Err(VerifyError::NoUriSan {
-                expected: expected.to_string(),
-            })
-        }
-        [one] => one,
-        many => {
-            return Err(VerifyError::MultipleUriSans {
-                uris: many.to_vec(),
-            })
-        }
+/// The end-entity rules: `pki::svid` (every certificate judged as an X509-SVID when an
+/// identity is expected), then the expected ID or trust domain.
+fn check_leaf(
+    leaf: &X509Certificate<'_>,
+    expected: Option<&ExpectedIdentity>,
+) -> Result<Option<SpiffeId>, VerifyError> {
+    let rules = if expected.is_some() {
+        SvidRules::requiring_spiffe_id()
+    } else {
+        SvidRules::new()
     };
-    let id = SpiffeId::parse(uri).map_err(|e| VerifyError::InvalidSpiffeId {
-        uri: uri.clone(),
-        reason: match e {
-            crate::PkiError::SpiffeId { reason, .. } => reason,
-            other => other.to_string(),
+    let id = rules.check(leaf).map_err(|v| match (v, expected) {
+        (SvidViolation::NoUriSan, Some(e)) => VerifyError::NoUriSan {
+            expected: e.to_string(),
         },
+        (v, _) => VerifyError::Svid(v),
     })?;
-    match expected {
-        ExpectedIdentity::SpiffeId(want) if &id != want => Err(VerifyError::SpiffeIdMismatch {
-            presented: id.to_string(),
-            expected: want.to_string(),
-        }),
-        ExpectedIdentity::TrustDomain(td) if id.trust_domain() != td => {
+    match (expected, id) {
+        (Some(ExpectedIdentity::SpiffeId(want)), Some(id)) if &id != want => {
+            Err(VerifyError::SpiffeIdMismatch {
+                presented: id.to_string(),
+                expected: want.to_string(),
+            })
+        }
+        (Some(ExpectedIdentity::TrustDomain(td)), Some(id)) if id.trust_domain() != td => {
             Err(VerifyError::TrustDomainMismatch {
                 presented: id.to_string(),
                 expected: td.to_string(),
             })
         }
-        _ => Ok(id),
+        (_, id) => Ok(id),
     }
 }
 

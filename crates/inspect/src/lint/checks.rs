@@ -1,10 +1,18 @@
 //! The checks: one certificate against the leaf or the signing-certificate profile.
+//!
+//! The X509-SVID rules come from `pki::svid` and the RFC 5280 profile checks from
+//! `pki::rfc5280`, the code `mtls-inspect verify` and the services use; this file maps their
+//! violations to lint rule ids and adds the checks only lint makes (serials, lifetimes, EKU,
+//! the issuance policy's key and signature choices).
 
 use anyhow::Result;
+use pki::rfc5280::Rfc5280Violation;
+use pki::svid::{SvidRules, SvidViolation};
 use time::Duration;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use super::issuers::IssuerIndex;
 use super::rules::*;
 use super::Report;
 use crate::model::cert::significant_bits;
@@ -30,28 +38,29 @@ pub enum ProfileChoice {
     Ca,
 }
 
-/// Lints one DER certificate. `issuers` are candidate issuer certificates (DER).
-pub fn lint_certificate(der: &[u8], issuers: &[Vec<u8>], policy: &Policy) -> Result<Report> {
+/// Lints one DER certificate. `issuers` indexes the candidate issuer certificates.
+pub fn lint_certificate(der: &[u8], issuers: &IssuerIndex, policy: &Policy) -> Result<Report> {
     let (_, cert) = X509Certificate::from_der(der)
         .map_err(|e| anyhow::anyhow!("cannot parse the certificate: {e}"))?;
     let mut f = Vec::new();
 
     let mut is_ca = false;
     let mut bc_present = false;
-    let mut ku = None;
     let mut eku = None;
-    let mut san = None;
-    let mut aki = false;
+    let mut uris = Vec::new();
     for ext in cert.extensions() {
         match ext.parsed_extension() {
             ParsedExtension::BasicConstraints(bc) => {
                 bc_present = true;
                 is_ca = bc.ca;
             }
-            ParsedExtension::KeyUsage(k) => ku = Some((ext.critical, *k)),
             ParsedExtension::ExtendedKeyUsage(e) => eku = Some(pki::verify::eku_names(e)),
-            ParsedExtension::SubjectAlternativeName(s) => san = Some((ext.critical, s.clone())),
-            ParsedExtension::AuthorityKeyIdentifier(_) => aki = true,
+            ParsedExtension::SubjectAlternativeName(s) => {
+                uris.extend(s.general_names.iter().filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::URI(u) => Some(u.to_string()),
+                    _ => None,
+                }))
+            }
             _ => {}
         }
         let oid = ext.oid.to_id_string();
@@ -63,18 +72,6 @@ pub fn lint_certificate(der: &[u8], issuers: &[Vec<u8>], policy: &Policy) -> Res
             ));
         }
     }
-    let uris: Vec<String> = san
-        .as_ref()
-        .map(|(_, s)| {
-            s.general_names
-                .iter()
-                .filter_map(|n| match n {
-                    x509_parser::extensions::GeneralName::URI(u) => Some(u.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
 
     // X.509 basics.
     if cert.version().0 != 2 {
@@ -96,39 +93,15 @@ pub fn lint_certificate(der: &[u8], issuers: &[Vec<u8>], policy: &Policy) -> Res
         ));
     }
     serial_findings(cert.tbs_certificate.raw_serial(), &mut f);
-    let self_issued = cert.subject().as_raw() == cert.issuer().as_raw();
-    if !self_issued && !aki {
-        f.push(Finding::new(
-            AUTHORITY_KEY_ID,
-            "the certificate has no authorityKeyIdentifier, so its issuer is found by name only",
-        ));
-    }
-    if cert.subject().as_raw().len() <= 2 {
-        match &san {
-            Some((false, _)) => f.push(Finding::new(
-                SAN_CRITICAL_EMPTY_SUBJECT,
-                "the subject is empty and subjectAltName is not critical",
-            )),
-            None => f.push(Finding::new(
-                SAN_CRITICAL_EMPTY_SUBJECT,
-                "the subject is empty and there is no subjectAltName",
-            )),
-            _ => {}
-        }
-    }
 
-    // Key usage: both profiles need it present and critical.
-    match ku {
-        None => f.push(Finding::new(
-            KEY_USAGE_PRESENT,
-            "the certificate has no keyUsage extension",
-        )),
-        Some((false, _)) => f.push(Finding::new(
-            KEY_USAGE_CRITICAL,
-            "keyUsage is not marked critical",
-        )),
-        _ => {}
+    // The RFC 5280 profile checks shared with `verify --strict`.
+    let self_issued = cert.subject().as_raw() == cert.issuer().as_raw();
+    let mut rfc = Vec::new();
+    if !self_issued {
+        rfc.extend(pki::rfc5280::authority_key_id(&cert));
     }
+    rfc.extend(pki::rfc5280::san_criticality(&cert));
+    rfc.extend(pki::rfc5280::dns_names(&cert));
 
     // Profile-specific rules.
     // A CA:TRUE certificate with a workload SPIFFE ID and a TLS EKU is a leaf marked CA by
@@ -143,28 +116,30 @@ pub fn lint_certificate(der: &[u8], issuers: &[Vec<u8>], policy: &Policy) -> Res
         ProfileChoice::Ca => true,
     };
     if as_ca {
-        if !is_ca {
-            f.push(Finding::new(
-                CA_TRUE,
-                "the certificate is linted as a CA but has no basicConstraints CA:TRUE",
-            ));
+        rfc.extend(pki::rfc5280::subject_key_id(&cert));
+        for v in pki::svid::signing_violations(&cert) {
+            f.push(Finding::new(svid_rule(&v), v.to_string()));
         }
-        ca_rules(&uris, ku.map(|(_, k)| k), &mut f);
     } else {
-        if is_ca {
-            f.push(Finding::new(
-                LEAF_CA_FALSE,
-                "basicConstraints is CA:TRUE on a certificate linted as a leaf",
-            ));
+        // Lint judges every leaf as an X509-SVID, with or without a SPIFFE ID.
+        let findings = SvidRules::requiring_spiffe_id().violations(&cert);
+        for v in &findings.violations {
+            f.push(Finding::new(svid_rule(v), v.to_string()));
         }
-        leaf_rules(
-            &uris,
-            ku.map(|(_, k)| k),
-            eku.as_deref(),
-            bc_present,
-            policy,
-            &mut f,
-        );
+        if let (Some(id), Some(td)) = (&findings.spiffe_id, &policy.trust_domain) {
+            if id.trust_domain() != td {
+                f.push(Finding::new(
+                    TRUST_DOMAIN,
+                    format!("{id} is not in trust domain {td}"),
+                ));
+            }
+        }
+        leaf_rules(eku.as_deref(), bc_present, &mut f);
+    }
+    for v in rfc {
+        if let Some(rule) = rfc5280_rule(&v) {
+            f.push(Finding::new(rule, format!("the certificate {v}")));
+        }
     }
 
     // Keys and signatures.
@@ -183,7 +158,7 @@ pub fn lint_certificate(der: &[u8], issuers: &[Vec<u8>], policy: &Policy) -> Res
             format!("the CA key is {}", key.describe()),
         ));
     }
-    signature_findings(&cert, der, issuers, self_issued, &mut f);
+    signature_findings(&cert, issuers, self_issued, &mut f);
 
     // Lifetime.
     let lifetime = na - nb;
@@ -213,75 +188,51 @@ pub fn lint_certificate(der: &[u8], issuers: &[Vec<u8>], policy: &Policy) -> Res
     })
 }
 
-fn leaf_rules(
-    uris: &[String],
-    ku: Option<x509_parser::extensions::KeyUsage>,
-    eku: Option<&[String]>,
-    bc_present: bool,
-    policy: &Policy,
-    f: &mut Vec<Finding>,
-) {
+/// The lint rule of an X509-SVID violation found by `pki::svid`.
+fn svid_rule(v: &SvidViolation) -> Rule {
+    match v {
+        SvidViolation::NoUriSan | SvidViolation::MultipleUriSans { .. } => URI_SAN_COUNT,
+        SvidViolation::InvalidSpiffeId { .. } => SPIFFE_ID_SYNTAX,
+        SvidViolation::CaLeaf => LEAF_CA_FALSE,
+        SvidViolation::KeyUsageMissing => KEY_USAGE_PRESENT,
+        SvidViolation::KeyUsageNotCritical => KEY_USAGE_CRITICAL,
+        SvidViolation::NoDigitalSignature { .. } => LEAF_DIGITAL_SIGNATURE,
+        SvidViolation::CaKeyUsage { .. } => LEAF_NO_CERT_SIGN,
+        SvidViolation::SigningIdHasPath { .. } => CA_URI_SAN,
+        SvidViolation::SigningNotCa => CA_TRUE,
+        SvidViolation::SigningNoKeyCertSign { .. } => CA_KEY_CERT_SIGN,
+        SvidViolation::DuplicateExtension { .. } => DUPLICATE_EXTENSION,
+    }
+}
+
+/// The lint rule of an RFC 5280 violation found by `pki::rfc5280`; None for the ones another
+/// rule already reports (a critical key identifier is an unknown critical extension to the
+/// verifier) or that concern trust anchors only (`verify --strict` checks those).
+fn rfc5280_rule(v: &Rfc5280Violation) -> Option<Rule> {
+    Some(match v {
+        Rfc5280Violation::AkiMissing => AUTHORITY_KEY_ID,
+        Rfc5280Violation::SkiMissing => SUBJECT_KEY_ID,
+        Rfc5280Violation::SanNotCriticalWithEmptySubject
+        | Rfc5280Violation::SanMissingWithEmptySubject => SAN_CRITICAL_EMPTY_SUBJECT,
+        Rfc5280Violation::SanCriticalWithSubject => SAN_NONCRITICAL_WITH_SUBJECT,
+        Rfc5280Violation::InvalidDnsName { .. } => DNS_NAME_SYNTAX,
+        Rfc5280Violation::AkiCritical | Rfc5280Violation::SkiCritical => return None,
+        Rfc5280Violation::RootSelfSignature { .. }
+        | Rfc5280Violation::RootNotCa
+        | Rfc5280Violation::RootKeyUsageMissing
+        | Rfc5280Violation::RootNoKeyCertSign { .. }
+        | Rfc5280Violation::RootExpired { .. }
+        | Rfc5280Violation::RootNotYetValid { .. } => return None,
+    })
+}
+
+/// The leaf rules only lint makes: an explicit basicConstraints and the TLS EKUs.
+fn leaf_rules(eku: Option<&[String]>, bc_present: bool, f: &mut Vec<Finding>) {
     if !bc_present {
         f.push(Finding::new(
             LEAF_BASIC_CONSTRAINTS,
             "basicConstraints is absent (not a CA by default, but not explicit)",
         ));
-    }
-    match uris {
-        [one] => match pki::SpiffeId::parse(one) {
-            Ok(id) => {
-                if let Some(td) = &policy.trust_domain {
-                    if id.trust_domain() != td {
-                        f.push(Finding::new(
-                            TRUST_DOMAIN,
-                            format!("{id} is not in trust domain {td}"),
-                        ));
-                    }
-                }
-            }
-            Err(e) => f.push(Finding::new(
-                SPIFFE_ID_SYNTAX,
-                match e {
-                    pki::PkiError::SpiffeId { id, reason } => {
-                        format!("{id} is not a SPIFFE ID: {reason}")
-                    }
-                    other => other.to_string(),
-                },
-            )),
-        },
-        [] => f.push(Finding::new(
-            URI_SAN_COUNT,
-            "the certificate has no URI SAN",
-        )),
-        many => f.push(Finding::new(
-            URI_SAN_COUNT,
-            format!(
-                "the certificate has {} URI SANs [{}]",
-                many.len(),
-                many.join(", ")
-            ),
-        )),
-    }
-    if let Some(ku) = ku {
-        if !ku.digital_signature() {
-            f.push(Finding::new(
-                LEAF_DIGITAL_SIGNATURE,
-                "keyUsage lacks digitalSignature",
-            ));
-        }
-        let mut bad = Vec::new();
-        if ku.key_cert_sign() {
-            bad.push("keyCertSign");
-        }
-        if ku.crl_sign() {
-            bad.push("cRLSign");
-        }
-        if !bad.is_empty() {
-            f.push(Finding::new(
-                LEAF_NO_CERT_SIGN,
-                format!("keyUsage of a leaf has {}", bad.join(" and ")),
-            ));
-        }
     }
     match eku {
         None => f.push(Finding::new(
@@ -318,28 +269,6 @@ fn leaf_rules(
     }
 }
 
-fn ca_rules(uris: &[String], ku: Option<x509_parser::extensions::KeyUsage>, f: &mut Vec<Finding>) {
-    if let Some(ku) = ku {
-        if !ku.key_cert_sign() {
-            f.push(Finding::new(
-                CA_KEY_CERT_SIGN,
-                "keyUsage of a CA lacks keyCertSign",
-            ));
-        }
-    }
-    for uri in uris {
-        let ok = uri
-            .strip_prefix("spiffe://")
-            .is_some_and(|td| pki::TrustDomain::parse(td).is_ok());
-        if !ok {
-            f.push(Finding::new(
-                CA_URI_SAN,
-                format!("URI SAN {uri} is not a trust domain ID (spiffe://<trust domain>)"),
-            ));
-        }
-    }
-}
-
 fn serial_findings(raw: &[u8], f: &mut Vec<Finding>) {
     if raw.first().is_some_and(|b| b & 0x80 != 0) {
         f.push(Finding::new(SERIAL_FORMAT, "the serial is negative"));
@@ -372,8 +301,7 @@ fn serial_findings(raw: &[u8], f: &mut Vec<Finding>) {
 
 fn signature_findings(
     cert: &X509Certificate<'_>,
-    der: &[u8],
-    issuers: &[Vec<u8>],
+    issuers: &IssuerIndex,
     self_issued: bool,
     f: &mut Vec<Finding>,
 ) {
@@ -387,20 +315,11 @@ fn signature_findings(
         return;
     }
     // The issuer's key: the certificate's own for a self-issued one, else a candidate whose
-    // subject is our issuer and whose key verifies our signature.
+    // subject is our issuer and whose key verifies our signature (one hash lookup).
     let issuer_curve = if self_issued {
         crate::model::key::KeyView::of(cert.public_key()).curve
     } else {
-        issuers.iter().find_map(|cand| {
-            let (_, c) = X509Certificate::from_der(cand).ok()?;
-            if c.subject().as_raw() != cert.issuer().as_raw() {
-                return None;
-            }
-            if pki::verify::signature_verifies(der, c.public_key().raw) != Some(true) {
-                return None;
-            }
-            crate::model::key::KeyView::of(c.public_key()).curve
-        })
+        issuers.issuer_curve(cert)
     };
     if issuer_curve.as_deref() == Some("P-384") && sig_name != "ecdsa-with-SHA384" {
         f.push(Finding::new(

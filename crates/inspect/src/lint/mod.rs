@@ -3,9 +3,11 @@
 //! Every finding names a rule from [`RULES`] (stable ids: never renamed or reused), a severity
 //! and a one-line fix. A certificate with basicConstraints CA:TRUE is checked against the
 //! signing-certificate profile, anything else against the leaf profile (see [`ProfileChoice`]).
-//! `rules.rs` holds the rule table, `checks.rs` the checks, this file the command.
+//! `rules.rs` holds the rule table, `checks.rs` the checks, `issuers.rs` the issuer index
+//! that keeps lint linear in the number of certificates, this file the command.
 
 mod checks;
+mod issuers;
 mod rules;
 
 use std::io::Write;
@@ -15,9 +17,10 @@ use serde::Serialize;
 use time::Duration;
 
 pub use checks::{lint_certificate, Policy, ProfileChoice};
+pub use issuers::{IndexStats, IssuerIndex};
 pub use rules::{Finding, Rule, Severity, RULES};
 
-use crate::input::{self, Kind};
+use crate::input::{self, Kind, Object};
 use crate::render_json::{self, InputError, LINT_SCHEMA};
 use crate::{Exit, Format};
 
@@ -101,16 +104,7 @@ pub fn run(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             }),
         }
     }
-    // Certificates of the inputs may issue each other (a chain file), besides --issuer.
-    let mut candidates = issuers;
-    candidates.extend(certs.iter().map(|c| c.der.clone()));
-    let mut reports = Vec::new();
-    for obj in &certs {
-        let mut report = lint_certificate(&obj.der, &candidates, &policy)?;
-        report.file = obj.source.clone();
-        report.index = obj.index;
-        reports.push(report);
-    }
+    let (reports, _) = lint_all(&certs, &issuers, &policy)?;
     let mut summary = Summary {
         certificates: reports.len(),
         ..Summary::default()
@@ -147,6 +141,30 @@ pub fn run(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     } else {
         Exit::Success
     })
+}
+
+/// Lints `certs`, with `issuers` and the certificates themselves as candidate issuers (a chain
+/// file lints as a whole). Each certificate is parsed once to be linted and once as a
+/// candidate, and each finds its issuer by a hash lookup: the work is linear in the input.
+pub fn lint_all(
+    certs: &[Object],
+    issuers: &[Vec<u8>],
+    policy: &Policy,
+) -> Result<(Vec<Report>, IndexStats)> {
+    let index = IssuerIndex::new(
+        issuers
+            .iter()
+            .map(Vec::as_slice)
+            .chain(certs.iter().map(|c| c.der.as_slice())),
+    );
+    let mut reports = Vec::with_capacity(certs.len());
+    for obj in certs {
+        let mut report = lint_certificate(&obj.der, &index, policy)?;
+        report.file = obj.source.clone();
+        report.index = obj.index;
+        reports.push(report);
+    }
+    Ok((reports, index.stats()))
 }
 
 fn text(reports: &[Report], summary: &Summary) -> String {

@@ -39,7 +39,7 @@ macro_rules! rules {
 
 rules! {
     URI_SAN_COUNT = "svid-uri-san-count", Error,
-        "a leaf X509-SVID has exactly one URI SAN",
+        "a leaf X509-SVID has exactly one URI SAN, and no certificate has more than one",
         "issue the certificate with exactly one URI SAN: the SPIFFE ID";
     SPIFFE_ID_SYNTAX = "svid-spiffe-id-syntax", Error,
         "the URI SAN is a valid SPIFFE ID",
@@ -83,8 +83,8 @@ rules! {
     CA_KEY_CERT_SIGN = "svid-ca-key-cert-sign", Error,
         "a signing certificate's keyUsage has keyCertSign",
         "set keyUsage keyCertSign (and cRLSign to sign CRLs)";
-    CA_URI_SAN = "svid-ca-uri-san", Warning,
-        "a signing certificate's URI SAN, if any, is a trust domain ID without a path",
+    CA_URI_SAN = "svid-ca-uri-san", Error,
+        "a signing certificate's SPIFFE ID, if any, is the trust domain ID: it must not have a path",
         "use spiffe://<trust domain> or no URI SAN on CA certificates";
     ECDSA_KEY = "mesh-ecdsa-key", Error,
         "the key is ECDSA on P-256, P-384 or P-521",
@@ -117,8 +117,20 @@ rules! {
         "no extension unknown to the verifier is marked critical",
         "drop the extension or mark it non-critical; verifiers reject unknown critical extensions";
     AUTHORITY_KEY_ID = "x509-authority-key-id", Warning,
-        "a certificate that is not self-issued has an authorityKeyIdentifier",
+        "a certificate that is not self-issued has an authorityKeyIdentifier (RFC 5280 4.2.1.1)",
         "add authorityKeyIdentifier (rcgen: use_authority_key_identifier_extension)";
+    SUBJECT_KEY_ID = "x509-subject-key-id", Error,
+        "a CA certificate has a subjectKeyIdentifier (RFC 5280 4.2.1.2)",
+        "add subjectKeyIdentifier (OpenSSL: subjectKeyIdentifier=hash; rcgen adds it)";
+    SAN_NONCRITICAL_WITH_SUBJECT = "x509-san-noncritical-with-subject", Warning,
+        "subjectAltName is not critical when the subject is not empty (RFC 5280 4.2.1.6)",
+        "mark subjectAltName non-critical";
+    DNS_NAME_SYNTAX = "x509-dns-name-syntax", Error,
+        "every DNS SAN is a host name: letters, digits and hyphens, a leading *. allowed (RFC 5280 4.2.1.6)",
+        "use host names without underscores, spaces or empty labels";
+    DUPLICATE_EXTENSION = "x509-duplicate-extension", Error,
+        "no extension appears twice (RFC 5280 4.2)",
+        "issue the certificate with each extension once";
 }
 
 /// One violation of a rule by one certificate.

@@ -89,20 +89,7 @@ impl CrlView {
     }
 }
 
-/// RFC 5280 CRLReason names.
+/// The RFC 5280 name of a CRLReason code, from the one table in `pki::crl`.
 fn reason_name(code: u8) -> String {
-    match code {
-        0 => "unspecified",
-        1 => "keyCompromise",
-        2 => "cACompromise",
-        3 => "affiliationChanged",
-        4 => "superseded",
-        5 => "cessationOfOperation",
-        6 => "certificateHold",
-        8 => "removeFromCRL",
-        9 => "privilegeWithdrawn",
-        10 => "aACompromise",
-        other => return format!("reason {other}"),
-    }
-    .to_string()
+    pki::crl::reason_name(code).map_or_else(|| format!("reason {code}"), str::to_string)
 }

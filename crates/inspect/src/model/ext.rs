@@ -1,7 +1,7 @@
 //! X.509 extensions as name, criticality and readable values; unknown ones by OID.
 
 use x509_parser::extensions::{
-    AccessDescription, DistributionPointName, GeneralName, KeyUsage, ParsedExtension, X509Extension,
+    AccessDescription, DistributionPointName, GeneralName, ParsedExtension, X509Extension,
 };
 
 use crate::names::{self, colon_upper, general_name, short_hex};
@@ -159,24 +159,8 @@ fn values(ext: &X509Extension<'_>) -> Vec<String> {
     }
 }
 
-/// keyUsage bits by their RFC 5280 names.
-pub fn key_usage_names(ku: &KeyUsage) -> Vec<String> {
-    [
-        (ku.digital_signature(), "digitalSignature"),
-        (ku.non_repudiation(), "nonRepudiation"),
-        (ku.key_encipherment(), "keyEncipherment"),
-        (ku.data_encipherment(), "dataEncipherment"),
-        (ku.key_agreement(), "keyAgreement"),
-        (ku.key_cert_sign(), "keyCertSign"),
-        (ku.crl_sign(), "cRLSign"),
-        (ku.encipher_only(), "encipherOnly"),
-        (ku.decipher_only(), "decipherOnly"),
-    ]
-    .into_iter()
-    .filter(|(set, _)| *set)
-    .map(|(_, n)| n.to_string())
-    .collect()
-}
+/// keyUsage bits by their RFC 5280 names (the list of `pki::certinfo`).
+pub use pki::certinfo::key_usage_names;
 
 fn distribution_point_names(name: &DistributionPointName<'_>) -> Vec<String> {
     match name {

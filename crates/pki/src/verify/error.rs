@@ -3,6 +3,11 @@
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::crl::CrlError;
+use crate::rfc5280::Rfc5280Violation;
+use crate::sigalg::AlgorithmPolicy;
+use crate::svid::SvidViolation;
+
 /// Why a certificate is not valid, worded with expected and presented values.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -31,6 +36,18 @@ pub enum VerifyError {
     BadSignature { subject: String, issuer: String },
     #[error("{subject} is signed with {algorithm}, which the verifier does not accept for its issuer's key")]
     UnsupportedSignature { subject: String, algorithm: String },
+    #[error("{subject} is signed with {algorithm} by {key}, which the {policy} algorithm policy does not allow (it accepts {})", .policy.describe())]
+    AlgorithmNotAllowed {
+        subject: String,
+        algorithm: String,
+        key: String,
+        policy: AlgorithmPolicy,
+    },
+    #[error("certificate has {key}; under the {policy} algorithm policy an end-entity key must be ECDSA on P-256, P-384 or P-521 (the services sign handshakes with ECDSA only)")]
+    EndEntityKeyNotAllowed {
+        key: String,
+        policy: AlgorithmPolicy,
+    },
     #[error("certificate is a CA (CA:TRUE) and cannot be used as a leaf")]
     CaUsedAsLeaf { subject: String },
     #[error("{subject} issues another certificate of the chain but is not a CA (basicConstraints CA:TRUE is missing)")]
@@ -82,10 +99,9 @@ pub enum VerifyError {
     },
     #[error("certificate has no URI SAN, so no SPIFFE ID; expected {expected}")]
     NoUriSan { expected: String },
-    #[error("certificate has {} URI SANs {}; an X509-SVID carries exactly one", .uris.len(), list(.uris))]
-    MultipleUriSans { uris: Vec<String> },
-    #[error("URI SAN {uri} is not a valid SPIFFE ID: {reason}")]
-    InvalidSpiffeId { uri: String, reason: String },
+    /// The X509-SVID rule set (`pki::svid`) refused the end-entity certificate.
+    #[error(transparent)]
+    Svid(#[from] SvidViolation),
     #[error("certificate is valid for {presented}, not {expected}")]
     SpiffeIdMismatch { presented: String, expected: String },
     #[error("certificate is valid for {presented}, which is not in trust domain {expected}")]
@@ -94,6 +110,21 @@ pub enum VerifyError {
     NameConstraint { subject: String },
     #[error("{who} has a critical extension the verifier does not understand{}", oid_suffix(.oids))]
     UnsupportedCriticalExtension { who: String, oids: Vec<String> },
+    /// A CRL given to the trust store was refused by the rules of `pki::crl`.
+    #[error("{crl} is refused: {error}")]
+    Crl { crl: String, error: CrlError },
+    /// A strict RFC 5280 check (`TrustStore::strict`) failed for a certificate of the path.
+    #[error("{who} {violation}")]
+    Strict {
+        who: String,
+        violation: Rfc5280Violation,
+    },
+    #[error("the verification time {} is outside the range the verifier can represent ({} to {})", rfc3339(.time), rfc3339(.earliest), rfc3339(.latest))]
+    TimeOutOfRange {
+        time: OffsetDateTime,
+        earliest: OffsetDateTime,
+        latest: OffsetDateTime,
+    },
     #[error("path validation failed: {detail}")]
     Other { detail: String },
 }
@@ -110,6 +141,8 @@ impl VerifyError {
             VerifyError::UnknownIssuer { .. } => "unknown_issuer",
             VerifyError::BadSignature { .. } => "bad_signature",
             VerifyError::UnsupportedSignature { .. } => "unsupported_signature",
+            VerifyError::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
+            VerifyError::EndEntityKeyNotAllowed { .. } => "key_algorithm_not_allowed",
             VerifyError::CaUsedAsLeaf { .. } => "ca_used_as_leaf",
             VerifyError::NotACa { .. } => "issuer_not_ca",
             VerifyError::PathLen { .. } => "path_len_exceeded",
@@ -124,12 +157,14 @@ impl VerifyError {
             VerifyError::InvalidHostname { .. } => "invalid_hostname",
             VerifyError::HostnameMismatch { .. } => "hostname_mismatch",
             VerifyError::NoUriSan { .. } => "no_uri_san",
-            VerifyError::MultipleUriSans { .. } => "multiple_uri_sans",
-            VerifyError::InvalidSpiffeId { .. } => "invalid_spiffe_id",
+            VerifyError::Svid(v) => v.code(),
             VerifyError::SpiffeIdMismatch { .. } => "spiffe_id_mismatch",
             VerifyError::TrustDomainMismatch { .. } => "trust_domain_mismatch",
             VerifyError::NameConstraint { .. } => "name_constraint",
             VerifyError::UnsupportedCriticalExtension { .. } => "unsupported_critical_extension",
+            VerifyError::Crl { error, .. } => error.code(),
+            VerifyError::Strict { violation, .. } => violation.code(),
+            VerifyError::TimeOutOfRange { .. } => "time_out_of_range",
             VerifyError::Other { .. } => "other",
         }
     }

@@ -6,9 +6,10 @@ use time::OffsetDateTime;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::signature::{signature_algorithm_name, signature_verifies, ACCEPTED_SIGNATURE_OIDS};
+use super::signature::{signature_algorithm_name, signature_verifies};
 use super::{from_unix, malformed, webpki_reason, Crl, Purpose, TrustStore, VerifyError};
 use crate::certinfo::{colon_hex, CertInfo};
+use crate::sigalg::{self, AlgorithmError, KeyKind};
 
 /// A certificate of the presented chain, parsed for explanations.
 struct Parsed {
@@ -320,16 +321,45 @@ impl<'s> Context<'s> {
         }
     }
 
+    /// Finds the first link whose signature algorithm the store's policy refuses for its
+    /// issuer's key, and says whether the policy or the pairing is at fault.
     fn unsupported_signature(&self) -> VerifyError {
+        let policy = self.store.options.algorithms;
         let chain = self.name_chain();
-        for child in &chain {
-            if let Ok((_, c)) = X509Certificate::from_der(&child.der) {
-                let oid = c.signature_algorithm.algorithm.to_id_string();
-                if !ACCEPTED_SIGNATURE_OIDS.contains(&oid.as_str()) {
+        for (i, child) in chain.iter().enumerate() {
+            let Ok((_, c)) = X509Certificate::from_der(&child.der) else {
+                continue;
+            };
+            let oid = c.signature_algorithm.algorithm.to_id_string();
+            let issuer_spki = match chain.get(i + 1) {
+                Some(parent) => X509Certificate::from_der(&parent.der)
+                    .ok()
+                    .map(|(_, p)| p.public_key().raw.to_vec()),
+                None => self
+                    .store
+                    .roots
+                    .iter()
+                    .find(|r| r.raw_subject == child.raw_issuer)
+                    .map(|r| r.spki.clone()),
+            };
+            let Some(key) = issuer_spki.as_deref().and_then(KeyKind::of_der) else {
+                continue;
+            };
+            match sigalg::verification_algorithm(&oid, &key, policy) {
+                Ok(_) => continue,
+                Err(AlgorithmError::NotAllowed { .. }) => {
+                    return VerifyError::AlgorithmNotAllowed {
+                        subject: child.subject.clone(),
+                        algorithm: signature_algorithm_name(&oid),
+                        key: key.to_string(),
+                        policy,
+                    }
+                }
+                Err(_) => {
                     return VerifyError::UnsupportedSignature {
                         subject: child.subject.clone(),
                         algorithm: signature_algorithm_name(&oid),
-                    };
+                    }
                 }
             }
         }
@@ -411,19 +441,8 @@ impl<'s> Context<'s> {
     }
 }
 
+/// The RFC 5280 name of a webpki reason, from the one table in `crl.rs`.
 fn reason_name(r: webpki::RevocationReason) -> String {
-    use webpki::RevocationReason as R;
-    match r {
-        R::Unspecified => "unspecified",
-        R::KeyCompromise => "keyCompromise",
-        R::CaCompromise => "cACompromise",
-        R::AffiliationChanged => "affiliationChanged",
-        R::Superseded => "superseded",
-        R::CessationOfOperation => "cessationOfOperation",
-        R::CertificateHold => "certificateHold",
-        R::RemoveFromCrl => "removeFromCRL",
-        R::PrivilegeWithdrawn => "privilegeWithdrawn",
-        R::AaCompromise => "aACompromise",
-    }
-    .to_string()
+    let code = r as u8;
+    crate::crl::reason_name(code).map_or_else(|| format!("reason {code}"), str::to_string)
 }

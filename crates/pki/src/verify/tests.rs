@@ -4,9 +4,11 @@
 
 use super::*;
 use crate::certinfo::colon_hex;
+use crate::crl::CrlError;
 use crate::crl::{sign_crl, RevokedEntry};
 use crate::policy::{IssuancePolicy, LeafRequest};
 use crate::root::CaMaterial;
+use crate::svid::SvidViolation;
 use crate::{keys, Curve};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
@@ -488,7 +490,10 @@ fn spiffe_rule_needs_exactly_one_valid_uri_san() {
         SanType::URI("spiffe://mesh.local/service/other".try_into().unwrap()),
     ];
     let (e, msg) = err(&sign(p, ca.issuer()), &[], &[&ca], &[], &o);
-    assert!(matches!(e, VerifyError::MultipleUriSans { .. }), "{e:?}");
+    assert!(
+        matches!(e, VerifyError::Svid(SvidViolation::MultipleUriSans { .. })),
+        "{e:?}"
+    );
     assert_eq!(msg, "certificate has 2 URI SANs [spiffe://mesh.local/service/api, spiffe://mesh.local/service/other]; an X509-SVID carries exactly one");
 
     let mut p = params("bad id");
@@ -496,14 +501,34 @@ fn spiffe_rule_needs_exactly_one_valid_uri_san() {
         "spiffe://Mesh.local/service/api".try_into().unwrap(),
     )];
     let (e, msg) = err(&sign(p, ca.issuer()), &[], &[&ca], &[], &o);
-    assert!(matches!(e, VerifyError::InvalidSpiffeId { .. }), "{e:?}");
+    assert!(
+        matches!(e, VerifyError::Svid(SvidViolation::InvalidSpiffeId { .. })),
+        "{e:?}"
+    );
     assert_eq!(msg, "URI SAN spiffe://Mesh.local/service/api is not a valid SPIFFE ID: the trust domain must be lowercase (found 'M')");
 
-    // Without an expected identity the SPIFFE rule is not applied, and no ID is reported.
+    // Without an expected identity the rule still applies to a certificate that carries a
+    // SPIFFE ID: a spiffe:// URI next to an https:// one is refused (the services and
+    // `mtls-inspect verify` used to accept it).
     let mut p = params("two uris");
     p.subject_alt_names = vec![
         SanType::URI("spiffe://mesh.local/a".try_into().unwrap()),
         SanType::URI("https://example.com/".try_into().unwrap()),
+    ];
+    let (e, msg) = err(
+        &sign(p, ca.issuer()),
+        &[],
+        &[&ca],
+        &[],
+        &opts(Purpose::Server),
+    );
+    assert_eq!(e.code(), "multiple_uri_sans");
+    assert_eq!(msg, "certificate has 2 URI SANs [spiffe://mesh.local/a, https://example.com/]; an X509-SVID carries exactly one");
+    // Two URIs and no SPIFFE ID: a plain Web PKI certificate, accepted without an identity.
+    let mut p = params("plain");
+    p.subject_alt_names = vec![
+        SanType::URI("https://a.example/".try_into().unwrap()),
+        SanType::URI("https://b.example/".try_into().unwrap()),
     ];
     let v = check(
         &sign(p, ca.issuer()),
@@ -608,11 +633,21 @@ fn stale_crl_is_rejected_unless_allowed() {
 fn crl_signed_by_another_key_is_rejected() {
     let ca = root("Root A");
     let impostor = root("Root A");
-    let l = leaf(&ca);
     let list = crl(&impostor, &[], T0 + Duration::hours(1));
-    let (e, msg) = err(&l, &[], &[&ca], &[list], &opts(Purpose::Server));
-    assert!(matches!(e, VerifyError::CrlSignature { .. }), "{e:?}");
-    assert_eq!(msg, "the signature on the CRL from O=mtls-mesh, CN=Root A does not verify with that issuer's key");
+    // Refused when the store is built, before any certificate is looked at.
+    let e = TrustStore::new(&[ca.cert_der().clone()], &[list]).unwrap_err();
+    assert_eq!(e.code(), "crl_signature");
+    assert!(
+        e.to_string().starts_with(
+            "CRL #1 is refused: the signature on the CRL from O=mtls-mesh, CN=Root A does not \
+             verify with an EC P-384 key of the issuer certificate (SHA-256 "
+        ),
+        "{e}"
+    );
+    assert!(
+        matches!(&e, VerifyError::Crl { error: CrlError::BadSignature { fingerprint, .. }, .. } if *fingerprint == ca.fingerprint()),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -695,8 +730,13 @@ fn malformed_inputs_are_named() {
     let e = verify_chain(&leaf(&ca), &[], &roots, &[] as &[Vec<u8>], &o).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "cannot parse the verification time: it is before 1970"
+        "the verification time 1960-01-01T00:00:00Z is outside the range the verifier can \
+         represent (1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z)"
     );
+    assert_eq!(e.code(), "time_out_of_range");
+    assert!(check_time(datetime!(1970-01-01 0:00 UTC)).is_ok());
+    assert!(check_time(LATEST_TIME).is_ok());
+    assert!(check_time(datetime!(0001-01-01 0:00 UTC)).is_err());
 }
 
 #[test]
@@ -737,4 +777,297 @@ fn signature_check_helper() {
     assert_eq!(signature_verifies(&l, &spki(&ca)), Some(true));
     assert_eq!(signature_verifies(&l, &spki(&other)), Some(false));
     assert_eq!(signature_verifies(b"x", &spki(&ca)), None);
+}
+
+fn strict_store(roots: &[&CaMaterial]) -> TrustStore {
+    let roots: Vec<_> = roots.iter().map(|r| r.cert_der().clone()).collect();
+    TrustStore::with_options(
+        &roots,
+        &[] as &[Vec<u8>],
+        TrustOptions {
+            strict: true,
+            ..TrustOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn strict_mode_accepts_what_our_ca_issues() {
+    let ca = root("Root A");
+    let v = strict_store(&[&ca])
+        .verify(&leaf(&ca), &[], &opts(Purpose::Client))
+        .unwrap();
+    assert_eq!(v.chain.len(), 2);
+}
+
+#[test]
+fn strict_mode_checks_key_identifiers_san_criticality_and_dns_names() {
+    let ca = root("Root A");
+    let store = strict_store(&[&ca]);
+    let strict_err = |p: CertificateParams| {
+        let l = sign(p, ca.issuer());
+        // The default (the services' rules) accepts every one of these.
+        check(&l, &[], &[&ca], &[], &opts(Purpose::Client)).unwrap();
+        store.verify(&l, &[], &opts(Purpose::Client)).unwrap_err()
+    };
+
+    // params() makes no authorityKeyIdentifier.
+    let e = strict_err(params("no aki"));
+    assert_eq!(e.code(), "aki_missing");
+    assert_eq!(e.to_string(), "certificate has no authorityKeyIdentifier; RFC 5280 4.2.1.1 requires it on every certificate but a self-signed root");
+
+    let with_aki = |cn: &str| {
+        let mut p = params(cn);
+        p.use_authority_key_identifier_extension = true;
+        p
+    };
+    let mut p = with_aki("underscore");
+    p.subject_alt_names
+        .push(SanType::DnsName("my_host.example".try_into().unwrap()));
+    let e = strict_err(p);
+    assert_eq!(e.code(), "invalid_dns_name");
+    assert_eq!(
+        e.to_string(),
+        "certificate has the DNS SAN \"my_host.example\", which is not a valid host name: the \
+         character '_' is not allowed (letters, digits and hyphens only) (RFC 5280 4.2.1.6: the \
+         preferred name syntax, letters, digits and hyphens)"
+    );
+
+    // A critical SAN next to a non-empty subject (rcgen marks it critical only for an empty
+    // subject, so the SAN is written by hand).
+    let mut p = with_aki("critical san");
+    p.subject_alt_names = vec![];
+    let mut san = CustomExtension::from_oid_content(
+        &[2, 5, 29, 17],
+        // SEQUENCE { [6] "spiffe://mesh.local/service/api" }
+        [
+            &[0x30, 33, 0x86, 31][..],
+            b"spiffe://mesh.local/service/api",
+        ]
+        .concat(),
+    );
+    san.set_criticality(true);
+    p.custom_extensions = vec![san];
+    let e = strict_err(p);
+    assert_eq!(e.code(), "san_critical_with_subject");
+
+    // An empty subject with a non-critical SAN.
+    let mut p = with_aki("x");
+    p.distinguished_name = DistinguishedName::new();
+    p.subject_alt_names = vec![];
+    p.custom_extensions = vec![CustomExtension::from_oid_content(
+        &[2, 5, 29, 17],
+        [
+            &[0x30, 33, 0x86, 31][..],
+            b"spiffe://mesh.local/service/api",
+        ]
+        .concat(),
+    )];
+    let e = strict_err(p);
+    assert_eq!(e.code(), "san_not_critical_empty_subject");
+    assert!(
+        e.to_string().contains("RFC 5280 4.1.2.6 and 4.2.1.6"),
+        "{e}"
+    );
+}
+
+#[test]
+fn strict_mode_checks_intermediates_and_the_root() {
+    let ca = root("Root A");
+    // An intermediate without a subjectKeyIdentifier: rcgen writes one for every certificate
+    // with basicConstraints, so basicConstraints CA:TRUE is written by hand here.
+    let mut ip = ca_params("Int", None);
+    ip.use_authority_key_identifier_extension = true;
+    ip.is_ca = IsCa::NoCa;
+    let mut bc =
+        CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x03, 0x01, 0x01, 0xff]);
+    bc.set_criticality(true);
+    ip.custom_extensions = vec![bc];
+    let (int_der, int) = intermediate(ip, ca.issuer());
+    let mut lp = params("leaf");
+    lp.use_authority_key_identifier_extension = true;
+    let l = sign(lp, &int);
+    // Fine for the services' rules; strict mode names the intermediate.
+    check(
+        &l,
+        std::slice::from_ref(&int_der),
+        &[&ca],
+        &[],
+        &opts(Purpose::Client),
+    )
+    .unwrap();
+    let e = strict_store(&[&ca])
+        .verify(&l, &[cd(&int_der)], &opts(Purpose::Client))
+        .unwrap_err();
+    assert_eq!(e.code(), "ski_missing");
+    assert_eq!(e.to_string(), "intermediate certificate CN=Int is a CA certificate without subjectKeyIdentifier, which RFC 5280 4.2.1.2 requires");
+
+    // A root past its NotAfter: a warning by default, an error when strict.
+    let mut rp = ca_params("Old Root", None);
+    rp.not_after = T0 - Duration::minutes(1);
+    rp.not_before = T0 - Duration::days(10);
+    let root_key = keys::generate(Curve::P384).unwrap();
+    let root_der = rp.self_signed(&root_key).unwrap().der().clone();
+    let issuer = Issuer::new(rp, root_key);
+    let mut lp = params("leaf");
+    lp.use_authority_key_identifier_extension = true;
+    let l = sign(lp, &issuer);
+    let store = TrustStore::with_options(
+        std::slice::from_ref(&root_der),
+        &[] as &[Vec<u8>],
+        TrustOptions {
+            strict: true,
+            ..TrustOptions::default()
+        },
+    )
+    .unwrap();
+    let e = store.verify(&l, &[], &opts(Purpose::Any)).unwrap_err();
+    assert_eq!(e.code(), "root_expired");
+    assert_eq!(
+        e.to_string(),
+        "root CN=Old Root expired at 2026-03-01T11:59:00Z, checked at 2026-03-01T12:00:00Z (RFC 5280 4.1.2.5)"
+    );
+
+    // A root whose keyUsage lacks keyCertSign.
+    let mut rp = ca_params("CRL-only Root", None);
+    rp.key_usages = vec![KeyUsagePurpose::CrlSign];
+    let root_key = keys::generate(Curve::P384).unwrap();
+    let root_der = rp.self_signed(&root_key).unwrap().der().clone();
+    let issuer = Issuer::new(rp, root_key);
+    let mut lp = params("leaf");
+    lp.use_authority_key_identifier_extension = true;
+    let l = sign(lp, &issuer);
+    let store = TrustStore::with_options(
+        std::slice::from_ref(&root_der),
+        &[] as &[Vec<u8>],
+        TrustOptions {
+            strict: true,
+            ..TrustOptions::default()
+        },
+    )
+    .unwrap();
+    let e = store.verify(&l, &[], &opts(Purpose::Any)).unwrap_err();
+    assert_eq!(e.code(), "root_no_key_cert_sign");
+}
+
+#[test]
+fn the_trust_store_refuses_crls_by_the_strict_rules_when_built() {
+    // A root without cRLSign signs a CRL: refused although the root is a trust anchor.
+    let mut rp = ca_params("No CRL Sign", None);
+    rp.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let root_key = keys::generate(Curve::P384).unwrap();
+    let root_der = rp.self_signed(&root_key).unwrap().der().clone();
+    let name = X509Certificate::from_der(&root_der)
+        .unwrap()
+        .1
+        .subject()
+        .as_raw()
+        .to_vec();
+    let list = crate::test_der::crl(&crate::test_der::CrlSpec::ours(), &name, &root_key);
+    let e = TrustStore::new(std::slice::from_ref(&root_der), &[list]).unwrap_err();
+    assert_eq!(e.code(), "crl_issuer_not_signer");
+    assert_eq!(e.to_string(), "CRL #1 is refused: the CRL issuer CN=No CRL Sign lacks cRLSign in its keyUsage (it has [keyCertSign]); only a certificate with cRLSign may sign CRLs (RFC 5280 4.2.1.3)");
+
+    // A CRL without a CRL Number, from a good root.
+    let ca = root("Root A");
+    let ca_name = X509Certificate::from_der(ca.cert_der())
+        .unwrap()
+        .1
+        .subject()
+        .as_raw()
+        .to_vec();
+    let ca_key = rcgen::KeyPair::from_pem(&ca.key_pem()).unwrap();
+    let list = crate::test_der::crl(
+        &crate::test_der::CrlSpec::ours().without_extensions(),
+        &ca_name,
+        &ca_key,
+    );
+    let e = TrustStore::new(&[ca.cert_der().clone()], &[list]).unwrap_err();
+    assert_eq!(e.code(), "crl_no_number");
+    assert!(
+        e.to_string().starts_with(
+            "CRL #1 is refused: the CRL from O=mtls-mesh, CN=Root A has no CRL Number extension"
+        ),
+        "{e}"
+    );
+
+    // Junk is a parse error, not a refusal.
+    let e = TrustStore::new(&[ca.cert_der().clone()], &[b"junk".to_vec()]).unwrap_err();
+    assert_eq!(e.code(), "malformed");
+}
+
+#[test]
+fn an_intermediate_crl_is_checked_against_the_presented_intermediate() {
+    let ca = root("Root A");
+    // An intermediate without a keyUsage extension signs a CRL. webpki would accept it (it
+    // checks cRLSign only when keyUsage is present); the strict rule refuses it.
+    let mut ip = ca_params("Int", None);
+    ip.key_usages = vec![];
+    let (int_der, int_key) = {
+        let key = keys::generate(Curve::P384).unwrap();
+        let der = ip
+            .clone()
+            .signed_by(&key, ca.issuer())
+            .unwrap()
+            .der()
+            .to_vec();
+        (der, key)
+    };
+    let int = Issuer::new(ip, int_key);
+    let l = sign(params("leaf"), &int);
+    let int_name = X509Certificate::from_der(&int_der)
+        .unwrap()
+        .1
+        .subject()
+        .as_raw()
+        .to_vec();
+    let list = crate::test_der::crl(&crate::test_der::CrlSpec::ours(), &int_name, int.key());
+    // Building the store works: the intermediate is not known yet.
+    let store = TrustStore::new(&[ca.cert_der().clone()], &[list]).unwrap();
+    let e = store
+        .verify(&l, &[cd(&int_der)], &opts(Purpose::Client))
+        .unwrap_err();
+    assert_eq!(e.code(), "crl_issuer_no_key_usage");
+    assert!(
+        e.to_string()
+            .starts_with("CRL #1 is refused: the CRL issuer CN=Int has no keyUsage extension"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_algorithm_policy_names_the_link_and_the_policy() {
+    let ca = root("Root A");
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
+    let rp = ca_params("RSA Int", None);
+    let int_der = rp
+        .clone()
+        .signed_by(&key, ca.issuer())
+        .unwrap()
+        .der()
+        .to_vec();
+    let int = Issuer::new(rp, key);
+    let l = sign(params("leaf"), &int);
+    let (e, msg) = err(
+        &l,
+        std::slice::from_ref(&int_der),
+        &[&ca],
+        &[],
+        &opts(Purpose::Client),
+    );
+    assert_eq!(e.code(), "algorithm_not_allowed");
+    assert_eq!(msg, "CN=leaf is signed with sha256WithRSAEncryption by an RSA 2048-bit key, which the ecdsa algorithm policy does not allow (it accepts ECDSA on P-256, P-384 or P-521 with SHA-256/384 (and SHA-512 on P-521))");
+    let web = TrustStore::with_options(
+        &[ca.cert_der().clone()],
+        &[] as &[Vec<u8>],
+        TrustOptions {
+            algorithms: AlgorithmPolicy::WebPki,
+            ..TrustOptions::default()
+        },
+    )
+    .unwrap();
+    web.verify(&l, &[cd(&int_der)], &opts(Purpose::Client))
+        .unwrap();
 }
