@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mesh::credentials::Credential;
-use mesh::revocation::{verify_crl, RevokedSet};
 use mesh::tls::{CertResolver, MeshClientVerifier, MeshServerVerifier, TlsPolicy};
 use mesh::trust::{Roots, TrustState};
 use pki::crl::{sign_crl, RevokedEntry};
+use pki::crl::{verify_crl, RevokedSet};
 use pki::{CaMaterial, Curve, IssuancePolicy, LeafRequest, SpiffeId};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 use time::{Duration, OffsetDateTime};

@@ -13,6 +13,8 @@ pub enum MeshError {
     Trust(String),
     #[error("revocation list: {0}")]
     Crl(String),
+    #[error("revocation list refused: {0}")]
+    CrlRefused(#[from] pki::crl::CrlError),
     #[error("CA request to {url} failed: {message}")]
     Ca { url: String, message: String },
     #[error("the CA refused the request ({status}, {code}): {message}")]

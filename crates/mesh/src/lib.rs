@@ -17,7 +17,6 @@ pub mod metrics;
 pub mod peer_watch;
 pub mod refresh;
 pub mod report;
-pub mod revocation;
 pub mod rotation;
 pub mod server;
 pub mod setup;

@@ -11,10 +11,10 @@ use time::OffsetDateTime;
 use crate::ca_client::CaClient;
 use crate::error::Result;
 use crate::events::Events;
-use crate::revocation::{verify_crl, RevokedSet};
 use crate::stop::Stop;
 use crate::trust::TrustState;
 use crate::trust_bundle::accept_bundle;
+use pki::crl::{verify_crl, RevokedSet};
 
 /// The refresher of one service.
 pub struct Refresher {

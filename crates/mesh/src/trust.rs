@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::crl_freshness::{self, CrlPolicy, CrlStatus};
 use crate::error::{MeshError, Result};
-use crate::revocation::RevokedSet;
+use pki::crl::RevokedSet;
 
 /// A set of trusted root certificates.
 #[derive(Clone, Debug)]
@@ -184,7 +184,7 @@ impl TrustState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::revocation::VerifiedCrl;
+    use pki::crl::VerifiedCrl;
     use time::macros::datetime;
     use time::Duration;
 
@@ -192,6 +192,8 @@ mod tests {
         RevokedSet::from_crls(vec![VerifiedCrl {
             issuer_raw: b"issuer".to_vec(),
             issuer: "CN=Root".into(),
+            issuer_fingerprint: String::new(),
+            crl_number: vec![1],
             this_update: datetime!(2026-11-23 13:00 UTC),
             next_update,
             serials: Default::default(),

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use testkit::{start_server, Proc, TestCa};
+use testkit::{start_server, TestCa};
 
 #[test]
 fn curl_commands_from_the_design_note() {
@@ -126,37 +125,13 @@ fn openssl_s_client_negotiates_p384_and_p521_and_server_order_wins() {
     }
 }
 
-/// Starts `openssl s_server -tls1_3 -Verify 1 ... -www` for one connection; returns it and its
-/// port.
-fn s_server(pki: &StaticPki, group: &str) -> (Proc, u16) {
-    let mut cmd = Command::new("openssl");
-    cmd.args([
-        "s_server", "-tls1_3", "-Verify", "1", "-www", "-naccept", "1",
-    ])
-    .args(["-accept", "127.0.0.1:0", "-groups", group])
-    .arg("-cert")
-    .arg(&pki.server_cert)
-    .arg("-key")
-    .arg(&pki.server_key)
-    .arg("-CAfile")
-    .arg(&pki.ca_path);
-    let proc = Proc::spawn("s_server", cmd);
-    let line = proc.wait_for(|l| l.starts_with("ACCEPT "), Duration::from_secs(10));
-    let port = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .expect("port");
-    (proc, port)
-}
-
 #[test]
 fn mtls_client_against_openssl_s_server_on_p384_and_p521() {
     let pki = StaticPki::new();
     // The client's certificate as s_server echoes it back in its status page.
     let client_b64_line = pki.client.cert_pem.lines().nth(1).unwrap().to_string();
     for (group, name) in [("P-384", "secp384r1"), ("P-521", "secp521r1")] {
-        let (mut proc, port) = s_server(&pki, group);
+        let (mut proc, port) = s_server(&pki, &pki.server_cert, &pki.server_key, group);
         let mut args = pki.client_args(&format!("https://localhost:{port}"));
         args.extend(["--server-id".into(), SERVER_ID.into()]);
         let (status, stdout, all) = run_client(&args);
@@ -185,7 +160,7 @@ fn mtls_client_against_openssl_s_server_on_p384_and_p521() {
 #[test]
 fn openssl_s_server_requiring_p256_is_refused_by_our_client() {
     let pki = StaticPki::new();
-    let (_proc, port) = s_server(&pki, "P-256");
+    let (_proc, port) = s_server(&pki, &pki.server_cert, &pki.server_key, "P-256");
     let (status, _, all) = run_client(&pki.client_args(&format!("https://localhost:{port}")));
     assert!(!status.success(), "{all}");
     assert!(all.contains("TLS handshake failed"), "{all}");

@@ -13,9 +13,9 @@ use crate::credentials::credential::{Credential, Role};
 use crate::credentials::identity::Identity;
 use crate::error::{MeshError, Result};
 use crate::events::Events;
-use crate::revocation::{verify_crl, RevokedSet};
 use crate::tls::TlsPolicy;
 use crate::trust::{Roots, TrustState};
+use pki::crl::{verify_crl, RevokedSet};
 
 #[derive(Clone, Debug)]
 pub struct StaticFiles {
@@ -98,7 +98,7 @@ impl StaticFiles {
                     bytes
                 };
                 let crl = verify_crl(&der, roots.certs())
-                    .map_err(|e| MeshError::Crl(format!("{}: {}", path.display(), e.detail())))?;
+                    .map_err(|e| MeshError::Crl(format!("{}: {e}", path.display())))?;
                 Some(RevokedSet::from_crls(vec![crl]))
             }
             (Some(path), None) => {

@@ -13,10 +13,10 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::{MeshError, Result};
-use crate::tls::identity_error::PeerIdentityError;
-use crate::tls::leaf_policy::{check_key_usage, spiffe_id_of, KeyUsageError};
+use crate::tls::identity_error::svid_violation;
 use crate::tls::policy::TlsPolicy;
 use crate::trust::{Roots, TrustState};
+use pki::svid::SvidRules;
 
 /// `WebPkiClientVerifier` is immutable, so the wrapper holds it behind an `ArcSwap` and builds a
 /// new one when the roots change. Revocation is not given to webpki (it would re-verify the
@@ -104,10 +104,7 @@ pub(crate) fn post_path_checks(
 ) -> std::result::Result<Option<pki::SpiffeId>, Error> {
     let (_, cert) = X509Certificate::from_der(end_entity)
         .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-    if trust.revoked().is_revoked(
-        cert.tbs_certificate.issuer.as_raw(),
-        cert.tbs_certificate.raw_serial(),
-    ) {
+    if trust.revoked().is_cert_listed(&cert) {
         return Err(Error::InvalidCertificate(CertificateError::Revoked));
     }
     if freshness == CrlFreshness::Enforce {
@@ -117,12 +114,14 @@ pub(crate) fn post_path_checks(
             return Err(stale.into_rustls());
         }
     }
-    check_key_usage(&cert).map_err(KeyUsageError::into_rustls)?;
-    let id = spiffe_id_of(&cert);
-    if require_spiffe_id && id.is_none() {
-        return Err(PeerIdentityError::NoSpiffeId.into_rustls());
-    }
-    Ok(id)
+    // The same rules as pki::verify (and so `mtls-inspect verify`): X509-SVID MUSTs for a
+    // certificate with a spiffe:// URI, the Web PKI key usage rule otherwise.
+    let rules = if require_spiffe_id {
+        SvidRules::requiring_spiffe_id()
+    } else {
+        SvidRules::new()
+    };
+    rules.check(&cert).map_err(svid_violation)
 }
 
 impl ClientCertVerifier for MeshClientVerifier {

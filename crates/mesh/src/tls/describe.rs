@@ -9,7 +9,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::crl_freshness::CrlStaleError;
 use crate::tls::identity_error::PeerIdentityError;
-use crate::tls::leaf_policy::KeyUsageError;
+use pki::svid::SvidViolation;
 
 pub fn group_name(group: NamedGroup) -> String {
     match group {
@@ -165,8 +165,13 @@ fn certificate_problem(e: &CertificateError) -> String {
             if let Some(id) = other.0.downcast_ref::<PeerIdentityError>() {
                 return id.to_string();
             }
-            if let Some(ku) = other.0.downcast_ref::<KeyUsageError>() {
-                return ku.to_string();
+            if let Some(v) = other.0.downcast_ref::<SvidViolation>() {
+                // Read after "client certificate " / "server certificate ".
+                let text = v.to_string();
+                return match text.strip_prefix("certificate ") {
+                    Some(rest) => rest.to_string(),
+                    None => text,
+                };
             }
             if let Some(stale) = other.0.downcast_ref::<CrlStaleError>() {
                 return stale.to_string();
@@ -312,13 +317,24 @@ pub fn server_reason_code(err: &Error) -> &'static str {
             }
             CertificateError::Other(o) if o.0.downcast_ref::<PeerIdentityError>().is_some() => {
                 match o.0.downcast_ref::<PeerIdentityError>() {
-                    Some(PeerIdentityError::NoSpiffeId) => "no_spiffe_id",
                     Some(PeerIdentityError::PinMismatch { .. }) => "pin_mismatch",
                     _ => "identity",
                 }
             }
-            CertificateError::Other(o) if o.0.downcast_ref::<KeyUsageError>().is_some() => {
-                "key_usage"
+            CertificateError::Other(o) if o.0.downcast_ref::<SvidViolation>().is_some() => {
+                match o.0.downcast_ref::<SvidViolation>().map(SvidViolation::code) {
+                    Some("no_uri_san" | "multiple_uri_sans" | "invalid_spiffe_id") => {
+                        "no_spiffe_id"
+                    }
+                    Some(
+                        "svid_ca"
+                        | "key_usage_missing"
+                        | "key_usage_not_critical"
+                        | "key_usage_no_digital_signature"
+                        | "key_usage_ca_bits",
+                    ) => "key_usage",
+                    _ => "bad_certificate",
+                }
             }
             CertificateError::Other(o) if o.0.downcast_ref::<CrlStaleError>().is_some() => {
                 "crl_stale"
@@ -437,12 +453,12 @@ mod tests {
             clean_name("IpAddress(V4(Ipv4Addr([127, 0, 0, 1])))"),
             "127.0.0.1"
         );
-        let other = PeerIdentityError::NoSpiffeId.into_rustls();
-        assert!(server_side_reason(&other).contains("SPIFFE"));
-        let ku = KeyUsageError::NoDigitalSignature {
-            present: "keyEncipherment".into(),
-        }
-        .into_rustls();
+        let other = crate::tls::identity_error::svid_violation(SvidViolation::NoUriSan);
+        assert!(server_side_reason(&other).starts_with("client certificate has no URI SAN"));
+        assert_eq!(server_reason_code(&other), "no_spiffe_id");
+        let ku = crate::tls::identity_error::svid_violation(SvidViolation::NoDigitalSignature {
+            present: vec!["keyEncipherment".into()],
+        });
         assert!(
             server_side_reason(&ku)
                 .starts_with("client certificate key usage lacks digitalSignature"),

@@ -5,8 +5,6 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum PeerIdentityError {
-    #[error("the certificate carries no SPIFFE ID (exactly one spiffe:// URI SAN is required)")]
-    NoSpiffeId,
     #[error("the server presented {presented}, not the expected {expected}")]
     UnexpectedServerId { expected: String, presented: String },
     #[error(
@@ -17,6 +15,14 @@ pub enum PeerIdentityError {
     NotTheCa { expected: String, presented: String },
     #[error("the certificate's public key (sha256:{presented}) matches none of the pinned keys")]
     PinMismatch { presented: String },
+}
+
+/// A peer certificate refused by the X509-SVID rule set (`pki::svid`), carried to the logs and
+/// the client inside `CertificateError::Other`.
+pub fn svid_violation(v: pki::svid::SvidViolation) -> rustls::Error {
+    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+        std::sync::Arc::new(v),
+    )))
 }
 
 impl PeerIdentityError {

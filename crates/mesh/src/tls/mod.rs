@@ -3,7 +3,6 @@
 pub mod client_verifier;
 pub mod describe;
 pub mod identity_error;
-pub mod leaf_policy;
 /// The secp521r1 group lives in pki so the CA, the services and the tools share one copy.
 pub use pki::tls_p521 as p521;
 pub mod pinned;

@@ -16,8 +16,8 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::{MeshError, Result};
+use crate::tls::identity_error::svid_violation;
 use crate::tls::identity_error::PeerIdentityError;
-use crate::tls::leaf_policy::{check_key_usage, KeyUsageError};
 use crate::tls::policy::TlsPolicy;
 
 /// Hex SHA-256 of a certificate's SubjectPublicKeyInfo: the value `--trust-pin` takes.
@@ -79,7 +79,9 @@ impl PinSet {
         if now_secs > validity.not_after.timestamp() {
             return Err(Error::InvalidCertificate(CertificateError::Expired));
         }
-        check_key_usage(&cert).map_err(KeyUsageError::into_rustls)?;
+        pki::svid::SvidRules::new()
+            .check(&cert)
+            .map_err(svid_violation)?;
         Ok(())
     }
 }

@@ -61,15 +61,9 @@ impl fmt::Display for ExtraGroup {
 /// ECDSA only: the mesh refuses RSA and EdDSA peers (DESIGN §2 "All certificates ECDSA").
 /// For TLS 1.3 the curve is fixed by the scheme, so P-384/SHA-384 is offered first.
 static ECDSA_ONLY: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
-    all: &[
-        webpki::aws_lc_rs::ECDSA_P256_SHA256,
-        webpki::aws_lc_rs::ECDSA_P256_SHA384,
-        webpki::aws_lc_rs::ECDSA_P384_SHA256,
-        webpki::aws_lc_rs::ECDSA_P384_SHA384,
-        webpki::aws_lc_rs::ECDSA_P521_SHA256,
-        webpki::aws_lc_rs::ECDSA_P521_SHA384,
-        webpki::aws_lc_rs::ECDSA_P521_SHA512,
-    ],
+    // The one table of accepted signature algorithms, shared with pki::verify (so
+    // `mtls-inspect verify` judges like the services) and pki::crl.
+    all: pki::sigalg::ECDSA_ONLY,
     mapping: &[
         (
             SignatureScheme::ECDSA_NISTP384_SHA384,

@@ -106,3 +106,31 @@ pub fn run_s_client(args: &[&str]) -> (ExitStatus, String, String) {
     cmd.arg("s_client").args(args);
     testkit::run("openssl s_client", cmd, RUN_TIMEOUT)
 }
+
+/// Starts `openssl s_server -tls1_3 -Verify 1 ... -www` serving `cert`/`key` for one
+/// connection (a peer that, unlike mtls-server, does not check its own certificate); returns
+/// it and its port.
+pub fn s_server(pki: &StaticPki, cert: &Path, key: &Path, group: &str) -> (testkit::Proc, u16) {
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "s_server", "-tls1_3", "-Verify", "1", "-www", "-naccept", "1",
+    ])
+    .args(["-accept", "127.0.0.1:0", "-groups", group])
+    .arg("-cert")
+    .arg(cert)
+    .arg("-key")
+    .arg(key)
+    .arg("-CAfile")
+    .arg(&pki.ca_path);
+    let proc = testkit::Proc::spawn("s_server", cmd);
+    let line = proc.wait_for(
+        |l| l.starts_with("ACCEPT "),
+        std::time::Duration::from_secs(10),
+    );
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .expect("port");
+    (proc, port)
+}
