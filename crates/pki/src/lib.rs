@@ -6,9 +6,11 @@
 
 pub mod certinfo;
 pub mod client_key;
+pub mod clock;
 pub mod crl;
 pub mod csr;
 pub mod curve;
+pub mod duration;
 pub mod error;
 pub mod files;
 pub mod keys;
@@ -23,6 +25,7 @@ pub mod spiffe;
 pub mod svid;
 #[cfg(test)]
 mod test_der;
+pub mod timefmt;
 pub mod tls_p521;
 pub mod verify;
 pub mod vouch;
