@@ -4,6 +4,8 @@
 //!
 //! Tests of a library alone live with their crate (`crates/<crate>/tests/it`).
 
+mod programs;
+
 mod bench;
 mod ca;
 mod e2e;

@@ -6,14 +6,11 @@
 
 use std::process::Command;
 
+use crate::programs::{self, start_server};
 use testkit::pki_kit::TestCa;
-use testkit::services::start_server;
 
 fn bench(args: &[&str]) -> (i32, serde_json::Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mtls-bench"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(programs::bench()).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("no JSON report ({e}): {stderr}"));
@@ -22,10 +19,6 @@ fn bench(args: &[&str]) -> (i32, serde_json::Value, String) {
 
 #[test]
 fn two_second_smoke_run_against_mtls_server_has_zero_errors() {
-    assert!(
-        testkit::bins::bin_exists("mtls-server"),
-        "mtls-server is not built; run `cargo build -p mesh` (cargo test --workspace does)"
-    );
     let tmp = tempfile::tempdir().unwrap();
     let ca = TestCa::new("Bench Smoke Root");
     let root = ca.write_root(tmp.path(), "root");
@@ -94,7 +87,7 @@ fn two_second_smoke_run_against_mtls_server_has_zero_errors() {
 
 #[test]
 fn non_loopback_targets_are_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mtls-bench"))
+    let out = Command::new(programs::bench())
         .args([
             "https://192.0.2.1:443/",
             "--cert",

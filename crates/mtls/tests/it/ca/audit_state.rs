@@ -9,6 +9,8 @@ use std::process::Command;
 
 use super::common::*;
 
+use crate::programs;
+
 /// A stopped CA after a realistic mix: three enrollments, a renewal, a revocation, and an
 /// unused token created last.
 struct History {
@@ -125,7 +127,7 @@ fn seq_of(dir: &Path, event: &str, needle: &str) -> i64 {
 }
 
 fn verify(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(BIN)
+    let out = Command::new(programs::ca())
         .arg("--data-dir")
         .arg(dir)
         .args(["audit", "verify"])

@@ -13,7 +13,7 @@ use rcgen::{CertificateParams, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_mtls-ca");
+use crate::programs;
 
 pub struct Ca {
     pub child: Child,
@@ -42,7 +42,7 @@ impl Ca {
     pub fn try_start_in(dir: &Path, extra: &[&str]) -> Result<Ca, String> {
         let stderr_log = dir.with_extension(format!("stderr-{}.log", std::process::id()));
         let stderr = std::fs::File::create(&stderr_log).unwrap();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(programs::ca())
             .arg("--data-dir")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0"])
@@ -92,7 +92,7 @@ impl Ca {
     /// Runs `mtls-ca` on `dir` expecting it to refuse to start. Returns the exit code and
     /// stderr; panics (after killing it) if it starts serving instead.
     pub fn start_refused(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(programs::ca())
             .arg("--data-dir")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0"])
@@ -136,7 +136,7 @@ impl Ca {
 
     /// Runs an admin subcommand on this CA's data directory.
     pub fn admin(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
+        Command::new(programs::ca())
             .arg("--data-dir")
             .arg(&self.dir)
             .args(args)

@@ -10,11 +10,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::common::{client, csr, sign_body, Identity};
+use crate::programs::start_ca;
 use testkit::raw_tls::{
     read_http1_response, read_until, read_until_closed, send, tcp_from, RawTls,
     H2_PREFACE_AND_SETTINGS,
 };
-use testkit::{start_ca, CaProc};
+use testkit::CaProc;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use super::common::*;
 use mtls_ca::store::SqliteStore;
 
+use crate::programs;
+
 const ID: &str = "spiffe://mesh.local/service/a";
 
 fn remove_db_files(dir: &Path) {
@@ -35,7 +37,7 @@ fn assert_documented(phrase: &str, output: &str) {
 }
 
 fn admin_in(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(BIN)
+    let out = std::process::Command::new(programs::ca())
         .arg("--data-dir")
         .arg(dir)
         .args(args)

@@ -9,8 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::common::{csr, sign_body};
+use crate::programs::start_ca;
 use testkit::raw_tls::{read_http1_response, read_until, read_until_closed, send, RawTls};
-use testkit::{start_ca, CaProc};
+use testkit::CaProc;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 

@@ -5,8 +5,10 @@ use std::process::Command;
 
 use super::common::*;
 
+use crate::programs;
+
 fn audit_verify(ca_dir: &std::path::Path) -> (bool, String) {
-    let out = Command::new(BIN)
+    let out = Command::new(programs::ca())
         .arg("--data-dir")
         .arg(ca_dir)
         .args(["audit", "verify"])

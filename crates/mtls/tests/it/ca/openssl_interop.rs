@@ -5,6 +5,8 @@ use std::process::Command;
 
 use super::common::*;
 
+use crate::programs;
+
 /// Makes an EC key and CSR with the openssl CLI; returns the CSR PEM.
 fn openssl_csr(dir: &std::path::Path, curve: &str, digest: &str) -> String {
     let key = dir.join(format!("{curve}-{digest}.key"));
@@ -124,7 +126,7 @@ async fn external_openssl_root_serves_and_mismatched_key_is_refused() {
         .args(["ecparam", "-genkey", "-name", "secp384r1", "-out"])
         .arg(&other));
     assert!(ok, "{err}");
-    let out = Command::new(BIN)
+    let out = Command::new(programs::ca())
         .arg("--data-dir")
         .arg(tmp.path().join("data2"))
         .args(["--listen", "127.0.0.1:0", "--root-cert"])

@@ -3,7 +3,7 @@
 //! itself (renews, back to `ready`) when the CA returns.
 
 use super::common::*;
-use testkit::start_ca;
+use crate::programs::start_ca;
 
 #[test]
 fn services_ride_out_a_ca_outage_and_recover() {

@@ -4,7 +4,8 @@
 use std::process::Command;
 
 use super::common::*;
-use testkit::{bin_path, start_ca, Proc};
+use crate::programs::{self, start_ca};
+use testkit::Proc;
 
 #[test]
 fn enrolled_one_shot_calls_exit_without_stray_warnings() {
@@ -14,7 +15,7 @@ fn enrolled_one_shot_calls_exit_without_stray_warnings() {
     let server = enrolled_server(&ca, dir.path(), &[]);
     for n in 0..30 {
         let token = token_file(&ca, dir.path(), &format!("client{n}"), CLIENT_ID, &[]);
-        let mut cmd = Command::new(bin_path("mtls-client"));
+        let mut cmd = Command::new(programs::client());
         cmd.args(enrolled_args(&ca, CLIENT_ID, &token))
             .args(["--server", &server.url()])
             // Refresh continuously, so that a refresh is in flight whenever the client exits.
@@ -41,7 +42,7 @@ fn a_real_refresh_failure_is_still_reported() {
     let mut ca = start_ca("ca", &dir.path().join("ca"), "127.0.0.1:0", &[]);
     let server = enrolled_server(&ca, dir.path(), &[]);
     let token = token_file(&ca, dir.path(), "client", CLIENT_ID, &[]);
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(enrolled_args(&ca, CLIENT_ID, &token))
         .args(["--server", &server.url()])
         .args(["--count", "100000", "--interval", "100ms", "--quiet"])

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use super::common::*;
-use testkit::{bin_path, start_ca, start_server, LeafSpec, Proc, ServerProc, TestCa};
+use crate::programs::{self, start_ca, start_server};
+use testkit::{LeafSpec, Proc, ServerProc, TestCa};
 
 /// `mesh_requests_total` of the server.
 fn requests_served(server: &ServerProc) -> u64 {
@@ -140,7 +141,7 @@ fn an_expired_server_certificate_is_cut_off_by_the_client() {
         ]
         .map(String::from),
     );
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(["--cert", &s(&cli_crt), "--key", &s(&cli_key)])
         .args(["--ca-cert", &s(&root), "--server", &server.url()])
         .args(["--count", "600", "--interval", "100ms", "--quiet"])

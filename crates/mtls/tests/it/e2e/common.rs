@@ -1,24 +1,19 @@
 //! Shared helpers for the end-to-end tests (CA + server + client as real processes).
-//! Build the binaries first: `cargo build -p mtls-ca -p mesh`.
+//! The programs are this test binary's (`crate::programs`).
 #![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use testkit::{bin_path, start_server, CaProc, Proc, ServerProc};
+use crate::programs::{self, start_server};
+use testkit::{CaProc, Proc, ServerProc};
 
 pub const SERVER_ID: &str = "spiffe://mesh.local/service/api-server";
 pub const CLIENT_ID: &str = "spiffe://mesh.local/service/payment-worker";
 
 pub fn require_binaries() {
-    for name in ["mtls-ca", "mtls-server", "mtls-client"] {
-        assert!(
-            bin_path(name).is_file(),
-            "{} is missing: run `cargo build -p mtls-ca -p mesh` before the end-to-end tests",
-            bin_path(name).display()
-        );
-    }
+    programs::require(&["mtls-ca", "mtls-server", "mtls-client"]);
 }
 
 /// Writes a join token for `id` into DIR/NAME.token and returns the path.
@@ -60,7 +55,7 @@ pub fn enrolled_server(ca: &CaProc, dir: &Path, extra: &[&str]) -> ServerProc {
 /// Starts mtls-client (enrolled as CLIENT_ID) as a background process.
 pub fn spawn_client(ca: &CaProc, dir: &Path, server: &ServerProc, extra: &[&str]) -> Proc {
     let token = token_file(ca, dir, "client", CLIENT_ID, &[]);
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(enrolled_args(ca, CLIENT_ID, &token))
         .args(["--server", &server.url()])
         .args(extra)

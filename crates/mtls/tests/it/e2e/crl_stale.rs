@@ -8,8 +8,9 @@ use std::path::Path;
 use std::process::Command;
 
 use super::common::*;
+use crate::programs::{self, start_ca};
 use pki::CaMaterial;
-use testkit::{bin_path, run, start_ca, ServerProc, TestCa};
+use testkit::{run, ServerProc, TestCa};
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
@@ -20,7 +21,7 @@ fn s(p: &Path) -> String {
 /// One request from a static-mode mtls-client holding a certificate from the CA's own root;
 /// it keeps no CRL, so only the server's verdict counts. Returns (success, output).
 fn probe(server: &ServerProc, dir: &Path) -> (bool, String) {
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(["--cert", &s(&dir.join("probe.crt"))])
         .args(["--key", &s(&dir.join("probe.key"))])
         .args(["--ca-cert", &s(&dir.join("ca").join("root.crt"))])
@@ -162,7 +163,7 @@ fn a_service_cut_off_from_the_ca_degrades_then_fails_closed_then_recovers() {
 fn the_ca_refuses_a_crl_validity_under_two_seconds() {
     require_binaries();
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(bin_path("mtls-ca"));
+    let mut cmd = Command::new(programs::ca());
     cmd.arg("--data-dir").arg(dir.path().join("ca")).args([
         "--listen",
         "127.0.0.1:0",

@@ -2,9 +2,8 @@
 //! CA, enrollment, an mTLS call, three refusals, rotation under traffic. The script checks every
 //! outcome itself and prints "DEMO OK" only if all of them happened.
 //!
-//! The binaries are taken from the target directory this test runs from
-//! (`target/<profile>/deps/..`); if one is missing it is built first with
-//! `cargo build -p mtls-ca -p mesh -p mtls-inspect`. Needs bash, openssl (3.0+) and curl.
+//! The script gets the directory of the programs Cargo built for this test (or
+//! `$MTLS_BIN_DIR`) with `--bin-dir`, so it builds nothing. Needs bash, openssl (3.0+) and curl.
 #![cfg(unix)]
 
 use std::fs;
@@ -13,42 +12,19 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::programs;
+
+/// The programs the demo runs.
 const BINARIES: [&str; 4] = ["mtls-ca", "mtls-server", "mtls-client", "mtls-inspect"];
 
 /// The demo normally takes 15-20 s; its own waits are bounded well below this.
 const DEMO_TIMEOUT: Duration = Duration::from_secs(240);
-/// A debug build of the three packages from scratch on a small machine.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
         .expect("workspace root")
-}
-
-/// `target/<profile>`: the directory holding `deps/`, where this test executable lives.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe
-        .parent()
-        .expect("test executable has a parent directory");
-    assert_eq!(
-        deps.file_name().and_then(|n| n.to_str()),
-        Some("deps"),
-        "expected the test executable in target/<profile>/deps, found {}",
-        exe.display()
-    );
-    deps.parent()
-        .expect("deps/ has a parent directory")
-        .to_path_buf()
-}
-
-fn missing_binaries(dir: &Path) -> Vec<&'static str> {
-    BINARIES
-        .into_iter()
-        .filter(|b| !dir.join(b).is_file())
-        .collect()
 }
 
 /// Waits for `child` at most `limit`; on timeout sends SIGTERM (so a script's cleanup trap runs
@@ -72,45 +48,10 @@ fn wait_bounded(child: Child, limit: Duration) -> Option<ExitStatus> {
     None
 }
 
-/// Builds the binaries into `dir` (`target/<profile>`) when one of them is missing.
-fn ensure_binaries(dir: &Path) {
-    let missing = missing_binaries(dir);
-    if missing.is_empty() {
-        return;
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let target_dir = dir.parent().expect("target/<profile> has a parent");
-    let mut cmd = Command::new(&cargo);
-    cmd.current_dir(workspace_root())
-        .args(["build", "-p", "mtls-ca", "-p", "mesh", "-p", "mtls-inspect"])
-        .arg("--target-dir")
-        .arg(target_dir);
-    match dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            cmd.arg("--release");
-        }
-        Some(profile) => {
-            cmd.args(["--profile", profile]);
-        }
-    }
-    eprintln!("{missing:?} missing in {}; running {cmd:?}", dir.display());
-    let child = cmd.spawn().expect("run cargo build");
-    let status = wait_bounded(child, BUILD_TIMEOUT)
-        .unwrap_or_else(|| panic!("cargo build did not finish within {BUILD_TIMEOUT:?}"));
-    assert!(status.success(), "cargo build failed: {status}");
-    let still = missing_binaries(dir);
-    assert!(
-        still.is_empty(),
-        "after cargo build, still missing in {}: {still:?}",
-        dir.display()
-    );
-}
-
 #[test]
 fn demo_script_runs_every_step_and_says_demo_ok() {
-    let bin_dir = profile_dir();
-    ensure_binaries(&bin_dir);
+    programs::require(&BINARIES);
+    let bin_dir = programs::bin_dir();
 
     let logs = tempfile::tempdir().expect("tempdir");
     let out_path = logs.path().join("demo.out");

@@ -5,7 +5,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::common::*;
-use testkit::{bin_path, run, start_ca, Proc, ServerProc};
+use crate::programs::{self, start_ca};
+use testkit::{run, Proc, ServerProc};
 
 #[test]
 fn ca_server_and_client_enroll_and_talk() {
@@ -74,7 +75,7 @@ fn root_from_file_works_and_unsafe_bootstrap_is_refused() {
     let server = enrolled_server(&ca, dir.path(), &[]);
 
     // --ca-cert instead of --ca-fingerprint.
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(["--ca-url", &ca.url(), "--ca-cert"])
         .arg(ca_dir.join("root.crt"))
         .args(["--spiffe-id", CLIENT_ID, "--join-token-file", &token])
@@ -84,7 +85,7 @@ fn root_from_file_works_and_unsafe_bootstrap_is_refused() {
 
     // Plain http:// is refused before anything is sent.
     let token2 = token_file(&ca, dir.path(), "c2", CLIENT_ID, &[]);
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(["--ca-url", &format!("http://localhost:{}", ca.port)])
         .args(["--ca-fingerprint", &ca.fingerprint])
         .args(["--spiffe-id", CLIENT_ID, "--join-token-file", &token2])
@@ -93,7 +94,7 @@ fn root_from_file_works_and_unsafe_bootstrap_is_refused() {
     assert!(!status.success() && out.contains("plain http://"), "{out}");
 
     // A wrong fingerprint: the downloaded root is refused.
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(["--ca-url", &ca.url(), "--ca-fingerprint", &"ab".repeat(32)])
         .args(["--spiffe-id", CLIENT_ID, "--join-token-file", &token2])
         .args(["--server", &server.url()]);
@@ -105,7 +106,7 @@ fn root_from_file_works_and_unsafe_bootstrap_is_refused() {
     );
 
     // A token is single use: enrolling again with the first token fails with the CA's reason.
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(["--ca-url", &ca.url(), "--ca-fingerprint", &ca.fingerprint])
         .args(["--spiffe-id", CLIENT_ID, "--join-token-file", &token])
         .args(["--server", &server.url()]);
@@ -157,12 +158,12 @@ fn services_started_before_the_ca_enroll_once_it_is_up() {
     first.proc.kill();
     let port = free_port();
 
-    let mut cmd = Command::new(bin_path("mtls-server"));
+    let mut cmd = Command::new(programs::server());
     cmd.args(["--listen", "127.0.0.1:0"])
         .args(args_for_port(port, &fingerprint, SERVER_ID, &server_token))
         .env("RUST_LOG", "info");
     let server = Proc::spawn("server", cmd);
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(args_for_port(port, &fingerprint, CLIENT_ID, &client_token))
         // Enroll and print the identity only; the default log level (warn).
         .args(["--server", "https://localhost:1", "--count", "0"])
@@ -212,7 +213,7 @@ fn enrollment_refusals_fail_at_once_and_unreachable_gives_up() {
     let ca = start_ca("ca", &dir.path().join("ca"), "127.0.0.1:0", &[]);
     let token = token_file(&ca, dir.path(), "c1", CLIENT_ID, &[]);
     let enroll = |url: String, id: &str, token: &str, timeout: &str| {
-        let mut cmd = Command::new(bin_path("mtls-client"));
+        let mut cmd = Command::new(programs::client());
         cmd.args(["--ca-url", &url, "--ca-fingerprint", &ca.fingerprint])
             .args(["--spiffe-id", id, "--join-token-file", token])
             .args(["--server", "https://localhost:1", "--count", "0"])

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::common::*;
-use testkit::start_ca;
+use crate::programs::start_ca;
 
 #[test]
 fn revoked_client_is_cut_off_within_crl_refresh_plus_one_second() {

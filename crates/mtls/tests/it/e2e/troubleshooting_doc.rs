@@ -2,14 +2,15 @@
 //! the page and in what the real tools print for each failure (server log, mtls-client,
 //! mtls-inspect, curl). When a message changes, this fails until the page is updated.
 //!
-//! Needs the binaries (`cargo build -p mtls-ca -p mesh -p mtls-inspect`) and curl.
+//! Runs the programs of this build (`crate::programs`) and needs curl.
 #![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use testkit::{bin_path, run, start_ca, start_server, LeafSpec, ServerProc, TestCa};
+use crate::programs::{self, start_ca, start_server};
+use testkit::{run, LeafSpec, ServerProc, TestCa};
 
 const SERVER_ID: &str = "spiffe://mesh.local/service/api-server";
 const CLIENT_ID: &str = "spiffe://mesh.local/service/payment-worker";
@@ -18,13 +19,7 @@ const RUN: Duration = Duration::from_secs(30);
 const LOG: Duration = Duration::from_secs(10);
 
 fn require_binaries() {
-    for name in ["mtls-ca", "mtls-server", "mtls-client", "mtls-inspect"] {
-        assert!(
-            bin_path(name).is_file(),
-            "{} is missing: run `cargo build -p mtls-ca -p mesh -p mtls-inspect` first",
-            bin_path(name).display()
-        );
-    }
+    programs::require(&["mtls-ca", "mtls-server", "mtls-client", "mtls-inspect"]);
 }
 
 fn doc() -> String {
@@ -71,13 +66,13 @@ fn curl(args: &[String]) -> String {
 }
 
 fn client(args: &[String]) -> String {
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(args).env("RUST_LOG", "warn");
     run("mtls-client", cmd, RUN).2
 }
 
 fn inspect(args: &[String]) -> String {
-    let mut cmd = Command::new(bin_path("mtls-inspect"));
+    let mut cmd = Command::new(programs::inspect());
     cmd.args(args);
     run("mtls-inspect", cmd, RUN).2
 }
@@ -697,7 +692,7 @@ fn connection_limit_messages_match_the_page() {
     );
 
     // 12. The cap lowered to the open-file limit.
-    let few = testkit::start_server_with_open_files(
+    let few = programs::start_server_with_open_files(
         "server",
         &strings(&[
             "--cert",

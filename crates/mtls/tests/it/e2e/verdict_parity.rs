@@ -9,11 +9,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::common::require_binaries;
+use crate::programs::{self, start_server};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
-use testkit::{bin_path, start_server, LeafSpec, TestCa};
+use testkit::{LeafSpec, TestCa};
 use time::OffsetDateTime;
 
 const ID: &str = "spiffe://mesh.local/service/parity";
@@ -193,10 +194,7 @@ fn s(p: &Path) -> String {
 #[test]
 fn inspect_verify_and_a_running_server_agree_on_every_client_certificate() {
     require_binaries();
-    assert!(
-        bin_path("mtls-inspect").is_file(),
-        "mtls-inspect is missing: run `cargo build -p mtls-inspect` first"
-    );
+    programs::require(&["mtls-inspect"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = TestCa::new("Parity Root");
     let root = ca.write_root(dir.path(), "root.crt");
@@ -223,7 +221,7 @@ fn inspect_verify_and_a_running_server_agree_on_every_client_certificate() {
         std::fs::write(&cert, cert_pem).expect("write cert");
         pki::files::write_atomic(&key, key_pem.as_bytes(), pki::files::KEY_MODE).expect("key");
 
-        let mut inspect = Command::new(bin_path("mtls-inspect"));
+        let mut inspect = Command::new(programs::inspect());
         inspect
             .args([
                 "verify",

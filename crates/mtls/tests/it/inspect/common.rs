@@ -12,7 +12,7 @@ use pki::{CaMaterial, Curve, SpiffeId};
 use rcgen::PublicKeyData;
 use time::{Duration, OffsetDateTime};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_mtls-inspect");
+use crate::programs;
 
 /// The result of one run of the binary.
 pub struct Run {
@@ -37,7 +37,7 @@ impl Run {
 /// Runs `mtls-inspect ARGS` in `dir` (so file names in the output are relative).
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
     Run::from(
-        Command::new(BIN)
+        Command::new(programs::inspect())
             .args(args)
             .current_dir(dir)
             // No terminal anywhere, so clap wraps --help at a fixed width.
@@ -54,7 +54,7 @@ pub fn run(args: &[&str]) -> Run {
 
 /// Runs `mtls-inspect ARGS` with `input` on stdin.
 pub fn run_stdin(args: &[&str], input: &[u8]) -> Run {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(programs::inspect())
         .args(args)
         .env("COLUMNS", "100")
         .stdin(Stdio::piped())

@@ -1,4 +1,4 @@
-//! The committed fixtures of tests/data exist and parse; regenerate them with
+//! The committed fixtures of crates/inspect/tests/data exist and parse; regenerate them with
 //! `cargo run -p mtls-inspect --example regenerate_fixtures`.
 
 #![allow(clippy::unwrap_used)]

@@ -9,7 +9,7 @@
 //! never trust the injected root. Also: a root the CA legitimately adds (`--bundle-extra`) is
 //! accepted by a running service, after which peers from that root are accepted.
 //!
-//! Needs the binaries: `cargo build -p mtls-ca -p mesh`.
+//! Runs the programs of this build (`crate::programs`).
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::programs::{self, start_ca, start_server};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -33,7 +34,7 @@ use mesh::trust::{Roots, TrustState};
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
 use rustls::ClientConfig;
-use testkit::{bin_path, start_ca, start_server, CaProc, Proc, TestCa};
+use testkit::{CaProc, Proc, TestCa};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
@@ -44,13 +45,7 @@ const CA_ID: &str = "spiffe://mesh.local/ca";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn require_binaries() {
-    for name in ["mtls-ca", "mtls-server", "mtls-client"] {
-        assert!(
-            bin_path(name).is_file(),
-            "{} is missing: run `cargo build -p mtls-ca -p mesh` first",
-            bin_path(name).display()
-        );
-    }
+    programs::require(&["mtls-ca", "mtls-server", "mtls-client"]);
 }
 
 fn root_pem(ca: &CaProc) -> Vec<u8> {
@@ -264,7 +259,7 @@ fn static_client(
     let mut pem = std::fs::read_to_string(mesh_root).expect("mesh root");
     pem.push_str(&issuer.cert_pem());
     std::fs::write(&roots, pem).expect("roots");
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args([
         "--cert",
         &s(&cert),
@@ -358,7 +353,7 @@ fn a_workload_relaying_the_ca_is_refused_and_its_root_never_trusted() {
     // Enrollment through the relay fails at once, naming both identities; the join token
     // never reaches the relay.
     let token = token_file(&ca, dir.path(), "client", CLIENT_ID, &[]);
-    let mut cmd = Command::new(bin_path("mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(enrolled_args(
         &relay.url(),
         &ca.fingerprint,

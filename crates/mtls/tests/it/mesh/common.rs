@@ -9,6 +9,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 use testkit::{Leaf, TestCa};
 
+use crate::programs;
+
 pub const CLIENT_ID: &str = "spiffe://mesh.local/service/payment-worker";
 pub const SERVER_ID: &str = "spiffe://mesh.local/service/api-server";
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -88,7 +90,7 @@ pub fn s(p: &Path) -> String {
 
 /// Runs mtls-client; returns (status, stdout, all output).
 pub fn run_client(args: &[String]) -> (ExitStatus, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtls-client"));
+    let mut cmd = Command::new(programs::client());
     cmd.args(args);
     testkit::run("mtls-client", cmd, RUN_TIMEOUT)
 }

@@ -10,13 +10,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::common::*;
+use crate::programs::{start_server, start_server_with_open_files};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use testkit::raw_tls::{
     h2_ping, read_http1_response, read_until_closed, send, RawTls, H2_PREFACE_AND_SETTINGS,
 };
-use testkit::{start_server, start_server_with_open_files, ServerProc};
+use testkit::ServerProc;
 
 /// Generous deadline for events; short timeouts come from the server's flags.
 const WAIT: Duration = Duration::from_secs(20);

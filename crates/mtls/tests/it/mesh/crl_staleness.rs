@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::common::*;
+use crate::programs::start_server;
 use pki::crl::sign_crl;
-use testkit::start_server;
 use time::OffsetDateTime;
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use super::common::*;
+use crate::programs::start_server;
 use testkit::raw_tls::{read_http1_response, read_until, read_until_closed, send, RawTls};
-use testkit::{start_server, ServerProc};
+use testkit::ServerProc;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 

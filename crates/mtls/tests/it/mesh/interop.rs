@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::common::*;
-use testkit::{start_server, TestCa};
+use crate::programs::start_server;
+use testkit::TestCa;
 
 #[test]
 fn curl_commands_from_the_design_note() {

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::common::*;
-use testkit::{start_server, ServerProc, TestCa};
+use crate::programs::{self, start_server};
+use testkit::{ServerProc, TestCa};
 
 const LOG_WAIT: Duration = Duration::from_secs(10);
 
@@ -189,7 +190,7 @@ fn server_key_usage_without_digital_signature() {
     let (cert, key) = leaf.write(pki.path(), "server-kenc");
     let reason = "key usage lacks digitalSignature (it has [keyEncipherment])";
     // mtls-server refuses to serve with it: it checks its own files with the peers' rules.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mtls-server"));
+    let mut cmd = std::process::Command::new(programs::server());
     cmd.args([
         "--listen",
         "127.0.0.1:0",

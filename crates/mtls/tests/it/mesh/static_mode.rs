@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::common::*;
-use testkit::start_server;
+use crate::programs::{self, start_server};
 
 fn body_json(stdout: &str) -> serde_json::Value {
     let line = stdout
@@ -254,7 +254,7 @@ fn a_connection_is_closed_when_the_peer_certificate_expires() {
     let (cert, key) = short.write(pki.path(), "short");
     let mut args = pki.client_args_with(&cert, &key, &server.url());
     args.extend(["--count", "80", "--interval", "100ms", "--quiet"].map(String::from));
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mtls-client"));
+    let mut cmd = std::process::Command::new(programs::client());
     cmd.args(&args);
     let client = testkit::Proc::spawn("client", cmd);
 
