@@ -61,7 +61,7 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "== building release binaries"
-(cd "$root" && cargo build --release -q -p mtls-ca -p mesh -p mtls-bench)
+(cd "$root" && cargo build --release -q -p mtls)
 bin="$root/target/release"
 
 work=$(mktemp -d)

@@ -29,9 +29,9 @@ usage() {
     cat <<EOF
 Usage: $PROG [--debug | --no-build [--bin-dir DIR]] [--keep]
 
-The mtls-mesh demo in one command. It builds mtls-ca, mtls-server,
-mtls-client and mtls-inspect, then, in a temporary directory and on
-127.0.0.1 only:
+The mtls-mesh demo in one command. It builds the programs (mtls-ca,
+mtls-server, mtls-client, mtls-inspect: cargo build -p mtls), then, in a
+temporary directory and on 127.0.0.1 only:
 
   1. starts the CA (mtls-ca) on a free port and reads its root fingerprint
   2. enrolls a server ($SERVER_ID) with a join token
@@ -55,7 +55,9 @@ Options:
                    --release, and use target/debug.
   --no-build       Do not build; use binaries already in the target directory
                    (target/release, or target/debug with --debug).
-  --bin-dir DIR    Use the binaries in DIR (implies --no-build).
+  --bin-dir DIR    Use the binaries in DIR (implies --no-build). Default:
+                   \$MTLS_BIN_DIR when set (the variable the tests read
+                   too), else the target directory.
   --keep           Keep the temporary directory (logs, certificates, CA data)
                    for inspection; the processes are stopped anyway.
   -h, --help       Show this help and exit.
@@ -79,7 +81,9 @@ usage_error() {
 # --- Options --------------------------------------------------------------
 PROFILE=release
 BUILD=1
-BIN_DIR=
+# Prebuilt binaries, as for the tests (crates/testkit/src/bins.rs); --bin-dir overrides it.
+BIN_DIR=${MTLS_BIN_DIR-}
+[[ -z $BIN_DIR ]] || BUILD=0
 KEEP=0
 while (($#)); do
     case $1 in
@@ -386,7 +390,7 @@ printf '%smtls-mesh demo%s: a CA, a server and clients talking mutual TLS 1.3 on
 
 if ((BUILD)); then
     need_tool cargo "install Rust with rustup: https://rustup.rs"
-    build=(cargo build --locked -p mtls-ca -p mesh -p mtls-inspect)
+    build=(cargo build --locked -p mtls)
     [[ $PROFILE == release ]] && build+=(--release)
     printf '\n%s== Building the binaries (%s) ==%s\n' "$BOLD" "$PROFILE" "$RESET"
     show_cmd "${build[@]}"
@@ -404,7 +408,7 @@ fi
     exit 1
 }
 BIN_DIR=$(cd -P -- "$BIN_DIR" && pwd)
-hint="cargo build -p mtls-ca -p mesh -p mtls-inspect"
+hint="cargo build -p mtls"
 [[ $PROFILE == release ]] && hint+=" --release"
 for b in mtls-ca mtls-server mtls-client mtls-inspect; do
     [[ -x $BIN_DIR/$b ]] || {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::cli::{Args, Mode};
+use crate::options::{Mode, Options};
 
 #[derive(Default)]
 pub struct Stats {
@@ -32,7 +32,7 @@ impl Stats {
         }
     }
 
-    pub fn finish(mut self, elapsed: Duration, args: &Args) -> Report {
+    pub fn finish(mut self, elapsed: Duration, args: &Options) -> Report {
         self.latencies_us.sort_unstable();
         let pct = |p: f64| -> f64 {
             if self.latencies_us.is_empty() {

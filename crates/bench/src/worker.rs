@@ -14,7 +14,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::cli::{Args, Mode};
+use crate::options::{Mode, Options};
 use crate::stats::Stats;
 use crate::target::Target;
 
@@ -39,7 +39,7 @@ pub struct Setup {
 const HOLD_RAMP: usize = 64;
 
 impl Setup {
-    pub fn new(args: &Args, target: Target) -> anyhow::Result<Setup> {
+    pub fn new(args: &Options, target: Target) -> anyhow::Result<Setup> {
         let config = crate::tls::client_config(&args.cert, &args.key, &args.ca_cert, &args.groups)?;
         let name = args
             .servername

@@ -1,5 +1,6 @@
 //! The mtls-mesh certificate authority: issuance policy enforcement, storage, the HTTPS API
-//! and the admin operations behind the `mtls-ca` binary.
+//! and the admin operations behind the `mtls-ca` program (crates/mtls, which holds its command
+//! line).
 
 pub mod admin;
 pub mod api;

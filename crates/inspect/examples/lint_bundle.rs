@@ -8,8 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // a developer tool: a panic is the error report
 
-#[path = "../tests/common/bundle.rs"]
-mod bundle;
+use testkit::bundle;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

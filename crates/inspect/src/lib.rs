@@ -1,7 +1,8 @@
 //! mtls-inspect: shows certificates, CSRs and CRLs, verifies chains with the verifier the
 //! services use (`pki::verify`), lints X509-SVIDs, fetches a live server's chain and says
-//! whether renewal is due. `main.rs` holds the command line; each command lives in its own
-//! module and writes to the writers it is given, so tests can run it in-process.
+//! whether renewal is due. The command line is the `mtls-inspect` program in crates/mtls; each
+//! command lives in its own module here and writes to the writers it is given, so tests can run
+//! it in-process.
 
 pub mod input;
 pub mod kx;

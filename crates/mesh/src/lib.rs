@@ -1,9 +1,9 @@
 //! mtls-mesh services: the TLS policy, credentials (static files, CA enrollment, pinned keys),
-//! rotation, revocation, the mTLS HTTP server and the client. The binaries `mtls-server` and
-//! `mtls-client` are thin layers over this library.
+//! rotation, revocation, the mTLS HTTP server and the client. The programs `mtls-server` and
+//! `mtls-client` (crates/mtls) are thin layers over this library; it takes plain options
+//! (`setup::CredentialOptions`), has no command line and never prints (it logs with `tracing`).
 
 pub mod ca_client;
-pub mod cli;
 pub mod client;
 pub mod credentials;
 pub mod crl_freshness;
@@ -12,11 +12,9 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod https;
-pub mod logging;
 pub mod metrics;
 pub mod peer_watch;
 pub mod refresh;
-pub mod report;
 pub mod rotation;
 pub mod server;
 pub mod setup;

@@ -1,14 +1,15 @@
-//! Turns the command-line options into a running credential: the identity (certificate
+//! Turns the credential options into a running credential: the identity (certificate
 //! resolver), the trust state, and the background tasks that keep them fresh.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::ServerCertVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use tokio::task::JoinHandle;
 
 use crate::ca_client::{fetch_root_by_fingerprint, CaClient};
-use crate::cli::CredentialArgs;
 use crate::credentials::static_files::ReloadTarget;
 use crate::credentials::{Identity, Role, StaticFiles};
 use crate::crl_freshness::CrlPolicy;
@@ -21,6 +22,49 @@ use crate::rotation::{self, RotationConfig};
 use crate::stop::Stop;
 use crate::tls::{MeshClientVerifier, MeshServerVerifier, PinSet, PinnedVerifier, TlsPolicy};
 use crate::trust::{Roots, TrustState};
+
+/// Where a service's certificate comes from and how it is kept fresh: the values of the
+/// credential flags (docs/cli.md; the programs fill it from their command line). The names
+/// of the flags appear in the errors, so each field names its flag.
+#[derive(Debug, Clone)]
+pub struct CredentialOptions {
+    /// `--ca-url`: enrolled mode, base URL of the CA (https:// only).
+    pub ca_url: Option<String>,
+    /// `--ca-fingerprint`: SHA-256 fingerprint of the CA root.
+    pub ca_fingerprint: Option<String>,
+    /// `--spiffe-id`: this workload's SPIFFE ID (must match the join token).
+    pub spiffe_id: Option<String>,
+    /// `--join-token`: the one-time join token itself. Never logged.
+    pub join_token: Option<String>,
+    /// `--join-token-file`: file holding the join token, re-read for a new enrollment.
+    pub join_token_file: Option<PathBuf>,
+    /// `--curve`: curve of the generated keys (P-384, P-256 or P-521).
+    pub curve: String,
+    /// `--ttl`: requested certificate lifetime (the CA clamps it; None: the CA's default).
+    pub ttl: Option<Duration>,
+    /// `--rotate-at`: renew when this fraction of the lifetime has passed.
+    pub rotate_at: f64,
+    /// `--enroll-timeout`: how long to keep retrying to reach the CA at start.
+    pub enroll_timeout: Duration,
+    /// `--crl-refresh`: how often to fetch the CA's CRL and trust bundle.
+    pub crl_refresh: Duration,
+    /// `--crl-max-staleness`: how long past nextUpdate a CRL is still used.
+    pub crl_max_staleness: Duration,
+    /// `--cert`: static mode, certificate PEM (leaf first).
+    pub cert: Option<PathBuf>,
+    /// `--key`: static mode, the certificate's private key.
+    pub key: Option<PathBuf>,
+    /// `--ca-cert`: roots to trust (static mode), or the CA root instead of the fingerprint.
+    pub ca_cert: Option<PathBuf>,
+    /// `--crl`: static mode, a CRL signed by the `--ca-cert` root.
+    pub crl: Option<PathBuf>,
+    /// `--trust-pin`: pinned mode, `sha256:<hex>` SPKI hashes of trusted peers.
+    pub trust_pin: Vec<String>,
+    /// `--reload-interval`: how often the static files are checked for changes.
+    pub reload_interval: Duration,
+    /// `--groups`: extra key exchange groups besides secp384r1 and secp521r1.
+    pub groups: Vec<String>,
+}
 
 /// Which of the three credential sources is in use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +118,7 @@ impl Drop for Services {
 
 /// How old a CRL may get (`--crl-max-staleness`); until the first one arrives, the service's
 /// start stands in for its nextUpdate.
-fn crl_policy(args: &CredentialArgs, started: time::OffsetDateTime) -> CrlPolicy {
+fn crl_policy(args: &CredentialOptions, started: time::OffsetDateTime) -> CrlPolicy {
     CrlPolicy {
         max_staleness: time::Duration::try_from(args.crl_max_staleness)
             .unwrap_or(time::Duration::MAX),
@@ -82,7 +126,7 @@ fn crl_policy(args: &CredentialArgs, started: time::OffsetDateTime) -> CrlPolicy
     }
 }
 
-fn mode_of(args: &CredentialArgs) -> Result<Mode> {
+fn mode_of(args: &CredentialOptions) -> Result<Mode> {
     let enrolled = args.ca_url.is_some();
     let files = args.cert.is_some() || args.key.is_some();
     if enrolled && files {
@@ -124,7 +168,7 @@ fn mode_of(args: &CredentialArgs) -> Result<Mode> {
 
 impl Services {
     /// Loads or obtains the first certificate and starts the background tasks.
-    pub async fn start(args: &CredentialArgs, role: Role) -> Result<Services> {
+    pub async fn start(args: &CredentialOptions, role: Role) -> Result<Services> {
         let started = time::OffsetDateTime::now_utc();
         let policy = TlsPolicy::with_extra_groups(TlsPolicy::parse_groups(&args.groups)?);
         let events = Events::new();
@@ -149,7 +193,7 @@ impl Services {
     }
 
     fn start_files(
-        args: &CredentialArgs,
+        args: &CredentialOptions,
         role: Role,
         policy: TlsPolicy,
         events: Arc<Events>,
@@ -202,7 +246,7 @@ impl Services {
     }
 
     async fn start_enrolled(
-        args: &CredentialArgs,
+        args: &CredentialOptions,
         role: Role,
         policy: TlsPolicy,
         events: Arc<Events>,

@@ -1,8 +1,11 @@
 //! Test helpers for mtls-mesh: throwaway PKIs (good, expired, not yet valid, wrong EKU,
-//! CA-as-client, bad key usage, foreign CA, self-signed for pinning, CRLs), child-process helpers that wait
-//! on output lines with timeouts instead of sleeping, and a byte-level TLS client (`raw_tls`).
+//! CA-as-client, bad key usage, foreign CA, self-signed for pinning, CRLs, large bundles),
+//! child-process helpers that wait on output lines with timeouts instead of sleeping, and a
+//! byte-level TLS client (`raw_tls`). A helper library only: the tests that use it live with
+//! the crates they test (the programs' tests in crates/mtls/tests/it).
 
 pub mod bins;
+pub mod bundle;
 pub mod pki_kit;
 pub mod process;
 pub mod raw_tls;

@@ -1,11 +1,12 @@
 //! Starting mtls-server / mtls-ca processes and talking to their plain-HTTP admin endpoints.
+//! The caller names the program to run (see `crate::bins`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::bins::bin_path;
 use crate::process::Proc;
 
 /// How long a service may take to print its listening line.
@@ -41,10 +42,10 @@ fn port_of(line: &str, prefix: &str) -> u16 {
         .unwrap_or_else(|| panic!("no port in {line:?}"))
 }
 
-/// Starts `mtls-server --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 ARGS...` and waits for
-/// its listening line.
-pub fn start_server(name: &str, args: &[String]) -> ServerProc {
-    let mut cmd = Command::new(bin_path("mtls-server"));
+/// Starts `PROGRAM --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 ARGS...` (PROGRAM: the
+/// mtls-server binary) and waits for its listening line.
+pub fn start_server(program: &Path, name: &str, args: &[String]) -> ServerProc {
+    let mut cmd = Command::new(program);
     cmd.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "info");
@@ -52,11 +53,16 @@ pub fn start_server(name: &str, args: &[String]) -> ServerProc {
 }
 
 /// Like `start_server`, with the soft limit on open files set to `open_files` (`ulimit -n`).
-pub fn start_server_with_open_files(name: &str, args: &[String], open_files: u64) -> ServerProc {
+pub fn start_server_with_open_files(
+    program: &Path,
+    name: &str,
+    args: &[String],
+    open_files: u64,
+) -> ServerProc {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(format!("ulimit -n {open_files} && exec \"$0\" \"$@\""))
-        .arg(bin_path("mtls-server"))
+        .arg(program)
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "info");
@@ -81,7 +87,9 @@ pub struct CaProc {
     pub proc: Proc,
     pub port: u16,
     pub fingerprint: String,
-    pub data_dir: std::path::PathBuf,
+    pub data_dir: PathBuf,
+    /// The mtls-ca binary, for the admin subcommands.
+    pub program: PathBuf,
 }
 
 impl CaProc {
@@ -91,7 +99,7 @@ impl CaProc {
 
     /// `mtls-ca token --data-dir DIR --spiffe-id ID [extra...]` → the token.
     pub fn token(&self, spiffe_id: &str, extra: &[&str]) -> String {
-        let out = Command::new(bin_path("mtls-ca"))
+        let out = Command::new(&self.program)
             .args(["token", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--spiffe-id", spiffe_id])
@@ -108,7 +116,7 @@ impl CaProc {
 
     /// `mtls-ca revoke --data-dir DIR --serial HEX`.
     pub fn revoke(&self, serial: &str) {
-        let out = Command::new(bin_path("mtls-ca"))
+        let out = Command::new(&self.program)
             .args(["revoke", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--serial", serial, "--reason", "keyCompromise"])
@@ -123,11 +131,17 @@ impl CaProc {
     }
 }
 
-/// Starts `mtls-ca --data-dir DIR --listen ADDR ARGS...` and waits for the fingerprint and
-/// listening lines. Pass `listen` = "127.0.0.1:0" for a fresh port, or a fixed address to
-/// restart a CA where clients expect it.
-pub fn start_ca(name: &str, data_dir: &std::path::Path, listen: &str, args: &[&str]) -> CaProc {
-    let mut cmd = Command::new(bin_path("mtls-ca"));
+/// Starts `PROGRAM --data-dir DIR --listen ADDR ARGS...` (PROGRAM: the mtls-ca binary) and
+/// waits for the fingerprint and listening lines. Pass `listen` = "127.0.0.1:0" for a fresh
+/// port, or a fixed address to restart a CA where clients expect it.
+pub fn start_ca(
+    program: &Path,
+    name: &str,
+    data_dir: &Path,
+    listen: &str,
+    args: &[&str],
+) -> CaProc {
+    let mut cmd = Command::new(program);
     cmd.arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", listen])
@@ -146,6 +160,7 @@ pub fn start_ca(name: &str, data_dir: &std::path::Path, listen: &str, args: &[&s
         port: port_of(&listening, "listening on https://"),
         fingerprint,
         data_dir: data_dir.to_path_buf(),
+        program: program.to_path_buf(),
         proc,
     }
 }

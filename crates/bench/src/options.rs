@@ -1,0 +1,53 @@
+//! What a load run does: the values of `mtls-bench`'s flags (docs/performance.md), as plain
+//! data.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One load run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// URL to request; its host must be a loopback address or `localhost`.
+    pub target: String,
+    pub mode: Mode,
+    /// Parallel connections (keepalive) or parallel connect-request-close loops (new).
+    pub concurrency: usize,
+    /// How long to run.
+    pub duration: Duration,
+    /// Stop after this many requests in total, if reached before `duration`.
+    pub requests: Option<u64>,
+    /// Client certificate (PEM).
+    pub cert: PathBuf,
+    /// Client private key (PEM).
+    pub key: PathBuf,
+    /// Roots that sign the server's certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// Server name to verify (default: the URL's host).
+    pub servername: Option<String>,
+    /// Key exchange groups offered, in order.
+    pub groups: Vec<String>,
+    /// Text every response body must contain (default: the client certificate's SPIFFE ID).
+    pub expect: Option<String>,
+    /// Runtime worker threads (default: all cores).
+    pub threads: Option<usize>,
+    /// Print the report as JSON.
+    pub json: bool,
+    /// No progress lines on stderr.
+    pub quiet: bool,
+    /// A label for the report (e.g. the server's name).
+    pub label: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// A full TLS handshake per request: connect, handshake, GET, read, close.
+    New,
+    /// Persistent connections, requests back to back.
+    Keepalive,
+    /// POST /api/v1/renew to an mtls-ca with a pre-made CSR per request (CA issuance load).
+    CaRenew,
+    /// Open `concurrency` connections, make one request on each, then hold them all idle until
+    /// `duration` ends (for measuring the server's memory per connection).
+    Hold,
+}

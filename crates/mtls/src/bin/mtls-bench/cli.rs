@@ -1,0 +1,153 @@
+//! Command line of `mtls-bench`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use mtls_bench::{Mode, Options};
+
+#[derive(Parser)]
+#[command(
+    name = "mtls-bench",
+    version,
+    about = "Bounded load generator for mTLS servers (loopback targets only).",
+    after_help = "Examples:\n  \
+mtls-bench https://127.0.0.1:9443/api/status --mode new --concurrency 32 --duration 10s \\\n      \
+--cert client.crt --key client.key --ca-cert root.crt\n  \
+mtls-bench https://127.0.0.1:9443/api/status --mode keepalive --concurrency 64 --duration 10s --json ...\n  \
+mtls-bench https://127.0.0.1:8443/api/v1/renew --mode ca-renew --concurrency 16 --duration 10s ...\n\n\
+Every response must be 200 and name the caller (the client certificate's SPIFFE ID, or --expect).\n\
+Exit codes: 0 no errors, 1 some requests failed, 2 usage or setup error."
+)]
+pub struct Args {
+    /// URL to request; its host must be a loopback address or `localhost`.
+    pub target: String,
+
+    #[arg(long, value_enum, default_value_t = ModeArg::Keepalive)]
+    pub mode: ModeArg,
+
+    /// Parallel connections (keepalive) or parallel connect-request-close loops (new).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+
+    /// How long to run (bounded: at most 10 minutes).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Stop after this many requests in total, if reached before --duration.
+    #[arg(long)]
+    pub requests: Option<u64>,
+
+    /// Client certificate (PEM).
+    #[arg(long)]
+    pub cert: PathBuf,
+
+    /// Client private key (PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+
+    /// Roots that sign the server's certificate (PEM).
+    #[arg(long)]
+    pub ca_cert: PathBuf,
+
+    /// Server name to verify (default: the URL's host).
+    #[arg(long)]
+    pub servername: Option<String>,
+
+    /// Key exchange groups offered, in order: secp384r1, secp521r1, x25519, x25519mlkem768, secp256r1.
+    #[arg(long, value_delimiter = ',', default_value = "secp384r1,secp521r1")]
+    pub groups: Vec<String>,
+
+    /// Text every response body must contain (default: the client certificate's SPIFFE ID).
+    #[arg(long)]
+    pub expect: Option<String>,
+
+    /// Runtime worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// A label for the report (e.g. the server's name).
+    #[arg(long, default_value = "")]
+    pub label: String,
+}
+
+/// `--mode`; the doc comments are the help text (the same as `mtls_bench::Mode`'s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// A full TLS handshake per request: connect, handshake, GET, read, close.
+    New,
+    /// Persistent connections, requests back to back.
+    Keepalive,
+    /// POST /api/v1/renew to an mtls-ca with a pre-made CSR per request (CA issuance load).
+    CaRenew,
+    /// Open --concurrency connections, make one request on each, then hold them all idle until
+    /// --duration ends (for measuring the server's memory per connection).
+    Hold,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::New => Mode::New,
+            ModeArg::Keepalive => Mode::Keepalive,
+            ModeArg::CaRenew => Mode::CaRenew,
+            ModeArg::Hold => Mode::Hold,
+        }
+    }
+}
+
+impl Args {
+    /// The run the flags describe. (Destructured, so a new flag cannot be forgotten here.)
+    pub fn options(self) -> Options {
+        let Args {
+            target,
+            mode,
+            concurrency,
+            duration,
+            requests,
+            cert,
+            key,
+            ca_cert,
+            servername,
+            groups,
+            expect,
+            threads,
+            json,
+            quiet,
+            label,
+        } = self;
+        Options {
+            target,
+            mode: mode.into(),
+            concurrency,
+            duration,
+            requests,
+            cert,
+            key,
+            ca_cert,
+            servername,
+            groups,
+            expect,
+            threads,
+            json,
+            quiet,
+            label,
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > Duration::from_secs(600) {
+        return Err("at most 10m: load runs are bounded".into());
+    }
+    Ok(d)
+}

@@ -1,0 +1,23 @@
+//! `mtls-ca`: the certificate authority service and its admin subcommands.
+
+mod cli;
+mod commands;
+mod serve;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    mtls::logging::init(cli.log_format, "info");
+    let result = match cli.command {
+        None => serve::run(&cli.data_dir, cli.serve),
+        Some(cmd) => commands::run(&cli.data_dir, cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mtls-ca: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Running the CA service.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use mtls_ca::authority::{Authority, AuthorityConfig};
+use mtls_ca::datadir::{DataDir, RootOrigin};
+use mtls_ca::{api, server, tls};
+use pki::{IssuancePolicy, SpiffeId, TrustDomain};
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+
+use crate::cli::ServeArgs;
+
+/// The shortest `--crl-validity`: shorter CRLs would go stale between two fetches.
+const MIN_CRL_VALIDITY: time::Duration = time::Duration::seconds(2);
+
+pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(data_dir, args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let trust_domain = TrustDomain::parse(&args.trust_domain)?;
+    let admin_id = args
+        .admin_id
+        .as_deref()
+        .map(|id| mtls_ca::admin::parse_admin_id(id, &trust_domain))
+        .transpose()?;
+    if args.cert_duration > args.max_duration {
+        bail!(
+            "--cert-duration {} is longer than --max-duration {}",
+            args.cert_duration,
+            args.max_duration
+        );
+    }
+    if args.crl_validity < MIN_CRL_VALIDITY {
+        bail!(
+            "--crl-validity {} is too short; the minimum is {MIN_CRL_VALIDITY} (services fetch \
+             the CRL every few seconds and it is re-signed at half its validity)",
+            args.crl_validity
+        );
+    }
+    for d in &args.dns {
+        mtls_ca::admin::validate_dns_name(d)?;
+    }
+    let limits = connection_limits(&args)?;
+    let now = OffsetDateTime::now_utc();
+    let dir = DataDir::new(data_dir);
+    dir.ensure()?;
+    let external = args.root_cert.as_deref().zip(args.root_key.as_deref());
+    // Checks the directory first; creates root and database only when it holds neither.
+    let (ca, origin, store) = dir.open_or_init(external, &trust_domain, now)?;
+    let store = Arc::new(store);
+    let (extra_roots, bundle_extra) = bundle_extra(&ca, &args.bundle_extra, now)?;
+
+    // The reserved identity every CA client requires (pki::spiffe::CA_PATH).
+    let api_id = trust_domain.ca_id();
+    let mut dns = vec!["localhost".to_string()];
+    dns.extend(args.dns.iter().cloned());
+    let mut ips: Vec<std::net::IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
+    ips.extend(args.ips.iter().copied());
+    let (api_cert, api_not_after) = tls::issue_api_cert(&ca, &api_id, &dns, &ips, now)?;
+    let api_leaf = api_cert.end_entity_cert()?.to_vec();
+    let resolver = tls::new_resolver(api_cert);
+    let mut roots = vec![ca.cert_der().clone()];
+    roots.extend(extra_roots.iter().cloned());
+    let config = Arc::new(tls::server_config(&roots, resolver.clone())?);
+
+    let mut addr = args.listen;
+    if let Some(port) = args.port {
+        addr.set_port(port);
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr} (is another CA running there?)"))?;
+    let local = listener.local_addr()?;
+
+    let fingerprint = ca.fingerprint();
+    let authority = Arc::new(
+        Authority::new(
+            ca,
+            bundle_extra,
+            store,
+            AuthorityConfig {
+                trust_domain: trust_domain.clone(),
+                default_ttl: args.cert_duration,
+                max_ttl: args.max_duration,
+                admin_id,
+                policy: IssuancePolicy {
+                    backdate: args.backdate,
+                },
+            },
+        )
+        .with_crl_validity(args.crl_validity),
+    );
+
+    authority
+        .record_api_cert(&api_leaf)
+        .map_err(|e| anyhow::anyhow!("auditing the API certificate: {e}"))?;
+    match origin {
+        RootOrigin::Created => eprintln!("created a new P-384 root in {}", dir.path.display()),
+        RootOrigin::Loaded => eprintln!("using the existing root of {}", dir.path.display()),
+    }
+    let host = if local.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        local.ip().to_string()
+    };
+    let base = if local.is_ipv6() {
+        format!("https://[{host}]:{}", local.port())
+    } else {
+        format!("https://{host}:{}", local.port())
+    };
+    {
+        // These two stdout lines are a stable interface: scripts and tests parse them.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "root fingerprint (SHA-256): {fingerprint}")?;
+        writeln!(out, "listening on {base}")?;
+        out.flush()?;
+    }
+    eprintln!(
+        "trust domain {trust_domain}; root certificate at {}\n\
+         endpoints: POST {base}/api/v1/sign  POST /api/v1/renew  POST /api/v1/revoke  GET /api/v1/ca  \
+         GET /api/v1/bundle  GET /api/v1/crl  GET /api/v1/certs  GET /healthz  GET /metrics",
+        dir.root_cert().display()
+    );
+
+    tokio::spawn(renew_api_cert(
+        authority.clone(),
+        resolver,
+        api_id,
+        dns,
+        ips,
+        api_not_after,
+    ));
+    let counters = authority.metrics.connections.clone();
+    let router = api::router(authority);
+    let drain = limits.drain;
+    let shutdown = async move {
+        mtls::shutdown::signal().await;
+        eprintln!(
+            "mtls-ca: shutting down: no new connections, requests in flight get up to {}",
+            humantime::format_duration(drain)
+        );
+    };
+    let report = server::serve(listener, config, router, limits, counters, shutdown).await;
+    eprintln!(
+        "mtls-ca: stopped ({} of {} connections closed in time, {} cut)",
+        report.finished, report.open, report.cut
+    );
+    Ok(())
+}
+
+/// Reads the `--bundle-extra` files. Returns the extra self-signed roots (trusted for client
+/// certificates like our own root) and what the bundle publishes after our root: each extra
+/// root followed by a cross-certificate for it signed by our root (passing the file is the
+/// operator's decision to vouch for it; services accept a new root only with such a
+/// certificate, docs/ca-api.md), then any other certificates of those files as given (an
+/// operator's own cross-certificates).
+fn bundle_extra(
+    ca: &pki::CaMaterial,
+    files: &[std::path::PathBuf],
+    now: OffsetDateTime,
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, Vec<CertificateDer<'static>>)> {
+    let mut roots = Vec::new();
+    let mut as_given = Vec::new();
+    for path in files {
+        for cert in pki::pem::parse_certificates(&pki::files::read(path)?)
+            .with_context(|| format!("--bundle-extra {}", path.display()))?
+        {
+            if pki::sha256_hex(&cert) == ca.fingerprint() {
+                continue; // our own root is published first anyway
+            }
+            if pki::vouch::is_self_signed(&cert) {
+                roots.push(cert);
+            } else {
+                as_given.push(cert);
+            }
+        }
+    }
+    let mut published = Vec::new();
+    for root in &roots {
+        let cross = ca.cross_sign(root, now).context("--bundle-extra")?;
+        published.push(root.clone());
+        published.push(cross);
+    }
+    published.extend(as_given);
+    Ok((roots, published))
+}
+
+/// The API listener's limits from the serve flags (docs/cli.md lists them with defaults).
+fn connection_limits(args: &ServeArgs) -> anyhow::Result<wire::Limits> {
+    let (max_connections, lowered) = wire::limits::fit_to_open_files(args.max_connections);
+    if let Some(open_files) = lowered {
+        tracing::warn!(
+            event = "max_connections_lowered",
+            requested = args.max_connections,
+            allowed = max_connections,
+            open_files,
+            "--max-connections {} is more than the open-file limit ({open_files}) can carry; \
+             serving at most {max_connections} connections at once (raise the limit with \
+             `ulimit -n` or systemd's LimitNOFILE=)",
+            args.max_connections
+        );
+    }
+    let limits = wire::Limits {
+        max_connections,
+        max_per_source: (args.max_connections_per_source > 0)
+            .then_some(args.max_connections_per_source),
+        authenticated_reserve: args
+            .authenticated_reserve
+            .unwrap_or_else(|| wire::limits::default_reserve(max_connections)),
+        max_per_identity: None,
+        idle_timeout: args.idle_timeout,
+        header_timeout: args.header_timeout,
+        request_timeout: args.request_timeout,
+        drain: args.drain,
+        ..wire::Limits::default()
+    };
+    limits.validate().with_context(|| {
+        "invalid connection limits (--max-connections, --authenticated-reserve, \
+         --max-connections-per-source, --idle-timeout, --header-timeout, --request-timeout)"
+    })?;
+    Ok(limits)
+}
+
+/// Re-issues the API certificate at half its lifetime so a long-running CA never serves an
+/// expired one.
+async fn renew_api_cert(
+    authority: Arc<Authority>,
+    resolver: Arc<tls::ApiCertResolver>,
+    id: SpiffeId,
+    dns: Vec<String>,
+    ips: Vec<std::net::IpAddr>,
+    mut not_after: OffsetDateTime,
+) {
+    loop {
+        let now = OffsetDateTime::now_utc();
+        let wait = std::cmp::max((not_after - now) / 2_i32, time::Duration::seconds(60));
+        tokio::time::sleep(wait.unsigned_abs()).await;
+        match tls::issue_api_cert(authority.ca(), &id, &dns, &ips, OffsetDateTime::now_utc()) {
+            Ok((key, na)) => {
+                if let Ok(leaf) = key.end_entity_cert() {
+                    if let Err(e) = authority.record_api_cert(leaf) {
+                        tracing::error!(error = %e, "auditing the re-issued API certificate failed");
+                    }
+                }
+                resolver.replace(key);
+                not_after = na;
+                tracing::info!(not_after = %na, "API certificate re-issued");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "re-issuing the API certificate failed; retrying")
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! `mtls-bench` against a real `mtls-server`.
+
+mod smoke;

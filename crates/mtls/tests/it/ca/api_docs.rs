@@ -1,0 +1,124 @@
+//! The examples of docs/ca-api.md are real: requests built from them are accepted, and the CA's
+//! responses have exactly the documented fields.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::collections::BTreeSet;
+
+use super::common::*;
+
+fn examples() -> std::collections::HashMap<String, serde_json::Value> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/ca-api.md"))
+        .unwrap();
+    let mut out = std::collections::HashMap::new();
+    let mut rest = doc.as_str();
+    // Markers start a line; a mention inside prose does not count.
+    while let Some(i) = rest.find("\n<!-- example: ") {
+        rest = &rest[i + "\n<!-- example: ".len()..];
+        let name = rest[..rest.find(" -->").unwrap()].to_string();
+        let start = rest.find("```json\n").unwrap() + "```json\n".len();
+        let end = start + rest[start..].find("```").unwrap();
+        let value: serde_json::Value = serde_json::from_str(&rest[start..end])
+            .unwrap_or_else(|e| panic!("example {name} is not valid JSON: {e}"));
+        out.insert(name, value);
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn keys(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn documented_examples_match_the_real_api() {
+    let ex = examples();
+    for name in [
+        "error",
+        "sign-request",
+        "sign-response",
+        "renew-request",
+        "revoke-request",
+        "revoke-response",
+        "certs-response",
+    ] {
+        assert!(ex.contains_key(name), "docs/ca-api.md lacks example {name}");
+    }
+    let admin = "spiffe://mesh.local/admin";
+    let ca = Ca::start(&["--admin-id", admin]);
+    let http = client(&ca.root_pem(), None);
+
+    // sign: the documented request with a real CSR.
+    let id = ex["sign-request"]["requested_id"].as_str().unwrap();
+    let token = ca.token(id, &["--dns", "localhost", "--ip", "127.0.0.1"]);
+    let (key, real_csr) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]);
+    let mut body = ex["sign-request"].clone();
+    body["csr"] = serde_json::Value::from(real_csr.clone());
+    let (status, signed) = sign(&http, &ca, &token, &body).await;
+    assert_eq!(status, 200, "{signed}");
+    assert_eq!(keys(&signed), keys(&ex["sign-response"]));
+    assert_eq!(signed["spiffe_id"], ex["sign-response"]["spiffe_id"]);
+
+    // error: the documented shape, from reusing the token.
+    let (status, err) = sign(&http, &ca, &token, &body).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        err, ex["error"],
+        "the documented error example is the real token_used error"
+    );
+
+    // renew with the documented body.
+    let me = Identity {
+        cert_pem: signed["certificate"].as_str().unwrap().to_string(),
+        key_pem: key.serialize_pem(),
+    };
+    let mine = client(&ca.root_pem(), Some(&me));
+    // Renewal needs a fresh key (the signing key is refused with 400 key_reused).
+    let (_, renew_csr) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]);
+    let mut body = ex["renew-request"].clone();
+    body["csr"] = serde_json::Value::from(renew_csr);
+    let resp = mine
+        .post(ca.url("/api/v1/renew"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let renewed: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(keys(&renewed), keys(&ex["sign-response"]));
+
+    // certs as admin.
+    let (admin_id, _) = enroll(&ca, admin).await;
+    let admin_http = client(&ca.root_pem(), Some(&admin_id));
+    let list: serde_json::Value = admin_http
+        .get(ca.url("/api/v1/certs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let documented = keys(&ex["certs-response"]["certificates"][0]);
+    for c in list["certificates"].as_array().unwrap() {
+        assert_eq!(keys(c), documented);
+    }
+
+    // revoke with the documented body, serial in colon form as documented.
+    let serial = signed["serial"].as_str().unwrap();
+    let colon: Vec<String> = serial
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let mut body = ex["revoke-request"].clone();
+    body["serial"] = serde_json::Value::from(colon.join(":"));
+    let resp = mine
+        .post(ca.url("/api/v1/revoke"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let revoked: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(keys(&revoked), keys(&ex["revoke-response"]));
+    assert_eq!(revoked["revoked"], serial);
+}

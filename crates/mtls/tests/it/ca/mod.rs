@@ -1,0 +1,17 @@
+//! `mtls-ca` as a process: the HTTPS API, the admin subcommands and the data directory.
+
+mod common;
+
+mod api_docs;
+mod audit_state;
+mod concurrency;
+mod connections;
+mod data_dir_integrity;
+mod drain;
+mod durability;
+mod limits;
+mod openssl_interop;
+mod rejections;
+mod renewal_lineage;
+mod reserved_identity;
+mod revoke_authorisation;

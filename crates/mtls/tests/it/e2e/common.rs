@@ -1,0 +1,66 @@
+//! Shared helpers for the end-to-end tests (CA + server + client as real processes).
+//! The programs are this test binary's (`crate::programs`).
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::programs::{self, start_server};
+use testkit::{CaProc, Proc, ServerProc};
+
+pub const SERVER_ID: &str = "spiffe://mesh.local/service/api-server";
+pub const CLIENT_ID: &str = "spiffe://mesh.local/service/payment-worker";
+
+pub fn require_binaries() {
+    programs::require(&["mtls-ca", "mtls-server", "mtls-client"]);
+}
+
+/// Writes a join token for `id` into DIR/NAME.token and returns the path.
+pub fn token_file(ca: &CaProc, dir: &Path, name: &str, id: &str, extra: &[&str]) -> String {
+    let token = ca.token(id, extra);
+    let path = dir.join(format!("{name}.token"));
+    std::fs::write(&path, token).expect("write token");
+    path.display().to_string()
+}
+
+/// Enrolled-mode arguments for a service.
+pub fn enrolled_args(ca: &CaProc, id: &str, token_file: &str) -> Vec<String> {
+    vec![
+        "--ca-url".into(),
+        ca.url(),
+        "--ca-fingerprint".into(),
+        ca.fingerprint.clone(),
+        "--spiffe-id".into(),
+        id.into(),
+        "--join-token-file".into(),
+        token_file.into(),
+    ]
+}
+
+/// Starts an enrolled mtls-server for SERVER_ID (token allows localhost and 127.0.0.1).
+pub fn enrolled_server(ca: &CaProc, dir: &Path, extra: &[&str]) -> ServerProc {
+    let token = token_file(
+        ca,
+        dir,
+        "server",
+        SERVER_ID,
+        &["--dns", "localhost", "--ip", "127.0.0.1"],
+    );
+    let mut args = enrolled_args(ca, SERVER_ID, &token);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    start_server("server", &args)
+}
+
+/// Starts mtls-client (enrolled as CLIENT_ID) as a background process.
+pub fn spawn_client(ca: &CaProc, dir: &Path, server: &ServerProc, extra: &[&str]) -> Proc {
+    let token = token_file(ca, dir, "client", CLIENT_ID, &[]);
+    let mut cmd = Command::new(programs::client());
+    cmd.args(enrolled_args(ca, CLIENT_ID, &token))
+        .args(["--server", &server.url()])
+        .args(extra)
+        .env("RUST_LOG", "info");
+    Proc::spawn("client", cmd)
+}
+
+pub const LONG: Duration = Duration::from_secs(60);

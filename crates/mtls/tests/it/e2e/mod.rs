@@ -1,0 +1,16 @@
+//! Several programs at once: `mtls-ca` + `mtls-server` + `mtls-client` (enrollment, rotation,
+//! revocation, CA outage, stale CRLs), `scripts/demo.sh`, docs/troubleshooting.md against live
+//! output, and `mtls-inspect verify` against a running `mtls-server`.
+
+mod common;
+
+mod ca_stopped;
+mod client_exit;
+mod client_watch;
+mod crl_stale;
+mod demo;
+mod enrollment;
+mod revocation;
+mod rotation;
+mod troubleshooting_doc;
+mod verdict_parity;

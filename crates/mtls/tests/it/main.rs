@@ -1,0 +1,13 @@
+//! The tests that run the mtls-mesh programs (`mtls-ca`, `mtls-server`, `mtls-client`,
+//! `mtls-inspect`, `mtls-bench`) as real processes, in one test binary: one module per program,
+//! and `e2e` for the tests that drive several programs at once. docs/testing.md maps them.
+//!
+//! Tests of a library alone live with their crate (`crates/<crate>/tests/it`).
+
+mod programs;
+
+mod bench;
+mod ca;
+mod e2e;
+mod inspect;
+mod mesh;

@@ -1,0 +1,12 @@
+//! `mtls-server` and `mtls-client` as processes: static files, pinned keys, rejections,
+//! connection limits, drain and interoperability with OpenSSL tools.
+
+mod common;
+
+mod ca_impersonation;
+mod connections;
+mod crl_staleness;
+mod drain;
+mod interop;
+mod rejections;
+mod static_mode;
