@@ -10,19 +10,20 @@ use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::clock::Clock;
 use crate::trust::TrustState;
 
 /// What the watcher needs from the peer's verified certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WatchedCert {
+pub(crate) struct WatchedCert {
     /// Raw issuer Name and serial octets, for revocation lookups.
-    pub issuer_raw: Vec<u8>,
-    pub serial_raw: Vec<u8>,
-    pub not_after: OffsetDateTime,
+    pub(crate) issuer_raw: Vec<u8>,
+    pub(crate) serial_raw: Vec<u8>,
+    pub(crate) not_after: OffsetDateTime,
 }
 
 impl WatchedCert {
-    pub fn from_der(cert: &CertificateDer<'_>) -> Option<WatchedCert> {
+    pub(crate) fn from_der(cert: &CertificateDer<'_>) -> Option<WatchedCert> {
         let (_, parsed) = X509Certificate::from_der(cert).ok()?;
         Some(WatchedCert {
             issuer_raw: parsed.tbs_certificate.issuer.as_raw().to_vec(),
@@ -33,7 +34,7 @@ impl WatchedCert {
 
     /// Why the certificate may no longer carry traffic at `now`, if it may not: "revoked" or
     /// "expired" (past NotAfter, as webpki judges it).
-    pub fn invalid_at(
+    pub(crate) fn invalid_at(
         &self,
         trust: Option<&TrustState>,
         now: OffsetDateTime,
@@ -50,20 +51,14 @@ impl WatchedCert {
     }
 }
 
-impl From<&crate::server::Peer> for WatchedCert {
-    fn from(peer: &crate::server::Peer) -> WatchedCert {
-        WatchedCert {
-            issuer_raw: peer.issuer_raw.clone(),
-            serial_raw: peer.serial_raw.clone(),
-            not_after: peer.not_after,
-        }
-    }
-}
-
-/// Resolves once the peer's certificate expires or shows up on the revocation list: "expired"
-/// or "revoked". Without a trust state (pinned mode) only expiry can end it.
-pub async fn close_when_invalid(cert: WatchedCert, trust: Option<Arc<TrustState>>) -> &'static str {
-    let left = crate::timefmt::until(cert.not_after, OffsetDateTime::now_utc());
+/// Resolves once the peer's certificate expires (by `clock`) or shows up on the revocation
+/// list: "expired" or "revoked". Without a trust state (pinned mode) only expiry can end it.
+pub(crate) async fn close_when_invalid(
+    cert: WatchedCert,
+    trust: Option<Arc<TrustState>>,
+    clock: Arc<dyn Clock>,
+) -> &'static str {
+    let left = pki::timefmt::until(cert.not_after, clock.now());
     // One second past NotAfter, so the certificate is expired by any clock reading.
     let expiry = tokio::time::sleep(left + Duration::from_secs(1));
     tokio::pin!(expiry);

@@ -11,6 +11,16 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     pki::duration::parse(s)
 }
 
+/// The smallest pause between the requests of `mtls-client --count N`: it paces the client's
+/// own requests (demos and tests watch rotations request by request), it is not an interval of
+/// the service's machinery, so it may be shorter than a second, but never zero.
+pub const MIN_REQUEST_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A pause between requests: at least [`MIN_REQUEST_INTERVAL`].
+pub fn request_interval(s: &str) -> Result<Duration, String> {
+    pki::duration::parse_at_least(s, MIN_REQUEST_INTERVAL)
+}
+
 /// A count of at least 1.
 pub fn count(s: &str) -> Result<u64, String> {
     let n: u64 = s
@@ -43,5 +53,12 @@ mod tests {
         assert!(duration("500ms").unwrap_err().contains("the minimum is 1s"));
         assert!(duration("0s").unwrap_err().contains("the minimum is 1s"));
         assert!(duration("-3s").unwrap_err().contains("negative"));
+        assert_eq!(
+            request_interval("100ms").unwrap(),
+            Duration::from_millis(100)
+        );
+        assert!(request_interval("0s")
+            .unwrap_err()
+            .contains("the minimum is 10ms"));
     }
 }

@@ -61,7 +61,7 @@ pub fn group_name(group: NamedGroup) -> Cow<'static, str> {
     })
 }
 
-/// The RFC 8446 name of an alert (`certificate_required`, `unknown_ca`), else `alert N`.
+/// The RFC 8446 name of an alert (`certificate_required`, `unknown_ca`), else its number.
 pub fn alert_name(alert: AlertDescription) -> Cow<'static, str> {
     let code = u8::from(alert);
     Cow::Borrowed(match code {
@@ -100,7 +100,7 @@ pub fn alert_name(alert: AlertDescription) -> Cow<'static, str> {
         116 => "certificate_required",
         120 => "no_application_protocol",
         121 => "ech_required",
-        _ => return Cow::Owned(format!("alert {code}")),
+        _ => return Cow::Owned(code.to_string()),
     })
 }
 
@@ -179,7 +179,7 @@ mod tests {
             alert_name(AlertDescription::CertificateRequired),
             "certificate_required"
         );
-        assert_eq!(alert_name(AlertDescription::Unknown(200)), "alert 200");
+        assert_eq!(alert_name(AlertDescription::Unknown(200)), "200");
     }
 
     #[test]
@@ -188,7 +188,7 @@ mod tests {
             let alert = AlertDescription::from(code);
             let name = alert_name(alert);
             if matches!(alert, AlertDescription::Unknown(_)) {
-                assert_eq!(name, format!("alert {code}"));
+                assert_eq!(name, code.to_string());
             } else {
                 assert!(
                     name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
