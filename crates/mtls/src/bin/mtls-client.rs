@@ -43,9 +43,14 @@ struct Args {
     #[arg(long, value_name = "ID", value_parser = parse_spiffe_id)]
     server_id: Option<pki::SpiffeId>,
 
-    /// POST this text to /api/echo instead of GET /api/status.
+    /// POST this text to /api/echo (or to --path) instead of GET /api/status.
     #[arg(long, value_name = "TEXT")]
     message: Option<String>,
+
+    /// The path to call (any mesh service's route), e.g. /hello; default /api/status, or
+    /// /api/echo with --message.
+    #[arg(long, value_name = "PATH", value_parser = parse_path)]
+    path: Option<String>,
 
     /// Number of requests; 0 only obtains the certificate, prints it and exits (a check that
     /// enrollment works).
@@ -66,6 +71,16 @@ struct Args {
 
     #[command(flatten)]
     creds: CredentialArgs,
+}
+
+fn parse_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && s.parse::<hyper::Uri>().is_ok() {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a path: give one starting with /, e.g. /api/status"
+        ))
+    }
 }
 
 fn parse_url(s: &str) -> Result<HttpsUrl, String> {
@@ -100,7 +115,7 @@ async fn run(args: Args, config: mesh::ServiceConfig) -> anyhow::Result<u64> {
         .context("obtaining the client certificate")?;
     report::print(&report::certificate_lines("CLIENT", &mesh.credential()));
     let mut client = MeshClient::new(url.clone(), &mesh, args.server_id.clone(), args.timeout)?;
-    let (method, path, body) = match &args.message {
+    let (method, default_path, body) = match &args.message {
         Some(m) => (
             Method::POST,
             "/api/echo",
@@ -108,6 +123,7 @@ async fn run(args: Args, config: mesh::ServiceConfig) -> anyhow::Result<u64> {
         ),
         None => (Method::GET, "/api/status", None),
     };
+    let path = args.path.as_deref().unwrap_or(default_path);
     let mut failed = 0u64;
     for n in 1..=args.count {
         if n > 1 {
