@@ -86,3 +86,62 @@ pub(crate) async fn close_when_invalid(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::World;
+    use pki::crl::{verify_crl, RevokedEntry, RevokedSet};
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_connection_ends_when_the_peer_is_revoked() {
+        let w = World::new(time::Duration::hours(1));
+        let peer = w.credential();
+        let cert = WatchedCert::from_der(&peer.chain()[0]).unwrap();
+        let watch = tokio::spawn(close_when_invalid(
+            cert.clone(),
+            Some(w.trust.clone()),
+            w.clock.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!watch.is_finished());
+        assert_eq!(cert.invalid_at(Some(&w.trust), w.clock.now()), None);
+        let now = w.clock.now();
+        let der = pki::crl::sign_crl(
+            &w.ca.root,
+            &[RevokedEntry {
+                serial_hex: peer.serial().to_string(),
+                revoked_at: now,
+                reason: None,
+            }],
+            1,
+            now,
+            now + time::Duration::minutes(10),
+        )
+        .unwrap();
+        let crl = verify_crl(&der, w.trust.roots().certs()).unwrap();
+        w.trust.set_revoked(RevokedSet::from_crls(vec![crl]), true);
+        assert_eq!(watch.await.unwrap(), "revoked");
+        assert_eq!(
+            cert.invalid_at(Some(&w.trust), w.clock.now()),
+            Some("revoked")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_connection_ends_when_the_peer_certificate_expires() {
+        let w = World::new(time::Duration::hours(1));
+        let peer = w.credential();
+        let cert = WatchedCert::from_der(&peer.chain()[0]).unwrap();
+        let started = tokio::time::Instant::now();
+        let reason = close_when_invalid(cert.clone(), None, w.clock.clone()).await;
+        assert_eq!(reason, "expired");
+        let waited = started.elapsed();
+        // Whole seconds, like webpki: one second past NotAfter.
+        assert!(
+            waited >= Duration::from_secs(3600) && waited <= Duration::from_secs(3602),
+            "{waited:?}"
+        );
+        assert_eq!(cert.invalid_at(None, w.clock.now()), Some("expired"));
+    }
+}

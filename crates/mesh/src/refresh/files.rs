@@ -83,3 +83,75 @@ impl Refresh for FileWatch {
         self.interval
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::clock::TokioClock;
+    use crate::config::{CredentialSource, ServiceConfig, StaticFiles};
+    use crate::testing::{FakeCa, ID};
+    use crate::Mesh;
+
+    /// A fresh key and a certificate for it from `ca`, written as PEM files `name.crt/.key`.
+    fn write_pair(ca: &FakeCa, dir: &Path, name: &str) -> String {
+        let key = pki::keys::generate(pki::Curve::P384).unwrap();
+        let id = pki::SpiffeId::parse(ID).unwrap();
+        let issued = ca.issue(&crate::enroll::make_csr(&key, &id).unwrap());
+        std::fs::write(dir.join(format!("{name}.crt")), &issued.certificate).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        issued.serial.to_ascii_lowercase()
+    }
+
+    fn install(dir: &Path, from: &str, what: &[&str]) {
+        for ext in what {
+            std::fs::copy(
+                dir.join(format!("{from}.{ext}")),
+                dir.join(format!("live.{ext}")),
+            )
+            .unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replaced_files_are_published_and_a_half_replacement_is_not() {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+        let ca = FakeCa::new(clock.clone(), time::Duration::hours(1));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        std::fs::write(path.join("roots.pem"), ca.root.cert_pem()).unwrap();
+        let first = write_pair(&ca, path, "first");
+        install(path, "first", &["crt", "key"]);
+        let config = ServiceConfig::new(
+            Role::Client,
+            CredentialSource::StaticFiles(StaticFiles {
+                cert: path.join("live.crt"),
+                key: path.join("live.key"),
+                roots: path.join("roots.pem"),
+                crl: None,
+                reload_interval: Duration::from_secs(1),
+            }),
+        );
+        let mesh = Mesh::start_with_clock(config, clock).await.unwrap();
+        assert_eq!(mesh.credential().serial(), first);
+
+        // The new certificate without its key: refused, the old one keeps serving.
+        let second = write_pair(&ca, path, "second");
+        install(path, "second", &["crt"]);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(mesh.credential().serial(), first);
+        // The key follows: published at the next tick.
+        install(path, "second", &["key"]);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(mesh.credential().serial(), second);
+        assert_eq!(
+            mesh.events()
+                .metrics
+                .rotations
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        mesh.shutdown().await;
+    }
+}

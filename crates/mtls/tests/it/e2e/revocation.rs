@@ -92,8 +92,13 @@ fn a_revoked_client_is_cut_off_at_the_next_crl_refresh() {
         .filter(|(_, l)| l.contains("revocation list fetched"))
         .map(|(i, _)| i)
         .collect();
-    let updated = position(&|l| l.contains("revocation list updated: 1 revoked"))
-        .unwrap_or_else(|| panic!("no CRL update listing the revocation:\n{}", after.join("\n")));
+    let updated =
+        position(&|l| l.contains("revocation list updated: 1 revoked")).unwrap_or_else(|| {
+            panic!(
+                "no CRL update listing the revocation:\n{}",
+                after.join("\n")
+            )
+        });
     let close = position(&|l| l.contains("closing the connection") && l.contains(&serial))
         .expect("the close");
     // The fetch that brought the revocation logs "fetched" just before "updated".
