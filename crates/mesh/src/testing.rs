@@ -183,7 +183,7 @@ impl FakeCa {
         .issue(
             &pki::LeafRequest {
                 spiffe_id: &id,
-                dns: &[],
+                dns: &["localhost".to_string()],
                 ips: &[],
                 spki_der: &csr.spki_der,
                 ttl: self.ttl,
@@ -321,4 +321,24 @@ impl World {
         let chain = pki::pem::parse_certificates(response.certificate.as_bytes()).expect("pem");
         Credential::from_key(&key, chain, &TlsPolicy::default()).expect("credential")
     }
+}
+
+/// Static-files configuration for a certificate from `ca`, with the files written into `dir`.
+pub(crate) fn static_files_config(ca: &FakeCa, dir: &std::path::Path) -> crate::ServiceConfig {
+    let key = pki::keys::generate(pki::Curve::P384).expect("key");
+    let id = pki::SpiffeId::parse(ID).expect("id");
+    let issued = ca.issue(&crate::enroll::make_csr(&key, &id).expect("csr"));
+    std::fs::write(dir.join("live.crt"), &issued.certificate).expect("write");
+    std::fs::write(dir.join("live.key"), key.serialize_pem()).expect("write");
+    std::fs::write(dir.join("roots.pem"), ca.root.cert_pem()).expect("write");
+    crate::ServiceConfig::new(
+        Role::Both,
+        crate::CredentialSource::StaticFiles(crate::StaticFiles {
+            cert: dir.join("live.crt"),
+            key: dir.join("live.key"),
+            roots: dir.join("roots.pem"),
+            crl: None,
+            reload_interval: Duration::from_secs(1),
+        }),
+    )
 }

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -35,7 +36,20 @@ pub fn serve(
     listener: TcpListener,
     mesh: &crate::Mesh,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let view = mesh.view();
+    serve_with_metrics(listener, mesh, String::new)
+}
+
+/// [`serve`], with what `extra` returns appended to `/metrics`: a program's own counters in the
+/// Prometheus text format (a proxy's refusals by reason, for instance).
+pub fn serve_with_metrics(
+    listener: TcpListener,
+    mesh: &crate::Mesh,
+    extra: impl Fn() -> String + Send + Sync + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
+    let view = Admin {
+        mesh: mesh.view(),
+        extra: Arc::new(extra),
+    };
     async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -65,7 +79,15 @@ fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Full<
     response
 }
 
-fn route(req: Request<Incoming>, view: &MeshView) -> Response<Full<Bytes>> {
+/// What the admin endpoints read.
+#[derive(Clone)]
+struct Admin {
+    mesh: MeshView,
+    extra: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+fn route(req: Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
+    let view = &admin.mesh;
     match req.uri().path() {
         "/healthz" => json_response(StatusCode::OK, json!({"status": "alive"})),
         "/readyz" => {
@@ -94,7 +116,9 @@ fn route(req: Request<Incoming>, view: &MeshView) -> Response<Full<Bytes>> {
             json_response(status, body)
         }
         "/metrics" => {
-            let mut r = Response::new(Full::new(Bytes::from(view.metrics())));
+            let mut text = view.metrics();
+            text.push_str(&(admin.extra)());
+            let mut r = Response::new(Full::new(Bytes::from(text)));
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -105,5 +129,59 @@ fn route(req: Request<Incoming>, view: &MeshView) -> Response<Full<Bytes>> {
             StatusCode::NOT_FOUND,
             json!({"error": {"code": "not_found", "message": format!("no admin endpoint {other}; try /healthz, /readyz or /metrics")}}),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::clock::TokioClock;
+    use crate::testing::{static_files_config, FakeCa};
+    use crate::Mesh;
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tcp.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    use super::*;
+
+    #[tokio::test]
+    async fn metrics_carry_the_program_counters_and_readiness_the_certificate() {
+        let clock = Arc::new(TokioClock::new());
+        let ca = FakeCa::new(clock.clone(), time::Duration::hours(1));
+        let dir = tempfile::tempdir().unwrap();
+        let mesh = Mesh::start_with_clock(static_files_config(&ca, dir.path()), clock)
+            .await
+            .unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(serve_with_metrics(listener, &mesh, || {
+            "# TYPE proxy_refused_total counter\nproxy_refused_total 3\n".to_string()
+        }));
+        let metrics = get(addr, "/metrics").await;
+        assert!(
+            metrics.contains("mesh_certificate_expiry_seconds"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("proxy_refused_total 3"), "{metrics}");
+        let ready = get(addr, "/readyz").await;
+        assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
+        assert!(ready.contains(&format!("\"serial\":\"{}\"", mesh.credential().serial())));
+        assert!(get(addr, "/nope").await.contains("404"));
+        let refused = bind("0.0.0.0:0".parse().unwrap()).await.unwrap_err();
+        assert!(refused
+            .to_string()
+            .contains("must listen on a loopback address"));
+        task.abort();
+        mesh.shutdown().await;
     }
 }
