@@ -72,3 +72,39 @@ pub fn server_config(
 pub fn new_resolver(initial: CertifiedKey) -> Arc<ApiCertResolver> {
     CertResolver::new(Arc::new(initial))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::SignatureScheme;
+
+    /// The CA's listener speaks the one policy of `wire::tls`: ECDSA-only signature
+    /// verification (its own provider accepted RSA and Ed25519 client signatures before),
+    /// the mesh's suites and groups, no resumption.
+    #[test]
+    fn the_api_listener_uses_the_one_tls_policy() {
+        let now = OffsetDateTime::now_utc();
+        let ca = CaMaterial::generate_root("Policy Root", now).expect("root");
+        let id = SpiffeId::parse("spiffe://mesh.local/ca").expect("id");
+        let (key, _) = issue_api_cert(&ca, &id, &[], &[], now).expect("api cert");
+        let config = server_config(&[ca.cert_der().clone()], new_resolver(key)).expect("config");
+        let provider = config.crypto_provider();
+        let schemes = provider
+            .signature_verification_algorithms
+            .supported_schemes();
+        assert_eq!(schemes, TlsPolicy::mesh().supported_schemes());
+        assert!(
+            schemes.iter().all(|s| matches!(
+                s,
+                SignatureScheme::ECDSA_NISTP256_SHA256
+                    | SignatureScheme::ECDSA_NISTP384_SHA384
+                    | SignatureScheme::ECDSA_NISTP521_SHA512
+            )),
+            "{schemes:?}"
+        );
+        assert_eq!(provider.cipher_suites.len(), 2);
+        assert_eq!(provider.kx_groups.len(), 2);
+        assert_eq!(config.send_tls13_tickets, 0);
+        assert!(!config.session_storage.can_cache());
+    }
+}

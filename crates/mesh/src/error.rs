@@ -2,6 +2,10 @@
 //! them: what failed, with the expected and presented values, and how to fix it. The category
 //! prefix of each message (`configuration:`, `credential:`, `trust:`, `HTTP:`) is what the
 //! programs have always printed (docs/troubleshooting.md quotes them).
+//!
+//! Each message is complete: it includes its cause. So the causes are fields to match on, not
+//! `Error::source()` links; a program printing the chain (anyhow's `{:#}`) would otherwise
+//! print every cause twice.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,35 +20,33 @@ use crate::tls::PeerIdentityError;
 pub enum MeshError {
     /// A setting that cannot work, refused before anything was started.
     #[error("configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     /// A certificate or key that cannot be used.
     #[error("credential: {0}")]
-    Credential(#[from] CredentialError),
+    Credential(CredentialError),
     /// Roots that cannot be used, or a server that is not the CA.
     #[error("trust: {0}")]
-    Trust(#[from] TrustError),
+    Trust(TrustError),
     /// A CRL from the CA refused by the strict CRL rules of `pki::crl`.
     #[error("revocation list refused: {0}")]
-    CrlRefused(#[from] pki::crl::CrlError),
+    CrlRefused(pki::crl::CrlError),
     /// A CRL file (static mode) refused by the strict CRL rules of `pki::crl`.
     #[error("revocation list: {}: {error}", .path.display())]
     CrlFile {
         /// The file.
         path: PathBuf,
         /// Why it was refused.
-        #[source]
         error: pki::crl::CrlError,
     },
     /// A TLS configuration that cannot be built.
     #[error("TLS: {0}")]
-    Tls(#[from] wire::tls::TlsConfigError),
+    Tls(wire::tls::TlsConfigError),
     /// A call to the CA got no answer (unreachable, timed out, connection broken).
     #[error("CA request to {url} failed: {error}")]
     Ca {
         /// The endpoint called.
         url: String,
         /// What went wrong.
-        #[source]
         error: Unanswered,
     },
     /// The CA answered with an error.
@@ -74,20 +76,40 @@ pub enum MeshError {
     Connect(#[from] ConnectError),
     /// A request on an open connection failed.
     #[error("HTTP: {0}")]
-    Http(#[from] HttpError),
+    Http(HttpError),
     /// A certificate, key or CSR problem found by `pki`.
     #[error(transparent)]
     Pki(#[from] pki::PkiError),
     /// A file or socket operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being done.
         context: String,
         /// The error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
+
+/// `From` for the variants whose message adds a prefix to their cause's (no `#[from]`: that
+/// would make the cause a `source()` too).
+macro_rules! from_cause {
+    ($($variant:ident($cause:ty)),* $(,)?) => {
+        $(impl From<$cause> for MeshError {
+            fn from(cause: $cause) -> MeshError {
+                MeshError::$variant(cause)
+            }
+        })*
+    };
+}
+
+from_cause!(
+    Config(ConfigError),
+    Credential(CredentialError),
+    Trust(TrustError),
+    CrlRefused(pki::crl::CrlError),
+    Tls(wire::tls::TlsConfigError),
+    Http(HttpError),
+);
 
 impl MeshError {
     /// The message without the category prefix, for wrapping in a more specific context.
@@ -102,10 +124,10 @@ impl MeshError {
         }
     }
 
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(context: impl Into<String>, error: std::io::Error) -> Self {
         MeshError::Io {
             context: context.into(),
-            source,
+            error,
         }
     }
 }
@@ -231,13 +253,12 @@ pub enum CredentialError {
         reason: &'static str,
     },
     /// Key and certificate do not belong together.
-    #[error("the private key does not belong to the certificate {serial} ({source})")]
+    #[error("the private key does not belong to the certificate {serial} ({error})")]
     KeyMismatch {
         /// The certificate's serial.
         serial: String,
         /// What rustls found.
-        #[source]
-        source: rustls::Error,
+        error: rustls::Error,
     },
     /// The certificate failed validation (roots, validity, EKU, the expected SPIFFE ID).
     #[error("certificate {serial} ({identity}) was not accepted for {eku}: {error}")]
@@ -249,7 +270,6 @@ pub enum CredentialError {
         /// The EKU the role needs (`serverAuth`, `clientAuth`).
         eku: &'static str,
         /// What `pki::verify` said.
-        #[source]
         error: Box<pki::verify::VerifyError>,
     },
     /// The certificate and key files (static and pinned mode) cannot be used.
@@ -280,13 +300,12 @@ pub enum TrustError {
     #[error("the trust bundle holds no certificate")]
     EmptyBundle,
     /// A root rustls cannot use.
-    #[error("trust bundle certificate #{index}: {source}")]
+    #[error("trust bundle certificate #{index}: {error}")]
     BadRoot {
         /// 1-based position in the bundle.
         index: usize,
         /// What rustls found.
-        #[source]
-        source: rustls::Error,
+        error: rustls::Error,
     },
     /// A roots file that cannot be used.
     #[error("{}: {}", .path.display(), .error.detail())]
@@ -336,11 +355,11 @@ pub enum Unanswered {
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     /// The connection could not be opened.
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
+    #[error("{0}")]
+    Connect(ConnectError),
     /// The request failed on the connection.
     #[error("{0}")]
-    Http(#[from] HttpError),
+    Http(HttpError),
 }
 
 /// A connection that could not be opened.
@@ -362,7 +381,7 @@ pub enum ConnectFailure {
     TcpTimeout(Duration),
     /// TCP connect failed.
     #[error("TCP connect: {0}")]
-    Tcp(#[source] std::io::Error),
+    Tcp(std::io::Error),
     /// The TLS handshake took too long.
     #[error("TLS handshake timed out after {0:?}")]
     HandshakeTimeout(Duration),
@@ -372,8 +391,7 @@ pub enum ConnectFailure {
         /// Why, in words.
         reason: String,
         /// The error, with the rustls error inside when there is one.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The HTTP/1.1 handshake failed.
     #[error("HTTP handshake: {reason}")]
@@ -389,10 +407,10 @@ pub enum ConnectFailure {
 pub enum HttpError {
     /// The request could not be built.
     #[error("building the request: {0}")]
-    Request(#[source] hyper::http::Error),
+    Request(hyper::http::Error),
     /// The body could not be encoded.
     #[error("encoding the request: {0}")]
-    Encode(#[source] serde_json::Error),
+    Encode(serde_json::Error),
     /// The connection failed during the exchange; in TLS 1.3 this is where the server's refusal
     /// of our certificate arrives (`reason` names its alert).
     #[error("{reason}")]
@@ -411,4 +429,57 @@ pub enum HttpError {
     /// No response in time.
     #[error("no response within {0:?}")]
     Timeout(Duration),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// Printing an error with its chain (anyhow's `{:#}`, as the programs do) must not repeat
+    /// the cause the message already contains.
+    #[test]
+    fn every_message_holds_its_cause_once() {
+        let errors: Vec<MeshError> = vec![
+            ConfigError::NoCaUrl.into(),
+            CredentialError::KeyMismatch {
+                serial: "01".into(),
+                error: rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch),
+            }
+            .into(),
+            TrustError::BadRoot {
+                index: 1,
+                error: rustls::Error::General("bad".into()),
+            }
+            .into(),
+            MeshError::io(
+                "reading the key file k.pem",
+                std::io::Error::new(std::io::ErrorKind::NotFound, "No such file"),
+            ),
+            MeshError::Ca {
+                url: "https://localhost:1/api/v1/crl".into(),
+                error: Unanswered::Connect(ConnectError {
+                    addr: "localhost:1".into(),
+                    failure: ConnectFailure::Tcp(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        "Connection refused",
+                    )),
+                }),
+            },
+            HttpError::Timeout(Duration::from_secs(10)).into(),
+            wire::tls::TlsConfigError::NoGroups.into(),
+        ];
+        for e in errors {
+            assert!(e.source().is_none(), "{e} has a source besides its message");
+        }
+        let http: MeshError = HttpError::Exchange {
+            reason: "server rejected our certificate: revoked".into(),
+            tls: None,
+        }
+        .into();
+        assert_eq!(
+            http.to_string(),
+            "HTTP: server rejected our certificate: revoked"
+        );
+    }
 }

@@ -179,7 +179,7 @@ pub async fn connect(
     .map_err(|e| {
         fail(ConnectFailure::Handshake {
             reason: io_reason(&e, false),
-            source: e,
+            error: e,
         })
     })?;
     let summary = HandshakeSummary::of(tls.get_ref().1);

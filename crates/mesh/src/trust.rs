@@ -36,9 +36,9 @@ impl Roots {
         for (i, cert) in certs.iter().enumerate() {
             store
                 .add(cert.clone())
-                .map_err(|source| TrustError::BadRoot {
+                .map_err(|error| TrustError::BadRoot {
                     index: i + 1,
-                    source,
+                    error,
                 })?;
         }
         Ok(Roots {

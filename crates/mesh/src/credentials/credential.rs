@@ -66,9 +66,9 @@ impl Credential {
         let key_der = PrivateKeyDer::try_from(key.serialize_der())
             .map_err(|reason| CredentialError::UnusableKey { reason })?;
         let certified = CertifiedKey::from_der(chain.clone(), key_der, &policy.provider())
-            .map_err(|source| CredentialError::KeyMismatch {
+            .map_err(|error| CredentialError::KeyMismatch {
                 serial: info.serial_hex.clone(),
-                source,
+                error,
             })?;
         Ok(Credential {
             chain,

@@ -27,12 +27,12 @@ pub enum TlsConfigError {
     #[error("no key exchange group to offer")]
     NoGroups,
     /// rustls refused the configuration (a provider without TLS 1.3 suites, for instance).
-    #[error("building the {side} TLS configuration: {source}")]
+    /// The message includes rustls' (so it is not also a `source()`).
+    #[error("building the {side} TLS configuration: {error}")]
     Rustls {
         /// `server` or `client`.
         side: &'static str,
         /// What rustls said.
-        #[source]
-        source: rustls::Error,
+        error: rustls::Error,
     },
 }

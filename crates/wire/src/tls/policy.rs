@@ -224,9 +224,9 @@ impl TlsPolicy {
     ) -> Result<ServerConfig, TlsConfigError> {
         let mut config = ServerConfig::builder_with_provider(self.provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|source| TlsConfigError::Rustls {
+            .map_err(|error| TlsConfigError::Rustls {
                 side: "server",
-                source,
+                error,
             })?
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(resolver);
@@ -250,9 +250,9 @@ impl TlsPolicy {
     ) -> Result<ClientConfig, TlsConfigError> {
         let builder = ClientConfig::builder_with_provider(self.provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|source| TlsConfigError::Rustls {
+            .map_err(|error| TlsConfigError::Rustls {
                 side: "client",
-                source,
+                error,
             })?
             .dangerous()
             .with_custom_certificate_verifier(verifier);

@@ -149,7 +149,7 @@ impl Args {
 
 /// `--duration`: at least 1 s (`pki::duration`, the one parser with a floor), at most 10 min.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = mtls::values::duration(s)?;
+    let d = mtls::values::duration(s).map_err(|e| format!("{e}; the range is 1s to 10m"))?;
     if d > Duration::from_secs(600) {
         return Err(format!(
             "{s:?} is too long: at most 10m (load runs are bounded); the range is 1s to 10m"
