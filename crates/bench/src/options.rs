@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use wire::tls::KxGroup;
+
 /// One load run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -25,7 +27,7 @@ pub struct Options {
     /// Server name to verify (default: the URL's host).
     pub servername: Option<String>,
     /// Key exchange groups offered, in order.
-    pub groups: Vec<String>,
+    pub groups: Vec<KxGroup>,
     /// Text every response body must contain (default: the client certificate's SPIFFE ID).
     pub expect: Option<String>,
     /// Runtime worker threads (default: all cores).

@@ -48,7 +48,7 @@ impl Stats {
             target: args.target.clone(),
             mode: args.mode,
             concurrency: args.concurrency,
-            groups: args.groups.clone(),
+            groups: args.groups.iter().map(|g| g.name().to_string()).collect(),
             seconds: secs,
             requests,
             requests_per_sec: requests as f64 / secs,

@@ -180,7 +180,9 @@ fn classify_io(e: &std::io::Error, fallback: &str) -> String {
 
 fn tls_kind(e: &rustls::Error) -> String {
     match e {
-        rustls::Error::AlertReceived(alert) => format!("tls_alert_{alert:?}"),
+        rustls::Error::AlertReceived(alert) => {
+            format!("tls_alert_{}", wire::tls::alert_name(*alert))
+        }
         other => format!("tls: {other}"),
     }
 }

@@ -1,50 +1,24 @@
-//! TLS for the CA's own API: TLS 1.3 only, our suites and groups, client certificates optional
-//! at the handshake (required per endpoint), and an API certificate that renews itself.
+//! TLS for the CA's own API: the one TLS policy of the project (`wire::tls`: TLS 1.3 only, the
+//! mesh's suites and groups, ECDSA-only signatures, no resumption), client certificates
+//! optional at the handshake (required per endpoint), and an API certificate that renews itself.
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use pki::policy::LeafRequest;
 use pki::{CaMaterial, Curve, IssuancePolicy, SpiffeId};
-use rustls::crypto::CryptoProvider;
-use rustls::server::{
-    ClientHello, NoServerSessionStorage, ResolvesServerCert, WebPkiClientVerifier,
-};
+use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
+use wire::tls::{CertResolver, TlsPolicy, ALPN_HTTP};
 
 /// Lifetime of the CA's API certificate; it is re-issued at half-life while the CA runs.
 pub const API_CERT_LIFETIME: Duration = Duration::days(7);
 
-/// The provider of DESIGN §2: AES-256-GCM then AES-128-GCM, secp384r1 and secp521r1.
-pub fn provider() -> Arc<CryptoProvider> {
-    use rustls::crypto::aws_lc_rs::{cipher_suite, default_provider, kx_group};
-    let mut p = default_provider();
-    p.cipher_suites = vec![
-        cipher_suite::TLS13_AES_256_GCM_SHA384,
-        cipher_suite::TLS13_AES_128_GCM_SHA256,
-    ];
-    p.kx_groups = vec![kx_group::SECP384R1, pki::tls_p521::SECP521R1];
-    Arc::new(p)
-}
-
-/// Serves whatever API certificate is current.
-#[derive(Debug)]
-pub struct ApiCertResolver(ArcSwap<CertifiedKey>);
-
-impl ResolvesServerCert for ApiCertResolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.load_full())
-    }
-}
-
-impl ApiCertResolver {
-    pub fn replace(&self, key: CertifiedKey) {
-        self.0.store(Arc::new(key));
-    }
-}
+/// Serves whatever API certificate is current: the one hot-swapping resolver of `wire::tls`
+/// (publish a new certificate with `swap`).
+pub type ApiCertResolver = CertResolver;
 
 /// Issues the CA's own API certificate: a fresh P-384 key that never leaves memory, SANs
 /// `localhost`, `127.0.0.1`, `::1` plus the operator's `--dns`/`--ip`.
@@ -81,26 +55,56 @@ pub fn server_config(
     roots: &[CertificateDer<'static>],
     resolver: Arc<ApiCertResolver>,
 ) -> anyhow::Result<ServerConfig> {
-    let provider = provider();
+    let policy = TlsPolicy::mesh();
     let mut store = RootCertStore::empty();
     for r in roots {
         store.add(r.clone())?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider.clone())
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(store), policy.provider())
         .allow_unauthenticated()
         .build()?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_cert_resolver(resolver);
-    config.ignore_client_order = true;
-    // Resumption would skip client-certificate verification and bring a revoked caller back.
-    config.session_storage = Arc::new(NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    // No resumption (a resumed handshake would skip client-certificate verification and bring
+    // a revoked caller back), server cipher order, HTTP/2 and HTTP/1.1: the policy's defaults.
+    Ok(policy.server_config(verifier, resolver, ALPN_HTTP)?)
 }
 
+/// A resolver presenting `initial` until the API certificate is re-issued.
 pub fn new_resolver(initial: CertifiedKey) -> Arc<ApiCertResolver> {
-    Arc::new(ApiCertResolver(ArcSwap::from_pointee(initial)))
+    CertResolver::new(Arc::new(initial))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::SignatureScheme;
+
+    /// The CA's listener speaks the one policy of `wire::tls`: ECDSA-only signature
+    /// verification (its own provider accepted RSA and Ed25519 client signatures before),
+    /// the mesh's suites and groups, no resumption.
+    #[test]
+    fn the_api_listener_uses_the_one_tls_policy() {
+        let now = OffsetDateTime::now_utc();
+        let ca = CaMaterial::generate_root("Policy Root", now).expect("root");
+        let id = SpiffeId::parse("spiffe://mesh.local/ca").expect("id");
+        let (key, _) = issue_api_cert(&ca, &id, &[], &[], now).expect("api cert");
+        let config = server_config(&[ca.cert_der().clone()], new_resolver(key)).expect("config");
+        let provider = config.crypto_provider();
+        let schemes = provider
+            .signature_verification_algorithms
+            .supported_schemes();
+        assert_eq!(schemes, TlsPolicy::mesh().supported_schemes());
+        assert!(
+            schemes.iter().all(|s| matches!(
+                s,
+                SignatureScheme::ECDSA_NISTP256_SHA256
+                    | SignatureScheme::ECDSA_NISTP384_SHA384
+                    | SignatureScheme::ECDSA_NISTP521_SHA512
+            )),
+            "{schemes:?}"
+        );
+        assert_eq!(provider.cipher_suites.len(), 2);
+        assert_eq!(provider.kx_groups.len(), 2);
+        assert_eq!(config.send_tls13_tickets, 0);
+        assert!(!config.session_storage.can_cache());
+    }
 }

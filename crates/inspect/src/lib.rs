@@ -5,7 +5,6 @@
 //! it in-process.
 
 pub mod input;
-pub mod kx;
 pub mod lint;
 pub mod model;
 pub mod names;

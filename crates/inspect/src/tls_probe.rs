@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use pki::verify::{ExpectedIdentity, Purpose, TrustStore, VerifyError, VerifyOptions};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{
-    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, OtherError,
-    SignatureScheme,
+    CertificateError, ClientConnection, DigitallySignedStruct, OtherError, SignatureScheme,
 };
 use time::OffsetDateTime;
+use wire::tls::{alert_name, TlsPolicy, ALPN_NONE};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
 
@@ -80,25 +80,19 @@ fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The crypto provider: aws-lc-rs, TLS 1.3 suites only, the groups of [`crate::kx`].
-pub fn provider() -> CryptoProvider {
-    let base = rustls::crypto::aws_lc_rs::default_provider();
-    CryptoProvider {
-        cipher_suites: base
-            .cipher_suites
-            .iter()
-            .copied()
-            .filter(|s| s.version() == &rustls::version::TLS13)
-            .collect(),
-        kx_groups: crate::kx::groups(),
-        ..base
-    }
+/// The crypto provider of the probe: the project's one TLS policy layer (`wire::tls`) in its
+/// probe profile: TLS 1.3 only and no resumption like every mesh endpoint, but every TLS 1.3
+/// suite, secp384r1 first then X25519, secp521r1, secp256r1 and X25519MLKEM768, and the Web PKI
+/// signature algorithms, so servers outside the mesh can be probed. The chain is judged by
+/// `pki::verify` (ECDSA only unless asked otherwise), not by the provider.
+pub fn provider() -> Arc<CryptoProvider> {
+    TlsPolicy::probe().provider()
 }
 
 #[derive(Debug)]
 struct Recorder {
     shared: Arc<Mutex<Shared>>,
-    algorithms: WebPkiSupportedAlgorithms,
+    policy: TlsPolicy,
     trust: Option<TrustStore>,
     identity: Option<ExpectedIdentity>,
     hostname: Option<String>,
@@ -146,7 +140,7 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        self.policy.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -155,11 +149,11 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        self.policy.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        self.policy.supported_schemes()
     }
 }
 
@@ -198,27 +192,25 @@ impl ResolvesClientCert for ClientAuth {
 /// Runs the handshake over `sock` and reports what happened; TLS and I/O failures are part of
 /// the report (`handshake_error`), not errors.
 pub fn probe(sock: &mut TcpStream, cfg: ProbeConfig) -> Probe {
-    let provider = Arc::new(provider());
+    let policy = TlsPolicy::probe();
     let shared = Arc::new(Mutex::new(Shared::default()));
     let recorder = Recorder {
         shared: shared.clone(),
-        algorithms: provider.signature_verification_algorithms,
+        policy: policy.clone(),
         trust: cfg.trust,
         identity: cfg.identity,
         hostname: cfg.hostname,
         at: cfg.at,
     };
     let mut probe = Probe::default();
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map(|b| {
-            b.dangerous()
-                .with_custom_certificate_verifier(Arc::new(recorder))
-                .with_client_cert_resolver(Arc::new(ClientAuth {
-                    shared: shared.clone(),
-                    key: cfg.client_key,
-                }))
-        });
+    let config = policy.client_config(
+        Arc::new(recorder),
+        Some(Arc::new(ClientAuth {
+            shared: shared.clone(),
+            key: cfg.client_key,
+        })),
+        ALPN_NONE,
+    );
     let config = match config {
         Ok(c) => c,
         Err(e) => {
@@ -235,16 +227,27 @@ pub fn probe(sock: &mut TcpStream, cfg: ProbeConfig) -> Probe {
         });
     match result {
         Ok(mut conn) => {
+            // OpenSSL's spelling of the version and rustls' names of the suite and group
+            // (`TLS13_AES_256_GCM_SHA384`, `secp384r1`), as the JSON schema documents them;
+            // code points rustls has no name for are shown in hex.
             probe.version = conn.protocol_version().map(|v| match v {
                 rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
-                other => format!("{other:?}"),
+                other => wire::tls::version_name(other).into_owned(),
             });
-            probe.cipher_suite = conn
-                .negotiated_cipher_suite()
-                .map(|s| format!("{:?}", s.suite()));
-            probe.group = conn
-                .negotiated_key_exchange_group()
-                .map(|g| format!("{:?}", g.name()));
+            probe.cipher_suite = conn.negotiated_cipher_suite().map(|s| {
+                let suite = s.suite();
+                suite
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| wire::tls::suite_name(suite).into_owned())
+            });
+            probe.group = conn.negotiated_key_exchange_group().map(|g| {
+                let group = g.name();
+                group
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| wire::tls::group_name(group).into_owned())
+            });
             probe.server_response = Some(after_handshake(&mut conn, sock, deadline));
         }
         Err(e) => probe.handshake_error = Some(e),
@@ -326,29 +329,12 @@ fn after_handshake(
                 }
             }
             Err(rustls::Error::AlertReceived(alert)) => {
-                return ServerResponse::Alert(alert_name(alert))
+                return ServerResponse::Alert(alert_name(alert).into_owned())
             }
             Err(e) => return ServerResponse::Alert(e.to_string()),
         }
         let _ = sock.flush();
     }
-}
-
-fn alert_name(alert: rustls::AlertDescription) -> String {
-    // rustls spells alerts in CamelCase; the RFC spells them in snake_case.
-    // An underscore goes only where a lowercase letter meets an uppercase one, so acronyms stay
-    // whole: UnknownCA -> unknown_ca, not unknown_c_a.
-    let camel = format!("{alert:?}");
-    let mut out = String::new();
-    let mut prev_lower = false;
-    for c in camel.chars() {
-        if c.is_ascii_uppercase() && prev_lower {
-            out.push('_');
-        }
-        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        out.push(c.to_ascii_lowercase());
-    }
-    out
 }
 
 fn describe_io_error(e: &std::io::Error) -> String {

@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mesh::credentials::Credential;
-use mesh::tls::{CertResolver, MeshClientVerifier, MeshServerVerifier, TlsPolicy};
+use mesh::tls::{MeshClientVerifier, MeshServerVerifier};
 use mesh::trust::{Roots, TrustState};
 use pki::crl::{sign_crl, RevokedEntry};
 use pki::crl::{verify_crl, RevokedSet};
 use pki::{CaMaterial, Curve, IssuancePolicy, LeafRequest, SpiffeId};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 use time::{Duration, OffsetDateTime};
+use wire::tls::{CertResolver, TlsPolicy};
 
 fn leaf(ca: &CaMaterial, id: &str, dns: &[String], curve: Curve) -> Credential {
     let key = pki::keys::generate(curve).expect("key");
@@ -91,7 +92,8 @@ fn pair(
         policy
             .server_config(
                 MeshClientVerifier::new(trust.clone(), policy.clone(), true).expect("verifier"),
-                CertResolver::new(server_cred.certified.clone()),
+                CertResolver::new(server_cred.certified_key()),
+                wire::tls::ALPN_HTTP,
             )
             .expect("server config"),
     );
@@ -104,7 +106,7 @@ fn pair(
         .with_custom_certificate_verifier(
             MeshServerVerifier::new(trust.clone(), policy.clone(), None).expect("verifier"),
         )
-        .with_client_cert_resolver(CertResolver::new(client_cred.certified.clone()));
+        .with_client_cert_resolver(CertResolver::new(client_cred.certified_key()));
     client.resumption = rustls::client::Resumption::disabled();
     Pair {
         client: Arc::new(client),
@@ -149,14 +151,14 @@ fn baseline_pair(ca: &CaMaterial) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("tls13")
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(CertResolver::new(server_cred.certified.clone()));
+        .with_cert_resolver(CertResolver::new(server_cred.certified_key()));
     server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     server.send_tls13_tickets = 0;
     let mut client = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("tls13")
         .with_root_certificates(roots)
-        .with_client_cert_resolver(CertResolver::new(client_cred.certified.clone()));
+        .with_client_cert_resolver(CertResolver::new(client_cred.certified_key()));
     client.resumption = rustls::client::Resumption::disabled();
     (Arc::new(client), Arc::new(server))
 }
@@ -231,7 +233,7 @@ fn revocation_lookup(c: &mut Criterion) {
             verify_crl(&der, &[ca.cert_der().clone()]).expect("verify")
         ]);
         group.bench_function(format!("{size} entries"), |b| {
-            b.iter(|| set.is_cert_revoked(&cred.chain[0]))
+            b.iter(|| set.is_cert_revoked(&cred.chain()[0]))
         });
     }
     group.finish();

@@ -11,17 +11,17 @@
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 
-use crate::timefmt::rfc3339;
+use pki::timefmt::rfc3339;
 
 /// How a service treats an old CRL. Set where a CRL is configured (enrolled mode, static mode
 /// with `--crl`); without one there is no revocation answer to lose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CrlPolicy {
+pub(crate) struct CrlPolicy {
     /// How long past nextUpdate a CRL is still used (readiness `degraded`) before the service
     /// fails closed.
-    pub max_staleness: Duration,
+    pub(crate) max_staleness: Duration,
     /// Stands in for nextUpdate while no CRL has been obtained yet (the process start).
-    pub no_crl_since: OffsetDateTime,
+    pub(crate) no_crl_since: OffsetDateTime,
 }
 
 /// The state of the revocation list in use.
@@ -31,13 +31,17 @@ pub enum CrlStatus {
     Fresh,
     /// Past nextUpdate but within the max staleness: still used, readiness `degraded`.
     Stale {
+        /// The CRL's nextUpdate.
         next_update: OffsetDateTime,
+        /// When the service will refuse every handshake.
         fail_closed_at: OffsetDateTime,
     },
     /// Past nextUpdate + max staleness: every handshake needing a revocation answer is refused,
     /// readiness `unhealthy`.
     FailingClosed {
+        /// The CRL's nextUpdate.
         next_update: OffsetDateTime,
+        /// The configured grace.
         max_staleness: Duration,
     },
 }
@@ -52,6 +56,7 @@ impl CrlStatus {
         }
     }
 
+    /// `fresh`, `stale` or `failing_closed`.
     pub fn as_str(&self) -> &'static str {
         match self {
             CrlStatus::Fresh => "fresh",
@@ -89,9 +94,7 @@ impl CrlStatus {
                 max_staleness,
             } => Some(CrlStaleError {
                 next_update: rfc3339(*next_update),
-                max_staleness: crate::timefmt::human(
-                    std::time::Duration::try_from(*max_staleness).unwrap_or_default(),
-                ),
+                max_staleness: pki::timefmt::human(*max_staleness),
             }),
             _ => None,
         }
@@ -99,7 +102,7 @@ impl CrlStatus {
 }
 
 /// The decision. `next_update` is when the CRL in use stops being authoritative (None: never).
-pub fn status(
+pub(crate) fn status(
     next_update: Option<OffsetDateTime>,
     max_staleness: Duration,
     now: OffsetDateTime,
@@ -125,7 +128,7 @@ pub fn status(
 
 /// When the status computed from the same `next_update` changes next (None: only a new CRL
 /// changes it).
-pub fn next_change(
+pub(crate) fn next_change(
     next_update: Option<OffsetDateTime>,
     max_staleness: Duration,
     now: OffsetDateTime,
@@ -147,11 +150,14 @@ pub fn next_change(
      arrives (enrolled: is the CA reachable? static files: replace the --crl file)"
 )]
 pub struct CrlStaleError {
+    /// The CRL's nextUpdate, RFC 3339.
     pub next_update: String,
+    /// The configured grace, in words.
     pub max_staleness: String,
 }
 
 impl CrlStaleError {
+    /// Wraps the refusal for rustls.
     pub fn into_rustls(self) -> rustls::Error {
         rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
             std::sync::Arc::new(self),

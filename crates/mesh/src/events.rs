@@ -1,4 +1,6 @@
-//! Everything worth logging and counting happens through here, so log fields stay uniform.
+//! Everything worth logging and counting about credentials and trust happens through here, so
+//! log fields stay uniform. Events know the domain (credentials, bundle refusals) and count in
+//! `metrics`, which knows nothing but counters.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -7,20 +9,20 @@ use time::OffsetDateTime;
 
 use crate::credentials::Credential;
 use crate::metrics::Metrics;
-use crate::timefmt::rfc3339;
+use pki::timefmt::rfc3339;
 
 #[derive(Debug, Default)]
-pub struct Events {
-    pub metrics: Metrics,
+pub(crate) struct Events {
+    pub(crate) metrics: Metrics,
 }
 
 impl Events {
-    pub fn new() -> Arc<Events> {
+    pub(crate) fn new() -> Arc<Events> {
         Arc::new(Events::default())
     }
 
     /// A new certificate went live.
-    pub fn rotated(
+    pub(crate) fn rotated(
         &self,
         old: &Credential,
         new: &Credential,
@@ -44,7 +46,7 @@ impl Events {
         );
     }
 
-    pub fn rotation_failed(
+    pub(crate) fn rotation_failed(
         &self,
         error: &str,
         retry_in: std::time::Duration,
@@ -59,7 +61,7 @@ impl Events {
             retry_in_ms = retry_in.as_millis() as u64,
             certificate_left_s = left.as_secs(),
             "renewal failed: {error}; keeping the current certificate, retrying in {}",
-            crate::timefmt::human(retry_in).if_empty("under a second"),
+            pki::timefmt::human_std(retry_in).if_empty("under a second"),
         );
     }
 }
@@ -67,7 +69,7 @@ impl Events {
 impl Events {
     /// A trust bundle from the CA was refused (`trust_bundle`): the current roots stay. Counted
     /// every time; logged at error level when `log` (the first time this bundle is seen).
-    pub fn bundle_refused(&self, refusal: &crate::trust_bundle::BundleRefusal, log: bool) {
+    pub(crate) fn bundle_refused(&self, refusal: &crate::trust_bundle::BundleRefusal, log: bool) {
         self.metrics.bundle_refused(refusal.code());
         if log {
             tracing::error!(

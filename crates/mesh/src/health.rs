@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use crate::clock::Clock;
 use crate::credentials::{Credential, Identity};
 use crate::crl_freshness::CrlStatus;
 use crate::trust::TrustState;
@@ -14,14 +15,20 @@ use crate::trust::TrustState;
 /// Below this share of the lifetime left, readiness reports `degraded`.
 pub const DEGRADED_BELOW: f64 = 0.10;
 
+/// Whether a service can do its job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Readiness {
+    /// Certificate and revocation list are fine.
     Ready,
+    /// Working, but renewal is overdue or the revocation list is past its nextUpdate.
     Degraded,
+    /// The certificate expired, or the revocation list is too stale to answer: every
+    /// handshake fails.
     Unhealthy,
 }
 
 impl Readiness {
+    /// `ready`, `degraded` or `unhealthy`.
     pub fn as_str(self) -> &'static str {
         match self {
             Readiness::Ready => "ready",
@@ -32,7 +39,7 @@ impl Readiness {
 }
 
 /// Readiness of a service presenting `cred` at `now`, with the share of lifetime left.
-pub fn readiness(cred: &Credential, now: OffsetDateTime) -> (Readiness, f64) {
+pub(crate) fn readiness(cred: &Credential, now: OffsetDateTime) -> (Readiness, f64) {
     let left = pki::renewal::remaining_fraction(now, cred.info.not_before, cred.info.not_after);
     let state = if now >= cred.info.not_after {
         Readiness::Unhealthy
@@ -45,7 +52,7 @@ pub fn readiness(cred: &Credential, now: OffsetDateTime) -> (Readiness, f64) {
 }
 
 /// What the revocation list's state does to readiness.
-pub fn crl_readiness(status: &CrlStatus) -> Readiness {
+pub(crate) fn crl_readiness(status: &CrlStatus) -> Readiness {
     match status {
         CrlStatus::Fresh => Readiness::Ready,
         CrlStatus::Stale { .. } => Readiness::Degraded,
@@ -56,18 +63,20 @@ pub fn crl_readiness(status: &CrlStatus) -> Readiness {
 /// The whole picture for `/readyz` and the health log.
 #[derive(Clone, Debug)]
 pub struct Health {
+    /// The verdict: the worse of the certificate's and the revocation list's.
     pub state: Readiness,
     /// Share of the certificate's lifetime left.
     pub lifetime_left: f64,
+    /// The revocation list's state (fresh without a CRL policy).
     pub crl: CrlStatus,
     /// Why the service is not `ready` (None when it is).
     pub reason: Option<String>,
 }
 
 /// Readiness of a service presenting `cred` and trusting `trust`, at `now`.
-pub fn assess(cred: &Credential, trust: Option<&TrustState>, now: OffsetDateTime) -> Health {
+pub(crate) fn assess(cred: &Credential, trust: Option<&TrustState>, now: OffsetDateTime) -> Health {
     let (cert_state, left) = readiness(cred, now);
-    let crl = trust.map_or(CrlStatus::Fresh, |t| t.crl_status(now));
+    let crl = trust.map_or(CrlStatus::Fresh, |t| t.crl_status_at(now));
     let mut reasons = Vec::new();
     match cert_state {
         Readiness::Ready => {}
@@ -80,7 +89,7 @@ pub fn assess(cred: &Credential, trust: Option<&TrustState>, now: OffsetDateTime
         Readiness::Unhealthy => reasons.push(format!(
             "certificate {} expired at {}",
             cred.info.serial_hex,
-            crate::timefmt::rfc3339(cred.info.not_after)
+            pki::timefmt::rfc3339(cred.info.not_after)
         )),
     }
     reasons.extend(crl.reason());
@@ -129,14 +138,18 @@ fn log_crl_status(status: &CrlStatus) {
 /// Logs every readiness change (ready -> degraded -> unhealthy and back after a rotation or a
 /// fresh CRL) and every change of the revocation list's state, at the moment it happens: no
 /// polling. Wakes at the next planned transition, on a new certificate and on a new CRL.
-pub async fn log_transitions(identity: Arc<Identity>, trust: Option<Arc<TrustState>>) {
+pub(crate) async fn log_transitions(
+    identity: Arc<Identity>,
+    trust: Option<Arc<TrustState>>,
+    clock: Arc<dyn Clock>,
+) {
     let mut cert_changes = identity.subscribe();
     let mut crl_changes = trust.as_ref().map(|t| t.subscribe_crl());
     let mut last: Option<Readiness> = None;
     let mut last_crl = CrlStatus::Fresh;
     loop {
         let cred = identity.current();
-        let now = OffsetDateTime::now_utc();
+        let now = clock.now();
         let health = assess(&cred, trust.as_deref(), now);
         if health.crl.as_str() != last_crl.as_str() {
             log_crl_status(&health.crl);
@@ -148,7 +161,7 @@ pub async fn log_transitions(identity: Arc<Identity>, trust: Option<Arc<TrustSta
                 health.state.as_str(),
                 cred.info.serial_hex,
                 health.lifetime_left * 100.0,
-                crate::timefmt::rfc3339(cred.info.not_after),
+                pki::timefmt::rfc3339(cred.info.not_after),
                 // The certificate's part is said already; add the revocation list's.
                 health
                     .crl
@@ -191,7 +204,7 @@ pub async fn log_transitions(identity: Arc<Identity>, trust: Option<Arc<TrustSta
             _ = async {
                 match wake {
                     // A few milliseconds late, so the new state holds when we look again.
-                    Some(t) => tokio::time::sleep(crate::timefmt::until(t, OffsetDateTime::now_utc()) + std::time::Duration::from_millis(5)).await,
+                    Some(t) => tokio::time::sleep(pki::timefmt::until(t, clock.now()) + std::time::Duration::from_millis(5)).await,
                     None => std::future::pending().await,
                 }
             } => {}

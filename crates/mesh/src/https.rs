@@ -1,6 +1,7 @@
-//! A small HTTPS/1.1 client over tokio-rustls and hyper, used by the CA client and mtls-client.
-//! It exposes what an HTTP library hides: the negotiated TLS parameters, the peer certificate,
-//! and the server's TLS alert when it rejects our certificate after the handshake.
+//! A small HTTPS/1.1 client over tokio-rustls and hyper, used by the CA client and
+//! [`crate::client::MeshClient`]. It exposes what an HTTP library hides: the negotiated TLS
+//! parameters, the peer certificate, and the server's TLS alert when it rejects our certificate
+//! after the handshake.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,53 +17,64 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
-use crate::error::{MeshError, Result};
+use crate::error::{ConfigError, ConnectError, ConnectFailure, HttpError, MeshError, Result};
 use crate::tls::describe::{client_side_reason, io_reason};
 use crate::tls::HandshakeSummary;
 
 /// An `https://host[:port][/path]` URL. Anything else, `http://` in particular, is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpsUrl {
+    /// Host name or IP address (without brackets).
     pub host: String,
+    /// Port (443 unless given).
     pub port: u16,
     /// Path prefix without a trailing slash ("" for none).
     pub path: String,
 }
 
 impl HttpsUrl {
-    pub fn parse(input: &str) -> Result<HttpsUrl> {
-        let uri: Uri = input
-            .parse()
-            .map_err(|e| MeshError::Config(format!("{input:?} is not a URL: {e}")))?;
+    /// Parses `https://host[:port][/path]`; `http://` and other schemes are refused, and so is
+    /// a host that is neither a DNS name nor an IP address.
+    pub fn parse(input: &str) -> std::result::Result<HttpsUrl, ConfigError> {
+        let uri: Uri = input.parse().map_err(|e| ConfigError::NotAUrl {
+            input: input.to_string(),
+            reason: format!("{e}"),
+        })?;
         match uri.scheme_str() {
             Some("https") => {}
             Some("http") => {
-                return Err(MeshError::Config(format!(
-                    "{input} uses plain http://; mtls-mesh talks only TLS 1.3 (use https://)"
-                )))
+                return Err(ConfigError::PlainHttp {
+                    input: input.to_string(),
+                })
             }
             _ => {
-                return Err(MeshError::Config(format!(
-                    "{input:?} must start with https://"
-                )))
+                return Err(ConfigError::NotHttps {
+                    input: input.to_string(),
+                })
             }
         }
         let host = uri
             .host()
-            .ok_or_else(|| MeshError::Config(format!("{input:?} has no host")))?
+            .ok_or_else(|| ConfigError::NoHost {
+                input: input.to_string(),
+            })?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        Ok(HttpsUrl {
+        let url = HttpsUrl {
             host,
             port: uri.port_u16().unwrap_or(443),
             path: uri.path().trim_end_matches('/').to_string(),
-        })
+        };
+        url.server_name()?;
+        Ok(url)
     }
 
-    pub fn server_name(&self) -> Result<ServerName<'static>> {
-        ServerName::try_from(self.host.clone()).map_err(|e| {
-            MeshError::Config(format!("{:?} is not a valid server name: {e}", self.host))
+    /// The name the server's certificate must carry (DNS name or IP address).
+    pub fn server_name(&self) -> std::result::Result<ServerName<'static>, ConfigError> {
+        ServerName::try_from(self.host.clone()).map_err(|e| ConfigError::ServerName {
+            host: self.host.clone(),
+            reason: e.to_string(),
         })
     }
 
@@ -76,6 +88,13 @@ impl HttpsUrl {
     }
 }
 
+impl std::str::FromStr for HttpsUrl {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        HttpsUrl::parse(s)
+    }
+}
+
 impl std::fmt::Display for HttpsUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "https://{}{}", self.authority(), self.path)
@@ -85,8 +104,11 @@ impl std::fmt::Display for HttpsUrl {
 /// A response with its body read (up to the limit given to `request`).
 #[derive(Debug)]
 pub struct Response {
+    /// The status.
     pub status: StatusCode,
+    /// The Content-Type header, if any.
     pub content_type: Option<String>,
+    /// The body.
     pub body: Bytes,
 }
 
@@ -94,26 +116,39 @@ pub struct Response {
 pub struct Connection {
     sender: http1::SendRequest<Full<Bytes>>,
     authority: String,
+    /// What the handshake negotiated, and the server's certificate.
     pub summary: HandshakeSummary,
     driver: Option<JoinHandle<()>>,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<HttpError>>>,
 }
 
-/// Words for a hyper error, looking for the TLS error underneath.
-pub fn hyper_reason(err: &hyper::Error) -> String {
+/// The TLS error under a hyper error, if there is one.
+fn tls_error(err: &hyper::Error) -> Option<rustls::Error> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             if let Some(inner) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return client_side_reason(inner);
+                return Some(inner.clone());
             }
         }
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return client_side_reason(tls);
+            return Some(tls.clone());
         }
         source = e.source();
     }
-    err.to_string()
+    None
+}
+
+/// A failed exchange in words, looking for the TLS error underneath (the server's alert).
+fn exchange_error(err: &hyper::Error) -> HttpError {
+    let tls = tls_error(err);
+    HttpError::Exchange {
+        reason: tls
+            .as_ref()
+            .map(client_side_reason)
+            .unwrap_or_else(|| err.to_string()),
+        tls,
+    }
 }
 
 /// Opens TCP, completes the TLS 1.3 handshake and the HTTP/1.1 handshake.
@@ -123,31 +158,41 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<Connection> {
     let addr = url.authority();
-    let fail = |message: String| MeshError::Connect {
-        addr: addr.clone(),
-        message,
+    let fail = |failure: ConnectFailure| {
+        MeshError::Connect(ConnectError {
+            addr: addr.clone(),
+            failure,
+        })
     };
+    let server_name = url.server_name()?;
     let tcp = tokio::time::timeout(timeout, TcpStream::connect((url.host.as_str(), url.port)))
         .await
-        .map_err(|_| fail(format!("TCP connect timed out after {timeout:?}")))?
-        .map_err(|e| fail(format!("TCP connect: {e}")))?;
+        .map_err(|_| fail(ConnectFailure::TcpTimeout(timeout)))?
+        .map_err(|e| fail(ConnectFailure::Tcp(e)))?;
     let _ = tcp.set_nodelay(true);
     let tls = tokio::time::timeout(
         timeout,
-        TlsConnector::from(config).connect(url.server_name()?, tcp),
+        TlsConnector::from(config).connect(server_name, tcp),
     )
     .await
-    .map_err(|_| fail(format!("TLS handshake timed out after {timeout:?}")))?
-    .map_err(|e| fail(format!("TLS handshake failed: {}", io_reason(&e, false))))?;
+    .map_err(|_| fail(ConnectFailure::HandshakeTimeout(timeout)))?
+    .map_err(|e| {
+        fail(ConnectFailure::Handshake {
+            reason: io_reason(&e, false),
+            error: e,
+        })
+    })?;
     let summary = HandshakeSummary::of(tls.get_ref().1);
-    let (sender, conn) = http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| fail(format!("HTTP handshake: {}", hyper_reason(&e))))?;
+    let (sender, conn) = http1::handshake(TokioIo::new(tls)).await.map_err(|e| {
+        fail(ConnectFailure::HttpHandshake {
+            reason: exchange_error(&e).to_string(),
+        })
+    })?;
     let failure = Arc::new(Mutex::new(None));
     let slot = failure.clone();
     let driver = tokio::spawn(async move {
         if let Err(e) = conn.await {
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(hyper_reason(&e));
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(exchange_error(&e));
         }
     });
     Ok(Connection {
@@ -165,15 +210,16 @@ impl Connection {
         self.sender.is_closed()
     }
 
-    /// The connection's failure in words, waiting briefly for the driver to report it.
-    async fn failure_reason(&mut self, fallback: String) -> String {
+    /// The connection's failure, waiting briefly for the driver to report it (it holds the
+    /// server's alert when the request itself only saw a closed channel).
+    async fn failure_reason(&mut self, fallback: HttpError) -> HttpError {
         if let Some(driver) = self.driver.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;
         }
         self.failure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .take()
             .unwrap_or(fallback)
     }
 
@@ -206,17 +252,13 @@ impl Connection {
         };
         let request = builder
             .body(Full::new(payload))
-            .map_err(|e| MeshError::Http(format!("building the request: {e}")))?;
+            .map_err(HttpError::Request)?;
         if let Err(e) = self.sender.ready().await {
-            let reason = self.failure_reason(hyper_reason(&e)).await;
-            return Err(MeshError::Http(reason));
+            return Err(self.failure_reason(exchange_error(&e)).await.into());
         }
         let response = match self.sender.send_request(request).await {
             Ok(r) => r,
-            Err(e) => {
-                let reason = self.failure_reason(hyper_reason(&e)).await;
-                return Err(MeshError::Http(reason));
-            }
+            Err(e) => return Err(self.failure_reason(exchange_error(&e)).await.into()),
         };
         let status = response.status();
         let content_type = response
@@ -227,7 +269,9 @@ impl Connection {
         let body = Limited::new(response.into_body(), limit)
             .collect()
             .await
-            .map_err(|e| MeshError::Http(format!("reading the response body: {e}")))?
+            .map_err(|e| HttpError::Body {
+                reason: e.to_string(),
+            })?
             .to_bytes();
         Ok(Response {
             status,
@@ -262,5 +306,9 @@ mod tests {
         let err = HttpsUrl::parse("http://localhost:8443").unwrap_err();
         assert!(err.to_string().contains("plain http://"), "{err}");
         assert!(HttpsUrl::parse("localhost:8443").is_err());
+        assert!(matches!(
+            HttpsUrl::parse("https://[::1]:8443"),
+            Ok(HttpsUrl { ref host, port: 8443, .. }) if host == "::1"
+        ));
     }
 }

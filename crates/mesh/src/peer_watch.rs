@@ -10,19 +10,20 @@ use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::clock::Clock;
 use crate::trust::TrustState;
 
 /// What the watcher needs from the peer's verified certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WatchedCert {
+pub(crate) struct WatchedCert {
     /// Raw issuer Name and serial octets, for revocation lookups.
-    pub issuer_raw: Vec<u8>,
-    pub serial_raw: Vec<u8>,
-    pub not_after: OffsetDateTime,
+    pub(crate) issuer_raw: Vec<u8>,
+    pub(crate) serial_raw: Vec<u8>,
+    pub(crate) not_after: OffsetDateTime,
 }
 
 impl WatchedCert {
-    pub fn from_der(cert: &CertificateDer<'_>) -> Option<WatchedCert> {
+    pub(crate) fn from_der(cert: &CertificateDer<'_>) -> Option<WatchedCert> {
         let (_, parsed) = X509Certificate::from_der(cert).ok()?;
         Some(WatchedCert {
             issuer_raw: parsed.tbs_certificate.issuer.as_raw().to_vec(),
@@ -33,7 +34,7 @@ impl WatchedCert {
 
     /// Why the certificate may no longer carry traffic at `now`, if it may not: "revoked" or
     /// "expired" (past NotAfter, as webpki judges it).
-    pub fn invalid_at(
+    pub(crate) fn invalid_at(
         &self,
         trust: Option<&TrustState>,
         now: OffsetDateTime,
@@ -50,20 +51,14 @@ impl WatchedCert {
     }
 }
 
-impl From<&crate::server::Peer> for WatchedCert {
-    fn from(peer: &crate::server::Peer) -> WatchedCert {
-        WatchedCert {
-            issuer_raw: peer.issuer_raw.clone(),
-            serial_raw: peer.serial_raw.clone(),
-            not_after: peer.not_after,
-        }
-    }
-}
-
-/// Resolves once the peer's certificate expires or shows up on the revocation list: "expired"
-/// or "revoked". Without a trust state (pinned mode) only expiry can end it.
-pub async fn close_when_invalid(cert: WatchedCert, trust: Option<Arc<TrustState>>) -> &'static str {
-    let left = crate::timefmt::until(cert.not_after, OffsetDateTime::now_utc());
+/// Resolves once the peer's certificate expires (by `clock`) or shows up on the revocation
+/// list: "expired" or "revoked". Without a trust state (pinned mode) only expiry can end it.
+pub(crate) async fn close_when_invalid(
+    cert: WatchedCert,
+    trust: Option<Arc<TrustState>>,
+    clock: Arc<dyn Clock>,
+) -> &'static str {
+    let left = pki::timefmt::until(cert.not_after, clock.now());
     // One second past NotAfter, so the certificate is expired by any clock reading.
     let expiry = tokio::time::sleep(left + Duration::from_secs(1));
     tokio::pin!(expiry);
@@ -89,5 +84,64 @@ pub async fn close_when_invalid(cert: WatchedCert, trust: Option<Arc<TrustState>
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::World;
+    use pki::crl::{verify_crl, RevokedEntry, RevokedSet};
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_connection_ends_when_the_peer_is_revoked() {
+        let w = World::new(time::Duration::hours(1));
+        let peer = w.credential();
+        let cert = WatchedCert::from_der(&peer.chain()[0]).unwrap();
+        let watch = tokio::spawn(close_when_invalid(
+            cert.clone(),
+            Some(w.trust.clone()),
+            w.clock.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!watch.is_finished());
+        assert_eq!(cert.invalid_at(Some(&w.trust), w.clock.now()), None);
+        let now = w.clock.now();
+        let der = pki::crl::sign_crl(
+            &w.ca.root,
+            &[RevokedEntry {
+                serial_hex: peer.serial().to_string(),
+                revoked_at: now,
+                reason: None,
+            }],
+            1,
+            now,
+            now + time::Duration::minutes(10),
+        )
+        .unwrap();
+        let crl = verify_crl(&der, w.trust.roots().certs()).unwrap();
+        w.trust.set_revoked(RevokedSet::from_crls(vec![crl]), true);
+        assert_eq!(watch.await.unwrap(), "revoked");
+        assert_eq!(
+            cert.invalid_at(Some(&w.trust), w.clock.now()),
+            Some("revoked")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_connection_ends_when_the_peer_certificate_expires() {
+        let w = World::new(time::Duration::hours(1));
+        let peer = w.credential();
+        let cert = WatchedCert::from_der(&peer.chain()[0]).unwrap();
+        let started = tokio::time::Instant::now();
+        let reason = close_when_invalid(cert.clone(), None, w.clock.clone()).await;
+        assert_eq!(reason, "expired");
+        let waited = started.elapsed();
+        // Whole seconds, like webpki: one second past NotAfter.
+        assert!(
+            waited >= Duration::from_secs(3600) && waited <= Duration::from_secs(3602),
+            "{waited:?}"
+        );
+        assert_eq!(cert.invalid_at(None, w.clock.now()), Some("expired"));
     }
 }

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 /// A stop request shared by a service's background tasks. Cloning shares the same request.
 #[derive(Clone, Debug)]
-pub struct Stop {
+pub(crate) struct Stop {
     tx: Arc<watch::Sender<bool>>,
 }
 
@@ -21,32 +21,32 @@ impl Default for Stop {
 }
 
 impl Stop {
-    pub fn new() -> Stop {
+    pub(crate) fn new() -> Stop {
         Stop {
             tx: Arc::new(watch::Sender::new(false)),
         }
     }
 
     /// Asks every task watching this to stop. Idempotent.
-    pub fn request(&self) {
+    pub(crate) fn request(&self) {
         self.tx.send_replace(true);
     }
 
-    /// True once a stop was requested. A task that sees an error after this must treat it as
-    /// a consequence of stopping (connections torn down, runtime shutting down), not report it.
-    pub fn requested(&self) -> bool {
+    /// True once a stop was requested.
+    #[cfg(test)]
+    pub(crate) fn requested(&self) -> bool {
         *self.tx.borrow()
     }
 
     /// Completes once a stop has been requested.
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let mut rx = self.tx.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = rx.wait_for(|stopped| *stopped).await;
     }
 
     /// Spawns `task`, dropping it (without running it further) when a stop is requested.
-    pub fn spawn<F>(&self, task: F) -> JoinHandle<()>
+    pub(crate) fn spawn<F>(&self, task: F) -> JoinHandle<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -62,7 +62,7 @@ impl Stop {
 }
 
 /// Requests a stop and waits (at most `grace`) for `tasks` to end; aborts the stragglers.
-pub async fn stop_and_join(stop: &Stop, tasks: Vec<JoinHandle<()>>, grace: Duration) {
+pub(crate) async fn stop_and_join(stop: &Stop, tasks: Vec<JoinHandle<()>>, grace: Duration) {
     stop.request();
     let deadline = tokio::time::Instant::now() + grace;
     for mut task in tasks {

@@ -1,7 +1,8 @@
 //! What a service trusts right now: the root bundle and the revocation set. Both are swapped
 //! atomically when a refresh brings something new; every change bumps a generation that open
 //! connections watch, so a connection whose peer was just revoked can be closed. Where a CRL is
-//! configured, the trust state also knows how stale a list may get (`crl_freshness`).
+//! configured, the trust state also knows how stale a list may get (`crl_freshness`), by its
+//! clock.
 
 use std::sync::Arc;
 
@@ -11,9 +12,12 @@ use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::crl_freshness::{self, CrlPolicy, CrlStatus};
-use crate::error::{MeshError, Result};
+use crate::clock::{Clock, SystemClock};
+use crate::crl_freshness::{self, CrlPolicy};
+use crate::error::{Result, TrustError};
 use pki::crl::RevokedSet;
+
+pub use crate::crl_freshness::{CrlStaleError, CrlStatus};
 
 /// A set of trusted root certificates.
 #[derive(Clone, Debug)]
@@ -26,15 +30,16 @@ impl Roots {
     /// Roots from DER certificates. Fails on an empty set or an unusable certificate.
     pub fn new(certs: Vec<CertificateDer<'static>>) -> Result<Roots> {
         if certs.is_empty() {
-            return Err(MeshError::Trust(
-                "the trust bundle holds no certificate".into(),
-            ));
+            return Err(TrustError::EmptyBundle.into());
         }
         let mut store = RootCertStore::empty();
         for (i, cert) in certs.iter().enumerate() {
-            store.add(cert.clone()).map_err(|e| {
-                MeshError::Trust(format!("trust bundle certificate #{}: {e}", i + 1))
-            })?;
+            store
+                .add(cert.clone())
+                .map_err(|error| TrustError::BadRoot {
+                    index: i + 1,
+                    error,
+                })?;
         }
         Ok(Roots {
             certs,
@@ -47,10 +52,12 @@ impl Roots {
         Roots::new(pki::pem::parse_certificates(pem)?)
     }
 
+    /// The roots, DER.
     pub fn certs(&self) -> &[CertificateDer<'static>] {
         &self.certs
     }
 
+    /// The roots as rustls wants them.
     pub fn store(&self) -> Arc<RootCertStore> {
         self.store.clone()
     }
@@ -83,31 +90,53 @@ pub struct TrustState {
     crl_updates: watch::Sender<u64>,
     /// Set where a CRL is configured (enrolled mode, static mode with --crl).
     crl_policy: Option<CrlPolicy>,
+    clock: Arc<dyn Clock>,
 }
 
 impl TrustState {
-    /// Trust without a revocation list to keep fresh (static files without --crl).
+    /// Trust without a revocation list to keep fresh (static files without a CRL), on the
+    /// system clock.
     pub fn new(roots: Roots) -> Arc<TrustState> {
-        Self::build(roots, None)
+        Self::build(roots, None, Arc::new(SystemClock))
     }
 
     /// Trust whose revocation list must stay fresh (`crl_freshness`).
-    pub fn with_crl_policy(roots: Roots, policy: CrlPolicy) -> Arc<TrustState> {
-        Self::build(roots, Some(policy))
+    pub(crate) fn with_crl_policy(
+        roots: Roots,
+        policy: CrlPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<TrustState> {
+        Self::build(roots, Some(policy), clock)
     }
 
-    fn build(roots: Roots, crl_policy: Option<CrlPolicy>) -> Arc<TrustState> {
+    /// Trust without a revocation list to keep fresh, on `clock`.
+    pub(crate) fn with_clock(roots: Roots, clock: Arc<dyn Clock>) -> Arc<TrustState> {
+        Self::build(roots, None, clock)
+    }
+
+    fn build(
+        roots: Roots,
+        crl_policy: Option<CrlPolicy>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<TrustState> {
         Arc::new(TrustState {
             roots: ArcSwap::from_pointee(roots),
             revoked: ArcSwap::from_pointee(RevokedSet::default()),
             generation: watch::channel(0).0,
             crl_updates: watch::channel(0).0,
             crl_policy,
+            clock,
         })
     }
 
-    pub fn crl_policy(&self) -> Option<CrlPolicy> {
-        self.crl_policy
+    /// True where a CRL is configured and must stay fresh.
+    pub fn has_crl_policy(&self) -> bool {
+        self.crl_policy.is_some()
+    }
+
+    /// The clock the trust state judges freshness by.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// When the revocation list in use stops being authoritative: the earliest nextUpdate of
@@ -122,8 +151,13 @@ impl TrustState {
         revoked.crls().filter_map(|c| c.next_update).min()
     }
 
+    /// Fresh, stale or failing closed, now by the trust state's clock.
+    pub fn crl_status(&self) -> CrlStatus {
+        self.crl_status_at(self.clock.now())
+    }
+
     /// Fresh, stale or failing closed, at `now` (always fresh without a CRL policy).
-    pub fn crl_status(&self, now: OffsetDateTime) -> CrlStatus {
+    pub fn crl_status_at(&self, now: OffsetDateTime) -> CrlStatus {
         match self.crl_policy {
             Some(policy) => {
                 crl_freshness::status(self.crl_next_update(), policy.max_staleness, now)
@@ -133,26 +167,28 @@ impl TrustState {
     }
 
     /// When `crl_status` changes next unless a new CRL arrives first.
-    pub fn crl_next_change(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    pub(crate) fn crl_next_change(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         let policy = self.crl_policy?;
         crl_freshness::next_change(self.crl_next_update(), policy.max_staleness, now)
     }
 
     /// A receiver that sees every new revocation list.
-    pub fn subscribe_crl(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe_crl(&self) -> watch::Receiver<u64> {
         self.crl_updates.subscribe()
     }
 
+    /// The roots trusted now.
     pub fn roots(&self) -> Arc<Roots> {
         self.roots.load_full()
     }
 
+    /// The revocation set in use.
     pub fn revoked(&self) -> Arc<RevokedSet> {
         self.revoked.load_full()
     }
 
     /// Replaces the roots when they differ from the current ones. Returns true on a change.
-    pub fn set_roots(&self, roots: Roots) -> bool {
+    pub(crate) fn set_roots(&self, roots: Roots) -> bool {
         if roots.fingerprints() == self.roots.load().fingerprints() {
             return false;
         }
@@ -172,7 +208,7 @@ impl TrustState {
     }
 
     /// A receiver that sees every change of roots or revocations.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
     }
 
@@ -212,11 +248,11 @@ mod tests {
             max_staleness: Duration::minutes(30),
             no_crl_since: start,
         };
-        let trust = TrustState::with_crl_policy(roots(), policy);
+        let trust = TrustState::with_crl_policy(roots(), policy, Arc::new(SystemClock));
         // No CRL yet: the start stands in for nextUpdate.
         assert_eq!(trust.crl_next_update(), Some(start));
         assert!(matches!(
-            trust.crl_status(start + Duration::minutes(31)),
+            trust.crl_status_at(start + Duration::minutes(31)),
             CrlStatus::FailingClosed { .. }
         ));
         let updates = trust.subscribe_crl();
@@ -226,22 +262,22 @@ mod tests {
             updates.has_changed().unwrap(),
             "a new CRL wakes the health log"
         );
-        assert_eq!(trust.crl_status(next), CrlStatus::Fresh);
+        assert_eq!(trust.crl_status_at(next), CrlStatus::Fresh);
         assert!(matches!(
-            trust.crl_status(next + Duration::minutes(1)),
+            trust.crl_status_at(next + Duration::minutes(1)),
             CrlStatus::Stale { .. }
         ));
         assert_eq!(trust.crl_next_change(next - Duration::hours(1)), Some(next));
         // A CRL without nextUpdate never goes stale.
         trust.set_revoked(crl(None), false);
         assert_eq!(
-            trust.crl_status(next + Duration::days(365)),
+            trust.crl_status_at(next + Duration::days(365)),
             CrlStatus::Fresh
         );
         // Without a CRL policy there is nothing to go stale.
         let plain = TrustState::new(roots());
         assert_eq!(
-            plain.crl_status(start + Duration::days(1)),
+            plain.crl_status_at(start + Duration::days(1)),
             CrlStatus::Fresh
         );
         assert_eq!(plain.crl_next_update(), None);

@@ -19,7 +19,7 @@ use crate::trust::Roots;
 /// Why a bundle was refused. `code()` is the `reason` label of
 /// `mesh_trust_bundle_refused_total`.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum BundleRefusal {
+pub(crate) enum BundleRefusal {
     #[error("the trust bundle cannot be read: {0}")]
     Unreadable(String),
     #[error(
@@ -39,7 +39,7 @@ pub enum BundleRefusal {
 }
 
 impl BundleRefusal {
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             BundleRefusal::Unreadable(_) => "unreadable",
             BundleRefusal::DropsAllRoots { .. } => "drops_all_roots",
@@ -48,7 +48,7 @@ impl BundleRefusal {
     }
 
     /// The root the refusal is about, for the log (empty when it is about the whole bundle).
-    pub fn root(&self) -> &str {
+    pub(crate) fn root(&self) -> &str {
         match self {
             BundleRefusal::Unvouched { root, .. } => root,
             _ => "",
@@ -65,7 +65,7 @@ fn subject(der: &[u8]) -> String {
 /// The roots to trust after `bundle_pem`, given the `current` ones, at `now`: the bundle's
 /// self-signed roots, each either trusted already or vouched for by a current root. Everything
 /// else in the bundle (cross-certificates, other certificates) only vouches.
-pub fn accept_bundle(
+pub(crate) fn accept_bundle(
     current: &Roots,
     bundle_pem: &[u8],
     now: OffsetDateTime,

@@ -1,18 +1,18 @@
-//! The human-readable lines `mtls-server` and `mtls-client` print on stdout (design note 003,
-//! "Real World Outcome").
+//! The human-readable lines `mtls-server` and `mtls-client` print on stdout (the "real world
+//! outcome" of docs/design.md §1, note 003).
 
-use mesh::credentials::Credential;
-use mesh::timefmt::{human, rfc3339, until};
 use mesh::tls::HandshakeSummary;
+use mesh::Credential;
+use pki::timefmt::{human_std, rfc3339, until};
 
 /// Lines describing our own certificate.
 pub fn certificate_lines(tag: &str, cred: &Credential) -> Vec<String> {
     let now = time::OffsetDateTime::now_utc();
-    let i = &cred.info;
+    let i = cred.info();
     let mut lines = vec![
         format!("[{tag}] Certificate:"),
         format!("  Identity: {}", cred.identity()),
-        format!("  Serial: {}", i.serial_hex),
+        format!("  Serial: {}", cred.serial()),
         format!("  Subject: {}", i.subject),
         format!("  Issuer: {}", i.issuer),
     ];
@@ -30,7 +30,10 @@ pub fn certificate_lines(tag: &str, cred: &Credential) -> Vec<String> {
         rfc3339(i.not_before),
         rfc3339(i.not_after)
     ));
-    lines.push(format!("  Expires in: {}", human(until(i.not_after, now))));
+    lines.push(format!(
+        "  Expires in: {}",
+        human_std(until(i.not_after, now))
+    ));
     lines.push(format!("  Client key: {}", i.client_key));
     lines
 }

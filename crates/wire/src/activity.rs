@@ -16,11 +16,14 @@ use tokio::time::Instant;
 /// sentence for the log message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseReason {
+    /// Stable code: `connections_closed_total{reason=code}` and the log's `reason` field.
     pub code: &'static str,
+    /// The reason in words, for the log message.
     pub detail: String,
 }
 
 impl CloseReason {
+    /// A reason with its code and its sentence.
     pub fn new(code: &'static str, detail: impl Into<String>) -> CloseReason {
         CloseReason {
             code,
@@ -126,6 +129,7 @@ impl Activity {
         }
     }
 
+    /// Requests in flight now.
     pub fn in_flight(&self) -> usize {
         self.state().in_flight
     }
@@ -140,6 +144,7 @@ impl Activity {
         }
     }
 
+    /// True once someone asked for the connection to be closed.
     pub fn close_is_requested(&self) -> bool {
         self.state().close.is_some()
     }
@@ -209,10 +214,12 @@ pub struct Watched<T> {
 }
 
 impl<T> Watched<T> {
+    /// Wraps `inner`, reporting bytes read to `activity`.
     pub fn new(inner: T, activity: Arc<Activity>) -> Watched<T> {
         Watched { inner, activity }
     }
 
+    /// The wrapped stream.
     pub fn get_ref(&self) -> &T {
         &self.inner
     }

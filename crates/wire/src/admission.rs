@@ -15,22 +15,38 @@ use crate::limits::Limits;
 /// Why a connection was refused; `code()` is the counter and log reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
+    /// The source address holds `--max-connections-per-source` already.
     #[error(
         "{address} already holds {}, the most one source address may hold",
         connections(*.limit)
     )]
-    PerSource { address: IpAddr, limit: usize },
+    PerSource {
+        /// The source address (IPv4-mapped addresses as IPv4).
+        address: IpAddr,
+        /// The per-source limit.
+        limit: usize,
+    },
+    /// Connections without a client certificate hold every slot they may.
     #[error(
         "{} without a client certificate already open, the most allowed (the other slots \
          are kept for authenticated peers)",
         connections(*.limit)
     )]
-    Unauthenticated { limit: usize },
+    Unauthenticated {
+        /// `max_connections - authenticated_reserve`.
+        limit: usize,
+    },
+    /// The identity holds `--max-connections-per-identity` already.
     #[error(
         "{identity} already holds {}, the most one identity may hold",
         connections(*.limit)
     )]
-    PerIdentity { identity: String, limit: usize },
+    PerIdentity {
+        /// The identity (SPIFFE ID, else subject).
+        identity: String,
+        /// The per-identity limit.
+        limit: usize,
+    },
 }
 
 fn connections(n: usize) -> String {
@@ -42,6 +58,7 @@ fn connections(n: usize) -> String {
 }
 
 impl Refused {
+    /// Stable code: `connections_refused_total{reason=code}` and the log's `reason` field.
     pub fn code(&self) -> &'static str {
         match self {
             Refused::PerSource { .. } => "per_source",
@@ -97,6 +114,7 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
 }
 
 impl Admission {
+    /// The admission state for `limits`, counting refusals in `counters`.
     pub fn new(limits: &Limits, counters: Arc<Counters>) -> Arc<Admission> {
         Arc::new(Admission {
             slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
@@ -125,7 +143,8 @@ impl Admission {
         }
     }
 
-    /// A free slot now, if any (tests and callers that must not wait).
+    /// A free slot now, if any (the tests; the accept loop waits with `room`).
+    #[cfg(test)]
     pub fn try_room(&self) -> Option<OwnedSemaphorePermit> {
         self.slots.clone().try_acquire_owned().ok()
     }

@@ -43,10 +43,12 @@ impl Counters {
         bump(&self.closed, reason);
     }
 
+    /// Connections refused for `reason` so far.
     pub fn refused_count(&self, reason: &str) -> u64 {
         get(&self.refused, reason)
     }
 
+    /// Connections closed for `reason` so far.
     pub fn closed_count(&self, reason: &str) -> u64 {
         get(&self.closed, reason)
     }

@@ -33,6 +33,7 @@ impl Drain {
         self.reached(Phase::Cut).await
     }
 
+    /// True once the listener has started draining.
     pub fn is_draining(&self) -> bool {
         *self.0.borrow() != Phase::Serving
     }

@@ -1,7 +1,12 @@
-//! `wire`: the one connection layer every mtls-mesh TLS listener runs on — the CA's API,
-//! `mtls-server`, and next the mTLS proxy (raw L4 byte copying) and the agent. It owns what
-//! every listener must get right the same way, so no product re-invents it:
+#![warn(missing_docs)]
+
+//! `wire`: the one TLS policy and the one connection layer every mtls-mesh TLS listener runs
+//! on — the CA's API, `mtls-server`, and next the mTLS proxy (raw L4 byte copying) and the
+//! agent. It owns what every listener must get right the same way, so no product re-invents it:
 //!
+//! * **the TLS policy** (`tls`): TLS 1.3 only, the suites and groups, ECDSA-only signature
+//!   verification, no resumption, the server and client configuration builders, the
+//!   hot-swapping certificate resolver, and the names of versions, suites, groups and alerts;
 //! * **admission** (`admission.rs`): a total connection cap (excess waits in the accept queue),
 //!   a per-source-address cap (excess closed at once), room kept for authenticated peers
 //!   (connections without a verified client certificate may hold at most
@@ -21,16 +26,18 @@
 //! HTTP/1.1 and HTTP/2 services; a byte-copying protocol plugs in the same way and reuses
 //! `Activity` (bytes in either direction as activity) and the drain signal.
 //!
-//! The TLS policy itself (versions, suites, verifiers) is still built by each product; moving
-//! it here is the next step.
+//! Who a peer is (certificate verification, SPIFFE IDs, revocation) is the product's business:
+//! crates/mesh for the services, crates/ca for the CA. This crate only runs the handshake with the
+//! verifier it is given.
 
 pub mod activity;
-pub mod admission;
+pub(crate) mod admission;
 pub mod counters;
 pub mod drain;
 pub mod http;
 pub mod limits;
 pub mod listener;
+pub mod tls;
 
 pub use activity::CloseReason;
 pub use admission::Refused;

@@ -128,17 +128,32 @@ pub fn fit_to_open_files(requested: usize) -> (usize, Option<u64>) {
 /// A limit that cannot work, named with the value given and what would.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LimitsError {
+    /// `max_connections` is zero.
     #[error("the connection limit must be at least 1 (got 0)")]
     NoConnections,
+    /// The reserve leaves no slot for unauthenticated peers.
     #[error(
         "the authenticated reserve ({reserve}) must be smaller than the connection limit \
          ({max}), or no unauthenticated client (enrollment, CRL fetches) could connect"
     )]
-    ReserveTooLarge { reserve: usize, max: usize },
+    ReserveTooLarge {
+        /// The reserve given.
+        reserve: usize,
+        /// The connection limit.
+        max: usize,
+    },
+    /// A per-source or per-identity limit of zero.
     #[error("the {which} limit must be at least 1 (got 0); omit it to have no limit")]
-    ZeroPerKeyLimit { which: &'static str },
+    ZeroPerKeyLimit {
+        /// `per-source` or `per-identity`.
+        which: &'static str,
+    },
+    /// A timeout of zero.
     #[error("the {which} must be longer than zero")]
-    ZeroDuration { which: &'static str },
+    ZeroDuration {
+        /// The timeout, in words.
+        which: &'static str,
+    },
 }
 
 impl Limits {

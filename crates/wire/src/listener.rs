@@ -22,6 +22,7 @@ use crate::counters::Counters;
 use crate::drain::{Drain, DrainControl, DrainReport};
 use crate::limits::Limits;
 
+/// A boxed future, as the traits of this crate return them.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Why a TLS handshake did not complete.
@@ -52,6 +53,7 @@ pub struct Rejected {
 
 /// The product's part of the handshake: who is the peer, and how to report a failure.
 pub trait Identify: Send + Sync + 'static {
+    /// What the product knows about a peer after its handshake.
     type Peer: Send + Sync + 'static;
 
     /// Called once per finished handshake.
@@ -79,13 +81,19 @@ pub trait Identify: Send + Sync + 'static {
 
 /// A connection past its handshake and the admission checks, handed to a protocol.
 pub struct Established<P> {
+    /// The TLS stream, handshake done.
     pub stream: TlsStream<TcpStream>,
+    /// The peer's address.
     pub addr: SocketAddr,
+    /// Who the product said the peer is ([`Identify::identify`]).
     pub peer: Arc<P>,
+    /// The peer's identity for limits and logs (SPIFFE ID, else subject).
     pub identity: Option<String>,
     /// Set when the identity holds its limit already: answer once with a refusal, then close.
     pub refused: Option<Refused>,
+    /// The listener's shutdown signal.
     pub drain: Drain,
+    /// The listener's counters (count closes here with their reason).
     pub counters: Arc<Counters>,
 }
 
@@ -106,16 +114,23 @@ pub(crate) fn who(addr: SocketAddr, identity: Option<&str>) -> String {
 /// Serves established connections. Must react to `conn.drain.draining()` by finishing what is
 /// in flight and closing; the listener cuts the connection when the drain time is over.
 pub trait Protocol<P>: Send + Sync + 'static {
+    /// Serves one connection until it ends.
     fn serve(&self, conn: Established<P>) -> BoxFuture<()>;
 }
 
 /// Everything one listener needs.
 pub struct Listener<I, P> {
+    /// The bound socket.
     pub tcp: TcpListener,
+    /// The TLS configuration (build it with [`crate::tls::TlsPolicy::server_config`]).
     pub tls: Arc<ServerConfig>,
+    /// Limits and timeouts.
     pub limits: Limits,
+    /// Where refusals and closes are counted.
     pub counters: Arc<Counters>,
+    /// Who peers are.
     pub identify: Arc<I>,
+    /// What to do with established connections.
     pub protocol: Arc<P>,
 }
 

@@ -15,9 +15,11 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::{DigitallySignedStruct, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::error::{MeshError, Result};
+use wire::tls::{TlsPolicy, ALPN_HTTP1};
+
+use crate::config::Fingerprint;
+use crate::error::{MeshError, Result, TrustError};
 use crate::https::{self, HttpsUrl};
-use crate::tls::TlsPolicy;
 use crate::trust::Roots;
 
 /// Accepts any server certificate (handshake signatures are still checked). Used for exactly
@@ -43,7 +45,7 @@ impl ServerCertVerifier for UnauthenticatedFetch {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_algorithms())
+        self.0.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -52,47 +54,65 @@ impl ServerCertVerifier for UnauthenticatedFetch {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_algorithms())
+        self.0.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_algorithms().supported_schemes()
+        self.0.supported_schemes()
     }
 }
 
-/// Downloads the CA root and checks it against `fingerprint` (hex SHA-256 of the root DER, any
-/// common spelling).
-pub async fn fetch_root_by_fingerprint(
-    url: &HttpsUrl,
-    fingerprint: &str,
+/// Downloads the CA root from the first of `urls` that answers and checks it against
+/// `fingerprint`.
+pub(crate) async fn fetch_root_by_fingerprint(
+    urls: &[HttpsUrl],
+    fingerprint: &Fingerprint,
     policy: &TlsPolicy,
     timeout: Duration,
 ) -> Result<Roots> {
-    let expected = pki::certinfo::normalize_fingerprint(fingerprint).ok_or_else(|| {
-        MeshError::Config(format!(
-            "--ca-fingerprint {fingerprint:?} is not a SHA-256 fingerprint (64 hex digits, as \
-             mtls-ca prints at start)"
-        ))
-    })?;
-    let config = policy.client_config(Arc::new(UnauthenticatedFetch(policy.clone())), None)?;
+    let mut last = None;
+    for url in urls {
+        match fetch_one(url, fingerprint, policy, timeout).await {
+            Err(e @ (MeshError::Connect(_) | MeshError::Http(_) | MeshError::Ca { .. })) => {
+                last = Some(e)
+            }
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or(MeshError::Config(crate::error::ConfigError::NoCaUrl)))
+}
+
+async fn fetch_one(
+    url: &HttpsUrl,
+    fingerprint: &Fingerprint,
+    policy: &TlsPolicy,
+    timeout: Duration,
+) -> Result<Roots> {
+    let expected = fingerprint.as_hex();
+    let config = policy.client_config(
+        Arc::new(UnauthenticatedFetch(policy.clone())),
+        None,
+        ALPN_HTTP1,
+    )?;
     let mut conn = https::connect(Arc::new(config), url, timeout).await?;
     let path = format!("{}/api/v1/ca", url.path);
     let response = conn.request(Method::GET, &path, &[], None, 1 << 20).await?;
     if !response.status.is_success() {
-        return Err(MeshError::Ca {
-            url: format!("{url}{}", "/api/v1/ca"),
-            message: format!("HTTP {}", response.status),
+        return Err(MeshError::CaRefused {
+            status: response.status.as_u16(),
+            code: "http".into(),
+            message: format!("GET {url}/api/v1/ca answered {}", response.status),
         });
     }
     let certs = pki::pem::parse_certificates(&response.body)?;
+    let presented: Vec<String> = certs.iter().map(|c| pki::sha256_hex(c)).collect();
     let root = certs
         .into_iter()
         .find(|c| pki::sha256_hex(c) == expected)
-        .ok_or_else(|| {
-            MeshError::Trust(format!(
-                "the CA at {url} served a root whose SHA-256 fingerprint is not {expected}; \
-                 refusing it (wrong --ca-fingerprint, or someone is intercepting the connection)"
-            ))
+        .ok_or_else(|| TrustError::RootFingerprint {
+            url: url.to_string(),
+            expected: expected.to_string(),
+            presented,
         })?;
     Roots::new(vec![root])
 }

@@ -11,13 +11,12 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::tls::identity_error::PeerIdentityError;
-use crate::tls::MeshServerVerifier;
+use crate::tls::{MeshServerVerifier, PeerIdentityError};
 
 #[derive(Debug)]
 pub(crate) struct CaVerifier {
     inner: Arc<MeshServerVerifier>,
-    not_the_ca: Mutex<Option<Error>>,
+    not_the_ca: Mutex<Option<PeerIdentityError>>,
 }
 
 impl CaVerifier {
@@ -29,7 +28,7 @@ impl CaVerifier {
     }
 
     /// The refusal, when the server was refused for not being the CA.
-    pub(crate) fn not_the_ca(&self) -> Option<Error> {
+    pub(crate) fn not_the_ca(&self) -> Option<PeerIdentityError> {
         self.not_the_ca
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -37,12 +36,14 @@ impl CaVerifier {
     }
 }
 
-fn is_not_the_ca(err: &Error) -> bool {
-    matches!(
-        err,
-        Error::InvalidCertificate(CertificateError::Other(o))
-            if matches!(o.0.downcast_ref::<PeerIdentityError>(), Some(PeerIdentityError::NotTheCa { .. }))
-    )
+fn not_the_ca(err: &Error) -> Option<PeerIdentityError> {
+    match err {
+        Error::InvalidCertificate(CertificateError::Other(o)) => match o.0.downcast_ref() {
+            Some(e @ PeerIdentityError::NotTheCa { .. }) => Some(e.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl ServerCertVerifier for CaVerifier {
@@ -61,10 +62,8 @@ impl ServerCertVerifier for CaVerifier {
             ocsp_response,
             now,
         );
-        if let Err(e) = &result {
-            if is_not_the_ca(e) {
-                *self.not_the_ca.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-            }
+        if let Some(refusal) = result.as_ref().err().and_then(not_the_ca) {
+            *self.not_the_ca.lock().unwrap_or_else(|p| p.into_inner()) = Some(refusal);
         }
         result
     }

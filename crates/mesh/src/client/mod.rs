@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use hyper::Method;
 use rustls::ClientConfig;
-use time::OffsetDateTime;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
 use crate::credentials::Identity;
-use crate::error::Result;
+use crate::error::{HttpError, Result};
 use crate::https::{self, Connection, HttpsUrl, Response};
+use crate::mesh::Mesh;
 use crate::peer_watch::{close_when_invalid, WatchedCert};
-use crate::setup::Services;
 use crate::tls::HandshakeSummary;
 use crate::trust::TrustState;
 
@@ -37,11 +37,13 @@ struct Pooled {
 /// The connection slot, shared with the watcher of the connection in it.
 type Slot = Arc<Mutex<Option<Pooled>>>;
 
+/// An HTTPS/1.1 client of one mesh service, presenting the service's current certificate.
 pub struct MeshClient {
     url: HttpsUrl,
     identity: Arc<Identity>,
     /// The revocation state the server certificate is checked against (None in pinned mode).
     trust: Option<Arc<TrustState>>,
+    clock: Arc<dyn Clock>,
     config: Arc<ClientConfig>,
     timeout: Duration,
     slot: Slot,
@@ -52,6 +54,7 @@ pub struct MeshClient {
 
 /// The outcome of one request.
 pub struct Exchange {
+    /// The response.
     pub response: Response,
     /// Set when this request needed a new connection (first request, rotation, server close,
     /// server certificate expired or revoked).
@@ -70,20 +73,20 @@ impl Drop for MeshClient {
 }
 
 impl MeshClient {
+    /// A client of `url` with `mesh`'s certificate and trust; `server_id` requires the server's
+    /// SPIFFE ID; `timeout` bounds each connection and each response.
     pub fn new(
         url: HttpsUrl,
-        services: &Services,
+        mesh: &Mesh,
         server_id: Option<pki::SpiffeId>,
         timeout: Duration,
     ) -> Result<MeshClient> {
-        let verifier = services.server_cert_verifier(server_id)?;
-        let config = services
-            .policy
-            .client_config(verifier, Some(services.identity.resolver()))?;
+        let config = mesh.client_config(server_id, wire::tls::ALPN_HTTP1)?;
         Ok(MeshClient {
             url,
-            identity: services.identity.clone(),
-            trust: services.trust.clone(),
+            identity: mesh.identity().clone(),
+            trust: mesh.trust().cloned(),
+            clock: mesh.clock().clone(),
             config: Arc::new(config),
             timeout,
             slot: Arc::new(Mutex::new(None)),
@@ -101,7 +104,7 @@ impl MeshClient {
         let Some(cert) = &pooled.server_cert else {
             return false;
         };
-        match cert.invalid_at(self.trust.as_deref(), OffsetDateTime::now_utc()) {
+        match cert.invalid_at(self.trust.as_deref(), self.clock.now()) {
             None => true,
             Some(reason) => {
                 log_closed(&self.url, &pooled.server_serial, reason);
@@ -129,7 +132,7 @@ impl MeshClient {
                 self.slot.clone(),
                 id,
                 cert,
-                self.trust.clone(),
+                (self.trust.clone(), self.clock.clone()),
                 self.url.clone(),
             )));
         }
@@ -193,7 +196,12 @@ impl MeshClient {
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response> {
         let Some(pooled) = slot.as_mut() else {
-            return Err(crate::MeshError::Http("no connection".into()));
+            // `request` opens a connection into the slot before sending; this cannot happen.
+            return Err(HttpError::Exchange {
+                reason: "no connection".into(),
+                tls: None,
+            }
+            .into());
         };
         let timeout = self.timeout;
         match tokio::time::timeout(
@@ -203,9 +211,7 @@ impl MeshClient {
         .await
         {
             Ok(r) => r,
-            Err(_) => Err(crate::MeshError::Http(format!(
-                "no response within {timeout:?}"
-            ))),
+            Err(_) => Err(HttpError::Timeout(timeout).into()),
         }
     }
 }
@@ -216,10 +222,10 @@ async fn watch(
     slot: Slot,
     id: u64,
     cert: WatchedCert,
-    trust: Option<Arc<TrustState>>,
+    (trust, clock): (Option<Arc<TrustState>>, Arc<dyn Clock>),
     url: HttpsUrl,
 ) {
-    let reason = close_when_invalid(cert, trust).await;
+    let reason = close_when_invalid(cert, trust, clock).await;
     let mut slot = slot.lock().await;
     if let Some(pooled) = slot.as_ref().filter(|p| p.id == id) {
         log_closed(&url, &pooled.server_serial, reason);

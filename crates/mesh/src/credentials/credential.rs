@@ -6,42 +6,34 @@ use pki::verify::{ExpectedIdentity, Purpose, VerifyOptions};
 use rcgen::KeyPair;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use time::OffsetDateTime;
+use wire::tls::TlsPolicy;
 
-use crate::error::{MeshError, Result};
-use crate::tls::TlsPolicy;
+use crate::config::Role;
+use crate::error::{CredentialError, Result};
 use crate::trust::Roots;
 
-/// The role a certificate is used in; it decides the EKU a certificate needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Serves TLS: needs serverAuth.
-    Server,
-    /// Connects with a client certificate: needs clientAuth.
-    Client,
-}
-
 impl Role {
-    fn purpose(self) -> Purpose {
+    /// The purposes (EKUs) a certificate in this role must allow.
+    fn purposes(self) -> &'static [(Purpose, &'static str)] {
         match self {
-            Role::Server => Purpose::Server,
-            Role::Client => Purpose::Client,
-        }
-    }
-
-    fn eku_name(self) -> &'static str {
-        match self {
-            Role::Server => "serverAuth",
-            Role::Client => "clientAuth",
+            Role::Server => &[(Purpose::Server, "serverAuth")],
+            Role::Client => &[(Purpose::Client, "clientAuth")],
+            Role::Both => &[
+                (Purpose::Server, "serverAuth"),
+                (Purpose::Client, "clientAuth"),
+            ],
         }
     }
 }
 
-/// A certificate chain (leaf first) with its key. The key stays inside `certified`.
+/// A certificate chain (leaf first) with its key. The key stays inside the rustls
+/// `CertifiedKey`: it never leaves the process (docs/design.md §2).
 #[derive(Clone)]
 pub struct Credential {
-    pub chain: Vec<CertificateDer<'static>>,
-    pub info: pki::CertInfo,
-    pub certified: Arc<CertifiedKey>,
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) info: pki::CertInfo,
+    pub(crate) certified: Arc<CertifiedKey>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -68,19 +60,15 @@ impl Credential {
         chain: Vec<CertificateDer<'static>>,
         policy: &TlsPolicy,
     ) -> Result<Credential> {
-        let leaf = chain
-            .first()
-            .ok_or_else(|| MeshError::Credential("the certificate chain is empty".into()))?;
+        let leaf = chain.first().ok_or(CredentialError::EmptyChain)?;
         let info = pki::CertInfo::from_der(leaf)?;
         // rcgen keeps the DER it was loaded from (PKCS#8 or SEC1); let pki-types tell which.
         let key_der = PrivateKeyDer::try_from(key.serialize_der())
-            .map_err(|e| MeshError::Credential(format!("unusable private key: {e}")))?;
+            .map_err(|reason| CredentialError::UnusableKey { reason })?;
         let certified = CertifiedKey::from_der(chain.clone(), key_der, &policy.provider())
-            .map_err(|e| {
-                MeshError::Credential(format!(
-                    "the private key does not belong to the certificate {} ({e})",
-                    info.serial_hex
-                ))
+            .map_err(|error| CredentialError::KeyMismatch {
+                serial: info.serial_hex.clone(),
+                error,
             })?;
         Ok(Credential {
             chain,
@@ -89,6 +77,33 @@ impl Credential {
         })
     }
 
+    /// The chain, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    /// The facts of the leaf (serial, subject, issuer, SANs, validity, client key).
+    pub fn info(&self) -> &pki::CertInfo {
+        &self.info
+    }
+
+    /// The chain with its key, for a rustls configuration built by hand (the key itself cannot
+    /// be read back out).
+    pub fn certified_key(&self) -> Arc<CertifiedKey> {
+        self.certified.clone()
+    }
+
+    /// The leaf's serial, lowercase hex.
+    pub fn serial(&self) -> &str {
+        &self.info.serial_hex
+    }
+
+    /// The leaf's NotAfter.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.info.not_after
+    }
+
+    /// The leaf's SPIFFE ID, if it carries one.
     pub fn spiffe_id(&self) -> Option<pki::SpiffeId> {
         self.info.spiffe_id()
     }
@@ -101,38 +116,39 @@ impl Credential {
     }
 
     /// Checks a certificate before it is published, with the same validator as
-    /// `mtls-inspect verify` (`pki::verify`): it chains to `roots`, is valid now, allows `role`,
-    /// and carries `expected_id` when one is given. A certificate failing any check is never
-    /// swapped in.
+    /// `mtls-inspect verify` (`pki::verify`): it chains to `roots`, is valid at `now`, allows
+    /// `role`, and carries `expected_id` when one is given. A certificate failing any check is
+    /// never swapped in.
     pub fn validate(
         &self,
         roots: &Roots,
         role: Role,
         expected_id: Option<&pki::SpiffeId>,
+        now: OffsetDateTime,
     ) -> Result<()> {
         let expected = expected_id.map(|id| ExpectedIdentity::SpiffeId(id.clone()));
-        let opts = VerifyOptions {
-            time: time::OffsetDateTime::now_utc(),
-            purpose: role.purpose(),
-            hostname: None,
-            identity: expected.as_ref(),
-        };
-        let no_crls: &[&[u8]] = &[];
-        pki::verify::verify_chain(
-            &self.chain[0],
-            &self.chain[1..],
-            roots.certs(),
-            no_crls,
-            &opts,
-        )
-        .map_err(|e| {
-            MeshError::Credential(format!(
-                "certificate {} ({}) was not accepted for {}: {e}",
-                self.info.serial_hex,
-                self.identity(),
-                role.eku_name()
-            ))
-        })?;
+        for (purpose, eku) in role.purposes() {
+            let opts = VerifyOptions {
+                time: now,
+                purpose: *purpose,
+                hostname: None,
+                identity: expected.as_ref(),
+            };
+            let no_crls: &[&[u8]] = &[];
+            pki::verify::verify_chain(
+                &self.chain[0],
+                &self.chain[1..],
+                roots.certs(),
+                no_crls,
+                &opts,
+            )
+            .map_err(|error| CredentialError::NotAccepted {
+                serial: self.info.serial_hex.clone(),
+                identity: self.identity(),
+                eku,
+                error: Box::new(error),
+            })?;
+        }
         Ok(())
     }
 }

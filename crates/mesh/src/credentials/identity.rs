@@ -4,22 +4,22 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
+use wire::tls::CertResolver;
 
 use crate::credentials::credential::Credential;
-use crate::tls::CertResolver;
 
 /// Holds the current credential. `publish` swaps it for all new handshakes and bumps a
 /// generation that connection pools watch, so they stop reusing connections that presented the
 /// old certificate.
 #[derive(Debug)]
-pub struct Identity {
+pub(crate) struct Identity {
     current: ArcSwap<Credential>,
     resolver: Arc<CertResolver>,
     generation: watch::Sender<u64>,
 }
 
 impl Identity {
-    pub fn new(initial: Credential) -> Arc<Identity> {
+    pub(crate) fn new(initial: Credential) -> Arc<Identity> {
         let resolver = CertResolver::new(initial.certified.clone());
         Arc::new(Identity {
             current: ArcSwap::from_pointee(initial),
@@ -28,16 +28,16 @@ impl Identity {
         })
     }
 
-    pub fn current(&self) -> Arc<Credential> {
+    pub(crate) fn current(&self) -> Arc<Credential> {
         self.current.load_full()
     }
 
-    pub fn resolver(&self) -> Arc<CertResolver> {
+    pub(crate) fn resolver(&self) -> Arc<CertResolver> {
         self.resolver.clone()
     }
 
     /// Swaps in `next`; returns the credential it replaced.
-    pub fn publish(&self, next: Credential) -> Arc<Credential> {
+    pub(crate) fn publish(&self, next: Credential) -> Arc<Credential> {
         let certified = next.certified.clone();
         let old = self.current.swap(Arc::new(next));
         self.resolver.swap(certified);
@@ -46,11 +46,11 @@ impl Identity {
     }
 
     /// Increases by one on every publish.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         *self.generation.borrow()
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
     }
 }

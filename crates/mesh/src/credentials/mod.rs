@@ -1,9 +1,10 @@
-//! Where a service's certificate comes from and how it is published.
+//! Where a service's certificate comes from and how it is published: the credential (chain and
+//! key), the identity holding the current one for the TLS resolver, and the loading of the
+//! files of static and pinned mode.
 
-pub mod credential;
-pub mod identity;
-pub mod static_files;
+mod credential;
+pub(crate) mod files;
+mod identity;
 
-pub use credential::{Credential, Role};
-pub use identity::Identity;
-pub use static_files::StaticFiles;
+pub use credential::Credential;
+pub(crate) use identity::Identity;

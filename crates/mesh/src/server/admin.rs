@@ -3,6 +3,7 @@
 //! the revocation list's state), `/metrics`.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,57 +16,83 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::credentials::Identity;
-use crate::error::{MeshError, Result};
-use crate::events::Events;
-use crate::health::{assess, Readiness};
-use crate::server::handlers::{error_response, json_response};
-use crate::trust::TrustState;
-
-pub struct AdminState {
-    pub identity: Arc<Identity>,
-    pub trust: Option<Arc<TrustState>>,
-    pub events: Arc<Events>,
-}
+use crate::error::{ConfigError, MeshError, Result};
+use crate::health::Readiness;
+use crate::mesh::MeshView;
 
 /// Binds the admin listener; only loopback addresses are accepted (it has no authentication).
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     if !addr.ip().is_loopback() {
-        return Err(MeshError::Config(format!(
-            "--admin-listen {addr}: the admin endpoint is plain HTTP without authentication and \
-             must listen on a loopback address (127.0.0.1 or ::1)"
-        )));
+        return Err(ConfigError::AdminNotLoopback { addr }.into());
     }
     TcpListener::bind(addr)
         .await
         .map_err(|e| MeshError::io(format!("binding the admin listener on {addr}"), e))
 }
 
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(req, &state)) }
+/// Serves `/healthz`, `/readyz` and `/metrics` of `mesh` on `listener` until the future is
+/// dropped (spawn it).
+pub fn serve(
+    listener: TcpListener,
+    mesh: &crate::Mesh,
+) -> impl Future<Output = ()> + Send + 'static {
+    serve_with_metrics(listener, mesh, String::new)
+}
+
+/// [`serve`], with what `extra` returns appended to `/metrics`: a program's own counters in the
+/// Prometheus text format (a proxy's refusals by reason, for instance).
+pub fn serve_with_metrics(
+    listener: TcpListener,
+    mesh: &crate::Mesh,
+    extra: impl Fn() -> String + Send + Sync + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
+    let view = Admin {
+        mesh: mesh.view(),
+        extra: Arc::new(extra),
+    };
+    async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let view = view.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let view = view.clone();
+                    async move { Ok::<_, Infallible>(route(req, &view)) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-        });
+        }
     }
 }
 
-fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// What the admin endpoints read.
+#[derive(Clone)]
+struct Admin {
+    mesh: MeshView,
+    extra: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+fn route(req: Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
+    let view = &admin.mesh;
     match req.uri().path() {
         "/healthz" => json_response(StatusCode::OK, json!({"status": "alive"})),
         "/readyz" => {
-            let cred = state.identity.current();
-            let now = time::OffsetDateTime::now_utc();
-            let health = assess(&cred, state.trust.as_deref(), now);
+            let health = view.health();
+            let cred = view.credential();
             let status = if health.state == Readiness::Unhealthy {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
@@ -73,14 +100,14 @@ fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
             };
             let mut body = json!({
                 "status": health.state.as_str(),
-                "serial": cred.info.serial_hex,
-                "not_after": crate::timefmt::rfc3339(cred.info.not_after),
+                "serial": cred.serial(),
+                "not_after": pki::timefmt::rfc3339(cred.not_after()),
                 "lifetime_left": (health.lifetime_left * 1000.0).round() / 1000.0,
             });
-            if let Some(trust) = state.trust.as_deref().filter(|t| t.crl_policy().is_some()) {
+            if let Some(trust) = view.trust().filter(|t| t.has_crl_policy()) {
                 body["crl"] = json!({
                     "state": health.crl.as_str(),
-                    "next_update": trust.crl_next_update().map(crate::timefmt::rfc3339),
+                    "next_update": trust.crl_next_update().map(pki::timefmt::rfc3339),
                 });
             }
             if let Some(reason) = health.reason {
@@ -89,21 +116,72 @@ fn route(req: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
             json_response(status, body)
         }
         "/metrics" => {
-            let body = state
-                .events
-                .metrics
-                .render(Some(&state.identity), state.trust.as_deref());
-            let mut r = Response::new(Full::new(Bytes::from(body)));
+            let mut text = view.metrics();
+            text.push_str(&(admin.extra)());
+            let mut r = Response::new(Full::new(Bytes::from(text)));
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
             );
             r
         }
-        other => error_response(
+        other => json_response(
             StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("no admin endpoint {other}; try /healthz, /readyz or /metrics"),
+            json!({"error": {"code": "not_found", "message": format!("no admin endpoint {other}; try /healthz, /readyz or /metrics")}}),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::clock::TokioClock;
+    use crate::testing::{static_files_config, FakeCa};
+    use crate::Mesh;
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tcp.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    use super::*;
+
+    #[tokio::test]
+    async fn metrics_carry_the_program_counters_and_readiness_the_certificate() {
+        let clock = Arc::new(TokioClock::new());
+        let ca = FakeCa::new(clock.clone(), time::Duration::hours(1));
+        let dir = tempfile::tempdir().unwrap();
+        let mesh = Mesh::start_with_clock(static_files_config(&ca, dir.path()), clock)
+            .await
+            .unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(serve_with_metrics(listener, &mesh, || {
+            "# TYPE proxy_refused_total counter\nproxy_refused_total 3\n".to_string()
+        }));
+        let metrics = get(addr, "/metrics").await;
+        assert!(
+            metrics.contains("mesh_certificate_expiry_seconds"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("proxy_refused_total 3"), "{metrics}");
+        let ready = get(addr, "/readyz").await;
+        assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
+        assert!(ready.contains(&format!("\"serial\":\"{}\"", mesh.credential().serial())));
+        assert!(get(addr, "/nope").await.contains("404"));
+        let refused = bind("0.0.0.0:0".parse().unwrap()).await.unwrap_err();
+        assert!(refused
+            .to_string()
+            .contains("must listen on a loopback address"));
+        task.abort();
+        mesh.shutdown().await;
     }
 }

@@ -1,29 +1,34 @@
-//! `--allow-id`: which verified callers may use the API. Exact SPIFFE IDs or `.../prefix/*`.
+//! Which verified callers may use a service (`--allow-id`): exact SPIFFE IDs or `.../prefix/*`.
 
-use crate::error::{MeshError, Result};
+use crate::error::ConfigError;
 
-#[derive(Clone, Debug, Default)]
+/// The callers a service serves; empty: every verified caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllowList {
     patterns: Vec<String>,
 }
 
 impl AllowList {
-    /// Validates every pattern; an empty list allows every verified caller.
-    pub fn parse(patterns: &[String]) -> Result<AllowList> {
-        for p in patterns {
-            let id_part = p.strip_suffix("/*").unwrap_or(p);
-            pki::SpiffeId::parse(id_part).map_err(|e| {
-                MeshError::Config(format!(
-                    "--allow-id {p:?}: {e} (expected a SPIFFE ID or a prefix such as \
-                     spiffe://mesh.local/service/*)"
-                ))
-            })?;
-        }
-        Ok(AllowList {
-            patterns: patterns.to_vec(),
-        })
+    /// Checks one pattern: a SPIFFE ID, or one followed by `/*` for everything below it.
+    pub fn check_pattern(pattern: &str) -> Result<String, ConfigError> {
+        let id_part = pattern.strip_suffix("/*").unwrap_or(pattern);
+        pki::SpiffeId::parse(id_part).map_err(|e| ConfigError::AllowPattern {
+            pattern: pattern.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(pattern.to_string())
     }
 
+    /// Validates every pattern; an empty list allows every verified caller.
+    pub fn parse(patterns: &[String]) -> Result<AllowList, ConfigError> {
+        let patterns = patterns
+            .iter()
+            .map(|p| AllowList::check_pattern(p))
+            .collect::<Result<_, _>>()?;
+        Ok(AllowList { patterns })
+    }
+
+    /// True when every verified caller is allowed.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
@@ -36,6 +41,7 @@ impl AllowList {
         caller.is_some_and(|id| self.patterns.iter().any(|p| id.matches_pattern(p)))
     }
 
+    /// The patterns, as given.
     pub fn patterns(&self) -> &[String] {
         &self.patterns
     }

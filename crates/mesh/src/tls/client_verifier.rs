@@ -12,12 +12,14 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, 
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::error::{MeshError, Result};
+use crate::error::{Result, TrustError};
 use crate::tls::identity_error::svid_violation;
-use crate::tls::policy::TlsPolicy;
 use crate::trust::{Roots, TrustState};
 use pki::svid::SvidRules;
+use wire::tls::TlsPolicy;
 
+/// The verifier a mesh server uses for client certificates.
+///
 /// `WebPkiClientVerifier` is immutable, so the wrapper holds it behind an `ArcSwap` and builds a
 /// new one when the roots change. Revocation is not given to webpki (it would re-verify the
 /// CRL signature on every handshake); the wrapper looks the serial up in the trust state.
@@ -47,11 +49,16 @@ struct Inner {
 fn build_inner(roots: Arc<Roots>, policy: &TlsPolicy) -> Result<Inner> {
     let verifier = WebPkiClientVerifier::builder_with_provider(roots.store(), policy.provider())
         .build()
-        .map_err(|e| MeshError::Trust(format!("building the client certificate verifier: {e}")))?;
+        .map_err(|e| TrustError::Verifier {
+            side: "client",
+            reason: e.to_string(),
+        })?;
     Ok(Inner { roots, verifier })
 }
 
 impl MeshClientVerifier {
+    /// Verifies client certificates against `trust` (its roots and revocation list as they are
+    /// at each handshake); `require_spiffe_id` refuses certificates without one.
     pub fn new(
         trust: Arc<TrustState>,
         policy: TlsPolicy,
@@ -108,9 +115,10 @@ pub(crate) fn post_path_checks(
         return Err(Error::InvalidCertificate(CertificateError::Revoked));
     }
     if freshness == CrlFreshness::Enforce {
-        // The full-precision clock, not the whole seconds rustls hands the verifier: readiness
-        // and the state log use it, so all three agree on the moment the service fails closed.
-        if let Some(stale) = trust.crl_status(time::OffsetDateTime::now_utc()).error() {
+        // The trust state's clock at full precision, not the whole seconds rustls hands the
+        // verifier: readiness and the state log use it, so all three agree on the moment the
+        // service fails closed.
+        if let Some(stale) = trust.crl_status().error() {
             return Err(stale.into_rustls());
         }
     }
@@ -173,6 +181,6 @@ impl ClientCertVerifier for MeshClientVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.policy.signature_algorithms().supported_schemes()
+        self.policy.supported_schemes()
     }
 }

@@ -1,64 +1,48 @@
-//! TLS facts and failures in words: names of versions, suites and groups, a summary of a
-//! finished handshake, and the reason a handshake failed as a server or a client sees it.
+//! TLS facts and failures in words: a summary of a finished handshake (the names of version,
+//! suite and group come from `wire::tls`, by code point), and the reason a handshake failed as a
+//! server or a client sees it, from the typed errors of rustls and of our verifiers.
 
-use rustls::{
-    AlertDescription, CertificateError, CipherSuite, Error, NamedGroup, PeerIncompatible,
-    ProtocolVersion,
-};
+use rustls::{AlertDescription, CertificateError, Error, PeerIncompatible};
 use rustls_pki_types::CertificateDer;
+use wire::tls::{alert_name, Negotiated};
 
 use crate::crl_freshness::CrlStaleError;
 use crate::tls::identity_error::PeerIdentityError;
 use pki::svid::SvidViolation;
 
-pub fn group_name(group: NamedGroup) -> String {
-    match group {
-        NamedGroup::secp256r1 => "secp256r1".into(),
-        NamedGroup::secp384r1 => "secp384r1".into(),
-        NamedGroup::secp521r1 => "secp521r1".into(),
-        NamedGroup::X25519 => "x25519".into(),
-        NamedGroup::X25519MLKEM768 => "X25519MLKEM768".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-pub fn suite_name(suite: CipherSuite) -> String {
-    match suite {
-        CipherSuite::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384".into(),
-        CipherSuite::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-pub fn version_name(version: ProtocolVersion) -> String {
-    match version {
-        ProtocolVersion::TLSv1_3 => "TLS 1.3".into(),
-        ProtocolVersion::TLSv1_2 => "TLS 1.2".into(),
-        other => format!("{other:?}"),
-    }
-}
-
 /// What was negotiated, and who the peer is, after a successful handshake.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct HandshakeSummary {
+    /// `TLS 1.3`.
     pub version: String,
+    /// `TLS_AES_256_GCM_SHA384`.
     pub suite: String,
+    /// `secp384r1`.
     pub group: String,
+    /// The ALPN protocol agreed, if any.
     pub alpn: Option<String>,
+    /// The peer's certificate, if it sent one.
     pub peer: Option<PeerSummary>,
 }
 
 /// The verified peer certificate's facts.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PeerSummary {
+    /// The SPIFFE ID, if the certificate carries one.
     pub spiffe_id: Option<String>,
+    /// Subject DN.
     pub subject: String,
+    /// Issuer DN.
     pub issuer: String,
+    /// Serial, lowercase hex.
     pub serial: String,
+    /// The client key (docs/design.md §2).
     pub client_key: String,
+    /// DNS SANs.
     pub dns: Vec<String>,
+    /// IP SANs.
     pub ips: Vec<String>,
-    /// RFC 3339.
+    /// NotAfter, RFC 3339.
     pub not_after: String,
     /// The certificate itself, so the connection's owner can keep watching it
     /// (`peer_watch`).
@@ -67,6 +51,7 @@ pub struct PeerSummary {
 }
 
 impl PeerSummary {
+    /// The facts of a certificate (None when it cannot be parsed).
     pub fn from_der(der: &CertificateDer<'_>) -> Option<PeerSummary> {
         let info = pki::CertInfo::from_der(der).ok()?;
         Some(PeerSummary {
@@ -77,30 +62,21 @@ impl PeerSummary {
             client_key: info.client_key,
             dns: info.dns,
             ips: info.ips.iter().map(|i| i.to_string()).collect(),
-            not_after: crate::timefmt::rfc3339(info.not_after),
+            not_after: pki::timefmt::rfc3339(info.not_after),
             der: der.clone().into_owned(),
         })
     }
 }
 
 impl HandshakeSummary {
+    /// Reads the summary off a connection whose handshake has finished.
     pub fn of(conn: &rustls::CommonState) -> HandshakeSummary {
+        let negotiated = Negotiated::of(conn);
         HandshakeSummary {
-            version: conn
-                .protocol_version()
-                .map(version_name)
-                .unwrap_or_default(),
-            suite: conn
-                .negotiated_cipher_suite()
-                .map(|s| suite_name(s.suite()))
-                .unwrap_or_default(),
-            group: conn
-                .negotiated_key_exchange_group()
-                .map(|g| group_name(g.name()))
-                .unwrap_or_default(),
-            alpn: conn
-                .alpn_protocol()
-                .map(|a| String::from_utf8_lossy(a).into_owned()),
+            version: negotiated.version_name(),
+            suite: negotiated.suite_name(),
+            group: negotiated.group_name(),
+            alpn: negotiated.alpn_name(),
             peer: conn
                 .peer_certificates()
                 .and_then(|c| c.first())
@@ -122,14 +98,14 @@ fn certificate_problem(e: &CertificateError) -> String {
         CertificateError::Expired => "expired".into(),
         CertificateError::ExpiredContext { time, not_after } => format!(
             "expired: NotAfter {} is before now {}",
-            fmt_unix(not_after.as_secs()),
-            fmt_unix(time.as_secs())
+            unix_rfc3339(not_after.as_secs()),
+            unix_rfc3339(time.as_secs())
         ),
         CertificateError::NotValidYet => "not yet valid".into(),
         CertificateError::NotValidYetContext { time, not_before } => format!(
             "not yet valid: NotBefore {} is after now {}",
-            fmt_unix(not_before.as_secs()),
-            fmt_unix(time.as_secs())
+            unix_rfc3339(not_before.as_secs()),
+            unix_rfc3339(time.as_secs())
         ),
         CertificateError::Revoked => "revoked".into(),
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
@@ -138,21 +114,20 @@ fn certificate_problem(e: &CertificateError) -> String {
                 .into()
         }
         CertificateError::NotValidForName => "hostname mismatch".into(),
+        // `presented` holds the names as our server verifier read them from the certificate
+        // (`server_verifier::name_mismatch`), not webpki's debug renderings.
         CertificateError::NotValidForNameContext {
             expected,
             presented,
-        } => {
-            let names: Vec<String> = presented.iter().map(|p| clean_name(p)).collect();
-            format!(
-                "hostname mismatch: the certificate is valid for {}, not {}",
-                if names.is_empty() {
-                    "no name".to_string()
-                } else {
-                    names.join(", ")
-                },
-                server_name(expected)
-            )
-        }
+        } => format!(
+            "hostname mismatch: the certificate is valid for {}, not {}",
+            if presented.is_empty() {
+                "no name".to_string()
+            } else {
+                presented.join(", ")
+            },
+            server_name(expected)
+        ),
         CertificateError::BadSignature => "bad signature".into(),
         CertificateError::BadEncoding => "malformed certificate".into(),
         #[allow(deprecated)]
@@ -198,70 +173,13 @@ fn server_name(name: &rustls_pki_types::ServerName<'_>) -> String {
     }
 }
 
-/// webpki reports the names a certificate holds in Debug form (`DnsName("x")`,
-/// `IpAddress(V4(Ipv4Addr([127, 0, 0, 1])))`); turn them back into plain names.
-fn clean_name(raw: &str) -> String {
-    let quoted = |prefix: &str| {
-        raw.strip_prefix(prefix)
-            .and_then(|r| r.strip_suffix("\")"))
-            .map(str::to_string)
-    };
-    if let Some(n) = quoted("DnsName(\"") {
-        return n;
-    }
-    if let Some(n) = quoted("UniformResourceIdentifier(\"") {
-        return n;
-    }
-    if raw.starts_with("IpAddress(") {
-        let digits: Vec<u16> = raw
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|p| !p.is_empty())
-            .filter_map(|p| p.parse().ok())
-            .collect();
-        // "V4"/"Ipv4Addr" contribute numbers too; the octets are the last ones.
-        if raw.contains("V4") && digits.len() >= 4 {
-            return digits[digits.len() - 4..]
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(".");
-        }
-        if raw.contains("V6") && digits.len() >= 16 {
-            let mut octets = [0u8; 16];
-            for (o, d) in octets.iter_mut().zip(&digits[digits.len() - 16..]) {
-                *o = *d as u8;
-            }
-            return std::net::Ipv6Addr::from(octets).to_string();
-        }
-    }
-    raw.to_string()
-}
-
-fn fmt_unix(secs: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+/// A Unix time as RFC 3339 (`pki::timefmt`).
+fn unix_rfc3339(secs: u64) -> String {
+    i64::try_from(secs)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .map(pki::timefmt::rfc3339)
         .unwrap_or_else(|| secs.to_string())
-}
-
-fn alert_name(alert: &AlertDescription) -> String {
-    match alert {
-        AlertDescription::CertificateRevoked => "certificate_revoked".into(),
-        AlertDescription::CertificateExpired => "certificate_expired".into(),
-        AlertDescription::UnknownCA => "unknown_ca".into(),
-        AlertDescription::BadCertificate => "bad_certificate".into(),
-        AlertDescription::CertificateRequired => "certificate_required".into(),
-        AlertDescription::UnsupportedCertificate => "unsupported_certificate".into(),
-        AlertDescription::CertificateUnknown => "certificate_unknown".into(),
-        AlertDescription::HandshakeFailure => "handshake_failure".into(),
-        AlertDescription::ProtocolVersion => "protocol_version".into(),
-        AlertDescription::DecryptError => "decrypt_error".into(),
-        AlertDescription::AccessDenied => "access_denied".into(),
-        other => format!("{other:?}"),
-    }
 }
 
 /// Why a client's handshake failed, as the server logs it.
@@ -293,7 +211,7 @@ pub fn server_side_reason(err: &Error) -> String {
         },
         Error::AlertReceived(alert) => format!(
             "the client aborted the handshake with alert {} (it rejected our certificate or settings)",
-            alert_name(alert)
+            alert_name(*alert)
         ),
         Error::InvalidMessage(m) => format!("not a TLS 1.3 client hello or corrupt message ({m:?})"),
         Error::PeerMisbehaved(m) => format!("client misbehaved: {m:?}"),
@@ -398,7 +316,7 @@ pub fn client_side_reason(err: &Error) -> String {
                 "handshake failure: no cipher suite or key exchange group in common".into()
             }
             AlertDescription::AccessDenied => "server denied access".into(),
-            other => format!("server sent alert {}", alert_name(other)),
+            other => format!("server sent alert {}", alert_name(*other)),
         },
         Error::InvalidCertificate(CertificateError::Other(o))
             if o.0.downcast_ref::<PeerIdentityError>().is_some() =>
@@ -448,10 +366,24 @@ mod tests {
             PeerIncompatible::Tls12NotOfferedOrEnabled
         ))
         .contains("TLS 1.3"));
-        assert_eq!(clean_name("DnsName(\"localhost\")"), "localhost");
+        let localhost = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let names = Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: localhost.clone(),
+            presented: vec!["api.mesh.local".into(), "127.0.0.1".into()],
+        });
         assert_eq!(
-            clean_name("IpAddress(V4(Ipv4Addr([127, 0, 0, 1])))"),
-            "127.0.0.1"
+            client_side_reason(&names),
+            "server certificate hostname mismatch: the certificate is valid for api.mesh.local, \
+             127.0.0.1, not localhost"
+        );
+        let nameless = Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: localhost,
+            presented: vec![],
+        });
+        assert!(client_side_reason(&nameless).contains("valid for no name, not localhost"));
+        assert_eq!(
+            client_side_reason(&Error::AlertReceived(AlertDescription::Unknown(200))),
+            "server sent alert 200"
         );
         let other = crate::tls::identity_error::svid_violation(SvidViolation::NoUriSan);
         assert!(server_side_reason(&other).starts_with("client certificate has no URI SAN"));

@@ -1,18 +1,22 @@
-//! TLS building blocks: the policy, the P-521 group, verifiers, resolvers and error wording.
+//! Who a peer is: the verifiers the services hand rustls (path validation against the trust
+//! state's current roots, the revocation lookup, the CRL freshness rule, the X509-SVID rule set
+//! and the expected SPIFFE ID; or pinned keys), the typed refusals they raise, and the words for
+//! a failed handshake. The TLS policy itself (versions, suites, groups, signature algorithms,
+//! resolver) is `wire::tls`, shared with the CA and the tools.
 
-pub mod client_verifier;
-pub mod describe;
-pub mod identity_error;
-/// The secp521r1 group lives in pki so the CA, the services and the tools share one copy.
-pub use pki::tls_p521 as p521;
-pub mod pinned;
-pub mod policy;
-pub mod resolver;
-pub mod server_verifier;
+mod client_verifier;
+pub(crate) mod describe;
+mod identity_error;
+mod pinned;
+mod server_verifier;
 
 pub use client_verifier::MeshClientVerifier;
-pub use describe::HandshakeSummary;
-pub use pinned::{PinSet, PinnedVerifier};
-pub use policy::{ExtraGroup, TlsPolicy};
-pub use resolver::CertResolver;
+#[cfg(test)]
+pub(crate) use client_verifier::{post_path_checks, CrlFreshness};
+pub use describe::{
+    client_side_reason, io_reason, rustls_error, server_reason_code, server_side_reason,
+    HandshakeSummary, PeerSummary,
+};
+pub use identity_error::PeerIdentityError;
+pub use pinned::{spki_pin_of, Pin, PinSet, PinnedVerifier};
 pub use server_verifier::MeshServerVerifier;

@@ -1,5 +1,5 @@
-//! Pinned mode (design note 002, Method II): instead of a CA, each peer trusts a list of public
-//! key hashes, `--trust-pin sha256:<hex SHA-256 of the SubjectPublicKeyInfo DER>`. Several pins
+//! Pinned mode (docs/design.md §1, note 002 Method II): instead of a CA, each peer trusts a list
+//! of public key hashes, `--trust-pin sha256:<hex SHA-256 of the SubjectPublicKeyInfo DER>`. Several pins
 //! may be given so a peer can rotate its key: pin old and new, roll, then drop the old pin.
 //!
 //! A pinned peer is accepted when its end-entity key hash is pinned and the certificate is within
@@ -15,16 +15,49 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, 
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::error::{MeshError, Result};
+use crate::error::{ConfigError, Result};
 use crate::tls::identity_error::svid_violation;
 use crate::tls::identity_error::PeerIdentityError;
-use crate::tls::policy::TlsPolicy;
+use wire::tls::TlsPolicy;
 
-/// Hex SHA-256 of a certificate's SubjectPublicKeyInfo: the value `--trust-pin` takes.
+/// Hex SHA-256 of a certificate's SubjectPublicKeyInfo: the value a pin takes.
 pub fn spki_pin_of(cert_der: &[u8]) -> Result<String> {
     let (_, cert) = X509Certificate::from_der(cert_der)
-        .map_err(|e| MeshError::Credential(format!("cannot parse certificate: {e}")))?;
+        .map_err(|e| pki::PkiError::Certificate(e.to_string()))?;
     Ok(pki::sha256_hex(cert.tbs_certificate.subject_pki.raw))
+}
+
+/// One pinned key: `sha256:<hex SHA-256 of the SubjectPublicKeyInfo DER>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pin(String);
+
+impl Pin {
+    /// Parses `sha256:<64 hex>` (colons and case ignored).
+    pub fn parse(input: &str) -> std::result::Result<Pin, ConfigError> {
+        let body = input
+            .trim()
+            .strip_prefix("sha256:")
+            .ok_or_else(|| ConfigError::PinFormat {
+                input: input.to_string(),
+            })?;
+        pki::certinfo::normalize_fingerprint(body)
+            .map(Pin)
+            .ok_or_else(|| ConfigError::PinHash {
+                input: input.to_string(),
+            })
+    }
+
+    /// The 64 lowercase hex digits.
+    pub fn as_hex(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Pin {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Pin::parse(s)
+    }
 }
 
 /// The accepted key hashes.
@@ -34,30 +67,28 @@ pub struct PinSet {
 }
 
 impl PinSet {
-    /// Parses `sha256:<64 hex>` values (colons and case ignored).
-    pub fn parse(values: &[String]) -> Result<PinSet> {
-        if values.is_empty() {
-            return Err(MeshError::Config(
-                "pinned mode needs at least one --trust-pin".into(),
-            ));
+    /// The set of `pins` (duplicates dropped); at least one is needed.
+    pub fn new(pins: Vec<Pin>) -> std::result::Result<PinSet, ConfigError> {
+        if pins.is_empty() {
+            return Err(ConfigError::NoPins);
         }
-        let mut pins = Vec::new();
-        for v in values {
-            let body = v.trim().strip_prefix("sha256:").ok_or_else(|| {
-                MeshError::Config(format!(
-                    "--trust-pin {v:?}: expected sha256:<64 hex digits of the SPKI SHA-256>"
-                ))
-            })?;
-            let hex = pki::certinfo::normalize_fingerprint(body).ok_or_else(|| {
-                MeshError::Config(format!(
-                    "--trust-pin {v:?}: the hash must be 64 hex digits (SHA-256)"
-                ))
-            })?;
-            if !pins.contains(&hex) {
-                pins.push(hex);
+        let mut unique: Vec<String> = Vec::new();
+        for Pin(hex) in pins {
+            if !unique.contains(&hex) {
+                unique.push(hex);
             }
         }
-        Ok(PinSet { pins })
+        Ok(PinSet { pins: unique })
+    }
+
+    /// Parses `sha256:<64 hex>` values.
+    pub fn parse(values: &[String]) -> std::result::Result<PinSet, ConfigError> {
+        PinSet::new(
+            values
+                .iter()
+                .map(|v| Pin::parse(v))
+                .collect::<std::result::Result<_, _>>()?,
+        )
     }
 
     fn check(
@@ -94,6 +125,7 @@ pub struct PinnedVerifier {
 }
 
 impl PinnedVerifier {
+    /// Accepts peers whose key is in `pins`.
     pub fn new(pins: PinSet, policy: TlsPolicy) -> Arc<PinnedVerifier> {
         Arc::new(PinnedVerifier { pins, policy })
     }
@@ -133,7 +165,7 @@ impl ClientCertVerifier for PinnedVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.policy.signature_algorithms().supported_schemes()
+        self.policy.supported_schemes()
     }
 }
 
@@ -169,7 +201,7 @@ impl ServerCertVerifier for PinnedVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.policy.signature_algorithms().supported_schemes()
+        self.policy.supported_schemes()
     }
 }
 

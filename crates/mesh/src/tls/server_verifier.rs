@@ -12,12 +12,13 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::{DigitallySignedStruct, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::error::{MeshError, Result};
+use crate::error::{Result, TrustError};
 use crate::tls::client_verifier::{post_path_checks, CrlFreshness};
 use crate::tls::identity_error::PeerIdentityError;
-use crate::tls::policy::TlsPolicy;
 use crate::trust::{Roots, TrustState};
+use wire::tls::TlsPolicy;
 
+/// The verifier a mesh client uses for servers.
 pub struct MeshServerVerifier {
     inner: ArcSwap<Inner>,
     trust: Arc<TrustState>,
@@ -53,7 +54,10 @@ struct Inner {
 fn build_inner(roots: Arc<Roots>, policy: &TlsPolicy) -> Result<Inner> {
     let verifier = WebPkiServerVerifier::builder_with_provider(roots.store(), policy.provider())
         .build()
-        .map_err(|e| MeshError::Trust(format!("building the server certificate verifier: {e}")))?;
+        .map_err(|e| TrustError::Verifier {
+            side: "server",
+            reason: e.to_string(),
+        })?;
     Ok(Inner { roots, verifier })
 }
 
@@ -74,7 +78,7 @@ impl MeshServerVerifier {
     /// The verifier of every CA client: the server must present the CA's identity
     /// `ca_id` (`spiffe://<td>/ca`, which the CA never issues to anyone else). It is exempt from
     /// the CRL freshness rule: fetching a fresh CRL is how a stale one is cured.
-    pub fn for_ca(
+    pub(crate) fn for_ca(
         trust: Arc<TrustState>,
         policy: TlsPolicy,
         ca_id: pki::SpiffeId,
@@ -113,6 +117,38 @@ impl MeshServerVerifier {
     }
 }
 
+/// webpki's name mismatch lists the certificate's names in its own debug form; ours lists them
+/// from the parsed certificate (DNS, IP, then URI SANs), so the words for the failure
+/// (`describe`) can show them as they are. The variant stays rustls' own, so the alert the
+/// server receives stays `bad_certificate`.
+fn name_mismatch(
+    err: Error,
+    end_entity: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+) -> Error {
+    match err {
+        Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName
+            | rustls::CertificateError::NotValidForNameContext { .. },
+        ) => {
+            let presented = pki::CertInfo::from_der(end_entity)
+                .map(|i| {
+                    i.dns
+                        .into_iter()
+                        .chain(i.ips.iter().map(|ip| ip.to_string()))
+                        .chain(i.uris)
+                        .collect()
+                })
+                .unwrap_or_default();
+            Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
+                expected: server_name.to_owned(),
+                presented,
+            })
+        }
+        other => other,
+    }
+}
+
 impl ServerCertVerifier for MeshServerVerifier {
     fn verify_server_cert(
         &self,
@@ -122,13 +158,9 @@ impl ServerCertVerifier for MeshServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, Error> {
-        self.current()?.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
+        self.current()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map_err(|e| name_mismatch(e, end_entity, server_name))?;
         let presented = post_path_checks(end_entity, &self.trust, false, self.freshness)?;
         let presented_str = || match &presented {
             Some(id) => id.to_string(),
@@ -174,6 +206,6 @@ impl ServerCertVerifier for MeshServerVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.policy.signature_algorithms().supported_schemes()
+        self.policy.supported_schemes()
     }
 }

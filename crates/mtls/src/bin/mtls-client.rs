@@ -3,18 +3,15 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use hyper::Method;
-use mesh::client::MeshClient;
-use mesh::credentials::Role;
-use mesh::https::HttpsUrl;
-use mesh::setup::Services;
-use mtls::credentials::CredentialArgs;
-use mtls::report;
+use mesh::{HttpsUrl, Mesh, MeshClient, Role};
+use mtls::credentials::{parse_spiffe_id, CredentialArgs};
+use mtls::{report, values};
 
 const EXAMPLES: &str = "\
 Examples:
-  # Enrolled, like design note 003:
+  # Enrolled (the walk-through of README.md):
   mtls-client --ca-url https://localhost:8443 --ca-fingerprint <sha256 printed by mtls-ca> \\
       --spiffe-id spiffe://mesh.local/service/payment-worker --join-token-file worker.token \\
       --server https://localhost:9443 --server-id spiffe://mesh.local/service/api-server
@@ -30,7 +27,8 @@ Examples:
 Logs go to stderr at level warn; RUST_LOG=info also shows rotations, CRL updates and readiness.
 
 Exit status: 0 when every request got a 2xx answer; 1 otherwise, with the cause on stderr
-(for example \"server rejected our certificate: revoked\").";
+(for example \"server rejected our certificate: revoked\"); 2 when a setting is refused at start
+(the option named, with the accepted range).";
 
 /// The client side of the mesh: presents its certificate, verifies the server's name (DNS/IP
 /// SAN) and optionally its SPIFFE ID, prints the handshake details and the response.
@@ -38,27 +36,33 @@ Exit status: 0 when every request got a 2xx answer; 1 otherwise, with the cause 
 #[command(name = "mtls-client", version, after_help = EXAMPLES)]
 struct Args {
     /// The service to call, https://host:port.
-    #[arg(long, value_name = "URL")]
-    server: String,
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    server: HttpsUrl,
 
     /// Require the server's certificate to carry exactly this SPIFFE ID.
-    #[arg(long, value_name = "ID")]
-    server_id: Option<String>,
+    #[arg(long, value_name = "ID", value_parser = parse_spiffe_id)]
+    server_id: Option<pki::SpiffeId>,
 
-    /// POST this text to /api/echo instead of GET /api/status.
+    /// POST this text to /api/echo (or to --path) instead of GET /api/status.
     #[arg(long, value_name = "TEXT")]
     message: Option<String>,
 
-    /// Number of requests.
+    /// The path to call (any mesh service's route), e.g. /hello; default /api/status, or
+    /// /api/echo with --message.
+    #[arg(long, value_name = "PATH", value_parser = parse_path)]
+    path: Option<String>,
+
+    /// Number of requests; 0 only obtains the certificate, prints it and exits (a check that
+    /// enrollment works).
     #[arg(long, default_value_t = 1)]
     count: u64,
 
-    /// Pause between requests.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    /// Pause between requests (at least 10ms: it paces this client's own requests).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = values::request_interval)]
     interval: Duration,
 
-    /// Give up on a connection or response after this long.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// Give up on a connection or response after this long (at least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = values::duration)]
     timeout: Duration,
 
     /// Print only a summary line per request (for long runs).
@@ -69,11 +73,31 @@ struct Args {
     creds: CredentialArgs,
 }
 
+fn parse_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && s.parse::<hyper::Uri>().is_ok() {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a path: give one starting with /, e.g. /api/status"
+        ))
+    }
+}
+
+fn parse_url(s: &str) -> Result<HttpsUrl, String> {
+    HttpsUrl::parse(s).map_err(|e| e.to_string())
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     mtls::logging::init(args.creds.log_format, "warn");
-    match run(args).await {
+    // Settings that do not fit together are usage errors, refused before anything starts.
+    let config = args.creds.config(Role::Client).unwrap_or_else(|conflict| {
+        Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, conflict)
+            .exit()
+    });
+    match run(args, config).await {
         Ok(0) => {}
         Ok(_) => std::process::exit(1),
         Err(e) => {
@@ -84,23 +108,14 @@ async fn main() {
 }
 
 /// Returns the number of failed requests.
-async fn run(args: Args) -> anyhow::Result<u64> {
-    let url = HttpsUrl::parse(&args.server)?;
-    let server_id = args
-        .server_id
-        .as_deref()
-        .map(pki::SpiffeId::parse)
-        .transpose()
-        .context("--server-id")?;
-    let services = Services::start(&args.creds.options(), Role::Client)
+async fn run(args: Args, config: mesh::ServiceConfig) -> anyhow::Result<u64> {
+    let url = args.server.clone();
+    let mesh = Mesh::start(config)
         .await
         .context("obtaining the client certificate")?;
-    report::print(&report::certificate_lines(
-        "CLIENT",
-        &services.identity.current(),
-    ));
-    let mut client = MeshClient::new(url.clone(), &services, server_id, args.timeout)?;
-    let (method, path, body) = match &args.message {
+    report::print(&report::certificate_lines("CLIENT", &mesh.credential()));
+    let mut client = MeshClient::new(url.clone(), &mesh, args.server_id.clone(), args.timeout)?;
+    let (method, default_path, body) = match &args.message {
         Some(m) => (
             Method::POST,
             "/api/echo",
@@ -108,13 +123,14 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         ),
         None => (Method::GET, "/api/status", None),
     };
+    let path = args.path.as_deref().unwrap_or(default_path);
     let mut failed = 0u64;
     for n in 1..=args.count {
         if n > 1 {
             tokio::time::sleep(args.interval).await;
         }
         let result = client.request(method.clone(), path, body.clone()).await;
-        let own = services.identity.current();
+        let own = mesh.credential();
         match result {
             Ok(exchange) => {
                 if let Some(summary) = &exchange.new_connection {
@@ -127,7 +143,7 @@ async fn run(args: Args) -> anyhow::Result<u64> {
                             summary.group,
                             peer.and_then(|p| p.spiffe_id.clone()).unwrap_or_default(),
                             peer.map(|p| p.serial.clone()).unwrap_or_default(),
-                            own.info.serial_hex
+                            own.serial()
                         );
                     } else {
                         println!("[CLIENT] Connected to {url}");
@@ -173,6 +189,6 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     drop(client);
     // Stop the background refresher and rotation before the runtime goes away: a refresh
     // torn down at exit is a cancellation, not a CA failure worth a warning.
-    services.shutdown().await;
+    mesh.shutdown().await;
     Ok(failed)
 }

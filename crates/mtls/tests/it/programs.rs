@@ -26,6 +26,31 @@ pub fn bench() -> PathBuf {
     testkit::bin_path(env!("CARGO_BIN_EXE_mtls-bench"))
 }
 
+/// The example of crates/mesh that serves axum routes with the library: this package declares
+/// it as its example `mesh-axum-service` (crates/mtls/Cargo.toml), so `cargo test` builds it
+/// into `<target>/<profile>/examples`, next to the `deps` directory this test binary runs from
+/// (Cargo names no environment variable for examples). With `$MTLS_BIN_DIR` set, it is taken
+/// from there like the programs.
+pub fn mesh_example() -> PathBuf {
+    const NAME: &str = "mesh-axum-service";
+    if let Some(dir) = std::env::var_os(testkit::bins::BIN_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Path::new(&dir).join(NAME);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary runs from <target>/<profile>/deps");
+    let path = profile_dir.join("examples").join(NAME);
+    assert!(
+        path.is_file(),
+        "{} is missing: `cargo test` builds it unless a test target is named; build it with \
+         `cargo build -p mtls --example {NAME}`",
+        path.display()
+    );
+    path
+}
+
 /// A program by its name, for checks over several of them.
 pub fn by_name(name: &str) -> PathBuf {
     match name {

@@ -45,6 +45,7 @@ impl CloseConnection {
 
 /// An HTTP application served by the wire layer.
 pub trait HttpApp: Identify {
+    /// The response body type.
     type Body: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static;
 
     /// Handles one request from `peer` (who the handshake said it is).
@@ -87,7 +88,9 @@ pub async fn serve<A: HttpApp>(
 
 /// The HTTP protocol for the listener.
 pub struct Http<A> {
+    /// The application.
     pub app: Arc<A>,
+    /// The limits its connections run under.
     pub limits: Arc<Limits>,
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use mtls_bench::{Mode, Options};
+use wire::tls::KxGroup;
 
 #[derive(Parser)]
 #[command(
@@ -17,7 +18,8 @@ mtls-bench https://127.0.0.1:9443/api/status --mode new --concurrency 32 --durat
 mtls-bench https://127.0.0.1:9443/api/status --mode keepalive --concurrency 64 --duration 10s --json ...\n  \
 mtls-bench https://127.0.0.1:8443/api/v1/renew --mode ca-renew --concurrency 16 --duration 10s ...\n\n\
 Every response must be 200 and name the caller (the client certificate's SPIFFE ID, or --expect).\n\
-Exit codes: 0 no errors, 1 some requests failed, 2 usage or setup error."
+Exit codes: 0 no errors, 1 some requests failed, 2 usage or setup error (a setting out of range\n\
+is refused at start, naming the option and the accepted range)."
 )]
 pub struct Args {
     /// URL to request; its host must be a loopback address or `localhost`.
@@ -26,16 +28,17 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ModeArg::Keepalive)]
     pub mode: ModeArg,
 
-    /// Parallel connections (keepalive) or parallel connect-request-close loops (new).
-    #[arg(long, default_value_t = 16)]
+    /// Parallel connections (keepalive) or parallel connect-request-close loops (new); at
+    /// least 1.
+    #[arg(long, default_value_t = 16, value_parser = mtls::values::count_usize)]
     pub concurrency: usize,
 
-    /// How long to run (bounded: at most 10 minutes).
+    /// How long to run: 1s to 10m (load runs are bounded).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
 
-    /// Stop after this many requests in total, if reached before --duration.
-    #[arg(long)]
+    /// Stop after this many requests in total (at least 1), if reached before --duration.
+    #[arg(long, value_parser = mtls::values::count)]
     pub requests: Option<u64>,
 
     /// Client certificate (PEM).
@@ -55,15 +58,15 @@ pub struct Args {
     pub servername: Option<String>,
 
     /// Key exchange groups offered, in order: secp384r1, secp521r1, x25519, x25519mlkem768, secp256r1.
-    #[arg(long, value_delimiter = ',', default_value = "secp384r1,secp521r1")]
-    pub groups: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "secp384r1,secp521r1", value_parser = parse_group)]
+    pub groups: Vec<KxGroup>,
 
     /// Text every response body must contain (default: the client certificate's SPIFFE ID).
     #[arg(long)]
     pub expect: Option<String>,
 
-    /// Runtime worker threads (default: all cores).
-    #[arg(long)]
+    /// Runtime worker threads, at least 1 (default: all cores).
+    #[arg(long, value_parser = mtls::values::count_usize)]
     pub threads: Option<usize>,
 
     /// Print the report as JSON.
@@ -144,10 +147,18 @@ impl Args {
     }
 }
 
+/// `--duration`: at least 1 s (`pki::duration`, the one parser with a floor), at most 10 min.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    let d = mtls::values::duration(s).map_err(|e| format!("{e}; the range is 1s to 10m"))?;
     if d > Duration::from_secs(600) {
-        return Err("at most 10m: load runs are bounded".into());
+        return Err(format!(
+            "{s:?} is too long: at most 10m (load runs are bounded); the range is 1s to 10m"
+        ));
     }
     Ok(d)
+}
+
+fn parse_group(s: &str) -> Result<KxGroup, String> {
+    s.parse()
+        .map_err(|e: wire::tls::TlsConfigError| e.to_string())
 }

@@ -253,7 +253,7 @@ async fn renew_api_cert(
                         tracing::error!(error = %e, "auditing the re-issued API certificate failed");
                     }
                 }
-                resolver.replace(key);
+                resolver.swap(Arc::new(key));
                 not_after = na;
                 tracing::info!(not_after = %na, "API certificate re-issued");
             }

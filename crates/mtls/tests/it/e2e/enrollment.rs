@@ -264,3 +264,25 @@ fn enrollment_refusals_fail_at_once_and_unreachable_gives_up() {
         "{out}"
     );
 }
+
+/// With several `--ca-url`s a service uses the first that answers: here the first has nobody
+/// behind it, so the root download, the enrollment and the CRL refresh go to the second, at
+/// once (an unanswered URL is skipped, not retried with backoff).
+#[test]
+fn a_second_ca_url_answers_when_the_first_does_not() {
+    require_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = start_ca("ca", &dir.path().join("ca"), "127.0.0.1:0", &[]);
+    let token = token_file(&ca, dir.path(), "c1", CLIENT_ID, &[]);
+    let dead = format!("https://localhost:{}", free_port());
+    let mut cmd = Command::new(programs::client());
+    cmd.args(["--ca-url", &dead, "--ca-url", &ca.url()])
+        .args(["--ca-fingerprint", &ca.fingerprint])
+        .args(["--spiffe-id", CLIENT_ID, "--join-token-file", &token])
+        .args(["--server", "https://localhost:1", "--count", "0"])
+        .env("RUST_LOG", "info");
+    let (status, _, out) = run("client", cmd, LONG);
+    assert!(status.success(), "{out}");
+    assert!(out.contains(&format!("Identity: {CLIENT_ID}")), "{out}");
+    assert!(!out.contains("enroll_failed"), "no attempt failed: {out}");
+}

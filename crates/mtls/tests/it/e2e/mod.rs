@@ -1,6 +1,7 @@
 //! Several programs at once: `mtls-ca` + `mtls-server` + `mtls-client` (enrollment, rotation,
 //! revocation, CA outage, stale CRLs), `scripts/demo.sh`, docs/troubleshooting.md against live
-//! output, and `mtls-inspect verify` against a running `mtls-server`.
+//! output, `mtls-inspect verify` against a running `mtls-server`, and the example of
+//! crates/mesh that embeds the library.
 
 mod common;
 
@@ -9,6 +10,7 @@ mod client_exit;
 mod client_watch;
 mod crl_stale;
 mod demo;
+mod embedded;
 mod enrollment;
 mod revocation;
 mod rotation;

@@ -25,18 +25,16 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use mesh::ca_client::CaClient;
-use mesh::credentials::Role;
-use mesh::enroll::{Enroller, TokenSource};
-use mesh::https::HttpsUrl;
-use mesh::tls::{CertResolver, MeshServerVerifier, TlsPolicy};
-use mesh::trust::{Roots, TrustState};
+use mesh::{CaRoot, CredentialSource, Enrollment, HttpsUrl, Mesh, Role, ServiceConfig};
+use mesh::{Fingerprint, TokenSource};
+use rustls::client::WebPkiServerVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
-use rustls::ClientConfig;
+use rustls::{ClientConfig, RootCertStore};
 use testkit::{CaProc, Proc, TestCa};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use wire::tls::{CertResolver, TlsPolicy, ALPN_HTTP, ALPN_HTTP1};
 
 use super::common::{s, CLIENT_ID, SERVER_ID};
 
@@ -52,31 +50,25 @@ fn root_pem(ca: &CaProc) -> Vec<u8> {
     std::fs::read(ca.data_dir.join("root.crt")).expect("root.crt")
 }
 
-/// The attacker's certificate: a real one, from the real CA, valid for localhost.
+/// The attacker's certificate: a real one, from the real CA, valid for localhost (enrolled
+/// through the mesh library, as any embedder would).
 fn enroll_evil(rt: &tokio::runtime::Runtime, ca: &CaProc) -> Arc<CertifiedKey> {
     let token = ca.token(EVIL_ID, &["--dns", "localhost"]);
-    let policy = TlsPolicy::default();
-    let trust = TrustState::new(Roots::from_pem(&root_pem(ca)).expect("root"));
-    let id = pki::SpiffeId::parse(EVIL_ID).expect("id");
-    let client = CaClient::new(
+    let enrollment = Enrollment::new(
         HttpsUrl::parse(&ca.url()).expect("url"),
-        trust.clone(),
-        policy.clone(),
-        id.trust_domain(),
-    );
-    let enroller = Enroller::new(
-        client,
-        id,
+        CaRoot::Fingerprint(Fingerprint::parse(&ca.fingerprint).expect("fingerprint")),
+        pki::SpiffeId::parse(EVIL_ID).expect("id"),
         TokenSource::Literal(token),
-        pki::Curve::P384,
-        None,
-        Role::Server,
-        trust,
-        policy,
     );
-    rt.block_on(enroller.enroll())
-        .expect("the evil workload enrolls")
-        .certified
+    let config = ServiceConfig::new(Role::Server, CredentialSource::Enrolled(enrollment));
+    rt.block_on(async {
+        let mesh = Mesh::start(config)
+            .await
+            .expect("the evil workload enrolls");
+        let key = mesh.credential().certified_key();
+        mesh.shutdown().await;
+        key
+    })
 }
 
 /// The relay between services and the CA. Until `terminate` is set it passes TCP through (the
@@ -117,18 +109,23 @@ fn start_relay(
         .server_config(
             WebPkiClientVerifier::no_client_auth(),
             CertResolver::new(evil),
+            ALPN_HTTP,
         )
         .expect("relay server config");
     let acceptor = TlsAcceptor::from(Arc::new(server));
-    // The relay itself checks the real CA properly.
-    let trust = TrustState::new(Roots::from_pem(&root_pem(ca)).expect("root"));
-    let verifier = MeshServerVerifier::for_ca(
-        trust,
-        policy.clone(),
-        pki::SpiffeId::parse(CA_ID).expect("ca id"),
-    )
-    .expect("verifier");
-    let upstream = Arc::new(policy.client_config(verifier, None).expect("upstream"));
+    // The relay itself checks the real CA's chain and name.
+    let mut roots = RootCertStore::empty();
+    for root in pki::pem::parse_certificates(&root_pem(ca)).expect("root") {
+        roots.add(root).expect("root");
+    }
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), policy.provider())
+        .build()
+        .expect("verifier");
+    let upstream = Arc::new(
+        policy
+            .client_config(verifier, None, ALPN_HTTP1)
+            .expect("upstream"),
+    );
     let listener = rt
         .block_on(TcpListener::bind("127.0.0.1:0"))
         .expect("bind relay");

@@ -1,5 +1,6 @@
 //! `mtls-server` and `mtls-client` as processes: static files, pinned keys, rejections,
-//! connection limits, drain and interoperability with OpenSSL tools.
+//! connection limits, drain, settings refused at start and interoperability with OpenSSL
+//! tools.
 
 mod common;
 
@@ -9,4 +10,5 @@ mod crl_staleness;
 mod drain;
 mod interop;
 mod rejections;
+mod settings;
 mod static_mode;

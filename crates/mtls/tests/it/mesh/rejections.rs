@@ -335,7 +335,7 @@ fn revoked_client_cannot_resume_a_session() {
         "--crl".into(),
         s(&crl_path),
         "--reload-interval".into(),
-        "100ms".into(),
+        "1s".into(),
     ]);
     let server = start_server("server", &args);
     let addr = server.addr();

@@ -147,7 +147,7 @@ fn admin_endpoints_report_health_readiness_and_metrics() {
 fn replaced_files_are_reloaded_without_restart() {
     let pki = StaticPki::new();
     let mut args = pki.server_args();
-    args.extend(["--reload-interval", "100ms"].map(String::from));
+    args.extend(["--reload-interval", "1s"].map(String::from));
     let server = start_server("server", &args);
 
     let next = pki.ca.server(SERVER_ID);

@@ -1,5 +1,6 @@
-//! Certificate resolvers that hand every new handshake the current certificate. Rotation stores
-//! a new `CertifiedKey`; handshakes already under way and open connections keep the old one.
+//! The certificate resolver that hot-swaps: every new handshake gets the certificate published
+//! last; handshakes already under way and open connections keep the one they started with.
+//! Rotation and file reloads publish here (docs/design.md, crate traps: rustls).
 
 use std::sync::Arc;
 
@@ -9,25 +10,27 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::SignatureScheme;
 
-/// One resolver for both roles: the server presents it in every handshake, the client whenever
-/// the server asks for a certificate.
+/// One resolver for both roles: a server presents its certificate in every handshake, a client
+/// whenever the server asks for one.
 #[derive(Debug)]
 pub struct CertResolver {
     current: ArcSwap<CertifiedKey>,
 }
 
 impl CertResolver {
+    /// A resolver presenting `initial` until [`CertResolver::swap`] publishes another.
     pub fn new(initial: Arc<CertifiedKey>) -> Arc<CertResolver> {
         Arc::new(CertResolver {
             current: ArcSwap::new(initial),
         })
     }
 
-    /// Publishes a new certificate for all handshakes that start from now on.
+    /// Publishes `next` for every handshake that starts from now on.
     pub fn swap(&self, next: Arc<CertifiedKey>) {
         self.current.store(next);
     }
 
+    /// The certificate new handshakes get.
     pub fn current(&self) -> Arc<CertifiedKey> {
         self.current.load_full()
     }

@@ -1,16 +1,18 @@
-//! mtls-server: an HTTPS service that requires and verifies client certificates.
+//! mtls-server: an HTTPS service that requires and verifies client certificates. The service
+//! is the mesh library (`mesh::Mesh` for the credentials, `mesh::serve_http` for mTLS on the
+//! wire layer); this program adds its command line, the demo API (`api.rs`) and the report.
+
+mod api;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
-use mesh::credentials::Role;
-use mesh::server::{self, admin, AllowList, ServerShared};
-use mesh::setup::Services;
+use clap::{CommandFactory, Parser};
+use mesh::server::{admin, server_limits, AllowList, ServeOptions};
+use mesh::{Mesh, Role};
 use mtls::credentials::CredentialArgs;
-use mtls::report;
+use mtls::{report, values};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -51,11 +53,11 @@ struct Args {
 
     /// Allow only these callers (exact SPIFFE ID or a prefix ending in /*); others get 403.
     /// Repeatable. Default: every verified caller.
-    #[arg(long = "allow-id", value_name = "ID")]
+    #[arg(long = "allow-id", value_name = "ID", value_parser = parse_allow_id)]
     allow_id: Vec<String>,
 
     /// Plain-HTTP admin listener (loopback only) for /healthz, /readyz and /metrics.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_admin_listen)]
     admin_listen: Option<SocketAddr>,
 
     #[command(flatten)]
@@ -69,33 +71,53 @@ struct Args {
 #[derive(clap::Args, Debug)]
 #[command(next_help_heading = "Connection limits")]
 struct ConnectionArgs {
-    /// Connections open at once, handshaking ones included; more wait in the accept queue.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    /// Connections open at once (at least 1), handshaking ones included; more wait in the
+    /// accept queue.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = values::count_usize)]
     max_connections: usize,
 
-    /// Connections one caller identity (SPIFFE ID, else subject) may hold; the excess gets a
-    /// 429 JSON error naming the limit and is closed.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    /// Connections one caller identity (SPIFFE ID, else subject) may hold (at least 1); the
+    /// excess gets a 429 JSON error naming the limit and is closed.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = values::count_usize)]
     max_connections_per_identity: usize,
 
-    /// Close a connection that has had no request in flight for this long (HTTP/1 keep-alive
-    /// and HTTP/2 alike; HTTP/2 PING frames do not count as activity).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// Close a connection that has had no request in flight for this long, at least 1s
+    /// (HTTP/1 keep-alive and HTTP/2 alike; HTTP/2 PING frames do not count as activity).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = values::duration)]
     idle_timeout: Duration,
 
-    /// An HTTP/1 request header must be complete within this time of its first byte.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// An HTTP/1 request header must be complete within this time of its first byte (at
+    /// least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = values::duration)]
     header_timeout: Duration,
 
-    /// A request's body and handling must finish within this time; slower ones get 408 and
-    /// their connection is closed.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// A request's body and handling must finish within this time (at least 1s); slower ones
+    /// get 408 and their connection is closed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = values::duration)]
     request_timeout: Duration,
 
     /// On SIGTERM or SIGINT: stop accepting, close idle connections, let requests in flight
-    /// finish for up to this long, then exit 0.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// finish for up to this long (at least 1s), then exit 0.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = values::duration)]
     drain: Duration,
+}
+
+fn parse_allow_id(s: &str) -> Result<String, String> {
+    AllowList::check_pattern(s).map_err(|e| e.to_string())
+}
+
+/// The admin listener has no authentication: loopback only.
+fn parse_admin_listen(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not an address like 127.0.0.1:9090 ({e})"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr}: the admin endpoint is plain HTTP without authentication and must listen on \
+             a loopback address (127.0.0.1 or ::1)"
+        ));
+    }
+    Ok(addr)
 }
 
 impl ConnectionArgs {
@@ -114,17 +136,11 @@ impl ConnectionArgs {
             );
         }
         let limits = wire::Limits {
-            max_connections,
-            // Every peer has a verified certificate (client authentication is mandatory), so
-            // there is nothing to keep room from and no anonymous source to count.
-            max_per_source: None,
-            authenticated_reserve: 0,
-            max_per_identity: Some(self.max_connections_per_identity),
             idle_timeout: self.idle_timeout,
             header_timeout: self.header_timeout,
             request_timeout: self.request_timeout,
             drain: self.drain,
-            ..wire::Limits::default()
+            ..server_limits(max_connections, self.max_connections_per_identity)
         };
         limits.validate().context(
             "invalid connection limits (--max-connections, --max-connections-per-identity, \
@@ -138,73 +154,66 @@ impl ConnectionArgs {
 async fn main() {
     let args = Args::parse();
     mtls::logging::init(args.creds.log_format, "info");
-    if let Err(e) = run(args).await {
+    // Settings that do not fit together are usage errors, refused before anything starts.
+    let config = args.creds.config(Role::Server).unwrap_or_else(|conflict| {
+        Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, conflict)
+            .exit()
+    });
+    if let Err(e) = run(args, config).await {
         eprintln!("mtls-server: error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, config: mesh::ServiceConfig) -> anyhow::Result<()> {
     let allow = AllowList::parse(&args.allow_id)?;
     let limits = args.connections.limits()?;
-    let services = Services::start(&args.creds.options(), Role::Server)
+    let mesh = Mesh::start(config)
         .await
         .context("obtaining the server certificate")?;
-    let current = services.identity.current();
-    report::print(&report::certificate_lines("SERVER", &current));
-    if let Some(trust) = &services.trust {
+    report::print(&report::certificate_lines("SERVER", &mesh.credential()));
+    if let Some(trust) = mesh.trust() {
         println!(
             "[SERVER] Trusted CA: {}",
             trust.roots().subjects().join("; ")
         );
     }
-    if let Some(next) = services.next_rotation {
-        println!("[SERVER] Next rotation: {}", mesh::timefmt::rfc3339(next));
+    if let Some(next) = mesh.next_rotation() {
+        println!("[SERVER] Next rotation: {}", pki::timefmt::rfc3339(next));
     }
-    let tls = services.policy.server_config(
-        services.client_cert_verifier()?,
-        services.identity.resolver(),
-    )?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
-    let shared = Arc::new(ServerShared {
-        tls: Arc::new(tls),
-        identity: services.identity.clone(),
-        trust: services.trust.clone(),
-        allow,
-        events: services.events.clone(),
-        limits,
-    });
     if let Some(addr) = args.admin_listen {
         let admin_listener = admin::bind(addr).await?;
         let admin_addr = admin_listener.local_addr()?;
-        tokio::spawn(admin::serve(
-            admin_listener,
-            Arc::new(admin::AdminState {
-                identity: services.identity.clone(),
-                trust: services.trust.clone(),
-                events: services.events.clone(),
-            }),
-        ));
+        tokio::spawn(admin::serve(admin_listener, &mesh));
         println!("admin listening on http://{admin_addr}");
     }
     println!(
         "[SERVER] mode: {}; client certificate required; TLS 1.3; groups: {}",
-        services.mode.as_str(),
-        services.policy.group_names().join(", ")
+        mesh.mode().as_str(),
+        mesh.policy().group_names().join(", ")
     );
     println!("listening on https://{local}");
-    tracing::info!(event = "listening", addr = %local, mode = services.mode.as_str(), "listening on https://{local}");
+    tracing::info!(event = "listening", addr = %local, mode = mesh.mode().as_str(), "listening on https://{local}");
     let shutdown = async {
         mtls::shutdown::signal().await;
         tracing::info!(event = "shutdown", "shutting down");
     };
     // Returns after the drain: requests in flight have finished or been cut.
-    server::serve(listener, shared, shutdown).await;
+    mesh::serve_http(
+        listener,
+        &mesh,
+        api::service(),
+        ServeOptions { limits, allow },
+        shutdown,
+    )
+    .await?;
     // Stop the refresher and rotation before the runtime goes away, so an interrupted
     // request is not reported as a CA failure.
-    services.shutdown().await;
+    mesh.shutdown().await;
     Ok(())
 }

@@ -1,0 +1,142 @@
+//! Keeps the trust state of an enrolled service current: every `interval`, fetch the CA's trust
+//! bundle and CRL. A new root is accepted only when a root trusted now vouches for it
+//! (`trust_bundle`); a refused bundle keeps the current roots. The CRL signature is verified
+//! once per fetch against the trusted roots (`pki::crl`); a failed fetch or a bad CRL keeps the
+//! last good state, which goes stale and then fails closed by the CRL freshness rule
+//! (`crl_freshness`) if the CA stays out of reach.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pki::crl::{verify_crl, RevokedSet};
+use time::OffsetDateTime;
+
+use crate::ca_client::CaApi;
+use crate::clock::Clock;
+use crate::error::Result;
+use crate::events::Events;
+use crate::refresh::Refresh;
+use crate::trust::TrustState;
+use crate::trust_bundle::accept_bundle;
+
+/// The CRL and trust bundle refresher of one service.
+pub(crate) struct Refresher {
+    ca: Arc<dyn CaApi>,
+    trust: Arc<TrustState>,
+    events: Arc<Events>,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    /// SHA-256 of the last bundle refused, so one bad bundle served again and again is logged
+    /// once (it is counted every time).
+    last_refused: Option<String>,
+    /// The last round failed (logged when failures start and when they end).
+    failing: bool,
+}
+
+impl Refresher {
+    pub(crate) fn new(
+        ca: Arc<dyn CaApi>,
+        trust: Arc<TrustState>,
+        events: Arc<Events>,
+        interval: Duration,
+    ) -> Refresher {
+        let clock = trust.clock().clone();
+        Refresher {
+            ca,
+            trust,
+            events,
+            clock,
+            interval,
+            last_refused: None,
+            failing: false,
+        }
+    }
+
+    /// One refresh: bundle, then CRL (so a CRL signed by a newly added root verifies). A
+    /// refused bundle does not end the round: the CRL is still checked against the roots kept.
+    pub(crate) async fn refresh_once(&mut self) -> Result<()> {
+        let bundle = self.ca.bundle().await?;
+        self.apply_bundle(&bundle, self.clock.now());
+        let der = self.ca.crl().await?;
+        let crl = verify_crl(&der, self.trust.roots().certs())?;
+        let count = crl.serials.len();
+        let number = hex::encode(&crl.crl_number);
+        let current = self.trust.revoked();
+        let changed = current
+            .crls()
+            .map(|c| &c.serials)
+            .ne(std::iter::once(&crl.serials));
+        self.trust
+            .set_revoked(RevokedSet::from_crls(vec![crl]), changed);
+        self.events.metrics.crl_fetched(self.clock.now());
+        tracing::debug!(
+            event = "crl_fetched",
+            revoked = count,
+            crl_number = %number,
+            "revocation list fetched: CRL number {number}, {count} revoked certificate(s)"
+        );
+        if changed {
+            tracing::info!(
+                event = "crl_updated",
+                revoked = count,
+                crl_number = %number,
+                "revocation list updated: {count} revoked certificate(s)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes the roots of `bundle` that `accept_bundle` allows, or keeps the current ones and
+    /// reports the refusal. Returns true when the bundle was accepted.
+    fn apply_bundle(&mut self, bundle: &[u8], now: OffsetDateTime) -> bool {
+        match accept_bundle(&self.trust.roots(), bundle, now) {
+            Ok(roots) => {
+                self.last_refused = None;
+                let subjects = roots.subjects();
+                if self.trust.set_roots(roots) {
+                    tracing::info!(event = "trust_bundle_updated", roots = ?subjects, "trust bundle updated: {subjects:?}");
+                }
+                true
+            }
+            Err(refusal) => {
+                let digest = pki::sha256_hex(bundle);
+                let first_time = self.last_refused.as_deref() != Some(digest.as_str());
+                self.events.bundle_refused(&refusal, first_time);
+                self.last_refused = Some(digest);
+                false
+            }
+        }
+    }
+}
+
+impl Refresh for Refresher {
+    /// Refreshes once, logging failures when they start and when they end.
+    async fn round(&mut self) -> Duration {
+        match self.refresh_once().await {
+            Ok(()) => {
+                if self.failing {
+                    tracing::info!(
+                        event = "refresh_recovered",
+                        "CA reachable again; trust bundle and CRL refreshed"
+                    );
+                }
+                self.failing = false;
+            }
+            Err(e) => {
+                self.events
+                    .metrics
+                    .crl_fetch_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                if !self.failing {
+                    tracing::warn!(event = "refresh_failed", error = %e, "cannot refresh the trust bundle / CRL: {e}; keeping the last good ones");
+                }
+                self.failing = true;
+            }
+        }
+        self.interval
+    }
+}
+
+#[cfg(test)]
+mod tests;

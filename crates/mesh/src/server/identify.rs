@@ -1,0 +1,223 @@
+//! Who a peer is after its handshake, as the wire layer asks (`wire::Identify`): the verified
+//! client certificate becomes a [`Peer`], the handshake is logged and counted, and a failed
+//! handshake is logged with its reason in words. Every listener of a mesh service uses it: the
+//! HTTP server (`serve_http`) and any other protocol on `wire::Listener` (a byte-copying
+//! proxy, for instance).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use wire::{HandshakeError, Identified, Identify, Rejected};
+
+use crate::events::Events;
+use crate::server::Peer;
+use crate::tls::{
+    io_reason, rustls_error, server_reason_code, server_side_reason, HandshakeSummary,
+};
+
+/// The mesh's answer to "who is this peer?" for `wire::Listener`.
+pub struct PeerIdentify {
+    pub(crate) events: Arc<Events>,
+}
+
+impl Identify for PeerIdentify {
+    type Peer = Peer;
+
+    fn identify(
+        &self,
+        addr: SocketAddr,
+        tls: &rustls::ServerConnection,
+    ) -> Result<Identified<Peer>, Rejected> {
+        let metrics = &self.events.metrics;
+        let Some(peer) = tls
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| Peer::from_verified(addr, c))
+        else {
+            // Cannot happen: client authentication is mandatory, so a finished handshake has a
+            // verified certificate. Refuse rather than serve an unidentified caller.
+            metrics.handshake("no_certificate");
+            tracing::warn!(event = "handshake_failed", peer_addr = %addr, code = "no_certificate", "handshake from {addr} finished without a usable client certificate");
+            return Err(Rejected {
+                code: "no_certificate",
+            });
+        };
+        let summary = HandshakeSummary::of(tls);
+        metrics.handshake("ok");
+        tracing::info!(
+            event = "handshake_ok",
+            peer_addr = %addr,
+            spiffe_id = %peer.id_string().unwrap_or_else(|| "-".into()),
+            subject = %peer.subject(),
+            issuer = %peer.issuer(),
+            serial = %peer.serial(),
+            client_key = %peer.client_key(),
+            version = %summary.version,
+            suite = %summary.suite,
+            group = %summary.group,
+            "connection from {addr}: {} (serial {}), {} {} {}",
+            peer.identity(),
+            peer.serial(),
+            summary.version,
+            summary.suite,
+            summary.group,
+        );
+        // The per-identity limit counts by SPIFFE ID, else by subject (pinned peers).
+        let identity = peer.identity();
+        Ok(Identified {
+            peer,
+            authenticated: true,
+            identity: Some(identity),
+        })
+    }
+
+    fn handshake_failed(&self, addr: SocketAddr, error: &HandshakeError) {
+        let metrics = &self.events.metrics;
+        match error {
+            HandshakeError::Timeout(_) => {
+                metrics.handshake("timeout");
+                tracing::warn!(event = "handshake_failed", peer_addr = %addr, code = "timeout", reason = "handshake timed out", "handshake from {addr} failed: timed out");
+            }
+            HandshakeError::Failed(e) => {
+                let (code, reason) = match rustls_error(e) {
+                    Some(err) => (server_reason_code(err), server_side_reason(err)),
+                    None => ("io", io_reason(e, true)),
+                };
+                metrics.handshake(code);
+                tracing::warn!(event = "handshake_failed", peer_addr = %addr, code, reason = %reason, "handshake from {addr} failed: {reason}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pieces a protocol other than HTTP (the proxy's byte copying) builds on: a
+    //! `wire::Listener` with the mesh's server configuration and peer identification, the
+    //! verified peer per connection, the close when the peer's certificate becomes invalid, and
+    //! the mesh's client configuration on the other end.
+
+    use std::sync::Arc;
+
+    use pki::crl::{verify_crl, RevokedEntry, RevokedSet};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio_rustls::TlsConnector;
+    use wire::tls::ALPN_NONE;
+    use wire::{BoxFuture, Established, Limits, Listener, Protocol};
+
+    use crate::clock::TokioClock;
+    use crate::server::Peer;
+    use crate::testing::{static_files_config, FakeCa, ID};
+    use crate::Mesh;
+
+    /// Greets the peer by name, echoes lines, and says why when it closes.
+    struct Echo {
+        mesh: Arc<Mesh>,
+    }
+
+    impl Protocol<Peer> for Echo {
+        fn serve(&self, conn: Established<Peer>) -> BoxFuture<()> {
+            let invalid = self.mesh.close_when_invalid(&conn.peer);
+            Box::pin(async move {
+                let (rd, mut wr) = tokio::io::split(conn.stream);
+                let greeting = format!("hello {}\n", conn.peer.identity());
+                let _ = wr.write_all(greeting.as_bytes()).await;
+                let mut lines = BufReader::new(rd).lines();
+                tokio::pin!(invalid);
+                loop {
+                    tokio::select! {
+                        line = lines.next_line() => match line {
+                            Ok(Some(l)) => { let _ = wr.write_all(format!("{l}\n").as_bytes()).await; }
+                            _ => break,
+                        },
+                        reason = &mut invalid => {
+                            conn.counters.closed(reason.code);
+                            let _ = wr.write_all(format!("closing: {}\n", reason.detail).as_bytes()).await;
+                            break;
+                        }
+                    }
+                }
+                let _ = wr.shutdown().await;
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_raw_stream_protocol_gets_the_peer_and_is_closed_when_it_is_revoked() {
+        let clock = Arc::new(TokioClock::new());
+        let ca = FakeCa::new(clock.clone(), time::Duration::hours(1));
+        let (server_dir, client_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let server = Arc::new(
+            Mesh::start_with_clock(static_files_config(&ca, server_dir.path()), clock.clone())
+                .await
+                .unwrap(),
+        );
+        let client = Mesh::start_with_clock(static_files_config(&ca, client_dir.path()), clock)
+            .await
+            .unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = Listener {
+            tcp,
+            tls: Arc::new(server.server_config(ALPN_NONE).unwrap()),
+            limits: Limits::default(),
+            counters: server.connection_counters(),
+            identify: Arc::new(server.identify()),
+            protocol: Arc::new(Echo {
+                mesh: server.clone(),
+            }),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(wire::serve(listener, async {
+            let _ = stopped.await;
+        }));
+
+        let id = pki::SpiffeId::parse(ID).unwrap();
+        let config = client.client_config(Some(id), ALPN_NONE).unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (rd, mut wr) = tokio::io::split(tls);
+        let mut lines = BufReader::new(rd).lines();
+        assert_eq!(
+            lines.next_line().await.unwrap().unwrap(),
+            format!("hello {ID}")
+        );
+        wr.write_all(b"ping\n").await.unwrap();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "ping");
+
+        // The client's certificate is revoked: the open connection is closed, with the reason.
+        let serial = client.credential().serial().to_string();
+        let now = time::OffsetDateTime::now_utc();
+        let der = pki::crl::sign_crl(
+            &ca.root,
+            &[RevokedEntry {
+                serial_hex: serial.clone(),
+                revoked_at: now,
+                reason: None,
+            }],
+            1,
+            now,
+            now + time::Duration::minutes(10),
+        )
+        .unwrap();
+        let trust = server.trust().unwrap();
+        let crl = verify_crl(&der, trust.roots().certs()).unwrap();
+        trust.set_revoked(RevokedSet::from_crls(vec![crl]), true);
+        assert_eq!(
+            lines.next_line().await.unwrap().unwrap(),
+            format!("closing: peer certificate {serial} revoked")
+        );
+        assert_eq!(lines.next_line().await.unwrap(), None);
+        assert_eq!(server.connection_counters().closed_count("revoked"), 1);
+        assert!(server
+            .metrics()
+            .contains("mesh_handshakes_total{result=\"ok\"} 1"));
+
+        let _ = stop.send(());
+        serving.await.unwrap();
+    }
+}
