@@ -13,6 +13,8 @@ pub enum Kind {
     Forbidden,
     /// No such object (404).
     NotFound,
+    /// The request body is larger than the API accepts (413).
+    PayloadTooLarge,
     /// The object is not in a state that allows it (409).
     Conflict,
     /// Our fault; details are logged, not sent (500).
