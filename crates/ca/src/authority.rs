@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use pki::crl::RevokedEntry;
 use pki::policy::{IssuancePolicy, IssuedCert, LeafRequest};
+use pki::timefmt::rfc3339;
 use pki::{CaMaterial, CertInfo, SpiffeId, TrustDomain};
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
@@ -719,9 +720,4 @@ fn record_of(
         revoked_at: None,
         revoke_reason: None,
     })
-}
-
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }

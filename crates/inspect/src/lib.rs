@@ -14,8 +14,8 @@ pub mod render_json;
 pub mod render_text;
 pub mod renewal;
 pub mod show;
-pub mod timefmt;
 pub mod tls_probe;
+pub mod validity;
 pub mod verify;
 
 /// How a command ended; the process exit code.

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use crate::input;
 use crate::render_json::{self, RENEWAL_SCHEMA};
-use crate::timefmt::{human_duration, rfc3339};
 use crate::{Exit, Format};
+use pki::timefmt::{human, rfc3339};
 
 #[derive(Clone, Debug)]
 pub struct RenewalArgs {
@@ -72,7 +72,7 @@ pub fn run(args: &RenewalArgs, out: &mut dyn Write) -> Result<Exit> {
             let line = if at > na {
                 format!(
                     "renewal due: the certificate expired {} ago ({})",
-                    human_duration(at - na),
+                    human(at - na),
                     doc.not_after
                 )
             } else if due {
@@ -80,7 +80,7 @@ pub fn run(args: &RenewalArgs, out: &mut dyn Write) -> Result<Exit> {
                     "renewal due: {} of the lifetime has elapsed; renewal was due at {} ({} ago, at {})",
                     pct(elapsed),
                     doc.renew_at,
-                    human_duration(at - renew_at),
+                    human(at - renew_at),
                     pct(args.at_fraction)
                 )
             } else {
@@ -88,7 +88,7 @@ pub fn run(args: &RenewalArgs, out: &mut dyn Write) -> Result<Exit> {
                     "renewal not due: {} of the lifetime has elapsed; due at {} (in {}, at {})",
                     pct(elapsed),
                     doc.renew_at,
-                    human_duration(renew_at - at),
+                    human(renew_at - at),
                     pct(args.at_fraction)
                 )
             };

@@ -40,7 +40,7 @@ pub fn run(args: &ShowArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         Format::Json => {
             let doc = ShowDocument {
                 schema: render_json::SHOW_SCHEMA,
-                checked_at: crate::timefmt::rfc3339(args.at),
+                checked_at: pki::timefmt::rfc3339(args.at),
                 objects: &views,
                 notes: &notes,
                 errors: &errors,

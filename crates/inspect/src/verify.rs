@@ -16,8 +16,9 @@ use time::OffsetDateTime;
 
 use crate::input::{self, Kind};
 use crate::render_json::{self, VERIFY_SCHEMA};
-use crate::timefmt::{self, rfc3339};
+use crate::validity;
 use crate::{Exit, Format};
+use pki::timefmt::{self, rfc3339};
 
 #[derive(Clone, Debug)]
 pub struct VerifyArgs {
@@ -315,7 +316,7 @@ fn text(doc: &VerifyDocument, args: &VerifyArgs, not_before: OffsetDateTime) -> 
         s,
         "  Expires:    {} ({})",
         doc.not_after,
-        timefmt::relative(args.at, not_before, not_after)
+        validity::relative(args.at, not_before, not_after)
     );
     let _ = writeln!(s, "  Chain:");
     let last = doc.chain.len().saturating_sub(1);

@@ -19,7 +19,7 @@ use x509_parser::prelude::X509Certificate;
 
 use crate::certinfo::key_usage_names;
 use crate::sigalg::{self, AlgorithmPolicy};
-use crate::verify::rfc3339;
+use crate::timefmt::rfc3339_ref as rfc3339;
 
 /// One RFC 5280 rule broken by one certificate. The message is a predicate for the
 /// certificate (`"has no authorityKeyIdentifier; ..."`), so callers prefix who it is.

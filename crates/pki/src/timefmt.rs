@@ -14,6 +14,11 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     utc.format(&Rfc3339).unwrap_or_else(|_| utc.to_string())
 }
 
+/// [`rfc3339`] for a borrowed time (the fields `thiserror` messages hand over).
+pub(crate) fn rfc3339_ref(t: &OffsetDateTime) -> String {
+    rfc3339(*t)
+}
+
 /// Parses an RFC 3339 time (any offset).
 pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s.trim(), &Rfc3339)

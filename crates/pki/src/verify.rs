@@ -43,7 +43,7 @@ mod error;
 mod explain;
 mod signature;
 
-pub use error::{rfc3339, VerifyError};
+pub use error::VerifyError;
 
 pub use explain::eku_names;
 use explain::Context;
@@ -528,7 +528,7 @@ impl TrustStore {
                 warnings.push(format!(
                     "root {} expired at {} (webpki and rustls do not check root validity)",
                     root.subject,
-                    rfc3339(&root.not_after)
+                    crate::timefmt::rfc3339(root.not_after)
                 ));
             }
         }

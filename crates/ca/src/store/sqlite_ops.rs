@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::rows::{AuditRow, CertRow, TokenRow};
@@ -64,9 +63,7 @@ impl<'c> WriteTx<'c> {
             .map_err(db("reading the audit tail"))?
             .unwrap_or((0, audit::GENESIS.to_string()));
         let seq = last_seq + 1;
-        let at = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .map_err(|e| StoreError::Corrupt(format!("formatting time: {e}")))?;
+        let at = pki::timefmt::rfc3339(OffsetDateTime::now_utc());
         let detail = detail.to_string();
         let hash = audit::entry_hash(&prev, seq, &at, event, &detail);
         self.tx

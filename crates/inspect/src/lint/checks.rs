@@ -17,7 +17,7 @@ use super::rules::*;
 use super::Report;
 use crate::model::cert::significant_bits;
 use crate::names;
-use crate::timefmt::human_duration;
+use pki::timefmt::human;
 
 /// Settings a certificate is judged by.
 pub struct Policy {
@@ -87,8 +87,8 @@ pub fn lint_certificate(der: &[u8], issuers: &IssuerIndex, policy: &Policy) -> R
             VALIDITY_ORDER,
             format!(
                 "NotBefore {} is after NotAfter {}",
-                crate::timefmt::rfc3339(nb),
-                crate::timefmt::rfc3339(na)
+                pki::timefmt::rfc3339(nb),
+                pki::timefmt::rfc3339(na)
             ),
         ));
     }
@@ -172,8 +172,8 @@ pub fn lint_certificate(der: &[u8], issuers: &IssuerIndex, policy: &Policy) -> R
             LIFETIME,
             format!(
                 "the lifetime is {}, above the {} threshold",
-                human_duration(lifetime),
-                human_duration(max)
+                human(lifetime),
+                human(max)
             ),
         ));
     }

@@ -10,7 +10,8 @@ use super::key::KeyView;
 use super::{AlgorithmView, Origin};
 use crate::input::Object;
 use crate::names::{colon_lower, colon_upper, ip_bytes};
-use crate::timefmt::{self, ValidityStatus};
+use crate::validity::{self, ValidityStatus};
+use pki::timefmt;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CertView {
@@ -67,7 +68,7 @@ pub struct ValidityView {
 
 impl ValidityView {
     pub fn of(at: OffsetDateTime, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Self {
-        let used = timefmt::percent_used(at, not_before, not_after);
+        let used = validity::percent_used(at, not_before, not_after);
         ValidityView {
             not_before: timefmt::rfc3339(not_before),
             not_after: timefmt::rfc3339(not_after),
@@ -75,7 +76,7 @@ impl ValidityView {
             status: ValidityStatus::of(at, not_before, not_after),
             seconds_remaining: (not_after - at).whole_seconds(),
             lifetime_used_percent: (used * 100.0).round() / 100.0,
-            relative: timefmt::relative(at, not_before, not_after),
+            relative: validity::relative(at, not_before, not_after),
         }
     }
 }

@@ -10,7 +10,7 @@ use super::ext::{self, ExtView};
 use super::{AlgorithmView, Origin};
 use crate::input::Object;
 use crate::names::{colon_lower, colon_upper};
-use crate::timefmt::{self, human_duration};
+use pki::timefmt::{self, human};
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CrlView {
@@ -56,9 +56,9 @@ impl CrlView {
             stale: next.is_some_and(|n| n < at),
             relative: next.map(|n| {
                 if n < at {
-                    format!("next update was due {} ago", human_duration(at - n))
+                    format!("next update was due {} ago", human(at - n))
                 } else {
-                    format!("next update in {}", human_duration(n - at))
+                    format!("next update in {}", human(n - at))
                 }
             }),
             crl_number: crl.crl_number().map(ToString::to_string),

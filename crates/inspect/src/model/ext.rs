@@ -148,7 +148,7 @@ fn values(ext: &X509Extension<'_>) -> Vec<String> {
         }
         ParsedExtension::CRLNumber(n) => vec![n.to_string()],
         ParsedExtension::ReasonCode(r) => vec![r.to_string()],
-        ParsedExtension::InvalidityDate(t) => vec![crate::timefmt::rfc3339(t.to_datetime())],
+        ParsedExtension::InvalidityDate(t) => vec![pki::timefmt::rfc3339(t.to_datetime())],
         ParsedExtension::SCT(scts) => vec![format!("{} signed certificate timestamps", scts.len())],
         ParsedExtension::ParseError { error } => {
             vec![format!("unparsable: {error}"), short_hex(ext.value)]

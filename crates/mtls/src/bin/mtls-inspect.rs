@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mtls_inspect::{lint, remote, renewal, show, timefmt, verify, Exit, Format};
+use mtls_inspect::{lint, remote, renewal, show, verify, Exit, Format};
+use pki::timefmt;
 use time::OffsetDateTime;
 
 const TOP_HELP: &str = "\

@@ -1,12 +1,12 @@
 //! [`VerifyError`]: every way verification fails, worded with expected and presented values.
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::crl::CrlError;
 use crate::rfc5280::Rfc5280Violation;
 use crate::sigalg::AlgorithmPolicy;
 use crate::svid::SvidViolation;
+use crate::timefmt::rfc3339_ref as rfc3339;
 
 /// Why a certificate is not valid, worded with expected and presented values.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -168,13 +168,6 @@ impl VerifyError {
             VerifyError::Other { .. } => "other",
         }
     }
-}
-
-/// RFC 3339 in UTC, e.g. `2026-01-01T00:00:00Z`.
-pub fn rfc3339(t: &OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 fn list(items: &[String]) -> String {

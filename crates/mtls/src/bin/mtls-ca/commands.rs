@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use mtls_ca::admin;
 use mtls_ca::audit;
-use mtls_ca::authority::rfc3339;
 use mtls_ca::datadir::{stored_trust_domain, DataDir};
 use mtls_ca::store::{AuditCheck, AuditHead, Revoke, Store};
+use pki::timefmt::rfc3339;
 use pki::SpiffeId;
 use time::OffsetDateTime;
 
