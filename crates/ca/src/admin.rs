@@ -2,8 +2,9 @@
 
 use std::net::IpAddr;
 
+use pki::clock::Clock;
 use pki::{SpiffeId, TrustDomain};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::store::{Store, TokenRecord};
 use crate::tokens;
@@ -20,7 +21,7 @@ pub fn create_token(
     dns: &[String],
     ips: &[IpAddr],
     ttl: Duration,
-    now: OffsetDateTime,
+    clock: &dyn Clock,
 ) -> anyhow::Result<String> {
     if spiffe_id.trust_domain() != trust_domain {
         anyhow::bail!(
@@ -34,13 +35,14 @@ pub fn create_token(
             trust_domain.ca_id()
         );
     }
-    if ttl <= Duration::ZERO || ttl > MAX_TOKEN_TTL {
+    if ttl < Duration::seconds(1) || ttl > MAX_TOKEN_TTL {
         anyhow::bail!("token lifetime must be between 1s and 7d (got {ttl})");
     }
     for d in dns {
         validate_dns_name(d)?;
     }
     let token = tokens::generate().map_err(anyhow::Error::msg)?;
+    let now = clock.now();
     store.insert_token(&TokenRecord {
         hash: tokens::hash(&token),
         spiffe_id: spiffe_id.to_string(),

@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
+use pki::clock::Clock;
 use pki::crl::RevokedEntry;
 use pki::policy::{IssuancePolicy, IssuedCert, LeafRequest};
 use pki::timefmt::rfc3339;
@@ -26,7 +26,7 @@ pub const CRL_VALIDITY: Duration = Duration::hours(1);
 
 /// How long a health probe's verdict is reused: each probe commits a write (an fsync), and
 /// `/healthz` is unauthenticated, so polling must not be able to hammer the disk.
-pub const HEALTH_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+pub const HEALTH_CACHE: Duration = Duration::seconds(1);
 
 #[derive(Clone, Debug)]
 pub struct AuthorityConfig {
@@ -73,7 +73,10 @@ pub struct Authority {
     crl: Mutex<Option<CachedCrl>>,
     /// nextUpdate - thisUpdate of every CRL; re-signed at half of it.
     crl_validity: Duration,
-    health: Mutex<Option<(Instant, Result<(), String>)>>,
+    /// The last health verdict and when it was reached.
+    health: Mutex<Option<(OffsetDateTime, Result<(), String>)>>,
+    /// Every decision by time (issuance, token expiry, CRL dates, health cache) reads it.
+    clock: Arc<dyn Clock>,
 }
 
 type Res<T> = Result<T, AuthorityError>;
@@ -84,6 +87,7 @@ impl Authority {
         extra_roots: Vec<CertificateDer<'static>>,
         store: Arc<dyn Store>,
         cfg: AuthorityConfig,
+        clock: Arc<dyn Clock>,
     ) -> Authority {
         Authority {
             ca,
@@ -94,7 +98,13 @@ impl Authority {
             crl: Mutex::new(None),
             crl_validity: CRL_VALIDITY,
             health: Mutex::new(None),
+            clock,
         }
+    }
+
+    /// The authority's current time (its clock's).
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// Sets how long each CRL is valid (`--crl-validity`, default [`CRL_VALIDITY`]).
@@ -145,14 +155,17 @@ impl Authority {
 
     /// Whether the CA can record what it issues right now (see `Store::health_probe`); Err is
     /// the reason. Verdicts are reused for `HEALTH_CACHE`; concurrent callers wait for one probe.
-    pub fn health(&self, now: Instant, wall: OffsetDateTime) -> Result<(), String> {
+    /// A clock that went backwards since the verdict gets a fresh probe.
+    pub fn health(&self) -> Result<(), String> {
         let mut cache = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.now();
         if let Some((at, verdict)) = cache.as_ref() {
-            if now.saturating_duration_since(*at) < HEALTH_CACHE {
+            let age = now - *at;
+            if !age.is_negative() && age < HEALTH_CACHE {
                 return verdict.clone();
             }
         }
-        let verdict = self.store.health_probe(wall);
+        let verdict = self.store.health_probe(now);
         if let Err(reason) = &verdict {
             tracing::warn!(reason = %reason, "health probe failed");
         }
@@ -178,8 +191,8 @@ impl Authority {
     }
 
     /// First issuance against a one-time join token.
-    pub fn sign(&self, input: &SignInput<'_>, now: OffsetDateTime) -> Res<Issued> {
-        self.counted(|| self.sign_inner(input, now))
+    pub fn sign(&self, input: &SignInput<'_>) -> Res<Issued> {
+        self.counted(|| self.sign_inner(input, self.clock.now()))
     }
 
     fn sign_inner(&self, input: &SignInput<'_>, now: OffsetDateTime) -> Res<Issued> {
@@ -251,14 +264,8 @@ impl Authority {
 
     /// Renewal authenticated by the caller's current certificate (already verified against our
     /// roots and validity period by the TLS layer).
-    pub fn renew(
-        &self,
-        peer: Option<&[u8]>,
-        csr_pem: &str,
-        ttl: Option<&str>,
-        now: OffsetDateTime,
-    ) -> Res<Issued> {
-        self.counted(|| self.renew_inner(peer, csr_pem, ttl, now))
+    pub fn renew(&self, peer: Option<&[u8]>, csr_pem: &str, ttl: Option<&str>) -> Res<Issued> {
+        self.counted(|| self.renew_inner(peer, csr_pem, ttl, self.clock.now()))
     }
 
     fn renew_inner(
@@ -378,8 +385,8 @@ impl Authority {
         peer: Option<&[u8]>,
         serial: &str,
         reason: Option<&str>,
-        now: OffsetDateTime,
     ) -> Res<Vec<String>> {
+        let now = self.clock.now();
         self.counted(|| {
             let (caller, _) = self.current_record(peer, now, "revocation")?;
             let serial = pki::serial::normalize_hex(serial)
@@ -435,7 +442,8 @@ impl Authority {
     }
 
     /// All issued certificates, for the admin identity only.
-    pub fn list(&self, peer: Option<&[u8]>, now: OffsetDateTime) -> Res<Vec<CertRecord>> {
+    pub fn list(&self, peer: Option<&[u8]>) -> Res<Vec<CertRecord>> {
+        let now = self.clock.now();
         self.counted(|| {
             let (caller, _) = self.current_record(peer, now, "listing certificates")?;
             if !self.is_admin(&caller.spiffe_id) {
@@ -453,7 +461,8 @@ impl Authority {
 
     /// The current DER CRL: re-signed after every revocation (by any process sharing the store)
     /// and whenever half of its validity has passed.
-    pub fn crl(&self, now: OffsetDateTime) -> Res<Arc<Vec<u8>>> {
+    pub fn crl(&self) -> Res<Arc<Vec<u8>>> {
+        let now = self.clock.now();
         let epoch = self.store.revocation_epoch()?;
         let mut cache = self.crl.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.as_ref() {
@@ -527,24 +536,8 @@ impl Authority {
     fn ttl(&self, requested: Option<&str>) -> Res<Duration> {
         let ttl = match requested.map(str::trim).filter(|s| !s.is_empty()) {
             None => self.cfg.default_ttl,
-            Some(s) => {
-                let std = humantime::parse_duration(s).map_err(|e| {
-                    AuthorityError::bad_request(
-                        "bad_ttl",
-                        format!("ttl {s:?} is not a duration like \"1h\" or \"90s\": {e}"),
-                    )
-                })?;
-                let d = Duration::try_from(std).map_err(|_| {
-                    AuthorityError::bad_request("bad_ttl", format!("ttl {s:?} is too large"))
-                })?;
-                if d < Duration::seconds(1) {
-                    return Err(AuthorityError::bad_request(
-                        "bad_ttl",
-                        format!("ttl {s:?} is shorter than one second"),
-                    ));
-                }
-                d
-            }
+            Some(s) => pki::duration::parse_time(s)
+                .map_err(|e| AuthorityError::bad_request("bad_ttl", format!("ttl {e}")))?,
         };
         Ok(ttl.min(self.cfg.max_ttl))
     }

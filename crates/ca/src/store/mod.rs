@@ -5,6 +5,7 @@
 
 pub mod details;
 mod file_guard;
+pub mod memory;
 pub mod replay;
 pub mod rows;
 pub mod sqlite;
@@ -17,6 +18,7 @@ use serde::Serialize;
 use thiserror::Error;
 use time::OffsetDateTime;
 
+pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, Error)]
@@ -31,6 +33,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Setup(String),
+    /// A row with this key exists already (the memory store; SQLite reports it as a `Db`
+    /// error of its primary key).
+    #[error("{table} already holds a row with key {key}")]
+    Duplicate { table: &'static str, key: String },
     /// The database file was removed or replaced while the store had it open; nothing was
     /// written.
     #[error("the CA database is unavailable: {0}")]

@@ -3,8 +3,10 @@
 //! running CA and the admin subcommands) share the file; SQLite serialises their writes.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use pki::clock::{Clock, SystemClock};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
@@ -62,11 +64,14 @@ CREATE TABLE IF NOT EXISTS audit (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revocation_epoch', '0');
 ";
 
+/// The CA's store in one SQLite file (see the module documentation).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The file this connection writes to; every write transaction checks the path still
     /// names it (see `file_guard.rs`).
     guard: FileGuard,
+    /// Dates the audit entries.
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteStore {
@@ -164,7 +169,14 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             guard,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Dates audit entries by `clock` instead of the system clock (tests that set the time).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SqliteStore {
+        self.clock = clock;
+        self
     }
 
     /// Reads one metadata value of the database at `path` without opening it for writing
@@ -196,6 +208,7 @@ impl SqliteStore {
             let tx = WriteTx::new(
                 conn.transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(db("starting a transaction"))?,
+                pki::timefmt::rfc3339(self.clock.now()),
             );
             self.guard.check().map_err(StoreError::Unavailable)?;
             let out = f(&tx)?;

@@ -8,6 +8,7 @@ use mtls_ca::admin;
 use mtls_ca::audit;
 use mtls_ca::datadir::{stored_trust_domain, DataDir};
 use mtls_ca::store::{AuditCheck, AuditHead, Revoke, Store};
+use pki::clock::{Clock, SystemClock};
 use pki::timefmt::rfc3339;
 use pki::SpiffeId;
 use time::OffsetDateTime;
@@ -17,7 +18,8 @@ use crate::cli::{AuditAction, Command, ListFormat};
 pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
     let dir = DataDir::new(data_dir);
     let store = dir.open_existing_store()?;
-    let now = OffsetDateTime::now_utc();
+    let clock = SystemClock;
+    let now = clock.now();
     match cmd {
         Command::Token {
             spiffe_id,
@@ -27,7 +29,7 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             let id = SpiffeId::parse(&spiffe_id)?;
             let td = stored_trust_domain(&store)?;
-            let token = admin::create_token(&store, &td, &id, &dns, &ips, ttl, now)?;
+            let token = admin::create_token(&store, &td, &id, &dns, &ips, ttl, &clock)?;
             eprintln!(
                 "join token for {id} (DNS {:?}, IP {:?}), single use, expires {}",
                 dns,

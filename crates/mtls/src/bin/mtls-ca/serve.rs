@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use mtls_ca::authority::{Authority, AuthorityConfig};
 use mtls_ca::datadir::{DataDir, RootOrigin};
 use mtls_ca::{api, server, tls};
+use pki::clock::{Clock, SystemClock};
 use pki::{IssuancePolicy, SpiffeId, TrustDomain};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
@@ -52,7 +53,8 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         mtls_ca::admin::validate_dns_name(d)?;
     }
     let limits = connection_limits(&args)?;
-    let now = OffsetDateTime::now_utc();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
     let dir = DataDir::new(data_dir);
     dir.ensure()?;
     let external = args.root_cert.as_deref().zip(args.root_key.as_deref());
@@ -98,6 +100,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
                     backdate: args.backdate,
                 },
             },
+            clock,
         )
         .with_crl_validity(args.crl_validity),
     );
@@ -243,10 +246,12 @@ async fn renew_api_cert(
     mut not_after: OffsetDateTime,
 ) {
     loop {
-        let now = OffsetDateTime::now_utc();
-        let wait = std::cmp::max((not_after - now) / 2_i32, time::Duration::seconds(60));
+        let wait = std::cmp::max(
+            (not_after - authority.now()) / 2_i32,
+            time::Duration::seconds(60),
+        );
         tokio::time::sleep(wait.unsigned_abs()).await;
-        match tls::issue_api_cert(authority.ca(), &id, &dns, &ips, OffsetDateTime::now_utc()) {
+        match tls::issue_api_cert(authority.ca(), &id, &dns, &ips, authority.now()) {
             Ok((key, na)) => {
                 if let Ok(leaf) = key.end_entity_cert() {
                     if let Err(e) = authority.record_api_cert(leaf) {
