@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 /// Lifetime of the CA's API certificate; it is re-issued at half-life while the CA runs.
 pub const API_CERT_LIFETIME: Duration = Duration::days(7);
 
-/// The provider of DESIGN §2: AES-256-GCM then AES-128-GCM, secp384r1 and secp521r1.
+/// The provider of docs/design.md §2: AES-256-GCM then AES-128-GCM, secp384r1 and secp521r1.
 pub fn provider() -> Arc<CryptoProvider> {
     use rustls::crypto::aws_lc_rs::{cipher_suite, default_provider, kx_group};
     let mut p = default_provider();

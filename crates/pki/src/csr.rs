@@ -2,7 +2,7 @@
 //! the CSR declares, and keep only the public key and the names it asks for.
 //!
 //! rcgen's own CSR path is deliberately not used: it copies the requested CA flag, mislabels a
-//! P-384 key signed with SHA-256 and rejects P-521 (see PITFALLS.md).
+//! P-384 key signed with SHA-256 and rejects P-521 (docs/design.md, "Crate traps", rcgen).
 
 use std::net::IpAddr;
 

@@ -52,7 +52,7 @@ pub struct IssuedCert {
 }
 
 impl IssuancePolicy {
-    /// Signs the leaf of DESIGN §2: CA:FALSE, KeyUsage digitalSignature (critical), EKU
+    /// Signs the leaf of docs/design.md §2: CA:FALSE, KeyUsage digitalSignature (critical), EKU
     /// serverAuth + clientAuth, exactly one URI SAN (the SPIFFE ID) plus the authorised DNS/IP
     /// SANs, random 20-octet serial, AKI and SKI, NotAfter clamped to the issuer's.
     pub fn issue(&self, req: &LeafRequest<'_>, ca: &CaMaterial) -> Result<IssuedCert> {

@@ -16,7 +16,7 @@ use crate::curve::Curve;
 use crate::error::{PkiError, Result};
 use crate::{keys, pem, serial};
 
-/// Ten years, the root lifetime of DESIGN §1.
+/// Ten years, the lifetime of the root `mtls-ca` creates (docs/cli.md).
 pub const ROOT_LIFETIME: Duration = Duration::days(3650);
 
 /// A CA certificate with its signing key. The key never leaves this value.

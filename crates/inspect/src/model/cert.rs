@@ -46,7 +46,7 @@ pub struct CertView {
     pub unknown_extensions: Vec<String>,
     /// SHA-256 of the DER, uppercase with colons (as `openssl x509 -fingerprint -sha256`).
     pub fingerprint_sha256: String,
-    /// The client key of DESIGN §2 (hex SHA-256 of DER IssuerAndSerialNumber).
+    /// The client key of docs/design.md §2 (hex SHA-256 of DER IssuerAndSerialNumber).
     pub client_key: String,
     pub pem: String,
 }
