@@ -69,22 +69,13 @@ pub fn parse_admin_id(id: &str, trust_domain: &TrustDomain) -> anyhow::Result<Sp
     Ok(parsed)
 }
 
-/// DNS SANs must be plain host names (a leading `*.` wildcard label allowed).
+/// DNS SANs must be host names in the preferred name syntax (a leftmost `*` label allowed):
+/// the one DNS rule of the project, `pki::rfc5280::dns_name_problem`.
 pub fn validate_dns_name(name: &str) -> anyhow::Result<()> {
-    let host = name.strip_prefix("*.").unwrap_or(name);
-    let ok = !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if !ok {
-        anyhow::bail!("{name:?} is not a valid DNS name");
+    match pki::rfc5280::dns_name_problem(name) {
+        None => Ok(()),
+        Some(reason) => anyhow::bail!("{name:?} is not a valid DNS name: {reason}"),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -99,5 +90,7 @@ mod tests {
         assert!(validate_dns_name("-a").is_err());
         assert!(validate_dns_name("a b").is_err());
         assert!(validate_dns_name("").is_err());
+        assert!(validate_dns_name("*").is_err());
+        assert!(validate_dns_name("a.").is_err());
     }
 }

@@ -205,6 +205,9 @@ pub fn dns_name_problem(name: &str) -> Option<String> {
             name.len()
         ));
     }
+    if name == "*" {
+        return Some("a wildcard needs a name after it (*.example.com)".into());
+    }
     for (i, label) in name.split('.').enumerate() {
         if i == 0 && label == "*" {
             continue;
@@ -298,6 +301,7 @@ mod tests {
             ("my_host.example", "the character '_' is not allowed"),
             ("a b", "the character ' ' is not allowed"),
             ("", "it is empty"),
+            ("*", "a wildcard needs a name after it"),
             ("a..b", "it has an empty label"),
             ("example.", "it has an empty label"),
             (

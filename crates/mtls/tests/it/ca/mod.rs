@@ -15,3 +15,4 @@ mod rejections;
 mod renewal_lineage;
 mod reserved_identity;
 mod revoke_authorisation;
+mod settings;
