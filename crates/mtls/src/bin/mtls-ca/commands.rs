@@ -126,7 +126,7 @@ fn revoke_serial(
     reason: Option<&str>,
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
-    match store.revoke(&serial, reason, "cli", now)? {
+    match store.revoke(serial, reason, "cli", now)? {
         Revoke::Done { revoked } => {
             for s in &revoked {
                 println!("{s}");
