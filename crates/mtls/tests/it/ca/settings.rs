@@ -3,10 +3,7 @@
 //! created in the data directory. The edges of each range are accepted.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::process::Command;
-
 use super::common::*;
-use crate::programs;
 
 /// (arguments after `--data-dir DIR`, what stderr must say: the option and the range).
 const REFUSED: &[(&[&str], &[&str])] = &[
@@ -162,13 +159,9 @@ fn settings_that_cannot_work_are_refused_at_start() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ca");
     for (args, needles) in REFUSED {
-        let out = Command::new(programs::ca())
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(*args)
-            .output()
-            .unwrap();
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let out = admin_in(&dir, &all);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}:\n{stderr}");
         for needle in *needles {
