@@ -2,6 +2,7 @@
 //! committed issuance or revocation survives `kill -9` and power loss. Several processes (the
 //! running CA and the admin subcommands) share the file; SQLite serialises their writes.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,12 +81,23 @@ impl SqliteStore {
     /// left as a single file in rollback-journal mode, so the caller can rename it into place
     /// atomically; `open` switches it to WAL.
     pub fn initialise(path: &Path, meta: &[(&str, &str)]) -> Result<()> {
-        if path.exists() {
-            return Err(StoreError::Setup(format!(
-                "{} already exists; refusing to initialise over it",
-                path.display()
-            )));
-        }
+        // The file is created here, owner-only, and never replaced: SQLite would create it
+        // with the umask's mode, and its -wal and -shm files take the database file's mode.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(pki::files::KEY_MODE)
+            .open(path)
+            .map_err(|e| {
+                StoreError::Setup(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    format!(
+                        "{} already exists; refusing to initialise over it",
+                        path.display()
+                    )
+                } else {
+                    format!("cannot create the CA database {}: {e}", path.display())
+                })
+            })?;
         let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE

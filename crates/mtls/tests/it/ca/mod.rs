@@ -9,6 +9,7 @@ mod connections;
 mod data_dir_integrity;
 mod drain;
 mod durability;
+mod file_modes;
 mod limits;
 mod openssl_interop;
 mod rejections;
