@@ -45,7 +45,7 @@ while (($#)); do
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=lib/proc.sh
+# shellcheck source-path=SCRIPTDIR source=lib/proc.sh
 . "$root/scripts/lib/proc.sh"
 # Thousands of sockets per process for the memory measurement.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -13,7 +13,7 @@ set -euo pipefail
 PROG=${0##*/}
 SCRIPT_DIR=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd -P -- "$SCRIPT_DIR/.." && pwd)
-# shellcheck source=lib/proc.sh
+# shellcheck source-path=SCRIPTDIR source=lib/proc.sh
 . "$SCRIPT_DIR/lib/proc.sh"
 
 SERVER_ID=spiffe://mesh.local/service/api-server
