@@ -13,11 +13,15 @@ use crate::{Exit, Format};
 use pki::timefmt::{human, rfc3339};
 
 #[derive(Clone, Debug)]
+/// What `mtls-inspect needs-renewal` was asked to do.
 pub struct RenewalArgs {
+    /// The certificate file (its first certificate counts); `-` for stdin.
     pub cert: String,
     /// Renew once this share of the lifetime has elapsed (0 to 1).
     pub at_fraction: f64,
+    /// The time to judge at.
     pub at: OffsetDateTime,
+    /// Text or JSON.
     pub format: Format,
 }
 
@@ -37,6 +41,7 @@ struct RenewalDocument {
     elapsed_fraction: f64,
 }
 
+/// Runs `needs-renewal`: exit 0 when renewal is due (or the certificate expired), 1 when not.
 pub fn run(args: &RenewalArgs, out: &mut dyn Write) -> Result<Exit> {
     if !(0.0..=1.0).contains(&args.at_fraction) || args.at_fraction.is_nan() {
         bail!(

@@ -12,10 +12,15 @@ use crate::render_text;
 use crate::{Exit, Format};
 
 #[derive(Clone, Debug)]
+/// What `mtls-inspect show` was asked to do.
 pub struct ShowArgs {
+    /// Files to show (PEM or DER; `-` for stdin).
     pub files: Vec<String>,
+    /// Text, JSON or PEM.
     pub format: Format,
+    /// One line per object.
     pub short: bool,
+    /// The time relative values refer to.
     pub at: OffsetDateTime,
 }
 

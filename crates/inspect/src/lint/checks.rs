@@ -21,9 +21,13 @@ use pki::timefmt::human;
 
 /// Settings a certificate is judged by.
 pub struct Policy {
+    /// The trust domain every SPIFFE ID must be in, if one is required.
     pub trust_domain: Option<pki::TrustDomain>,
+    /// Longest acceptable lifetime of a leaf.
     pub max_lifetime: Duration,
+    /// Longest acceptable lifetime of a CA certificate.
     pub max_ca_lifetime: Duration,
+    /// Which rules apply to which certificate.
     pub profile: ProfileChoice,
 }
 
@@ -34,7 +38,9 @@ pub enum ProfileChoice {
     /// EKU (a leaf wrongly marked CA); leaf profile for everything else.
     #[default]
     Auto,
+    /// Every certificate as a leaf X509-SVID.
     Leaf,
+    /// Every certificate as a signing (CA) certificate.
     Ca,
 }
 

@@ -14,11 +14,15 @@ use crate::validity::{self, ValidityStatus};
 use pki::timefmt;
 
 #[derive(Clone, Debug, serde::Serialize)]
+/// Everything `show` knows about one certificate.
 pub struct CertView {
+    /// Where it came from.
     pub origin: Origin,
     /// X.509 version (1 to 3).
     pub version: u32,
+    /// Subject distinguished name.
     pub subject: String,
+    /// Issuer distinguished name.
     pub issuer: String,
     /// Subject and issuer are the same name (a root or other self-issued certificate).
     pub self_issued: bool,
@@ -28,17 +32,27 @@ pub struct CertView {
     pub serial_hex: String,
     /// Significant bits of the serial number.
     pub serial_bits: u32,
+    /// NotBefore, NotAfter and where the checking time falls.
     pub validity: ValidityView,
+    /// The certified public key.
     pub public_key: KeyView,
+    /// The issuer's signature algorithm.
     pub signature_algorithm: AlgorithmView,
+    /// Subject alternative names.
     pub sans: SansView,
     /// The SPIFFE ID: the only URI SAN, when it is a valid SPIFFE ID.
     pub spiffe_id: Option<String>,
+    /// keyUsage, when present.
     pub key_usage: Option<UsageView>,
+    /// extendedKeyUsage, when present.
     pub extended_key_usage: Option<UsageView>,
+    /// basicConstraints, when present.
     pub basic_constraints: Option<ConstraintsView>,
+    /// subjectKeyIdentifier, uppercase hex with colons.
     pub subject_key_id: Option<String>,
+    /// The keyIdentifier of authorityKeyIdentifier, uppercase hex with colons.
     pub authority_key_id: Option<String>,
+    /// CRL distribution points.
     pub crl_distribution_points: Vec<String>,
     /// Every extension in certificate order, known or not.
     pub extensions: Vec<ExtView>,
@@ -48,13 +62,18 @@ pub struct CertView {
     pub fingerprint_sha256: String,
     /// The client key of docs/design.md §2 (hex SHA-256 of DER IssuerAndSerialNumber).
     pub client_key: String,
+    /// The certificate as PEM.
     pub pem: String,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
+/// The validity period and where the checking time falls in it.
 pub struct ValidityView {
+    /// NotBefore, RFC 3339 UTC.
     pub not_before: String,
+    /// NotAfter, RFC 3339 UTC.
     pub not_after: String,
+    /// NotAfter - NotBefore in seconds.
     pub lifetime_seconds: i64,
     /// "valid", "expired" or "not_yet_valid" at `checked_at` of the document.
     pub status: ValidityStatus,
@@ -67,7 +86,11 @@ pub struct ValidityView {
 }
 
 impl ValidityView {
-    pub fn of(at: OffsetDateTime, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Self {
+    pub(crate) fn of(
+        at: OffsetDateTime,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Self {
         let used = validity::percent_used(at, not_before, not_after);
         ValidityView {
             not_before: timefmt::rfc3339(not_before),
@@ -84,17 +107,22 @@ impl ValidityView {
 /// Subject alternative names by type.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SansView {
+    /// DNS names.
     pub dns: Vec<String>,
+    /// IP addresses.
     pub ip: Vec<String>,
+    /// URIs (a SPIFFE ID among them).
     pub uri: Vec<String>,
+    /// Email addresses (rfc822Name).
     pub email: Vec<String>,
     /// Any other name type, as OpenSSL would print it.
     pub other: Vec<String>,
+    /// Whether the subjectAltName extension is critical.
     pub critical: bool,
 }
 
 impl SansView {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.dns.is_empty()
             && self.ip.is_empty()
             && self.uri.is_empty()
@@ -102,7 +130,7 @@ impl SansView {
             && self.other.is_empty()
     }
 
-    pub fn add(&mut self, name: &GeneralName<'_>) {
+    pub(crate) fn add(&mut self, name: &GeneralName<'_>) {
         match name {
             GeneralName::DNSName(d) => self.dns.push(d.to_string()),
             GeneralName::IPAddress(b) => self.ip.push(ip_bytes(b)),
@@ -122,7 +150,7 @@ impl SansView {
 }
 
 impl CertView {
-    pub fn build(obj: &Object, at: OffsetDateTime) -> Result<CertView> {
+    pub(crate) fn build(obj: &Object, at: OffsetDateTime) -> Result<CertView> {
         let (_, cert) = X509Certificate::from_der(&obj.der)
             .map_err(|e| anyhow!("cannot parse the certificate: {e}"))?;
         let serial = pki::serial::strip_leading_zeros(cert.tbs_certificate.raw_serial());

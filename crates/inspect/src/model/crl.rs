@@ -13,37 +13,51 @@ use crate::names::{colon_lower, colon_upper};
 use pki::timefmt::{self, human};
 
 #[derive(Clone, Debug, serde::Serialize)]
+/// Everything `show` knows about one CRL.
 pub struct CrlView {
+    /// Where it came from.
     pub origin: Origin,
     /// CRL version (1 or 2).
     pub version: u32,
+    /// Issuer distinguished name.
     pub issuer: String,
+    /// thisUpdate, RFC 3339 UTC.
     pub this_update: String,
+    /// nextUpdate, RFC 3339 UTC, when the CRL has one.
     pub next_update: Option<String>,
     /// True when nextUpdate has passed at `checked_at`.
     pub stale: bool,
     /// "next update in 4m 10s" or "next update was due 3h ago".
     pub relative: Option<String>,
+    /// The CRL Number in decimal, when present.
     pub crl_number: Option<String>,
+    /// The keyIdentifier of authorityKeyIdentifier, uppercase hex with colons.
     pub authority_key_id: Option<String>,
+    /// The issuer's signature algorithm.
     pub signature_algorithm: AlgorithmView,
+    /// Every revoked certificate listed.
     pub revoked: Vec<RevokedView>,
+    /// The CRL extensions.
     pub extensions: Vec<ExtView>,
+    /// The CRL as PEM.
     pub pem: String,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
+/// One entry of a CRL.
 pub struct RevokedView {
     /// Lowercase hex with colons, as OpenSSL prints serials.
     pub serial: String,
+    /// Serial as lowercase hex without separators.
     pub serial_hex: String,
+    /// Revocation date, RFC 3339 UTC.
     pub revoked_at: String,
     /// RFC 5280 reason name, when the entry has one.
     pub reason: Option<String>,
 }
 
 impl CrlView {
-    pub fn build(obj: &Object, at: OffsetDateTime) -> Result<CrlView> {
+    pub(crate) fn build(obj: &Object, at: OffsetDateTime) -> Result<CrlView> {
         let (_, crl) = CertificateRevocationList::from_der(&obj.der)
             .map_err(|e| anyhow!("cannot parse the CRL: {e}"))?;
         let next = crl.next_update().map(|t| t.to_datetime());
