@@ -28,31 +28,46 @@ pub const CRL_VALIDITY: Duration = Duration::hours(1);
 /// `/healthz` is unauthenticated, so polling must not be able to hammer the disk.
 pub const HEALTH_CACHE: Duration = Duration::seconds(1);
 
+/// What the operator decided for this CA (the `mtls-ca` serve options).
 #[derive(Clone, Debug)]
 pub struct AuthorityConfig {
+    /// The one trust domain this CA issues for.
     pub trust_domain: TrustDomain,
+    /// Lifetime when a request names none (`--cert-duration`).
     pub default_ttl: Duration,
+    /// Longest lifetime; longer requests are clamped to it (`--max-duration`).
     pub max_ttl: Duration,
+    /// The identity that may list every certificate and revoke any (`--admin-id`).
     pub admin_id: Option<SpiffeId>,
+    /// How leaves are built (backdating).
     pub policy: IssuancePolicy,
 }
 
 /// A signing request as received (token already extracted from the Authorization header).
 pub struct SignInput<'a> {
+    /// The join token from the `Authorization: Bearer` header.
     pub token: &'a str,
+    /// The CSR, PEM.
     pub csr_pem: &'a str,
+    /// The SPIFFE ID asked for; must be the one the token authorises.
     pub requested_id: &'a str,
+    /// The lifetime asked for (`"1h"`), if any.
     pub ttl: Option<&'a str>,
 }
 
 /// What the caller gets back for a sign or renew.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Issued {
+    /// The new certificate, PEM.
     pub certificate: String,
+    /// The issuer chain up to the root, PEM (today the CA's root alone).
     pub chain: Vec<String>,
+    /// NotAfter of the certificate.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// Serial, lowercase hex.
     pub serial: String,
+    /// The SPIFFE ID it carries.
     pub spiffe_id: String,
 }
 
@@ -64,11 +79,15 @@ struct CachedCrl {
     first_expiry: Option<OffsetDateTime>,
 }
 
+/// The certificate authority: every decision about tokens, identities, lifetimes, renewal,
+/// revocation and the CRL, against a [`Store`] and by an injected [`Clock`]. No HTTP here; the
+/// API layer (`crate::api`) only translates.
 pub struct Authority {
     ca: CaMaterial,
     extra_roots: Vec<CertificateDer<'static>>,
     store: Arc<dyn Store>,
     cfg: AuthorityConfig,
+    /// Counters rendered by `/metrics`.
     pub metrics: Arc<Metrics>,
     crl: Mutex<Option<CachedCrl>>,
     /// nextUpdate - thisUpdate of every CRL; re-signed at half of it.
@@ -82,6 +101,8 @@ pub struct Authority {
 type Res<T> = Result<T, AuthorityError>;
 
 impl Authority {
+    /// An authority signing with `ca`, publishing `extra_roots` in the bundle, recording in
+    /// `store` and reading the time from `clock`.
     pub fn new(
         ca: CaMaterial,
         extra_roots: Vec<CertificateDer<'static>>,
@@ -113,10 +134,12 @@ impl Authority {
         self
     }
 
+    /// The CA's root (certificate and key).
     pub fn ca(&self) -> &CaMaterial {
         &self.ca
     }
 
+    /// The configuration it was built with.
     pub fn config(&self) -> &AuthorityConfig {
         &self.cfg
     }

@@ -25,13 +25,17 @@ pub const FILE_MODE: u32 = pki::files::KEY_MODE;
 /// The permission bits of group and others.
 const GROUP_OTHER: u32 = 0o077;
 
+/// A CA's data directory (see the module documentation).
 pub struct DataDir {
+    /// Where it is.
     pub path: PathBuf,
 }
 
 /// How the CA obtained its root on this start.
 pub enum RootOrigin {
+    /// This start created a new root.
     Created,
+    /// The root existed (in the directory, or given with `--root-cert`).
     Loaded,
 }
 
@@ -49,20 +53,24 @@ fn exists(path: &Path) -> anyhow::Result<bool> {
 }
 
 impl DataDir {
+    /// The data directory at `path` (nothing is read or created yet).
     pub fn new(path: &Path) -> DataDir {
         DataDir {
             path: path.to_path_buf(),
         }
     }
 
+    /// `root.crt`: the root certificate (public).
     pub fn root_cert(&self) -> PathBuf {
         self.path.join("root.crt")
     }
 
+    /// `root.key`: the root private key (0600).
     pub fn root_key(&self) -> PathBuf {
         self.path.join("root.key")
     }
 
+    /// `ca.db`: the store (0600, with its `-wal` and `-shm` files).
     pub fn db(&self) -> PathBuf {
         self.path.join("ca.db")
     }

@@ -41,6 +41,7 @@ impl ResolvesServerCert for ApiCertResolver {
 }
 
 impl ApiCertResolver {
+    /// Serves `key` to new handshakes from now on; open connections keep theirs.
     pub fn replace(&self, key: CertifiedKey) {
         self.0.store(Arc::new(key));
     }
@@ -101,6 +102,7 @@ pub fn server_config(
     Ok(config)
 }
 
+/// A resolver serving `initial` until it is replaced.
 pub fn new_resolver(initial: CertifiedKey) -> Arc<ApiCertResolver> {
     Arc::new(ApiCertResolver(ArcSwap::from_pointee(initial)))
 }

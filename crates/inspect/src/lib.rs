@@ -45,8 +45,8 @@ impl Exit {
 /// Output format of the commands that have one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Format {
-    #[default]
     /// Human-readable text (the default).
+    #[default]
     Text,
     /// One JSON document with a versioned `schema` name (docs/cli.md).
     Json,

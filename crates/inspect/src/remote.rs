@@ -22,8 +22,8 @@ use crate::render_text;
 use crate::tls_probe::{self, Probe, ProbeConfig, ServerResponse};
 use crate::{Exit, Format};
 
-#[derive(Clone, Debug)]
 /// What `mtls-inspect remote` was asked to do.
+#[derive(Clone, Debug)]
 pub struct RemoteArgs {
     /// `HOST:PORT` or `[IPv6]:PORT`.
     pub target: String,

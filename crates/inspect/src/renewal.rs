@@ -12,8 +12,8 @@ use crate::render_json::{self, RENEWAL_SCHEMA};
 use crate::{Exit, Format};
 use pki::timefmt::{human, rfc3339};
 
-#[derive(Clone, Debug)]
 /// What `mtls-inspect needs-renewal` was asked to do.
+#[derive(Clone, Debug)]
 pub struct RenewalArgs {
     /// The certificate file (its first certificate counts); `-` for stdin.
     pub cert: String,

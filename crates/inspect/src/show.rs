@@ -11,8 +11,8 @@ use crate::render_json::{self, InputError, ShowDocument};
 use crate::render_text;
 use crate::{Exit, Format};
 
-#[derive(Clone, Debug)]
 /// What `mtls-inspect show` was asked to do.
+#[derive(Clone, Debug)]
 pub struct ShowArgs {
     /// Files to show (PEM or DER; `-` for stdin).
     pub files: Vec<String>,

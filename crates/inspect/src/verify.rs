@@ -20,8 +20,8 @@ use crate::validity;
 use crate::{Exit, Format};
 use pki::timefmt::{self, rfc3339};
 
-#[derive(Clone, Debug)]
 /// What `mtls-inspect verify` was asked to do.
+#[derive(Clone, Debug)]
 pub struct VerifyArgs {
     /// The certificate to verify, optionally followed by its intermediates.
     pub cert: String,

@@ -28,13 +28,16 @@ const DRAIN_LIMIT: usize = 1024 * 1024;
 pub struct PeerCert(pub Option<Arc<CertificateDer<'static>>>);
 
 impl PeerCert {
+    /// The certificate's DER, when the client presented one.
     pub fn der(&self) -> Option<&[u8]> {
         self.0.as_deref().map(|c| c.as_ref())
     }
 }
 
+/// The router's state: the authority every handler asks.
 pub type AppState = Arc<Authority>;
 
+/// The API: every endpoint of docs/ca-api.md, and a JSON 404 for anything else.
 pub fn router(authority: AppState) -> Router {
     Router::new()
         .route("/api/v1/sign", post(sign::sign))

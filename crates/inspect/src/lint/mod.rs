@@ -24,8 +24,8 @@ use crate::input::{self, Kind, Object};
 use crate::render_json::{self, InputError, LINT_SCHEMA};
 use crate::{Exit, Format};
 
-#[derive(Clone, Debug)]
 /// What `mtls-inspect lint` was asked to do.
+#[derive(Clone, Debug)]
 pub struct LintArgs {
     /// Files to lint (PEM or DER; `-` for stdin).
     pub files: Vec<String>,

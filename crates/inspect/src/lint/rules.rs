@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
+/// How serious a finding is; only errors make `lint` exit 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-/// How serious a finding is; only errors make `lint` exit 1.
 pub enum Severity {
     /// A violation of the X509-SVID specification or of RFC 5280.
     Error,

@@ -13,8 +13,8 @@ use crate::names::{colon_lower, colon_upper, ip_bytes};
 use crate::validity::{self, ValidityStatus};
 use pki::timefmt;
 
-#[derive(Clone, Debug, serde::Serialize)]
 /// Everything `show` knows about one certificate.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct CertView {
     /// Where it came from.
     pub origin: Origin,
@@ -66,8 +66,8 @@ pub struct CertView {
     pub pem: String,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
 /// The validity period and where the checking time falls in it.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct ValidityView {
     /// NotBefore, RFC 3339 UTC.
     pub not_before: String,

@@ -12,8 +12,8 @@ use crate::input::Object;
 use crate::names::{colon_lower, colon_upper};
 use pki::timefmt::{self, human};
 
-#[derive(Clone, Debug, serde::Serialize)]
 /// Everything `show` knows about one CRL.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct CrlView {
     /// Where it came from.
     pub origin: Origin,
@@ -43,8 +43,8 @@ pub struct CrlView {
     pub pem: String,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
 /// One entry of a CRL.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct RevokedView {
     /// Lowercase hex with colons, as OpenSSL prints serials.
     pub serial: String,

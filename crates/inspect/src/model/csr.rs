@@ -12,8 +12,8 @@ use super::key::KeyView;
 use super::{AlgorithmView, Origin};
 use crate::input::Object;
 
-#[derive(Clone, Debug, serde::Serialize)]
 /// Everything `show` knows about one certificate signing request.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct CsrView {
     /// Where it came from.
     pub origin: Origin,

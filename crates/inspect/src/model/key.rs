@@ -5,8 +5,8 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::names;
 
-#[derive(Clone, Debug, serde::Serialize)]
 /// A public key: algorithm, curve or size, and its pin.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct KeyView {
     /// "EC", "RSA", "Ed25519", ... or the algorithm OID.
     pub algorithm: String,
