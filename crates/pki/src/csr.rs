@@ -21,9 +21,13 @@ use crate::sigalg::{self, OID_EC_PUBLIC_KEY, OID_RSA_ENCRYPTION as OID_RSA};
 pub struct VerifiedCsr {
     /// DER SubjectPublicKeyInfo of the requester's key.
     pub spki_der: Vec<u8>,
+    /// The curve of that key.
     pub curve: Curve,
+    /// DNS SANs the CSR asks for.
     pub requested_dns: Vec<String>,
+    /// IP SANs the CSR asks for.
     pub requested_ips: Vec<IpAddr>,
+    /// URI SANs the CSR asks for.
     pub requested_uris: Vec<String>,
     /// basicConstraints CA:TRUE was requested; the CA refuses such CSRs outright.
     pub requests_ca: bool,

@@ -25,53 +25,82 @@ use crate::timefmt::rfc3339_ref as rfc3339;
 /// certificate (`"has no authorityKeyIdentifier; ..."`), so callers prefix who it is.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rfc5280Violation {
+    /// No authorityKeyIdentifier on a certificate other than a self-signed root.
     #[error(
         "has no authorityKeyIdentifier; RFC 5280 4.2.1.1 requires it on every certificate but a \
          self-signed root"
     )]
     AkiMissing,
+    /// authorityKeyIdentifier marked critical.
     #[error("marks authorityKeyIdentifier critical; RFC 5280 4.2.1.1 requires it non-critical")]
     AkiCritical,
+    /// A CA certificate without subjectKeyIdentifier.
     #[error("is a CA certificate without subjectKeyIdentifier, which RFC 5280 4.2.1.2 requires")]
     SkiMissing,
+    /// subjectKeyIdentifier marked critical.
     #[error("marks subjectKeyIdentifier critical; RFC 5280 4.2.1.2 requires it non-critical")]
     SkiCritical,
+    /// An empty subject with a non-critical subjectAltName.
     #[error(
         "has an empty subject and a non-critical subjectAltName; RFC 5280 4.1.2.6 and 4.2.1.6 \
          require subjectAltName to be critical then"
     )]
     SanNotCriticalWithEmptySubject,
+    /// An empty subject and no subjectAltName.
     #[error(
         "has an empty subject and no subjectAltName; RFC 5280 4.1.2.6 requires the identity in \
          a critical subjectAltName then"
     )]
     SanMissingWithEmptySubject,
+    /// A subject and a critical subjectAltName.
     #[error(
         "has a subject and marks subjectAltName critical; RFC 5280 4.2.1.6 says it should be \
          non-critical when the subject is not empty"
     )]
     SanCriticalWithSubject,
+    /// A DNS SAN outside the preferred name syntax.
     #[error(
         "has the DNS SAN {name:?}, which is not a valid host name: {reason} (RFC 5280 4.2.1.6: \
          the preferred name syntax, letters, digits and hyphens)"
     )]
-    InvalidDnsName { name: String, reason: String },
+    InvalidDnsName {
+        /// The DNS name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A root that does not sign itself.
     #[error("is not self-signed: {detail} (RFC 5280 6.2: a trust anchor signs itself)")]
-    RootSelfSignature { detail: String },
+    RootSelfSignature {
+        /// Why the signature does not verify.
+        detail: String,
+    },
+    /// A root without CA:TRUE.
     #[error("lacks basicConstraints CA:TRUE (RFC 5280 4.2.1.9)")]
     RootNotCa,
+    /// A root without keyUsage.
     #[error("has no keyUsage extension; RFC 5280 4.2.1.3 requires keyCertSign on a CA key that signs certificates")]
     RootKeyUsageMissing,
+    /// A root whose keyUsage lacks keyCertSign.
     #[error("has a keyUsage without keyCertSign (it has [{}]) (RFC 5280 4.2.1.3)", .present.join(", "))]
-    RootNoKeyCertSign { present: Vec<String> },
+    RootNoKeyCertSign {
+        /// The key usages present.
+        present: Vec<String>,
+    },
+    /// A root past its NotAfter.
     #[error("expired at {}, checked at {} (RFC 5280 4.1.2.5)", rfc3339(.not_after), rfc3339(.checked_at))]
     RootExpired {
+        /// Its NotAfter.
         not_after: OffsetDateTime,
+        /// The time checked at.
         checked_at: OffsetDateTime,
     },
+    /// A root before its NotBefore.
     #[error("is not valid until {}, checked at {} (RFC 5280 4.1.2.5)", rfc3339(.not_before), rfc3339(.checked_at))]
     RootNotYetValid {
+        /// Its NotBefore.
         not_before: OffsetDateTime,
+        /// The time checked at.
         checked_at: OffsetDateTime,
     },
 }
@@ -101,7 +130,9 @@ impl Rfc5280Violation {
 /// Where a certificate sits in a validated path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathRole {
+    /// The certificate verified (the leaf).
     EndEntity,
+    /// A CA between the leaf and the root.
     Intermediate,
     /// The trust anchor.
     Root,
