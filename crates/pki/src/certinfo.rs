@@ -136,7 +136,7 @@ pub fn key_usage_names(ku: &x509_parser::extensions::KeyUsage) -> Vec<String> {
 }
 
 /// SHA-256 fingerprint, uppercase hex with colons, as `openssl x509 -fingerprint -sha256` shows.
-pub fn colon_hex(hex_lower: &str) -> String {
+pub(crate) fn colon_hex(hex_lower: &str) -> String {
     hex_lower
         .as_bytes()
         .chunks(2)

@@ -52,7 +52,7 @@ impl Curve {
     }
 
     /// The signature algorithm a key on this curve signs with (hash matched to the curve size).
-    pub fn rcgen_alg(self) -> &'static rcgen::SignatureAlgorithm {
+    pub(crate) fn rcgen_alg(self) -> &'static rcgen::SignatureAlgorithm {
         match self {
             Curve::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             Curve::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
@@ -61,7 +61,7 @@ impl Curve {
     }
 
     /// Length of an uncompressed public point (0x04 || X || Y).
-    pub fn point_len(self) -> usize {
+    pub(crate) fn point_len(self) -> usize {
         match self {
             Curve::P256 => 65,
             Curve::P384 => 97,

@@ -129,7 +129,7 @@ impl Rfc5280Violation {
 
 /// Where a certificate sits in a validated path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PathRole {
+pub(crate) enum PathRole {
     /// The certificate verified (the leaf).
     EndEntity,
     /// A CA between the leaf and the root.
@@ -140,7 +140,7 @@ pub enum PathRole {
 
 /// Every strict check for `cert` in `role`: key identifiers, SAN rules, DNS names and, for the
 /// root, the trust-anchor sanity checks at `at` with the signature `policy`.
-pub fn path_violations(
+pub(crate) fn path_violations(
     cert: &X509Certificate<'_>,
     role: PathRole,
     at: OffsetDateTime,
@@ -269,7 +269,7 @@ pub fn dns_name_problem(name: &str) -> Option<String> {
 
 /// The trust-anchor checks webpki skips (it uses only a root's name and key): it signs
 /// itself, is a CA allowed to sign certificates, and is within its validity period at `at`.
-pub fn root_sanity(
+pub(crate) fn root_sanity(
     cert: &X509Certificate<'_>,
     at: OffsetDateTime,
     policy: AlgorithmPolicy,

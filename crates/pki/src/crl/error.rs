@@ -186,7 +186,7 @@ impl CrlError {
     }
 
     /// True when the bytes are not a usable CRL at all (as opposed to a CRL refused by a rule).
-    pub fn is_malformed(&self) -> bool {
+    pub(crate) fn is_malformed(&self) -> bool {
         matches!(
             self,
             CrlError::Malformed { .. } | CrlError::TrailingData { .. }
