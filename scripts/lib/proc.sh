@@ -51,17 +51,24 @@ proc_alive() {
 # seconds to exit, then SIGKILL; reaps and forgets it. Sets PROC_STATUS to its
 # exit status.
 proc_stop() {
-    local pid=$1 signal=${2:-TERM} i
-    kill -"$signal" "$pid" 2>/dev/null || true
+    local pid=$1 signal=${2:-TERM}
+    # stderr is closed for the whole stop: bash reports a job killed by a signal
+    # ("Killed") on its own stderr when it notices, which is noise here.
+    _proc_stop "$pid" "$signal" 2>/dev/null
+}
+
+_proc_stop() {
+    local pid=$1 signal=$2 i
+    kill -"$signal" "$pid" || true
     for ((i = 0; i < PROC_STOP_TIMEOUT * 10; i++)); do
         proc_alive "$pid" || break
         sleep 0.1
     done
     if proc_alive "$pid"; then
-        kill -KILL "$pid" 2>/dev/null || true
+        kill -KILL "$pid" || true
     fi
     PROC_STATUS=0
-    wait "$pid" 2>/dev/null || PROC_STATUS=$?
+    wait "$pid" || PROC_STATUS=$?
     proc_forget "$pid"
 }
 
