@@ -63,7 +63,7 @@ pub struct Issued {
     /// The issuer chain up to the root, PEM (today the CA's root alone).
     pub chain: Vec<String>,
     /// NotAfter of the certificate.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub expires_at: OffsetDateTime,
     /// Serial, lowercase hex.
     pub serial: String,

@@ -69,13 +69,13 @@ pub struct TokenRecord {
     /// The IP SANs it allows.
     pub ips: Vec<IpAddr>,
     /// When it was created.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub created_at: OffsetDateTime,
     /// From when it can no longer be redeemed.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub expires_at: OffsetDateTime,
     /// When it was redeemed, if it was.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(serialize_with = "pki::timefmt::serialize_option")]
     pub used_at: Option<OffsetDateTime>,
 }
 
@@ -111,13 +111,13 @@ pub struct CertRecord {
     /// Its IP SANs.
     pub ips: Vec<IpAddr>,
     /// NotBefore.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub not_before: OffsetDateTime,
     /// NotAfter.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub not_after: OffsetDateTime,
     /// When the CA issued it.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub issued_at: OffsetDateTime,
     /// Sign or renew.
     pub kind: IssueKind,
@@ -129,7 +129,7 @@ pub struct CertRecord {
     #[serde(skip)]
     pub pem: String,
     /// When it was revoked, if it was.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(serialize_with = "pki::timefmt::serialize_option")]
     pub revoked_at: Option<OffsetDateTime>,
     /// The RFC 5280 reason given, if any.
     pub revoke_reason: Option<String>,
