@@ -17,12 +17,16 @@ pub const MAX_INPUT_BYTES: usize = 16 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// An X.509 certificate.
     Certificate,
+    /// A PKCS#10 certificate signing request.
     Csr,
+    /// An X.509 certificate revocation list.
     Crl,
 }
 
 impl Kind {
+    /// The PEM label this kind is written with (`CERTIFICATE`, ...).
     pub fn pem_label(self) -> &'static str {
         match self {
             Kind::Certificate => "CERTIFICATE",
@@ -49,7 +53,9 @@ impl fmt::Display for Kind {
 /// One certificate, CSR or CRL found in an input.
 #[derive(Clone, Debug)]
 pub struct Object {
+    /// What it is.
     pub kind: Kind,
+    /// Its DER encoding.
     pub der: Vec<u8>,
     /// The file name, or `-` for stdin.
     pub source: String,
@@ -60,6 +66,7 @@ pub struct Object {
 /// Everything found in one input.
 #[derive(Clone, Debug, Default)]
 pub struct Parsed {
+    /// The objects, in input order.
     pub objects: Vec<Object>,
     /// Blocks that were skipped on purpose (private keys, public keys, parameters).
     pub notes: Vec<String>,

@@ -51,8 +51,11 @@ pub use reasons::{
 /// One revoked certificate as the store keeps it.
 #[derive(Clone, Debug)]
 pub struct RevokedEntry {
+    /// Serial of the revoked certificate, hex.
     pub serial_hex: String,
+    /// When it was revoked.
     pub revoked_at: OffsetDateTime,
+    /// The RFC 5280 reason name, if any.
     pub reason: Option<String>,
 }
 
@@ -99,10 +102,13 @@ pub fn sign_crl(
 pub struct VerifiedCrl {
     /// Raw DER of the issuer Name (equal to the `issuer` of the certificates it covers).
     pub issuer_raw: Vec<u8>,
+    /// The issuer name, readable.
     pub issuer: String,
     /// Hex SHA-256 of the issuer certificate whose key verified the signature.
     pub issuer_fingerprint: String,
+    /// thisUpdate.
     pub this_update: OffsetDateTime,
+    /// nextUpdate, when present (a CRL past it is stale).
     pub next_update: Option<OffsetDateTime>,
     /// The CRL Number: big-endian octets without leading zeros (`[0]` for zero).
     pub crl_number: Vec<u8>,
@@ -427,6 +433,7 @@ impl RevokedSet {
         self.by_issuer.contains_key(issuer_raw)
     }
 
+    /// True when the set holds no CRL.
     pub fn is_empty(&self) -> bool {
         self.by_issuer.is_empty()
     }
@@ -441,6 +448,7 @@ impl RevokedSet {
         self.by_issuer.values().map(|c| c.this_update).min()
     }
 
+    /// The CRLs in the set, one per issuer.
     pub fn crls(&self) -> impl Iterator<Item = &VerifiedCrl> {
         self.by_issuer.values()
     }

@@ -2,7 +2,7 @@
 //! the CSR declares, and keep only the public key and the names it asks for.
 //!
 //! rcgen's own CSR path is deliberately not used: it copies the requested CA flag, mislabels a
-//! P-384 key signed with SHA-256 and rejects P-521 (see PITFALLS.md).
+//! P-384 key signed with SHA-256 and rejects P-521 (docs/design.md, "Crate traps", rcgen).
 
 use std::net::IpAddr;
 
@@ -21,9 +21,13 @@ use crate::sigalg::{self, OID_EC_PUBLIC_KEY, OID_RSA_ENCRYPTION as OID_RSA};
 pub struct VerifiedCsr {
     /// DER SubjectPublicKeyInfo of the requester's key.
     pub spki_der: Vec<u8>,
+    /// The curve of that key.
     pub curve: Curve,
+    /// DNS SANs the CSR asks for.
     pub requested_dns: Vec<String>,
+    /// IP SANs the CSR asks for.
     pub requested_ips: Vec<IpAddr>,
+    /// URI SANs the CSR asks for.
     pub requested_uris: Vec<String>,
     /// basicConstraints CA:TRUE was requested; the CA refuses such CSRs outright.
     pub requests_ca: bool,

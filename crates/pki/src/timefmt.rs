@@ -14,6 +14,28 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     utc.format(&Rfc3339).unwrap_or_else(|_| utc.to_string())
 }
 
+/// [`rfc3339`] as a serde serializer, for JSON documents:
+/// `#[serde(serialize_with = "pki::timefmt::serialize")]`.
+pub fn serialize<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+/// [`serialize`] for an optional time (`null` when absent).
+pub fn serialize_option<S: serde::Serializer>(
+    t: &Option<OffsetDateTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => serialize(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// [`rfc3339`] for a borrowed time (the fields `thiserror` messages hand over).
+pub(crate) fn rfc3339_ref(t: &OffsetDateTime) -> String {
+    rfc3339(*t)
+}
+
 /// Parses an RFC 3339 time (any offset).
 pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s.trim(), &Rfc3339)
@@ -74,6 +96,30 @@ mod tests {
             t.replace_nanosecond(0).unwrap()
         );
         assert!(parse_rfc3339("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn json_times_are_the_same_text() {
+        #[derive(serde::Serialize)]
+        struct Doc {
+            #[serde(serialize_with = "serialize")]
+            at: OffsetDateTime,
+            #[serde(serialize_with = "serialize_option")]
+            maybe: Option<OffsetDateTime>,
+            #[serde(serialize_with = "serialize_option")]
+            never: Option<OffsetDateTime>,
+        }
+        let t = datetime!(2026-01-01 01:30:15.5 +01:00);
+        let json = serde_json::to_string(&Doc {
+            at: t,
+            maybe: Some(t),
+            never: None,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"at":"2026-01-01T00:30:15Z","maybe":"2026-01-01T00:30:15Z","never":null}"#
+        );
     }
 
     #[test]

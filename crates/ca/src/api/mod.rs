@@ -1,4 +1,4 @@
-//! The HTTPS JSON API of DESIGN §4, one file per endpoint group.
+//! The HTTPS JSON API (docs/ca-api.md, docs/design.md §4), one file per endpoint group.
 
 mod certs;
 mod info;
@@ -28,13 +28,16 @@ const DRAIN_LIMIT: usize = 1024 * 1024;
 pub struct PeerCert(pub Option<Arc<CertificateDer<'static>>>);
 
 impl PeerCert {
+    /// The certificate's DER, when the client presented one.
     pub fn der(&self) -> Option<&[u8]> {
         self.0.as_deref().map(|c| c.as_ref())
     }
 }
 
+/// The router's state: the authority every handler asks.
 pub type AppState = Arc<Authority>;
 
+/// The API: every endpoint of docs/ca-api.md, and a JSON 404 for anything else.
 pub fn router(authority: AppState) -> Router {
     Router::new()
         .route("/api/v1/sign", post(sign::sign))
@@ -75,14 +78,10 @@ impl IntoResponse for ApiError {
             Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        let status = if self.0.code == "body_too_large" {
-            StatusCode::PAYLOAD_TOO_LARGE
-        } else {
-            status
         };
         let body = serde_json::json!({"error": {"code": self.0.code, "message": self.0.message}});
         (
@@ -102,7 +101,8 @@ pub async fn read_json<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let too_large = || {
         authority.metrics.reject("body_too_large");
-        ApiError(AuthorityError::bad_request(
+        ApiError(AuthorityError::new(
+            Kind::PayloadTooLarge,
             "body_too_large",
             format!("request body exceeds the {} KiB limit", MAX_BODY / 1024),
         ))
@@ -139,4 +139,29 @@ pub async fn blocking<T: Send + 'static>(
         .await
         .map_err(AuthorityError::internal)?
         .map_err(ApiError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_follows_the_kind_alone() {
+        let cases = [
+            (Kind::BadRequest, 400),
+            (Kind::Unauthenticated, 401),
+            (Kind::Forbidden, 403),
+            (Kind::NotFound, 404),
+            (Kind::Conflict, 409),
+            (Kind::PayloadTooLarge, 413),
+            (Kind::Internal, 500),
+            (Kind::Unavailable, 503),
+        ];
+        for (kind, status) in cases {
+            // The code plays no part: a 400 with the code of a 413 stays a 400.
+            let response =
+                ApiError(AuthorityError::new(kind, "body_too_large", "m")).into_response();
+            assert_eq!(response.status().as_u16(), status, "{kind:?}");
+        }
+    }
 }
