@@ -42,12 +42,18 @@ pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
         .map_err(|e| format!("{s:?} is not an RFC 3339 time like 2026-01-01T00:00:00Z: {e}"))
 }
 
-/// A duration in its two largest non-zero units: `1d 2h`, `59m 59s`, `3h`, `0s`. The sign is
-/// dropped (callers say "ago" or "in").
+/// A duration in its two largest non-zero units: `1d 2h`, `59m 59s`, `3h`, `0s`; below a second
+/// in whole milliseconds (`10ms`, the one sub-second floor a setting has). The sign is dropped
+/// (callers say "ago" or "in").
 pub fn human(d: Duration) -> String {
     let mut secs = d.whole_seconds().unsigned_abs();
     if secs == 0 {
-        return "0s".into();
+        let millis = d.whole_milliseconds().unsigned_abs();
+        return if millis == 0 {
+            "0s".into()
+        } else {
+            format!("{millis}ms")
+        };
     }
     let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
     let mut parts = Vec::new();
@@ -129,6 +135,8 @@ mod tests {
         assert_eq!(human(Duration::seconds(3600)), "1h");
         assert_eq!(human(Duration::seconds(93_784)), "1d 2h");
         assert_eq!(human(Duration::seconds(-90)), "1m 30s");
+        assert_eq!(human(Duration::milliseconds(10)), "10ms");
+        assert_eq!(human(Duration::milliseconds(1500)), "1s");
         assert_eq!(human_std(StdDuration::from_millis(1500)), "1s");
     }
 
