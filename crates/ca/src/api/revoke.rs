@@ -12,9 +12,9 @@ use super::{blocking, read_json, ApiError, AppState, PeerCert};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RevokeBody {
-    serial: String,
-    reason: Option<String>,
+pub(super) struct RevokeBody {
+    pub(super) serial: String,
+    pub(super) reason: Option<String>,
 }
 
 pub async fn revoke(
