@@ -12,6 +12,12 @@ pub enum CrlError {
     #[error("{count} trailing bytes follow the CRL")]
     TrailingData { count: usize },
     #[error(
+        "the CRL from {issuer} is not encoded as RFC 5280 requires ({reason}); rustls-webpki, \
+         which verifies every TLS peer, refuses it, and so does this verifier: its CA must \
+         re-issue it"
+    )]
+    NotStrictDer { issuer: String, reason: String },
+    #[error(
         "its signatureAlgorithm ({outer}) differs from tbsCertList.signature ({inner}); RFC 5280 \
          5.1.1.2 requires the two to be identical"
     )]
@@ -97,6 +103,7 @@ impl CrlError {
         match self {
             CrlError::Malformed { .. } => "crl_malformed",
             CrlError::TrailingData { .. } => "crl_trailing_data",
+            CrlError::NotStrictDer { .. } => "crl_not_der",
             CrlError::AlgorithmMismatch { .. } => "crl_algorithm_mismatch",
             CrlError::NoCrlNumber { .. } => "crl_no_number",
             CrlError::CrlNumberCritical { .. } => "crl_number_critical",
@@ -117,7 +124,9 @@ impl CrlError {
     pub fn is_malformed(&self) -> bool {
         matches!(
             self,
-            CrlError::Malformed { .. } | CrlError::TrailingData { .. }
+            CrlError::Malformed { .. }
+                | CrlError::TrailingData { .. }
+                | CrlError::NotStrictDer { .. }
         )
     }
 
