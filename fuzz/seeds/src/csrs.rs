@@ -13,6 +13,8 @@ pub struct Csrs {
     pub good: Vec<(String, String)>,
     /// A CSR asking for CA:TRUE.
     pub ca: String,
+    /// Every CSR written, as DER: (file name without extension, DER).
+    pub all: Vec<(String, Vec<u8>)>,
 }
 
 fn ours(curve: pki::Curve, sans: Vec<SanType>, ca: bool) -> (String, Vec<u8>) {
@@ -57,17 +59,20 @@ fn openssl_csr(ssl: &OpenSsl, name: &str, spec: &str, md: Option<&str>, exts: &[
 
 pub fn write(corpus: &Corpus, ssl: &OpenSsl) -> Csrs {
     let mut good = Vec::new();
+    let mut all = Vec::new();
     for curve in [pki::Curve::P256, pki::Curve::P384, pki::Curve::P521] {
         let (pem, der) = ours(curve, workload_sans(), false);
         let tag = curve.name().to_lowercase().replace('-', "");
         corpus.write(&format!("ours-{tag}-sans.pem"), &pem);
         corpus.write(&format!("ours-{tag}-sans.der"), &der);
         good.push((format!("ours-{tag}"), pem));
+        all.push((format!("ours-{tag}-sans"), der));
         let (_, der) = ours(curve, Vec::new(), false);
         corpus.write(&format!("ours-{tag}-bare.der"), &der);
     }
     let (ca, ca_der) = ours(pki::Curve::P384, Vec::new(), true);
     corpus.write("ours-p384-ca-true.der", &ca_der);
+    all.push(("ours-p384-ca-true".into(), ca_der));
 
     let san = "subjectAltName=URI:spiffe://mesh.local/service/api,DNS:api.mesh.local,IP:10.0.0.1";
     for (name, spec, md, exts) in [
@@ -78,6 +83,10 @@ pub fn write(corpus: &Corpus, ssl: &OpenSsl) -> Csrs {
     ] {
         let pem = openssl_csr(ssl, name, spec, md, &exts);
         corpus.write(&format!("{name}.pem"), &pem);
+        all.push((
+            name.to_string(),
+            pki::pem::parse_single(pem.as_bytes(), "CERTIFICATE REQUEST").unwrap(),
+        ));
         good.push((name.to_string(), pem));
     }
     corpus.write("openssl-p256.der", ssl.der("req", "openssl-p256.csr"));
@@ -105,7 +114,11 @@ pub fn write(corpus: &Corpus, ssl: &OpenSsl) -> Csrs {
         ),
     ] {
         let pem = openssl_csr(ssl, name, spec, None, &exts);
-        corpus.write(&format!("{name}.pem"), pem);
+        corpus.write(&format!("{name}.pem"), &pem);
+        all.push((
+            name.to_string(),
+            pki::pem::parse_single(pem.as_bytes(), "CERTIFICATE REQUEST").unwrap(),
+        ));
     }
     // The same P-256 key with a compressed point and with explicit curve parameters.
     ssl.key("p256.key", "ec:P-256");
@@ -133,5 +146,5 @@ pub fn write(corpus: &Corpus, ssl: &OpenSsl) -> Csrs {
     );
     corpus.write("two-blocks.pem", format!("{pem}{pem}"));
     corpus.write("refused-empty", b"");
-    Csrs { good, ca }
+    Csrs { good, ca, all }
 }

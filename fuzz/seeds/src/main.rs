@@ -13,6 +13,7 @@
 mod bodies;
 mod check;
 mod crls;
+mod csr_signed;
 mod csrs;
 mod inspect;
 mod openssl;
@@ -32,6 +33,7 @@ fn main() {
     let ssl = openssl::OpenSsl::new();
 
     let csrs = csrs::write(&out::Corpus::new(&fuzz_dir, "csr"), &ssl);
+    csr_signed::write(&out::Corpus::new(&fuzz_dir, "csr_signed"), &csrs);
     spiffe::write(&out::Corpus::new(&fuzz_dir, "spiffe_id"));
     p521::write(&out::Corpus::new(&fuzz_dir, "p521_key_share"), &ssl);
     let crls = crls::write(
