@@ -23,8 +23,8 @@ stops the run with exit status 1 and leaves the input in fuzz/artifacts/TARGET/.
 Options:
   --minutes N    fuzz each target for N minutes (default: 1)
   --seconds N    fuzz each target for N seconds
-  --ci           what CI runs: 20 seconds per target unless --seconds/--minutes says
-                 otherwise, and a one-line summary per target
+  --ci           what CI runs: 15 seconds per target unless --seconds/--minutes says
+                 otherwise
   --build-only   build the targets and stop
   -h, --help     show this help
 
@@ -36,7 +36,7 @@ Environment:
 
 Examples:
   fuzz/run.sh --minutes 5 crl           # five minutes on the CRL target
-  fuzz/run.sh --ci                      # every target, 20 s each
+  fuzz/run.sh --ci                      # every target, 15 s each
 EOF
 }
 
@@ -84,7 +84,7 @@ while (($#)); do
 done
 ((${#targets[@]})) || targets=("${TARGETS[@]}")
 if [[ -n $ci && -z $seconds_given ]]; then
-    seconds=20
+    seconds=15
 fi
 ((seconds > 0)) || die "the time per target must be at least one second"
 
@@ -105,6 +105,12 @@ if [[ $installed != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
 fi
 
 cd "$FUZZ_DIR"
+# cargo fuzz has no --locked: check the committed lock file first, as CI does for the workspace.
+if ! cargo metadata --locked --format-version 1 >/dev/null; then
+    die "fuzz/Cargo.lock does not match the crates it builds; run
+    cargo update --workspace --manifest-path fuzz/Cargo.toml
+and commit fuzz/Cargo.lock"
+fi
 echo "== building the fuzz targets (sanitizer: $sanitizer)"
 cargo fuzz build --sanitizer "$sanitizer" --target-dir "$target_dir"
 [[ -z $build_only ]] || exit 0
