@@ -128,13 +128,16 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Parsed> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         bail!("{name}: the input is empty");
     }
-    let parsed = if contains(bytes, b"-----BEGIN ") {
+    // DER first: a DER object may hold "-----BEGIN " in one of its strings (a subject, a URI),
+    // and must not be read as PEM text because of it. PEM text never parses as DER.
+    let der = parse_der(source, bytes).map(|obj| Parsed {
+        objects: vec![obj],
+        notes: Vec::new(),
+    });
+    let parsed = if der.is_err() && contains(bytes, b"-----BEGIN ") {
         parse_pem(source, bytes)
     } else {
-        parse_der(source, bytes).map(|obj| Parsed {
-            objects: vec![obj],
-            notes: Vec::new(),
-        })
+        der
     };
     parsed.map_err(|e| anyhow!("{name}: {e}"))
 }
@@ -373,6 +376,23 @@ mod tests {
             e.contains("DER input is not a certificate, CSR or CRL"),
             "{e}"
         );
+    }
+
+    /// A DER certificate whose subject holds "-----BEGIN " was read as PEM and refused ("no
+    /// PEM blocks"). Seen while writing the fuzz target `inspect_input`, whose round trip
+    /// (every object parses again from its own DER) states the rule this test checks.
+    #[test]
+    fn der_holding_a_pem_marker_is_still_der() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, "-----BEGIN CERTIFICATE-----");
+        params.distinguished_name = dn;
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let parsed = parse("x.der", &der).unwrap();
+        assert_eq!(parsed.objects.len(), 1);
+        assert_eq!(parsed.objects[0].kind, Kind::Certificate);
+        assert_eq!(parsed.objects[0].der, der);
     }
 
     /// Found by the fuzz target `inspect_input` (docs/fuzzing.md): a CSR whose outer tag is
