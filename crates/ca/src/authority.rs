@@ -412,16 +412,7 @@ impl Authority {
         let now = self.clock.now();
         self.counted(|| {
             let (caller, _) = self.current_record(peer, now, "revocation")?;
-            let serial = pki::serial::normalize_hex(serial)
-                .map_err(|e| AuthorityError::bad_request("bad_serial", e.to_string()))?;
-            if let Some(r) = reason {
-                if pki::crl::parse_reason(r).is_none() {
-                    return Err(AuthorityError::bad_request(
-                        "bad_reason",
-                        format!("unknown revocation reason {r:?}; use one of {}", pki::crl::REASONS.join(", ")),
-                    ));
-                }
-            }
+            let serial = revoke_fields(serial, reason)?;
             let is_admin = self.is_admin(&caller.spiffe_id);
             let target = self.store.find_cert(&serial)?;
             // Authorise before revealing anything: to a non-admin an unknown serial and
@@ -557,12 +548,7 @@ impl Authority {
     }
 
     fn ttl(&self, requested: Option<&str>) -> Res<Duration> {
-        let ttl = match requested.map(str::trim).filter(|s| !s.is_empty()) {
-            None => self.cfg.default_ttl,
-            Some(s) => pki::duration::parse_time(s)
-                .map_err(|e| AuthorityError::bad_request("bad_ttl", format!("ttl {e}")))?,
-        };
-        Ok(ttl.min(self.cfg.max_ttl))
+        parse_ttl(requested, self.cfg.default_ttl, self.cfg.max_ttl)
     }
 
     fn issue(
@@ -576,17 +562,7 @@ impl Authority {
     ) -> Res<IssuedCert> {
         // Every issuance (sign and renew) passes here: the last line of defence for the
         // identity every CA client requires of the CA.
-        refuse_reserved(id)?;
-        if id.trust_domain() != &self.cfg.trust_domain {
-            return Err(AuthorityError::forbidden(
-                "wrong_trust_domain",
-                format!(
-                    "this CA serves trust domain {}, not {}",
-                    self.cfg.trust_domain,
-                    id.trust_domain()
-                ),
-            ));
-        }
+        check_issuable(id, &self.cfg.trust_domain)?;
         let req = LeafRequest {
             spiffe_id: id,
             dns,
@@ -637,13 +613,43 @@ fn presented_error(state: &Presented, serial: &str) -> AuthorityError {
     }
 }
 
-fn parse_id(id: &str) -> Res<SpiffeId> {
+/// The lifetime a request asks for (`ttl`), as the authority grants it: the default when absent
+/// or blank, refused when not a duration or under one second, capped at `max_ttl`.
+pub(crate) fn parse_ttl(
+    requested: Option<&str>,
+    default_ttl: Duration,
+    max_ttl: Duration,
+) -> Res<Duration> {
+    let ttl = match requested.map(str::trim).filter(|s| !s.is_empty()) {
+        None => default_ttl,
+        Some(s) => pki::duration::parse_time(s)
+            .map_err(|e| AuthorityError::bad_request("bad_ttl", format!("ttl {e}")))?,
+    };
+    Ok(ttl.min(max_ttl))
+}
+
+pub(crate) fn parse_id(id: &str) -> Res<SpiffeId> {
     SpiffeId::parse(id).map_err(|e| AuthorityError::bad_request("bad_spiffe_id", e.to_string()))
+}
+
+/// An identity this CA may certify: not reserved for the CA and in its trust domain.
+pub(crate) fn check_issuable(id: &SpiffeId, trust_domain: &TrustDomain) -> Res<()> {
+    refuse_reserved(id)?;
+    if id.trust_domain() != trust_domain {
+        return Err(AuthorityError::forbidden(
+            "wrong_trust_domain",
+            format!(
+                "this CA serves trust domain {trust_domain}, not {}",
+                id.trust_domain()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `spiffe://<td>/ca` and everything under it belong to the CA's own API certificate; a
 /// workload holding one could impersonate the CA to every service.
-fn refuse_reserved(id: &SpiffeId) -> Res<()> {
+pub(crate) fn refuse_reserved(id: &SpiffeId) -> Res<()> {
     if id.is_reserved_for_ca() {
         return Err(AuthorityError::forbidden(
             "reserved_identity",
@@ -657,7 +663,25 @@ fn refuse_reserved(id: &SpiffeId) -> Res<()> {
     Ok(())
 }
 
-fn verify_csr(pem: &str) -> Res<pki::VerifiedCsr> {
+/// The serial (normalised to lowercase hex) and the reason of a revocation request, checked.
+pub(crate) fn revoke_fields(serial: &str, reason: Option<&str>) -> Res<String> {
+    let serial = pki::serial::normalize_hex(serial)
+        .map_err(|e| AuthorityError::bad_request("bad_serial", e.to_string()))?;
+    if let Some(r) = reason {
+        if pki::crl::parse_reason(r).is_none() {
+            return Err(AuthorityError::bad_request(
+                "bad_reason",
+                format!(
+                    "unknown revocation reason {r:?}; use one of {}",
+                    pki::crl::REASONS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(serial)
+}
+
+pub(crate) fn verify_csr(pem: &str) -> Res<pki::VerifiedCsr> {
     let csr = pki::csr::parse_and_verify(pem.as_bytes())
         .map_err(|e| AuthorityError::bad_request("bad_csr", e.to_string()))?;
     if csr.requests_ca {

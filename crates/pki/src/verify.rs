@@ -25,8 +25,8 @@ use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use time::OffsetDateTime;
 use webpki::{
     CertRevocationList, EndEntityCert, ExpirationPolicy, ExtendedKeyUsageValidator,
-    KeyPurposeIdIter, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
-    RevocationOptionsBuilder, UnknownStatusPolicy,
+    KeyPurposeIdIter, KeyUsage, RevocationCheckDepth, RevocationOptionsBuilder,
+    UnknownStatusPolicy,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -334,8 +334,7 @@ impl TrustStore {
                 crate::crl::find_issuer(&parsed, &root_ders, options.algorithms)
                     .map_err(refused)?;
             }
-            let owned = OwnedCertRevocationList::from_der(der)
-                .map_err(|e| malformed(&what, webpki_reason(&e)))?;
+            let owned = crate::crl::parse_webpki(&parsed, der).map_err(refused)?;
             store.crls.push(Crl {
                 what,
                 der: der.to_vec(),
@@ -669,7 +668,7 @@ fn malformed(what: &str, reason: impl Into<String>) -> VerifyError {
     }
 }
 
-fn webpki_reason(e: &webpki::Error) -> String {
+pub(crate) fn webpki_reason(e: &webpki::Error) -> String {
     match e {
         webpki::Error::BadDer => "invalid DER encoding".into(),
         webpki::Error::BadDerTime => "invalid DER time".into(),

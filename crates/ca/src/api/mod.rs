@@ -1,5 +1,6 @@
 //! The HTTPS JSON API (docs/ca-api.md, docs/design.md §4), one file per endpoint group.
 
+mod body_check;
 mod certs;
 mod info;
 mod revoke;
@@ -17,6 +18,8 @@ use serde::de::DeserializeOwned;
 
 use crate::authority::Authority;
 use crate::error::{AuthorityError, Kind};
+
+pub use body_check::{check_body, CheckedBody, Endpoint};
 
 /// Request bodies larger than this are refused with 413 before they are parsed.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -101,11 +104,7 @@ pub async fn read_json<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let too_large = || {
         authority.metrics.reject("body_too_large");
-        ApiError(AuthorityError::new(
-            Kind::PayloadTooLarge,
-            "body_too_large",
-            format!("request body exceeds the {} KiB limit", MAX_BODY / 1024),
-        ))
+        ApiError(body_too_large())
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -119,16 +118,32 @@ pub async fn read_json<T: DeserializeOwned>(
     let bytes = axum::body::to_bytes(body, DRAIN_LIMIT)
         .await
         .map_err(|_| too_large())?;
+    decode_json(&bytes).map_err(|e| {
+        authority.metrics.reject(e.code);
+        ApiError(e)
+    })
+}
+
+/// A whole request body (at most `MAX_BODY` bytes) as `T`: 413 `body_too_large` or 400
+/// `bad_json` naming what serde refused.
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AuthorityError> {
     if bytes.len() > MAX_BODY {
-        return Err(too_large());
+        return Err(body_too_large());
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        authority.metrics.reject("bad_json");
-        ApiError(AuthorityError::bad_request(
+    serde_json::from_slice(bytes).map_err(|e| {
+        AuthorityError::bad_request(
             "bad_json",
             format!("request body is not valid JSON for this endpoint: {e}"),
-        ))
+        )
     })
+}
+
+fn body_too_large() -> AuthorityError {
+    AuthorityError::new(
+        Kind::PayloadTooLarge,
+        "body_too_large",
+        format!("request body exceeds the {} KiB limit", MAX_BODY / 1024),
+    )
 }
 
 /// Runs blocking authority work (signing, SQLite) off the async workers.

@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RevokeBody {
-    serial: String,
-    reason: Option<String>,
+pub(super) struct RevokeBody {
+    pub(super) serial: String,
+    pub(super) reason: Option<String>,
 }
 
 pub async fn revoke(

@@ -11,17 +11,17 @@ use serde::Deserialize;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignBody {
-    csr: String,
-    requested_id: String,
-    ttl: Option<String>,
+pub(super) struct SignBody {
+    pub(super) csr: String,
+    pub(super) requested_id: String,
+    pub(super) ttl: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RenewBody {
-    csr: String,
-    ttl: Option<String>,
+pub(super) struct RenewBody {
+    pub(super) csr: String,
+    pub(super) ttl: Option<String>,
 }
 
 pub async fn sign(

@@ -19,6 +19,18 @@ pub enum CrlError {
         /// How many bytes.
         count: usize,
     },
+    /// The CRL does not parse as strict DER (rustls-webpki's reading), though it parsed here.
+    #[error(
+        "the CRL from {issuer} is not encoded as RFC 5280 requires ({reason}); rustls-webpki, \
+         which verifies every TLS peer, refuses it, and so does this verifier: its CA must \
+         re-issue it"
+    )]
+    NotStrictDer {
+        /// The CRL issuer's name.
+        issuer: String,
+        /// What the strict DER parser refused.
+        reason: String,
+    },
     /// The outer and inner signature algorithms differ.
     #[error(
         "its signatureAlgorithm ({outer}) differs from tbsCertList.signature ({inner}); RFC 5280 \
@@ -169,6 +181,7 @@ impl CrlError {
         match self {
             CrlError::Malformed { .. } => "crl_malformed",
             CrlError::TrailingData { .. } => "crl_trailing_data",
+            CrlError::NotStrictDer { .. } => "crl_not_der",
             CrlError::AlgorithmMismatch { .. } => "crl_algorithm_mismatch",
             CrlError::NoCrlNumber { .. } => "crl_no_number",
             CrlError::CrlNumberCritical { .. } => "crl_number_critical",
@@ -189,7 +202,9 @@ impl CrlError {
     pub(crate) fn is_malformed(&self) -> bool {
         matches!(
             self,
-            CrlError::Malformed { .. } | CrlError::TrailingData { .. }
+            CrlError::Malformed { .. }
+                | CrlError::TrailingData { .. }
+                | CrlError::NotStrictDer { .. }
         )
     }
 
