@@ -255,12 +255,38 @@ async fn drain_all(mut tasks: JoinSet<()>, control: &DrainControl, drain: Durati
     report
 }
 
-async fn connection<I, P>(
+async fn connection<I, P>(slot: Slot, tcp: TcpStream, addr: SocketAddr, shared: Arc<Shared<I, P>>)
+where
+    I: Identify,
+    P: Protocol<I::Peer>,
+{
+    // The setup runs boxed: a task keeps the size of its largest state for as long as it
+    // lives, and the setup's (the handshake, a whole TLS stream) is over once it is done
+    // (docs/performance.md "Memory per idle connection").
+    let Some((conn, slot)) = Box::pin(establish(slot, tcp, addr, &shared)).await else {
+        return;
+    };
+    let who = conn.who();
+    tokio::select! {
+        () = shared.protocol.serve(conn) => {}
+        () = shared.drain.cut() => {
+            shared.counters.closed("drain_timeout");
+            tracing::info!(event = "connection_closed", peer_addr = %addr, reason = "drain_timeout",
+                "cutting the connection from {who}: still busy when the drain time ran out");
+        }
+    }
+    drop(slot);
+}
+
+/// Handshake, identification and the admission checks after the handshake: the connection to
+/// serve (with its slot), or `None` when it has been closed already.
+async fn establish<I, P>(
     mut slot: Slot,
     tcp: TcpStream,
     addr: SocketAddr,
-    shared: Arc<Shared<I, P>>,
-) where
+    shared: &Shared<I, P>,
+) -> Option<(Established<I::Peer>, Slot)>
+where
     I: Identify,
     P: Protocol<I::Peer>,
 {
@@ -277,7 +303,7 @@ async fn connection<I, P>(
             counters.closed("drain");
             tracing::debug!(event = "connection_closed", peer_addr = %addr, reason = "drain",
                 "closing the connection from {addr}: shutting down during its handshake");
-            return;
+            return None;
         }
     };
     let stream = match result {
@@ -286,7 +312,7 @@ async fn connection<I, P>(
             shared
                 .identify
                 .handshake_failed(addr, &HandshakeError::Timeout(limits.handshake_timeout));
-            return;
+            return None;
         }
         Ok(Err((e, tcp))) => {
             counters.closed("handshake_failed");
@@ -294,7 +320,7 @@ async fn connection<I, P>(
                 .identify
                 .handshake_failed(addr, &HandshakeError::Failed(e));
             linger(tcp).await;
-            return;
+            return None;
         }
         Ok(Ok(stream)) => stream,
     };
@@ -302,7 +328,7 @@ async fn connection<I, P>(
         Ok(i) => i,
         Err(rejected) => {
             counters.refused(rejected.code);
-            return;
+            return None;
         }
     };
     let refused = match slot.establish(identified.authenticated, identified.identity.as_deref()) {
@@ -314,7 +340,7 @@ async fn connection<I, P>(
                 "refusing the connection from {addr} after its handshake: {refused}"
             );
             close_now(stream).await;
-            return;
+            return None;
         }
         Err(refused) => {
             counters.refused(refused.code());
@@ -336,16 +362,7 @@ async fn connection<I, P>(
         drain: shared.drain.clone(),
         counters: counters.clone(),
     };
-    let who = conn.who();
-    tokio::select! {
-        () = shared.protocol.serve(conn) => {}
-        () = shared.drain.cut() => {
-            counters.closed("drain_timeout");
-            tracing::info!(event = "connection_closed", peer_addr = %addr, reason = "drain_timeout",
-                "cutting the connection from {who}: still busy when the drain time ran out");
-        }
-    }
-    drop(slot);
+    Some((conn, slot))
 }
 
 /// Sends close_notify (briefly: a peer that does not read must not hold us) and closes.
