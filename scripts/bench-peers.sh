@@ -134,6 +134,9 @@ http {
     ssl_session_tickets off;
     ssl_session_cache off;
     keepalive_requests 1000000;
+    # Longer than setting up --idle-conns connections takes, so the memory measurement holds
+    # them all (the default 75 s closes the first ones while the last are being set up).
+    keepalive_timeout 600s;
     location / {
       default_type application/json;
       return 200 '{"status":"healthy","caller":"\$ssl_client_s_dn"}';
@@ -151,10 +154,12 @@ echo "== building the Go server ($(go version | awk '{print $3}'))"
 proc_track $!
 
 # The memory measurement holds $idle_conns connections from one client identity: lift the
-# per-identity and total connection limits above it.
+# per-identity and total connection limits above it, and the idle timeout above the time it
+# takes to set them up (as for nginx).
 "$bin/mtls-server" --listen "127.0.0.1:$mtls_port" --cert "$pki/server.crt" --key "$pki/server.key" \
   --ca-cert "$pki/ca.crt" --crl "$work/ca.crl" --max-connections $((idle_conns + 1000)) \
-  --max-connections-per-identity $((idle_conns + 1000)) 2>"$work/mtls-server.err" &
+  --max-connections-per-identity $((idle_conns + 1000)) --idle-timeout 600s \
+  2>"$work/mtls-server.err" &
 mtls_pid=$!
 proc_track "$mtls_pid"
 

@@ -263,12 +263,11 @@ where
     // The setup runs boxed: a task keeps the size of its largest state for as long as it
     // lives, and the setup's (the handshake, a whole TLS stream) is over once it is done
     // (docs/performance.md "Memory per idle connection").
-    let Some((conn, slot)) = Box::pin(establish(slot, tcp, addr, &shared)).await else {
+    let Some((serving, slot, who)) = Box::pin(establish(slot, tcp, addr, &shared)).await else {
         return;
     };
-    let who = conn.who();
     tokio::select! {
-        () = shared.protocol.serve(conn) => {}
+        () = serving => {}
         () = shared.drain.cut() => {
             shared.counters.closed("drain_timeout");
             tracing::info!(event = "connection_closed", peer_addr = %addr, reason = "drain_timeout",
@@ -278,14 +277,16 @@ where
     drop(slot);
 }
 
-/// Handshake, identification and the admission checks after the handshake: the connection to
-/// serve (with its slot), or `None` when it has been closed already.
+/// Handshake, identification and the admission checks after the handshake: the protocol
+/// serving the connection (with the connection's slot, and "ADDR (identity)" for logs), or
+/// `None` when the connection has been closed already. The protocol is started here so that
+/// the connection itself (a whole TLS stream) never is part of the caller's future.
 async fn establish<I, P>(
     mut slot: Slot,
     tcp: TcpStream,
     addr: SocketAddr,
     shared: &Shared<I, P>,
-) -> Option<(Established<I::Peer>, Slot)>
+) -> Option<(BoxFuture<()>, Slot, String)>
 where
     I: Identify,
     P: Protocol<I::Peer>,
@@ -362,7 +363,8 @@ where
         drain: shared.drain.clone(),
         counters: counters.clone(),
     };
-    Some((conn, slot))
+    let who = conn.who();
+    Some((shared.protocol.serve(conn), slot, who))
 }
 
 /// Sends close_notify (briefly: a peer that does not read must not hold us) and closes.

@@ -60,7 +60,9 @@ pub(super) async fn serve<A: HttpApp>(
         // parked, and the future of this loop stays small while it is.
         let connection =
             Box::new(builder.serve_connection(TokioIo::new(Rewind::new(prefix, io)), service));
-        let Some(parts) = active(&mut watch, connection).await else {
+        // Boxed too: a parked connection's future then holds the parked wait only, not the
+        // larger state of the active one.
+        let Some(parts) = Box::pin(active(&mut watch, connection)).await else {
             return;
         };
         // Taken apart here, so that nothing of hyper's lives on while parked.
