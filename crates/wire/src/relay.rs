@@ -112,6 +112,17 @@ impl RelayBytes {
     pub fn to_client(&self) -> u64 {
         self.to_client.load(Ordering::Relaxed)
     }
+
+    /// Counts `n` bytes from the client (for protocols that move bytes themselves, such as an
+    /// HTTP proxy counting body bytes).
+    pub fn add_from_client(&self, n: u64) {
+        self.from_client.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` bytes to the client.
+    pub fn add_to_client(&self, n: u64) {
+        self.to_client.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// One direction: read into the buffer, write it all out, repeat; at the reader's end, flush
