@@ -45,6 +45,8 @@ while (($#)); do
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/proc.sh
+. "$root/scripts/lib/proc.sh"
 # Thousands of sockets per process for the memory measurement.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -65,10 +67,8 @@ echo "== building release binaries"
 bin="$root/target/release"
 
 work=$(mktemp -d)
-pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  proc_stop_all
   if [ -n "${KEEP_WORK:-}" ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -100,8 +100,8 @@ pki="$work/pki"
 echo "== CRL from mtls-ca on the same root"
 "$bin/mtls-ca" --data-dir "$work/ca" --listen 127.0.0.1:0 --root-cert "$pki/ca.crt" \
   --root-key "$pki/ca.key" >"$work/ca.out" 2>"$work/ca.err" &
-pids+=($!)
-for _ in $(seq 1 100); do grep -q "listening on" "$work/ca.out" 2>/dev/null && break; sleep 0.1; done
+proc_track $!
+wait_for_line "$work/ca.out" "listening on" 10 || true
 ca_url=$(sed -n 's/^listening on //p' "$work/ca.out")
 curl -sf --cacert "$pki/ca.crt" "${ca_url/127.0.0.1/localhost}/api/v1/crl" -o "$work/ca.crl"
 
@@ -134,13 +134,13 @@ http {
 }
 NGINX
 "$NGINX" -c "$work/nginx.conf" -p "$work" -g 'daemon off;' 2>"$work/nginx.start.err" &
-pids+=($!)
+proc_track $!
 
 echo "== building the Go server ($(go version | awk '{print $3}'))"
 (cd "$root/scripts/bench/goserver" && GOCACHE="$work/gocache" GOPATH="$work/gopath" go build -o "$work/goserver" .)
 "$work/goserver" -listen "127.0.0.1:$go_port" -cert "$pki/server.crt" -key "$pki/server.key" \
   -ca "$pki/ca.crt" 2>"$work/go.err" &
-pids+=($!)
+proc_track $!
 
 # The memory measurement holds $idle_conns connections from one client identity: lift the
 # per-identity and total connection limits above it.
@@ -148,7 +148,7 @@ pids+=($!)
   --ca-cert "$pki/ca.crt" --crl "$work/ca.crl" --max-connections $((idle_conns + 1000)) \
   --max-connections-per-identity $((idle_conns + 1000)) 2>"$work/mtls-server.err" &
 mtls_pid=$!
-pids+=("$mtls_pid")
+proc_track "$mtls_pid"
 
 wait_ready nginx "$nginx_port"
 wait_ready go "$go_port"
@@ -241,7 +241,7 @@ if [ "$rotation_reps" -gt 0 ]; then
     "$bin/mtls-server" --listen "127.0.0.1:$3" --ca-url "$ca_local" --ca-cert "$pki/ca.crt" \
       --spiffe-id "spiffe://mesh.local/bench/$1" --join-token "$token" --ttl "$2" \
       2>"$work/$1.err" >/dev/null &
-    pids+=($!)
+    proc_track $!
   }
   rot_port=$(free_port) still_port=$(free_port)
   start_enrolled rotating 10s "$rot_port"

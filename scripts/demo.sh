@@ -13,6 +13,8 @@ set -euo pipefail
 PROG=${0##*/}
 SCRIPT_DIR=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd -P -- "$SCRIPT_DIR/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/proc.sh
+. "$SCRIPT_DIR/lib/proc.sh"
 
 SERVER_ID=spiffe://mesh.local/service/api-server
 CLIENT_ID=spiffe://mesh.local/service/payment-worker
@@ -24,6 +26,7 @@ CALL_TIMEOUT=30    # a one-shot client or tool finishes
 REVOKE_TIMEOUT=15  # the server refuses a revoked client (CRL refresh is 1 s)
 ROTATE_TIMEOUT=60  # the rotation client (60 requests, 200 ms apart) finishes
 STOP_TIMEOUT=5     # a process exits after SIGTERM (then SIGKILL)
+PROC_STOP_TIMEOUT=$STOP_TIMEOUT
 
 usage() {
     cat <<EOF
@@ -238,50 +241,18 @@ elapsed() {
 }
 
 # --- Processes ------------------------------------------------------------
-PIDS=()
+# Started, tracked, waited on and stopped through scripts/lib/proc.sh.
 WORK=
 
-# forget_pid PID -> drop PID from PIDS once it has been reaped, so that the
-# exit trap never signals a process ID the system may have reused
-forget_pid() {
-    local pid=$1 p
-    local -a keep=()
-    for p in "${PIDS[@]}"; do
-        [[ $p == "$pid" ]] || keep+=("$p")
-    done
-    PIDS=("${keep[@]}")
-}
-
-# stop_pid PID -> SIGTERM, wait up to STOP_TIMEOUT, then SIGKILL; reaps it
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    forget_pid "$pid"
-}
-
 cleanup() {
-    local rc=$? pid
+    local rc=$?
     trap - EXIT INT TERM HUP
-    if ((rc >= 129 && ${#PIDS[@]} > 0)); then
-        printf '\n%s: interrupted; stopping the %d process(es) it started\n' "$PROG" "${#PIDS[@]}" >&2
+    if ((rc >= 129 && ${#PROC_PIDS[@]} > 0)); then
+        printf '\n%s: interrupted; stopping the %d process(es) it started\n' "$PROG" "${#PROC_PIDS[@]}" >&2
     elif ((rc >= 129)); then
         printf '\n%s: interrupted\n' "$PROG" >&2
     fi
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        stop_pid "$pid"
-    done
-    PIDS=()
+    proc_stop_all
     if [[ -n $WORK && -d $WORK ]]; then
         if ((KEEP)); then
             printf '\nKept the demo directory: %s\n' "$WORK"
@@ -301,61 +272,39 @@ trap 'exit 129' HUP
 start_bg() {
     local name=$1
     shift
-    "$@" >"$name.out" 2>"$name.err" &
-    BG_PID=$!
-    PIDS+=("$BG_PID")
+    proc_start "$name.out" "$name.err" "$@"
+    BG_PID=$PROC_PID
+}
+
+# stop_pid PID -> SIGTERM, wait up to STOP_TIMEOUT, then SIGKILL; reaps it
+stop_pid() {
+    proc_stop "$1"
 }
 
 # run_bounded NAME LIMIT ARGV... -> runs ARGV to completion (at most LIMIT
 # seconds, then it is stopped), stdout to NAME.out, stderr to NAME.err; sets
 # RC (124 when it was stopped)
 run_bounded() {
-    local name=$1 limit=$2 pid i
+    local name=$1 limit=$2
     shift 2
     start_bg "$name" "$@"
-    pid=$BG_PID
-    for ((i = 0; i < limit * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        stop_pid "$pid"
-        RC=124
-        return 0
-    fi
-    RC=0
-    wait "$pid" || RC=$?
-    forget_pid "$pid"
+    proc_wait "$BG_PID" "$limit"
+    RC=$PROC_STATUS
 }
 
-# wait_for FILE REGEX LIMIT PID WHAT [FROM_LINE] -> polls until FILE has a
+# wait_for FILE REGEX LIMIT PID WHAT [FROM_LINE] -> waits until FILE has a
 # line matching REGEX (after FROM_LINE); fails after LIMIT seconds or if
 # PID exits first. Sets MATCH to the first matching line.
 wait_for() {
-    local file=$1 re=$2 limit=$3 pid=$4 what=$5 from=${6:-0} i
-    for ((i = 0; i <= limit * 10; i++)); do
-        MATCH=$(tail -n +"$((from + 1))" "$file" 2>/dev/null | grep -E -m1 -- "$re" || true)
-        [[ -n $MATCH ]] && return 0
-        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
-            # One last look: it may have printed the line and exited.
-            MATCH=$(tail -n +"$((from + 1))" "$file" 2>/dev/null | grep -E -m1 -- "$re" || true)
-            [[ -n $MATCH ]] && return 0
-            fail "$what (a line matching /$re/ in $file), but the process exited" \
-                "$(tail -n +"$((from + 1))" "$file" 2>/dev/null)"
-        fi
-        sleep 0.1
-    done
-    fail "$what within ${limit}s (a line matching /$re/ in $file)" \
-        "$(tail -n +"$((from + 1))" "$file" 2>/dev/null)"
-}
-
-# line_count FILE -> number of lines so far (a mark for "after this point")
-line_count() {
-    if [[ -f $1 ]]; then
-        wc -l <"$1" | tr -d ' '
-    else
-        printf 0
-    fi
+    local file=$1 re=$2 limit=$3 pid=$4 what=$5 from=${6:-0} rc=0
+    wait_for_line "$file" "$re" "$limit" "$pid" "$from" || rc=$?
+    case $rc in
+    0) return 0 ;;
+    2) fail "$what (a line matching /$re/ in $file), but the process exited" \
+        "$(tail -n +"$((from + 1))" "$file" 2>/dev/null)" ;;
+    *) fail "$what within ${limit}s (a line matching /$re/ in $file)" \
+        "$(tail -n +"$((from + 1))" "$file" 2>/dev/null)" ;;
+    esac
 }
 
 need_tool() {

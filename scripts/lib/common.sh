@@ -83,11 +83,14 @@ validate_name() {
 }
 
 # validate_spiffe_id ID -> usage error unless ID follows the SPIFFE ID spec:
-# scheme spiffe, lowercase trust domain, non-empty path of non-empty
-# segments, no dot segments, no query/fragment/port/userinfo, <= 2048 bytes.
+# scheme spiffe, lowercase trust domain of at most 255 bytes, non-empty path
+# of non-empty segments, no dot segments, no query/fragment/port/userinfo,
+# <= 2048 bytes. The same verdicts as pki::SpiffeId::parse (a test in
+# crates/pki/tests/it/script_validators.rs runs both on one table).
 validate_spiffe_id() {
+    # Byte semantics and ASCII ranges, whatever the caller's locale.
+    local LC_ALL=C
     local id=$1 rest td path seg
-    local -a segs
     local hint="expected e.g. spiffe://mesh.local/service/api"
     if ((${#id} > 2048)); then
         usage_error "SPIFFE ID is longer than 2048 bytes"
@@ -112,6 +115,9 @@ validate_spiffe_id() {
     if [[ ! $td =~ ^[a-z0-9._-]+$ ]]; then
         usage_error "SPIFFE ID '$id': trust domain '$td' may contain only a-z, 0-9, '.', '-' and '_'"
     fi
+    if ((${#td} > 255)); then
+        usage_error "SPIFFE ID '$id': the trust domain is longer than 255 bytes"
+    fi
     if [[ $rest != */* || $rest == "$td/" ]]; then
         usage_error "SPIFFE ID '$id' needs a non-empty path after the trust domain ($hint)"
     fi
@@ -119,8 +125,10 @@ validate_spiffe_id() {
     if [[ $path == /* || $path == */ || $path == *//* ]]; then
         usage_error "SPIFFE ID '$id' has an empty path segment ('//' or a trailing '/')"
     fi
-    IFS=/ read -r -a segs <<<"$path"
-    for seg in "${segs[@]}"; do
+    # Segment by segment with parameter expansion (`read` would stop at a newline).
+    while [[ -n $path ]]; do
+        seg=${path%%/*}
+        if [[ $path == */* ]]; then path=${path#*/}; else path=; fi
         if [[ $seg == . || $seg == .. ]]; then
             usage_error "SPIFFE ID '$id' must not contain '.' or '..' path segments"
         fi
@@ -132,7 +140,9 @@ validate_spiffe_id() {
 
 # validate_dns NAME -> usage error unless NAME is a DNS name (optionally a
 # leading '*.' wildcard), letters/digits/hyphens, labels <= 63, total <= 253.
+# The same verdicts as pki::rfc5280::dns_name_problem (tested on one table).
 validate_dns() {
+    local LC_ALL=C
     local name=$1
     local label='[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
     if ((${#name} > 253)) || [[ ! $name =~ ^(\*\.)?$label(\.$label)*$ ]]; then

@@ -2,8 +2,9 @@
 
 use std::net::IpAddr;
 
+use pki::clock::Clock;
 use pki::{SpiffeId, TrustDomain};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::store::{Store, TokenRecord};
 use crate::tokens;
@@ -20,7 +21,7 @@ pub fn create_token(
     dns: &[String],
     ips: &[IpAddr],
     ttl: Duration,
-    now: OffsetDateTime,
+    clock: &dyn Clock,
 ) -> anyhow::Result<String> {
     if spiffe_id.trust_domain() != trust_domain {
         anyhow::bail!(
@@ -34,13 +35,14 @@ pub fn create_token(
             trust_domain.ca_id()
         );
     }
-    if ttl <= Duration::ZERO || ttl > MAX_TOKEN_TTL {
+    if ttl < Duration::seconds(1) || ttl > MAX_TOKEN_TTL {
         anyhow::bail!("token lifetime must be between 1s and 7d (got {ttl})");
     }
     for d in dns {
         validate_dns_name(d)?;
     }
     let token = tokens::generate().map_err(anyhow::Error::msg)?;
+    let now = clock.now();
     store.insert_token(&TokenRecord {
         hash: tokens::hash(&token),
         spiffe_id: spiffe_id.to_string(),
@@ -67,22 +69,13 @@ pub fn parse_admin_id(id: &str, trust_domain: &TrustDomain) -> anyhow::Result<Sp
     Ok(parsed)
 }
 
-/// DNS SANs must be plain host names (a leading `*.` wildcard label allowed).
+/// DNS SANs must be host names in the preferred name syntax (a leftmost `*` label allowed):
+/// the one DNS rule of the project, `pki::rfc5280::dns_name_problem`.
 pub fn validate_dns_name(name: &str) -> anyhow::Result<()> {
-    let host = name.strip_prefix("*.").unwrap_or(name);
-    let ok = !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if !ok {
-        anyhow::bail!("{name:?} is not a valid DNS name");
+    match pki::rfc5280::dns_name_problem(name) {
+        None => Ok(()),
+        Some(reason) => anyhow::bail!("{name:?} is not a valid DNS name: {reason}"),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -97,5 +90,7 @@ mod tests {
         assert!(validate_dns_name("-a").is_err());
         assert!(validate_dns_name("a b").is_err());
         assert!(validate_dns_name("").is_err());
+        assert!(validate_dns_name("*").is_err());
+        assert!(validate_dns_name("a.").is_err());
     }
 }

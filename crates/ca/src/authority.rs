@@ -4,10 +4,11 @@
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
+use pki::clock::Clock;
 use pki::crl::RevokedEntry;
 use pki::policy::{IssuancePolicy, IssuedCert, LeafRequest};
+use pki::timefmt::rfc3339;
 use pki::{CaMaterial, CertInfo, SpiffeId, TrustDomain};
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
@@ -25,33 +26,48 @@ pub const CRL_VALIDITY: Duration = Duration::hours(1);
 
 /// How long a health probe's verdict is reused: each probe commits a write (an fsync), and
 /// `/healthz` is unauthenticated, so polling must not be able to hammer the disk.
-pub const HEALTH_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+pub const HEALTH_CACHE: Duration = Duration::seconds(1);
 
+/// What the operator decided for this CA (the `mtls-ca` serve options).
 #[derive(Clone, Debug)]
 pub struct AuthorityConfig {
+    /// The one trust domain this CA issues for.
     pub trust_domain: TrustDomain,
+    /// Lifetime when a request names none (`--cert-duration`).
     pub default_ttl: Duration,
+    /// Longest lifetime; longer requests are clamped to it (`--max-duration`).
     pub max_ttl: Duration,
+    /// The identity that may list every certificate and revoke any (`--admin-id`).
     pub admin_id: Option<SpiffeId>,
+    /// How leaves are built (backdating).
     pub policy: IssuancePolicy,
 }
 
 /// A signing request as received (token already extracted from the Authorization header).
 pub struct SignInput<'a> {
+    /// The join token from the `Authorization: Bearer` header.
     pub token: &'a str,
+    /// The CSR, PEM.
     pub csr_pem: &'a str,
+    /// The SPIFFE ID asked for; must be the one the token authorises.
     pub requested_id: &'a str,
+    /// The lifetime asked for (`"1h"`), if any.
     pub ttl: Option<&'a str>,
 }
 
 /// What the caller gets back for a sign or renew.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Issued {
+    /// The new certificate, PEM.
     pub certificate: String,
+    /// The issuer chain up to the root, PEM (today the CA's root alone).
     pub chain: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
+    /// NotAfter of the certificate.
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub expires_at: OffsetDateTime,
+    /// Serial, lowercase hex.
     pub serial: String,
+    /// The SPIFFE ID it carries.
     pub spiffe_id: String,
 }
 
@@ -63,26 +79,36 @@ struct CachedCrl {
     first_expiry: Option<OffsetDateTime>,
 }
 
+/// The certificate authority: every decision about tokens, identities, lifetimes, renewal,
+/// revocation and the CRL, against a [`Store`] and by an injected [`Clock`]. No HTTP here; the
+/// API layer (`crate::api`) only translates.
 pub struct Authority {
     ca: CaMaterial,
     extra_roots: Vec<CertificateDer<'static>>,
     store: Arc<dyn Store>,
     cfg: AuthorityConfig,
+    /// Counters rendered by `/metrics`.
     pub metrics: Arc<Metrics>,
     crl: Mutex<Option<CachedCrl>>,
     /// nextUpdate - thisUpdate of every CRL; re-signed at half of it.
     crl_validity: Duration,
-    health: Mutex<Option<(Instant, Result<(), String>)>>,
+    /// The last health verdict and when it was reached.
+    health: Mutex<Option<(OffsetDateTime, Result<(), String>)>>,
+    /// Every decision by time (issuance, token expiry, CRL dates, health cache) reads it.
+    clock: Arc<dyn Clock>,
 }
 
 type Res<T> = Result<T, AuthorityError>;
 
 impl Authority {
+    /// An authority signing with `ca`, publishing `extra_roots` in the bundle, recording in
+    /// `store` and reading the time from `clock`.
     pub fn new(
         ca: CaMaterial,
         extra_roots: Vec<CertificateDer<'static>>,
         store: Arc<dyn Store>,
         cfg: AuthorityConfig,
+        clock: Arc<dyn Clock>,
     ) -> Authority {
         Authority {
             ca,
@@ -93,7 +119,13 @@ impl Authority {
             crl: Mutex::new(None),
             crl_validity: CRL_VALIDITY,
             health: Mutex::new(None),
+            clock,
         }
+    }
+
+    /// The authority's current time (its clock's).
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// Sets how long each CRL is valid (`--crl-validity`, default [`CRL_VALIDITY`]).
@@ -102,10 +134,12 @@ impl Authority {
         self
     }
 
+    /// The CA's root (certificate and key).
     pub fn ca(&self) -> &CaMaterial {
         &self.ca
     }
 
+    /// The configuration it was built with.
     pub fn config(&self) -> &AuthorityConfig {
         &self.cfg
     }
@@ -144,14 +178,17 @@ impl Authority {
 
     /// Whether the CA can record what it issues right now (see `Store::health_probe`); Err is
     /// the reason. Verdicts are reused for `HEALTH_CACHE`; concurrent callers wait for one probe.
-    pub fn health(&self, now: Instant, wall: OffsetDateTime) -> Result<(), String> {
+    /// A clock that went backwards since the verdict gets a fresh probe.
+    pub fn health(&self) -> Result<(), String> {
         let mut cache = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.now();
         if let Some((at, verdict)) = cache.as_ref() {
-            if now.saturating_duration_since(*at) < HEALTH_CACHE {
+            let age = now - *at;
+            if !age.is_negative() && age < HEALTH_CACHE {
                 return verdict.clone();
             }
         }
-        let verdict = self.store.health_probe(wall);
+        let verdict = self.store.health_probe(now);
         if let Err(reason) = &verdict {
             tracing::warn!(reason = %reason, "health probe failed");
         }
@@ -177,8 +214,8 @@ impl Authority {
     }
 
     /// First issuance against a one-time join token.
-    pub fn sign(&self, input: &SignInput<'_>, now: OffsetDateTime) -> Res<Issued> {
-        self.counted(|| self.sign_inner(input, now))
+    pub fn sign(&self, input: &SignInput<'_>) -> Res<Issued> {
+        self.counted(|| self.sign_inner(input, self.clock.now()))
     }
 
     fn sign_inner(&self, input: &SignInput<'_>, now: OffsetDateTime) -> Res<Issued> {
@@ -250,14 +287,8 @@ impl Authority {
 
     /// Renewal authenticated by the caller's current certificate (already verified against our
     /// roots and validity period by the TLS layer).
-    pub fn renew(
-        &self,
-        peer: Option<&[u8]>,
-        csr_pem: &str,
-        ttl: Option<&str>,
-        now: OffsetDateTime,
-    ) -> Res<Issued> {
-        self.counted(|| self.renew_inner(peer, csr_pem, ttl, now))
+    pub fn renew(&self, peer: Option<&[u8]>, csr_pem: &str, ttl: Option<&str>) -> Res<Issued> {
+        self.counted(|| self.renew_inner(peer, csr_pem, ttl, self.clock.now()))
     }
 
     fn renew_inner(
@@ -377,20 +408,11 @@ impl Authority {
         peer: Option<&[u8]>,
         serial: &str,
         reason: Option<&str>,
-        now: OffsetDateTime,
     ) -> Res<Vec<String>> {
+        let now = self.clock.now();
         self.counted(|| {
             let (caller, _) = self.current_record(peer, now, "revocation")?;
-            let serial = pki::serial::normalize_hex(serial)
-                .map_err(|e| AuthorityError::bad_request("bad_serial", e.to_string()))?;
-            if let Some(r) = reason {
-                if pki::crl::parse_reason(r).is_none() {
-                    return Err(AuthorityError::bad_request(
-                        "bad_reason",
-                        format!("unknown revocation reason {r:?}; use one of {}", pki::crl::REASONS.join(", ")),
-                    ));
-                }
-            }
+            let serial = revoke_fields(serial, reason)?;
             let is_admin = self.is_admin(&caller.spiffe_id);
             let target = self.store.find_cert(&serial)?;
             // Authorise before revealing anything: to a non-admin an unknown serial and
@@ -434,7 +456,8 @@ impl Authority {
     }
 
     /// All issued certificates, for the admin identity only.
-    pub fn list(&self, peer: Option<&[u8]>, now: OffsetDateTime) -> Res<Vec<CertRecord>> {
+    pub fn list(&self, peer: Option<&[u8]>) -> Res<Vec<CertRecord>> {
+        let now = self.clock.now();
         self.counted(|| {
             let (caller, _) = self.current_record(peer, now, "listing certificates")?;
             if !self.is_admin(&caller.spiffe_id) {
@@ -452,7 +475,8 @@ impl Authority {
 
     /// The current DER CRL: re-signed after every revocation (by any process sharing the store)
     /// and whenever half of its validity has passed.
-    pub fn crl(&self, now: OffsetDateTime) -> Res<Arc<Vec<u8>>> {
+    pub fn crl(&self) -> Res<Arc<Vec<u8>>> {
+        let now = self.clock.now();
         let epoch = self.store.revocation_epoch()?;
         let mut cache = self.crl.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.as_ref() {
@@ -524,28 +548,7 @@ impl Authority {
     }
 
     fn ttl(&self, requested: Option<&str>) -> Res<Duration> {
-        let ttl = match requested.map(str::trim).filter(|s| !s.is_empty()) {
-            None => self.cfg.default_ttl,
-            Some(s) => {
-                let std = humantime::parse_duration(s).map_err(|e| {
-                    AuthorityError::bad_request(
-                        "bad_ttl",
-                        format!("ttl {s:?} is not a duration like \"1h\" or \"90s\": {e}"),
-                    )
-                })?;
-                let d = Duration::try_from(std).map_err(|_| {
-                    AuthorityError::bad_request("bad_ttl", format!("ttl {s:?} is too large"))
-                })?;
-                if d < Duration::seconds(1) {
-                    return Err(AuthorityError::bad_request(
-                        "bad_ttl",
-                        format!("ttl {s:?} is shorter than one second"),
-                    ));
-                }
-                d
-            }
-        };
-        Ok(ttl.min(self.cfg.max_ttl))
+        parse_ttl(requested, self.cfg.default_ttl, self.cfg.max_ttl)
     }
 
     fn issue(
@@ -559,17 +562,7 @@ impl Authority {
     ) -> Res<IssuedCert> {
         // Every issuance (sign and renew) passes here: the last line of defence for the
         // identity every CA client requires of the CA.
-        refuse_reserved(id)?;
-        if id.trust_domain() != &self.cfg.trust_domain {
-            return Err(AuthorityError::forbidden(
-                "wrong_trust_domain",
-                format!(
-                    "this CA serves trust domain {}, not {}",
-                    self.cfg.trust_domain,
-                    id.trust_domain()
-                ),
-            ));
-        }
+        check_issuable(id, &self.cfg.trust_domain)?;
         let req = LeafRequest {
             spiffe_id: id,
             dns,
@@ -620,13 +613,43 @@ fn presented_error(state: &Presented, serial: &str) -> AuthorityError {
     }
 }
 
-fn parse_id(id: &str) -> Res<SpiffeId> {
+/// The lifetime a request asks for (`ttl`), as the authority grants it: the default when absent
+/// or blank, refused when not a duration or under one second, capped at `max_ttl`.
+pub(crate) fn parse_ttl(
+    requested: Option<&str>,
+    default_ttl: Duration,
+    max_ttl: Duration,
+) -> Res<Duration> {
+    let ttl = match requested.map(str::trim).filter(|s| !s.is_empty()) {
+        None => default_ttl,
+        Some(s) => pki::duration::parse_time(s)
+            .map_err(|e| AuthorityError::bad_request("bad_ttl", format!("ttl {e}")))?,
+    };
+    Ok(ttl.min(max_ttl))
+}
+
+pub(crate) fn parse_id(id: &str) -> Res<SpiffeId> {
     SpiffeId::parse(id).map_err(|e| AuthorityError::bad_request("bad_spiffe_id", e.to_string()))
+}
+
+/// An identity this CA may certify: not reserved for the CA and in its trust domain.
+pub(crate) fn check_issuable(id: &SpiffeId, trust_domain: &TrustDomain) -> Res<()> {
+    refuse_reserved(id)?;
+    if id.trust_domain() != trust_domain {
+        return Err(AuthorityError::forbidden(
+            "wrong_trust_domain",
+            format!(
+                "this CA serves trust domain {trust_domain}, not {}",
+                id.trust_domain()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `spiffe://<td>/ca` and everything under it belong to the CA's own API certificate; a
 /// workload holding one could impersonate the CA to every service.
-fn refuse_reserved(id: &SpiffeId) -> Res<()> {
+pub(crate) fn refuse_reserved(id: &SpiffeId) -> Res<()> {
     if id.is_reserved_for_ca() {
         return Err(AuthorityError::forbidden(
             "reserved_identity",
@@ -640,7 +663,25 @@ fn refuse_reserved(id: &SpiffeId) -> Res<()> {
     Ok(())
 }
 
-fn verify_csr(pem: &str) -> Res<pki::VerifiedCsr> {
+/// The serial (normalised to lowercase hex) and the reason of a revocation request, checked.
+pub(crate) fn revoke_fields(serial: &str, reason: Option<&str>) -> Res<String> {
+    let serial = pki::serial::normalize_hex(serial)
+        .map_err(|e| AuthorityError::bad_request("bad_serial", e.to_string()))?;
+    if let Some(r) = reason {
+        if pki::crl::parse_reason(r).is_none() {
+            return Err(AuthorityError::bad_request(
+                "bad_reason",
+                format!(
+                    "unknown revocation reason {r:?}; use one of {}",
+                    pki::crl::REASONS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(serial)
+}
+
+pub(crate) fn verify_csr(pem: &str) -> Res<pki::VerifiedCsr> {
     let csr = pki::csr::parse_and_verify(pem.as_bytes())
         .map_err(|e| AuthorityError::bad_request("bad_csr", e.to_string()))?;
     if csr.requests_ca {
@@ -719,9 +760,4 @@ fn record_of(
         revoked_at: None,
         revoke_reason: None,
     })
-}
-
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }

@@ -6,7 +6,7 @@
 //! `root_fingerprint`, written when both are created together).
 
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -18,13 +18,24 @@ use crate::store::{SqliteStore, Store};
 /// Metadata key holding the hex SHA-256 of the root certificate DER the database belongs to.
 pub const ROOT_FINGERPRINT: &str = "root_fingerprint";
 
+/// Mode of the data directory: the owner only.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of the root key and the database files: the owner only.
+pub const FILE_MODE: u32 = pki::files::KEY_MODE;
+/// The permission bits of group and others.
+const GROUP_OTHER: u32 = 0o077;
+
+/// A CA's data directory (see the module documentation).
 pub struct DataDir {
+    /// Where it is.
     pub path: PathBuf,
 }
 
 /// How the CA obtained its root on this start.
 pub enum RootOrigin {
+    /// This start created a new root.
     Created,
+    /// The root existed (in the directory, or given with `--root-cert`).
     Loaded,
 }
 
@@ -42,20 +53,24 @@ fn exists(path: &Path) -> anyhow::Result<bool> {
 }
 
 impl DataDir {
+    /// The data directory at `path` (nothing is read or created yet).
     pub fn new(path: &Path) -> DataDir {
         DataDir {
             path: path.to_path_buf(),
         }
     }
 
+    /// `root.crt`: the root certificate (public).
     pub fn root_cert(&self) -> PathBuf {
         self.path.join("root.crt")
     }
 
+    /// `root.key`: the root private key (0600).
     pub fn root_key(&self) -> PathBuf {
         self.path.join("root.key")
     }
 
+    /// `ca.db`: the store (0600, with its `-wal` and `-shm` files).
     pub fn db(&self) -> PathBuf {
         self.path.join("ca.db")
     }
@@ -70,9 +85,39 @@ impl DataDir {
     pub fn ensure(&self) -> anyhow::Result<()> {
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(DIR_MODE)
             .create(&self.path)
             .with_context(|| format!("creating data directory {}", self.path.display()))
+    }
+
+    /// The files that must stay the owner's alone: the root key and the database with its
+    /// WAL and shared-memory files (SQLite creates those with the database file's mode).
+    fn private_files(&self) -> [PathBuf; 4] {
+        let db = self.db();
+        let with = |suffix: &str| {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        [self.root_key(), db.clone(), with("-wal"), with("-shm")]
+    }
+
+    /// Takes group and other access away from the directory (0700) and from the root key and
+    /// the database files (0600), logging each change; refuses when that is not possible (a
+    /// directory or file owned by another user). The CA's files are made owner-only from
+    /// creation; looser modes come from an operator's `chmod`, a copy or a restore, and
+    /// tightening them before the database is opened also keeps SQLite's new `-wal` and `-shm`
+    /// files private (docs/security.md).
+    pub fn secure(&self) -> anyhow::Result<()> {
+        if exists(&self.path)? {
+            tighten(&self.path, DIR_MODE, "data directory")?;
+        }
+        for file in self.private_files() {
+            if exists(&file)? {
+                tighten(&file, FILE_MODE, "data file")?;
+            }
+        }
+        Ok(())
     }
 
     /// For `serve`: checks the directory, then opens its root and database, or creates both
@@ -84,6 +129,7 @@ impl DataDir {
         trust_domain: &TrustDomain,
         now: OffsetDateTime,
     ) -> anyhow::Result<(CaMaterial, RootOrigin, SqliteStore)> {
+        self.secure()?;
         self.finish_interrupted_init()?;
         match self.contents()? {
             Contents::Empty => self.init(external, trust_domain, now),
@@ -99,6 +145,7 @@ impl DataDir {
     /// Opens the store of an initialised data directory (for the admin subcommands), with
     /// the same checks as `open_or_init` and without creating anything.
     pub fn open_existing_store(&self) -> anyhow::Result<SqliteStore> {
+        self.secure()?;
         match self.contents()? {
             Contents::Empty => bail!(
                 "{} holds no CA database; start the CA once with `mtls-ca --data-dir {}` first",
@@ -306,7 +353,55 @@ impl DataDir {
     }
 }
 
+/// Sets `path` to `mode` when group or others have any access to it, logging the change.
+fn tighten(path: &Path, mode: u32, what: &str) -> anyhow::Result<()> {
+    let meta = fs::metadata(path).with_context(|| format!("checking {}", path.display()))?;
+    let old = meta.permissions().mode() & 0o7777;
+    if old & GROUP_OTHER == 0 {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).with_context(|| {
+        format!(
+            "{} is open to group or others (mode {old:o}) and cannot be made owner-only \
+             ({mode:o}); is it owned by another user? Run the CA as its owner, or chown it and \
+             chmod {mode:o}",
+            path.display()
+        )
+    })?;
+    tracing::warn!(
+        event = "permissions_tightened",
+        path = %path.display(),
+        old_mode = %format!("{old:o}"),
+        new_mode = %format!("{mode:o}"),
+        "the {what} {} was open to group or others (mode {old:o}); it is now {mode:o}. If \
+         other users could write here, check the data: mtls-ca audit verify --expect-head",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Refuses an external root key that group or others may access: it signs every certificate
+/// the CA issues. (The CA tightens its own files; an operator's key file is the operator's to
+/// fix.)
+fn check_external_key(key: &Path) -> anyhow::Result<()> {
+    let mode = fs::metadata(key)
+        .with_context(|| format!("checking --root-key {}", key.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & GROUP_OTHER != 0 {
+        bail!(
+            "--root-key {} is open to group or others (mode {mode:o}); the root key signs every \
+             certificate this CA issues and must be readable by its owner only: chmod 600 {}",
+            key.display(),
+            key.display()
+        );
+    }
+    Ok(())
+}
+
 fn load_external(cert: &Path, key: &Path) -> anyhow::Result<CaMaterial> {
+    check_external_key(key)?;
     CaMaterial::load(&files::read(cert)?, &files::read(key)?).with_context(|| {
         format!(
             "loading the root from {} and {}",
@@ -334,4 +429,92 @@ pub fn stored_trust_domain(store: &dyn Store) -> anyhow::Result<TrustDomain> {
         .get_meta("trust_domain")?
         .context("the CA database has no trust domain yet; start the CA once first")?;
     Ok(TrustDomain::parse(&td)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_new_data_directory_is_owner_only_down_to_the_wal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(&tmp.path().join("ca"));
+        dir.ensure().unwrap();
+        let td = TrustDomain::parse("mesh.local").unwrap();
+        let (_, _, store) = dir
+            .open_or_init(None, &td, OffsetDateTime::now_utc())
+            .unwrap();
+        // A write in WAL mode: SQLite creates ca.db-wal and ca.db-shm now.
+        store.init_meta("probe", "1").unwrap();
+        assert_eq!(mode(&dir.path), DIR_MODE);
+        for file in dir.private_files() {
+            assert!(file.exists(), "{}", file.display());
+            assert_eq!(mode(&file), FILE_MODE, "{}", file.display());
+        }
+        assert_eq!(mode(&dir.root_cert()), pki::files::PUBLIC_MODE);
+    }
+
+    #[test]
+    fn loosened_modes_are_tightened_before_the_database_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(&tmp.path().join("ca"));
+        dir.ensure().unwrap();
+        let td = TrustDomain::parse("mesh.local").unwrap();
+        let (_, _, store) = dir
+            .open_or_init(None, &td, OffsetDateTime::now_utc())
+            .unwrap();
+        store.init_meta("probe", "1").unwrap();
+        drop(store);
+        set_mode(&dir.path, 0o777);
+        let files = dir.private_files();
+        for (file, loose) in files.iter().zip([0o640, 0o666, 0o644, 0o604]) {
+            if file.exists() {
+                set_mode(file, loose);
+            }
+        }
+        // The subcommands' path and the service's both tighten.
+        dir.open_existing_store().unwrap();
+        assert_eq!(mode(&dir.path), DIR_MODE);
+        for file in files.iter().filter(|f| f.exists()) {
+            assert_eq!(mode(file), FILE_MODE, "{}", file.display());
+        }
+        set_mode(&dir.path, 0o750);
+        set_mode(&dir.db(), 0o660);
+        dir.open_or_init(None, &td, OffsetDateTime::now_utc())
+            .unwrap();
+        assert_eq!(mode(&dir.path), DIR_MODE);
+        assert_eq!(mode(&dir.db()), FILE_MODE);
+        // The public certificate is left as it is.
+        assert_eq!(mode(&dir.root_cert()), pki::files::PUBLIC_MODE);
+    }
+
+    #[test]
+    fn an_external_root_key_open_to_others_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = CaMaterial::generate_root("External", OffsetDateTime::now_utc()).unwrap();
+        let (cert, key) = (tmp.path().join("ext.crt"), tmp.path().join("ext.key"));
+        fs::write(&cert, root.cert_pem()).unwrap();
+        fs::write(&key, root.key_pem()).unwrap();
+        set_mode(&key, 0o640);
+        let err = load_external(&cert, &key).unwrap_err().to_string();
+        assert!(
+            err.contains("mode 640") && err.contains("chmod 600"),
+            "{err}"
+        );
+        assert_eq!(mode(&key), 0o640, "an operator's file is not changed");
+        set_mode(&key, 0o600);
+        assert_eq!(
+            load_external(&cert, &key).unwrap().fingerprint(),
+            root.fingerprint()
+        );
+    }
 }

@@ -13,6 +13,8 @@ pub enum Kind {
     Forbidden,
     /// No such object (404).
     NotFound,
+    /// The request body is larger than the API accepts (413).
+    PayloadTooLarge,
     /// The object is not in a state that allows it (409).
     Conflict,
     /// Our fault; details are logged, not sent (500).
@@ -25,13 +27,16 @@ pub enum Kind {
 #[derive(Debug, Error)]
 #[error("{message}")]
 pub struct AuthorityError {
+    /// The kind of refusal (the HTTP status follows from it).
     pub kind: Kind,
     /// Stable snake_case code, e.g. `token_used`; also the `reason` label in metrics.
     pub code: &'static str,
+    /// What was refused and how to fix it; sent to the caller, so never an internal cause.
     pub message: String,
 }
 
 impl AuthorityError {
+    /// A refusal of `kind` with a stable `code` and a message for the caller.
     pub fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> Self {
         AuthorityError {
             kind,
@@ -40,14 +45,17 @@ impl AuthorityError {
         }
     }
 
+    /// Malformed or unacceptable input (400).
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Kind::BadRequest, code, message)
     }
 
+    /// Missing, unknown, used or expired credentials (401).
     pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Kind::Unauthenticated, code, message)
     }
 
+    /// Authenticated, but not allowed (403).
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Kind::Forbidden, code, message)
     }

@@ -2,6 +2,8 @@
 //! and the admin operations behind the `mtls-ca` program (crates/mtls, which holds its command
 //! line).
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod api;
 pub mod audit;

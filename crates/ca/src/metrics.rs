@@ -7,11 +7,16 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
+/// The CA's counters, rendered in the Prometheus text format by `/metrics`.
 #[derive(Default)]
 pub struct Metrics {
+    /// Certificates issued against a join token.
     pub issued: AtomicU64,
+    /// Certificates issued by renewal.
     pub renewed: AtomicU64,
+    /// Certificates revoked through the API (lineages included).
     pub revoked: AtomicU64,
+    /// CRLs signed.
     pub crl_generated: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// The API listener's connection counters (refusals, closes, open connections).
@@ -19,6 +24,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts a refused request under its error code.
     pub fn reject(&self, reason: &'static str) {
         let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
         *map.entry(reason).or_insert(0) += 1;

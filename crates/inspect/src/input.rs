@@ -17,12 +17,16 @@ pub const MAX_INPUT_BYTES: usize = 16 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// An X.509 certificate.
     Certificate,
+    /// A PKCS#10 certificate signing request.
     Csr,
+    /// An X.509 certificate revocation list.
     Crl,
 }
 
 impl Kind {
+    /// The PEM label this kind is written with (`CERTIFICATE`, ...).
     pub fn pem_label(self) -> &'static str {
         match self {
             Kind::Certificate => "CERTIFICATE",
@@ -49,7 +53,9 @@ impl fmt::Display for Kind {
 /// One certificate, CSR or CRL found in an input.
 #[derive(Clone, Debug)]
 pub struct Object {
+    /// What it is.
     pub kind: Kind,
+    /// Its DER encoding.
     pub der: Vec<u8>,
     /// The file name, or `-` for stdin.
     pub source: String,
@@ -60,6 +66,7 @@ pub struct Object {
 /// Everything found in one input.
 #[derive(Clone, Debug, Default)]
 pub struct Parsed {
+    /// The objects, in input order.
     pub objects: Vec<Object>,
     /// Blocks that were skipped on purpose (private keys, public keys, parameters).
     pub notes: Vec<String>,
@@ -128,13 +135,16 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Parsed> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         bail!("{name}: the input is empty");
     }
-    let parsed = if contains(bytes, b"-----BEGIN ") {
+    // DER first: a DER object may hold "-----BEGIN " in one of its strings (a subject, a URI),
+    // and must not be read as PEM text because of it. PEM text never parses as DER.
+    let der = parse_der(source, bytes).map(|obj| Parsed {
+        objects: vec![obj],
+        notes: Vec::new(),
+    });
+    let parsed = if der.is_err() && contains(bytes, b"-----BEGIN ") {
         parse_pem(source, bytes)
     } else {
-        parse_der(source, bytes).map(|obj| Parsed {
-            objects: vec![obj],
-            notes: Vec::new(),
-        })
+        der
     };
     parsed.map_err(|e| anyhow!("{name}: {e}"))
 }
@@ -329,6 +339,14 @@ fn parse_pem(source: &str, bytes: &[u8]) -> std::result::Result<Parsed, String> 
 /// Checks that `der` parses as `kind`; returns the object's own bytes (OpenSSL's TRUSTED
 /// CERTIFICATE appends trust settings after the certificate, which are dropped).
 fn check_der(kind: Kind, der: &[u8], allow_trailing: bool) -> std::result::Result<&[u8], String> {
+    // x509-parser reads the outer tag's number only (0x10, 0x70 and 0xf0 pass as a SEQUENCE);
+    // refuse here what `parse_der` refuses, so PEM and DER input agree (found by fuzzing).
+    if der.first() != Some(&0x30) {
+        return Err(format!(
+            "its DER does not start with a SEQUENCE (byte 0x30) but with 0x{:02x}",
+            der.first().copied().unwrap_or_default()
+        ));
+    }
     let rest_len = match kind {
         Kind::Certificate => X509Certificate::from_der(der)
             .map(|(rest, _)| rest.len())
@@ -365,6 +383,50 @@ mod tests {
             e.contains("DER input is not a certificate, CSR or CRL"),
             "{e}"
         );
+    }
+
+    /// A DER certificate whose subject holds "-----BEGIN " was read as PEM and refused ("no
+    /// PEM blocks"). Seen while writing the fuzz target `inspect_input`, whose round trip
+    /// (every object parses again from its own DER) states the rule this test checks.
+    #[test]
+    fn der_holding_a_pem_marker_is_still_der() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, "-----BEGIN CERTIFICATE-----");
+        params.distinguished_name = dn;
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let parsed = parse("x.der", &der).unwrap();
+        assert_eq!(parsed.objects.len(), 1);
+        assert_eq!(parsed.objects[0].kind, Kind::Certificate);
+        assert_eq!(parsed.objects[0].der, der);
+    }
+
+    /// Found by the fuzz target `inspect_input` (docs/fuzzing.md): a CSR whose outer tag is
+    /// 0x10 (SEQUENCE's number without the constructed bit) was shown from PEM, though the same
+    /// bytes as DER are refused.
+    #[test]
+    fn a_pem_block_is_refused_unless_its_der_starts_with_a_sequence() {
+        use base64::Engine as _;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap();
+        for tag in [0x10, 0x70, 0xf0] {
+            let mut der = csr.der().to_vec();
+            der[0] = tag;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+            let pem = format!(
+                "-----BEGIN CERTIFICATE REQUEST-----\n{b64}\n-----END CERTIFICATE REQUEST-----\n"
+            );
+            let e = parse("x", pem.as_bytes()).unwrap_err().to_string();
+            assert!(
+                e.contains("does not start with a SEQUENCE (byte 0x30)"),
+                "0x{tag:02x}: {e}"
+            );
+            assert!(parse("x", &der).is_err(), "0x{tag:02x} as DER");
+        }
     }
 
     #[test]

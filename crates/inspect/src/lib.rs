@@ -4,17 +4,19 @@
 //! command lives in its own module here and writes to the writers it is given, so tests can run
 //! it in-process.
 
+#![warn(missing_docs)]
+
 pub mod input;
 pub mod lint;
 pub mod model;
-pub mod names;
+mod names;
 pub mod remote;
 pub mod render_json;
 pub mod render_text;
 pub mod renewal;
 pub mod show;
-pub mod timefmt;
-pub mod tls_probe;
+mod tls_probe;
+mod validity;
 pub mod verify;
 
 /// How a command ended; the process exit code.
@@ -29,6 +31,7 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// The process exit code (0, 1 or 2).
     pub fn code(self) -> u8 {
         match self {
             Exit::Success => 0,
@@ -41,8 +44,11 @@ impl Exit {
 /// Output format of the commands that have one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Format {
+    /// Human-readable text (the default).
     #[default]
     Text,
+    /// One JSON document with a versioned `schema` name (docs/cli.md).
     Json,
+    /// The objects re-encoded as PEM (`show` only).
     Pem,
 }

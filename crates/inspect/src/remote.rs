@@ -22,17 +22,28 @@ use crate::render_text;
 use crate::tls_probe::{self, Probe, ProbeConfig, ServerResponse};
 use crate::{Exit, Format};
 
+/// What `mtls-inspect remote` was asked to do.
 #[derive(Clone, Debug)]
 pub struct RemoteArgs {
+    /// `HOST:PORT` or `[IPv6]:PORT`.
     pub target: String,
+    /// Server name for SNI and hostname verification (default: HOST).
     pub servername: Option<String>,
+    /// Client certificate chain to present (PEM file).
     pub cert: Option<String>,
+    /// Its private key (PEM file).
     pub key: Option<String>,
+    /// Roots to verify the server's chain with; without them it is shown unverified.
     pub ca_cert: Option<String>,
+    /// The SPIFFE ID the server must present.
     pub spiffe_id: Option<String>,
+    /// The trust domain the server's SPIFFE ID must be in.
     pub trust_domain: Option<String>,
+    /// Bound on connecting, the handshake and waiting for the server's verdict.
     pub timeout: Duration,
+    /// The time to verify at.
     pub at: OffsetDateTime,
+    /// Text or JSON.
     pub format: Format,
     /// Print each certificate in full rather than one line each.
     pub full: bool,
@@ -124,6 +135,8 @@ fn client_key(cert: &str, key: &str) -> Result<Arc<CertifiedKey>> {
     Ok(Arc::new(certified))
 }
 
+/// Runs `remote`: connects, reports the chain, the negotiated parameters and the verdict.
+/// Exit 1 when the handshake failed or the chain is invalid, 2 when the server is unreachable.
 pub fn run(args: &RemoteArgs, out: &mut dyn Write) -> Result<Exit> {
     let (host, port) = split_target(&args.target)?;
     let sni = args.servername.clone().unwrap_or_else(|| host.clone());

@@ -6,28 +6,38 @@ use serde::Serialize;
 
 use crate::model::ObjectView;
 
+/// The `schema` of `show --format json`.
 pub const SHOW_SCHEMA: &str = "mtls-inspect.show/v1";
+/// The `schema` of `verify --format json`.
 pub const VERIFY_SCHEMA: &str = "mtls-inspect.verify/v1";
+/// The `schema` of `lint --format json`.
 pub const LINT_SCHEMA: &str = "mtls-inspect.lint/v1";
+/// The `schema` of `remote --format json`.
 pub const REMOTE_SCHEMA: &str = "mtls-inspect.remote/v1";
+/// The `schema` of `needs-renewal --format json`.
 pub const RENEWAL_SCHEMA: &str = "mtls-inspect.needs-renewal/v1";
 
 /// An input that could not be read or parsed.
 #[derive(Clone, Debug, Serialize)]
 pub struct InputError {
+    /// The file (`-` for stdin).
     pub file: String,
+    /// What went wrong, naming the block and line when there is one.
     pub message: String,
 }
 
 /// The document `show --format json` prints.
 #[derive(Debug, Serialize)]
 pub struct ShowDocument<'a> {
+    /// [`SHOW_SCHEMA`].
     pub schema: &'static str,
     /// The time relative values (status, percent used) refer to.
     pub checked_at: String,
+    /// Every object read, in input order.
     pub objects: &'a [ObjectView],
     /// Blocks skipped on purpose, e.g. private keys.
     pub notes: &'a [String],
+    /// Inputs that could not be read or parsed.
     pub errors: &'a [InputError],
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::model::cert::SansView;
 use crate::model::ext::ExtView;
 use crate::model::{CertView, CrlView, CsrView, ObjectView};
-use crate::timefmt::human_duration;
+use pki::timefmt::human;
 
 const WIDTH: usize = 21;
 
@@ -57,7 +57,7 @@ fn certificate(c: &CertView) -> String {
             c.validity.status.as_str(),
             c.validity.relative,
             c.validity.lifetime_used_percent.floor(),
-            human_duration(time::Duration::seconds(c.validity.lifetime_seconds))
+            human(time::Duration::seconds(c.validity.lifetime_seconds))
         ),
     );
     field(&mut out, i, "Public key", c.public_key.describe());

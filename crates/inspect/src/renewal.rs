@@ -9,15 +9,19 @@ use time::OffsetDateTime;
 
 use crate::input;
 use crate::render_json::{self, RENEWAL_SCHEMA};
-use crate::timefmt::{human_duration, rfc3339};
 use crate::{Exit, Format};
+use pki::timefmt::{human, rfc3339};
 
+/// What `mtls-inspect needs-renewal` was asked to do.
 #[derive(Clone, Debug)]
 pub struct RenewalArgs {
+    /// The certificate file (its first certificate counts); `-` for stdin.
     pub cert: String,
     /// Renew once this share of the lifetime has elapsed (0 to 1).
     pub at_fraction: f64,
+    /// The time to judge at.
     pub at: OffsetDateTime,
+    /// Text or JSON.
     pub format: Format,
 }
 
@@ -37,6 +41,7 @@ struct RenewalDocument {
     elapsed_fraction: f64,
 }
 
+/// Runs `needs-renewal`: exit 0 when renewal is due (or the certificate expired), 1 when not.
 pub fn run(args: &RenewalArgs, out: &mut dyn Write) -> Result<Exit> {
     if !(0.0..=1.0).contains(&args.at_fraction) || args.at_fraction.is_nan() {
         bail!(
@@ -72,7 +77,7 @@ pub fn run(args: &RenewalArgs, out: &mut dyn Write) -> Result<Exit> {
             let line = if at > na {
                 format!(
                     "renewal due: the certificate expired {} ago ({})",
-                    human_duration(at - na),
+                    human(at - na),
                     doc.not_after
                 )
             } else if due {
@@ -80,7 +85,7 @@ pub fn run(args: &RenewalArgs, out: &mut dyn Write) -> Result<Exit> {
                     "renewal due: {} of the lifetime has elapsed; renewal was due at {} ({} ago, at {})",
                     pct(elapsed),
                     doc.renew_at,
-                    human_duration(at - renew_at),
+                    human(at - renew_at),
                     pct(args.at_fraction)
                 )
             } else {
@@ -88,7 +93,7 @@ pub fn run(args: &RenewalArgs, out: &mut dyn Write) -> Result<Exit> {
                     "renewal not due: {} of the lifetime has elapsed; due at {} (in {}, at {})",
                     pct(elapsed),
                     doc.renew_at,
-                    human_duration(renew_at - at),
+                    human(renew_at - at),
                     pct(args.at_fraction)
                 )
             };

@@ -11,11 +11,16 @@ use crate::render_json::{self, InputError, ShowDocument};
 use crate::render_text;
 use crate::{Exit, Format};
 
+/// What `mtls-inspect show` was asked to do.
 #[derive(Clone, Debug)]
 pub struct ShowArgs {
+    /// Files to show (PEM or DER; `-` for stdin).
     pub files: Vec<String>,
+    /// Text, JSON or PEM.
     pub format: Format,
+    /// One line per object.
     pub short: bool,
+    /// The time relative values refer to.
     pub at: OffsetDateTime,
 }
 
@@ -40,7 +45,7 @@ pub fn run(args: &ShowArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         Format::Json => {
             let doc = ShowDocument {
                 schema: render_json::SHOW_SCHEMA,
-                checked_at: crate::timefmt::rfc3339(args.at),
+                checked_at: pki::timefmt::rfc3339(args.at),
                 objects: &views,
                 notes: &notes,
                 errors: &errors,

@@ -16,25 +16,38 @@ use time::OffsetDateTime;
 
 use crate::input::{self, Kind};
 use crate::render_json::{self, VERIFY_SCHEMA};
-use crate::timefmt::{self, rfc3339};
+use crate::validity;
 use crate::{Exit, Format};
+use pki::timefmt::{self, rfc3339};
 
+/// What `mtls-inspect verify` was asked to do.
 #[derive(Clone, Debug)]
 pub struct VerifyArgs {
+    /// The certificate to verify, optionally followed by its intermediates.
     pub cert: String,
+    /// Files of trusted roots.
     pub roots: Vec<String>,
+    /// Files of intermediate certificates.
     pub intermediates: Vec<String>,
+    /// CRL files to check revocation against.
     pub crls: Vec<String>,
+    /// What the certificate must be valid for (selects the EKU).
     pub purpose: Purpose,
+    /// A DNS name or IP address that must be among the certificate's SANs.
     pub hostname: Option<String>,
+    /// The exact SPIFFE ID the certificate must carry.
     pub spiffe_id: Option<String>,
+    /// The trust domain the certificate's SPIFFE ID must be in.
     pub trust_domain: Option<String>,
+    /// Check the intermediates' revocation too.
     pub crl_check_chain: bool,
     /// Signature algorithms (and end-entity keys) accepted; the default is the services'.
     pub algorithms: AlgorithmPolicy,
     /// Add the RFC 5280 checks of `pki::rfc5280` to every certificate of the path.
     pub strict: bool,
+    /// The verification time.
     pub at: OffsetDateTime,
+    /// Text or JSON.
     pub format: Format,
 }
 
@@ -212,6 +225,8 @@ fn read_inputs(args: &VerifyArgs) -> Result<Inputs> {
     })
 }
 
+/// Runs `verify` with the services' verifier (`pki::verify`): exit 0 valid, 1 invalid with the
+/// reason, 2 when an input cannot be read.
 pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<Exit> {
     let inputs = read_inputs(args)?;
     let opts = VerifyOptions {
@@ -315,7 +330,7 @@ fn text(doc: &VerifyDocument, args: &VerifyArgs, not_before: OffsetDateTime) -> 
         s,
         "  Expires:    {} ({})",
         doc.not_after,
-        timefmt::relative(args.at, not_before, not_after)
+        validity::relative(args.at, not_before, not_after)
     );
     let _ = writeln!(s, "  Chain:");
     let last = doc.chain.len().saturating_sub(1);

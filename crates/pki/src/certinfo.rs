@@ -9,28 +9,41 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::error::{PkiError, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// The facts about a certificate the services, the CA and the inspector act on.
 pub struct CertInfo {
     /// Lowercase hex of the serial's content octets, no separators.
     pub serial_hex: String,
+    /// Subject distinguished name.
     pub subject: String,
+    /// Issuer distinguished name.
     pub issuer: String,
+    /// NotBefore.
     pub not_before: OffsetDateTime,
+    /// NotAfter.
     pub not_after: OffsetDateTime,
+    /// URI SANs (an X509-SVID has exactly one, its SPIFFE ID).
     pub uris: Vec<String>,
+    /// DNS SANs.
     pub dns: Vec<String>,
+    /// IP SANs.
     pub ips: Vec<IpAddr>,
+    /// basicConstraints CA:TRUE.
     pub is_ca: bool,
+    /// The EKU allows serverAuth (or there is no EKU).
     pub server_auth: bool,
+    /// The EKU allows clientAuth (or there is no EKU).
     pub client_auth: bool,
     /// Hex SHA-256 of the DER.
     pub fingerprint: String,
     /// Hex SHA-256 of the SubjectPublicKeyInfo DER: identifies the key (the value
     /// `--trust-pin sha256:` takes, and what the CA compares to tell renewal keys apart).
     pub spki_sha256: String,
+    /// The client key: hex SHA-256 of DER IssuerAndSerialNumber (`crate::client_key`).
     pub client_key: String,
 }
 
 impl CertInfo {
+    /// Reads the facts from a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<CertInfo> {
         let (rest, cert) = X509Certificate::from_der(der)
             .map_err(|e| PkiError::Certificate(format!("cannot parse certificate: {e}")))?;
@@ -123,7 +136,7 @@ pub fn key_usage_names(ku: &x509_parser::extensions::KeyUsage) -> Vec<String> {
 }
 
 /// SHA-256 fingerprint, uppercase hex with colons, as `openssl x509 -fingerprint -sha256` shows.
-pub fn colon_hex(hex_lower: &str) -> String {
+pub(crate) fn colon_hex(hex_lower: &str) -> String {
     hex_lower
         .as_bytes()
         .chunks(2)

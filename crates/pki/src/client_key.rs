@@ -1,4 +1,4 @@
-//! The client key of DESIGN §2: hex SHA-256 over the DER of
+//! The client key (docs/design.md §2): hex SHA-256 over the DER of
 //! `IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber INTEGER }` (RFC 5652 §10.2.4),
 //! built from the certificate's own issuer and serial bytes, so anyone can recompute it with
 //! OpenSSL (see docs/security.md).

@@ -8,7 +8,8 @@
 //! applies the same rules to the CRLs it is given.
 //!
 //! A CRL is refused, with a [`CrlError`] naming what is wrong, when:
-//! - it does not parse, or bytes follow it;
+//! - it does not parse, or bytes follow it, or it is not strict DER (rustls-webpki must parse
+//!   it too; a missing nextUpdate, which RFC 5280 5.1.2.5 requires, counts here);
 //! - its outer signatureAlgorithm differs from `tbsCertList.signature` (RFC 5280 5.1.1.2);
 //! - it has no CRL Number, or the CRL Number is critical, negative or longer than 20 octets
 //!   (RFC 5280 5.2.3; `openssl ca -gencrl` omits it unless a crlnumber file is configured);
@@ -51,8 +52,11 @@ pub use reasons::{
 /// One revoked certificate as the store keeps it.
 #[derive(Clone, Debug)]
 pub struct RevokedEntry {
+    /// Serial of the revoked certificate, hex.
     pub serial_hex: String,
+    /// When it was revoked.
     pub revoked_at: OffsetDateTime,
+    /// The RFC 5280 reason name, if any.
     pub reason: Option<String>,
 }
 
@@ -99,10 +103,13 @@ pub fn sign_crl(
 pub struct VerifiedCrl {
     /// Raw DER of the issuer Name (equal to the `issuer` of the certificates it covers).
     pub issuer_raw: Vec<u8>,
+    /// The issuer name, readable.
     pub issuer: String,
     /// Hex SHA-256 of the issuer certificate whose key verified the signature.
     pub issuer_fingerprint: String,
+    /// thisUpdate.
     pub this_update: OffsetDateTime,
+    /// nextUpdate, when present (a CRL past it is stale).
     pub next_update: Option<OffsetDateTime>,
     /// The CRL Number: big-endian octets without leading zeros (`[0]` for zero).
     pub crl_number: Vec<u8>,
@@ -142,6 +149,7 @@ pub fn verify_crl_with_policy(
     let crl_number = check_structure(&crl)?;
     let candidates: Vec<&[u8]> = issuers.iter().map(|c| c.as_ref()).collect();
     let found = find_issuer(&crl, &candidates, policy)?;
+    parse_webpki(&crl, der)?;
     Ok(VerifiedCrl {
         issuer_raw: crl.tbs_cert_list.issuer.as_raw().to_vec(),
         issuer: crl.tbs_cert_list.issuer.to_string(),
@@ -203,6 +211,26 @@ pub(crate) fn parse_strict(
         return Err(CrlError::TrailingData { count: rest.len() });
     }
     Ok(crl)
+}
+
+/// rustls-webpki's parse of the same bytes, after the rules above (whose errors say more).
+/// x509-parser, which the rules read, tolerates encodings DER forbids where the signature does
+/// not reach (it checks a tag's number but not its class, x509-parser issue 248): a CRL whose
+/// outer signatureAlgorithm or signatureValue was re-tagged kept verifying here while
+/// rustls-webpki refused it. A CRL must pass both, so `verify_crl` (the services) and
+/// `TrustStore` (mtls-inspect, the TLS verifiers) never disagree about one.
+pub(crate) fn parse_webpki(
+    crl: &CertificateRevocationList<'_>,
+    der: &[u8],
+) -> std::result::Result<webpki::OwnedCertRevocationList, CrlError> {
+    webpki::OwnedCertRevocationList::from_der(der).map_err(|e| CrlError::NotStrictDer {
+        issuer: crl.tbs_cert_list.issuer.to_string(),
+        reason: if crl.next_update().is_none() {
+            "it has no nextUpdate, which RFC 5280 5.1.2.5 requires".into()
+        } else {
+            crate::verify::webpki_reason(&e)
+        },
+    })
 }
 
 const OID_CRL_NUMBER: &str = "2.5.29.20";
@@ -427,6 +455,7 @@ impl RevokedSet {
         self.by_issuer.contains_key(issuer_raw)
     }
 
+    /// True when the set holds no CRL.
     pub fn is_empty(&self) -> bool {
         self.by_issuer.is_empty()
     }
@@ -441,6 +470,7 @@ impl RevokedSet {
         self.by_issuer.values().map(|c| c.this_update).min()
     }
 
+    /// The CRLs in the set, one per issuer.
     pub fn crls(&self) -> impl Iterator<Item = &VerifiedCrl> {
         self.by_issuer.values()
     }

@@ -7,10 +7,13 @@ use crate::error::PkiError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Curve {
     #[serde(rename = "P-256")]
+    /// NIST P-256 (secp256r1, prime256v1).
     P256,
     #[serde(rename = "P-384")]
+    /// NIST P-384 (secp384r1): the default for keys and roots.
     P384,
     #[serde(rename = "P-521")]
+    /// NIST P-521 (secp521r1).
     P521,
 }
 
@@ -20,6 +23,7 @@ const OID_P384: &str = "1.3.132.0.34";
 const OID_P521: &str = "1.3.132.0.35";
 
 impl Curve {
+    /// The NIST name: `P-256`, `P-384`, `P-521`.
     pub fn name(self) -> &'static str {
         match self {
             Curve::P256 => "P-256",
@@ -37,6 +41,7 @@ impl Curve {
         }
     }
 
+    /// The curve of a named-curve OID (dotted), if it is one of ours.
     pub fn from_oid(oid: &str) -> Option<Curve> {
         match oid {
             OID_P256 => Some(Curve::P256),
@@ -47,7 +52,7 @@ impl Curve {
     }
 
     /// The signature algorithm a key on this curve signs with (hash matched to the curve size).
-    pub fn rcgen_alg(self) -> &'static rcgen::SignatureAlgorithm {
+    pub(crate) fn rcgen_alg(self) -> &'static rcgen::SignatureAlgorithm {
         match self {
             Curve::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             Curve::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
@@ -56,7 +61,7 @@ impl Curve {
     }
 
     /// Length of an uncompressed public point (0x04 || X || Y).
-    pub fn point_len(self) -> usize {
+    pub(crate) fn point_len(self) -> usize {
         match self {
             Curve::P256 => 65,
             Curve::P384 => 97,

@@ -4,13 +4,17 @@
 //! signature algorithm table and policy (`sigalg`) and the RFC 5280 profile checks (`rfc5280`).
 //! No async, no network.
 
+#![warn(missing_docs)]
+
 pub mod certinfo;
 pub mod client_key;
 pub mod clock;
 pub mod crl;
 pub mod csr;
+/// The ECDSA curves mtls-mesh issues and accepts.
 pub mod curve;
 pub mod duration;
+/// [`PkiError`], the errors of the key, CSR and issuance operations.
 pub mod error;
 pub mod files;
 pub mod keys;

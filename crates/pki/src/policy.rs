@@ -32,27 +32,37 @@ impl Default for IssuancePolicy {
 /// What the authority decided to certify, after authorisation.
 #[derive(Clone, Debug)]
 pub struct LeafRequest<'a> {
+    /// The identity to certify (the only URI SAN).
     pub spiffe_id: &'a SpiffeId,
+    /// The DNS SANs the operator authorised.
     pub dns: &'a [String],
+    /// The IP SANs the operator authorised.
     pub ips: &'a [IpAddr],
     /// DER SubjectPublicKeyInfo from a verified CSR.
     pub spki_der: &'a [u8],
+    /// The lifetime (NotAfter is clamped to the issuer's).
     pub ttl: Duration,
+    /// The issuance time.
     pub now: OffsetDateTime,
 }
 
 /// A freshly signed leaf.
 #[derive(Clone, Debug)]
 pub struct IssuedCert {
+    /// The certificate, DER.
     pub der: Vec<u8>,
+    /// The certificate, PEM.
     pub pem: String,
+    /// Serial, lowercase hex.
     pub serial_hex: String,
+    /// NotBefore (backdated for clock skew).
     pub not_before: OffsetDateTime,
+    /// NotAfter.
     pub not_after: OffsetDateTime,
 }
 
 impl IssuancePolicy {
-    /// Signs the leaf of DESIGN §2: CA:FALSE, KeyUsage digitalSignature (critical), EKU
+    /// Signs the leaf of docs/design.md §2: CA:FALSE, KeyUsage digitalSignature (critical), EKU
     /// serverAuth + clientAuth, exactly one URI SAN (the SPIFFE ID) plus the authorised DNS/IP
     /// SANs, random 20-octet serial, AKI and SKI, NotAfter clamped to the issuer's.
     pub fn issue(&self, req: &LeafRequest<'_>, ca: &CaMaterial) -> Result<IssuedCert> {

@@ -19,59 +19,88 @@ use x509_parser::prelude::X509Certificate;
 
 use crate::certinfo::key_usage_names;
 use crate::sigalg::{self, AlgorithmPolicy};
-use crate::verify::rfc3339;
+use crate::timefmt::rfc3339_ref as rfc3339;
 
 /// One RFC 5280 rule broken by one certificate. The message is a predicate for the
 /// certificate (`"has no authorityKeyIdentifier; ..."`), so callers prefix who it is.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rfc5280Violation {
+    /// No authorityKeyIdentifier on a certificate other than a self-signed root.
     #[error(
         "has no authorityKeyIdentifier; RFC 5280 4.2.1.1 requires it on every certificate but a \
          self-signed root"
     )]
     AkiMissing,
+    /// authorityKeyIdentifier marked critical.
     #[error("marks authorityKeyIdentifier critical; RFC 5280 4.2.1.1 requires it non-critical")]
     AkiCritical,
+    /// A CA certificate without subjectKeyIdentifier.
     #[error("is a CA certificate without subjectKeyIdentifier, which RFC 5280 4.2.1.2 requires")]
     SkiMissing,
+    /// subjectKeyIdentifier marked critical.
     #[error("marks subjectKeyIdentifier critical; RFC 5280 4.2.1.2 requires it non-critical")]
     SkiCritical,
+    /// An empty subject with a non-critical subjectAltName.
     #[error(
         "has an empty subject and a non-critical subjectAltName; RFC 5280 4.1.2.6 and 4.2.1.6 \
          require subjectAltName to be critical then"
     )]
     SanNotCriticalWithEmptySubject,
+    /// An empty subject and no subjectAltName.
     #[error(
         "has an empty subject and no subjectAltName; RFC 5280 4.1.2.6 requires the identity in \
          a critical subjectAltName then"
     )]
     SanMissingWithEmptySubject,
+    /// A subject and a critical subjectAltName.
     #[error(
         "has a subject and marks subjectAltName critical; RFC 5280 4.2.1.6 says it should be \
          non-critical when the subject is not empty"
     )]
     SanCriticalWithSubject,
+    /// A DNS SAN outside the preferred name syntax.
     #[error(
         "has the DNS SAN {name:?}, which is not a valid host name: {reason} (RFC 5280 4.2.1.6: \
          the preferred name syntax, letters, digits and hyphens)"
     )]
-    InvalidDnsName { name: String, reason: String },
+    InvalidDnsName {
+        /// The DNS name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A root that does not sign itself.
     #[error("is not self-signed: {detail} (RFC 5280 6.2: a trust anchor signs itself)")]
-    RootSelfSignature { detail: String },
+    RootSelfSignature {
+        /// Why the signature does not verify.
+        detail: String,
+    },
+    /// A root without CA:TRUE.
     #[error("lacks basicConstraints CA:TRUE (RFC 5280 4.2.1.9)")]
     RootNotCa,
+    /// A root without keyUsage.
     #[error("has no keyUsage extension; RFC 5280 4.2.1.3 requires keyCertSign on a CA key that signs certificates")]
     RootKeyUsageMissing,
+    /// A root whose keyUsage lacks keyCertSign.
     #[error("has a keyUsage without keyCertSign (it has [{}]) (RFC 5280 4.2.1.3)", .present.join(", "))]
-    RootNoKeyCertSign { present: Vec<String> },
+    RootNoKeyCertSign {
+        /// The key usages present.
+        present: Vec<String>,
+    },
+    /// A root past its NotAfter.
     #[error("expired at {}, checked at {} (RFC 5280 4.1.2.5)", rfc3339(.not_after), rfc3339(.checked_at))]
     RootExpired {
+        /// Its NotAfter.
         not_after: OffsetDateTime,
+        /// The time checked at.
         checked_at: OffsetDateTime,
     },
+    /// A root before its NotBefore.
     #[error("is not valid until {}, checked at {} (RFC 5280 4.1.2.5)", rfc3339(.not_before), rfc3339(.checked_at))]
     RootNotYetValid {
+        /// Its NotBefore.
         not_before: OffsetDateTime,
+        /// The time checked at.
         checked_at: OffsetDateTime,
     },
 }
@@ -100,8 +129,10 @@ impl Rfc5280Violation {
 
 /// Where a certificate sits in a validated path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PathRole {
+pub(crate) enum PathRole {
+    /// The certificate verified (the leaf).
     EndEntity,
+    /// A CA between the leaf and the root.
     Intermediate,
     /// The trust anchor.
     Root,
@@ -109,7 +140,7 @@ pub enum PathRole {
 
 /// Every strict check for `cert` in `role`: key identifiers, SAN rules, DNS names and, for the
 /// root, the trust-anchor sanity checks at `at` with the signature `policy`.
-pub fn path_violations(
+pub(crate) fn path_violations(
     cert: &X509Certificate<'_>,
     role: PathRole,
     at: OffsetDateTime,
@@ -205,6 +236,9 @@ pub fn dns_name_problem(name: &str) -> Option<String> {
             name.len()
         ));
     }
+    if name == "*" {
+        return Some("a wildcard needs a name after it (*.example.com)".into());
+    }
     for (i, label) in name.split('.').enumerate() {
         if i == 0 && label == "*" {
             continue;
@@ -235,7 +269,7 @@ pub fn dns_name_problem(name: &str) -> Option<String> {
 
 /// The trust-anchor checks webpki skips (it uses only a root's name and key): it signs
 /// itself, is a CA allowed to sign certificates, and is within its validity period at `at`.
-pub fn root_sanity(
+pub(crate) fn root_sanity(
     cert: &X509Certificate<'_>,
     at: OffsetDateTime,
     policy: AlgorithmPolicy,
@@ -298,6 +332,7 @@ mod tests {
             ("my_host.example", "the character '_' is not allowed"),
             ("a b", "the character ' ' is not allowed"),
             ("", "it is empty"),
+            ("*", "a wildcard needs a name after it"),
             ("a..b", "it has an empty label"),
             ("example.", "it has an empty label"),
             (

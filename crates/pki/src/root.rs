@@ -16,7 +16,7 @@ use crate::curve::Curve;
 use crate::error::{PkiError, Result};
 use crate::{keys, pem, serial};
 
-/// Ten years, the root lifetime of DESIGN §1.
+/// Ten years, the lifetime of the root `mtls-ca` creates (docs/cli.md).
 pub const ROOT_LIFETIME: Duration = Duration::days(3650);
 
 /// A CA certificate with its signing key. The key never leaves this value.
@@ -110,10 +110,12 @@ impl CaMaterial {
         })
     }
 
+    /// The CA certificate, DER.
     pub fn cert_der(&self) -> &CertificateDer<'static> {
         &self.cert_der
     }
 
+    /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> String {
         pem::encode("CERTIFICATE", &self.cert_der)
     }
@@ -128,14 +130,17 @@ impl CaMaterial {
         crate::sha256_hex(&self.cert_der)
     }
 
+    /// The curve of the CA's key.
     pub fn curve(&self) -> Curve {
         self.curve
     }
 
+    /// The CA certificate's NotAfter (no leaf outlives it).
     pub fn not_after(&self) -> OffsetDateTime {
         self.not_after
     }
 
+    /// The rcgen issuer that signs certificates and CRLs with this key.
     pub fn issuer(&self) -> &Issuer<'static, KeyPair> {
         &self.issuer
     }

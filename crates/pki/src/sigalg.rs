@@ -21,23 +21,37 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::curve::Curve;
 
+/// ecdsa-with-SHA256.
 pub const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+/// ecdsa-with-SHA384.
 pub const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
+/// ecdsa-with-SHA512.
 pub const OID_ECDSA_SHA512: &str = "1.2.840.10045.4.3.4";
+/// sha256WithRSAEncryption.
 pub const OID_RSA_SHA256: &str = "1.2.840.113549.1.1.11";
+/// sha384WithRSAEncryption.
 pub const OID_RSA_SHA384: &str = "1.2.840.113549.1.1.12";
+/// sha512WithRSAEncryption.
 pub const OID_RSA_SHA512: &str = "1.2.840.113549.1.1.13";
+/// RSASSA-PSS (known by name, never verified here).
 pub const OID_RSA_PSS: &str = "1.2.840.113549.1.1.10";
+/// Ed25519.
 pub const OID_ED25519: &str = "1.3.101.112";
+/// Ed448 (known by name, never verified here).
 pub const OID_ED448: &str = "1.3.101.113";
+/// id-ecPublicKey: the key algorithm of every EC key.
 pub const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+/// rsaEncryption: the key algorithm of RSA keys.
 pub const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 
 /// The hash of a signature algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hash {
+    /// SHA-256.
     Sha256,
+    /// SHA-384.
     Sha384,
+    /// SHA-512.
     Sha512,
 }
 
@@ -48,6 +62,7 @@ pub enum SignatureKind {
     Ecdsa(Hash),
     /// RSA PKCS#1 v1.5 with a SHA-2 hash.
     RsaPkcs1(Hash),
+    /// Ed25519 (PureEdDSA).
     Ed25519,
     /// Known by name only (SHA-1, MD5, RSA-PSS, Ed448): never verified here.
     NameOnly,
@@ -140,12 +155,16 @@ pub fn signature_kind(oid: &str) -> Option<SignatureKind> {
 /// A public key, as far as signature checking cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyKind {
+    /// An EC key on one of our curves.
     Ec(Curve),
     /// An EC key on a curve mtls-mesh does not use (named by OID).
     EcOther(String),
+    /// An RSA key.
     Rsa {
+        /// Modulus size in bits.
         bits: usize,
     },
+    /// An Ed25519 key.
     Ed25519,
     /// Any other algorithm (named by OID).
     Other(String),
@@ -285,18 +304,34 @@ impl FromStr for AlgorithmPolicy {
 /// Why a signature could not be checked or did not verify.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AlgorithmError {
+    /// An algorithm this verifier does not implement.
     #[error("signature algorithm {algorithm} is not one this verifier implements")]
-    Unsupported { algorithm: String },
+    Unsupported {
+        /// The signature algorithm, by name.
+        algorithm: String,
+    },
+    /// An algorithm that does not fit the signer's key.
     #[error("signature algorithm {algorithm} does not fit {key}")]
-    KeyMismatch { algorithm: String, key: KeyKind },
+    KeyMismatch {
+        /// The signature algorithm, by name.
+        algorithm: String,
+        /// The signer's key.
+        key: KeyKind,
+    },
+    /// An algorithm the policy does not allow.
     #[error("signature algorithm {algorithm} with {key} is not allowed by the {policy} algorithm policy (it accepts {})", .policy.describe())]
     NotAllowed {
+        /// The signature algorithm, by name.
         algorithm: String,
+        /// The signer's key.
         key: KeyKind,
+        /// The algorithm policy in force.
         policy: AlgorithmPolicy,
     },
+    /// The public key does not parse.
     #[error("the public key cannot be parsed")]
     BadKey,
+    /// The signature does not verify.
     #[error("the signature does not verify")]
     BadSignature,
 }

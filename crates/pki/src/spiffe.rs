@@ -10,7 +10,9 @@ use std::str::FromStr;
 
 use crate::error::PkiError;
 
+/// Longest SPIFFE ID, in bytes (SPIFFE ID specification 2.3).
 pub const MAX_ID_LEN: usize = 2048;
+/// Longest trust domain name, in bytes (SPIFFE ID specification 2.1).
 pub const MAX_TRUST_DOMAIN_LEN: usize = 255;
 const SCHEME: &str = "spiffe://";
 
@@ -39,6 +41,8 @@ fn err(id: &str, reason: impl Into<String>) -> PkiError {
 }
 
 impl TrustDomain {
+    /// Parses a trust domain name (`mesh.local`): lowercase letters, digits, `.`, `-`, `_`; no
+    /// port, no user info.
     pub fn parse(name: &str) -> Result<Self, PkiError> {
         let full = format!("{SCHEME}{name}");
         Self::check(name, &full)?;
@@ -80,6 +84,7 @@ impl TrustDomain {
         Ok(())
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -99,6 +104,8 @@ impl TrustDomain {
 }
 
 impl SpiffeId {
+    /// Parses a SPIFFE ID strictly (the rules of the SPIFFE ID specification; see the module
+    /// documentation), naming the rule broken.
     pub fn parse(id: &str) -> Result<Self, PkiError> {
         if id.is_empty() {
             return Err(err(id, "it is empty"));
@@ -164,6 +171,7 @@ impl SpiffeId {
         })
     }
 
+    /// Its trust domain.
     pub fn trust_domain(&self) -> &TrustDomain {
         &self.trust_domain
     }

@@ -38,47 +38,83 @@ use crate::spiffe::{SpiffeId, TrustDomain};
 /// what the rule requires; [`SvidViolation::code`] is a stable name.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SvidViolation {
+    /// No URI SAN, so no SPIFFE ID.
     #[error("certificate has no URI SAN, so no SPIFFE ID; an X509-SVID carries exactly one")]
     NoUriSan,
+    /// More than one URI SAN.
     #[error("certificate has {} URI SANs [{}]; an X509-SVID carries exactly one", .uris.len(), .uris.join(", "))]
-    MultipleUriSans { uris: Vec<String> },
+    MultipleUriSans {
+        /// The URI SANs found.
+        uris: Vec<String>,
+    },
+    /// The URI SAN is not a valid SPIFFE ID.
     #[error("URI SAN {uri} is not a valid SPIFFE ID: {reason}")]
-    InvalidSpiffeId { uri: String, reason: String },
+    InvalidSpiffeId {
+        /// The URI SAN.
+        uri: String,
+        /// The SPIFFE ID rule it breaks.
+        reason: String,
+    },
+    /// A leaf marked CA:TRUE.
     #[error("certificate has basicConstraints CA:TRUE; a leaf X509-SVID must not be a CA")]
     CaLeaf,
+    /// No keyUsage extension.
     #[error(
         "certificate has no keyUsage extension; an X509-SVID must have a critical keyUsage with \
          digitalSignature"
     )]
     KeyUsageMissing,
+    /// keyUsage is not critical.
     #[error("keyUsage is not marked critical; an X509-SVID must mark it critical")]
     KeyUsageNotCritical,
+    /// keyUsage lacks digitalSignature.
     #[error(
         "key usage lacks digitalSignature (it has [{}]); a TLS 1.3 ECDSA end-entity certificate \
          must be able to sign, and SPIFFE X509-SVIDs require digitalSignature",
         .present.join(", ")
     )]
-    NoDigitalSignature { present: Vec<String> },
+    NoDigitalSignature {
+        /// The key usages present.
+        present: Vec<String>,
+    },
+    /// A leaf whose keyUsage allows keyCertSign or cRLSign.
     #[error(
         "key usage allows {usage} (it has [{}]); keyCertSign and cRLSign belong on CA \
          certificates, never on an end-entity certificate",
         .present.join(", ")
     )]
     CaKeyUsage {
+        /// The CA usage found (`keyCertSign` or `cRLSign`).
         usage: &'static str,
+        /// The key usages present.
         present: Vec<String>,
     },
+    /// A signing certificate's SPIFFE ID has a path.
     #[error(
         "signing certificate carries the SPIFFE ID {id}, which has a path; a signing \
          certificate's SPIFFE ID must be the trust domain alone (spiffe://{trust_domain})"
     )]
-    SigningIdHasPath { id: String, trust_domain: String },
+    SigningIdHasPath {
+        /// The SPIFFE ID found.
+        id: String,
+        /// Its trust domain.
+        trust_domain: String,
+    },
+    /// A signing certificate without CA:TRUE.
     #[error("signing certificate lacks basicConstraints CA:TRUE")]
     SigningNotCa,
+    /// A signing certificate's keyUsage lacks keyCertSign.
     #[error("signing certificate's key usage lacks keyCertSign (it has [{}])", .present.join(", "))]
-    SigningNoKeyCertSign { present: Vec<String> },
+    SigningNoKeyCertSign {
+        /// The key usages present.
+        present: Vec<String>,
+    },
+    /// An extension appears twice.
     #[error("certificate has the {extension} extension more than once")]
-    DuplicateExtension { extension: &'static str },
+    DuplicateExtension {
+        /// The extension, by name.
+        extension: &'static str,
+    },
 }
 
 impl SvidViolation {
@@ -136,6 +172,7 @@ impl SvidRules {
         }
     }
 
+    /// Whether a certificate without a SPIFFE ID is refused.
     pub fn requires_spiffe_id(&self) -> bool {
         self.require_spiffe_id
     }

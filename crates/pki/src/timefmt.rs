@@ -14,18 +14,46 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     utc.format(&Rfc3339).unwrap_or_else(|_| utc.to_string())
 }
 
+/// [`rfc3339`] as a serde serializer, for JSON documents:
+/// `#[serde(serialize_with = "pki::timefmt::serialize")]`.
+pub fn serialize<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+/// [`serialize`] for an optional time (`null` when absent).
+pub fn serialize_option<S: serde::Serializer>(
+    t: &Option<OffsetDateTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => serialize(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// [`rfc3339`] for a borrowed time (the fields `thiserror` messages hand over).
+pub(crate) fn rfc3339_ref(t: &OffsetDateTime) -> String {
+    rfc3339(*t)
+}
+
 /// Parses an RFC 3339 time (any offset).
 pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s.trim(), &Rfc3339)
         .map_err(|e| format!("{s:?} is not an RFC 3339 time like 2026-01-01T00:00:00Z: {e}"))
 }
 
-/// A duration in its two largest non-zero units: `1d 2h`, `59m 59s`, `3h`, `0s`. The sign is
-/// dropped (callers say "ago" or "in").
+/// A duration in its two largest non-zero units: `1d 2h`, `59m 59s`, `3h`, `0s`; below a second
+/// in whole milliseconds (`10ms`, the one sub-second floor a setting has). The sign is dropped
+/// (callers say "ago" or "in").
 pub fn human(d: Duration) -> String {
     let mut secs = d.whole_seconds().unsigned_abs();
     if secs == 0 {
-        return "0s".into();
+        let millis = d.whole_milliseconds().unsigned_abs();
+        return if millis == 0 {
+            "0s".into()
+        } else {
+            format!("{millis}ms")
+        };
     }
     let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
     let mut parts = Vec::new();
@@ -77,12 +105,38 @@ mod tests {
     }
 
     #[test]
+    fn json_times_are_the_same_text() {
+        #[derive(serde::Serialize)]
+        struct Doc {
+            #[serde(serialize_with = "serialize")]
+            at: OffsetDateTime,
+            #[serde(serialize_with = "serialize_option")]
+            maybe: Option<OffsetDateTime>,
+            #[serde(serialize_with = "serialize_option")]
+            never: Option<OffsetDateTime>,
+        }
+        let t = datetime!(2026-01-01 01:30:15.5 +01:00);
+        let json = serde_json::to_string(&Doc {
+            at: t,
+            maybe: Some(t),
+            never: None,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"at":"2026-01-01T00:30:15Z","maybe":"2026-01-01T00:30:15Z","never":null}"#
+        );
+    }
+
+    #[test]
     fn human_durations_keep_two_units() {
         assert_eq!(human(Duration::ZERO), "0s");
         assert_eq!(human(Duration::seconds(3599)), "59m 59s");
         assert_eq!(human(Duration::seconds(3600)), "1h");
         assert_eq!(human(Duration::seconds(93_784)), "1d 2h");
         assert_eq!(human(Duration::seconds(-90)), "1m 30s");
+        assert_eq!(human(Duration::milliseconds(10)), "10ms");
+        assert_eq!(human(Duration::milliseconds(1500)), "1s");
         assert_eq!(human_std(StdDuration::from_millis(1500)), "1s");
     }
 

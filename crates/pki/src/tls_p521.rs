@@ -1,4 +1,4 @@
-//! secp521r1 (P-521) ECDHE for rustls, which ships no such group (see PITFALLS.md).
+//! secp521r1 (P-521) ECDHE for rustls, which ships no such group (docs/design.md, "Crate traps").
 //!
 //! Built on aws-lc-rs `agreement::ECDH_P521`. TLS 1.3 allows only the uncompressed point form
 //! (RFC 8446 §4.2.8.2), while aws-lc-rs also accepts compressed points, so any key share that is

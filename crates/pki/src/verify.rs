@@ -25,8 +25,8 @@ use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use time::OffsetDateTime;
 use webpki::{
     CertRevocationList, EndEntityCert, ExpirationPolicy, ExtendedKeyUsageValidator,
-    KeyPurposeIdIter, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
-    RevocationOptionsBuilder, UnknownStatusPolicy,
+    KeyPurposeIdIter, KeyUsage, RevocationCheckDepth, RevocationOptionsBuilder,
+    UnknownStatusPolicy,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -43,7 +43,7 @@ mod error;
 mod explain;
 mod signature;
 
-pub use error::{rfc3339, VerifyError};
+pub use error::VerifyError;
 
 pub use explain::eku_names;
 use explain::Context;
@@ -140,6 +140,7 @@ impl Default for RevocationPolicy {
 pub struct VerifyOptions<'a> {
     /// The time at which the certificates must be valid (usually now).
     pub time: OffsetDateTime,
+    /// Server or client (selects the EKU required).
     pub purpose: Purpose,
     /// A DNS name or an IP address that must be in the certificate's SANs.
     pub hostname: Option<&'a str>,
@@ -162,6 +163,7 @@ impl VerifyOptions<'_> {
 /// One certificate of a verified path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainEntry {
+    /// Subject distinguished name.
     pub subject: String,
     /// Hex SHA-256 of the DER.
     pub fingerprint: String,
@@ -177,10 +179,13 @@ pub struct Verified {
     pub spiffe_id: Option<SpiffeId>,
     /// The path: end entity, the intermediates used, and the root last.
     pub chain: Vec<ChainEntry>,
+    /// The purpose verified for.
     pub purpose: Purpose,
+    /// The hostname verified, if one was required.
     pub hostname: Option<String>,
     /// True when a CRL from the end entity's issuer was consulted.
     pub revocation_checked: bool,
+    /// The verification time.
     pub checked_at: OffsetDateTime,
     /// Things that do not make the path invalid for webpki but that a human should know
     /// (for example an expired root: webpki, like rustls, does not check root validity).
@@ -236,6 +241,7 @@ struct Crl {
 pub struct TrustOptions {
     /// Signature algorithms for certificates and CRLs, and the end-entity key types.
     pub algorithms: AlgorithmPolicy,
+    /// What happens when a CRL does not cover a certificate.
     pub revocation: RevocationPolicy,
     /// Adds the RFC 5280 checks of `pki::rfc5280` (key identifiers, SAN criticality, DNS name
     /// syntax, root sanity) to every certificate of the path.
@@ -328,8 +334,7 @@ impl TrustStore {
                 crate::crl::find_issuer(&parsed, &root_ders, options.algorithms)
                     .map_err(refused)?;
             }
-            let owned = OwnedCertRevocationList::from_der(der)
-                .map_err(|e| malformed(&what, webpki_reason(&e)))?;
+            let owned = crate::crl::parse_webpki(&parsed, der).map_err(refused)?;
             store.crls.push(Crl {
                 what,
                 der: der.to_vec(),
@@ -528,7 +533,7 @@ impl TrustStore {
                 warnings.push(format!(
                     "root {} expired at {} (webpki and rustls do not check root validity)",
                     root.subject,
-                    rfc3339(&root.not_after)
+                    crate::timefmt::rfc3339(root.not_after)
                 ));
             }
         }
@@ -663,7 +668,7 @@ fn malformed(what: &str, reason: impl Into<String>) -> VerifyError {
     }
 }
 
-fn webpki_reason(e: &webpki::Error) -> String {
+pub(crate) fn webpki_reason(e: &webpki::Error) -> String {
     match e {
         webpki::Error::BadDer => "invalid DER encoding".into(),
         webpki::Error::BadDerTime => "invalid DER time".into(),

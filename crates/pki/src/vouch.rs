@@ -15,22 +15,37 @@ use crate::verify::signature_verifies;
 /// Why a cross-certificate does not vouch for a root.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum CrossCertError {
+    /// The cross-certificate does not parse.
     #[error("the cross-certificate cannot be parsed")]
     Unparsable,
+    /// It lacks basicConstraints CA:TRUE.
     #[error("the cross-certificate is not a CA certificate (basicConstraints CA:TRUE is missing)")]
     NotCa,
+    /// Its keyUsage does not allow keyCertSign.
     #[error("the cross-certificate's KeyUsage does not allow keyCertSign")]
     NoKeyCertSign,
+    /// Its issuer is not a root already trusted.
     #[error("the cross-certificate is issued by {issuer}, which is not a trusted root")]
-    UntrustedIssuer { issuer: String },
+    UntrustedIssuer {
+        /// The issuer named in the cross-certificate.
+        issuer: String,
+    },
+    /// Its signature does not verify with the trusted root's key.
     #[error("the cross-certificate's signature does not verify with the trusted root {issuer}")]
-    BadSignature { issuer: String },
+    BadSignature {
+        /// The issuer named in the cross-certificate.
+        issuer: String,
+    },
+    /// It is outside its validity period.
     #[error(
         "the cross-certificate is not valid now ({now}): valid from {not_before} to {not_after}"
     )]
     NotValidNow {
+        /// The time checked at.
         now: OffsetDateTime,
+        /// Its NotBefore.
         not_before: OffsetDateTime,
+        /// Its NotAfter.
         not_after: OffsetDateTime,
     },
 }

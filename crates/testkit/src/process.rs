@@ -1,6 +1,7 @@
 //! Child processes for end-to-end tests: every output line is kept and can be awaited with a
 //! timeout; the child is killed when the handle drops.
 
+use std::borrow::BorrowMut;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -39,8 +40,10 @@ fn pump(stream: impl Read + Send + 'static, is_stdout: bool, shared: Shared, ech
 }
 
 impl Proc {
-    /// Spawns `cmd` with piped stdout and stderr. Set `MESH_TEST_ECHO=1` to mirror output.
-    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+    /// Spawns `cmd` (a `Command` or the `&mut Command` a builder chain returns) with piped
+    /// stdout and stderr. Set `MESH_TEST_ECHO=1` to mirror output.
+    pub fn spawn(name: &str, mut cmd: impl BorrowMut<Command>) -> Proc {
+        let cmd = cmd.borrow_mut();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -217,7 +220,11 @@ impl Drop for Proc {
 
 /// Runs a command to completion within `timeout`; returns (exit status, stdout, stderr-merged
 /// output). Panics on timeout.
-pub fn run(name: &str, cmd: Command, timeout: Duration) -> (ExitStatus, String, String) {
+pub fn run(
+    name: &str,
+    cmd: impl BorrowMut<Command>,
+    timeout: Duration,
+) -> (ExitStatus, String, String) {
     let mut p = Proc::spawn(name, cmd);
     let status = p
         .wait_exit(timeout)

@@ -1,4 +1,4 @@
-// A minimal Go crypto/tls mTLS server, the peer of design note 004, used by
+// A minimal Go crypto/tls mTLS server, the Go peer of docs/design.md §1 (note 004), used by
 // scripts/bench-peers.sh to compare against mtls-server with the same certificates.
 package main
 

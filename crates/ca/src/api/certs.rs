@@ -1,17 +1,16 @@
 //! `GET /api/v1/certs`: every issued certificate with its status, for the admin identity.
 
+use super::{blocking, ApiError, AppState, PeerCert};
 use axum::extract::{Extension, State};
 use axum::Json;
-use time::OffsetDateTime;
-
-use super::{blocking, ApiError, AppState, PeerCert};
 
 pub async fn list(
     State(authority): State<AppState>,
     Extension(peer): Extension<PeerCert>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let now = OffsetDateTime::now_utc();
-    let records = blocking(move || authority.list(peer.der(), now)).await?;
+    let listing = authority.clone();
+    let records = blocking(move || listing.list(peer.der())).await?;
+    let now = authority.now();
     let certs: Vec<serde_json::Value> = records
         .iter()
         .map(|r| {

@@ -1,11 +1,9 @@
 //! Unauthenticated endpoints: root, bundle, CRL, health and metrics.
 
+use super::{blocking, ApiError, AppState};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use time::OffsetDateTime;
-
-use super::{blocking, ApiError, AppState};
 
 pub async fn ca(State(authority): State<AppState>) -> impl IntoResponse {
     (
@@ -22,7 +20,7 @@ pub async fn bundle(State(authority): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn crl(State(authority): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let der = blocking(move || authority.crl(OffsetDateTime::now_utc())).await?;
+    let der = blocking(move || authority.crl()).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/pkix-crl")],
         der.as_ref().clone(),
@@ -32,14 +30,12 @@ pub async fn crl(State(authority): State<AppState>) -> Result<impl IntoResponse,
 /// 200 `{"status":"ok"}` only when the database file is still the one opened and a write
 /// commits; otherwise 503 with the reason (see `Authority::health`).
 pub async fn healthz(State(authority): State<AppState>) -> Response {
-    let verdict = tokio::task::spawn_blocking(move || {
-        authority.health(std::time::Instant::now(), OffsetDateTime::now_utc())
-    })
-    .await
-    .unwrap_or_else(|e| {
-        tracing::error!(error = %e, "health probe task failed");
-        Err("the health probe failed (see the CA log)".into())
-    });
+    let verdict = tokio::task::spawn_blocking(move || authority.health())
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "health probe task failed");
+            Err("the health probe failed (see the CA log)".into())
+        });
     let (status, body) = match verdict {
         Ok(()) => (StatusCode::OK, serde_json::json!({"status": "ok"})),
         Err(reason) => (
@@ -60,7 +56,7 @@ pub async fn metrics(State(authority): State<AppState>) -> impl IntoResponse {
         let head = authority.audit_head_seq().ok();
         authority
             .metrics
-            .render(authority.ca().not_after(), OffsetDateTime::now_utc(), head)
+            .render(authority.ca().not_after(), authority.now(), head)
     })
     .await
     .unwrap_or_else(|e| {

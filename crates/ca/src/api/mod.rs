@@ -1,5 +1,6 @@
-//! The HTTPS JSON API of DESIGN §4, one file per endpoint group.
+//! The HTTPS JSON API (docs/ca-api.md, docs/design.md §4), one file per endpoint group.
 
+mod body_check;
 mod certs;
 mod info;
 mod revoke;
@@ -18,6 +19,8 @@ use serde::de::DeserializeOwned;
 use crate::authority::Authority;
 use crate::error::{AuthorityError, Kind};
 
+pub use body_check::{check_body, CheckedBody, Endpoint};
+
 /// Request bodies larger than this are refused with 413 before they are parsed.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Oversized bodies up to this size are read and discarded before the 413 is sent.
@@ -28,13 +31,16 @@ const DRAIN_LIMIT: usize = 1024 * 1024;
 pub struct PeerCert(pub Option<Arc<CertificateDer<'static>>>);
 
 impl PeerCert {
+    /// The certificate's DER, when the client presented one.
     pub fn der(&self) -> Option<&[u8]> {
         self.0.as_deref().map(|c| c.as_ref())
     }
 }
 
+/// The router's state: the authority every handler asks.
 pub type AppState = Arc<Authority>;
 
+/// The API: every endpoint of docs/ca-api.md, and a JSON 404 for anything else.
 pub fn router(authority: AppState) -> Router {
     Router::new()
         .route("/api/v1/sign", post(sign::sign))
@@ -75,14 +81,10 @@ impl IntoResponse for ApiError {
             Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        let status = if self.0.code == "body_too_large" {
-            StatusCode::PAYLOAD_TOO_LARGE
-        } else {
-            status
         };
         let body = serde_json::json!({"error": {"code": self.0.code, "message": self.0.message}});
         (
@@ -102,10 +104,7 @@ pub async fn read_json<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let too_large = || {
         authority.metrics.reject("body_too_large");
-        ApiError(AuthorityError::bad_request(
-            "body_too_large",
-            format!("request body exceeds the {} KiB limit", MAX_BODY / 1024),
-        ))
+        ApiError(body_too_large())
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -119,16 +118,32 @@ pub async fn read_json<T: DeserializeOwned>(
     let bytes = axum::body::to_bytes(body, DRAIN_LIMIT)
         .await
         .map_err(|_| too_large())?;
+    decode_json(&bytes).map_err(|e| {
+        authority.metrics.reject(e.code);
+        ApiError(e)
+    })
+}
+
+/// A whole request body (at most `MAX_BODY` bytes) as `T`: 413 `body_too_large` or 400
+/// `bad_json` naming what serde refused.
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AuthorityError> {
     if bytes.len() > MAX_BODY {
-        return Err(too_large());
+        return Err(body_too_large());
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        authority.metrics.reject("bad_json");
-        ApiError(AuthorityError::bad_request(
+    serde_json::from_slice(bytes).map_err(|e| {
+        AuthorityError::bad_request(
             "bad_json",
             format!("request body is not valid JSON for this endpoint: {e}"),
-        ))
+        )
     })
+}
+
+fn body_too_large() -> AuthorityError {
+    AuthorityError::new(
+        Kind::PayloadTooLarge,
+        "body_too_large",
+        format!("request body exceeds the {} KiB limit", MAX_BODY / 1024),
+    )
 }
 
 /// Runs blocking authority work (signing, SQLite) off the async workers.
@@ -139,4 +154,29 @@ pub async fn blocking<T: Send + 'static>(
         .await
         .map_err(AuthorityError::internal)?
         .map_err(ApiError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_follows_the_kind_alone() {
+        let cases = [
+            (Kind::BadRequest, 400),
+            (Kind::Unauthenticated, 401),
+            (Kind::Forbidden, 403),
+            (Kind::NotFound, 404),
+            (Kind::Conflict, 409),
+            (Kind::PayloadTooLarge, 413),
+            (Kind::Internal, 500),
+            (Kind::Unavailable, 503),
+        ];
+        for (kind, status) in cases {
+            // The code plays no part: a 400 with the code of a 413 stays a 400.
+            let response =
+                ApiError(AuthorityError::new(kind, "body_too_large", "m")).into_response();
+            assert_eq!(response.status().as_u16(), status, "{kind:?}");
+        }
+    }
 }

@@ -1,20 +1,18 @@
 //! `POST /api/v1/revoke`: by the admin identity or the certificate's holder, over mTLS. The
 //! answer also names the certificates renewed from the revoked one (revoked with it).
 
+use super::{blocking, read_json, ApiError, AppState, PeerCert};
 use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
-use time::OffsetDateTime;
-
-use super::{blocking, read_json, ApiError, AppState, PeerCert};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RevokeBody {
-    serial: String,
-    reason: Option<String>,
+pub(super) struct RevokeBody {
+    pub(super) serial: String,
+    pub(super) reason: Option<String>,
 }
 
 pub async fn revoke(
@@ -25,15 +23,9 @@ pub async fn revoke(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let body: RevokeBody = read_json(&authority, &headers, body).await?;
     let serial = body.serial.clone();
-    let revoked = blocking(move || {
-        authority.revoke(
-            peer.der(),
-            &body.serial,
-            body.reason.as_deref(),
-            OffsetDateTime::now_utc(),
-        )
-    })
-    .await?;
+    let revoked =
+        blocking(move || authority.revoke(peer.der(), &body.serial, body.reason.as_deref()))
+            .await?;
     let serial = pki::serial::normalize_hex(&serial).unwrap_or(serial);
     let also: Vec<&String> = revoked.iter().filter(|s| **s != serial).collect();
     Ok(Json(

@@ -1,29 +1,27 @@
 //! `POST /api/v1/sign` (join token) and `POST /api/v1/renew` (mTLS).
 
+use super::{blocking, read_json, ApiError, AppState, PeerCert};
+use crate::authority::{Issued, SignInput};
+use crate::error::AuthorityError;
 use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap};
 use axum::Json;
 use serde::Deserialize;
-use time::OffsetDateTime;
-
-use super::{blocking, read_json, ApiError, AppState, PeerCert};
-use crate::authority::{Issued, SignInput};
-use crate::error::AuthorityError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignBody {
-    csr: String,
-    requested_id: String,
-    ttl: Option<String>,
+pub(super) struct SignBody {
+    pub(super) csr: String,
+    pub(super) requested_id: String,
+    pub(super) ttl: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RenewBody {
-    csr: String,
-    ttl: Option<String>,
+pub(super) struct RenewBody {
+    pub(super) csr: String,
+    pub(super) ttl: Option<String>,
 }
 
 pub async fn sign(
@@ -40,7 +38,7 @@ pub async fn sign(
             requested_id: &body.requested_id,
             ttl: body.ttl.as_deref(),
         };
-        authority.sign(&input, OffsetDateTime::now_utc())
+        authority.sign(&input)
     })
     .await?;
     Ok(Json(issued))
@@ -53,15 +51,8 @@ pub async fn renew(
     body: Body,
 ) -> Result<Json<Issued>, ApiError> {
     let body: RenewBody = read_json(&authority, &headers, body).await?;
-    let issued = blocking(move || {
-        authority.renew(
-            peer.der(),
-            &body.csr,
-            body.ttl.as_deref(),
-            OffsetDateTime::now_utc(),
-        )
-    })
-    .await?;
+    let issued =
+        blocking(move || authority.renew(peer.der(), &body.csr, body.ttl.as_deref())).await?;
     Ok(Json(issued))
 }
 

@@ -3,11 +3,12 @@
 //! Every mutating call writes its audit entry in the same transaction as the change it records,
 //! so the log and the data can never disagree after a crash.
 
-pub mod details;
+pub(crate) mod details;
 mod file_guard;
-pub mod replay;
-pub mod rows;
-pub mod sqlite;
+mod memory;
+mod replay;
+mod rows;
+mod sqlite;
 mod sqlite_lineage;
 mod sqlite_ops;
 
@@ -17,40 +18,64 @@ use serde::Serialize;
 use thiserror::Error;
 use time::OffsetDateTime;
 
+pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
+/// Why a store call failed.
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// The database refused a statement.
     #[error("database error while {context}: {source}")]
     Db {
+        /// What the store was doing.
         context: &'static str,
+        /// SQLite's error.
         #[source]
         source: rusqlite::Error,
     },
+    /// A stored value cannot be read back (the table or column named).
     #[error("corrupt stored value in {0}")]
     Corrupt(String),
+    /// The store cannot be created or opened; the message says why and what to do.
     #[error("{0}")]
     Setup(String),
+    /// A row with this key exists already (the memory store; SQLite reports it as a `Db`
+    /// error of its primary key).
+    #[error("{table} already holds a row with key {key}")]
+    Duplicate {
+        /// The table.
+        table: &'static str,
+        /// The key already there.
+        key: String,
+    },
     /// The database file was removed or replaced while the store had it open; nothing was
     /// written.
     #[error("the CA database is unavailable: {0}")]
     Unavailable(String),
 }
 
+/// The result of a store call.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A join token as stored: only its hash, never the token itself.
 #[derive(Clone, Debug, Serialize)]
 pub struct TokenRecord {
+    /// Hex SHA-256 of the token.
     pub hash: String,
+    /// The SPIFFE ID it authorises.
     pub spiffe_id: String,
+    /// The DNS SANs it allows.
     pub dns: Vec<String>,
+    /// The IP SANs it allows.
     pub ips: Vec<IpAddr>,
-    #[serde(with = "time::serde::rfc3339")]
+    /// When it was created.
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    /// From when it can no longer be redeemed.
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub expires_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
+    /// When it was redeemed, if it was.
+    #[serde(serialize_with = "pki::timefmt::serialize_option")]
     pub used_at: Option<OffsetDateTime>,
 }
 
@@ -58,11 +83,14 @@ pub struct TokenRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IssueKind {
+    /// Issued against a join token (`POST /api/v1/sign`).
     Sign,
+    /// Issued by renewal over mTLS (`POST /api/v1/renew`).
     Renew,
 }
 
 impl IssueKind {
+    /// The stored name: `sign` or `renew`.
     pub fn as_str(self) -> &'static str {
         match self {
             IssueKind::Sign => "sign",
@@ -74,23 +102,36 @@ impl IssueKind {
 /// An issued certificate as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CertRecord {
+    /// Serial, lowercase hex without leading zero octets.
     pub serial: String,
+    /// The SPIFFE ID it carries.
     pub spiffe_id: String,
+    /// Its DNS SANs.
     pub dns: Vec<String>,
+    /// Its IP SANs.
     pub ips: Vec<IpAddr>,
-    #[serde(with = "time::serde::rfc3339")]
+    /// NotBefore.
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub not_before: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    /// NotAfter.
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub not_after: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    /// When the CA issued it.
+    #[serde(serialize_with = "pki::timefmt::serialize")]
     pub issued_at: OffsetDateTime,
+    /// Sign or renew.
     pub kind: IssueKind,
+    /// For a renewal, the serial of the certificate it replaced.
     pub renewed_from: Option<String>,
+    /// Hex SHA-256 of the DER.
     pub fingerprint: String,
+    /// The certificate, PEM.
     #[serde(skip)]
     pub pem: String,
-    #[serde(with = "time::serde::rfc3339::option")]
+    /// When it was revoked, if it was.
+    #[serde(serialize_with = "pki::timefmt::serialize_option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// The RFC 5280 reason given, if any.
     pub revoke_reason: Option<String>,
 }
 
@@ -101,8 +142,11 @@ pub enum Presented {
     Unknown,
     /// The serial is known but the certificate presented is not the one issued under it.
     Mismatch,
+    /// It has been revoked.
     Revoked,
+    /// It expired.
     Expired {
+        /// Its NotAfter.
         not_after: OffsetDateTime,
     },
 }
@@ -139,6 +183,7 @@ impl CertRecord {
             .map_err(|e| StoreError::Corrupt(format!("certs.pem of {}: {e}", self.serial)))
     }
 
+    /// `revoked`, `expired` or `valid` at `now`, as `mtls-ca list` and `/api/v1/certs` show it.
     pub fn status(&self, now: OffsetDateTime) -> &'static str {
         if self.revoked_at.is_some() {
             "revoked"
@@ -153,6 +198,7 @@ impl CertRecord {
 /// Result of trying to redeem a token together with recording its certificate.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Redeem {
+    /// The token is used and the certificate recorded.
     Done,
     /// Someone else redeemed it first (or it expired meanwhile): nothing was stored.
     AlreadyUsed,
@@ -164,22 +210,27 @@ pub enum Revoke {
     /// Every serial revoked now: the one named (unless it already was) first, then the
     /// certificates renewed from it, transitively.
     Done {
+        /// The serials, in that order.
         revoked: Vec<String>,
     },
     /// The serial and everything renewed from it were already revoked: nothing changed.
     AlreadyRevoked,
+    /// No certificate with that serial was issued.
     UnknownSerial,
 }
 
 /// A renewal to record. The presented certificate is checked again inside the transaction
 /// that records the new one, so a revocation committed meanwhile always wins.
 pub struct RenewalRequest<'a> {
+    /// Serial of the certificate presented over mTLS.
     pub presented_serial: &'a str,
+    /// Its SHA-256 fingerprint (it must be the stored one).
     pub presented_fingerprint: &'a str,
     /// SHA-256 of the new key's SubjectPublicKeyInfo (from the CSR).
     pub new_key_sha256: &'a str,
     /// The new certificate, renewed from the presented one.
     pub cert: &'a CertRecord,
+    /// The time of the renewal.
     pub now: OffsetDateTime,
 }
 
@@ -188,18 +239,22 @@ pub struct RenewalRequest<'a> {
 /// taken as a stolen key and revokes the whole lineage.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RenewOutcome {
+    /// The new certificate is stored, renewed from the presented one.
     Recorded,
     /// The presented certificate was already renewed with this key: that certificate, and
     /// nothing stored.
     Existing(Box<CertRecord>),
     /// Already renewed with this key, but that certificate has since been revoked.
     ExistingRevoked {
+        /// The serial of that renewal.
         serial: String,
     },
     /// Already renewed with another key: the lineage (the original certificate and everything
     /// renewed from it) was revoked in this transaction, with a `suspected_key_theft` entry.
     Replayed {
+        /// The serials of the earlier renewals.
         renewed_as: Vec<String>,
+        /// Every serial revoked now.
         revoked: Vec<String>,
     },
     /// The presented certificate no longer authorises a renewal; nothing stored.
@@ -209,40 +264,65 @@ pub enum RenewOutcome {
 /// The last entry of the audit chain: publish it elsewhere to detect a cut or rewritten tail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditHead {
+    /// Its sequence number (1 for the first entry).
     pub seq: i64,
+    /// Its hash, hex.
     pub hash: String,
 }
 
 /// Result of verifying the audit chain and the tables against it (see `replay.rs`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum AuditCheck {
+    /// The chain verifies and the tables are what it implies.
     Intact {
+        /// How many entries the chain holds.
         entries: u64,
+        /// The last entry (None for an empty log).
         head: Option<AuditHead>,
     },
     /// The chain itself is broken at `seq` (an entry edited, removed or reordered).
-    Broken { seq: i64, reason: String },
+    Broken {
+        /// The first entry that does not verify.
+        seq: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The chain is intact but the tables disagree with the state it implies; each problem
     /// names the entry and/or row.
-    Mismatch { entries: u64, problems: Vec<String> },
+    Mismatch {
+        /// How many entries the chain holds.
+        entries: u64,
+        /// Every disagreement found.
+        problems: Vec<String>,
+    },
 }
 
 /// The CA's persistence. Implementations must make each call atomic and durable on return.
 pub trait Store: Send + Sync {
     /// Stores a value in the metadata table if absent; returns the value now stored.
     fn init_meta(&self, key: &str, value: &str) -> Result<String>;
+    /// A metadata value, if stored.
     fn get_meta(&self, key: &str) -> Result<Option<String>>;
 
+    /// Stores a new token (its hash) with its `token` audit entry.
     fn insert_token(&self, token: &TokenRecord) -> Result<()>;
+    /// The token with this hash, if stored.
     fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>>;
     /// Marks the token used and records the certificate, atomically; fails over to
     /// `AlreadyUsed` without storing anything when the token was used or expired meanwhile.
     fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem>;
 
+    /// Records a renewal in one transaction that checks the presented certificate again and
+    /// applies the lineage rule (renewed once; same key again: the same answer; another key: the
+    /// lineage revoked). See [`RenewOutcome`].
     fn record_renewal(&self, renewal: &RenewalRequest<'_>) -> Result<RenewOutcome>;
+    /// The certificate with this serial (normalised hex), if issued.
     fn find_cert(&self, serial: &str) -> Result<Option<CertRecord>>;
+    /// Every issued certificate, oldest first.
     fn list_certs(&self) -> Result<Vec<CertRecord>>;
 
+    /// Revokes `serial` (unless it already is) and every live certificate renewed from it,
+    /// transitively, each with its `revoke` entry, and moves the revocation epoch.
     fn revoke(
         &self,
         serial: &str,

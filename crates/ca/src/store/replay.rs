@@ -153,7 +153,7 @@ fn short(hash: &str) -> &str {
 
 fn when(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
-        .map(crate::authority::rfc3339)
+        .map(pki::timefmt::rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }
 

@@ -5,6 +5,17 @@ use time::OffsetDateTime;
 
 use super::{CertRecord, IssueKind, Result, StoreError, TokenRecord};
 
+/// A time as the tables hold it: Unix seconds.
+pub fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+/// A list as the tables hold it: JSON text.
+pub fn json<T: serde::Serialize>(v: &T) -> String {
+    // Serialising Vec<String>/Vec<IpAddr> cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
 pub fn from_ts(v: i64) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(v)
         .map_err(|_| StoreError::Corrupt(format!("timestamp {v}")))

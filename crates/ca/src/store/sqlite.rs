@@ -2,9 +2,12 @@
 //! committed issuance or revocation survives `kill -9` and power loss. Several processes (the
 //! running CA and the admin subcommands) share the file; SQLite serialises their writes.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use pki::clock::{Clock, SystemClock};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
@@ -62,11 +65,14 @@ CREATE TABLE IF NOT EXISTS audit (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revocation_epoch', '0');
 ";
 
+/// The CA's store in one SQLite file (see the module documentation).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The file this connection writes to; every write transaction checks the path still
     /// names it (see `file_guard.rs`).
     guard: FileGuard,
+    /// Dates the audit entries.
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteStore {
@@ -75,12 +81,23 @@ impl SqliteStore {
     /// left as a single file in rollback-journal mode, so the caller can rename it into place
     /// atomically; `open` switches it to WAL.
     pub fn initialise(path: &Path, meta: &[(&str, &str)]) -> Result<()> {
-        if path.exists() {
-            return Err(StoreError::Setup(format!(
-                "{} already exists; refusing to initialise over it",
-                path.display()
-            )));
-        }
+        // The file is created here, owner-only, and never replaced: SQLite would create it
+        // with the umask's mode, and its -wal and -shm files take the database file's mode.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(pki::files::KEY_MODE)
+            .open(path)
+            .map_err(|e| {
+                StoreError::Setup(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    format!(
+                        "{} already exists; refusing to initialise over it",
+                        path.display()
+                    )
+                } else {
+                    format!("cannot create the CA database {}: {e}", path.display())
+                })
+            })?;
         let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -164,7 +181,14 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             guard,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Dates audit entries by `clock` instead of the system clock (tests that set the time).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SqliteStore {
+        self.clock = clock;
+        self
     }
 
     /// Reads one metadata value of the database at `path` without opening it for writing
@@ -196,6 +220,7 @@ impl SqliteStore {
             let tx = WriteTx::new(
                 conn.transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(db("starting a transaction"))?,
+                pki::timefmt::rfc3339(self.clock.now()),
             );
             self.guard.check().map_err(StoreError::Unavailable)?;
             let out = f(&tx)?;

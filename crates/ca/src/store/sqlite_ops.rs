@@ -4,24 +4,14 @@
 use std::cell::RefCell;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
+pub use super::rows::{json, ts};
 use super::rows::{AuditRow, CertRow, TokenRow};
 use super::{CertRecord, Result, StoreError};
 use crate::audit;
 
 pub fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Db { context, source }
-}
-
-pub fn ts(t: OffsetDateTime) -> i64 {
-    t.unix_timestamp()
-}
-
-pub fn json<T: serde::Serialize>(v: &T) -> String {
-    // Serialising Vec<String>/Vec<IpAddr> cannot fail.
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
 /// An audit entry appended in a transaction, logged once the transaction commits.
@@ -34,13 +24,16 @@ pub struct Appended {
 /// A write transaction and the audit entries appended in it.
 pub struct WriteTx<'c> {
     pub tx: Transaction<'c>,
+    /// When the transaction started (RFC 3339), the `at` of its audit entries.
+    at: String,
     appended: RefCell<Vec<Appended>>,
 }
 
 impl<'c> WriteTx<'c> {
-    pub fn new(tx: Transaction<'c>) -> Self {
+    pub fn new(tx: Transaction<'c>, at: String) -> Self {
         WriteTx {
             tx,
+            at,
             appended: RefCell::new(Vec::new()),
         }
     }
@@ -64,11 +57,9 @@ impl<'c> WriteTx<'c> {
             .map_err(db("reading the audit tail"))?
             .unwrap_or((0, audit::GENESIS.to_string()));
         let seq = last_seq + 1;
-        let at = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .map_err(|e| StoreError::Corrupt(format!("formatting time: {e}")))?;
+        let at = &self.at;
         let detail = detail.to_string();
-        let hash = audit::entry_hash(&prev, seq, &at, event, &detail);
+        let hash = audit::entry_hash(&prev, seq, at, event, &detail);
         self.tx
             .execute(
                 "INSERT INTO audit (seq, at, event, detail, prev_hash, hash)

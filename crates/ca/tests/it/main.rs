@@ -1,6 +1,14 @@
-//! The in-process tests of the `mtls_ca` library, in one test binary: the authority driven with
-//! explicit times and instants. (The tests that run the `mtls-ca` program are in
-//! crates/mtls/tests/it/ca.)
+//! The in-process tests of the `mtls_ca` library, in one test binary: the authority on a
+//! `ManualClock` over the reference `MemoryStore` and a real `SqliteStore` (`harness.rs`), so
+//! every time rule is tested at the exact second without waiting. (The tests that run the
+//! `mtls-ca` program are in crates/mtls/tests/it/ca.)
 
-mod crl_expiry;
-mod health_cache;
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod harness;
+
+mod crl;
+mod health;
+mod renew;
+mod revoke;
+mod sign;

@@ -17,13 +17,17 @@ use super::rules::*;
 use super::Report;
 use crate::model::cert::significant_bits;
 use crate::names;
-use crate::timefmt::human_duration;
+use pki::timefmt::human;
 
 /// Settings a certificate is judged by.
 pub struct Policy {
+    /// The trust domain every SPIFFE ID must be in, if one is required.
     pub trust_domain: Option<pki::TrustDomain>,
+    /// Longest acceptable lifetime of a leaf.
     pub max_lifetime: Duration,
+    /// Longest acceptable lifetime of a CA certificate.
     pub max_ca_lifetime: Duration,
+    /// Which rules apply to which certificate.
     pub profile: ProfileChoice,
 }
 
@@ -34,7 +38,9 @@ pub enum ProfileChoice {
     /// EKU (a leaf wrongly marked CA); leaf profile for everything else.
     #[default]
     Auto,
+    /// Every certificate as a leaf X509-SVID.
     Leaf,
+    /// Every certificate as a signing (CA) certificate.
     Ca,
 }
 
@@ -87,8 +93,8 @@ pub fn lint_certificate(der: &[u8], issuers: &IssuerIndex, policy: &Policy) -> R
             VALIDITY_ORDER,
             format!(
                 "NotBefore {} is after NotAfter {}",
-                crate::timefmt::rfc3339(nb),
-                crate::timefmt::rfc3339(na)
+                pki::timefmt::rfc3339(nb),
+                pki::timefmt::rfc3339(na)
             ),
         ));
     }
@@ -172,8 +178,8 @@ pub fn lint_certificate(der: &[u8], issuers: &IssuerIndex, policy: &Policy) -> R
             LIFETIME,
             format!(
                 "the lifetime is {}, above the {} threshold",
-                human_duration(lifetime),
-                human_duration(max)
+                human(lifetime),
+                human(max)
             ),
         ));
     }

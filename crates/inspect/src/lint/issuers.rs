@@ -81,6 +81,7 @@ impl IssuerIndex {
         })
     }
 
+    /// How much work the index has done so far (the lint scaling test counts it).
     pub fn stats(&self) -> IndexStats {
         IndexStats {
             parses: self.parses,

@@ -24,26 +24,37 @@ use crate::input::{self, Kind, Object};
 use crate::render_json::{self, InputError, LINT_SCHEMA};
 use crate::{Exit, Format};
 
+/// What `mtls-inspect lint` was asked to do.
 #[derive(Clone, Debug)]
 pub struct LintArgs {
+    /// Files to lint (PEM or DER; `-` for stdin).
     pub files: Vec<String>,
     /// Candidate issuers, used to check the signature algorithm against the issuer's key.
     pub issuers: Vec<String>,
+    /// Trust domain every SPIFFE ID must be in (`--trust-domain`).
     pub trust_domain: Option<String>,
+    /// Longest acceptable leaf lifetime (`--max-lifetime`).
     pub max_lifetime: Duration,
+    /// Longest acceptable CA lifetime (`--max-ca-lifetime`).
     pub max_ca_lifetime: Duration,
+    /// Which rules apply (`--profile`).
     pub profile: ProfileChoice,
+    /// Text or JSON.
     pub format: Format,
 }
 
 /// The findings for one certificate.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The file the certificate came from (`-` for stdin).
     pub file: String,
+    /// 1-based position of the certificate in that file.
     pub index: usize,
+    /// The certificate's subject.
     pub subject: String,
     /// "leaf" or "ca".
     pub profile: &'static str,
+    /// Every rule the certificate breaks.
     pub findings: Vec<Finding>,
 }
 
@@ -64,6 +75,8 @@ struct Summary {
     infos: usize,
 }
 
+/// Runs `lint`: the report to `out`, unreadable inputs to `err`. Exit 1 when any finding is an
+/// error, 2 when an input could not be read.
 pub fn run(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<Exit> {
     let policy = Policy {
         trust_domain: match &args.trust_domain {

@@ -2,15 +2,20 @@
 
 use serde::Serialize;
 
+/// How serious a finding is; only errors make `lint` exit 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// A violation of the X509-SVID specification or of RFC 5280.
     Error,
+    /// Allowed, but against the mtls-mesh issuance policy or good practice.
     Warning,
+    /// Worth knowing; nothing to fix.
     Info,
 }
 
 impl Severity {
+    /// The lowercase name used in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Error => "error",
@@ -23,9 +28,13 @@ impl Severity {
 /// A lint rule: stable id, severity, what it checks, how to fix a violation.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Rule {
+    /// Stable identifier, e.g. `svid-uri-count`.
     pub id: &'static str,
+    /// How serious a violation is.
     pub severity: Severity,
+    /// What the rule checks, as a sentence.
     pub checks: &'static str,
+    /// How to fix a violation.
     pub fix: &'static str,
 }
 
@@ -136,9 +145,13 @@ rules! {
 /// One violation of a rule by one certificate.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
+    /// The id of the rule broken.
     pub rule: &'static str,
+    /// The rule's severity.
     pub severity: Severity,
+    /// What is wrong with this certificate, with the values found.
     pub message: String,
+    /// How to fix it.
     pub fix: &'static str,
 }
 

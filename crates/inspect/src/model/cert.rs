@@ -10,14 +10,19 @@ use super::key::KeyView;
 use super::{AlgorithmView, Origin};
 use crate::input::Object;
 use crate::names::{colon_lower, colon_upper, ip_bytes};
-use crate::timefmt::{self, ValidityStatus};
+use crate::validity::{self, ValidityStatus};
+use pki::timefmt;
 
+/// Everything `show` knows about one certificate.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CertView {
+    /// Where it came from.
     pub origin: Origin,
     /// X.509 version (1 to 3).
     pub version: u32,
+    /// Subject distinguished name.
     pub subject: String,
+    /// Issuer distinguished name.
     pub issuer: String,
     /// Subject and issuer are the same name (a root or other self-issued certificate).
     pub self_issued: bool,
@@ -27,17 +32,27 @@ pub struct CertView {
     pub serial_hex: String,
     /// Significant bits of the serial number.
     pub serial_bits: u32,
+    /// NotBefore, NotAfter and where the checking time falls.
     pub validity: ValidityView,
+    /// The certified public key.
     pub public_key: KeyView,
+    /// The issuer's signature algorithm.
     pub signature_algorithm: AlgorithmView,
+    /// Subject alternative names.
     pub sans: SansView,
     /// The SPIFFE ID: the only URI SAN, when it is a valid SPIFFE ID.
     pub spiffe_id: Option<String>,
+    /// keyUsage, when present.
     pub key_usage: Option<UsageView>,
+    /// extendedKeyUsage, when present.
     pub extended_key_usage: Option<UsageView>,
+    /// basicConstraints, when present.
     pub basic_constraints: Option<ConstraintsView>,
+    /// subjectKeyIdentifier, uppercase hex with colons.
     pub subject_key_id: Option<String>,
+    /// The keyIdentifier of authorityKeyIdentifier, uppercase hex with colons.
     pub authority_key_id: Option<String>,
+    /// CRL distribution points.
     pub crl_distribution_points: Vec<String>,
     /// Every extension in certificate order, known or not.
     pub extensions: Vec<ExtView>,
@@ -45,15 +60,20 @@ pub struct CertView {
     pub unknown_extensions: Vec<String>,
     /// SHA-256 of the DER, uppercase with colons (as `openssl x509 -fingerprint -sha256`).
     pub fingerprint_sha256: String,
-    /// The client key of DESIGN §2 (hex SHA-256 of DER IssuerAndSerialNumber).
+    /// The client key of docs/design.md §2 (hex SHA-256 of DER IssuerAndSerialNumber).
     pub client_key: String,
+    /// The certificate as PEM.
     pub pem: String,
 }
 
+/// The validity period and where the checking time falls in it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ValidityView {
+    /// NotBefore, RFC 3339 UTC.
     pub not_before: String,
+    /// NotAfter, RFC 3339 UTC.
     pub not_after: String,
+    /// NotAfter - NotBefore in seconds.
     pub lifetime_seconds: i64,
     /// "valid", "expired" or "not_yet_valid" at `checked_at` of the document.
     pub status: ValidityStatus,
@@ -66,8 +86,12 @@ pub struct ValidityView {
 }
 
 impl ValidityView {
-    pub fn of(at: OffsetDateTime, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Self {
-        let used = timefmt::percent_used(at, not_before, not_after);
+    pub(crate) fn of(
+        at: OffsetDateTime,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Self {
+        let used = validity::percent_used(at, not_before, not_after);
         ValidityView {
             not_before: timefmt::rfc3339(not_before),
             not_after: timefmt::rfc3339(not_after),
@@ -75,7 +99,7 @@ impl ValidityView {
             status: ValidityStatus::of(at, not_before, not_after),
             seconds_remaining: (not_after - at).whole_seconds(),
             lifetime_used_percent: (used * 100.0).round() / 100.0,
-            relative: timefmt::relative(at, not_before, not_after),
+            relative: validity::relative(at, not_before, not_after),
         }
     }
 }
@@ -83,17 +107,22 @@ impl ValidityView {
 /// Subject alternative names by type.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SansView {
+    /// DNS names.
     pub dns: Vec<String>,
+    /// IP addresses.
     pub ip: Vec<String>,
+    /// URIs (a SPIFFE ID among them).
     pub uri: Vec<String>,
+    /// Email addresses (rfc822Name).
     pub email: Vec<String>,
     /// Any other name type, as OpenSSL would print it.
     pub other: Vec<String>,
+    /// Whether the subjectAltName extension is critical.
     pub critical: bool,
 }
 
 impl SansView {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.dns.is_empty()
             && self.ip.is_empty()
             && self.uri.is_empty()
@@ -101,7 +130,7 @@ impl SansView {
             && self.other.is_empty()
     }
 
-    pub fn add(&mut self, name: &GeneralName<'_>) {
+    pub(crate) fn add(&mut self, name: &GeneralName<'_>) {
         match name {
             GeneralName::DNSName(d) => self.dns.push(d.to_string()),
             GeneralName::IPAddress(b) => self.ip.push(ip_bytes(b)),
@@ -121,7 +150,7 @@ impl SansView {
 }
 
 impl CertView {
-    pub fn build(obj: &Object, at: OffsetDateTime) -> Result<CertView> {
+    pub(crate) fn build(obj: &Object, at: OffsetDateTime) -> Result<CertView> {
         let (_, cert) = X509Certificate::from_der(&obj.der)
             .map_err(|e| anyhow!("cannot parse the certificate: {e}"))?;
         let serial = pki::serial::strip_leading_zeros(cert.tbs_certificate.raw_serial());

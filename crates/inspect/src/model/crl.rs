@@ -10,40 +10,54 @@ use super::ext::{self, ExtView};
 use super::{AlgorithmView, Origin};
 use crate::input::Object;
 use crate::names::{colon_lower, colon_upper};
-use crate::timefmt::{self, human_duration};
+use pki::timefmt::{self, human};
 
+/// Everything `show` knows about one CRL.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CrlView {
+    /// Where it came from.
     pub origin: Origin,
     /// CRL version (1 or 2).
     pub version: u32,
+    /// Issuer distinguished name.
     pub issuer: String,
+    /// thisUpdate, RFC 3339 UTC.
     pub this_update: String,
+    /// nextUpdate, RFC 3339 UTC, when the CRL has one.
     pub next_update: Option<String>,
     /// True when nextUpdate has passed at `checked_at`.
     pub stale: bool,
     /// "next update in 4m 10s" or "next update was due 3h ago".
     pub relative: Option<String>,
+    /// The CRL Number in decimal, when present.
     pub crl_number: Option<String>,
+    /// The keyIdentifier of authorityKeyIdentifier, uppercase hex with colons.
     pub authority_key_id: Option<String>,
+    /// The issuer's signature algorithm.
     pub signature_algorithm: AlgorithmView,
+    /// Every revoked certificate listed.
     pub revoked: Vec<RevokedView>,
+    /// The CRL extensions.
     pub extensions: Vec<ExtView>,
+    /// The CRL as PEM.
     pub pem: String,
 }
 
+/// One entry of a CRL.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RevokedView {
     /// Lowercase hex with colons, as OpenSSL prints serials.
     pub serial: String,
+    /// Serial as lowercase hex without separators.
     pub serial_hex: String,
+    /// Revocation date, RFC 3339 UTC.
     pub revoked_at: String,
     /// RFC 5280 reason name, when the entry has one.
     pub reason: Option<String>,
 }
 
 impl CrlView {
-    pub fn build(obj: &Object, at: OffsetDateTime) -> Result<CrlView> {
+    pub(crate) fn build(obj: &Object, at: OffsetDateTime) -> Result<CrlView> {
         let (_, crl) = CertificateRevocationList::from_der(&obj.der)
             .map_err(|e| anyhow!("cannot parse the CRL: {e}"))?;
         let next = crl.next_update().map(|t| t.to_datetime());
@@ -56,9 +70,9 @@ impl CrlView {
             stale: next.is_some_and(|n| n < at),
             relative: next.map(|n| {
                 if n < at {
-                    format!("next update was due {} ago", human_duration(at - n))
+                    format!("next update was due {} ago", human(at - n))
                 } else {
-                    format!("next update in {}", human_duration(n - at))
+                    format!("next update in {}", human(n - at))
                 }
             }),
             crl_number: crl.crl_number().map(ToString::to_string),

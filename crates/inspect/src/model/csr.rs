@@ -12,27 +12,35 @@ use super::key::KeyView;
 use super::{AlgorithmView, Origin};
 use crate::input::Object;
 
+/// Everything `show` knows about one certificate signing request.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CsrView {
+    /// Where it came from.
     pub origin: Origin,
+    /// Subject distinguished name.
     pub subject: String,
+    /// The public key to be certified.
     pub public_key: KeyView,
+    /// The algorithm of the CSR's self-signature.
     pub signature_algorithm: AlgorithmView,
     /// Whether the CSR is signed by the key it carries (null: algorithm not checkable).
     pub signature_valid: Option<bool>,
     /// Names requested in the subjectAltName extension request.
     pub sans: SansView,
+    /// The requested SPIFFE ID: the only URI SAN, when it is a valid SPIFFE ID.
     pub spiffe_id: Option<String>,
     /// basicConstraints CA:TRUE is requested (the mtls-mesh CA refuses such CSRs).
     pub requests_ca: bool,
+    /// Every extension in the extension request.
     pub requested_extensions: Vec<ExtView>,
     /// OIDs of attributes other than the extension request.
     pub other_attributes: Vec<String>,
+    /// The CSR as PEM.
     pub pem: String,
 }
 
 impl CsrView {
-    pub fn build(obj: &Object) -> Result<CsrView> {
+    pub(crate) fn build(obj: &Object) -> Result<CsrView> {
         let (_, csr) = X509CertificationRequest::from_der(&obj.der)
             .map_err(|e| anyhow!("cannot parse the certificate request: {e}"))?;
         let info = &csr.certification_request_info;

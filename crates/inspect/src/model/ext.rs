@@ -9,9 +9,11 @@ use crate::names::{self, colon_upper, general_name, short_hex};
 /// One extension as `show` prints it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ExtView {
+    /// The OID, dotted.
     pub oid: String,
     /// The short name ("keyUsage", ...), or null for an extension `show` does not know.
     pub name: Option<String>,
+    /// Whether it is marked critical.
     pub critical: bool,
     /// Readable values, one per line.
     pub value: Vec<String>,
@@ -20,19 +22,24 @@ pub struct ExtView {
 /// Criticality plus a list of names: keyUsage and extendedKeyUsage.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct UsageView {
+    /// Whether it is marked critical.
     pub critical: bool,
+    /// The usages by name (`digitalSignature`, `clientAuth`, ...).
     pub usages: Vec<String>,
 }
 
 /// basicConstraints.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ConstraintsView {
+    /// Whether it is marked critical.
     pub critical: bool,
+    /// CA:TRUE.
     pub ca: bool,
+    /// pathLenConstraint, when given.
     pub path_len: Option<u32>,
 }
 
-pub fn describe(ext: &X509Extension<'_>) -> ExtView {
+pub(crate) fn describe(ext: &X509Extension<'_>) -> ExtView {
     let oid = ext.oid.to_id_string();
     ExtView {
         name: names::extension_name(&oid).map(str::to_string),
@@ -148,7 +155,7 @@ fn values(ext: &X509Extension<'_>) -> Vec<String> {
         }
         ParsedExtension::CRLNumber(n) => vec![n.to_string()],
         ParsedExtension::ReasonCode(r) => vec![r.to_string()],
-        ParsedExtension::InvalidityDate(t) => vec![crate::timefmt::rfc3339(t.to_datetime())],
+        ParsedExtension::InvalidityDate(t) => vec![pki::timefmt::rfc3339(t.to_datetime())],
         ParsedExtension::SCT(scts) => vec![format!("{} signed certificate timestamps", scts.len())],
         ParsedExtension::ParseError { error } => {
             vec![format!("unparsable: {error}"), short_hex(ext.value)]

@@ -5,10 +5,12 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::names;
 
+/// A public key: algorithm, curve or size, and its pin.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct KeyView {
     /// "EC", "RSA", "Ed25519", ... or the algorithm OID.
     pub algorithm: String,
+    /// The algorithm OID, dotted.
     pub algorithm_oid: String,
     /// For EC keys: "P-256", "P-384", "P-521" (or another curve's name or OID).
     pub curve: Option<String>,
@@ -21,7 +23,7 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    pub fn of(spki: &SubjectPublicKeyInfo<'_>) -> KeyView {
+    pub(crate) fn of(spki: &SubjectPublicKeyInfo<'_>) -> KeyView {
         let oid = spki.algorithm.algorithm.to_id_string();
         let mut view = KeyView {
             algorithm: names::key_algorithm_name(&oid),

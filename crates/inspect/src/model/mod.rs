@@ -20,8 +20,11 @@ pub use csr::CsrView;
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ObjectView {
+    /// A certificate.
     Certificate(Box<CertView>),
+    /// A certificate signing request.
     Csr(Box<CsrView>),
+    /// A certificate revocation list.
     Crl(Box<CrlView>),
 }
 
@@ -46,7 +49,7 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn of(obj: &Object) -> Origin {
+    pub(crate) fn of(obj: &Object) -> Origin {
         Origin {
             file: obj.source.clone(),
             index: obj.index,
@@ -57,12 +60,14 @@ impl Origin {
 /// A signature algorithm by name and OID.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AlgorithmView {
+    /// The name OpenSSL uses (`ecdsa-with-SHA384`), or the OID when unknown.
     pub name: String,
+    /// The OID, dotted.
     pub oid: String,
 }
 
 impl AlgorithmView {
-    pub fn of(oid: &str) -> AlgorithmView {
+    pub(crate) fn of(oid: &str) -> AlgorithmView {
         AlgorithmView {
             name: crate::names::signature_algorithm_name(oid),
             oid: oid.to_string(),

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mtls_inspect::{lint, remote, renewal, show, timefmt, verify, Exit, Format};
+use mtls_inspect::{lint, remote, renewal, show, verify, Exit, Format};
+use pki::timefmt;
 use time::OffsetDateTime;
 
 const TOP_HELP: &str = "\
@@ -110,9 +111,16 @@ impl From<AlgorithmsArg> for pki::verify::AlgorithmPolicy {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration like 24h or 90d: {e}"))
+/// `--at-fraction`: a share of the lifetime, 0 to 1.
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; the accepted range is 0 to 1"))?;
+    if !(0.0..=1.0).contains(&f) {
+        return Err(format!("{s} is outside the accepted range 0 to 1"));
+    }
+    Ok(f)
 }
 
 /// The given time, or now truncated to whole seconds (certificate times have no fractions).
@@ -249,11 +257,11 @@ struct LintCmd {
     /// Trust domain the SPIFFE IDs must be in.
     #[arg(long, value_name = "TD")]
     trust_domain: Option<String>,
-    /// Longest acceptable leaf lifetime.
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    /// Longest acceptable leaf lifetime (at least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = pki::duration::parse)]
     max_lifetime: Duration,
-    /// Longest acceptable CA lifetime.
-    #[arg(long, value_name = "DURATION", default_value = "3660d", value_parser = parse_duration)]
+    /// Longest acceptable CA lifetime (at least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "3660d", value_parser = pki::duration::parse)]
     max_ca_lifetime: Duration,
     /// Rules to apply: `auto` lints CA:TRUE certificates as signing certificates (unless they
     /// carry a workload SPIFFE ID and a TLS EKU), everything else as leaf SVIDs.
@@ -308,8 +316,9 @@ struct RemoteCmd {
     /// The trust domain the server's SPIFFE ID must be in (needs --ca-cert).
     #[arg(long, value_name = "TD")]
     trust_domain: Option<String>,
-    /// Give up after this long (connect, handshake and waiting for the server's verdict).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    /// Give up after this long (connect, handshake and waiting for the server's verdict); at
+    /// least 1s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = pki::duration::parse)]
     timeout: Duration,
     /// Verification time, 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z; default now.
     #[arg(long, value_name = "RFC3339", value_parser = parse_verification_time)]
@@ -339,7 +348,7 @@ struct RenewalCmd {
     #[arg(value_name = "CERT")]
     cert: String,
     /// Renew once this share of the lifetime (0 to 1) has elapsed.
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.5)]
+    #[arg(long, value_name = "FRACTION", default_value = "0.5", value_parser = parse_fraction)]
     at_fraction: f64,
     /// The time to judge at; default now.
     #[arg(long, value_name = "RFC3339", value_parser = parse_time)]

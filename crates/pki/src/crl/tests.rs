@@ -412,3 +412,53 @@ fn the_revoked_set_keeps_the_newest_crl_of_an_issuer() {
         assert_eq!(set.crls().count(), 1);
     }
 }
+
+/// Re-encodings of the parts of a CRL its signature does not cover (the outer SEQUENCE, the
+/// outer signatureAlgorithm and the signatureValue BIT STRING): each keeps the signature valid,
+/// and x509-parser reads them (it does not check a tag's class), but they are not DER, and
+/// rustls-webpki refuses them. Found by the fuzz target `crl` (docs/fuzzing.md): `verify_crl`
+/// accepted a CRL whose signatureAlgorithm SEQUENCE tag 0x30 had become 0x70 while
+/// `TrustStore` refused it, so the services and mtls-inspect disagreed about one CRL.
+#[test]
+fn a_crl_is_refused_unless_it_is_strict_der_even_where_the_signature_does_not_reach() {
+    let ca = CaMaterial::generate_root("Root DER", now()).unwrap();
+    let der = sign_crl(&ca, &[entry("4f1a")], 9, now(), now() + Duration::hours(1)).unwrap();
+    let issuers = [ca.cert_der().clone()];
+    verify_crl(&der, &issuers).unwrap();
+    // Offsets: outer header (4 bytes, 0x30 0x82 len len), the signed TBS, then the outer
+    // AlgorithmIdentifier, then the BIT STRING.
+    let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
+    let alg_at = 4 + crl.tbs_cert_list.as_ref().len();
+    assert_eq!(der[alg_at], 0x30);
+    let alg_len = 2 + usize::from(der[alg_at + 1]);
+    let bits_at = alg_at + alg_len;
+    assert_eq!(der[bits_at], 0x03);
+
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (what, at, tag) in [
+        ("signatureAlgorithm as [APPLICATION 16]", alg_at, 0x70),
+        ("signatureAlgorithm as [PRIVATE 16]", alg_at, 0xf0),
+        ("signatureValue as [APPLICATION 3]", bits_at, 0x43),
+        ("the CertificateList as [APPLICATION 16]", 0, 0x70),
+    ] {
+        let mut v = der.clone();
+        v[at] = tag;
+        cases.push((what, v));
+    }
+    for (what, bad) in cases {
+        let err = verify_crl(&bad, &issuers).expect_err(what);
+        assert_eq!(err.code(), "crl_not_der", "{what}: {err}");
+        assert!(err.is_malformed());
+        assert!(
+            err.to_string()
+                .starts_with("the CRL from O=mtls-mesh, CN=Root DER is not encoded as RFC 5280"),
+            "{err}"
+        );
+        // The trust store (mtls-inspect, the TLS verifiers) gives the same verdict.
+        let store = crate::verify::TrustStore::new(&issuers, &[bad.as_slice()]).unwrap_err();
+        assert!(
+            store.to_string().contains(&err.to_string()),
+            "{what}: {store}"
+        );
+    }
+}

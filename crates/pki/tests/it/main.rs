@@ -4,4 +4,5 @@
 mod client_key_openssl;
 mod crl_openssl;
 mod cross_sign_openssl;
+mod script_validators;
 mod verdicts;

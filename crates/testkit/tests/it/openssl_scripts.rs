@@ -636,6 +636,7 @@ fn bad_usage_fails_with_a_message() {
     assert!(err.contains("at least one --dns"), "{err}");
 
     // Bad SPIFFE IDs, each with its reason.
+    let too_long_trust_domain = format!("spiffe://{}/x", "t".repeat(256));
     for (id, reason) in [
         ("https://mesh.local/x", "must start with 'spiffe://'"),
         ("spiffe://Mesh.Local/x", "must be lowercase"),
@@ -646,11 +647,22 @@ fn bad_usage_fails_with_a_message() {
         ("spiffe://mesh.local/a/../b", "'.' or '..'"),
         ("spiffe://mesh.local/a?b=c", "query"),
         ("spiffe://mesh.local:8443/a", "port"),
+        // A newline would end the line of the OpenSSL configuration the ID is written to and
+        // inject the next one (here a DNS name nobody asked for).
+        (
+            "spiffe://mesh.local/a\nDNS.9 = evil.example",
+            "may contain only letters",
+        ),
+        (&too_long_trust_domain, "longer than 255 bytes"),
     ] {
         let err = run_err("sign-client-cert.sh", &[d, "c", "--spiffe-id", id]);
         assert!(
             err.contains("SPIFFE ID") && err.contains(reason),
             "{id}: {err}"
+        );
+        assert!(
+            !Path::new(d).join("c.crt").exists(),
+            "{id}: a certificate was written"
         );
         let err = run_err(
             "sign-server-cert.sh",

@@ -2,9 +2,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use mtls::logging::LogFormat;
+use pki::{SpiffeId, TrustDomain};
 
 #[derive(Parser)]
 #[command(
@@ -21,7 +24,8 @@ T=$(mtls-ca --data-dir ./ca token --spiffe-id spiffe://mesh.local/service/api --
 mtls-ca --data-dir ./ca list\n  \
 mtls-ca --data-dir ./ca revoke --serial 4f1a... --reason keyCompromise\n  \
 mtls-ca --data-dir ./ca audit verify\n\n\
-Exit codes: 0 success, 1 check failed (audit verify), 2 usage or runtime error."
+Exit codes: 0 success, 1 check failed (audit verify), 2 usage or runtime error (a setting out of \
+range is refused at start with the option named and the accepted range)."
 )]
 pub struct Cli {
     /// Directory holding root.crt, root.key (0600) and ca.db.
@@ -54,24 +58,24 @@ pub struct ServeArgs {
     #[arg(long)]
     pub port: Option<u16>,
 
-    /// Default lifetime of issued certificates.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    /// Default lifetime of issued certificates: 1s up to --max-duration.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = pki::duration::parse_time)]
     pub cert_duration: time::Duration,
 
-    /// Longest lifetime a request may ask for; longer requests are clamped to it.
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    /// Longest lifetime a request may ask for (at least 1s); longer requests are clamped to it.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = pki::duration::parse_time)]
     pub max_duration: time::Duration,
 
     /// The one trust domain this CA issues for.
-    #[arg(long, default_value = "mesh.local")]
-    pub trust_domain: String,
+    #[arg(long, default_value = "mesh.local", value_parser = parse_trust_domain)]
+    pub trust_domain: TrustDomain,
 
     /// SPIFFE ID allowed to revoke any certificate and list all of them.
     #[arg(long)]
     pub admin_id: Option<String>,
 
     /// Extra DNS names for the CA's own API certificate (localhost is always included).
-    #[arg(long = "dns")]
+    #[arg(long = "dns", value_parser = parse_dns_name)]
     pub dns: Vec<String>,
 
     /// Extra IP addresses for the CA's own API certificate (127.0.0.1 and ::1 are always included).
@@ -93,12 +97,12 @@ pub struct ServeArgs {
     /// How long each CRL is valid: nextUpdate = thisUpdate + this. The CRL is re-signed once
     /// half of it has passed (and after every revocation). Services treat a CRL past nextUpdate
     /// as stale (readiness degraded) and fail closed after their --crl-max-staleness. Minimum 2s.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_crl_validity)]
     pub crl_validity: time::Duration,
 
     /// Connections open at once, handshaking ones included; more wait in the accept queue
-    /// (protects memory and file descriptors against floods).
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    /// (protects memory and file descriptors against floods). At least 1.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = parse_connection_count)]
     pub max_connections: usize,
 
     /// Connections one source IP address may hold; the excess is closed at once, never
@@ -109,31 +113,32 @@ pub struct ServeArgs {
 
     /// Connection slots only clients with a certificate may use (renewals, admin calls);
     /// clients without one (enrollment, CRL and bundle fetches, /healthz) share the rest.
-    /// Default: a quarter of --max-connections.
+    /// Default: a quarter of --max-connections; 0 up to --max-connections - 1.
     #[arg(long, value_name = "N")]
     pub authenticated_reserve: Option<usize>,
 
     /// Close a connection that has had no request in flight for this long (HTTP/1 keep-alive
-    /// and HTTP/2 alike; HTTP/2 PING frames do not count as activity).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_std_duration)]
-    pub idle_timeout: std::time::Duration,
+    /// and HTTP/2 alike; HTTP/2 PING frames do not count as activity). At least 1s.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = pki::duration::parse)]
+    pub idle_timeout: Duration,
 
-    /// An HTTP/1 request header must be complete within this time of its first byte.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_std_duration)]
-    pub header_timeout: std::time::Duration,
+    /// An HTTP/1 request header must be complete within this time of its first byte (at
+    /// least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = pki::duration::parse)]
+    pub header_timeout: Duration,
 
-    /// A request's body and handling must finish within this time; slower ones get 408 and
-    /// their connection is closed.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_std_duration)]
-    pub request_timeout: std::time::Duration,
+    /// A request's body and handling must finish within this time (at least 1s); slower ones
+    /// get 408 and their connection is closed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = pki::duration::parse)]
+    pub request_timeout: Duration,
 
     /// On SIGTERM or SIGINT: stop accepting, close idle connections, let requests in flight
-    /// finish for up to this long, then exit 0.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_std_duration)]
-    pub drain: std::time::Duration,
+    /// finish for up to this long (at least 1s), then exit 0.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = pki::duration::parse)]
+    pub drain: Duration,
 
-    /// NotBefore backdating for clock skew (capped at a tenth of each lifetime).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// NotBefore backdating for clock skew, 0s or more (capped at a tenth of each lifetime).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_backdate)]
     pub backdate: time::Duration,
 }
 
@@ -145,16 +150,16 @@ pub enum Command {
     )]
     Token {
         /// The SPIFFE ID the token authorises.
-        #[arg(long)]
-        spiffe_id: String,
+        #[arg(long, value_parser = parse_spiffe_id)]
+        spiffe_id: SpiffeId,
         /// DNS SAN the certificate may carry (repeatable).
-        #[arg(long = "dns")]
+        #[arg(long = "dns", value_parser = parse_dns_name)]
         dns: Vec<String>,
         /// IP SAN the certificate may carry (repeatable).
         #[arg(long = "ip")]
         ips: Vec<IpAddr>,
-        /// How long the token stays redeemable (at most 7d).
-        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        /// How long the token stays redeemable: 1s to 7d.
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_token_ttl)]
         ttl: time::Duration,
     },
     /// Revoke a certificate by serial (with every certificate renewed from it), or every live
@@ -167,14 +172,14 @@ mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --rea
     #[command(group(clap::ArgGroup::new("target").required(true).args(["serial", "spiffe_id"])))]
     Revoke {
         /// Serial in hex (colons and case are ignored).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_serial)]
         serial: Option<String>,
         /// Revoke every live (unexpired, unrevoked) certificate of this SPIFFE ID.
-        #[arg(long)]
-        spiffe_id: Option<String>,
+        #[arg(long, value_parser = parse_spiffe_id)]
+        spiffe_id: Option<SpiffeId>,
         /// RFC 5280 reason: unspecified, keyCompromise, caCompromise, affiliationChanged,
         /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_reason)]
         reason: Option<String>,
     },
     /// List issued certificates with their status.
@@ -199,8 +204,8 @@ pub enum AuditAction {
     Verify {
         /// A head published earlier (`mtls-ca audit head`): fail unless the chain still holds
         /// that entry with that hash (catches a cut or rewritten tail).
-        #[arg(long, value_name = "SEQ:HASH")]
-        expect_head: Option<String>,
+        #[arg(long, value_name = "SEQ:HASH", value_parser = parse_head)]
+        expect_head: Option<(i64, String)>,
     },
     /// Print the chain's last entry as SEQ:HASH; publish it elsewhere to pin the log.
     Head {
@@ -215,13 +220,106 @@ pub enum ListFormat {
     Json,
 }
 
-pub fn parse_duration(s: &str) -> Result<time::Duration, String> {
-    let d =
-        humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 90s, 10m, 1h, 7d)"))?;
-    time::Duration::try_from(d).map_err(|_| "duration too large".to_string())
+/// The shortest `--crl-validity`: shorter CRLs would go stale between two fetches.
+const MIN_CRL_VALIDITY: Duration = Duration::from_secs(2);
+
+impl Cli {
+    /// The rules between options, checked before anything starts (clap checks each value):
+    /// a clap error, exit 2, naming the options and the accepted range.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let s = &self.serve;
+        if s.cert_duration > s.max_duration {
+            return Err(usage(format!(
+                "--cert-duration {} is longer than --max-duration {}: the accepted range of \
+                 --cert-duration is 1s to --max-duration",
+                human(s.cert_duration),
+                human(s.max_duration)
+            )));
+        }
+        if let Some(reserve) = s.authenticated_reserve {
+            if reserve >= s.max_connections {
+                return Err(usage(format!(
+                    "--authenticated-reserve {reserve} leaves no slot for clients without a \
+                     certificate (enrollment, CRL fetches): the accepted range is 0 to \
+                     --max-connections - 1 ({})",
+                    s.max_connections - 1
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
-/// A duration for the connection-layer flags (`std::time::Duration`, what tokio takes).
-pub fn parse_std_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 90s, 10m)"))
+fn usage(message: String) -> clap::Error {
+    Cli::command().error(ErrorKind::ArgumentConflict, message)
+}
+
+fn human(d: time::Duration) -> String {
+    pki::timefmt::human(d)
+}
+
+fn parse_crl_validity(s: &str) -> Result<time::Duration, String> {
+    pki::duration::parse_time_at_least(s, MIN_CRL_VALIDITY)
+}
+
+fn parse_backdate(s: &str) -> Result<time::Duration, String> {
+    pki::duration::parse_time_at_least(s, Duration::ZERO)
+}
+
+fn parse_token_ttl(s: &str) -> Result<time::Duration, String> {
+    let max = Duration::try_from(mtls_ca::admin::MAX_TOKEN_TTL).unwrap_or(Duration::MAX);
+    pki::duration::parse_time_between(s, pki::duration::ONE_SECOND, max)
+}
+
+fn parse_connection_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("0 connections would serve nobody: the minimum is 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number (at least 1)")),
+    }
+}
+
+fn parse_trust_domain(s: &str) -> Result<TrustDomain, String> {
+    TrustDomain::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_spiffe_id(s: &str) -> Result<SpiffeId, String> {
+    SpiffeId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_dns_name(s: &str) -> Result<String, String> {
+    mtls_ca::admin::validate_dns_name(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_serial(s: &str) -> Result<String, String> {
+    pki::serial::normalize_hex(s).map_err(|e| e.to_string())
+}
+
+fn parse_reason(s: &str) -> Result<String, String> {
+    match pki::crl::parse_reason(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!(
+            "unknown reason {s:?}; use one of {}",
+            pki::crl::REASONS.join(", ")
+        )),
+    }
+}
+
+/// `SEQ:HASH` as `mtls-ca audit head` prints it.
+fn parse_head(s: &str) -> Result<(i64, String), String> {
+    let bad = || {
+        format!(
+            "{s:?} is not SEQ:HASH (an entry number and 64 hex digits, as `mtls-ca audit head` \
+             prints them)"
+        )
+    };
+    let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+    let seq: i64 = seq.parse().map_err(|_| bad())?;
+    let hash = hash.to_ascii_lowercase();
+    if seq < 0 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    Ok((seq, hash))
 }

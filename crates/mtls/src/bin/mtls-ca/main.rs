@@ -8,6 +8,9 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    if let Err(e) = cli.check() {
+        e.exit();
+    }
     mtls::logging::init(cli.log_format, "info");
     let result = match cli.command {
         None => serve::run(&cli.data_dir, cli.serve),

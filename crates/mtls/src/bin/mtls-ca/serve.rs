@@ -5,18 +5,16 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use mtls_ca::authority::{Authority, AuthorityConfig};
 use mtls_ca::datadir::{DataDir, RootOrigin};
 use mtls_ca::{api, server, tls};
-use pki::{IssuancePolicy, SpiffeId, TrustDomain};
+use pki::clock::{Clock, SystemClock};
+use pki::{IssuancePolicy, SpiffeId};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use crate::cli::ServeArgs;
-
-/// The shortest `--crl-validity`: shorter CRLs would go stale between two fetches.
-const MIN_CRL_VALIDITY: time::Duration = time::Duration::seconds(2);
 
 pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -28,31 +26,15 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
-    let trust_domain = TrustDomain::parse(&args.trust_domain)?;
+    let trust_domain = args.trust_domain.clone();
     let admin_id = args
         .admin_id
         .as_deref()
         .map(|id| mtls_ca::admin::parse_admin_id(id, &trust_domain))
         .transpose()?;
-    if args.cert_duration > args.max_duration {
-        bail!(
-            "--cert-duration {} is longer than --max-duration {}",
-            args.cert_duration,
-            args.max_duration
-        );
-    }
-    if args.crl_validity < MIN_CRL_VALIDITY {
-        bail!(
-            "--crl-validity {} is too short; the minimum is {MIN_CRL_VALIDITY} (services fetch \
-             the CRL every few seconds and it is re-signed at half its validity)",
-            args.crl_validity
-        );
-    }
-    for d in &args.dns {
-        mtls_ca::admin::validate_dns_name(d)?;
-    }
     let limits = connection_limits(&args)?;
-    let now = OffsetDateTime::now_utc();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
     let dir = DataDir::new(data_dir);
     dir.ensure()?;
     let external = args.root_cert.as_deref().zip(args.root_key.as_deref());
@@ -98,6 +80,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
                     backdate: args.backdate,
                 },
             },
+            clock,
         )
         .with_crl_validity(args.crl_validity),
     );
@@ -148,7 +131,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         mtls::shutdown::signal().await;
         eprintln!(
             "mtls-ca: shutting down: no new connections, requests in flight get up to {}",
-            humantime::format_duration(drain)
+            pki::timefmt::human_std(drain)
         );
     };
     let report = server::serve(listener, config, router, limits, counters, shutdown).await;
@@ -243,10 +226,12 @@ async fn renew_api_cert(
     mut not_after: OffsetDateTime,
 ) {
     loop {
-        let now = OffsetDateTime::now_utc();
-        let wait = std::cmp::max((not_after - now) / 2_i32, time::Duration::seconds(60));
+        let wait = std::cmp::max(
+            (not_after - authority.now()) / 2_i32,
+            time::Duration::seconds(60),
+        );
         tokio::time::sleep(wait.unsigned_abs()).await;
-        match tls::issue_api_cert(authority.ca(), &id, &dns, &ips, OffsetDateTime::now_utc()) {
+        match tls::issue_api_cert(authority.ca(), &id, &dns, &ips, authority.now()) {
             Ok((key, na)) => {
                 if let Ok(leaf) = key.end_entity_cert() {
                     if let Err(e) = authority.record_api_cert(leaf) {

@@ -5,11 +5,8 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::common::*;
-
-use crate::programs;
 
 /// A stopped CA after a realistic mix: three enrollments, a renewal, a revocation, and an
 /// unused token created last.
@@ -127,13 +124,9 @@ fn seq_of(dir: &Path, event: &str, needle: &str) -> i64 {
 }
 
 fn verify(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(programs::ca())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["audit", "verify"])
-        .args(extra)
-        .output()
-        .unwrap();
+    let mut args = vec!["audit", "verify"];
+    args.extend_from_slice(extra);
+    let out = admin_in(dir, &args);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),

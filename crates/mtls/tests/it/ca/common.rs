@@ -1,27 +1,39 @@
-//! Test harness: a real `mtls-ca` process on 127.0.0.1:0 with its own data directory, an HTTPS
-//! client with optional client certificate, and helpers to make CSRs.
+//! Test harness: a real `mtls-ca` process on 127.0.0.1:0 with its own data directory (run as a
+//! `testkit::Proc`: every output line kept, waited on with a deadline, killed on drop), an
+//! HTTPS client with optional client certificate, and helpers to make CSRs.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitStatus, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{CertificateParams, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use testkit::Proc;
 
 use crate::programs;
 
+/// How long a CA may take to print its listening line, and a one-shot command to finish.
+const DEADLINE: Duration = Duration::from_secs(30);
+
 pub struct Ca {
-    pub child: Child,
+    pub proc: Proc,
     pub dir: PathBuf,
     pub port: u16,
     pub fingerprint: String,
-    pub stderr_log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// `mtls-ca --data-dir DIR --listen 127.0.0.1:0 EXTRA...`
+fn serve_command(dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(programs::ca());
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra);
+    cmd
 }
 
 impl Ca {
@@ -39,52 +51,37 @@ impl Ca {
         Self::try_start_in(dir, extra).unwrap_or_else(|e| panic!("CA did not start: {e}"))
     }
 
+    /// Starts a CA on `dir`; Err is its output when it exits (or stays silent) instead.
     pub fn try_start_in(dir: &Path, extra: &[&str]) -> Result<Ca, String> {
-        let stderr_log = dir.with_extension(format!("stderr-{}.log", std::process::id()));
-        let stderr = std::fs::File::create(&stderr_log).unwrap();
-        let mut child = Command::new(programs::ca())
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn mtls-ca");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut fingerprint = None;
-        let mut port = None;
-        while port.is_none() {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) => {
-                    if let Some(fp) = line.strip_prefix("root fingerprint (SHA-256): ") {
-                        fingerprint = Some(fp.to_string());
-                    }
-                    if let Some(url) = line.strip_prefix("listening on https://127.0.0.1:") {
-                        port = Some(url.parse::<u16>().unwrap());
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(std::fs::read_to_string(&stderr_log).unwrap_or_default());
-                }
-            }
-        }
+        Self::try_start_command(dir, serve_command(dir, extra))
+    }
+
+    /// Runs `cmd`, which must start a CA serving `dir` (for example through `sh -c` to set a
+    /// umask), and waits for its fingerprint and listening lines.
+    pub fn try_start_command(dir: &Path, cmd: Command) -> Result<Ca, String> {
+        let mut proc = Proc::spawn("mtls-ca", cmd);
+        let Some(listening) =
+            proc.try_wait_for_after(0, |l| l.starts_with("listening on https://"), DEADLINE)
+        else {
+            proc.kill();
+            return Err(proc.output());
+        };
+        let port = listening
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| panic!("no port in {listening:?}"));
+        let fingerprint = proc
+            .stdout()
+            .lines()
+            .find_map(|l| l.strip_prefix("root fingerprint (SHA-256): "))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no fingerprint line:\n{}", proc.output()));
         Ok(Ca {
-            child,
+            proc,
             dir: dir.to_path_buf(),
-            port: port.unwrap(),
-            fingerprint: fingerprint.expect("fingerprint line"),
-            stderr_log,
+            port,
+            fingerprint,
             _tmp: None,
         })
     }
@@ -92,34 +89,21 @@ impl Ca {
     /// Runs `mtls-ca` on `dir` expecting it to refuse to start. Returns the exit code and
     /// stderr; panics (after killing it) if it starts serving instead.
     pub fn start_refused(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
-        let mut child = Command::new(programs::ca())
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mtls-ca");
-        let stdout = child.stdout.take().unwrap();
-        // The event is either the "listening on" line (it started) or EOF on stdout (it exited).
-        let started = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l.starts_with("listening on "));
-        if started {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
+        let mut proc = Proc::spawn("mtls-ca", serve_command(dir, extra));
+        // The event is either the "listening on" line (it started) or its output closing (it
+        // exited).
+        if proc
+            .try_wait_for_after(0, |l| l.starts_with("listening on "), DEADLINE)
+            .is_some()
+        {
+            proc.kill();
             panic!(
                 "mtls-ca started although it should have refused:\n{}",
-                String::from_utf8_lossy(&out.stderr)
+                proc.output()
             );
         }
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let status = exited(&mut proc);
+        (status.code(), proc.stderr())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -130,18 +114,14 @@ impl Ca {
         std::fs::read(self.dir.join("root.crt")).unwrap()
     }
 
+    /// Everything the CA wrote on stderr so far (its log).
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+        self.proc.stderr()
     }
 
     /// Runs an admin subcommand on this CA's data directory.
-    pub fn admin(&self, args: &[&str]) -> std::process::Output {
-        Command::new(programs::ca())
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(args)
-            .output()
-            .unwrap()
+    pub fn admin(&self, args: &[&str]) -> Output {
+        admin_in(&self.dir, args)
     }
 
     /// Creates a join token; panics with the CLI's stderr if that fails.
@@ -169,31 +149,47 @@ impl Ca {
         v["certificates"].as_array().unwrap().len()
     }
 
+    /// SIGKILL: no shutdown code runs. Returns the data directory, kept for a restart.
     pub fn kill9(mut self) -> PathBuf {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        let dir = self.dir.clone();
-        std::mem::forget(self._tmp.take().map(|t| t.keep()));
-        dir
+        self.proc.kill();
+        self.keep_dir()
     }
 
+    /// SIGTERM, then waits for the exit. Returns the data directory, kept for a restart.
     pub fn stop(mut self) -> PathBuf {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-        let dir = self.dir.clone();
+        self.proc.terminate();
+        exited(&mut self.proc);
+        self.keep_dir()
+    }
+
+    fn keep_dir(&mut self) -> PathBuf {
         std::mem::forget(self._tmp.take().map(|t| t.keep()));
-        dir
+        self.dir.clone()
     }
 }
 
-impl Drop for Ca {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.stderr_log);
+/// Waits for `proc` to exit; panics with its output if it does not within the deadline.
+fn exited(proc: &mut Proc) -> ExitStatus {
+    proc.wait_exit(DEADLINE)
+        .unwrap_or_else(|| panic!("{} did not exit:\n{}", proc.name, proc.output()))
+}
+
+/// Runs `mtls-ca --data-dir DIR ARGS...` to completion.
+pub fn admin_in(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(programs::ca());
+    cmd.arg("--data-dir").arg(dir).args(args);
+    output_of("mtls-ca", cmd)
+}
+
+/// Runs `cmd` to completion as a `Proc` and returns what it printed, line by line.
+fn output_of(name: &str, cmd: impl std::borrow::BorrowMut<Command>) -> Output {
+    let mut proc = Proc::spawn(name, cmd);
+    let status = exited(&mut proc);
+    let text = |s: String| if s.is_empty() { s } else { s + "\n" };
+    Output {
+        status,
+        stdout: text(proc.stdout()).into_bytes(),
+        stderr: text(proc.stderr()).into_bytes(),
     }
 }
 
@@ -329,7 +325,7 @@ pub async fn enroll(ca: &Ca, id: &str) -> (Identity, serde_json::Value) {
 
 /// Runs a command and returns (success, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (bool, String, String) {
-    let out = cmd.output().unwrap();
+    let out = output_of("command", cmd);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

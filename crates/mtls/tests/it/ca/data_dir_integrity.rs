@@ -3,13 +3,12 @@
 //! database file stops every write (503) and fails `/healthz`.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::common::*;
 use mtls_ca::store::SqliteStore;
-
-use crate::programs;
 
 const ID: &str = "spiffe://mesh.local/service/a";
 
@@ -36,13 +35,8 @@ fn assert_documented(phrase: &str, output: &str) {
     );
 }
 
-fn admin_in(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(programs::ca())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
+fn admin_code(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = admin_in(dir, args);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -76,7 +70,7 @@ async fn a_deleted_database_is_not_recreated_at_start() {
         &["token", "--spiffe-id", ID],
         &["audit", "verify"],
     ] {
-        let (code, err) = admin_in(&dir, args);
+        let (code, err) = admin_code(&dir, args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains("but no database ca.db"), "{args:?}: {err}");
     }
@@ -102,7 +96,7 @@ async fn a_database_without_its_root_is_refused() {
         !dir.join("root.crt").exists() && !dir.join("root.key").exists(),
         "a new root was generated next to the old database"
     );
-    let (code, err) = admin_in(&dir, &["list"]);
+    let (code, err) = admin_code(&dir, &["list"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("but no root certificate root.crt"), "{err}");
 }
@@ -128,7 +122,7 @@ async fn another_cas_database_is_refused() {
         "{err}"
     );
     assert_documented("the database was made by another CA", &err);
-    let (code, err) = admin_in(&dir_a, &["token", "--spiffe-id", ID]);
+    let (code, err) = admin_code(&dir_a, &["token", "--spiffe-id", ID]);
     assert_eq!(code, Some(2));
     assert!(err.contains("made by another CA"), "{err}");
 }
@@ -148,6 +142,14 @@ async fn an_external_root_follows_the_same_rules() {
         key.to_str().unwrap(),
     ];
     let dir = tmp.path().join("data");
+    // A root key others may read is refused (the CA does not change an operator's file).
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, err) = Ca::start_refused(&dir, &args);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("open to group or others (mode 644)"), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!dir.join("ca.db").exists(), "nothing created");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let ca = Ca::start_in(&dir, &args);
     assert_eq!(ca.fingerprint, root.fingerprint());
     enroll(&ca, ID).await;
@@ -340,7 +342,7 @@ async fn a_database_removed_while_running_stops_every_write() {
         ca.logs()
     );
     // The CLI does not recreate the database either.
-    let (code, err) = admin_in(&ca.dir, &["token", "--spiffe-id", ID]);
+    let (code, err) = admin_code(&ca.dir, &["token", "--spiffe-id", ID]);
     assert_eq!(code, Some(2));
     assert!(err.contains("but no database ca.db"), "{err}");
     assert!(!ca.dir.join("ca.db").exists());

@@ -5,15 +5,8 @@ use std::process::Command;
 
 use super::common::*;
 
-use crate::programs;
-
 fn audit_verify(ca_dir: &std::path::Path) -> (bool, String) {
-    let out = Command::new(programs::ca())
-        .arg("--data-dir")
-        .arg(ca_dir)
-        .args(["audit", "verify"])
-        .output()
-        .unwrap();
+    let out = admin_in(ca_dir, &["audit", "verify"]);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -5,8 +5,6 @@ use std::process::Command;
 
 use super::common::*;
 
-use crate::programs;
-
 /// Makes an EC key and CSR with the openssl CLI; returns the CSR PEM.
 fn openssl_csr(dir: &std::path::Path, curve: &str, digest: &str) -> String {
     let key = dir.join(format!("{curve}-{digest}.key"));
@@ -126,17 +124,16 @@ async fn external_openssl_root_serves_and_mismatched_key_is_refused() {
         .args(["ecparam", "-genkey", "-name", "secp384r1", "-out"])
         .arg(&other));
     assert!(ok, "{err}");
-    let out = Command::new(programs::ca())
-        .arg("--data-dir")
-        .arg(tmp.path().join("data2"))
-        .args(["--listen", "127.0.0.1:0", "--root-cert"])
-        .arg(&cert)
-        .arg("--root-key")
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = Ca::start_refused(
+        &tmp.path().join("data2"),
+        &[
+            "--root-cert",
+            cert.to_str().unwrap(),
+            "--root-key",
+            other.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("does not match the CA certificate"), "{err}");
 }
 
@@ -145,7 +142,8 @@ fn s_client(ca: &Ca, extra: &[&str]) -> (bool, String) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root.pem");
     std::fs::write(&root, ca.root_pem()).unwrap();
-    let mut child = Command::new("openssl")
+    // stdin is /dev/null: EOF right after the handshake ends the session.
+    let (ok, out, err) = run(Command::new("openssl")
         .args([
             "s_client",
             "-connect",
@@ -155,20 +153,8 @@ fn s_client(ca: &Ca, extra: &[&str]) -> (bool, String) {
             "-CAfile",
         ])
         .arg(&root)
-        .args(extra)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdin.take()); // EOF right after the handshake ends the session
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+        .args(extra));
+    (ok, format!("{out}{err}"))
 }
 
 #[test]

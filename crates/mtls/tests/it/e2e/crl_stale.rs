@@ -173,7 +173,7 @@ fn the_ca_refuses_a_crl_validity_under_two_seconds() {
     let (status, _, out) = run("mtls-ca", cmd, LONG);
     assert!(!status.success(), "{out}");
     assert!(
-        out.contains("--crl-validity 1s is too short; the minimum is 2s"),
+        out.contains("'--crl-validity <DURATION>': \"1s\" is too short: the minimum is 2s"),
         "{out}"
     );
 }

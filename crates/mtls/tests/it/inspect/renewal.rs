@@ -55,7 +55,7 @@ fn errors_exit_2() {
     for (args, needle) in [
         (
             vec!["needs-renewal", "leaf.pem", "--at-fraction", "1.5"],
-            "--at-fraction must be between 0 and 1",
+            "invalid value '1.5' for '--at-fraction <FRACTION>': 1.5 is outside the accepted range 0 to 1",
         ),
         (
             vec!["needs-renewal", "missing.pem"],

@@ -1,42 +1,9 @@
-//! Times as RFC 3339 and as "expires in 59m 59s" / "expired 3h ago".
+//! Where a time falls in a validity period: the status, "expires in 59m 59s" / "expired 3h
+//! ago", and the share of the lifetime used. Times and durations become text in
+//! `pki::timefmt`, the one formatter of the project.
 
-use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
-
-/// RFC 3339 in UTC, e.g. `2026-01-01T00:00:00Z`.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    pki::verify::rfc3339(&t)
-}
-
-/// Parses an RFC 3339 time given on the command line.
-pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time like 2026-01-01T00:00:00Z: {e}"))
-}
-
-/// A duration in its two largest non-zero units: `1d 2h`, `59m 59s`, `3h`, `0s`.
-pub fn human_duration(d: Duration) -> String {
-    let mut secs = d.whole_seconds().unsigned_abs();
-    if secs == 0 {
-        return "0s".into();
-    }
-    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
-    let mut parts = Vec::new();
-    for (size, name) in units {
-        let n = secs / size;
-        secs %= size;
-        if n > 0 || !parts.is_empty() {
-            parts.push((n, name));
-        }
-    }
-    parts
-        .into_iter()
-        .take(2)
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, u)| format!("{n}{u}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use pki::timefmt::human;
+use time::OffsetDateTime;
 
 /// Where `at` falls in a validity period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -75,10 +42,10 @@ pub fn relative(
 ) -> String {
     match ValidityStatus::of(at, not_before, not_after) {
         ValidityStatus::NotYetValid => {
-            format!("becomes valid in {}", human_duration(not_before - at))
+            format!("becomes valid in {}", human(not_before - at))
         }
-        ValidityStatus::Valid => format!("expires in {}", human_duration(not_after - at)),
-        ValidityStatus::Expired => format!("expired {} ago", human_duration(at - not_after)),
+        ValidityStatus::Valid => format!("expires in {}", human(not_after - at)),
+        ValidityStatus::Expired => format!("expired {} ago", human(at - not_after)),
     }
 }
 
@@ -99,16 +66,7 @@ pub fn percent_used(
 mod tests {
     use super::*;
     use time::macros::datetime;
-
-    #[test]
-    fn durations_use_two_units() {
-        assert_eq!(human_duration(Duration::seconds(3599)), "59m 59s");
-        assert_eq!(human_duration(Duration::hours(3)), "3h");
-        assert_eq!(human_duration(Duration::seconds(-3 * 3600 - 5)), "3h");
-        assert_eq!(human_duration(Duration::seconds(90_061)), "1d 1h");
-        assert_eq!(human_duration(Duration::seconds(45)), "45s");
-        assert_eq!(human_duration(Duration::ZERO), "0s");
-    }
+    use time::Duration;
 
     #[test]
     fn relative_times() {
@@ -125,8 +83,5 @@ mod tests {
         );
         assert_eq!(percent_used(nb + Duration::minutes(15), nb, na), 25.0);
         assert_eq!(percent_used(na + Duration::minutes(15), nb, na), 100.0);
-        assert_eq!(rfc3339(nb), "2026-01-01T00:00:00Z");
-        assert!(parse_rfc3339("2026-01-01T00:00:00Z").is_ok());
-        assert!(parse_rfc3339("yesterday").is_err());
     }
 }
