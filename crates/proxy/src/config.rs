@@ -224,6 +224,8 @@ pub struct LimitSettings {
     pub request_timeout: Duration,
     /// Connecting to the application or to a remote service must finish within this time.
     pub connect_timeout: Duration,
+    /// A TLS handshake with a caller must finish within this time.
+    pub handshake_timeout: Duration,
     /// On shutdown, open connections get this long to finish.
     pub drain: Duration,
 }
@@ -237,6 +239,7 @@ impl Default for LimitSettings {
             header_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
             drain: Duration::from_secs(10),
         }
     }
@@ -250,6 +253,7 @@ impl LimitSettings {
             idle_timeout: self.idle_timeout,
             header_timeout: self.header_timeout,
             request_timeout: self.request_timeout,
+            handshake_timeout: self.handshake_timeout,
             drain: self.drain,
             ..mesh::server::server_limits(self.max_connections, self.max_connections_per_identity)
         }

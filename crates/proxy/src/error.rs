@@ -98,4 +98,12 @@ pub enum ProxyError {
     /// The mesh library (credentials, TLS configuration).
     #[error(transparent)]
     Mesh(#[from] mesh::MeshError),
+    /// A socket operation after start.
+    #[error("{what}: {error}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        error: std::io::Error,
+    },
 }

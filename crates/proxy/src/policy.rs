@@ -94,15 +94,14 @@ impl Policy {
                     p.prefix
                 ));
             }
-            let allow =
-                AllowList::parse(&p.allow).map_err(|e| format!("path[{i}].allow: {e}"))?;
+            let allow = AllowList::parse(&p.allow).map_err(|e| format!("path[{i}].allow: {e}"))?;
             paths.push(PathRule {
                 prefix: p.prefix,
                 allow,
             });
         }
         // Longest prefix first: the most specific rule decides.
-        paths.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        paths.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Ok(Policy {
             allow,
             everyone: false,
@@ -128,10 +127,11 @@ impl Policy {
         if self.everyone {
             return Decision::Allowed;
         }
-        let (list, rule) = match path.and_then(|p| self.paths.iter().find(|r| p.starts_with(&r.prefix))) {
-            Some(r) => (&r.allow, format!("the rule for {}", r.prefix)),
-            None => (&self.allow, "the policy".to_string()),
-        };
+        let (list, rule) =
+            match path.and_then(|p| self.paths.iter().find(|r| p.starts_with(&r.prefix))) {
+                Some(r) => (&r.allow, format!("the rule for {}", r.prefix)),
+                None => (&self.allow, "the policy".to_string()),
+            };
         if list.permits(caller) && !list.is_empty() {
             return Decision::Allowed;
         }
@@ -143,7 +143,9 @@ impl Policy {
         } else {
             list.patterns().join(", ")
         };
-        Decision::Refused(format!("{who} is not allowed by {rule} (allowed: {allowed})"))
+        Decision::Refused(format!(
+            "{who} is not allowed by {rule} (allowed: {allowed})"
+        ))
     }
 }
 
@@ -220,7 +222,11 @@ impl PolicyHandle {
 
     /// Reloads the file every `interval` until dropped (spawn it), logging each change:
     /// `policy_reloaded`, or `policy_reload_failed` with the reason (once per bad version).
-    pub async fn watch(self: Arc<Self>, interval: Duration, metrics: Arc<crate::metrics::ProxyMetrics>) {
+    pub async fn watch(
+        self: Arc<Self>,
+        interval: Duration,
+        metrics: Arc<crate::metrics::ProxyMetrics>,
+    ) {
         let Some(file) = self.file.clone() else {
             return;
         };
@@ -228,7 +234,9 @@ impl PolicyHandle {
         loop {
             tokio::time::sleep(interval).await;
             match self.reload() {
+                // Unchanged, or the same bad version as last time (logged once).
                 None => {}
+                Some(Err(e)) if last_error.as_deref() == Some(e.as_str()) => {}
                 Some(Ok(())) => {
                     last_error = None;
                     metrics.policy_reload(true);
@@ -236,12 +244,10 @@ impl PolicyHandle {
                         "policy reloaded from {}", file.display());
                 }
                 Some(Err(e)) => {
-                    if last_error.as_deref() != Some(e.as_str()) {
-                        metrics.policy_reload(false);
-                        tracing::warn!(event = "policy_reload_failed", file = %file.display(), error = %e,
-                            "policy file changed but cannot be used; keeping the current policy: {e}");
-                        last_error = Some(e);
-                    }
+                    metrics.policy_reload(false);
+                    tracing::warn!(event = "policy_reload_failed", file = %file.display(), error = %e,
+                        "policy file changed but cannot be used; keeping the current policy: {e}");
+                    last_error = Some(e);
                 }
             }
         }
@@ -287,7 +293,10 @@ mod tests {
         let ops = id("spiffe://mesh.local/ops/alice");
         assert_eq!(p.check(Some(&web), Some("/index.html")), Decision::Allowed);
         assert_eq!(p.check(Some(&ops), Some("/admin/users")), Decision::Allowed);
-        assert_eq!(p.check(Some(&web), Some("/admin/public/x")), Decision::Allowed);
+        assert_eq!(
+            p.check(Some(&web), Some("/admin/public/x")),
+            Decision::Allowed
+        );
         let Decision::Refused(why) = p.check(Some(&web), Some("/admin/users")) else {
             panic!("web reached /admin/")
         };
@@ -296,7 +305,10 @@ mod tests {
             "spiffe://mesh.local/service/web is not allowed by the rule for /admin/ \
              (allowed: spiffe://mesh.local/ops/*)"
         );
-        assert!(matches!(p.check(Some(&ops), Some("/")), Decision::Refused(_)));
+        assert!(matches!(
+            p.check(Some(&ops), Some("/")),
+            Decision::Refused(_)
+        ));
         assert!(matches!(p.check(None, Some("/")), Decision::Refused(_)));
     }
 
@@ -316,19 +328,32 @@ mod tests {
     #[test]
     fn bad_files_are_refused_with_the_key_and_line() {
         let e = Policy::parse("allow = []\ndeny = [\"x\"]\n").unwrap_err();
-        assert!(e.contains("line 2") && e.contains("unknown field `deny`"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("unknown field `deny`"),
+            "{e}"
+        );
         let e = Policy::parse("allow = [\"web\"]").unwrap_err();
         assert!(e.starts_with("allow: "), "{e}");
         let e = Policy::parse("allow = []\n[[path]]\nprefix = \"admin\"\nallow = []").unwrap_err();
         assert!(e.contains("must start with /"), "{e}");
-        assert!(Policy::parse("").unwrap_err().contains("missing field `allow`"));
+        assert!(Policy::parse("")
+            .unwrap_err()
+            .contains("missing field `allow`"));
     }
 
     #[test]
     fn only_normal_paths_pass() {
         assert!(is_normal_path("/admin/users?x=1"));
         assert!(is_normal_path("/"));
-        for bad in ["/x/../admin", "/./admin", "//admin", "/%2e%2e/admin", "/a%2Fb", "/a\\b", "admin"] {
+        for bad in [
+            "/x/../admin",
+            "/./admin",
+            "//admin",
+            "/%2e%2e/admin",
+            "/a%2Fb",
+            "/a\\b",
+            "admin",
+        ] {
             assert!(!is_normal_path(bad), "{bad}");
         }
     }
@@ -344,7 +369,10 @@ mod tests {
         assert_eq!(h.reload(), None);
         std::fs::write(&file, "allow = [\"spiffe://mesh.local/b\"]").unwrap();
         assert_eq!(h.reload(), Some(Ok(())));
-        assert!(matches!(h.current().check(Some(&a), None), Decision::Refused(_)));
+        assert!(matches!(
+            h.current().check(Some(&a), None),
+            Decision::Refused(_)
+        ));
         std::fs::write(&file, "allow = []\n[[path]]\nprefix = \"/\"\nallow = []").unwrap();
         assert!(h.reload().unwrap().unwrap_err().contains("need HTTP mode"));
         std::fs::write(&file, "allow = [").unwrap();

@@ -94,10 +94,15 @@ impl Record {
             return;
         }
         let (from_client, to_client) = (self.bytes.from_client(), self.bytes.to_client());
-        self.metrics.closed(self.direction, code, from_client, to_client);
+        self.metrics
+            .closed(self.direction, code, from_client, to_client);
         let facts = self.facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let duration = self.started.elapsed();
-        let id = if facts.identity.is_empty() { "-" } else { facts.identity.as_str() };
+        let id = if facts.identity.is_empty() {
+            "-"
+        } else {
+            facts.identity.as_str()
+        };
         tracing::info!(
             event = "proxy_connection",
             direction = self.direction,

@@ -238,7 +238,7 @@ pub struct Relay<'a, C: ?Sized, U: ?Sized> {
 /// passed on as a shutdown of the other side's writer), a stream fails, or no byte has moved
 /// for `idle`. Counts into `bytes`. The caller closes both streams afterwards; after a
 /// [`RelayEnd::Failed`] or [`RelayEnd::Idle`] it should reset rather than close a plain TCP
-/// side (`TcpStream::set_linger(Some(Duration::ZERO))`), so the application sees the
+/// side (`TcpStream::set_zero_linger`), so the application sees the
 /// connection was cut.
 pub fn relay<'a, C, U>(
     client: &'a mut C,

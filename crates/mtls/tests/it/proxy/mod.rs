@@ -1,0 +1,8 @@
+//! `mtls-proxy` as a process: inbound (mTLS in, plaintext to an unmodified app), outbound
+//! routes, both chained, configuration refused before enrollment, policy reload, drain.
+
+mod common;
+
+mod config;
+mod inbound;
+mod l4;
