@@ -3,6 +3,9 @@
 
 mod common;
 
+mod chain;
 mod config;
+mod drain;
 mod inbound;
 mod l4;
+mod policy_reload;
