@@ -23,6 +23,7 @@
 //! listen = "0.0.0.0:9443"
 //! to = "127.0.0.1:8080"
 //! allow_ids = ["spiffe://mesh.local/service/web"]   # or: policy = "policy.toml"
+//! http = false                                      # true: HTTP mode with caller headers
 //!
 //! [[route]]
 //! listen = "127.0.0.1:15001"
@@ -80,6 +81,8 @@ struct FileInbound {
     to: Spanned<String>,
     allow_ids: Option<Spanned<Vec<String>>>,
     policy: Option<Spanned<String>>,
+    #[serde(default)]
+    http: bool,
 }
 
 #[derive(Deserialize)]
@@ -289,7 +292,7 @@ fn inbound(lines: &Lines<'_>, base: &Path, i: &FileInbound) -> Result<InboundCon
     Ok(InboundConfig {
         listen: Located::new(listen, lines.at(&i.listen, "inbound.listen")),
         to: Located::new(to, lines.at(&i.to, "inbound.to")),
-        http: false,
+        http: i.http,
         access,
     })
 }

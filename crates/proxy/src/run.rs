@@ -14,11 +14,11 @@ use mesh::{Mesh, MeshConnector};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use wire::tls::ALPN_NONE;
+use wire::tls::{ALPN_HTTP, ALPN_NONE};
 
 use crate::config::{Access, InboundConfig, ProxyConfig, RouteConfig};
 use crate::error::{ConfigError, ProxyError};
-use crate::inbound::{InboundIdentify, L4};
+use crate::inbound::{HttpInbound, InboundIdentify, L4};
 use crate::metrics::ProxyMetrics;
 use crate::outbound::Route;
 use crate::policy::{Policy, PolicyHandle};
@@ -159,30 +159,46 @@ impl Proxy {
             if policy.file().is_some() {
                 background.spawn(policy.clone().watch(POLICY_CHECK_INTERVAL, metrics.clone()));
             }
-            let listener = wire::Listener {
-                tcp,
-                tls: Arc::new(mesh.server_config(ALPN_NONE)?),
-                limits: limits.inbound(),
-                counters: mesh.connection_counters(),
-                identify: Arc::new(InboundIdentify {
-                    mesh: mesh.identify(),
-                    policy,
-                    metrics: metrics.clone(),
-                    listener: listen,
-                }),
-                protocol: Arc::new(L4::new(
+            let signal = stop_signal();
+            if inbound.http {
+                let app = Arc::new(HttpInbound::new(
                     mesh.clone(),
+                    policy,
+                    metrics.clone(),
                     listen,
                     inbound.to.value.clone(),
                     limits.connect_timeout,
-                    limits.idle_timeout,
-                    metrics.clone(),
-                )),
-            };
-            let signal = stop_signal();
-            servers.spawn(async move {
-                wire::serve(listener, signal).await;
-            });
+                ));
+                let tls = Arc::new(mesh.server_config(ALPN_HTTP)?);
+                let (inbound_limits, counters) = (limits.inbound(), mesh.connection_counters());
+                servers.spawn(async move {
+                    wire::http::serve(tcp, tls, inbound_limits, counters, app, signal).await;
+                });
+            } else {
+                let listener = wire::Listener {
+                    tcp,
+                    tls: Arc::new(mesh.server_config(ALPN_NONE)?),
+                    limits: limits.inbound(),
+                    counters: mesh.connection_counters(),
+                    identify: Arc::new(InboundIdentify {
+                        mesh: mesh.identify(),
+                        policy,
+                        metrics: metrics.clone(),
+                        listener: listen,
+                    }),
+                    protocol: Arc::new(L4::new(
+                        mesh.clone(),
+                        listen,
+                        inbound.to.value.clone(),
+                        limits.connect_timeout,
+                        limits.idle_timeout,
+                        metrics.clone(),
+                    )),
+                };
+                servers.spawn(async move {
+                    wire::serve(listener, signal).await;
+                });
+            }
         }
         for (route, tcp) in routes {
             let listen = tcp.local_addr().map_err(|e| ProxyError::Io {

@@ -1,10 +1,15 @@
-//! The inbound side: mTLS in, plaintext to the local application. Who may call is decided
-//! right after the handshake ([`InboundIdentify`]): a refused caller is closed with
-//! close_notify by the listener and the application is never connected to. An allowed
-//! caller's connection is relayed byte for byte ([`L4`]).
+//! The inbound side: mTLS in, plaintext to the local application. In L4 mode who may call is
+//! decided right after the handshake ([`InboundIdentify`]): a refused caller is closed with
+//! close_notify by the listener and the application is never connected to; an allowed
+//! caller's connection is relayed byte for byte ([`L4`]). In HTTP mode ([`HttpInbound`]) each
+//! request is checked (per path prefix when the policy says so) and forwarded with the caller
+//! in headers.
 
+pub mod http;
 mod l4;
+pub mod xfcc;
 
+pub use http::HttpInbound;
 pub(crate) use l4::reset;
 pub use l4::L4;
 

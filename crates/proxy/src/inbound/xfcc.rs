@@ -39,7 +39,12 @@ pub fn element(by: Option<&str>, cert_der: &[u8], uri: Option<&str>) -> String {
 /// Removes whatever the client sent under the caller headers, then sets them from the
 /// verified certificate. A value that cannot be a header (cannot happen: SPIFFE IDs and hex
 /// are visible ASCII) leaves the header out rather than forwarding the client's.
-pub fn set_caller_headers(headers: &mut HeaderMap, by: Option<&str>, cert_der: &[u8], uri: Option<&str>) {
+pub fn set_caller_headers(
+    headers: &mut HeaderMap,
+    by: Option<&str>,
+    cert_der: &[u8],
+    uri: Option<&str>,
+) {
     // HeaderMap names are case-insensitive and `remove` drops every value.
     headers.remove(&XFCC);
     headers.remove(&CLIENT_SPIFFE_ID);
@@ -76,15 +81,24 @@ mod tests {
         );
         assert_eq!(value("a,b"), "\"a,b\"");
         assert_eq!(value("CN=\"x\""), "\"CN=\\\"x\\\"\"");
-        assert_eq!(element(None, der, None), format!("Hash={}", pki::sha256_hex(der)));
+        assert_eq!(
+            element(None, der, None),
+            format!("Hash={}", pki::sha256_hex(der))
+        );
     }
 
     #[test]
     fn spoofed_headers_are_replaced_in_any_case_and_number() {
         let mut h = HeaderMap::new();
-        h.append("X-Forwarded-Client-Cert", HeaderValue::from_static("URI=spiffe://evil/x"));
+        h.append(
+            "X-Forwarded-Client-Cert",
+            HeaderValue::from_static("URI=spiffe://evil/x"),
+        );
         h.append("x-forwarded-client-cert", HeaderValue::from_static("By=x"));
-        h.append("X-CLIENT-SPIFFE-ID", HeaderValue::from_static("spiffe://evil/x"));
+        h.append(
+            "X-CLIENT-SPIFFE-ID",
+            HeaderValue::from_static("spiffe://evil/x"),
+        );
         set_caller_headers(&mut h, Some("spiffe://td/p"), b"c", Some("spiffe://td/a"));
         assert_eq!(h.get_all(&XFCC).iter().count(), 1);
         assert_eq!(h.get_all(&CLIENT_SPIFFE_ID).iter().count(), 1);
@@ -92,7 +106,10 @@ mod tests {
         assert!(!h[&XFCC].to_str().unwrap().contains("evil"));
         // A caller without a SPIFFE ID (pinned mode): no ID header at all, not the spoofed one.
         let mut h = HeaderMap::new();
-        h.append("x-client-spiffe-id", HeaderValue::from_static("spiffe://evil/x"));
+        h.append(
+            "x-client-spiffe-id",
+            HeaderValue::from_static("spiffe://evil/x"),
+        );
         set_caller_headers(&mut h, None, b"c", None);
         assert!(h.get(&CLIENT_SPIFFE_ID).is_none());
     }

@@ -76,10 +76,18 @@ pub struct InboundArgs {
     #[arg(long = "allow-id", value_name = "ID", value_parser = parse_allow_id, conflicts_with = "policy")]
     pub allow_id: Vec<String>,
 
-    /// A TOML policy file (`allow = [...]`), re-read when it changes; a change that does not
-    /// parse is refused and logged, and the previous policy stays.
+    /// A TOML policy file (`allow = [...]`, and `[[path]]` rules in --http mode), re-read
+    /// when it changes; a change that does not parse is refused and logged, and the previous
+    /// policy stays.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+
+    /// HTTP mode (HTTP/1.1 and h2 from callers, HTTP/1.1 to the app): each request is checked
+    /// against the policy and forwarded with the verified caller in X-Client-Spiffe-Id and
+    /// X-Forwarded-Client-Cert (the client's own headers of those names are removed first).
+    /// Default: L4, bytes copied both ways.
+    #[arg(long)]
+    pub http: bool,
 
     #[command(flatten)]
     pub common: CommonArgs,
@@ -198,7 +206,7 @@ impl InboundArgs {
             inbound: Some(InboundConfig {
                 listen: Located::new(self.listen, Origin::flag("--listen")),
                 to: Located::new(self.to.clone(), Origin::flag("--to")),
-                http: false,
+                http: self.http,
                 access,
             }),
             routes: Vec::new(),

@@ -85,8 +85,9 @@ fn describe(config: &ProxyConfig) -> Vec<String> {
             mtls_proxy::Access::AllowIds(_) => "allow list".to_string(),
             mtls_proxy::Access::PolicyFile(f) => format!("policy {}", f.value.display()),
         };
+        let mode = if i.http { "HTTP" } else { "L4" };
         lines.push(format!(
-            "inbound {} -> {} (L4; {access})",
+            "inbound {} -> {} ({mode}; {access})",
             i.listen.value, i.to.value
         ));
     }

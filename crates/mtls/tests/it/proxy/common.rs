@@ -384,3 +384,69 @@ pub fn enrolled_table(ca: &testkit::CaProc, id: &str, token: &Path) -> String {
         s(token)
     )
 }
+
+/// An HTTP/1.1 application that answers every request with the request's head (request line
+/// and headers, as received) as its body, then closes; counts the requests it got.
+pub struct HeaderApp {
+    pub port: u16,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl HeaderApp {
+    pub fn start() -> HeaderApp {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the app");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let count = requests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    let _ = answer_head(conn, &count);
+                });
+            }
+        });
+        HeaderApp { port, requests }
+    }
+
+    pub fn to(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn answer_head(conn: TcpStream, count: &AtomicUsize) -> std::io::Result<()> {
+    let mut writer = conn.try_clone()?;
+    let mut reader = BufReader::new(conn);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    count.fetch_add(1, Ordering::SeqCst);
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+        head.len()
+    );
+    writer.write_all(reply.as_bytes())?;
+    writer.shutdown(Shutdown::Write)
+}
+
+/// The values of header `name` (any case) in a head as `HeaderApp` returns it.
+pub fn header_values(head: &str, name: &str) -> Vec<String> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+        .collect()
+}

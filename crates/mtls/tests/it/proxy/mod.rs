@@ -6,6 +6,7 @@ mod common;
 mod chain;
 mod config;
 mod drain;
+mod http;
 mod inbound;
 mod l4;
 mod policy_reload;
