@@ -211,3 +211,36 @@ async fn a_caller_revoked_while_connected_is_cut_off_at_the_next_crl_reload() {
     }
     assert_eq!(app.accepted(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_identity_over_its_connection_limit_is_refused_clearly() {
+    let pki = Pki::new();
+    let app = App::start();
+    let proxy = start_proxy(
+        "proxy",
+        &inbound_args(&pki, &app.to(), &["--max-connections-per-identity", "1"]),
+    );
+    let client = pki.client();
+    let mut first = client.connect(proxy.inbound()).await.unwrap();
+    first.write_all(b"ECHO\nfirst\n").await.unwrap();
+    read_until(&mut first, b"first\n", LONG).await;
+
+    // The second connection of the same identity: closed cleanly, no byte, the app not asked.
+    let mut second = client.connect(proxy.inbound()).await.unwrap();
+    let _ = second.write_all(b"ECHO\nsecond\n").await;
+    let got = read_until_closed(&mut second, LONG).await.expect("closed");
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(app.accepted(), 1);
+    proxy.proc.wait_for(
+        |l| l.contains("refusing the connection") && l.contains("per_identity"),
+        LONG,
+    );
+    let line = proxy.proc.wait_for(
+        |l| l.contains("proxy_connection") && l.contains("reason=\"per_identity\""),
+        LONG,
+    );
+    assert!(line.contains(CLIENT_ID), "{line}");
+    // The first one still works.
+    first.write_all(b"still\n").await.unwrap();
+    read_until(&mut first, b"still\n", LONG).await;
+}
