@@ -10,3 +10,4 @@ mod http;
 mod inbound;
 mod l4;
 mod policy_reload;
+mod run_config;
