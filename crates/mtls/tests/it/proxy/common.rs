@@ -47,8 +47,13 @@ fn port_after(line: &str, prefix: &str) -> u16 {
 
 /// Starts `mtls-proxy ARGS...` and waits until it serves (`[PROXY] ready`).
 pub fn start_proxy(name: &str, args: &[String]) -> ProxyProc {
+    start_proxy_logging(name, args, "info")
+}
+
+/// [`start_proxy`] with `RUST_LOG=rust_log`.
+pub fn start_proxy_logging(name: &str, args: &[String], rust_log: &str) -> ProxyProc {
     let mut cmd = Command::new(programs::proxy());
-    cmd.args(args).env("RUST_LOG", "info");
+    cmd.args(args).env("RUST_LOG", rust_log);
     let proc = Proc::spawn(name, cmd);
     proc.wait_for(|l| l == "[PROXY] ready", LONG);
     let stdout = proc.stdout();
