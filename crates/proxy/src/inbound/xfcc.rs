@@ -3,7 +3,10 @@
 //! `By` (the proxy's SPIFFE ID), `Hash` (lowercase hex SHA-256 of the client certificate's
 //! DER) and `URI` (the client's SPIFFE ID); a value holding `,`, `;` or `=` is double-quoted,
 //! and a `"` inside a value is written `\"`. `X-Client-Spiffe-Id` carries the caller's ID alone.
-//! Both are removed from the client's request first, in any case and however often they appear.
+//! Both are removed from the client's request first, in any case and however often they appear,
+//! and so are their spellings with `_` for `-`: CGI, WSGI, PHP and Rack turn both spellings into
+//! the same variable (`HTTP_X_CLIENT_SPIFFE_ID`), so a client could otherwise set the identity
+//! an application reads.
 
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -48,6 +51,17 @@ pub fn set_caller_headers(
     // HeaderMap names are case-insensitive and `remove` drops every value.
     headers.remove(&XFCC);
     headers.remove(&CLIENT_SPIFFE_ID);
+    let aliases: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let dashed = name.as_str().replace('_', "-");
+            dashed == XFCC.as_str() || dashed == CLIENT_SPIFFE_ID.as_str()
+        })
+        .cloned()
+        .collect();
+    for alias in aliases {
+        headers.remove(alias);
+    }
     if let Ok(v) = HeaderValue::from_str(&element(by, cert_der, uri)) {
         headers.insert(XFCC, v);
     }
@@ -112,5 +126,27 @@ mod tests {
         );
         set_caller_headers(&mut h, None, b"c", None);
         assert!(h.get(&CLIENT_SPIFFE_ID).is_none());
+    }
+
+    #[test]
+    fn underscore_spellings_that_cgi_and_wsgi_merge_are_removed_too() {
+        let mut h = HeaderMap::new();
+        h.append(
+            "X_Client_Spiffe_Id",
+            HeaderValue::from_static("spiffe://evil/x"),
+        );
+        h.append(
+            "x-forwarded_client-cert",
+            HeaderValue::from_static("URI=spiffe://evil/x"),
+        );
+        h.append("x-client-spiffe", HeaderValue::from_static("kept"));
+        set_caller_headers(&mut h, Some("spiffe://td/p"), b"c", Some("spiffe://td/a"));
+        let names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["x-client-spiffe", "x-forwarded-client-cert", "x-client-spiffe-id"],
+            "only the proxy's own caller headers and unrelated ones are left"
+        );
+        assert_eq!(h[&CLIENT_SPIFFE_ID], "spiffe://td/a");
     }
 }

@@ -12,6 +12,8 @@ const SPOOF: &str = "GET /hello HTTP/1.1\r\nHost: app.local\r\n\
     x-forwarded-client-cert: Hash=00\r\n\
     x-client-spiffe-id: spiffe://evil/caller\r\n\
     X-CLIENT-SPIFFE-ID: spiffe://evil/other\r\n\
+    X_Client_Spiffe_Id: spiffe://evil/underscored\r\n\
+    x_forwarded_client_cert: URI=spiffe://evil/underscored\r\n\
     Connection: close\r\n\r\n";
 
 #[test]
