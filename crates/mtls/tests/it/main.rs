@@ -11,3 +11,4 @@ mod ca;
 mod e2e;
 mod inspect;
 mod mesh;
+mod proxy;

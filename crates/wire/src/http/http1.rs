@@ -107,13 +107,16 @@ async fn active<A: HttpApp>(
     loop {
         let reason = tokio::select! {
             result = connection.as_mut() => {
-                watch.ended(result, closing);
+                watch.ended(result);
                 return None;
             }
             reason = watch.close_reason(), if closing.is_none() => reason,
             () = Watch::grace_over(
                 &activity, &limits, closing.unwrap_or(started), addr, &who,
-            ), if closing.is_some() => return None,
+            ), if closing.is_some() => {
+                watch.finish();
+                return None;
+            }
             () = activity.parkable_after(PARK_AFTER), if closing.is_none() => {
                 // Idle at a message boundary: hyper closes its side of the exchange at once
                 // and, asked without shutdown, hands the stream back untouched.
@@ -121,7 +124,7 @@ async fn active<A: HttpApp>(
                 match poll_fn(|cx| Poll::Ready(connection.poll_without_shutdown(cx))).await {
                     Poll::Ready(Ok(())) => return Some(connection.into_parts()),
                     Poll::Ready(Err(e)) => {
-                        watch.ended(Err(e), closing);
+                        watch.ended(Err(e));
                         return None;
                     }
                     // hyper was in the middle of an exchange after all (a request body the
@@ -134,7 +137,7 @@ async fn active<A: HttpApp>(
                 }
             }
         };
-        watch.closing(&reason);
+        watch.closing(reason);
         closing = Some(Instant::now());
         Pin::new(connection.as_mut()).graceful_shutdown();
     }
@@ -152,10 +155,11 @@ async fn parked(watch: &mut Watch, io: &mut Stream) -> Option<Bytes> {
             io.read(&mut first).await
         } => read,
         reason = watch.close_reason() => {
-            watch.closing(&reason);
+            watch.closing(reason);
             // Nothing is in flight: the close is only ours to send (as hyper does for an idle
             // connection), bounded like every close.
             let _ = tokio::time::timeout(watch.limits.close_grace, io.shutdown()).await;
+            watch.finish();
             return None;
         }
     };
@@ -163,11 +167,12 @@ async fn parked(watch: &mut Watch, io: &mut Stream) -> Option<Bytes> {
         Ok(0) => {
             // The peer closed: answer its close_notify, as hyper does at the end of a stream.
             let _ = tokio::time::timeout(watch.limits.close_grace, io.shutdown()).await;
+            watch.finish();
             None
         }
         Ok(_) => Some(Bytes::copy_from_slice(&first)),
         Err(e) => {
-            watch.ended(Err(e), None);
+            watch.ended(Err(e));
             None
         }
     }

@@ -68,6 +68,11 @@ pub trait HttpApp: Identify {
     fn peer_invalid(&self, _peer: &Arc<Self::Peer>) -> BoxFuture<CloseReason> {
         Box::pin(std::future::pending())
     }
+
+    /// Called once when the connection of `peer` has ended: `reason` is why the server closed
+    /// it, None when the client closed it (or it failed). A connection cut at the end of the
+    /// drain time ends without this call. For a per-connection record (a proxy's log line).
+    fn connection_ended(&self, _peer: &Arc<Self::Peer>, _reason: Option<&CloseReason>) {}
 }
 
 /// Serves `app` on `tcp` until `shutdown` resolves, then drains.
@@ -140,7 +145,13 @@ struct Watch {
     idle: Duration,
     started: Instant,
     peer_invalid: BoxFuture<CloseReason>,
+    /// Why the server is closing the connection, once it is.
+    closed: Option<CloseReason>,
+    /// `HttpApp::connection_ended` for this connection, called once by `finish`.
+    on_end: Option<OnEnd>,
 }
+
+type OnEnd = Box<dyn FnOnce(Option<&CloseReason>) + Send>;
 
 impl Watch {
     /// Resolves with the reason to close a connection that is in good order: idle or header
@@ -162,22 +173,34 @@ impl Watch {
         }
     }
 
-    /// Counts and logs a close.
-    fn closing(&self, reason: &CloseReason) {
+    /// The server closes the connection for `reason`: counted, logged and kept for `finish`.
+    fn closing(&mut self, reason: CloseReason) {
         self.counters.closed(reason.code);
-        log_close(self.addr, self.identity.as_deref(), &self.who, reason);
+        log_close(self.addr, self.identity.as_deref(), &self.who, &reason);
+        self.closed = Some(reason);
     }
 
     /// The protocol ended by itself. HTTP/1 closes after a `Connection: close` response,
     /// possibly before the request to close was seen by the driver: it still counts as that
     /// close.
-    fn ended<E: std::fmt::Display>(&self, result: Result<(), E>, closing: Option<Instant>) {
+    fn ended<E: std::fmt::Display>(&mut self, result: Result<(), E>) {
         if let Err(e) = result {
             tracing::debug!(event = "connection_error", peer_addr = %self.addr, error = %e,
                 "connection from {} ended with an error: {e}", self.who);
         }
-        if let (None, Some(reason)) = (closing, self.activity.close_reason()) {
-            self.closing(&reason);
+        if self.closed.is_none() {
+            if let Some(reason) = self.activity.close_reason() {
+                self.closing(reason);
+            }
+        }
+        self.finish();
+    }
+
+    /// The connection is over: tells the application, once, why (`None`: the client closed
+    /// it, or it failed).
+    fn finish(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(self.closed.as_ref());
         }
     }
 
@@ -252,6 +275,8 @@ fn start<A: HttpApp>(
         limits,
         idle,
         started: Instant::now(),
+        closed: None,
+        on_end: Some(Box::new(move |reason| app.connection_ended(&peer, reason))),
     };
     // Boxed once: the stream is moved between hyper connections and the parked state of an
     // HTTP/1 connection, which then moves a pointer rather than a TLS connection.
@@ -272,13 +297,13 @@ async fn drive_h2<A: HttpApp>(mut watch: Watch, io: Box<Stream>, service: Tracke
     let mut closing: Option<Instant> = None;
     loop {
         let reason = tokio::select! {
-            result = connection.as_mut() => return watch.ended(result, closing),
+            result = connection.as_mut() => return watch.ended(result),
             reason = watch.close_reason(), if closing.is_none() => reason,
             () = Watch::grace_over(
                 &activity, &limits, closing.unwrap_or(started), addr, &who,
-            ), if closing.is_some() => return,
+            ), if closing.is_some() => return watch.finish(),
         };
-        watch.closing(&reason);
+        watch.closing(reason);
         closing = Some(Instant::now());
         connection.as_mut().graceful_shutdown();
     }

@@ -1,6 +1,6 @@
-//! Settings that cannot work are refused at start by `mtls-server`, `mtls-client` and
-//! `mtls-bench`: exit status 2, the option named, the accepted range stated, and nothing done
-//! (no file read, no join token redeemed). Issue 10's list: durations under 1 s, zero
+//! Settings that cannot work are refused at start by `mtls-server`, `mtls-client`,
+//! `mtls-bench` and `mtls-proxy`: exit status 2, the option named, the accepted range stated,
+//! and nothing done (no file read, no join token redeemed). Issue 10's list: durations under 1 s, zero
 //! intervals (`--crl-refresh 0s` polled the CA in a tight loop), `--rotate-at` outside (0, 1).
 
 use std::process::Command;
@@ -37,7 +37,7 @@ fn refused(program: &str, args: &[String]) -> (Option<i32>, String) {
 
 #[test]
 fn impossible_settings_exit_2_naming_the_option_and_the_range() {
-    programs::require(&["mtls-server", "mtls-client", "mtls-bench"]);
+    programs::require(&["mtls-server", "mtls-client", "mtls-bench", "mtls-proxy"]);
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "not-redeemed").unwrap();
@@ -65,6 +65,14 @@ fn impossible_settings_exit_2_naming_the_option_and_the_range() {
         ]
         .map(String::from)
         .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let proxy = |extra: &[&str]| {
+        let mut a: Vec<String> = ["inbound", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9"]
+            .map(String::from)
+            .to_vec();
+        a.extend(enrolled(&token));
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
@@ -246,7 +254,63 @@ fn impossible_settings_exit_2_naming_the_option_and_the_range() {
             "known: secp384r1",
         ),
     ];
-    for (program, args, option, range) in cases {
+    let proxy_cases: Vec<(&str, Vec<String>, &str, &str)> = vec![
+        (
+            "mtls-proxy",
+            proxy(&["--idle-timeout", "0s"]),
+            "--idle-timeout",
+            one_second,
+        ),
+        (
+            "mtls-proxy",
+            proxy(&["--connect-timeout", "10ms"]),
+            "--connect-timeout",
+            one_second,
+        ),
+        (
+            "mtls-proxy",
+            proxy(&["--handshake-timeout", "0s"]),
+            "--handshake-timeout",
+            one_second,
+        ),
+        (
+            "mtls-proxy",
+            proxy(&["--drain", "0s"]),
+            "--drain",
+            one_second,
+        ),
+        (
+            "mtls-proxy",
+            proxy(&["--crl-refresh", "0s"]),
+            "--crl-refresh",
+            one_second,
+        ),
+        (
+            "mtls-proxy",
+            proxy(&["--max-connections", "0"]),
+            "--max-connections",
+            "the minimum is 1",
+        ),
+        (
+            "mtls-proxy",
+            proxy(&["--max-connections-per-identity", "0"]),
+            "--max-connections-per-identity",
+            "the minimum is 1",
+        ),
+        (
+            "mtls-proxy",
+            proxy(&["--allow-id", "web"]),
+            "--allow-id",
+            "expected a SPIFFE ID or a prefix",
+        ),
+        (
+            "mtls-proxy",
+            proxy(&["--rotate-at", "1"]),
+            "--rotate-at",
+            "between 0 and 1 (exclusive)",
+        ),
+    ];
+    for (program, args, option, range) in cases.into_iter().chain(proxy_cases) {
         let (code, stderr) = refused(program, &args);
         assert_eq!(code, Some(2), "{program} {args:?}: {stderr}");
         assert!(
