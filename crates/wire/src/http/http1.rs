@@ -1,8 +1,8 @@
 //! HTTP/1.1 connections, parked while idle.
 //!
-//! A hyper HTTP/1 connection holds about 16 KiB of buffers for as long as it lives (an 8 KiB
-//! read buffer it reserves before every read, an 8 KiB header write buffer, a cached header
-//! map), idle or not. Between two requests an HTTP/1 connection has no protocol state worth
+//! A hyper HTTP/1 connection holds its buffers and parser state for as long as it lives (an
+//! 8 KiB read buffer it reserves before every read, a second one while a request's header bytes
+//! are still referenced, its write buffer, a cached header map), idle or not. Between two requests an HTTP/1 connection has no protocol state worth
 //! keeping, so once it has been idle for `PARK_AFTER` (nothing in flight, no byte of a next
 //! request, no write stuck in hyper's buffer, no request body left unread) the driver asks
 //! hyper to stop at that message boundary, takes the TLS stream back (`into_parts`) and drops
