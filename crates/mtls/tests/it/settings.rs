@@ -183,6 +183,8 @@ const ROWS: &[Row] = &[
     row(Server, &["--log-format", "xml"], Refused(&["'--log-format ", "text, json"])),
     row(Server, &["--cert", "c.pem", "--key", "k.pem"], Refused(&["--ca-url (enrolled mode) and --cert/--key (static mode) exclude each other"])),
     row(Server, &["--join-token-file", "/nonexistent/server.token", "--enroll-timeout", "10s"], Fails(&["reading the join token file /nonexistent/server.token", "No such file"])),
+    row(ServerBare, &["--ca-url", NO_CA, "--ca-fingerprint", FINGERPRINT, "--spiffe-id", CLIENT_ID, "--join-token", " "], Refused(&["'--join-token ", "the join token is empty"])),
+    row(Server, &["--join-token-file", "/dev/null"], Fails(&["the join token is empty (file /dev/null)"])),
     row(ServerBare, &["--ca-url", NO_CA, "--ca-cert", "/nonexistent/root.pem", "--spiffe-id", CLIENT_ID, "--join-token", "t"], Fails(&["/nonexistent/root.pem", "No such file"])),
     row(ServerBare, &["--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem", "--ca-cert", "/nonexistent/r.pem"], Fails(&["reading the certificate file /nonexistent/c.pem", "No such file"])),
     // ---- mtls-client ----
@@ -215,6 +217,7 @@ const ROWS: &[Row] = &[
     row(Bench, &["--threads", "1"], Accepted),
     row(Bench, &["--groups", "brainpool"], Refused(&["'--groups ", "known: secp384r1"])),
     row(Bench, &["--mode", "nope"], Refused(&["'--mode ", "new, keepalive, ca-renew, hold"])),
+    row(Bench, &["--ca-cert", "/nonexistent/r.pem"], Refused(&["reading /nonexistent/r.pem", "No such file"])),
     row(Bench, &["ftp://127.0.0.1:1/"], Refused(&["\"ftp://127.0.0.1:1/\"", "only https:// targets"])),
     // ---- mtls-inspect ----
     row(Inspect, &["lint", "--max-lifetime", "0s", "leaf.pem"], Refused(&["'--max-lifetime <DURATION>'", ONE_SECOND])),
@@ -226,6 +229,8 @@ const ROWS: &[Row] = &[
     row(Inspect, &["remote", "127.0.0.1:9", "--timeout", "0s"], Refused(&["'--timeout <DURATION>'", ONE_SECOND])),
     row(Inspect, &["remote", "nohost"], Refused(&["\"nohost\"", "expected HOST:PORT"])),
     row(Inspect, &["remote", "127.0.0.1:9", "--servername", "a..b"], Refused(&["\"a..b\"", "not a valid server name"])),
+    row(Inspect, &["remote", "127.0.0.1:9", "--ca-cert", "/nonexistent/r.pem"], Refused(&["reading the CA certificates", "/nonexistent/r.pem"])),
+    row(Inspect, &["remote", "127.0.0.1:9", "--trust-domain", "BAD"], Refused(&["--trust-domain", "lowercase"])),
     row(Inspect, &["remote", "127.0.0.1:9", "--spiffe-id", "web"], Refused(&["--spiffe-id", "must start with \"spiffe://\""])),
     row(Inspect, &["remote", "127.0.0.1:9", "--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem"], Refused(&["reading the client certificate", "/nonexistent/c.pem"])),
     row(Inspect, &["needs-renewal", "leaf.pem", "--at-fraction", "1.5"], Refused(&["'--at-fraction <FRACTION>'", "outside the accepted range 0 to 1"])),
