@@ -60,7 +60,8 @@ Options:
   -h, --help            this text
 
 Durations: a whole number with s, m, h or d (90s, 10m, 1h, 1d).
-Needs: bash 4.4+, curl, awk, cargo (unless --bin-dir). Linux (/proc).
+Needs: bash 4.4+, curl, awk, cargo (unless --bin-dir). Linux (/proc). The work directory
+(\$TMPDIR) takes about 150 MB an hour, mostly the clients' per-request lines.
 Examples:
   $PROG --duration 3m --warmup 1m          # a quick check
   $PROG                                    # the 1 h soak
