@@ -37,7 +37,8 @@
 //! The pieces, for other protocols: [`Mesh::server_config`] and [`Mesh::client_config`] give
 //! rustls configurations that follow rotation and revocation; [`Mesh::identify`] and
 //! [`Mesh::close_when_invalid`] plug a raw byte stream protocol into `wire::Listener`;
-//! [`MeshClient`] is an HTTPS client that reconnects after a rotation. docs/architecture.md
+//! [`MeshClient`] is an HTTPS client that reconnects after a rotation; [`MeshConnector`] opens
+//! raw mTLS connections (a proxy's outbound side) and watches the server's certificate. docs/architecture.md
 //! describes the whole API.
 
 mod ca_client;
@@ -63,7 +64,7 @@ pub mod tls;
 pub mod trust;
 mod trust_bundle;
 
-pub use client::MeshClient;
+pub use client::{MeshClient, MeshConnector, Upstream};
 pub use config::{
     CaRoot, CredentialSource, Enrollment, Fingerprint, Mode, Pinned, RevocationOptions, Role,
     RotateAt, ServiceConfig, StaticFiles, TlsOptions, TokenSource,

@@ -23,8 +23,10 @@
 //!
 //! The listener (`listener.rs`) is protocol-neutral: the product says who a peer is
 //! (`Identify`) and a `Protocol` serves the established connection. `http` is the protocol for
-//! HTTP/1.1 and HTTP/2 services; a byte-copying protocol plugs in the same way and reuses
-//! `Activity` (bytes in either direction as activity) and the drain signal.
+//! HTTP/1.1 and HTTP/2 services; a byte-copying protocol plugs in the same way with `relay`
+//! (both directions in one task, half-close, idle timeout, byte counts) and the drain signal.
+//! `serve_plain` runs the same accept loop, limits and drain for a plain TCP listener (the
+//! proxy's outbound side, which takes plaintext from local applications).
 //!
 //! Who a peer is (certificate verification, SPIFFE IDs, revocation) is the product's business:
 //! crates/mesh for the services, crates/ca for the CA. This crate only runs the handshake with the
@@ -37,6 +39,7 @@ pub mod drain;
 pub mod http;
 pub mod limits;
 pub mod listener;
+pub mod relay;
 pub mod tls;
 
 pub use activity::CloseReason;
@@ -45,6 +48,6 @@ pub use counters::Counters;
 pub use drain::{Drain, DrainReport};
 pub use limits::{H2Limits, Limits, LimitsError};
 pub use listener::{
-    serve, BoxFuture, Established, HandshakeError, Identified, Identify, Listener, Protocol,
-    Rejected,
+    serve, serve_plain, BoxFuture, Established, HandshakeError, Identified, Identify, Listener,
+    PlainConnection, PlainProtocol, Protocol, Rejected,
 };

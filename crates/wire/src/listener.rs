@@ -162,16 +162,97 @@ where
         identify,
         protocol,
     } = listener;
-    let admission = Admission::new(&limits, counters.clone());
     let (control, drain) = DrainControl::new();
     let shared = Arc::new(Shared {
         acceptor: TlsAcceptor::from(tls),
-        limits,
-        counters,
+        limits: limits.clone(),
+        counters: counters.clone(),
         identify,
         protocol,
         drain,
     });
+    accept_loop(
+        socket,
+        &limits,
+        counters,
+        control,
+        shutdown,
+        |slot, tcp, addr| Box::pin(connection(slot, tcp, addr, shared.clone())),
+    )
+    .await
+}
+
+/// A plain TCP connection admitted by [`serve_plain`]: no TLS on this side (the local
+/// applications of a proxy's outbound direction talk plaintext to a loopback listener).
+pub struct PlainConnection {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The listener's shutdown signal.
+    pub drain: Drain,
+    /// The listener's counters (count closes here with their reason).
+    pub counters: Arc<Counters>,
+}
+
+/// Serves the connections of a plain TCP listener. Like [`Protocol`], it must react to
+/// `conn.drain.draining()`; the listener cuts the connection when the drain time is over.
+pub trait PlainProtocol: Send + Sync + 'static {
+    /// Serves one connection until it ends.
+    fn serve(&self, conn: PlainConnection) -> BoxFuture<()>;
+}
+
+/// Serves a plain TCP listener with the same accept loop, connection cap, per-source limit,
+/// counters and drain as a TLS listener (there is no handshake, identity or reserve: every
+/// connection counts as established at accept). Returns after the drain, like [`serve`].
+pub async fn serve_plain<P: PlainProtocol>(
+    socket: TcpListener,
+    limits: Limits,
+    counters: Arc<Counters>,
+    protocol: Arc<P>,
+    shutdown: impl Future<Output = ()>,
+) -> DrainReport {
+    let (control, drain) = DrainControl::new();
+    let shared = counters.clone();
+    accept_loop(socket, &limits, counters, control, shutdown, |mut slot, tcp, addr| {
+        let _ = tcp.set_nodelay(true);
+        // Counted as established (authenticated, no identity): nothing to wait for.
+        let _ = slot.establish(true, None);
+        let conn = PlainConnection {
+            stream: tcp,
+            addr,
+            drain: drain.clone(),
+            counters: shared.clone(),
+        };
+        let serving = protocol.serve(conn);
+        let (drain, counters) = (drain.clone(), shared.clone());
+        Box::pin(async move {
+            tokio::select! {
+                () = serving => {}
+                () = drain.cut() => {
+                    counters.closed("drain_timeout");
+                    tracing::info!(event = "connection_closed", peer_addr = %addr,
+                        reason = "drain_timeout",
+                        "cutting the connection from {addr}: still busy when the drain time ran out");
+                }
+            }
+            drop(slot);
+        })
+    })
+    .await
+}
+
+/// The accept loop every listener shares: wait for a slot, accept, apply the per-source limit,
+/// hand the connection to `start`; on shutdown stop accepting and drain.
+async fn accept_loop(
+    socket: TcpListener,
+    limits: &Limits,
+    counters: Arc<Counters>,
+    control: DrainControl,
+    shutdown: impl Future<Output = ()>,
+    mut start: impl FnMut(Slot, TcpStream, SocketAddr) -> BoxFuture<()>,
+) -> DrainReport {
+    let admission = Admission::new(limits, counters.clone());
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -196,10 +277,10 @@ where
         };
         match admission.admit(permit, addr.ip()) {
             Ok(slot) => {
-                tasks.spawn(connection(slot, tcp, addr, shared.clone()));
+                tasks.spawn(start(slot, tcp, addr));
             }
             Err(refused) => {
-                shared.counters.refused(refused.code());
+                counters.refused(refused.code());
                 tracing::info!(
                     event = "connection_refused", peer_addr = %addr, reason = refused.code(),
                     "refusing the connection from {addr}: {refused}"
@@ -210,7 +291,7 @@ where
     }
     // Closing the socket makes the kernel refuse new connections (and reset queued ones).
     drop(socket);
-    drain_all(tasks, &control, shared.limits.drain).await
+    drain_all(tasks, &control, limits.drain).await
 }
 
 async fn drain_all(mut tasks: JoinSet<()>, control: &DrainControl, drain: Duration) -> DrainReport {
@@ -302,6 +383,8 @@ async fn connection<I, P>(
         Ok(i) => i,
         Err(rejected) => {
             counters.refused(rejected.code);
+            // close_notify, then FIN: the peer reads a clean end, never a byte of service.
+            close_now(stream).await;
             return;
         }
     };

@@ -5,6 +5,10 @@
 //! such a connection is closed the moment it happens, idle or not (after a request in flight),
 //! so the next request makes a new handshake, which then fails with the reason.
 
+mod connector;
+
+pub use connector::{MeshConnector, Upstream};
+
 use std::sync::Arc;
 use std::time::Duration;
 

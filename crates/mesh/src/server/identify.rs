@@ -221,4 +221,134 @@ mod tests {
         let _ = stop.send(());
         serving.await.unwrap();
     }
+
+    /// An HTTP application on the wire layer that records how each connection ended
+    /// (`HttpApp::connection_ended`, the hook a proxy writes its per-connection line from).
+    struct Ends {
+        identify: crate::server::PeerIdentify,
+        ended: tokio::sync::mpsc::UnboundedSender<String>,
+    }
+
+    impl wire::Identify for Ends {
+        type Peer = Peer;
+
+        fn identify(
+            &self,
+            addr: std::net::SocketAddr,
+            tls: &rustls::ServerConnection,
+        ) -> Result<wire::Identified<Peer>, wire::Rejected> {
+            self.identify.identify(addr, tls)
+        }
+    }
+
+    impl wire::http::HttpApp for Ends {
+        type Body = http_body_util::Full<hyper::body::Bytes>;
+
+        fn call(
+            &self,
+            _peer: &Arc<Peer>,
+            req: hyper::Request<wire::http::RequestBody>,
+        ) -> BoxFuture<hyper::Response<Self::Body>> {
+            let mut response = hyper::Response::new(http_body_util::Full::new("ok".into()));
+            if req.uri().path() == "/close" {
+                wire::http::CloseConnection::mark(&mut response, "test_close", "asked to close");
+            }
+            Box::pin(std::future::ready(response))
+        }
+
+        fn connection_ended(&self, _peer: &Arc<Peer>, reason: Option<&wire::CloseReason>) {
+            let _ = self
+                .ended
+                .send(reason.map_or("client".to_string(), |r| r.code.to_string()));
+        }
+    }
+
+    /// The next connection end, within a deadline.
+    async fn next(ends: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(10), ends.recv())
+            .await
+            .expect("the hook was called")
+            .expect("an end")
+    }
+
+    #[tokio::test]
+    async fn an_http_app_hears_how_each_connection_ended() {
+        use tokio::io::AsyncReadExt;
+
+        let clock = Arc::new(TokioClock::new());
+        let ca = FakeCa::new(clock.clone(), time::Duration::hours(1));
+        let (server_dir, client_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let server =
+            Mesh::start_with_clock(static_files_config(&ca, server_dir.path()), clock.clone())
+                .await
+                .unwrap();
+        let client = Mesh::start_with_clock(static_files_config(&ca, client_dir.path()), clock)
+            .await
+            .unwrap();
+        let (ended, mut ends) = tokio::sync::mpsc::unbounded_channel();
+        let app = Arc::new(Ends {
+            identify: server.identify(),
+            ended,
+        });
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let tls = Arc::new(server.server_config(wire::tls::ALPN_HTTP1).unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(wire::http::serve(
+            tcp,
+            tls,
+            Limits::default(),
+            server.connection_counters(),
+            app,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let connector = TlsConnector::from(Arc::new(
+            client
+                .client_config(
+                    Some(pki::SpiffeId::parse(ID).unwrap()),
+                    wire::tls::ALPN_HTTP1,
+                )
+                .unwrap(),
+        ));
+        let connect = || async {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            connector.connect(name, tcp).await.unwrap()
+        };
+
+        // The server closes after a response marked CloseConnection: the hook names why.
+        let mut tls = connect().await;
+        tls.write_all(b"GET /close HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        assert!(
+            answer.ends_with(b"ok"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+        assert_eq!(next(&mut ends).await, "test_close");
+
+        // The client closes after its answer: no reason.
+        let mut tls = connect().await;
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let mut got = Vec::new();
+        while !got.ends_with(b"ok") {
+            let n = tls.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the answer");
+            got.extend_from_slice(&buf[..n]);
+        }
+        tls.shutdown().await.unwrap();
+        drop(tls);
+        assert_eq!(next(&mut ends).await, "client");
+
+        let _ = stop.send(());
+        serving.await.unwrap();
+    }
 }

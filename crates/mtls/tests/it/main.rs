@@ -12,3 +12,4 @@ mod ca;
 mod e2e;
 mod inspect;
 mod mesh;
+mod proxy;

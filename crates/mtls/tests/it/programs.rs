@@ -22,6 +22,10 @@ pub fn inspect() -> PathBuf {
     testkit::bin_path(env!("CARGO_BIN_EXE_mtls-inspect"))
 }
 
+pub fn proxy() -> PathBuf {
+    testkit::bin_path(env!("CARGO_BIN_EXE_mtls-proxy"))
+}
+
 pub fn bench() -> PathBuf {
     testkit::bin_path(env!("CARGO_BIN_EXE_mtls-bench"))
 }
@@ -59,6 +63,7 @@ pub fn by_name(name: &str) -> PathBuf {
         "mtls-client" => client(),
         "mtls-inspect" => inspect(),
         "mtls-bench" => bench(),
+        "mtls-proxy" => proxy(),
         other => panic!("{other} is not an mtls-mesh program"),
     }
 }

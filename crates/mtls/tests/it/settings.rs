@@ -17,10 +17,10 @@
 //! (`--ca-url https://localhost:1`); `a_refused_setting_redeems_no_token` checks with a real one
 //! that a refused setting leaves the join token unused.
 //!
-//! **Adding a program** (for example `mtls-proxy`): add it to `crate::programs::by_name`, a
+//! **Adding a program** (as `mtls-proxy` was): add it to `crate::programs::by_name`, a
 //! variant to [`Program`] with its binary name, base arguments and the sign that it got past its
 //! settings, its rows to [`ROWS`] (one per option and value: every duration, count, path,
-//! address, URL and ID), and a `#[test]` calling `check(&[Program::Proxy])` so its rows run in
+//! address, URL and ID), and a `#[test]` calling `check(&[Program::Name])` so its rows run in
 //! parallel with the others. docs/testing.md lists the table.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use crate::programs;
 use Outcome::{Accepted, Fails, Refused};
-use Program::{Bench, Ca, Client, ClientBare, Inspect, Server, ServerBare};
+use Program::{Bench, Ca, Client, ClientBare, Inspect, Proxy, Server, ServerBare};
 
 /// How long one run of a program may take (an accepted row waits for a 1 s enrollment).
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,6 +56,8 @@ enum Program {
     Bench,
     /// `mtls-inspect` in crates/inspect/tests/data.
     Inspect,
+    /// `mtls-proxy inbound --listen 127.0.0.1:0 --to 127.0.0.1:9` in enrolled mode.
+    Proxy,
 }
 
 #[derive(Debug)]
@@ -219,6 +221,17 @@ const ROWS: &[Row] = &[
     row(Bench, &["--mode", "nope"], Refused(&["'--mode ", "new, keepalive, ca-renew, hold"])),
     row(Bench, &["--ca-cert", "/nonexistent/r.pem"], Refused(&["reading /nonexistent/r.pem", "No such file"])),
     row(Bench, &["ftp://127.0.0.1:1/"], Refused(&["\"ftp://127.0.0.1:1/\"", "only https:// targets"])),
+    // ---- mtls-proxy (inbound; the shared credential options are the services') ----
+    row(Proxy, &["--idle-timeout", "0s"], Refused(&["'--idle-timeout ", ONE_SECOND])),
+    row(Proxy, &["--connect-timeout", "10ms"], Refused(&["'--connect-timeout ", ONE_SECOND])),
+    row(Proxy, &["--handshake-timeout", "0s"], Refused(&["'--handshake-timeout ", ONE_SECOND])),
+    row(Proxy, &["--drain", "0s"], Refused(&["'--drain ", ONE_SECOND])),
+    row(Proxy, &["--crl-refresh", "0s"], Refused(&["'--crl-refresh ", ONE_SECOND])),
+    row(Proxy, &["--crl-refresh", "1s"], Accepted),
+    row(Proxy, &["--max-connections", "0"], Refused(&["'--max-connections ", "the minimum is 1"])),
+    row(Proxy, &["--max-connections-per-identity", "0"], Refused(&["'--max-connections-per-identity ", "the minimum is 1"])),
+    row(Proxy, &["--allow-id", "web"], Refused(&["'--allow-id ", "expected a SPIFFE ID or a prefix"])),
+    row(Proxy, &["--rotate-at", "1"], Refused(&["'--rotate-at ", "between 0 and 1 (exclusive)"])),
     // ---- mtls-inspect ----
     row(Inspect, &["lint", "--max-lifetime", "0s", "leaf.pem"], Refused(&["'--max-lifetime <DURATION>'", ONE_SECOND])),
     row(Inspect, &["lint", "--max-lifetime", "500ms", "leaf.pem"], Refused(&["'--max-lifetime <DURATION>'", ONE_SECOND])),
@@ -260,6 +273,7 @@ impl Program {
             Client | ClientBare => "mtls-client",
             Bench => "mtls-bench",
             Inspect => "mtls-inspect",
+            Proxy => "mtls-proxy",
         }
     }
 
@@ -281,6 +295,15 @@ impl Program {
                 pair("--listen", "127.0.0.1:0"),
             ],
             Server => enrolled(),
+            Proxy => {
+                let mut a = vec![
+                    ("inbound".to_string(), None),
+                    pair("--listen", "127.0.0.1:0"),
+                    pair("--to", "127.0.0.1:9"),
+                ];
+                a.extend(enrolled());
+                a
+            }
             ServerBare | Inspect => vec![],
             Client => {
                 let mut a = enrolled();
@@ -302,7 +325,7 @@ impl Program {
         match self {
             // A service that enrolls tries to reach the CA (nobody listens there); a bare row
             // gives its own `--enroll-timeout`.
-            Server | ServerBare | Client | ClientBare => {
+            Server | ServerBare | Client | ClientBare | Proxy => {
                 run.code == Some(1) && run.stderr.contains("gave up after")
             }
             // Reads its files (there are none).
@@ -363,7 +386,7 @@ fn command_line(row: &Row, ca_dir: &Path, token: &Path) -> Vec<String> {
     }
     // Accepted rows of an enrolled service must end quickly: 1 s to reach the CA.
     if matches!(row.outcome, Accepted)
-        && matches!(row.program, Server | Client)
+        && matches!(row.program, Server | Client | Proxy)
         && !given.contains(&"--enroll-timeout")
     {
         args.extend(["--enroll-timeout".to_string(), "1s".to_string()]);
@@ -508,6 +531,11 @@ fn mtls_bench() {
 }
 
 #[test]
+fn mtls_proxy() {
+    check(&[Proxy]);
+}
+
+#[test]
 fn mtls_inspect() {
     check(&[Inspect]);
 }
@@ -549,7 +577,7 @@ fn a_refused_setting_redeems_no_token() {
 
 #[test]
 fn every_program_has_rows_of_each_kind() {
-    for program in [Ca, Server, Client, Bench, Inspect] {
+    for program in [Ca, Server, Client, Bench, Inspect, Proxy] {
         let rows = || ROWS.iter().filter(move |r| r.program == program);
         assert!(
             rows().any(|r| matches!(r.outcome, Refused(_))),

@@ -60,6 +60,11 @@ pub trait HttpApp: Identify {
     fn peer_invalid(&self, _peer: &Arc<Self::Peer>) -> BoxFuture<CloseReason> {
         Box::pin(std::future::pending())
     }
+
+    /// Called once when the connection of `peer` has ended: `reason` is why the server closed
+    /// it, None when the client closed it (or it failed). A connection cut at the end of the
+    /// drain time ends without this call. For a per-connection record (a proxy's log line).
+    fn connection_ended(&self, _peer: &Arc<Self::Peer>, _reason: Option<&CloseReason>) {}
 }
 
 /// Serves `app` on `tcp` until `shutdown` resolves, then drains.
@@ -168,7 +173,7 @@ async fn drive<A: HttpApp>(app: Arc<A>, limits: Arc<Limits>, conn: Established<A
     tokio::pin!(connection);
     let mut peer_invalid = app.peer_invalid(&peer);
     let started = Instant::now();
-    let mut closing: Option<Instant> = None;
+    let mut closing: Option<(Instant, CloseReason)> = None;
     loop {
         let reason = tokio::select! {
             result = connection.as_mut() => {
@@ -178,9 +183,12 @@ async fn drive<A: HttpApp>(app: Arc<A>, limits: Arc<Limits>, conn: Established<A
                 }
                 // HTTP/1 closes by itself after a `Connection: close` response, possibly
                 // before the request to close was seen here: it still counts as that close.
-                if let (None, Some(reason)) = (closing, activity.close_reason()) {
+                if let (None, Some(reason)) = (closing.as_ref(), activity.close_reason()) {
                     counters.closed(reason.code);
                     log_close(addr, identity.as_deref(), &who, &reason);
+                    app.connection_ended(&peer, Some(&reason));
+                } else {
+                    app.connection_ended(&peer, closing.as_ref().map(|(_, r)| r));
                 }
                 return;
             }
@@ -198,7 +206,11 @@ async fn drive<A: HttpApp>(app: Arc<A>, limits: Arc<Limits>, conn: Established<A
             () = drain.draining(), if closing.is_none() => {
                 CloseReason::new("drain", "shutting down")
             }
-            _ = activity.expired(limits.close_grace, limits.close_grace, closing.unwrap_or(started)),
+            _ = activity.expired(
+                    limits.close_grace,
+                    limits.close_grace,
+                    closing.as_ref().map_or(started, |(at, _)| *at),
+                ),
                 if closing.is_some() =>
             {
                 tracing::info!(
@@ -206,12 +218,13 @@ async fn drive<A: HttpApp>(app: Arc<A>, limits: Arc<Limits>, conn: Established<A
                     "cutting the connection from {who}: it did not finish closing within {:?}",
                     limits.close_grace
                 );
+                app.connection_ended(&peer, closing.as_ref().map(|(_, r)| r));
                 return;
             }
         };
         counters.closed(reason.code);
         log_close(addr, identity.as_deref(), &who, &reason);
-        closing = Some(Instant::now());
+        closing = Some((Instant::now(), reason));
         connection.as_mut().graceful_shutdown();
     }
 }

@@ -812,3 +812,161 @@ fn connection_limit_messages_match_the_page() {
         &line,
     );
 }
+
+/// Starts `mtls-proxy ARGS...` and waits until it serves; returns it and the first port it
+/// printed after `prefix`.
+fn start_proxy(args: &[String], prefix: &str) -> (testkit::Proc, u16) {
+    let mut cmd = Command::new(programs::proxy());
+    cmd.args(args).env("RUST_LOG", "info");
+    let proc = testkit::Proc::spawn("proxy", cmd);
+    let line = proc.wait_for(|l| l.starts_with(prefix), RUN);
+    proc.wait_for(|l| l == "[PROXY] ready", RUN);
+    let port = line[prefix.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    (proc, port)
+}
+
+#[test]
+fn proxy_messages_match_the_page() {
+    use testkit::raw_tls::{read_until_closed, RawTls};
+
+    programs::require(&["mtls-proxy"]);
+    let doc = doc();
+    let f = Files {
+        dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let ca = TestCa::new("Doc Root CA");
+    let root = ca.write_root(f.dir.path(), "ca.crt");
+    let (srv_crt, srv_key) = f.leaf(&ca.server(SERVER_ID), "server");
+    let (good_crt, good_key) = f.leaf(&ca.client(CLIENT_ID), "client");
+    let (other_crt, other_key) = f.leaf(&ca.client(OTHER_ID), "other");
+    let creds =
+        |crt: &str, key: &str| strings(&["--cert", crt, "--key", key, "--ca-cert", &s(&root)]);
+    let run_proxy = |args: &[String]| {
+        let mut cmd = Command::new(programs::proxy());
+        cmd.args(args);
+        let (status, _, output) = run("mtls-proxy", cmd, RUN);
+        assert_eq!(status.code(), Some(2), "{output}");
+        output
+    };
+
+    let mut args = strings(&[
+        "outbound",
+        "--listen",
+        "0.0.0.0:15001",
+        "--to",
+        "127.0.0.1:9",
+        "--server-id",
+        SERVER_ID,
+    ]);
+    args.extend(creds(&good_crt, &good_key));
+    let out = run_proxy(&args);
+    check(
+        &doc,
+        "is not a loopback address. An outbound listener takes plaintext",
+        "mtls-proxy, non-loopback outbound listener",
+        &out,
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("addr").to_string();
+    let mut args = strings(&["inbound", "--listen", &taken, "--to", "127.0.0.1:9"]);
+    args.extend(creds(&srv_crt, &srv_key));
+    check(
+        &doc,
+        "cannot listen on",
+        "mtls-proxy, port taken",
+        &run_proxy(&args),
+    );
+
+    // An inbound proxy whose app is not running, with a policy file allowing CLIENT_ID.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let app = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    let policy = f.path("policy.toml");
+    std::fs::write(&policy, format!("allow = [\"{CLIENT_ID}\"]\n")).expect("write");
+    let mut args = strings(&[
+        "inbound",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &app,
+        "--policy",
+        &s(&policy),
+    ]);
+    args.extend(creds(&srv_crt, &srv_key));
+    let (inbound, port) = start_proxy(&args, "inbound listening on ");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    for (crt, key) in [(&other_crt, &other_key), (&good_crt, &good_key)] {
+        let tls = RawTls::new(&root, Some((Path::new(crt), Path::new(key))), &[]);
+        rt.block_on(async {
+            if let Ok(mut stream) = tls.connect(port).await {
+                let _ = read_until_closed(&mut stream, RUN).await;
+            }
+        });
+    }
+    let line = inbound.wait_for(|l| l.contains("connection_refused"), LOG);
+    check(
+        &doc,
+        "is not allowed by the policy (allowed:",
+        "mtls-proxy, policy",
+        &line,
+    );
+    let line = inbound.wait_for(|l| l.contains("app_unreachable"), LOG);
+    check(
+        &doc,
+        "cannot connect to the application at",
+        "mtls-proxy, app down",
+        &line,
+    );
+    check(
+        &doc,
+        "(is it running and listening there?)",
+        "mtls-proxy, app down",
+        &line,
+    );
+    std::fs::write(&policy, "allow = [\"web\"]\n").expect("write");
+    let line = inbound.wait_for(|l| l.contains("policy_reload_failed"), LOG);
+    check(
+        &doc,
+        "policy file changed but cannot be used; keeping the current policy",
+        "mtls-proxy, bad policy edit",
+        &line,
+    );
+
+    // An outbound route expecting another identity than the inbound proxy's.
+    let mut args = strings(&[
+        "outbound",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &format!("localhost:{port}"),
+        "--server-id",
+        OTHER_ID,
+    ]);
+    args.extend(creds(&good_crt, &good_key));
+    let (outbound, route) = start_proxy(&args, "outbound listening on ");
+    let out = curl(&strings(&[&format!("http://127.0.0.1:{route}/")]));
+    check(
+        &doc,
+        "Connection reset by peer",
+        "curl through a refused route",
+        &out,
+    );
+    let line = outbound.wait_for(|l| l.contains("upstream_failed"), LOG);
+    check(
+        &doc,
+        "resetting the local connection from",
+        "mtls-proxy, route refused",
+        &line,
+    );
+    check(
+        &doc,
+        "server identity mismatch",
+        "mtls-proxy, route refused",
+        &line,
+    );
+}

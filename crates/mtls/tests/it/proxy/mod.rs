@@ -1,0 +1,13 @@
+//! `mtls-proxy` as a process: inbound (mTLS in, plaintext to an unmodified app), outbound
+//! routes, both chained, configuration refused before enrollment, policy reload, drain.
+
+mod common;
+
+mod chain;
+mod config;
+mod drain;
+mod http;
+mod inbound;
+mod l4;
+mod policy_reload;
+mod run_config;
