@@ -347,6 +347,7 @@ where
     let Some((serving, slot, who)) = Box::pin(establish(slot, tcp, addr, &shared)).await else {
         return;
     };
+    let established = Instant::now();
     tokio::select! {
         () = serving => {}
         () = shared.drain.cut() => {
@@ -355,6 +356,12 @@ where
                 "cutting the connection from {who}: still busy when the drain time ran out");
         }
     }
+    // The end of every established connection, whoever closed it: with the handshake line
+    // (peer address, certificate NotAfter) it shows how long a connection really lived, which
+    // scripts/soak-test.sh checks against the peer's NotAfter. Debug: one line per connection.
+    let lived = established.elapsed();
+    tracing::debug!(event = "connection_ended", peer_addr = %addr, lived_ms = lived.as_millis() as u64,
+        "connection from {who} ended after {lived:?}");
     drop(slot);
 }
 

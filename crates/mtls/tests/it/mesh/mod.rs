@@ -1,6 +1,7 @@
 //! `mtls-server` and `mtls-client` as processes: static files, pinned keys, rejections,
-//! connection limits, idle connections parked without their HTTP state, drain, settings
-//! refused at start and interoperability with OpenSSL tools.
+//! connection limits, idle connections parked without their HTTP state, drain and
+//! interoperability with OpenSSL tools. (Settings refused at start: the one table in
+//! `crate::settings`.)
 
 mod common;
 
@@ -11,5 +12,4 @@ mod drain;
 mod idle_parking;
 mod interop;
 mod rejections;
-mod settings;
 mod static_mode;
