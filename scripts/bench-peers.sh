@@ -6,7 +6,7 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/bench-peers.sh [--duration 10s] [--concurrency 32] [--reps 3] [--idle-conns 10000] [--json-dir DIR]
+Usage: scripts/bench-peers.sh [--duration 10s] [--concurrency 32] [--reps 3] [--idle-conns 10000] [--json-dir DIR] [--bin-dir DIR]
 
 Starts three mTLS servers on 127.0.0.1 with the same root, server and client certificates
 (made by the OpenSSL scripts), then runs mtls-bench against each in turn, alternating targets,
@@ -17,7 +17,7 @@ and prints a table of medians and ratios. mtls-server runs with revocation check
 (a CRL from mtls-ca on the same root).
 
 Installs nginx-light and golang-go with apt-get when missing (needs root). Builds release
-binaries with cargo. Everything it starts is stopped on exit.
+binaries with cargo (into $CARGO_TARGET_DIR when set). Everything it starts is stopped on exit.
 
 Options:
   --duration D     length of each measurement (default 10s)
@@ -26,11 +26,13 @@ Options:
   --json-dir DIR   keep every mtls-bench JSON report in DIR
   --idle-conns N   idle keep-alive connections for the memory measurement (default 10000, 0 = skip)
   --rotation-reps N  keep-alive runs of 20 s with and without 10 s certificates (default 3, 0 = skip)
+  --bin-dir DIR    run the programs (mtls-ca, mtls-server, mtls-bench) in DIR instead of building
+                   them, e.g. to measure an earlier build against this one
   -h, --help       this text
 USAGE
 }
 
-duration=10s concurrency=32 reps=3 json_dir="" idle_conns=10000 rotation_reps=3
+duration=10s concurrency=32 reps=3 json_dir="" idle_conns=10000 rotation_reps=3 bin_dir=""
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -39,6 +41,7 @@ while (($#)); do
     --json-dir) json_dir=$2; shift 2 ;;
     --idle-conns) idle_conns=$2; shift 2 ;;
     --rotation-reps) rotation_reps=$2; shift 2 ;;
+    --bin-dir) bin_dir=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-peers.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -62,9 +65,14 @@ if ((${#missing[@]})); then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "== building release binaries"
-(cd "$root" && cargo build --release -q -p mtls)
-bin="$root/target/release"
+if [ -n "$bin_dir" ]; then
+  bin=$(cd "$bin_dir" && pwd)
+  echo "== programs from $bin"
+else
+  echo "== building release binaries"
+  (cd "$root" && cargo build --release -q -p mtls)
+  bin="$(cd "$root" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release"
+fi
 
 work=$(mktemp -d)
 cleanup() {
@@ -126,6 +134,9 @@ http {
     ssl_session_tickets off;
     ssl_session_cache off;
     keepalive_requests 1000000;
+    # Longer than setting up --idle-conns connections takes, so the memory measurement holds
+    # them all (the default 75 s closes the first ones while the last are being set up).
+    keepalive_timeout 600s;
     location / {
       default_type application/json;
       return 200 '{"status":"healthy","caller":"\$ssl_client_s_dn"}';
@@ -143,10 +154,12 @@ echo "== building the Go server ($(go version | awk '{print $3}'))"
 proc_track $!
 
 # The memory measurement holds $idle_conns connections from one client identity: lift the
-# per-identity and total connection limits above it.
+# per-identity and total connection limits above it, and the idle timeout above the time it
+# takes to set them up (as for nginx).
 "$bin/mtls-server" --listen "127.0.0.1:$mtls_port" --cert "$pki/server.crt" --key "$pki/server.key" \
   --ca-cert "$pki/ca.crt" --crl "$work/ca.crl" --max-connections $((idle_conns + 1000)) \
-  --max-connections-per-identity $((idle_conns + 1000)) 2>"$work/mtls-server.err" &
+  --max-connections-per-identity $((idle_conns + 1000)) --idle-timeout 600s \
+  2>"$work/mtls-server.err" &
 mtls_pid=$!
 proc_track "$mtls_pid"
 
@@ -202,24 +215,33 @@ rss_kib() { # total RSS of the given PIDs and their children, KiB
 }
 hold() { # hold NAME PORT PID...
   local name=$1 port=$2; shift 2
-  local before after log="$work/hold-$name.err"
+  local before after held log="$work/hold-$name.err"
   before=$(rss_kib "$@")
   "$bin/mtls-bench" "https://localhost:$port/api/status" --mode hold --concurrency "$idle_conns" \
-    --duration 150s --requests "$idle_conns" --cert "$pki/bench-client.crt" --key "$pki/bench-client.key" \
+    --duration 600s --requests "$idle_conns" --cert "$pki/bench-client.crt" --key "$pki/bench-client.key" \
     --ca-cert "$pki/ca.crt" --expect bench-client --json >"$work/hold-$name.json" 2>"$log" &
   local bench=$!
-  # Wait (bounded) until every connection has made its request and is idle.
-  for _ in $(seq 1 1200); do
+  # Wait (bounded: a slow server on a busy machine may need minutes for 10,000 handshakes)
+  # until every connection has made its request and is idle. An idle HTTP/1 connection of
+  # mtls-server is parked 100 ms after its response (docs/performance.md).
+  for _ in $(seq 1 5400); do
     grep -q "\] ok $idle_conns of" "$log" 2>/dev/null && break
     sleep 0.1
   done
   sleep 1
   after=$(rss_kib "$@")
+  # Divide by the connections actually held, should the wait above have run out.
+  held=$(sed -n 's/.*\] ok \([0-9]*\) of.*/\1/p' "$log" | tail -n 1)
+  held=${held:-0}
   kill -TERM "$bench" 2>/dev/null || true
   wait "$bench" 2>/dev/null || true
+  if [ "$held" -eq 0 ]; then
+    echo "$name: no connection was set up (see $log)" >&2
+    return
+  fi
   printf "%-12s %8d idle connections: RSS %6d MiB -> %6d MiB, %5.1f KiB per connection\n" \
-    "$name" "$idle_conns" $((before / 1024)) $((after / 1024)) \
-    "$(echo "($after - $before) / $idle_conns" | bc -l)"
+    "$name" "$held" $((before / 1024)) $((after / 1024)) \
+    "$(echo "($after - $before) / $held" | bc -l)"
 }
 if [ "$idle_conns" -gt 0 ]; then
   echo

@@ -1,5 +1,8 @@
 //! The request loops of each mode.
 
+// A load generator measures real time: latencies and the run's deadline are wall-clock facts.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,8 +5,9 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use pki::clock::Deadline;
 use pki::verify::{ExpectedIdentity, Purpose, TrustStore, VerifyError, VerifyOptions};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
@@ -218,7 +219,7 @@ pub fn probe(sock: &mut TcpStream, cfg: ProbeConfig) -> Probe {
             return probe;
         }
     };
-    let deadline = Instant::now() + cfg.timeout;
+    let deadline = Deadline::after(cfg.timeout);
     let result = ClientConnection::new(Arc::new(config), cfg.server_name)
         .map_err(|e| e.to_string())
         .and_then(|mut conn| {
@@ -261,9 +262,8 @@ pub fn probe(sock: &mut TcpStream, cfg: ProbeConfig) -> Probe {
     probe
 }
 
-fn set_timeout(sock: &TcpStream, deadline: Instant) -> Result<(), String> {
-    let left = deadline
-        .checked_duration_since(Instant::now())
+fn set_timeout(sock: &TcpStream, deadline: Deadline) -> Result<(), String> {
+    let left = Some(deadline.remaining())
         .filter(|d| !d.is_zero())
         .ok_or_else(|| "timed out".to_string())?;
     sock.set_read_timeout(Some(left))
@@ -274,7 +274,7 @@ fn set_timeout(sock: &TcpStream, deadline: Instant) -> Result<(), String> {
 fn handshake(
     conn: &mut ClientConnection,
     sock: &mut TcpStream,
-    deadline: Instant,
+    deadline: Deadline,
 ) -> Result<(), String> {
     while conn.is_handshaking() {
         set_timeout(sock, deadline)?;
@@ -295,7 +295,7 @@ fn handshake(
 fn after_handshake(
     conn: &mut ClientConnection,
     sock: &mut TcpStream,
-    deadline: Instant,
+    deadline: Deadline,
 ) -> ServerResponse {
     conn.send_close_notify();
     while conn.wants_write() {

@@ -3,6 +3,10 @@
 //! Production code uses [`SystemClock`]; synchronous tests use [`ManualClock`]. (Async code that
 //! also sleeps pairs a clock with tokio's timer; the services' clock that follows tokio's paused
 //! time lives with them.)
+//!
+//! [`Deadline`] is the one reader of the monotonic system clock (`clippy.toml` bans
+//! `std::time::Instant::now` elsewhere): timeouts of real I/O, such as blocking sockets and child
+//! processes, run in real time whatever a test clock says.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -57,10 +61,44 @@ impl Clock for ManualClock {
     }
 }
 
+/// A point in real (monotonic) time by which blocking I/O or a child process must be done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline(std::time::Instant);
+
+impl Deadline {
+    /// `timeout` from now.
+    #[allow(clippy::disallowed_methods)] // the one reader of the monotonic clock (module docs)
+    pub fn after(timeout: std::time::Duration) -> Deadline {
+        Deadline(std::time::Instant::now() + timeout)
+    }
+
+    /// Time left until the deadline; zero once it has passed.
+    #[allow(clippy::disallowed_methods)] // the one reader of the monotonic clock (module docs)
+    pub fn remaining(&self) -> std::time::Duration {
+        self.0.saturating_duration_since(std::time::Instant::now())
+    }
+
+    /// True once the deadline has passed.
+    pub fn passed(&self) -> bool {
+        self.remaining().is_zero()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn a_deadline_counts_down_to_zero() {
+        let later = Deadline::after(std::time::Duration::from_secs(3600));
+        assert!(!later.passed());
+        assert!(later.remaining() > std::time::Duration::from_secs(3590));
+        let now = Deadline::after(std::time::Duration::ZERO);
+        assert!(now.passed());
+        assert_eq!(now.remaining(), std::time::Duration::ZERO);
+        assert!(now < later);
+    }
 
     #[test]
     fn a_manual_clock_moves_only_when_told() {

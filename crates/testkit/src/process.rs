@@ -5,7 +5,9 @@ use std::borrow::BorrowMut;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use pki::clock::Deadline;
 
 #[derive(Default)]
 struct Output {
@@ -115,7 +117,7 @@ impl Proc {
         pred: impl Fn(&str) -> bool,
         timeout: Duration,
     ) -> Option<String> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         let (lock, cv) = &*self.shared;
         let mut out = lock.lock().expect("lock");
         let mut next = mark;
@@ -129,11 +131,11 @@ impl Proc {
             if out.open_streams == 0 {
                 return None;
             }
-            let now = Instant::now();
-            if now >= deadline {
+            let left = deadline.remaining();
+            if left.is_zero() {
                 return None;
             }
-            out = cv.wait_timeout(out, deadline - now).expect("lock").0;
+            out = cv.wait_timeout(out, left).expect("lock").0;
         }
     }
 
@@ -181,18 +183,18 @@ impl Proc {
 
     /// Waits for the process to exit (its output closed) within `timeout`; kills it otherwise.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         {
             let (lock, cv) = &*self.shared;
             let mut out = lock.lock().expect("lock");
             while out.open_streams > 0 {
-                let now = Instant::now();
-                if now >= deadline {
+                let left = deadline.remaining();
+                if left.is_zero() {
                     drop(out);
                     self.kill();
                     return None;
                 }
-                out = cv.wait_timeout(out, deadline - now).expect("lock").0;
+                out = cv.wait_timeout(out, left).expect("lock").0;
             }
         }
         self.child.wait().ok()

@@ -45,10 +45,21 @@ fn port_of(line: &str, prefix: &str) -> u16 {
 /// Starts `PROGRAM --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 ARGS...` (PROGRAM: the
 /// mtls-server binary) and waits for its listening line.
 pub fn start_server(program: &Path, name: &str, args: &[String]) -> ServerProc {
+    start_server_with_log(program, name, args, "info")
+}
+
+/// Like `start_server`, logging at `rust_log` (`RUST_LOG`), e.g. `info,wire=trace` for the
+/// connection layer's trace events.
+pub fn start_server_with_log(
+    program: &Path,
+    name: &str,
+    args: &[String],
+    rust_log: &str,
+) -> ServerProc {
     let mut cmd = Command::new(program);
     cmd.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(args)
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", rust_log);
     wait_for_server(Proc::spawn(name, cmd))
 }
 

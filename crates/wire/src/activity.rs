@@ -1,9 +1,13 @@
 //! What a connection is doing, for its timers: requests in flight (counted by the protocol, not
 //! by frames, so HTTP/2 PING or SETTINGS do not keep a connection alive), when it last became
-//! idle, whether a new HTTP/1 request has started to arrive, and whether someone asked for the
-//! connection to be closed after the response in flight.
+//! idle, whether a new HTTP/1 request has started to arrive, whether someone asked for the
+//! connection to be closed after the response in flight, and whether the connection may be
+//! parked (its protocol state dropped while idle, docs/performance.md "Memory per idle
+//! connection"): not while a write is stuck in the protocol's buffer, never after a request
+//! body was left unread.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -52,12 +56,17 @@ struct State {
     in_flight: usize,
     phase: Phase,
     close: Option<CloseReason>,
+    /// A request body was left unread: the protocol is not at a message boundary.
+    never_park: bool,
 }
 
 /// The activity of one connection, shared by its protocol driver, its request wrapper and its
 /// I/O wrapper.
 pub struct Activity {
     state: Mutex<State>,
+    /// The last write to the stream returned `Pending`: the protocol above still buffers bytes.
+    /// An atomic, not in `state`: it is updated on every write.
+    write_blocked: AtomicBool,
     changed: Notify,
     track_headers: bool,
 }
@@ -73,7 +82,9 @@ impl Activity {
                     since: Instant::now(),
                 },
                 close: None,
+                never_park: false,
             }),
+            write_blocked: AtomicBool::new(false),
             changed: Notify::new(),
             track_headers,
         })
@@ -126,6 +137,61 @@ impl Activity {
             };
             drop(s);
             self.changed.notify_waiters();
+        }
+    }
+
+    /// A request body was left unread (the protocol drains or drops the rest): the connection
+    /// is no longer at a message boundary and must never be parked.
+    pub fn never_park(&self) {
+        self.state().never_park = true;
+    }
+
+    /// True while the connection may be parked: nothing in flight, no request arriving, no
+    /// write stuck in the protocol's buffer, no request body left unread.
+    pub fn parkable(&self) -> bool {
+        let s = self.state();
+        matches!(s.phase, Phase::Idle { .. })
+            && !s.never_park
+            && !self.write_blocked.load(Ordering::Acquire)
+    }
+
+    fn write_blocked(&self, blocked: bool) {
+        let was = self.write_blocked.swap(blocked, Ordering::AcqRel);
+        // Only the end of a blocked write is news (a parking wait may be waiting for it); the
+        // start of one is seen by `parkable_after` when it looks.
+        if was && !blocked {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Resolves once the connection has been idle (nothing in flight, nothing arriving) for
+    /// `quiet` and may be parked; pending as long as it may not (see `parkable`).
+    pub async fn parkable_after(&self, quiet: Duration) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let deadline = {
+                let s = self.state();
+                match s.phase {
+                    Phase::Idle { since }
+                        if !s.never_park && !self.write_blocked.load(Ordering::Acquire) =>
+                    {
+                        Some(since + quiet)
+                    }
+                    _ => None,
+                }
+            };
+            match deadline {
+                None => notified.await,
+                Some(at) => {
+                    tokio::select! {
+                        biased;
+                        () = &mut notified => {}
+                        () = tokio::time::sleep_until(at) => return,
+                    }
+                }
+            }
         }
     }
 
@@ -207,7 +273,8 @@ impl Drop for InFlight {
     }
 }
 
-/// An I/O stream that tells its connection's `Activity` when bytes arrive.
+/// An I/O stream that tells its connection's `Activity` when bytes arrive and whether a write
+/// is blocked.
 pub struct Watched<T> {
     inner: T,
     activity: Arc<Activity>,
@@ -222,6 +289,11 @@ impl<T> Watched<T> {
     /// The wrapped stream.
     pub fn get_ref(&self) -> &T {
         &self.inner
+    }
+
+    fn record_write<R>(&self, result: Poll<R>) -> Poll<R> {
+        self.activity.write_blocked(result.is_pending());
+        result
     }
 }
 
@@ -248,7 +320,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.record_write(result)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -264,7 +337,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.record_write(result)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -397,6 +471,101 @@ mod tests {
         a.request_close(CloseReason::new("request_timeout", "slow"));
         assert_eq!(waiter.await.unwrap().code, "forbidden");
         assert!(a.close_is_requested());
+    }
+
+    /// Runs `parkable_after(quiet)` and reports when (seconds after `start`) it resolved.
+    async fn parkable_at(a: &Arc<Activity>, quiet: Duration, start: Instant) -> u64 {
+        a.parkable_after(quiet).await;
+        (Instant::now() - start).as_secs()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_parkable_after_the_quiet_time() {
+        let start = Instant::now();
+        let a = Activity::new(true);
+        assert_eq!(parkable_at(&a, Duration::from_secs(2), start).await, 2);
+        assert!(a.parkable());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_or_arriving_is_not_parkable() {
+        let start = Instant::now();
+        let a = Activity::new(true);
+        let guard = a.begin();
+        assert!(!a.parkable());
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { parkable_at(&a, Duration::from_secs(2), start).await })
+        };
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(!waiter.is_finished(), "a request is in flight");
+        drop(guard);
+        assert_eq!(waiter.await.unwrap(), 12);
+
+        // The first bytes of the next request: not parkable until it has been answered.
+        a.bytes_received();
+        assert!(!a.parkable());
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { parkable_at(&a, Duration::from_secs(2), start).await })
+        };
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(!waiter.is_finished(), "a request header is arriving");
+        drop(a.begin());
+        assert_eq!(waiter.await.unwrap(), 24);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocked_write_holds_parking_until_a_write_completes() {
+        let start = Instant::now();
+        let a = Activity::new(true);
+        a.write_blocked(true);
+        assert!(!a.parkable());
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { parkable_at(&a, Duration::from_secs(2), start).await })
+        };
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(!waiter.is_finished(), "the protocol still buffers a write");
+        a.write_blocked(false);
+        // Idle since the start: parkable at once.
+        assert_eq!(waiter.await.unwrap(), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_left_a_body_unread_is_never_parkable() {
+        let a = Activity::new(true);
+        a.never_park();
+        assert!(!a.parkable());
+        let parked = tokio::time::timeout(
+            Duration::from_secs(3600),
+            a.parkable_after(Duration::from_secs(1)),
+        )
+        .await;
+        assert!(parked.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_io_wrapper_reports_blocked_writes() {
+        let (mut peer, stream) = tokio::io::duplex(8);
+        let a = Activity::new(true);
+        let mut watched = Watched::new(stream, a.clone());
+        // More than the pipe holds: the write blocks until the peer reads.
+        let write = {
+            let a = a.clone();
+            tokio::spawn(async move {
+                watched.write_all(&[7u8; 32]).await.unwrap();
+                assert!(a.parkable(), "the last write completed");
+                watched
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!a.parkable(), "a write is blocked");
+        let mut buf = [0u8; 32];
+        tokio::io::AsyncReadExt::read_exact(&mut peer, &mut buf)
+            .await
+            .unwrap();
+        write.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -336,12 +336,46 @@ async fn drain_all(mut tasks: JoinSet<()>, control: &DrainControl, drain: Durati
     report
 }
 
-async fn connection<I, P>(
+async fn connection<I, P>(slot: Slot, tcp: TcpStream, addr: SocketAddr, shared: Arc<Shared<I, P>>)
+where
+    I: Identify,
+    P: Protocol<I::Peer>,
+{
+    // The setup runs boxed: a task keeps the size of its largest state for as long as it
+    // lives, and the setup's (the handshake, a whole TLS stream) is over once it is done
+    // (docs/performance.md "Memory per idle connection").
+    let Some((serving, slot, who)) = Box::pin(establish(slot, tcp, addr, &shared)).await else {
+        return;
+    };
+    let established = Instant::now();
+    tokio::select! {
+        () = serving => {}
+        () = shared.drain.cut() => {
+            shared.counters.closed("drain_timeout");
+            tracing::info!(event = "connection_closed", peer_addr = %addr, reason = "drain_timeout",
+                "cutting the connection from {who}: still busy when the drain time ran out");
+        }
+    }
+    // The end of every established connection, whoever closed it: with the handshake line
+    // (peer address, certificate NotAfter) it shows how long a connection really lived, which
+    // scripts/soak-test.sh checks against the peer's NotAfter. Debug: one line per connection.
+    let lived = established.elapsed();
+    tracing::debug!(event = "connection_ended", peer_addr = %addr, lived_ms = lived.as_millis() as u64,
+        "connection from {who} ended after {lived:?}");
+    drop(slot);
+}
+
+/// Handshake, identification and the admission checks after the handshake: the protocol
+/// serving the connection (with the connection's slot, and "ADDR (identity)" for logs), or
+/// `None` when the connection has been closed already. The protocol is started here so that
+/// the connection itself (a whole TLS stream) never is part of the caller's future.
+async fn establish<I, P>(
     mut slot: Slot,
     tcp: TcpStream,
     addr: SocketAddr,
-    shared: Arc<Shared<I, P>>,
-) where
+    shared: &Shared<I, P>,
+) -> Option<(BoxFuture<()>, Slot, String)>
+where
     I: Identify,
     P: Protocol<I::Peer>,
 {
@@ -358,7 +392,7 @@ async fn connection<I, P>(
             counters.closed("drain");
             tracing::debug!(event = "connection_closed", peer_addr = %addr, reason = "drain",
                 "closing the connection from {addr}: shutting down during its handshake");
-            return;
+            return None;
         }
     };
     let stream = match result {
@@ -367,7 +401,7 @@ async fn connection<I, P>(
             shared
                 .identify
                 .handshake_failed(addr, &HandshakeError::Timeout(limits.handshake_timeout));
-            return;
+            return None;
         }
         Ok(Err((e, tcp))) => {
             counters.closed("handshake_failed");
@@ -375,7 +409,7 @@ async fn connection<I, P>(
                 .identify
                 .handshake_failed(addr, &HandshakeError::Failed(e));
             linger(tcp).await;
-            return;
+            return None;
         }
         Ok(Ok(stream)) => stream,
     };
@@ -385,7 +419,7 @@ async fn connection<I, P>(
             counters.refused(rejected.code);
             // close_notify, then FIN: the peer reads a clean end, never a byte of service.
             close_now(stream).await;
-            return;
+            return None;
         }
     };
     let refused = match slot.establish(identified.authenticated, identified.identity.as_deref()) {
@@ -397,7 +431,7 @@ async fn connection<I, P>(
                 "refusing the connection from {addr} after its handshake: {refused}"
             );
             close_now(stream).await;
-            return;
+            return None;
         }
         Err(refused) => {
             counters.refused(refused.code());
@@ -420,22 +454,7 @@ async fn connection<I, P>(
         counters: counters.clone(),
     };
     let who = conn.who();
-    let established = Instant::now();
-    tokio::select! {
-        () = shared.protocol.serve(conn) => {}
-        () = shared.drain.cut() => {
-            counters.closed("drain_timeout");
-            tracing::info!(event = "connection_closed", peer_addr = %addr, reason = "drain_timeout",
-                "cutting the connection from {who}: still busy when the drain time ran out");
-        }
-    }
-    // The end of every established connection, whoever closed it: with the handshake line
-    // (peer address, certificate NotAfter) it shows how long a connection really lived, which
-    // scripts/soak-test.sh checks against the peer's NotAfter. Debug: one line per connection.
-    let lived = established.elapsed();
-    tracing::debug!(event = "connection_ended", peer_addr = %addr, lived_ms = lived.as_millis() as u64,
-        "connection from {who} ended after {lived:?}");
-    drop(slot);
+    Some((shared.protocol.serve(conn), slot, who))
 }
 
 /// Sends close_notify (briefly: a peer that does not read must not hold us) and closes.

@@ -95,6 +95,11 @@ pub fn start_server(name: &str, args: &[String]) -> ServerProc {
     testkit::start_server(&server(), name, args)
 }
 
+/// `testkit::start_server_with_log` with this build's mtls-server.
+pub fn start_server_with_log(name: &str, args: &[String], rust_log: &str) -> ServerProc {
+    testkit::start_server_with_log(&server(), name, args, rust_log)
+}
+
 /// `testkit::start_server_with_open_files` with this build's mtls-server.
 pub fn start_server_with_open_files(name: &str, args: &[String], open_files: u64) -> ServerProc {
     testkit::start_server_with_open_files(&server(), name, args, open_files)

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 
-use crate::activity::InFlight;
+use crate::activity::{Activity, InFlight};
 
 /// The request body the application reads (any `http_body::Body` consumer works).
 pub struct RequestBody {
@@ -33,12 +33,17 @@ const DRAIN_AFTER_RESPONSE: usize = 1024 * 1024;
 const DRAIN_AFTER_RESPONSE_TIME: Duration = Duration::from_secs(5);
 
 /// The response's hold on its request body; dropped with the response body.
-pub(crate) struct KeptBody(Arc<Mutex<Option<Incoming>>>);
+pub(crate) struct KeptBody {
+    kept: Arc<Mutex<Option<Incoming>>>,
+    activity: Arc<Activity>,
+}
 
 impl Drop for KeptBody {
     fn drop(&mut self) {
-        let rest = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let rest = self.kept.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(body) = rest {
+            // The protocol is no longer at a message boundary of its own accord.
+            self.activity.never_park();
             tokio::spawn(drain(body));
         }
     }
@@ -60,14 +65,14 @@ async fn drain(mut body: Incoming) {
 }
 
 impl RequestBody {
-    pub(crate) fn new(inner: Incoming) -> (RequestBody, KeptBody) {
+    pub(crate) fn new(inner: Incoming, activity: Arc<Activity>) -> (RequestBody, KeptBody) {
         let kept = Arc::new(Mutex::new(None));
         (
             RequestBody {
                 inner: Some(inner),
                 kept: kept.clone(),
             },
-            KeptBody(kept),
+            KeptBody { kept, activity },
         )
     }
 }
@@ -119,8 +124,10 @@ pub(crate) enum Inner<B> {
 /// and its kept request body, both released when hyper drops the body after the last frame.
 pub struct ResponseBody<B> {
     inner: Inner<B>,
-    _in_flight: InFlight,
+    // Fields drop in this order: an unread request body marks the connection as not parkable
+    // before the end of the request makes it idle.
     _request: KeptBody,
+    _in_flight: InFlight,
 }
 
 impl<B> ResponseBody<B> {

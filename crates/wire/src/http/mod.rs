@@ -1,32 +1,40 @@
-//! HTTP/1.1 and HTTP/2 on top of the listener: one hyper connection per TLS connection
+//! HTTP/1.1 and HTTP/2 on top of the listener: a hyper connection on each TLS connection
 //! (HTTP/2 exactly when ALPN chose `h2`), driven until it ends, is closed for a reason (idle,
 //! header timeout, request timeout, refusal, the peer became invalid, shutdown), or fails to
-//! close within the grace time and is cut.
+//! close within the grace time and is cut. An idle HTTP/1.1 connection is parked: its hyper
+//! connection is dropped between requests and a new one takes over at the next request
+//! (`http1.rs`), so idle connections hold no HTTP buffers.
 
 mod body;
+mod http1;
+mod rewind;
 mod service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Bytes;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 
 pub use body::{RequestBody, ResponseBody};
 
 use crate::activity::{Activity, CloseReason, Expired, Watched};
 use crate::counters::Counters;
-use crate::drain::DrainReport;
+use crate::drain::{Drain, DrainReport};
 use crate::limits::Limits;
 use crate::listener::{self, BoxFuture, Established, Identify, Listener, Protocol};
 use service::Tracked;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The stream under every HTTP connection.
+type Stream = Watched<TlsStream<TcpStream>>;
 
 /// Put into a response's extensions to close the connection once that response has been
 /// sent (HTTP/1: `Connection: close`; HTTP/2: GOAWAY, other streams finish first).
@@ -101,30 +109,19 @@ pub struct Http<A> {
 
 impl<A: HttpApp> Protocol<A::Peer> for Http<A> {
     fn serve(&self, conn: Established<A::Peer>) -> BoxFuture<()> {
-        Box::pin(drive(self.app.clone(), self.limits.clone(), conn))
+        start(self.app.clone(), self.limits.clone(), conn)
     }
 }
 
-fn builder(limits: &Limits, h2: bool) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    // hyper's own header timer also runs while a keep-alive connection waits for its next
-    // request (hyper 1.6+), which would make the idle timeout unusable beyond it; the
-    // connection's `Activity` runs both timers instead.
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
+/// The HTTP/2 connection builder (HTTP/1 connections are built by `http1::serve`).
+fn h2_builder(limits: &Limits) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2.max_concurrent_streams)
         .max_header_list_size(limits.h2.max_header_list_size)
         .keep_alive_interval(limits.h2.keep_alive_interval)
         .keep_alive_timeout(limits.h2.keep_alive_timeout);
-    if h2 {
-        b.http2_only()
-    } else {
-        b.http1_only()
-    }
+    b
 }
 
 fn log_close(addr: SocketAddr, identity: Option<&str>, who: &str, reason: &CloseReason) {
@@ -134,7 +131,107 @@ fn log_close(addr: SocketAddr, identity: Option<&str>, who: &str, reason: &Close
     );
 }
 
-async fn drive<A: HttpApp>(app: Arc<A>, limits: Arc<Limits>, conn: Established<A::Peer>) {
+/// What a connection's driver watches besides its protocol: the timers, the peer's validity,
+/// close requests and the drain, and where it reports a close.
+struct Watch {
+    addr: SocketAddr,
+    identity: Option<String>,
+    who: Arc<str>,
+    counters: Arc<Counters>,
+    drain: Drain,
+    activity: Arc<Activity>,
+    limits: Arc<Limits>,
+    /// The idle timeout of this connection (shorter for a refused one).
+    idle: Duration,
+    started: Instant,
+    peer_invalid: BoxFuture<CloseReason>,
+    /// Why the server is closing the connection, once it is.
+    closed: Option<CloseReason>,
+    /// `HttpApp::connection_ended` for this connection, called once by `finish`.
+    on_end: Option<OnEnd>,
+}
+
+type OnEnd = Box<dyn FnOnce(Option<&CloseReason>) + Send>;
+
+impl Watch {
+    /// Resolves with the reason to close a connection that is in good order: idle or header
+    /// timeout, the peer's certificate became invalid, a handler asked, or shutdown.
+    async fn close_reason(&mut self) -> CloseReason {
+        let header = self.limits.header_timeout;
+        let idle = self.idle;
+        tokio::select! {
+            what = self.activity.expired(idle, header, self.started) => match what {
+                Expired::Idle => CloseReason::new("idle", format!("no request for {idle:?}")),
+                Expired::Header => CloseReason::new(
+                    "header_timeout",
+                    format!("request header not complete within {header:?}"),
+                ),
+            },
+            reason = &mut self.peer_invalid => reason,
+            reason = self.activity.close_requested() => reason,
+            () = self.drain.draining() => CloseReason::new("drain", "shutting down"),
+        }
+    }
+
+    /// The server closes the connection for `reason`: counted, logged and kept for `finish`.
+    fn closing(&mut self, reason: CloseReason) {
+        self.counters.closed(reason.code);
+        log_close(self.addr, self.identity.as_deref(), &self.who, &reason);
+        self.closed = Some(reason);
+    }
+
+    /// The protocol ended by itself. HTTP/1 closes after a `Connection: close` response,
+    /// possibly before the request to close was seen by the driver: it still counts as that
+    /// close.
+    fn ended<E: std::fmt::Display>(&mut self, result: Result<(), E>) {
+        if let Err(e) = result {
+            tracing::debug!(event = "connection_error", peer_addr = %self.addr, error = %e,
+                "connection from {} ended with an error: {e}", self.who);
+        }
+        if self.closed.is_none() {
+            if let Some(reason) = self.activity.close_reason() {
+                self.closing(reason);
+            }
+        }
+        self.finish();
+    }
+
+    /// The connection is over: tells the application, once, why (`None`: the client closed
+    /// it, or it failed).
+    fn finish(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(self.closed.as_ref());
+        }
+    }
+
+    /// Resolves when a close that began at `closing` has had `close_grace` with nothing in
+    /// flight, and logs the cut.
+    async fn grace_over(
+        activity: &Activity,
+        limits: &Limits,
+        closing: Instant,
+        addr: SocketAddr,
+        who: &str,
+    ) {
+        activity
+            .expired(limits.close_grace, limits.close_grace, closing)
+            .await;
+        tracing::info!(
+            event = "connection_cut", peer_addr = %addr,
+            "cutting the connection from {who}: it did not finish closing within {:?}",
+            limits.close_grace
+        );
+    }
+}
+
+/// Sets a connection up and returns its driver. Not itself `async`: the driver future is what
+/// lives as long as the connection, and its size is paid per connection, so nothing of the
+/// setup should be part of it (docs/performance.md "Memory per idle connection").
+fn start<A: HttpApp>(
+    app: Arc<A>,
+    limits: Arc<Limits>,
+    conn: Established<A::Peer>,
+) -> BoxFuture<()> {
     let who: Arc<str> = conn.who().into();
     let Established {
         stream,
@@ -167,64 +264,47 @@ async fn drive<A: HttpApp>(app: Arc<A>, limits: Arc<Limits>, conn: Established<A
         identity: identity.as_deref().map(Arc::from),
         who: who.clone(),
     };
-    let builder = builder(&limits, h2);
-    let io = TokioIo::new(Watched::new(stream, activity.clone()));
-    let connection = builder.serve_connection(io, service);
+    let watch = Watch {
+        addr,
+        identity,
+        who,
+        counters,
+        drain,
+        activity: activity.clone(),
+        peer_invalid: app.peer_invalid(&peer),
+        limits,
+        idle,
+        started: Instant::now(),
+        closed: None,
+        on_end: Some(Box::new(move |reason| app.connection_ended(&peer, reason))),
+    };
+    // Boxed once: the stream is moved between hyper connections and the parked state of an
+    // HTTP/1 connection, which then moves a pointer rather than a TLS connection.
+    let io = Box::new(Watched::new(stream, activity));
+    if h2 {
+        Box::pin(drive_h2(watch, io, service))
+    } else {
+        Box::pin(http1::serve(watch, io, service))
+    }
+}
+
+async fn drive_h2<A: HttpApp>(mut watch: Watch, io: Box<Stream>, service: Tracked<A>) {
+    let connection = h2_builder(&watch.limits).serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let mut peer_invalid = app.peer_invalid(&peer);
-    let started = Instant::now();
-    let mut closing: Option<(Instant, CloseReason)> = None;
+    // Copies, so the timers below do not borrow `watch` while `close_reason` polls it.
+    let (activity, limits) = (watch.activity.clone(), watch.limits.clone());
+    let (addr, who, started) = (watch.addr, watch.who.clone(), watch.started);
+    let mut closing: Option<Instant> = None;
     loop {
         let reason = tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(event = "connection_error", peer_addr = %addr, error = %e,
-                        "connection from {who} ended with an error: {e}");
-                }
-                // HTTP/1 closes by itself after a `Connection: close` response, possibly
-                // before the request to close was seen here: it still counts as that close.
-                if let (None, Some(reason)) = (closing.as_ref(), activity.close_reason()) {
-                    counters.closed(reason.code);
-                    log_close(addr, identity.as_deref(), &who, &reason);
-                    app.connection_ended(&peer, Some(&reason));
-                } else {
-                    app.connection_ended(&peer, closing.as_ref().map(|(_, r)| r));
-                }
-                return;
-            }
-            what = activity.expired(idle, limits.header_timeout, started), if closing.is_none() => {
-                match what {
-                    Expired::Idle => CloseReason::new("idle", format!("no request for {idle:?}")),
-                    Expired::Header => CloseReason::new(
-                        "header_timeout",
-                        format!("request header not complete within {:?}", limits.header_timeout),
-                    ),
-                }
-            }
-            reason = &mut peer_invalid, if closing.is_none() => reason,
-            reason = activity.close_requested(), if closing.is_none() => reason,
-            () = drain.draining(), if closing.is_none() => {
-                CloseReason::new("drain", "shutting down")
-            }
-            _ = activity.expired(
-                    limits.close_grace,
-                    limits.close_grace,
-                    closing.as_ref().map_or(started, |(at, _)| *at),
-                ),
-                if closing.is_some() =>
-            {
-                tracing::info!(
-                    event = "connection_cut", peer_addr = %addr,
-                    "cutting the connection from {who}: it did not finish closing within {:?}",
-                    limits.close_grace
-                );
-                app.connection_ended(&peer, closing.as_ref().map(|(_, r)| r));
-                return;
-            }
+            result = connection.as_mut() => return watch.ended(result),
+            reason = watch.close_reason(), if closing.is_none() => reason,
+            () = Watch::grace_over(
+                &activity, &limits, closing.unwrap_or(started), addr, &who,
+            ), if closing.is_some() => return watch.finish(),
         };
-        counters.closed(reason.code);
-        log_close(addr, identity.as_deref(), &who, &reason);
-        closing = Some((Instant::now(), reason));
+        watch.closing(reason);
+        closing = Some(Instant::now());
         connection.as_mut().graceful_shutdown();
     }
 }

@@ -42,7 +42,7 @@ impl<A: HttpApp> hyper::service::Service<Request<Incoming>> for Tracked<A> {
         // Started here, synchronously: the request is in flight from its complete header on.
         let in_flight = self.activity.begin();
         let (parts, body) = req.into_parts();
-        let (body, kept) = RequestBody::new(body);
+        let (body, kept) = RequestBody::new(body, self.activity.clone());
         let req = Request::from_parts(parts, body);
         let activity = self.activity.clone();
         let h2 = self.h2;

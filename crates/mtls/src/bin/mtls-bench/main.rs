@@ -39,6 +39,7 @@ fn run(args: mtls_bench::Options) -> anyhow::Result<std::process::ExitCode> {
     let report = runtime.block_on(async {
         let counters = Arc::new(worker::Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
+        #[allow(clippy::disallowed_methods)] // a benchmark measures real time
         let started = Instant::now();
         let deadline = started + args.duration;
         let mut workers = Vec::new();

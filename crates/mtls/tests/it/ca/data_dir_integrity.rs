@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::common::*;
 use mtls_ca::store::SqliteStore;
@@ -241,13 +241,16 @@ async fn healthz(http: &reqwest::Client, ca: &Ca) -> (u16, serde_json::Value) {
 
 /// Polls `/healthz` until it answers `want` (verdicts are cached for a second).
 async fn healthz_until(http: &reqwest::Client, ca: &Ca, want: u16) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let (status, v) = healthz(http, ca).await;
         if status == want {
             return v;
         }
-        assert!(Instant::now() < deadline, "/healthz stayed {status}: {v}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/healthz stayed {status}: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

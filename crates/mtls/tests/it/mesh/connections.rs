@@ -7,7 +7,9 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use pki::clock::Deadline;
 
 use super::common::*;
 use crate::programs::{start_server, start_server_with_open_files};
@@ -55,11 +57,12 @@ fn metric(server: &ServerProc, line_prefix: &str) -> Option<u64> {
 }
 
 /// Waits (polling /metrics, with a deadline) until `line_prefix` shows `value`.
+#[allow(clippy::disallowed_methods)] // a counter of another process: no event to wait on, so poll
 fn wait_metric(server: &ServerProc, line_prefix: &str, value: u64) {
-    let deadline = Instant::now() + WAIT;
+    let deadline = Deadline::after(WAIT);
     while metric(server, line_prefix) != Some(value) {
         assert!(
-            Instant::now() < deadline,
+            !deadline.passed(),
             "{line_prefix} did not reach {value}:\n{}",
             server.admin_get("/metrics").1
         );

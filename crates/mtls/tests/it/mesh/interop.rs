@@ -1,5 +1,5 @@
 //! Interoperability with OpenSSL-based tools: curl and `openssl s_client` against mtls-server
-//! (the commands of design note 003, "Testing with curl" and §7.3), and mtls-client against
+//! (the curl and s_client commands users know from docs/troubleshooting.md), and mtls-client against
 //! `openssl s_server -tls1_3 -Verify 1` on P-384 and P-521.
 
 use std::time::Duration;

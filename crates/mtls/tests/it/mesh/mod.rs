@@ -1,6 +1,7 @@
 //! `mtls-server` and `mtls-client` as processes: static files, pinned keys, rejections,
-//! connection limits, drain and interoperability with OpenSSL tools. (Settings refused at
-//! start: the one table in `crate::settings`.)
+//! connection limits, idle connections parked without their HTTP state, drain and
+//! interoperability with OpenSSL tools. (Settings refused at start: the one table in
+//! `crate::settings`.)
 
 mod common;
 
@@ -8,6 +9,7 @@ mod ca_impersonation;
 mod connections;
 mod crl_staleness;
 mod drain;
+mod idle_parking;
 mod interop;
 mod rejections;
 mod static_mode;

@@ -6,7 +6,9 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use pki::clock::Deadline;
 
 use super::common::*;
 use crate::programs::start_ca;
@@ -196,10 +198,10 @@ fn both_proxies_rotate_five_times_under_load_without_a_failed_exchange() {
     };
     let mut done = 0;
     let mut failures = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Deadline::after(Duration::from_secs(90));
     // New connections back to back until each proxy has rotated five times: every one must
     // go through with whichever certificates are current.
-    while (rotations(&a) < 5 || rotations(&b) < 5) && Instant::now() < deadline {
+    while (rotations(&a) < 5 || rotations(&b) < 5) && !deadline.passed() {
         let line = format!("request {done}");
         match exchange(a.outbound[0], &line) {
             Ok(got) if got == format!("{line}\n") => {}

@@ -276,6 +276,9 @@ fn serve_app(conn: TcpStream) -> std::io::Result<()> {
         (Some("SLOW"), Some(n)) => {
             for i in 0..n {
                 writer.write_all(format!("chunk {i}\n").as_bytes())?;
+                // The test app is slow on purpose (a response that outlasts a drain), in its
+                // own thread: the pause is what is being served, not a wait for an event.
+                #[allow(clippy::disallowed_methods)]
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
