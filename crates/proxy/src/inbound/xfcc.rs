@@ -144,7 +144,11 @@ mod tests {
         let names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
         assert_eq!(
             names,
-            ["x-client-spiffe", "x-forwarded-client-cert", "x-client-spiffe-id"],
+            [
+                "x-client-spiffe",
+                "x-forwarded-client-cert",
+                "x-client-spiffe-id"
+            ],
             "only the proxy's own caller headers and unrelated ones are left"
         );
         assert_eq!(h[&CLIENT_SPIFFE_ID], "spiffe://td/a");

@@ -243,6 +243,12 @@ fn impossible_settings_exit_2_naming_the_option_and_the_range() {
         ),
         (
             "mtls-bench",
+            bench(&["--rate", "0"]),
+            "--rate",
+            "the minimum is 1",
+        ),
+        (
+            "mtls-bench",
             bench(&["--threads", "0"]),
             "--threads",
             "the minimum is 1",
