@@ -248,6 +248,18 @@ pub async fn run(
     let done = &counters.attempted;
     let mut stats = Stats::default();
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    if rate.is_some() && setup.mode == Mode::Keepalive {
+        // A paced keep-alive run measures requests, not the handshakes that open the
+        // connections: they are made before the clock starts (a failure is retried in the loop).
+        match tokio::time::timeout(REQUEST_TIMEOUT, setup.connect()).await {
+            Ok(Ok(s)) => {
+                sender = Some(s);
+                stats.handshakes += 1;
+            }
+            Ok(Err(kind)) => stats.error(kind),
+            Err(_) => stats.error("timeout"),
+        }
+    }
     let mut pace = pacing(rate, workers, index);
     loop {
         // A paced request's latency counts from when it was due, not from when it was sent.
