@@ -297,12 +297,37 @@ load_start=$(loadavg)
 
 results="$work/results.jsonl"
 : >"$results"
-bench() { # bench LABEL KIND URL ARGS... -> one JSON line in $results, tagged with KIND
-  local label=$1 kind=$2 url=$3
+cpu_ticks() { # cpu_ticks PID... -> user + system clock ticks of the PIDs and their children
+  local total=0 p
+  for p in "$@" $(pgrep -P "$(echo "$@" | tr ' ' ',')" 2>/dev/null || true); do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+pids_of() { # pids_of PROXY -> its main process (nginx: the master; workers are its children)
+  case $1 in
+    mtls-proxy) echo "$mtls_pid" ;;
+    haproxy) echo "$haproxy_pid" ;;
+    stunnel) echo "$stunnel_pid" ;;
+    nginx) cat "$work/nginx.pid" ;;
+    direct) echo "$backend_pid" ;;
+  esac
+}
+hz=$(getconf CLK_TCK)
+bench() { # bench LABEL KIND URL ARGS... -> one JSON line in $results, tagged with KIND and the
+  # proxy's CPU time per request (what limits it when the two cores are the bottleneck)
+  local label=$1 kind=$2 url=$3 pid before after
   shift 3
+  pid=$(pids_of "$label")
+  [ "$kind" = direct ] && pid=$(pids_of direct)
+  before=$(cpu_ticks "$pid")
   "$bin/mtls-bench" "$url" --duration "$duration" --cert "$pki/bench-client.crt" \
     --key "$pki/bench-client.key" --ca-cert "$pki/ca.crt" --label "$label" --json --quiet "$@" \
-    | jq -c --arg kind "$kind" '. + {kind: $kind}' >>"$results" || true
+    >"$work/last.json" || true
+  after=$(cpu_ticks "$pid")
+  jq -c --arg kind "$kind" --argjson ticks $((after - before)) --argjson hz "$hz" \
+    '. + {kind: $kind, cpu_s: ($ticks / $hz), cpu_us_per_request: (if .requests > 0 then $ticks / $hz * 1e6 / .requests else 0 end)}' \
+    "$work/last.json" >>"$results" || true
 }
 
 for rep in $(seq 1 "$reps"); do
@@ -403,5 +428,16 @@ for p in "${proxies[@]}"; do
     "${mem_of[$p]:-skipped}" "$errors"
 done
 echo "(added: p50/p99 through the proxy minus the direct plaintext call to the backend at the same rate)"
+echo
+echo "CPU time of the proxy (all its processes) per request, medians: what each costs on the shared cores"
+printf "%-11s %14s %14s %14s %14s\n" proxy "new µs/conn" "keepalive µs" "bulk ms/MiB" "CPU s bulk run"
+for p in "${proxies[@]}"; do
+  printf "%-11s %14.0f %14.1f %14.2f %14.2f\n" "$p" "$(median_of "$p" new cpu_us_per_request)" \
+    "$(median_of "$p" keepalive cpu_us_per_request)" \
+    "$(jq -rs --arg l "$p" 'map(select(.label == $l and .kind == "bulk") | .cpu_s * 1000 / ((.body_bytes / 1048576) + 1e-9)) | sort | .[length/2|floor]' "$results")" \
+    "$(median_of "$p" bulk cpu_s)"
+done
+printf "%-11s %14s %14.1f\n" "backend" "-" "$(jq -rs 'map(select(.kind == "direct") | .cpu_us_per_request) | sort | .[length/2|floor]' "$results")"
+echo "(backend: the plaintext nginx serving the direct paced runs, for scale)"
 echo "versions: $("$bin/mtls-proxy" --version 2>/dev/null | head -n 1); $("$HAPROXY" -v | head -n 1 | cut -d' ' -f1-3);" \
   "$("$STUNNEL" -version 2>&1 | grep -m1 -o 'stunnel [0-9.]*'); $("$NGINX" -v 2>&1 | sed 's/.*: //'); $(openssl version | cut -d' ' -f1-2)"
