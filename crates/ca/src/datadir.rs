@@ -400,7 +400,10 @@ fn check_external_key(key: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_external(cert: &Path, key: &Path) -> anyhow::Result<CaMaterial> {
+/// Loads an external root (`--root-cert`, `--root-key`) with the checks `open_or_init` makes
+/// (key mode, key matching the certificate), touching nothing: `serve` calls it before it
+/// creates the data directory, so a wrong path or a bad file changes nothing.
+pub fn load_external(cert: &Path, key: &Path) -> anyhow::Result<CaMaterial> {
     check_external_key(key)?;
     CaMaterial::load(&files::read(cert)?, &files::read(key)?).with_context(|| {
         format!(

@@ -299,6 +299,10 @@ impl Mesh {
         clock: Arc<dyn Clock>,
         started: OffsetDateTime,
     ) -> Result<Mesh> {
+        // The join token is read (an empty one refused) before the CA is contacted: a wrong
+        // token path fails at once with its cause, not after --enroll-timeout spent reaching
+        // the CA. It is read again when the CA is asked (docs/cli.md).
+        enrollment.token.read()?;
         let urls = enrollment.ca_urls.clone();
         // The CA may not be up yet (services started together): retry reaching it, bounded.
         let limit = enrollment.enroll_timeout;

@@ -57,6 +57,7 @@ pub struct CredentialArgs {
         value_name = "TOKEN",
         env = "MTLS_JOIN_TOKEN",
         hide_env_values = true,
+        value_parser = parse_join_token,
         help_heading = "Enrolled mode (certificate from mtls-ca)"
     )]
     pub join_token: Option<String>,
@@ -168,6 +169,19 @@ pub struct CredentialArgs {
 
 fn parse_url(s: &str) -> Result<HttpsUrl, String> {
     HttpsUrl::parse(s).map_err(|e| e.to_string())
+}
+
+/// A blank join token (an unset shell variable, say) is a usage error at start, not a failed
+/// enrollment. Only a blank value is refused, so no token is ever echoed in an error.
+fn parse_join_token(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err(
+            "the join token is empty: give the token `mtls-ca token` printed, or --join-token-file"
+                .into(),
+        )
+    } else {
+        Ok(s.to_string())
+    }
 }
 
 fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {

@@ -54,14 +54,14 @@ pub enum PkiError {
     /// Signing failed.
     #[error("signing failed: {0}")]
     Sign(String),
-    /// Reading or writing a file failed.
-    #[error("{context}: {source}")]
+    /// Reading or writing a file failed. The message holds its cause, so the cause is a field,
+    /// not a `source()`: a program printing the chain (anyhow's `{:#}`) would print it twice.
+    #[error("{context}: {error}")]
     Io {
         /// What was being done, naming the file.
         context: String,
         /// The error of the operating system.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -70,10 +70,28 @@ impl PkiError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         PkiError::Io {
             context: context.into(),
-            source,
+            error: source,
         }
     }
 }
 
 /// The result of a PKI operation.
 pub type Result<T> = std::result::Result<T, PkiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// Programs print errors with their chain (anyhow's `{:#}`): a message that holds its
+    /// cause must not also return it as `source()`, or the cause is printed twice.
+    #[test]
+    fn an_io_error_holds_its_cause_once() {
+        let e = PkiError::io(
+            "reading /nonexistent/root.pem",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "No such file"),
+        );
+        assert_eq!(e.to_string(), "reading /nonexistent/root.pem: No such file");
+        assert!(e.source().is_none(), "{e} has a source besides its message");
+    }
+}

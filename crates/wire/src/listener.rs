@@ -420,6 +420,7 @@ async fn connection<I, P>(
         counters: counters.clone(),
     };
     let who = conn.who();
+    let established = Instant::now();
     tokio::select! {
         () = shared.protocol.serve(conn) => {}
         () = shared.drain.cut() => {
@@ -428,6 +429,12 @@ async fn connection<I, P>(
                 "cutting the connection from {who}: still busy when the drain time ran out");
         }
     }
+    // The end of every established connection, whoever closed it: with the handshake line
+    // (peer address, certificate NotAfter) it shows how long a connection really lived, which
+    // scripts/soak-test.sh checks against the peer's NotAfter. Debug: one line per connection.
+    let lived = established.elapsed();
+    tracing::debug!(event = "connection_ended", peer_addr = %addr, lived_ms = lived.as_millis() as u64,
+        "connection from {who} ended after {lived:?}");
     drop(slot);
 }
 

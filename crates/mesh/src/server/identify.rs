@@ -52,6 +52,7 @@ impl Identify for PeerIdentify {
             issuer = %peer.issuer(),
             serial = %peer.serial(),
             client_key = %peer.client_key(),
+            not_after = %pki::timefmt::rfc3339(peer.not_after()),
             version = %summary.version,
             suite = %summary.suite,
             group = %summary.group,

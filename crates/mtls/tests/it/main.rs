@@ -5,6 +5,7 @@
 //! Tests of a library alone live with their crate (`crates/<crate>/tests/it`).
 
 mod programs;
+mod settings;
 
 mod bench;
 mod ca;

@@ -35,13 +35,19 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let limits = connection_limits(&args)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
+    let external = args.root_cert.as_deref().zip(args.root_key.as_deref());
+    // Every input file is read and checked before the data directory is touched: a wrong
+    // path or a bad file is refused with nothing created (docs/cli.md).
+    if let Some((cert, key)) = external {
+        mtls_ca::datadir::load_external(cert, key)?;
+    }
+    let extra_files = read_bundle_extra(&args.bundle_extra)?;
     let dir = DataDir::new(data_dir);
     dir.ensure()?;
-    let external = args.root_cert.as_deref().zip(args.root_key.as_deref());
     // Checks the directory first; creates root and database only when it holds neither.
     let (ca, origin, store) = dir.open_or_init(external, &trust_domain, now)?;
     let store = Arc::new(store);
-    let (extra_roots, bundle_extra) = bundle_extra(&ca, &args.bundle_extra, now)?;
+    let (extra_roots, bundle_extra) = bundle_extra(&ca, extra_files, now)?;
 
     // The reserved identity every CA client requires (pki::spiffe::CA_PATH).
     let api_id = trust_domain.ca_id();
@@ -142,7 +148,22 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the `--bundle-extra` files. Returns the extra self-signed roots (trusted for client
+/// The certificates of the `--bundle-extra` files, in order; an unreadable file or one without
+/// a certificate is refused, naming the option and the file.
+fn read_bundle_extra(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let mut certs = Vec::new();
+    for path in files {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("--bundle-extra {}: cannot read it", path.display()))?;
+        certs.extend(
+            pki::pem::parse_certificates(&pem)
+                .with_context(|| format!("--bundle-extra {}", path.display()))?,
+        );
+    }
+    Ok(certs)
+}
+
+/// From the `--bundle-extra` certificates, returns the extra self-signed roots (trusted for client
 /// certificates like our own root) and what the bundle publishes after our root: each extra
 /// root followed by a cross-certificate for it signed by our root (passing the file is the
 /// operator's decision to vouch for it; services accept a new root only with such a
@@ -150,23 +171,19 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 /// operator's own cross-certificates).
 fn bundle_extra(
     ca: &pki::CaMaterial,
-    files: &[std::path::PathBuf],
+    certs: Vec<CertificateDer<'static>>,
     now: OffsetDateTime,
 ) -> anyhow::Result<(Vec<CertificateDer<'static>>, Vec<CertificateDer<'static>>)> {
     let mut roots = Vec::new();
     let mut as_given = Vec::new();
-    for path in files {
-        for cert in pki::pem::parse_certificates(&pki::files::read(path)?)
-            .with_context(|| format!("--bundle-extra {}", path.display()))?
-        {
-            if pki::sha256_hex(&cert) == ca.fingerprint() {
-                continue; // our own root is published first anyway
-            }
-            if pki::vouch::is_self_signed(&cert) {
-                roots.push(cert);
-            } else {
-                as_given.push(cert);
-            }
+    for cert in certs {
+        if pki::sha256_hex(&cert) == ca.fingerprint() {
+            continue; // our own root is published first anyway
+        }
+        if pki::vouch::is_self_signed(&cert) {
+            roots.push(cert);
+        } else {
+            as_given.push(cert);
         }
     }
     let mut published = Vec::new();

@@ -71,6 +71,16 @@ impl Ca {
             .next()
             .and_then(|p| p.trim_end_matches('/').parse().ok())
             .unwrap_or_else(|| panic!("no port in {listening:?}"));
+        // stdout and stderr are read by separate threads: the "endpoints:" line is the last
+        // thing the CA writes to stderr at start, so once it is seen every earlier log line
+        // (root adoption, tightened modes, a finished first start) is in `logs()` too.
+        if proc
+            .try_wait_for_after(0, |l| l.starts_with("endpoints: "), DEADLINE)
+            .is_none()
+        {
+            proc.kill();
+            return Err(proc.output());
+        }
         let fingerprint = proc
             .stdout()
             .lines()

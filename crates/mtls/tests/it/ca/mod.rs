@@ -16,4 +16,3 @@ mod rejections;
 mod renewal_lineage;
 mod reserved_identity;
 mod revoke_authorisation;
-mod settings;

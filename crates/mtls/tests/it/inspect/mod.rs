@@ -10,7 +10,6 @@ mod lint_scale;
 mod malformed;
 mod remote;
 mod renewal;
-mod settings;
 mod show;
 mod snapshots;
 mod verify;

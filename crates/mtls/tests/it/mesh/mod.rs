@@ -1,6 +1,6 @@
 //! `mtls-server` and `mtls-client` as processes: static files, pinned keys, rejections,
-//! connection limits, drain, settings refused at start and interoperability with OpenSSL
-//! tools.
+//! connection limits, drain and interoperability with OpenSSL tools. (Settings refused at
+//! start: the one table in `crate::settings`.)
 
 mod common;
 
@@ -10,5 +10,4 @@ mod crl_staleness;
 mod drain;
 mod interop;
 mod rejections;
-mod settings;
 mod static_mode;

@@ -241,6 +241,42 @@ fn json_logs_carry_the_connection_fields() {
     assert_eq!(v["group"], "secp384r1");
     assert!(v["peer_addr"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(v["subject"].is_string() && v["issuer"].is_string());
+    let not_after = pki::CertInfo::from_der(&pki.client.der).unwrap().not_after;
+    assert_eq!(v["not_after"], pki::timefmt::rfc3339(not_after));
+}
+
+/// Each connection's end is logged at debug level with the peer address of its handshake line
+/// (which carries the peer's NotAfter): scripts/soak-test.sh pairs the two to check that no
+/// connection outlives its peer's certificate.
+#[test]
+fn the_end_of_each_connection_is_logged_with_the_handshake_address() {
+    let pki = StaticPki::new();
+    let mut cmd = std::process::Command::new(programs::server());
+    cmd.args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(pki.server_args())
+        .env("RUST_LOG", "info,wire=debug");
+    let server = testkit::Proc::spawn("server", cmd);
+    let listening = server.wait_for(
+        |l| l.starts_with("listening on https://"),
+        Duration::from_secs(30),
+    );
+    let url = listening
+        .trim()
+        .trim_start_matches("listening on ")
+        .to_string();
+    let (status, _, all) = run_client(&pki.client_args(&url));
+    assert!(status.success(), "{all}");
+    let json = |l: &str| serde_json::from_str::<serde_json::Value>(l).expect("JSON log line");
+    let opened =
+        json(&server.wait_for(|l| l.contains("\"handshake_ok\""), Duration::from_secs(10)));
+    // The client exits after its request: the server sees the connection end.
+    let ended = json(&server.wait_for(
+        |l| l.contains("\"connection_ended\""),
+        Duration::from_secs(10),
+    ));
+    assert_eq!(ended["peer_addr"], opened["peer_addr"], "{ended}");
+    assert!(ended["lived_ms"].is_u64(), "{ended}");
+    assert!(opened["not_after"].is_string(), "{opened}");
 }
 
 #[test]
