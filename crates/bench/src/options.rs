@@ -18,6 +18,10 @@ pub struct Options {
     pub duration: Duration,
     /// Stop after this many requests in total, if reached before `duration`.
     pub requests: Option<u64>,
+    /// Requests per second in total, spread evenly over the connections (open loop: latency
+    /// counts from when a request was due, so a server that falls behind shows it). None: as
+    /// fast as the server answers.
+    pub rate: Option<u64>,
     /// Client certificate (PEM).
     pub cert: PathBuf,
     /// Client private key (PEM).

@@ -6,16 +6,21 @@ use std::time::Duration;
 
 use crate::options::{Mode, Options};
 
+const MIB: f64 = 1024.0 * 1024.0;
+
 #[derive(Default)]
 pub struct Stats {
     /// Latency of each successful request, microseconds.
     pub latencies_us: Vec<u32>,
     pub handshakes: u64,
+    /// Response body bytes received on successful requests.
+    pub body_bytes: u64,
     pub errors: BTreeMap<String, u64>,
 }
 
 impl Stats {
-    pub fn ok(&mut self, latency: Duration) {
+    pub fn ok(&mut self, latency: Duration, body_bytes: u64) {
+        self.body_bytes += body_bytes;
         self.latencies_us
             .push(latency.as_micros().min(u32::MAX as u128) as u32);
     }
@@ -27,6 +32,7 @@ impl Stats {
     pub fn merge(&mut self, other: Stats) {
         self.latencies_us.extend(other.latencies_us);
         self.handshakes += other.handshakes;
+        self.body_bytes += other.body_bytes;
         for (k, v) in other.errors {
             *self.errors.entry(k).or_insert(0) += v;
         }
@@ -54,6 +60,9 @@ impl Stats {
             requests_per_sec: requests as f64 / secs,
             handshakes: self.handshakes,
             handshakes_per_sec: self.handshakes as f64 / secs,
+            rate: args.rate,
+            body_bytes: self.body_bytes,
+            body_mib_per_sec: self.body_bytes as f64 / MIB / secs,
             p50_ms: pct(0.50),
             p99_ms: pct(0.99),
             max_ms: pct(1.0),
@@ -75,6 +84,10 @@ pub struct Report {
     pub requests_per_sec: f64,
     pub handshakes: u64,
     pub handshakes_per_sec: f64,
+    /// The --rate asked for (None: unpaced).
+    pub rate: Option<u64>,
+    pub body_bytes: u64,
+    pub body_mib_per_sec: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
@@ -102,6 +115,15 @@ impl Report {
             "handshakes   {} ({:.0}/s)",
             self.handshakes, self.handshakes_per_sec
         );
+        let _ = writeln!(
+            s,
+            "body         {:.1} MiB ({:.1} MiB/s)",
+            self.body_bytes as f64 / MIB,
+            self.body_mib_per_sec
+        );
+        if let Some(rate) = self.rate {
+            let _ = writeln!(s, "paced at     {rate} requests/s");
+        }
         let _ = writeln!(
             s,
             "latency      p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

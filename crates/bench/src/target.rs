@@ -1,4 +1,6 @@
-//! The target URL, restricted to this machine.
+//! The target URL, restricted to this machine: `https://` (the mTLS server under test) or
+//! `http://` (a plaintext server, e.g. the app behind a proxy, for the direct baseline in
+//! scripts/bench-proxies.sh).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
@@ -9,13 +11,19 @@ pub struct Target {
     pub addr: SocketAddr,
     pub host: String,
     pub path: String,
+    /// `https://` (mTLS) rather than `http://` (plaintext).
+    pub tls: bool,
 }
 
 impl Target {
     pub fn parse(url: &str) -> anyhow::Result<Target> {
-        let rest = url
-            .strip_prefix("https://")
-            .with_context(|| format!("{url:?}: only https:// targets are supported"))?;
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            bail!("{url:?}: only https:// and http:// targets are supported");
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -25,7 +33,7 @@ impl Target {
                 h.trim_start_matches('[').trim_end_matches(']'),
                 p.parse::<u16>().context("bad port")?,
             ),
-            _ => (authority, 443),
+            _ => (authority, if tls { 443 } else { 80 }),
         };
         let addr = (host, port)
             .to_socket_addrs()
@@ -39,6 +47,7 @@ impl Target {
             addr,
             host: host.to_string(),
             path: path.to_string(),
+            tls,
         })
     }
 }
@@ -62,6 +71,11 @@ mod tests {
         assert!(Target::parse("https://localhost:1/").is_ok());
         assert!(Target::parse("https://[::1]:1/").is_ok());
         assert!(Target::parse("https://10.0.0.1:9443/").is_err());
-        assert!(Target::parse("http://127.0.0.1:9443/").is_err());
+        assert!(Target::parse("ftp://127.0.0.1:9443/").is_err());
+        assert!(Target::parse("http://10.0.0.1:8080/").is_err());
+        let plain = Target::parse("http://127.0.0.1:8080/x").unwrap();
+        assert!(!plain.tls && t.tls);
+        assert_eq!(plain.addr.port(), 8080);
+        assert_eq!(Target::parse("http://localhost/").unwrap().addr.port(), 80);
     }
 }

@@ -88,18 +88,15 @@ impl Setup {
             .await
             .map_err(|e| format!("connect: {}", e.kind()))?;
         let _ = tcp.set_nodelay(true);
+        if !self.target.tls {
+            return http_over(tcp).await;
+        }
         let tls = self
             .connector
             .connect(self.server_name.clone(), tcp)
             .await
             .map_err(|e| classify_io(&e, "tls_handshake"))?;
-        let (sender, conn) = http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| classify(&e, "http_handshake"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        http_over(tls).await
     }
 
     fn request(&self, n: u64) -> Request<Full<Bytes>> {
@@ -125,7 +122,8 @@ impl Setup {
         built.unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
     }
 
-    async fn exchange(&self, sender: &mut SendRequest<Full<Bytes>>, n: u64) -> Result<(), String> {
+    /// One request and its checked response; the number of body bytes received.
+    async fn exchange(&self, sender: &mut SendRequest<Full<Bytes>>, n: u64) -> Result<u64, String> {
         sender
             .ready()
             .await
@@ -135,20 +133,44 @@ impl Setup {
             .await
             .map_err(|e| classify(&e, "http"))?;
         let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| classify(&e, "http_body"))?
-            .to_bytes();
+        // Streamed frame by frame, so a large body (bulk runs) is counted, not kept; it is kept
+        // only while the expected text has not been seen yet.
+        let mut body = resp.into_body();
+        let mut received = 0u64;
+        let mut seen = Vec::new();
+        let mut found = self.expect.is_empty();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| classify(&e, "http_body"))?;
+            if let Ok(data) = frame.into_data() {
+                received += data.len() as u64;
+                if !found {
+                    seen.extend_from_slice(&data);
+                    found = contains(&seen, self.expect.as_bytes());
+                }
+            }
+        }
         if status != hyper::StatusCode::OK {
             return Err(format!("status_{}", status.as_u16()));
         }
-        if !contains(&body, self.expect.as_bytes()) {
+        if !found {
             return Err("identity_mismatch".into());
         }
-        Ok(())
+        Ok(received)
     }
+}
+
+/// HTTP/1.1 over an established stream (TLS or plain); the connection task runs on its own.
+async fn http_over<S>(io: S) -> Result<SendRequest<Full<Bytes>>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| classify(&e, "http_handshake"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -203,8 +225,24 @@ async fn stop_or_deadline(stop: &AtomicBool, deadline: Instant) {
     }
 }
 
+/// When each request of a paced worker is due: `rate` requests/s over all `workers`, this
+/// worker offset by its share of the period so the workers do not fire together.
+fn pacing(rate: Option<u64>, workers: usize, index: usize) -> Option<tokio::time::Interval> {
+    let rate = rate?.max(1);
+    let period = Duration::from_secs_f64(workers.max(1) as f64 / rate as f64);
+    let offset = period.mul_f64(index as f64 / workers.max(1) as f64);
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+    // Open loop: requests that fell behind are sent at once and their wait counts as latency.
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    Some(interval)
+}
+
+#[allow(clippy::too_many_arguments)] // one worker's whole context; called from one place
 pub async fn run(
     setup: Arc<Setup>,
+    index: usize,
+    workers: usize,
+    rate: Option<u64>,
     deadline: Instant,
     limit: Option<u64>,
     counters: Arc<Counters>,
@@ -213,7 +251,25 @@ pub async fn run(
     let done = &counters.attempted;
     let mut stats = Stats::default();
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    if rate.is_some() && setup.mode == Mode::Keepalive {
+        // A paced keep-alive run measures requests, not the handshakes that open the
+        // connections: they are made before the clock starts (a failure is retried in the loop).
+        match tokio::time::timeout(REQUEST_TIMEOUT, setup.connect()).await {
+            Ok(Ok(s)) => {
+                sender = Some(s);
+                stats.handshakes += 1;
+            }
+            Ok(Err(kind)) => stats.error(kind),
+            Err(_) => stats.error("timeout"),
+        }
+    }
+    let mut pace = pacing(rate, workers, index);
     loop {
+        // A paced request's latency counts from when it was due, not from when it was sent.
+        let due = match pace.as_mut() {
+            Some(p) => Some(p.tick().await.into_std()),
+            None => None,
+        };
         if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
             break;
         }
@@ -226,7 +282,7 @@ pub async fn run(
         } else {
             None
         };
-        let started = Instant::now();
+        let started = due.unwrap_or_else(Instant::now);
         let attempt = tokio::time::timeout(REQUEST_TIMEOUT, async {
             if setup.mode == Mode::New || sender.is_none() {
                 sender = Some(setup.connect().await?);
@@ -240,8 +296,8 @@ pub async fn run(
         .await;
         drop(permit);
         match attempt {
-            Ok(Ok(())) => {
-                stats.ok(started.elapsed());
+            Ok(Ok(body_bytes)) => {
+                stats.ok(started.elapsed(), body_bytes);
                 counters.succeeded.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Err(kind)) => {

@@ -16,13 +16,16 @@ use wire::tls::KxGroup;
 mtls-bench https://127.0.0.1:9443/api/status --mode new --concurrency 32 --duration 10s \\\n      \
 --cert client.crt --key client.key --ca-cert root.crt\n  \
 mtls-bench https://127.0.0.1:9443/api/status --mode keepalive --concurrency 64 --duration 10s --json ...\n  \
-mtls-bench https://127.0.0.1:8443/api/v1/renew --mode ca-renew --concurrency 16 --duration 10s ...\n\n\
+mtls-bench https://127.0.0.1:8443/api/v1/renew --mode ca-renew --concurrency 16 --duration 10s ...\n  \
+mtls-bench http://127.0.0.1:8080/ --rate 5000 --expect ok ... (paced, plaintext baseline)\n\n\
 Every response must be 200 and name the caller (the client certificate's SPIFFE ID, or --expect).\n\
 Exit codes: 0 no errors, 1 some requests failed, 2 usage or setup error (a setting out of range\n\
 is refused at start, naming the option and the accepted range)."
 )]
 pub struct Args {
-    /// URL to request; its host must be a loopback address or `localhost`.
+    /// URL to request: https:// (mTLS) or http:// (plaintext, e.g. a direct baseline; the
+    /// certificate options are then still read but not used); its host must be a loopback
+    /// address or `localhost`.
     pub target: String,
 
     #[arg(long, value_enum, default_value_t = ModeArg::Keepalive)]
@@ -40,6 +43,11 @@ pub struct Args {
     /// Stop after this many requests in total (at least 1), if reached before --duration.
     #[arg(long, value_parser = mtls::values::count)]
     pub requests: Option<u64>,
+
+    /// Requests per second in total (at least 1), spread evenly over the connections; latency
+    /// counts from when each request was due (open loop). Default: as fast as the server answers.
+    #[arg(long, value_parser = mtls::values::count)]
+    pub rate: Option<u64>,
 
     /// Client certificate (PEM).
     #[arg(long)]
@@ -116,6 +124,7 @@ impl Args {
             concurrency,
             duration,
             requests,
+            rate,
             cert,
             key,
             ca_cert,
@@ -133,6 +142,7 @@ impl Args {
             concurrency,
             duration,
             requests,
+            rate,
             cert,
             key,
             ca_cert,

@@ -1,4 +1,5 @@
-//! `mtls-bench`: a bounded load generator for HTTPS servers that require client certificates.
+//! `mtls-bench`: a bounded load generator for HTTPS servers that require client certificates
+//! (and, for baselines, plain HTTP servers).
 //! Loopback targets only. Every response is checked (status and caller identity), so a fast
 //! wrong answer never counts. The load itself is `mtls_bench` (crates/bench); this is its command
 //! line, runtime and output.
@@ -43,9 +44,12 @@ fn run(args: mtls_bench::Options) -> anyhow::Result<std::process::ExitCode> {
         let started = Instant::now();
         let deadline = started + args.duration;
         let mut workers = Vec::new();
-        for _ in 0..args.concurrency {
+        for index in 0..args.concurrency {
             workers.push(tokio::spawn(worker::run(
                 setup.clone(),
+                index,
+                args.concurrency,
+                args.rate,
                 deadline,
                 args.requests,
                 counters.clone(),
