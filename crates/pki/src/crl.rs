@@ -90,7 +90,11 @@ pub fn sign_crl(
         crl_number: SerialNumber::from_slice(&crl_number.to_be_bytes()),
         issuing_distribution_point: None,
         revoked_certs,
-        key_identifier_method: KeyIdMethod::Sha256,
+        // The authorityKeyIdentifier must be the issuer's own subjectKeyIdentifier, whatever
+        // method made it (OpenSSL roots use SHA-1): OpenSSL finds a CRL's issuer by it.
+        key_identifier_method: ca
+            .subject_key_id()
+            .map_or(KeyIdMethod::Sha256, KeyIdMethod::PreSpecified),
     };
     let crl = params
         .signed_by(ca.issuer())

@@ -130,6 +130,14 @@ impl CaMaterial {
         crate::sha256_hex(&self.cert_der)
     }
 
+    /// The CA certificate's subjectKeyIdentifier, when it has one. What it signs names this
+    /// value as its authorityKeyIdentifier: OpenSSL-based verifiers (HAProxy, nginx, stunnel,
+    /// `openssl verify -crl_check`) look a CRL's issuer up by it, and roots made by OpenSSL use a
+    /// SHA-1 identifier, not the truncated SHA-256 rcgen computes by default.
+    pub fn subject_key_id(&self) -> Option<Vec<u8>> {
+        subject_key_id(&self.cert_der)
+    }
+
     /// The curve of the CA's key.
     pub fn curve(&self) -> Curve {
         self.curve
@@ -191,13 +199,7 @@ impl CaMaterial {
         params.not_before = now - Duration::minutes(5);
         params.not_after = not_after;
         params.use_authority_key_identifier_extension = true;
-        if let Some(ski) = root
-            .iter_extensions()
-            .find_map(|e| match e.parsed_extension() {
-                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
-                _ => None,
-            })
-        {
+        if let Some(ski) = key_id_of(&root) {
             params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
         }
         let cert = params
@@ -262,6 +264,22 @@ fn rcgen_name(name: &X509Name<'_>) -> std::result::Result<DistinguishedName, Str
         dn.push(ty, value);
     }
     Ok(dn)
+}
+
+/// The subjectKeyIdentifier of a parsed certificate.
+fn key_id_of(cert: &X509Certificate<'_>) -> Option<Vec<u8>> {
+    cert.iter_extensions()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        })
+}
+
+/// The subjectKeyIdentifier of a DER certificate (None when absent or unparseable).
+fn subject_key_id(der: &[u8]) -> Option<Vec<u8>> {
+    X509Certificate::from_der(der)
+        .ok()
+        .and_then(|(_, cert)| key_id_of(&cert))
 }
 
 #[cfg(test)]

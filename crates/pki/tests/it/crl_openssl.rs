@@ -135,3 +135,86 @@ fn a_crl_from_an_openssl_root_without_crl_sign_is_refused() {
         }
     );
 }
+
+/// Our CRL for a root made by OpenSSL (SHA-1 subjectKeyIdentifier) names that identifier as its
+/// authorityKeyIdentifier: OpenSSL-based verifiers (HAProxy, nginx, stunnel) find a CRL's
+/// issuer by it, and refused every client with "unable to get certificate CRL" before.
+#[test]
+fn our_crl_for_an_openssl_root_is_found_by_openssl_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
+    let gen = scripts.join("gen-root-ca.sh");
+    run(
+        tmp.path(),
+        "bash",
+        &[gen.to_str().unwrap(), dir.to_str().unwrap()],
+    );
+    let sign = scripts.join("sign-client-cert.sh");
+    let dir_s = dir.to_str().unwrap();
+    for name in ["alice", "mallory"] {
+        let id = format!("spiffe://mesh.local/service/{name}");
+        run(
+            tmp.path(),
+            "bash",
+            &[sign.to_str().unwrap(), dir_s, name, "--spiffe-id", &id],
+        );
+    }
+    let ca = pki::CaMaterial::load(
+        &std::fs::read(dir.join("ca.crt")).unwrap(),
+        &std::fs::read(dir.join("ca.key")).unwrap(),
+    )
+    .unwrap();
+    let mallory = pki::pem::parse_certificates(&std::fs::read(dir.join("mallory.crt")).unwrap())
+        .unwrap()
+        .remove(0);
+    let serial_hex = {
+        use x509_parser::prelude::FromDer;
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&mallory).unwrap();
+        hex::encode(cert.raw_serial())
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let der = pki::crl::sign_crl(
+        &ca,
+        &[pki::crl::RevokedEntry {
+            serial_hex,
+            revoked_at: now - time::Duration::minutes(1),
+            reason: None,
+        }],
+        1,
+        now - time::Duration::minutes(1),
+        now + time::Duration::hours(1),
+    )
+    .unwrap();
+    std::fs::write(dir.join("ours.crl"), pki::pem::encode("X509 CRL", &der)).unwrap();
+    let verify = |name: &str| {
+        Command::new("openssl")
+            .args([
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                "ca.crt",
+                "-CRLfile",
+                "ours.crl",
+            ])
+            .arg(format!("{name}.crt"))
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let alice = verify("alice");
+    assert!(
+        alice.status.success(),
+        "OpenSSL did not find our CRL for its root: {}{}",
+        String::from_utf8_lossy(&alice.stdout),
+        String::from_utf8_lossy(&alice.stderr)
+    );
+    let refused = verify("mallory");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{text}");
+    assert!(text.contains("certificate revoked"), "{text}");
+}
