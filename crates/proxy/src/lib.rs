@@ -27,6 +27,7 @@ pub mod outbound;
 pub mod policy;
 pub mod record;
 mod run;
+mod splice;
 
 pub use config::{Access, Destination, InboundConfig, LimitSettings, ProxyConfig, RouteConfig};
 pub use error::{ConfigError, ProxyError};

@@ -12,14 +12,12 @@ use std::time::Duration;
 
 use mesh::MeshConnector;
 use rustls_pki_types::ServerName;
-use tokio::io::AsyncWriteExt;
-use wire::relay::{relay, RelayEnd};
 use wire::{BoxFuture, PlainConnection, PlainProtocol};
 
 use crate::config::Destination;
-use crate::inbound::reset;
 use crate::metrics::ProxyMetrics;
 use crate::record::{PeerFacts, Record};
+use crate::splice::{reset, splice, Caller, Pair};
 
 /// The protocol of one route's listener.
 pub struct Route {
@@ -107,31 +105,11 @@ impl Shared {
         record.set_facts(PeerFacts::of_server(&upstream.summary));
         let invalid = self.connector.close_when_invalid(&upstream);
         let mut tls = upstream.stream;
-        let end = tokio::select! {
-            end = relay(&mut stream, &mut tls, self.idle_timeout, &record.bytes) => Ok(end),
-            reason = invalid => Err(reason),
+        let pair = Pair {
+            tls: &mut tls,
+            plain: &mut stream,
+            caller: Caller::Plain,
         };
-        match end {
-            Ok(RelayEnd::Finished) => {
-                counters.closed("closed");
-                record.end("closed", &RelayEnd::Finished.detail());
-            }
-            Ok(end) => {
-                reset(&stream);
-                if matches!(end, RelayEnd::Idle(_)) {
-                    let _ = tls.shutdown().await;
-                }
-                counters.closed(end.code());
-                record.end(end.code(), &end.detail());
-            }
-            Err(reason) => {
-                reset(&stream);
-                let _ = tls.shutdown().await;
-                counters.closed(reason.code);
-                tracing::info!(event = "connection_closed", peer_addr = %addr, reason = reason.code,
-                    "closing the connection from {addr}: {}", reason.detail);
-                record.end(reason.code, &reason.detail);
-            }
-        }
+        splice(pair, self.idle_timeout, invalid, &record, &counters, addr).await;
     }
 }

@@ -10,12 +10,12 @@ use std::time::Duration;
 use mesh::{Mesh, Peer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use wire::relay::{relay, RelayEnd};
 use wire::{BoxFuture, Established, Protocol};
 
 use crate::config::Destination;
 use crate::metrics::ProxyMetrics;
 use crate::record::{PeerFacts, Record};
+use crate::splice::{splice, Caller, Pair};
 
 /// The byte-copying protocol of the inbound listener.
 pub struct L4 {
@@ -99,35 +99,12 @@ impl Shared {
                 return;
             }
         };
-        let end = tokio::select! {
-            end = relay(&mut stream, &mut app, self.idle_timeout, &record.bytes) => Ok(end),
-            reason = invalid => Err(reason),
+        let pair = Pair {
+            tls: &mut stream,
+            plain: &mut app,
+            caller: Caller::Tls,
         };
-        match end {
-            Ok(RelayEnd::Finished) => {
-                counters.closed("closed");
-                record.end("closed", &RelayEnd::Finished.detail());
-            }
-            Ok(end) => {
-                // Cut, not finished: the application must not take a cut stream for a whole
-                // one, so it gets a reset; the caller gets close_notify when its side still
-                // works.
-                reset(&app);
-                if matches!(end, RelayEnd::Idle(_)) {
-                    let _ = stream.shutdown().await;
-                }
-                counters.closed(end.code());
-                record.end(end.code(), &end.detail());
-            }
-            Err(reason) => {
-                reset(&app);
-                let _ = stream.shutdown().await;
-                counters.closed(reason.code);
-                tracing::info!(event = "connection_closed", peer_addr = %addr, reason = reason.code,
-                    "closing the connection from {addr}: {}", reason.detail);
-                record.end(reason.code, &reason.detail);
-            }
-        }
+        splice(pair, self.idle_timeout, invalid, &record, &counters, addr).await;
     }
 }
 
@@ -145,11 +122,4 @@ async fn connect(to: &Destination, timeout: Duration) -> Result<TcpStream, Strin
             "cannot connect to the application at {to}: no answer within {timeout:?}"
         )),
     }
-}
-
-/// Makes the close of `tcp` a reset (RST instead of FIN), so its reader sees an error, not an
-/// end of stream.
-pub(crate) fn reset(tcp: &TcpStream) {
-    // A zero linger does not block on drop (it discards unsent data and sends RST).
-    let _ = tcp.set_zero_linger();
 }

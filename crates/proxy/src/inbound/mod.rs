@@ -10,7 +10,6 @@ mod l4;
 pub mod xfcc;
 
 pub use http::HttpInbound;
-pub(crate) use l4::reset;
 pub use l4::L4;
 
 use std::net::SocketAddr;
