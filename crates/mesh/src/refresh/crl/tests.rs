@@ -34,20 +34,21 @@ async fn a_stale_crl_degrades_then_fails_closed_and_recovers() {
     let peer = w.credential();
     let refresher = Refresher::new(w.ca.clone(), trust.clone(), events.clone(), INTERVAL);
     let stop = Stop::new();
+    let mut changes = trust.subscribe();
     let task = stop.spawn(run(refresher, stop.clone()));
     let checks =
         |trust: &TrustState| post_path_checks(&peer.chain[0], trust, false, CrlFreshness::Enforce);
 
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    // The first round publishes the CA's CRL.
+    next_change(&mut changes).await;
     assert_eq!(trust.crl_status(), CrlStatus::Fresh);
     assert!(checks(&trust).is_ok());
     let next_update = trust.crl_next_update().expect("a nextUpdate");
 
     // A revocation reaches the service at the next round.
-    let mut changes = trust.subscribe();
     w.ca.revoke(&peer.info.serial_hex);
     let revoked_at = w.clock.now();
-    changes.changed().await.unwrap();
+    next_change(&mut changes).await;
     assert!(w.clock.now() - revoked_at <= time::Duration::try_from(INTERVAL).unwrap());
     assert!(trust.revoked().is_cert_revoked(&peer.chain[0]));
     let err = checks(&trust).unwrap_err();
@@ -93,8 +94,13 @@ async fn a_stale_crl_degrades_then_fails_closed_and_recovers() {
     assert!(failures > 300, "{failures} failed rounds counted");
 
     // The CA comes back: the first good round heals everything.
+    // (A CRL with the same entries changes no revocation, so wait for the CRL install itself.)
+    let mut installs = trust.subscribe_crl();
+    installs.borrow_and_update();
     w.ca.set_down(false);
-    tokio::time::sleep(INTERVAL).await;
+    let back_at = w.clock.now();
+    next_change(&mut installs).await;
+    assert!(w.clock.now() - back_at <= time::Duration::try_from(INTERVAL).unwrap());
     assert_eq!(trust.crl_status(), CrlStatus::Fresh);
     assert!(post_path_checks(&fresh_peer.chain[0], &trust, false, CrlFreshness::Enforce).is_ok());
     assert_eq!(
@@ -112,6 +118,7 @@ async fn before_the_first_crl_the_start_stands_in_for_next_update() {
     let refresher = Refresher::new(w.ca.clone(), trust.clone(), Events::new(), INTERVAL);
     let stop = Stop::new();
     let task = stop.spawn(run(refresher, stop.clone()));
+    // Staleness is a function of time: the paused clock crosses each deadline.
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(matches!(trust.crl_status(), CrlStatus::Stale { .. }));
     tokio::time::sleep(Duration::from_secs(30 * 60)).await;
@@ -119,12 +126,28 @@ async fn before_the_first_crl_the_start_stands_in_for_next_update() {
         trust.crl_status(),
         CrlStatus::FailingClosed { .. }
     ));
+    let mut installs = trust.subscribe_crl();
+    installs.borrow_and_update();
     w.ca.set_down(false);
-    tokio::time::sleep(INTERVAL).await;
+    let back_at = w.clock.now();
+    next_change(&mut installs).await;
+    assert!(w.clock.now() - back_at <= time::Duration::try_from(INTERVAL).unwrap());
     assert_eq!(trust.crl_status(), CrlStatus::Fresh);
     crate::stop::stop_and_join(&stop, vec![task], Duration::from_secs(1)).await;
 }
 
+/// Waits (on the paused clock) for the trust state to publish a change (a revocation set, or a
+/// CRL installed); a refresh round that should have published one and did not fails the test
+/// after two intervals.
+async fn next_change(changes: &mut tokio::sync::watch::Receiver<u64>) {
+    tokio::time::timeout(INTERVAL * 2, changes.changed())
+        .await
+        .expect("no trust change within two refresh intervals")
+        .expect("the trust state is alive");
+}
+
+/// Moves the paused clock to `t`: staleness is a function of time, so the test crosses each
+/// deadline rather than waiting for an event.
 async fn sleep_until(w: &World, t: OffsetDateTime) {
     tokio::time::sleep(pki::timefmt::until(t, w.clock.now())).await;
 }
