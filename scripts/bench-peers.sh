@@ -75,11 +75,9 @@ else
 fi
 
 work=$(mktemp -d)
-cleanup() {
-  proc_stop_all
-  if [ -n "${KEEP_WORK:-}" ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+proc_cleanup_on_exit
+# KEEP_WORK=1 keeps the work directory (logs, certificates) for a look afterwards.
+proc_work_dir "$work" "${KEEP_WORK:-0}"
 
 free_port() {
   # Bind port 0 and report what the kernel chose; good enough on an otherwise idle machine.

@@ -86,13 +86,9 @@ echo "== building release binaries"
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
 work=$(mktemp -d)
-cleanup() {
-  proc_stop_all
-  if [ -n "${KEEP_WORK:-}" ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+proc_cleanup_on_exit
+# KEEP_WORK=1 keeps the work directory (logs, certificates) for a look afterwards.
+proc_work_dir "$work" "${KEEP_WORK:-0}"
 
 free_port() {
   # Bind port 0 and report what the kernel chose; good enough on an otherwise idle machine.

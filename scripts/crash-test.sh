@@ -98,24 +98,7 @@ done
 ((TOKENS >= 1)) || usage_error "--tokens must be at least 1"
 ((CONCURRENCY >= 1)) || usage_error "--concurrency must be at least 1"
 
-WORK=
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    proc_stop_all
-    if [[ -n $WORK && -d $WORK ]]; then
-        if ((KEEP)); then
-            printf 'Kept the work directory: %s\n' "$WORK"
-        else
-            rm -rf -- "$WORK"
-        fi
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+proc_cleanup_on_exit
 
 # --- Binaries ---------------------------------------------------------------
 if [[ -z $BIN_DIR ]]; then
@@ -139,6 +122,7 @@ fi
 RANDOM=$SEED
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mtls-crash.XXXXXX")
+proc_work_dir "$WORK" "$KEEP"
 DATA=$WORK/ca
 RESULTS=$WORK/results.md
 printf '== %d runs, %d enrollments x (1 + %d renewals) per burst, %d clients, kill 0-%d ms after the first certificate, seed %d\n' \

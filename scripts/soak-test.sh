@@ -151,24 +151,7 @@ command -v curl >/dev/null 2>&1 || die "curl is required (Debian/Ubuntu: apt-get
 command -v awk >/dev/null 2>&1 || die "awk is required"
 [[ -d /proc/self/fd ]] || die "/proc is required (Linux)"
 
-WORK=
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    proc_stop_all
-    if [[ -n $WORK && -d $WORK ]]; then
-        if ((KEEP)); then
-            printf 'Kept the work directory: %s\n' "$WORK"
-        else
-            rm -rf -- "$WORK"
-        fi
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+proc_cleanup_on_exit
 
 # --- Binaries ---------------------------------------------------------------
 if [[ -z $BIN_DIR ]]; then
@@ -193,6 +176,7 @@ unset MTLS_JOIN_TOKEN MTLS_CA_DATA_DIR
 export NO_COLOR=1
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mtls-soak.XXXXXX")
+proc_work_dir "$WORK" "$KEEP"
 DATA=$WORK/ca
 LOGS=$WORK/logs
 mkdir -p "$LOGS"

@@ -131,3 +131,33 @@ wait_for_line() {
     done
     return 1
 }
+
+# proc_cleanup_on_exit -> on exit, and on INT/TERM/HUP (exit status 130/143/129), stop every
+# tracked process, then remove the work directory given to proc_work_dir (or say where it is
+# kept). Install it before the first process starts, so nothing outlives the script.
+PROC_WORK_DIR='' PROC_KEEP_WORK=0
+proc_cleanup_on_exit() {
+    trap _proc_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+}
+
+# proc_work_dir DIR KEEP -> DIR is removed on exit, unless KEEP is 1 (then its path is printed)
+proc_work_dir() {
+    PROC_WORK_DIR=$1 PROC_KEEP_WORK=$2
+}
+
+_proc_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    proc_stop_all
+    if [[ -n $PROC_WORK_DIR && -d $PROC_WORK_DIR ]]; then
+        if [[ $PROC_KEEP_WORK == 1 ]]; then
+            printf 'Kept the work directory: %s\n' "$PROC_WORK_DIR"
+        else
+            rm -rf -- "$PROC_WORK_DIR"
+        fi
+    fi
+    exit "$rc"
+}
