@@ -78,6 +78,14 @@ impl From<crate::store::StoreError> for AuthorityError {
                  the CA cannot record anything and refuses to issue, renew or revoke; nothing \
                  was stored. The operator must restore ca.db from a backup and restart the CA",
             ),
+            // Logged with its cause by the store; the replica can serve again once the
+            // database is back, so the client may retry.
+            crate::store::StoreError::Unreachable(_) => Self::new(
+                Kind::Unavailable,
+                "store_unreachable",
+                "the CA's database cannot be reached, so the CA cannot record anything and \
+                 refuses to issue, renew or revoke; nothing was stored. Retry in a few seconds",
+            ),
             other => AuthorityError::internal(other),
         }
     }

@@ -7,6 +7,10 @@ pub(crate) mod details;
 mod entries;
 mod file_guard;
 mod memory;
+mod migrations;
+mod postgres;
+mod postgres_lineage;
+mod postgres_ops;
 mod replay;
 mod rows;
 mod sqlite;
@@ -22,6 +26,7 @@ use time::OffsetDateTime;
 
 pub use entries::{AgentIssue, AgentIssued, AgentOutcome, CreateEntry, EntryRecord};
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Why a store call failed.
@@ -51,6 +56,19 @@ pub enum StoreError {
         /// The key already there.
         key: String,
     },
+    /// PostgreSQL refused a statement.
+    #[error("database error while {context}: {source}")]
+    Postgres {
+        /// What the store was doing.
+        context: &'static str,
+        /// The driver's error (with the server's message).
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The database server cannot be reached (connection refused, lost or timed out); nothing
+    /// was written. Callers answer 503 and may retry.
+    #[error("the CA database cannot be reached: {0}")]
+    Unreachable(String),
     /// The database file was removed or replaced while the store had it open; nothing was
     /// written.
     #[error("the CA database is unavailable: {0}")]
