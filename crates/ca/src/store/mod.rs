@@ -6,6 +6,7 @@
 pub(crate) mod details;
 mod entries;
 mod file_guard;
+mod location;
 mod memory;
 mod migrations;
 mod postgres;
@@ -25,9 +26,13 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 pub use entries::{AgentIssue, AgentIssued, AgentOutcome, CreateEntry, EntryRecord};
+pub use location::StoreLocation;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// The schema version a SQLite store has once opened (`mtls-ca migrate`).
+pub const SQLITE_SCHEMA_VERSION: u32 = sqlite::MIGRATIONS.len() as u32;
 
 /// Why a store call failed.
 #[derive(Debug, Error)]

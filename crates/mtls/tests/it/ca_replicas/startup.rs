@@ -1,0 +1,97 @@
+//! What a replica refuses at start: a bad or unreachable `--store`, a root other than the one
+//! the database belongs to, no root next to a database that has one, and a schema newer than it
+//! knows; and `mtls-ca migrate`.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use super::super::ca::common::*;
+use testkit::postgres::PgCluster;
+
+#[test]
+fn a_store_that_is_neither_sqlite_nor_postgres_is_refused_without_echoing_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = admin_in(tmp.path(), &["--store", "mysql://u:hunter2@h/db", "list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("expected sqlite:PATH or postgres://") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_named_without_its_password_and_nothing_is_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound and released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://ca:hunter2@127.0.0.1:{port}/ca");
+    let dir = tmp.path().join("ca");
+    let (code, stderr) = Ca::start_refused(&dir, &["--store", &url]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to the CA database postgres://ca@127.0.0.1:{port}/ca"
+        )) && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.join("root.key").exists(),
+        "no root was made for an unreachable database"
+    );
+}
+
+#[test]
+fn a_replica_with_another_root_or_none_is_refused() {
+    let url = PgCluster::shared().new_database();
+    let tmp = tempfile::tempdir().unwrap();
+    let first = Ca::start_in(&tmp.path().join("first"), &["--store", &url]);
+    // Another CA's data directory (its own root) on the same database.
+    let other = tmp.path().join("other");
+    Ca::start_in(&other, &[]).stop();
+    let (code, stderr) = Ca::start_refused(&other, &["--store", &url]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("belongs to root {}", first.fingerprint)),
+        "{stderr}"
+    );
+    // An empty data directory next to a database that has a root: no new root is made.
+    let empty = tmp.path().join("empty");
+    let (code, stderr) = Ca::start_refused(&empty, &["--store", &url]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("copy root.crt and root.key"), "{stderr}");
+    assert!(!empty.join("root.key").exists());
+}
+
+#[test]
+fn migrate_reports_the_version_and_a_newer_schema_is_refused() {
+    let cluster = PgCluster::shared();
+    let url = cluster.new_database();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    // Before any CA: migrate creates the schema.
+    let out = admin_in(&dir, &["--store", &url, "migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "schema version 1: up to date"
+    );
+    let db = url.rsplit('/').next().unwrap();
+    cluster.psql(
+        db,
+        "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+    );
+    let (code, stderr) = Ca::start_refused(&dir, &["--store", &url]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("schema version 99, but this mtls-ca knows versions up to 1"),
+        "{stderr}"
+    );
+    assert!(!dir.join("root.key").exists());
+}
