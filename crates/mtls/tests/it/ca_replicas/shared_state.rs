@@ -118,7 +118,8 @@ async fn one_token_redeemed_100_times_over_three_replicas_gives_one_certificate(
         .filter(|(s, _)| *s == 200)
         .map(|(_, v)| v)
         .collect();
-    assert_eq!(issued.len(), 1, "exactly one certificate: {results:?}");
+    let statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
+    assert_eq!(issued.len(), 1, "exactly one certificate: {statuses:?}");
     let refused = results.iter().filter(|(s, _)| *s != 200);
     let mut refusals = 0;
     for (status, v) in refused {

@@ -95,3 +95,59 @@ fn migrate_reports_the_version_and_a_newer_schema_is_refused() {
     );
     assert!(!dir.join("root.key").exists());
 }
+
+#[test]
+fn a_sqlite_store_elsewhere_is_used_by_the_service_and_the_subcommands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let db = tmp.path().join("elsewhere.db");
+    let store = format!("sqlite:{}", db.display());
+    let ca = Ca::start_in(&dir, &["--store", &store]);
+    assert!(db.exists() && !dir.join("ca.db").exists());
+    let token = ca.token("spiffe://mesh.local/service/a", &["--store", &store]);
+    assert!(!token.is_empty());
+    let out = ca.admin(&["--store", &store, "audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Without --store the subcommands look for ca.db in the data directory: not there.
+    let out = ca.admin(&["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    let migrated = ca.admin(&["--store", &store, "migrate"]);
+    assert_eq!(
+        String::from_utf8_lossy(&migrated.stdout).trim(),
+        "schema version 1: up to date"
+    );
+}
+
+#[test]
+fn a_sqlite_database_of_a_newer_schema_is_refused() {
+    let ca = Ca::start(&[]);
+    let dir = ca.stop();
+    let conn = rusqlite::Connection::open(dir.join("ca.db")).unwrap();
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "1");
+    conn.execute(
+        "UPDATE meta SET value = '7' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let (code, stderr) = Ca::start_refused(&dir, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("schema version 7, but this mtls-ca knows versions up to 1"),
+        "{stderr}"
+    );
+    let out = admin_in(&dir, &["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(dir).unwrap();
+}
