@@ -518,3 +518,111 @@ fn the_jwt_key_is_created_owner_only_and_kept_across_restarts() {
     let dir = ca.stop();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// An entry deleted while its agent keeps asking: every SVID the agent received was recorded
+/// before the deletion committed, and every request after it is refused.
+#[tokio::test]
+async fn svids_racing_an_entry_deletion_all_predate_it() {
+    let ca = Ca::start(&[]);
+    let (node1, _) = enroll(&ca, NODE1).await;
+    let entry = create_entry(
+        &ca,
+        &[
+            "--parent",
+            NODE1,
+            "--spiffe-id",
+            WEB,
+            "--selector",
+            "unix:uid:1000",
+        ],
+    );
+    let http = client(&ca.root_pem(), Some(&node1));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u16, Value)>();
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (http, tx, entry, url) = (
+            http.clone(),
+            tx.clone(),
+            entry.clone(),
+            ca.url("/api/v1/agent/svid"),
+        );
+        workers.push(tokio::spawn(async move {
+            // Each worker stops at its first refusal; the cap only bounds a broken CA.
+            for _ in 0..2000 {
+                let resp = http
+                    .post(&url)
+                    .json(&svid_body(&entry))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let v: Value = resp.json().await.unwrap();
+                tx.send((status, v)).unwrap();
+                if status != 200 {
+                    return;
+                }
+            }
+            panic!("the entry was never deleted");
+        }));
+    }
+    drop(tx);
+    let mut results = Vec::new();
+    // Delete once a few SVIDs went through, while the workers keep asking.
+    while results.iter().filter(|(s, _)| *s == 200).count() < 6 {
+        results.push(rx.recv().await.unwrap());
+    }
+    let dir = ca.dir.clone();
+    let id = entry.clone();
+    let out = tokio::task::spawn_blocking(move || admin_in(&dir, &["entry", "delete", &id]))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    while let Some(r) = rx.recv().await {
+        results.push(r);
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let served: Vec<&str> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, v)| v["serial"].as_str().unwrap())
+        .collect();
+    for (s, v) in results.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!((*s, code(v)), (404, "unknown_entry"), "{v}");
+    }
+    let conn = rusqlite::Connection::open(ca.dir.join("ca.db")).unwrap();
+    let deleted_at: i64 = conn
+        .query_row(
+            "SELECT seq FROM audit WHERE event = 'entry_delete'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let recorded: Vec<(i64, String)> = {
+        let mut stmt = conn
+            .prepare("SELECT seq, json_extract(detail, '$.serial') FROM audit WHERE event = 'agent_svid'")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert_eq!(
+        recorded.len(),
+        served.len(),
+        "every SVID served was recorded, and only those"
+    );
+    for (seq, serial) in &recorded {
+        assert!(
+            *seq < deleted_at,
+            "SVID {serial} recorded at entry {seq}, after the delete ({deleted_at})"
+        );
+        assert!(served.contains(&serial.as_str()));
+    }
+    audit_intact(&ca);
+}
