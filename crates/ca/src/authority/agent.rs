@@ -1,4 +1,4 @@
-//! The agent API's decisions (docs/ca-api.md "Agent API", docs/agent.md): a node agent, known by
+//! The agent API's decisions (docs/ca-api.md "Agent API"): a node agent, known by
 //! its certificate `spiffe://<td>/agent/<name>`, lists its registration entries and obtains
 //! X.509- and JWT-SVIDs for them, and for nothing else.
 //!
