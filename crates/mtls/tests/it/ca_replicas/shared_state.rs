@@ -15,10 +15,11 @@ pub struct Replicas {
     _tmp: tempfile::TempDir,
 }
 
-/// Copies the root (certificate and key, modes kept) of `from` into a new directory `to`.
+/// Copies the key material (root certificate and key, JWT-SVID key; modes kept) of `from`
+/// into a new directory `to`, as docs/operations.md tells operators to.
 pub fn copy_root(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for file in ["root.crt", "root.key"] {
+    for file in ["root.crt", "root.key", "jwt.key"] {
         std::fs::copy(from.join(file), to.join(file)).unwrap();
     }
 }
