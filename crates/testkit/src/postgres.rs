@@ -15,7 +15,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
@@ -28,14 +28,24 @@ const WATCHDOG: &str = r#"
 BIN=$1; DIR=$2; PORT=$3
 "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1 \
   || { echo "initdb failed:" >&2; cat "$DIR/initdb.log" >&2; exit 1; }
-# fsync off: a test cluster is thrown away, durability across power loss is not what it tests.
-"$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
-  -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
-  start >/dev/null 2>&1 || { echo "pg_ctl start failed:" >&2; cat "$DIR/server.log" >&2; exit 1; }
-echo ready
-# Returns at end of input: the test process closed the pipe or died.
-while read -r _; do :; done
-"$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1
+start() {
+  # fsync off: a test cluster is thrown away, durability across power loss is not what it tests.
+  "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
+    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+    start >/dev/null 2>&1 || { echo "pg_ctl start failed:" >&2; cat "$DIR/server.log" >&2; exit 1; }
+  echo ready
+}
+stop() { "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1; }
+start
+# Commands from the test process, one a line; end of input (the test process closed the pipe
+# or died) stops the server for good.
+while read -r cmd; do
+  case "$cmd" in
+    stop) stop; echo stopped ;;
+    start) start ;;
+  esac
+done
+stop
 # The shared cluster's handle is never dropped: remove the directory here.
 rm -rf "$DIR"
 "#;
@@ -46,6 +56,7 @@ pub struct PgCluster {
     port: u16,
     watchdog: Child,
     stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
     dir: tempfile::TempDir,
 }
 
@@ -152,8 +163,9 @@ impl PgCluster {
         let stdin = watchdog.stdin.take();
         let stdout = watchdog.stdout.take().expect("piped stdout");
         // Blocks until the server accepts connections (pg_ctl -w) or the watchdog gave up.
+        let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = stdout.read_line(&mut line);
         if line.trim() != "ready" {
             let status = watchdog.wait();
             panic!("the test PostgreSQL cluster did not start ({status:?}); see its log above");
@@ -163,8 +175,34 @@ impl PgCluster {
             port,
             watchdog,
             stdin,
+            stdout,
             dir,
         }
+    }
+
+    /// Sends `command` to the watchdog and waits for its answer line `answer`.
+    fn command(&mut self, command: &str, answer: &str) {
+        let stdin = self.stdin.as_mut().expect("the watchdog's input is open");
+        writeln!(stdin, "{command}")
+            .and_then(|()| stdin.flush())
+            .expect("writing to the PostgreSQL watchdog");
+        let mut line = String::new();
+        let _ = self.stdout.read_line(&mut line);
+        assert_eq!(
+            line.trim(),
+            answer,
+            "PostgreSQL {command}: see its log above"
+        );
+    }
+
+    /// Stops the server (`pg_ctl -m fast stop`); returns once it no longer accepts connections.
+    pub fn stop_server(&mut self) {
+        self.command("stop", "stopped");
+    }
+
+    /// Starts the stopped server again on the same port; returns once it accepts connections.
+    pub fn start_server(&mut self) {
+        self.command("start", "ready");
     }
 
     /// One cluster for the whole test process (each test takes its own database in it); it

@@ -151,3 +151,48 @@ fn a_sqlite_database_of_a_newer_schema_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_down_sign_answers_503_and_nothing_is_issued_then_it_recovers() {
+    // A cluster of its own: this test stops and starts its server.
+    let mut cluster = PgCluster::start();
+    let url = cluster.new_database();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::start_in(&tmp.path().join("ca"), &["--store", &url]);
+    let id = "spiffe://mesh.local/service/patient";
+    let token = ca.token(id, &["--store", &url]);
+    let http = client(&ca.root_pem(), None);
+    let body = sign_body(&csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]).1, id, None);
+
+    cluster.stop_server();
+    let (status, v) = sign(&http, &ca, &token, &body).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (503, Some("store_unreachable")),
+        "{v}"
+    );
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("nothing was stored") && !message.contains("127.0.0.1"),
+        "{message}"
+    );
+    let health = http.get(ca.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    // The cause is in the CA's log, with the database named.
+    assert!(
+        ca.logs().contains("no connection to the CA database"),
+        "{}",
+        ca.logs()
+    );
+
+    cluster.start_server();
+    // The same token still works: the refused attempt stored nothing.
+    let (status, v) = sign(&http, &ca, &token, &body).await;
+    assert_eq!(status, 200, "{v}");
+    let out = ca.admin(&["--store", &url, "audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
