@@ -372,6 +372,10 @@ pub trait Store: Send + Sync {
     fn revoked_unexpired(&self, now: OffsetDateTime) -> Result<Vec<CertRecord>>;
     /// Changes whenever a revocation is committed, by any process sharing the store.
     fn revocation_epoch(&self) -> Result<u64>;
+    /// The number of a new CRL: at least `at_least` (the signer's clock in milliseconds) and
+    /// greater than every number this store handed out before, to any process or replica
+    /// sharing it, so CRL numbers only grow even when clocks disagree or step back.
+    fn next_crl_number(&self, at_least: u64) -> Result<u64>;
 
     /// Verifies the chain and replays it against the tables, from one consistent snapshot.
     fn verify_audit(&self) -> Result<AuditCheck>;

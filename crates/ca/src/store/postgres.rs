@@ -418,6 +418,26 @@ impl Store for PostgresStore {
         self.counter("revocation_epoch", "reading the revocation epoch")
     }
 
+    fn next_crl_number(&self, at_least: u64) -> Result<u64> {
+        // i64 holds milliseconds for 290 million years.
+        let at_least = i64::try_from(at_least).unwrap_or(i64::MAX).to_string();
+        let next: i64 = self.write_tx(async |tx| {
+            query_one(
+                &tx.tx,
+                "INSERT INTO meta (key, value) VALUES ('crl_number', $1)
+                 ON CONFLICT (key) DO UPDATE
+                 SET value = GREATEST(meta.value::BIGINT + 1, excluded.value::BIGINT)::TEXT
+                 RETURNING value::BIGINT",
+                &[&at_least],
+                |r| col(r, 0),
+                "taking a CRL number",
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("crl_number: no row returned".into()))
+        })?;
+        u64::try_from(next).map_err(|_| StoreError::Corrupt(format!("crl_number {next}")))
+    }
+
     fn verify_audit(&self) -> Result<AuditCheck> {
         self.run(async {
             let mut pooled = self.client().await?;

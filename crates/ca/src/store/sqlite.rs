@@ -429,6 +429,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn next_crl_number(&self, at_least: u64) -> Result<u64> {
+        // Stored as text in meta, like the epochs; i64 holds milliseconds for 290 million years.
+        let at_least = i64::try_from(at_least).unwrap_or(i64::MAX);
+        let next: i64 = self.write_tx(|tx| {
+            tx.tx
+                .query_row(
+                    "INSERT INTO meta (key, value) VALUES ('crl_number', ?1)
+                     ON CONFLICT (key) DO UPDATE
+                     SET value = MAX(CAST(value AS INTEGER) + 1, CAST(excluded.value AS INTEGER))
+                     RETURNING CAST(value AS INTEGER)",
+                    [at_least.to_string()],
+                    |r| r.get(0),
+                )
+                .map_err(db("taking a CRL number"))
+        })?;
+        u64::try_from(next).map_err(|_| StoreError::Corrupt(format!("crl_number {next}")))
+    }
+
     fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
         self.write_tx(|tx| tx.append_audit(event, detail))
     }
