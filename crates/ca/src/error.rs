@@ -67,6 +67,9 @@ impl AuthorityError {
     }
 }
 
+/// The code of a refusal because the database cannot be reached (answered with `Retry-After`).
+pub const STORE_UNREACHABLE: &str = "store_unreachable";
+
 impl From<crate::store::StoreError> for AuthorityError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
@@ -82,7 +85,7 @@ impl From<crate::store::StoreError> for AuthorityError {
             // database is back, so the client may retry.
             crate::store::StoreError::Unreachable(_) => Self::new(
                 Kind::Unavailable,
-                "store_unreachable",
+                STORE_UNREACHABLE,
                 "the CA's database cannot be reached, so the CA cannot record anything and \
                  refuses to issue, renew or revoke; nothing was stored. Retry in a few seconds",
             ),

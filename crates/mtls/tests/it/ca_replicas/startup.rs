@@ -165,12 +165,17 @@ async fn while_the_database_is_down_sign_answers_503_and_nothing_is_issued_then_
     let body = sign_body(&csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]).1, id, None);
 
     cluster.stop_server();
-    let (status, v) = sign(&http, &ca, &token, &body).await;
-    assert_eq!(
-        (status, v["error"]["code"].as_str()),
-        (503, Some("store_unreachable")),
-        "{v}"
-    );
+    let resp = http
+        .post(ca.url("/api/v1/sign"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "store_unreachable", "{v}");
     let message = v["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("nothing was stored") && !message.contains("127.0.0.1"),
