@@ -15,7 +15,7 @@ use wire::{BoxFuture, Established, Protocol};
 use crate::config::Destination;
 use crate::metrics::ProxyMetrics;
 use crate::record::{PeerFacts, Record};
-use crate::splice::{splice, Caller, Pair};
+use crate::splice::{splice, Caller, Pair, Plain};
 
 /// The byte-copying protocol of the inbound listener.
 pub struct L4 {
@@ -87,7 +87,7 @@ impl Shared {
             return;
         }
         let invalid = self.mesh.close_when_invalid(&peer);
-        let mut app = match connect(&self.to, self.connect_timeout).await {
+        let app = match connect(&self.to, self.connect_timeout).await {
             Ok(app) => app,
             Err(why) => {
                 self.metrics.refused("inbound", "app_unreachable");
@@ -101,7 +101,7 @@ impl Shared {
         };
         let pair = Pair {
             tls: &mut stream,
-            plain: &mut app,
+            plain: Plain::new(app),
             caller: Caller::Tls,
         };
         splice(pair, self.idle_timeout, invalid, &record, &counters, addr).await;
