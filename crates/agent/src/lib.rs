@@ -10,7 +10,9 @@
 pub mod attest;
 pub mod ca;
 pub mod cache;
+pub mod client;
 pub mod error;
+pub mod files;
 pub mod socket;
 pub mod workload_api;
 
