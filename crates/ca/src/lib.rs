@@ -11,6 +11,7 @@ pub mod authority;
 pub mod datadir;
 pub mod error;
 pub mod metrics;
+pub mod registration;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use time::OffsetDateTime;
 
 use super::details;
+use super::entries::{AgentIssue, AgentOutcome, CreateEntry, EntryRecord};
 use super::file_guard::FileGuard;
 use super::rows::CertRow;
 use super::sqlite_ops::{
@@ -20,8 +21,8 @@ use super::sqlite_ops::{
     CERT_COLUMNS, TOKEN_COLUMNS,
 };
 use super::{
-    replay, sqlite_lineage, AuditCheck, AuditHead, CertRecord, Redeem, RenewOutcome,
-    RenewalRequest, Result, Revoke, Store, StoreError, TokenRecord,
+    replay, sqlite_entries, sqlite_lineage, AuditCheck, AuditHead, CertRecord, Redeem,
+    RenewOutcome, RenewalRequest, Result, Revoke, Store, StoreError, TokenRecord,
 };
 
 const SCHEMA: &str = "
@@ -63,6 +64,17 @@ CREATE TABLE IF NOT EXISTS audit (
     hash TEXT NOT NULL
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revocation_epoch', '0');
+CREATE TABLE IF NOT EXISTS entries (
+    id TEXT PRIMARY KEY,
+    spiffe_id TEXT NOT NULL,
+    parent_id TEXT NOT NULL,
+    selectors TEXT NOT NULL,
+    ttl_seconds INTEGER NOT NULL,
+    dns TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_parent ON entries (parent_id);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('entry_revision', '0');
 ";
 
 /// The CA's store in one SQLite file (see the module documentation).
@@ -386,6 +398,30 @@ impl Store for SqliteStore {
         self.write_tx(|tx| tx.append_audit(event, detail))
     }
 
+    fn create_entry(&self, entry: &EntryRecord) -> Result<CreateEntry> {
+        self.write_tx(|tx| sqlite_entries::create(tx, entry))
+    }
+
+    fn delete_entry(&self, id: &str, actor: &str, now: OffsetDateTime) -> Result<bool> {
+        self.write_tx(|tx| sqlite_entries::delete(tx, id, actor, ts(now)))
+    }
+
+    fn find_entry(&self, id: &str) -> Result<Option<EntryRecord>> {
+        self.with_conn(|c| sqlite_entries::find(c, id))
+    }
+
+    fn list_entries(&self, parent_id: Option<&str>) -> Result<Vec<EntryRecord>> {
+        self.with_conn(|c| sqlite_entries::list(c, parent_id))
+    }
+
+    fn entry_revision(&self) -> Result<u64> {
+        self.with_conn(|c| sqlite_entries::revision(c))
+    }
+
+    fn record_agent_issue(&self, issue: &AgentIssue<'_>) -> Result<AgentOutcome> {
+        self.write_tx(|tx| sqlite_entries::record_issue(tx, issue))
+    }
+
     fn health_probe(&self, now: OffsetDateTime) -> std::result::Result<(), String> {
         self.guard.check()?;
         self.guard.check_writable()?;
@@ -427,7 +463,8 @@ impl Store for SqliteStore {
                 read_cert,
                 "reading certificates",
             )?;
-            Ok(replay::check(&entries, &tokens, &certs))
+            let registrations = sqlite_entries::all_rows(&tx)?;
+            Ok(replay::check(&entries, &tokens, &certs, &registrations))
         })
     }
 

@@ -100,6 +100,7 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Entry { action } => crate::entry::run(&store, action, &clock)?,
         Command::Audit {
             action: AuditAction::Verify { expect_head },
         } => return audit_verify(&store, expect_head),

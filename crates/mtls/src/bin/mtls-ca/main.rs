@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod entry;
 mod serve;
 
 use clap::Parser;
