@@ -36,9 +36,10 @@ pub enum ClientError {
 
 fn with_header<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert(SECURITY_HEADER, tonic::metadata::MetadataValue::from_static("true"));
+    request.metadata_mut().insert(
+        SECURITY_HEADER,
+        tonic::metadata::MetadataValue::from_static("true"),
+    );
     request
 }
 

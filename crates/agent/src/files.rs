@@ -223,9 +223,16 @@ mod tests {
             w.write(&version(n)).unwrap();
         }
         let key = dir.path().join("svid.key");
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(
-            std::fs::metadata(dir.path().join("svid.pem")).unwrap().permissions().mode() & 0o777,
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("svid.pem"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
             0o644
         );
         assert_eq!(number_of(&std::fs::read_to_string(&key).unwrap(), "KEY"), 4);
@@ -233,7 +240,11 @@ mod tests {
             .unwrap()
             .filter_map(|e| version_number(&e.unwrap().file_name().to_string_lossy()))
             .collect();
-        assert_eq!(versions.len(), 2, "the current and the previous version: {versions:?}");
+        assert_eq!(
+            versions.len(),
+            2,
+            "the current and the previous version: {versions:?}"
+        );
         // A restarted writer continues the numbering.
         let mut w = FileWriter::new(dir.path()).unwrap();
         let v = w.write(&version(5)).unwrap();
@@ -246,7 +257,10 @@ mod tests {
         std::fs::write(dir.path().join("svid.key"), b"precious").unwrap();
         let err = FileWriter::new(dir.path()).err().unwrap().to_string();
         assert!(err.contains("in the way"), "{err}");
-        assert_eq!(std::fs::read(dir.path().join("svid.key")).unwrap(), b"precious");
+        assert_eq!(
+            std::fs::read(dir.path().join("svid.key")).unwrap(),
+            b"precious"
+        );
     }
 
     /// A reader in a tight loop, resolving `current` once per read as documented, never sees
@@ -284,6 +298,9 @@ mod tests {
         }
         stop.store(true, Ordering::SeqCst);
         let (reads, _retries, highest) = reader.join().unwrap();
-        assert!(reads > 0 && highest > 1, "the reader read {reads} pairs up to {highest}");
+        assert!(
+            reads > 0 && highest > 1,
+            "the reader read {reads} pairs up to {highest}"
+        );
     }
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use clap::Parser;
 use mesh::{CredentialSource, Mesh, Role};
 use mtls::report;
-use mtls_agent::cache::{CacheConfig, SvidCache};
 use mtls_agent::ca::HttpCa;
+use mtls_agent::cache::{CacheConfig, SvidCache};
 use mtls_agent::WorkloadApi;
 
 use crate::args::{Cli, Command, ServeArgs};
@@ -90,7 +90,13 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
     let roots = Arc::new(move || {
         trust
             .as_ref()
-            .map(|t| t.roots().certs().iter().map(|c| c.as_ref().to_vec()).collect())
+            .map(|t| {
+                t.roots()
+                    .certs()
+                    .iter()
+                    .map(|c| c.as_ref().to_vec())
+                    .collect()
+            })
             .unwrap_or_default()
     });
     let cache = SvidCache::new(

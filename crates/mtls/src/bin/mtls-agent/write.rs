@@ -36,9 +36,7 @@ pub async fn run(a: WriteArgs) -> Result<(), Failure> {
         if last.as_ref() == Some(&files) {
             continue;
         }
-        let version = writer
-            .write(&files)
-            .map_err(|e| Failure::Run(e.into()))?;
+        let version = writer.write(&files).map_err(|e| Failure::Run(e.into()))?;
         println!(
             "[WRITE] {} written to {} ({})",
             wanted,
@@ -87,7 +85,12 @@ fn files_for(message: &X509svidResponse, wanted: &str) -> anyhow::Result<SvidFil
 /// Runs the hook with `sh -c` and waits for it; a failure is reported, not fatal (the files
 /// are in place; the next rotation runs it again).
 async fn run_hook(cmd: &str) {
-    match tokio::process::Command::new("sh").arg("-c").arg(cmd).status().await {
+    match tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .await
+    {
         Ok(status) if status.success() => println!("[WRITE] on-rotate hook ran: {status}"),
         Ok(status) => eprintln!("mtls-agent: warning: on-rotate hook {cmd:?} failed: {status}"),
         Err(e) => eprintln!("mtls-agent: warning: on-rotate hook {cmd:?} could not run: {e}"),
