@@ -70,6 +70,11 @@ impl DataDir {
         self.path.join("root.key")
     }
 
+    /// `jwt.key`: the P-384 key that signs JWT-SVIDs (0600), created at start when missing.
+    pub fn jwt_key(&self) -> PathBuf {
+        self.path.join("jwt.key")
+    }
+
     /// `ca.db`: the store (0600, with its `-wal` and `-shm` files).
     pub fn db(&self) -> PathBuf {
         self.path.join("ca.db")
@@ -92,14 +97,20 @@ impl DataDir {
 
     /// The files that must stay the owner's alone: the root key and the database with its
     /// WAL and shared-memory files (SQLite creates those with the database file's mode).
-    fn private_files(&self) -> [PathBuf; 4] {
+    fn private_files(&self) -> [PathBuf; 5] {
         let db = self.db();
         let with = |suffix: &str| {
             let mut name = db.as_os_str().to_owned();
             name.push(suffix);
             PathBuf::from(name)
         };
-        [self.root_key(), db.clone(), with("-wal"), with("-shm")]
+        [
+            self.root_key(),
+            self.jwt_key(),
+            db.clone(),
+            with("-wal"),
+            with("-shm"),
+        ]
     }
 
     /// Takes group and other access away from the directory (0700) and from the root key and
@@ -380,6 +391,33 @@ fn tighten(path: &Path, mode: u32, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl DataDir {
+    /// The JWT-SVID signing key: `jwt.key` loaded (it must be a P-384 key), or created (0600)
+    /// when missing, so data directories made before JWT-SVIDs existed keep working. True when
+    /// this call created it. Call after `secure`, which tightens the file's mode.
+    pub fn load_or_create_jwt_key(&self) -> anyhow::Result<(pki::jwt_svid::JwtSigner, bool)> {
+        let path = self.jwt_key();
+        let created = if exists(&path)? {
+            false
+        } else {
+            let key = pki::keys::generate(pki::Curve::P384)?;
+            files::write_atomic(&path, key.serialize_pem().as_bytes(), files::KEY_MODE)?;
+            true
+        };
+        let (key, curve) = pki::keys::load_private_key(&path)?;
+        if curve != pki::Curve::P384 {
+            bail!(
+                "{} holds a {curve} key; JWT-SVIDs are signed with ES384, so it must be a P-384 \
+                 key. Move it away and restart: the CA creates a new one",
+                path.display()
+            );
+        }
+        let signer = pki::jwt_svid::JwtSigner::from_pkcs8(&key.serialize_der())
+            .with_context(|| format!("loading {}", path.display()))?;
+        Ok((signer, created))
+    }
+}
+
 /// Refuses an external root key that group or others may access: it signs every certificate
 /// the CA issues. (The CA tightens its own files; an operator's key file is the operator's to
 /// fix.)
@@ -458,6 +496,13 @@ mod tests {
             .unwrap();
         // A write in WAL mode: SQLite creates ca.db-wal and ca.db-shm now.
         store.init_meta("probe", "1").unwrap();
+        // `serve` creates the JWT key next.
+        let (_, created) = dir.load_or_create_jwt_key().unwrap();
+        assert!(created);
+        assert!(
+            !dir.load_or_create_jwt_key().unwrap().1,
+            "loaded, not created, again"
+        );
         assert_eq!(mode(&dir.path), DIR_MODE);
         for file in dir.private_files() {
             assert!(file.exists(), "{}", file.display());

@@ -1,5 +1,5 @@
 //! Registration entries as the operator creates them (`mtls-ca entry create`): the rules an
-//! entry must meet before it is stored (docs/agent.md, docs/cli.md).
+//! entry must meet before it is stored (docs/ca-api.md "Agent API", docs/cli.md).
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use pki::clock::Clock;

@@ -443,9 +443,39 @@ pub fn verify(token: &str, keys: &KeySet, audience: &str, now: OffsetDateTime) -
     Ok(Claims { sub, aud, exp, iat })
 }
 
-/// A certificate as the `x5c` member of a JWK (standard base64 of the DER).
-pub fn x5c_of(der: &[u8]) -> String {
-    STANDARD.encode(der)
+/// The `x509-svid` JWK of an X.509 authority (a root of the bundle): its EC public key (P-256,
+/// P-384 or P-521) and the certificate as `x5c`, as the SPIFFE bundle format carries it.
+pub fn x509_authority_jwk(cert_der: &[u8]) -> Result<Jwk> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|e| JwtError::Key(format!("the authority certificate does not parse: {e}")))?;
+    let spki = &cert.tbs_certificate.subject_pki;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .and_then(|o| crate::Curve::from_oid(&o.to_id_string()))
+        .ok_or_else(|| {
+            JwtError::Key("the authority's key is not on P-256, P-384 or P-521".into())
+        })?;
+    let point = spki.subject_public_key.data.as_ref();
+    let coord = match point.split_first() {
+        Some((4, xy)) if xy.len() % 2 == 0 && !xy.is_empty() => xy.len() / 2,
+        _ => {
+            return Err(JwtError::Key(
+                "the authority's key is not an uncompressed point".into(),
+            ))
+        }
+    };
+    Ok(Jwk {
+        kty: "EC".into(),
+        crv: curve.name().into(),
+        kid: None,
+        use_: Some("x509-svid".into()),
+        x: URL_SAFE_NO_PAD.encode(&point[1..1 + coord]),
+        y: URL_SAFE_NO_PAD.encode(&point[1 + coord..]),
+        x5c: Some(vec![STANDARD.encode(cert_der)]),
+    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Workload selectors of registration entries (docs/agent.md, docs/ca-api.md "Agent API"):
+//! Workload selectors of registration entries (docs/ca-api.md "Agent API"):
 //! what an agent observes about a process that calls its Workload API, and what an entry
 //! requires of it.
 //!

@@ -22,7 +22,7 @@ const SCHEME: &str = "spiffe://";
 /// (docs/security.md, "The CA is a named identity").
 pub const CA_PATH: &str = "/ca";
 
-/// The tree of node agents' identities: an agent is `spiffe://<td>/agent/<name>` (docs/agent.md).
+/// The tree of node agents' identities: an agent is `spiffe://<td>/agent/<name>` (docs/ca-api.md "Agent API").
 /// Registration entries may not name an ID in it, so an agent can never mint another agent.
 pub const AGENT_PATH: &str = "/agent";
 

@@ -1,5 +1,6 @@
 //! The HTTPS JSON API (docs/ca-api.md, docs/design.md §4), one file per endpoint group.
 
+mod agent;
 mod body_check;
 mod certs;
 mod info;
@@ -49,6 +50,10 @@ pub fn router(authority: AppState) -> Router {
         .route("/api/v1/certs", get(certs::list))
         .route("/api/v1/ca", get(info::ca))
         .route("/api/v1/bundle", get(info::bundle))
+        .route("/api/v1/bundle/spiffe", get(info::spiffe_bundle))
+        .route("/api/v1/agent/entries", get(agent::entries))
+        .route("/api/v1/agent/svid", post(agent::svid))
+        .route("/api/v1/agent/jwt", post(agent::jwt))
         .route("/api/v1/crl", get(info::crl))
         .route("/healthz", get(info::healthz))
         .route("/metrics", get(info::metrics))

@@ -142,3 +142,20 @@ pub fn agent_issue(r: &AgentIssue<'_>, spiffe_id: &str) -> (&'static str, Value)
     };
     (event, v)
 }
+/// A refused agent request (`agent_refused`): what was asked, by whom, and the refusal code.
+pub fn agent_refused(
+    what: &str,
+    code: &str,
+    entry_id: &str,
+    agent_id: &str,
+    agent_serial: &str,
+) -> Value {
+    json!({
+        "v": VERSION,
+        "what": what,
+        "code": code,
+        "entry_id": entry_id,
+        "agent_id": agent_id,
+        "agent_serial": agent_serial,
+    })
+}

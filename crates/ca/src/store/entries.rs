@@ -1,4 +1,4 @@
-//! Registration entries (docs/agent.md): which SPIFFE ID an agent may obtain for the workloads
+//! Registration entries (docs/ca-api.md "Agent API"): which SPIFFE ID an agent may obtain for the workloads
 //! its selectors describe, and the agent issuances checked against them.
 //!
 //! An entry is immutable: it is created and deleted, never edited, and every change moves the

@@ -59,7 +59,7 @@ pub fn on_each_store(scenario: impl Fn(&Harness)) {
     }
 }
 
-fn config() -> AuthorityConfig {
+pub fn config() -> AuthorityConfig {
     AuthorityConfig {
         trust_domain: TrustDomain::parse(TD).unwrap(),
         default_ttl: Duration::hours(1),

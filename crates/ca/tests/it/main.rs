@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod agent;
 mod crl;
 mod health;
 mod renew;

@@ -334,3 +334,19 @@ fn key_sets_round_trip_through_a_spiffe_bundle() {
     )
     .is_err());
 }
+
+#[test]
+fn a_root_becomes_an_x509_svid_jwk_with_its_certificate() {
+    let root = crate::CaMaterial::generate_root("Test Root", OffsetDateTime::now_utc()).unwrap();
+    let jwk = x509_authority_jwk(root.cert_der()).unwrap();
+    assert_eq!(
+        (jwk.kty.as_str(), jwk.crv.as_str(), jwk.use_.as_deref()),
+        ("EC", "P-384", Some("x509-svid"))
+    );
+    assert_eq!(
+        jwk.x5c,
+        Some(vec![STANDARD.encode(root.cert_der().as_ref())])
+    );
+    assert_eq!(URL_SAFE_NO_PAD.decode(&jwk.x).unwrap().len(), 48);
+    assert!(x509_authority_jwk(b"not a certificate").is_err());
+}

@@ -188,7 +188,7 @@ mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --rea
         format: ListFormat,
     },
     /// Registration entries: which SPIFFE ID an agent may obtain for the workloads its
-    /// selectors describe (docs/agent.md).
+    /// selectors describe (docs/ca-api.md, "Agent API").
     Entry {
         #[command(subcommand)]
         action: EntryAction,

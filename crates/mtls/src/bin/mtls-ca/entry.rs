@@ -1,5 +1,5 @@
 //! `mtls-ca entry create|list|show|delete`: registration entries in the data directory's
-//! store (docs/cli.md, docs/agent.md).
+//! store (docs/cli.md, docs/ca-api.md "Agent API").
 
 use anyhow::Context;
 use mtls_ca::datadir::stored_trust_domain;

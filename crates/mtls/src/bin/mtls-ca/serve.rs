@@ -47,6 +47,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     // Checks the directory first; creates root and database only when it holds neither.
     let (ca, origin, store) = dir.open_or_init(external, &trust_domain, now)?;
     let store = Arc::new(store);
+    let (jwt_signer, jwt_created) = dir.load_or_create_jwt_key()?;
     let (extra_roots, bundle_extra) = bundle_extra(&ca, extra_files, now)?;
 
     // The reserved identity every CA client requires (pki::spiffe::CA_PATH).
@@ -88,7 +89,8 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             },
             clock,
         )
-        .with_crl_validity(args.crl_validity),
+        .with_crl_validity(args.crl_validity)
+        .with_jwt_signer(jwt_signer),
     );
 
     authority
@@ -97,6 +99,12 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     match origin {
         RootOrigin::Created => eprintln!("created a new P-384 root in {}", dir.path.display()),
         RootOrigin::Loaded => eprintln!("using the existing root of {}", dir.path.display()),
+    }
+    if jwt_created {
+        eprintln!(
+            "created a new JWT-SVID signing key {}",
+            dir.jwt_key().display()
+        );
     }
     let host = if local.ip().is_unspecified() {
         "localhost".to_string()

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod agent_api;
 mod api_docs;
 mod audit_state;
 mod concurrency;
