@@ -5,4 +5,6 @@
 mod common;
 
 mod api;
+mod outage;
 mod settings;
+mod write;
