@@ -8,6 +8,7 @@
 //! the entries matching the caller allow.
 
 pub mod attest;
+pub mod authority;
 pub mod ca;
 pub mod cache;
 pub mod client;
@@ -26,6 +27,7 @@ use std::future::Future;
 
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::StreamExt;
 use tonic::{Request, Status};
 
 pub use error::AgentError;
@@ -56,7 +58,10 @@ pub async fn serve(
     );
     tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(listener).map(|c| c.map(authority::AuthorityFix::new)),
+            shutdown,
+        )
         .await
         .map_err(|e| AgentError::Serve(e.to_string()))
 }

@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the agent: enroll as spiffe://<td>/agent/<name>, serve the Workload API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Keep one identity's certificate, key, bundle and CRL in a directory (a Workload API
     /// client of the agent, like spiffe-helper).
     Write(WriteArgs),

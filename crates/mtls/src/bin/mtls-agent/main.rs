@@ -30,7 +30,7 @@ pub enum Failure {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(a) => serve(a).await,
+        Command::Serve(a) => serve(*a).await,
         Command::Write(a) => write::run(a).await,
     };
     match result {

@@ -31,8 +31,7 @@ async fn a_call_without_the_security_header_is_invalid_argument() {
     let status = raw
         .fetch_x509svid(X509svidRequest {})
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(
         status.message().contains("workload.spiffe.io"),
@@ -52,8 +51,7 @@ async fn a_workload_no_entry_matches_is_denied_with_its_selectors() {
         .await
         .fetch_x509_svid()
         .await
-        .err()
-        .expect("denied");
+        .expect_err("denied");
     let text = format!("{err:?} {err}");
     assert!(text.contains("PermissionDenied"), "{text}");
     assert!(

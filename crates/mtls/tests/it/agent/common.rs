@@ -2,6 +2,7 @@
 //! `spiffe://mesh.local/agent/node1` with its socket in a private directory, registration
 //! entries made with `mtls-ca entry create`, and the Rust `spiffe` crate's client.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,5 +6,6 @@ mod common;
 
 mod api;
 mod outage;
+mod python;
 mod settings;
 mod write;

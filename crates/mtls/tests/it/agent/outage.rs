@@ -8,7 +8,11 @@ use crate::programs;
 async fn cached_svids_are_served_while_the_ca_is_down_and_renewed_when_it_returns() {
     let mut agent = start();
     let mark = agent.proc.mark();
-    agent.entry(WEB_ID, &[&format!("unix:uid:{}", my_uid())], &["--ttl", "6s"]);
+    agent.entry(
+        WEB_ID,
+        &[&format!("unix:uid:{}", my_uid())],
+        &["--ttl", "6s"],
+    );
     agent.wait_minted(mark, WEB_ID);
     let client = agent.client().await;
     let before = client.fetch_x509_svid().await.unwrap();
@@ -30,7 +34,10 @@ async fn cached_svids_are_served_while_the_ca_is_down_and_renewed_when_it_return
     let during = client.fetch_x509_svid().await.unwrap();
     assert_eq!(serial_of(&during), first);
     let info = pki::CertInfo::from_der(during.leaf().as_bytes()).unwrap();
-    assert!(info.not_after > time::OffsetDateTime::now_utc(), "still valid");
+    assert!(
+        info.not_after > time::OffsetDateTime::now_utc(),
+        "still valid"
+    );
 
     // The CA returns on the same address: a new SVID.
     let back = agent.proc.mark();

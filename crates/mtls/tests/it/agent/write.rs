@@ -1,6 +1,7 @@
 //! `mtls-agent write`: the files appear with their modes, each new version replaces the last
 //! atomically (a reader in a tight loop never gets a certificate with another version's key),
 //! and the hook runs once per version.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -34,7 +35,11 @@ fn matching_pair(dir: &Path) -> Option<String> {
 fn files_are_replaced_atomically_and_the_hook_runs_once_per_rotation() {
     let agent = start();
     let mark = agent.proc.mark();
-    agent.entry(WEB_ID, &[&format!("unix:uid:{}", my_uid())], &["--ttl", "4s"]);
+    agent.entry(
+        WEB_ID,
+        &[&format!("unix:uid:{}", my_uid())],
+        &["--ttl", "4s"],
+    );
     agent.wait_minted(mark, WEB_ID);
     let out = agent.dir.path().join("web");
     let hooks = agent.dir.path().join("hooks.log");
@@ -48,11 +53,21 @@ fn files_are_replaced_atomically_and_the_hook_runs_once_per_rotation() {
     let writer = Proc::spawn("write", cmd);
     writer.wait_for(|l| l.starts_with("[WRITE] ") && l.contains("written"), LONG);
 
-    let mode = |name: &str| std::fs::metadata(out.join(name)).unwrap().permissions().mode() & 0o777;
+    let mode = |name: &str| {
+        std::fs::metadata(out.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
     assert_eq!(mode("svid.key"), 0o600);
     assert_eq!(mode("svid.pem"), 0o644);
-    assert!(std::fs::read_to_string(out.join("bundle.pem")).unwrap().contains("BEGIN CERTIFICATE"));
-    assert!(std::fs::read_to_string(out.join("crl.pem")).unwrap().contains("BEGIN X509 CRL"));
+    assert!(std::fs::read_to_string(out.join("bundle.pem"))
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
+    assert!(std::fs::read_to_string(out.join("crl.pem"))
+        .unwrap()
+        .contains("BEGIN X509 CRL"));
 
     // A reader in a tight loop, as docs/agent.md says: resolve `current`, read both files there.
     let stop = Arc::new(AtomicBool::new(false));
@@ -76,16 +91,25 @@ fn files_are_replaced_atomically_and_the_hook_runs_once_per_rotation() {
     // Three rotations (every 2 s).
     for _ in 0..3 {
         let m = writer.mark();
-        writer.wait_for_after(m, |l| l.starts_with("[WRITE] ") && l.contains("written"), LONG);
+        writer.wait_for_after(
+            m,
+            |l| l.starts_with("[WRITE] ") && l.contains("written"),
+            LONG,
+        );
     }
     stop.store(true, Ordering::SeqCst);
     let (reads, serials) = reader.join().unwrap();
-    assert!(serials.len() >= 2, "the reader saw rotations: {reads} reads, {serials:?}");
+    assert!(
+        serials.len() >= 2,
+        "the reader saw rotations: {reads} reads, {serials:?}"
+    );
 
     let written = writer
         .lines_matching(|l| l.starts_with("[WRITE] ") && l.contains("written"))
         .len();
-    let hook_lines = writer.lines_matching(|l| l.contains("on-rotate hook ran")).len();
+    let hook_lines = writer
+        .lines_matching(|l| l.contains("on-rotate hook ran"))
+        .len();
     let ran = std::fs::read_to_string(&hooks).unwrap().lines().count();
     // The hook of the last version may still be running: at most one behind.
     assert!(
