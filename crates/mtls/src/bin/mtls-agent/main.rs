@@ -108,6 +108,9 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
         },
         roots,
     );
+    // The first round before serving: a workload that calls at once gets its SVID, not a
+    // PERMISSION_DENIED from an empty cache.
+    cache.refresh().await;
     let keeper = tokio::spawn(cache.clone().run());
     let api = WorkloadApi::new(cache, agent_id.trust_domain());
     println!("Workload API listening on unix://{}", a.socket.display());
