@@ -253,7 +253,8 @@ impl SpiffeWorkloadApi for WorkloadApi {
             }
         }
         // One JWT-SVID per identity (two entries may give the same one).
-        entries.dedup_by(|a, b| a.spiffe_id == b.spiffe_id);
+        let mut seen = std::collections::HashSet::new();
+        entries.retain(|e| seen.insert(e.spiffe_id.clone()));
         let mut svids = Vec::new();
         for entry in entries {
             let answer = self

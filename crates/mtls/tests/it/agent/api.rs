@@ -15,19 +15,7 @@ use crate::programs;
 async fn a_call_without_the_security_header_is_invalid_argument() {
     let agent = start();
     // A raw client of the generated stubs, without the metadata.
-    let socket = agent.socket.clone();
-    let channel = tonic::transport::Endpoint::from_static("http://workload-api.invalid")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move {
-                tokio::net::UnixStream::connect(socket)
-                    .await
-                    .map(hyper_util::rt::TokioIo::new)
-            }
-        }))
-        .await
-        .unwrap();
-    let mut raw = SpiffeWorkloadApiClient::new(channel);
+    let mut raw = raw_client(&agent).await;
     let status = raw
         .fetch_x509svid(X509svidRequest {})
         .await
@@ -160,4 +148,106 @@ async fn another_uid_gets_its_own_svid_or_permission_denied() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("not entitled to {WEB_ID}")), "{err}");
+}
+
+/// A raw client of the generated stubs (with the security header), for the refusals the
+/// `spiffe` crate checks before sending.
+async fn raw_client(agent: &Agent) -> SpiffeWorkloadApiClient<tonic::transport::Channel> {
+    let socket = agent.socket.clone();
+    let channel = tonic::transport::Endpoint::from_static("http://workload-api.invalid")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move {
+                tokio::net::UnixStream::connect(socket)
+                    .await
+                    .map(hyper_util::rt::TokioIo::new)
+            }
+        }))
+        .await
+        .unwrap();
+    SpiffeWorkloadApiClient::new(channel)
+}
+
+fn with_header<T>(message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut()
+        .insert("workload.spiffe.io", "true".parse().unwrap());
+    r
+}
+
+#[tokio::test]
+async fn jwt_requests_that_cannot_be_honoured_are_refused() {
+    use base64::Engine as _;
+    use mtls_agent::proto::{JwtsvidRequest, ValidateJwtsvidRequest};
+
+    let agent = start();
+    let mark = agent.proc.mark();
+    agent.entry(WEB_ID, &[&format!("unix:uid:{}", my_uid())], &[]);
+    agent.wait_minted(mark, WEB_ID);
+    let mut raw = raw_client(&agent).await;
+
+    // No audience.
+    let status = raw
+        .fetch_jwtsvid(with_header(JwtsvidRequest {
+            audience: vec![],
+            spiffe_id: String::new(),
+        }))
+        .await
+        .expect_err("no audience");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    // An identity this workload is not entitled to.
+    let status = raw
+        .fetch_jwtsvid(with_header(JwtsvidRequest {
+            audience: vec!["a".into()],
+            spiffe_id: "spiffe://mesh.local/service/admin".into(),
+        }))
+        .await
+        .expect_err("not entitled");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+
+    // A genuine token validates; the same claims re-signed with `alg: none` do not.
+    let token = raw
+        .fetch_jwtsvid(with_header(JwtsvidRequest {
+            audience: vec!["a".into()],
+            spiffe_id: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .svids
+        .remove(0)
+        .svid;
+    let ok = raw
+        .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
+            audience: "a".into(),
+            svid: token.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.spiffe_id, WEB_ID);
+    assert!(ok.claims.unwrap().fields.contains_key("exp"));
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = token.split('.').nth(1).unwrap();
+    let forged = format!(
+        "{}.{payload}.",
+        b64.encode(br#"{"alg":"none","typ":"JWT"}"#)
+    );
+    let status = raw
+        .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
+            audience: "a".into(),
+            svid: forged,
+        }))
+        .await
+        .expect_err("alg none");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    // Another audience.
+    let status = raw
+        .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
+            audience: "b".into(),
+            svid: token,
+        }))
+        .await
+        .expect_err("audience");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 }
