@@ -164,14 +164,16 @@ async fn raw_client(agent: &Agent) -> SpiffeWorkloadApiClient<tonic::transport::
             }
         }))
         .await
-        .unwrap();
+        .expect("connect to the agent socket");
     SpiffeWorkloadApiClient::new(channel)
 }
 
 fn with_header<T>(message: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
-    r.metadata_mut()
-        .insert("workload.spiffe.io", "true".parse().unwrap());
+    r.metadata_mut().insert(
+        "workload.spiffe.io",
+        "true".parse().expect("an ASCII value"),
+    );
     r
 }
 
