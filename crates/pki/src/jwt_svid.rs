@@ -263,6 +263,8 @@ impl KeySet {
 pub struct JwtSigner {
     key: EcdsaKeyPair,
     kid: String,
+    /// The public key as a `jwt-svid` JWK with `kid`.
+    jwk: Jwk,
 }
 
 impl std::fmt::Debug for JwtSigner {
@@ -277,8 +279,11 @@ impl JwtSigner {
     pub fn from_pkcs8(der: &[u8]) -> Result<JwtSigner> {
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, der)
             .map_err(|e| JwtError::Key(format!("not a PKCS#8 P-384 private key: {e}")))?;
-        let kid = Jwk::from_p384_point(key.public_key().as_ref())?.thumbprint();
-        Ok(JwtSigner { key, kid })
+        let mut jwk = Jwk::from_p384_point(key.public_key().as_ref())?;
+        let kid = jwk.thumbprint();
+        jwk.kid = Some(kid.clone());
+        jwk.use_ = Some("jwt-svid".into());
+        Ok(JwtSigner { key, kid, jwk })
     }
 
     /// The key ID tokens name in their header.
@@ -288,17 +293,16 @@ impl JwtSigner {
 
     /// The public key as a `jwt-svid` JWK with its `kid`.
     pub fn public_jwk(&self) -> Jwk {
-        let mut set = KeySet::new();
-        // The point came from our own key pair: always an uncompressed P-384 point.
-        let _ = set.insert(&self.kid, self.key.public_key().as_ref());
-        set.to_jwks().remove(0)
+        self.jwk.clone()
     }
 
     /// A key set holding this signer's public key alone.
     pub fn key_set(&self) -> KeySet {
-        let mut set = KeySet::new();
-        let _ = set.insert(&self.kid, self.key.public_key().as_ref());
-        set
+        // The point is our own key pair's, checked to be an uncompressed P-384 point when the
+        // signer was built, so the insert cannot fail.
+        KeySet {
+            keys: vec![(self.kid.clone(), self.key.public_key().as_ref().to_vec())],
+        }
     }
 
     /// Signs `claims` after checking them as a verifier would (audience, times).
