@@ -55,6 +55,7 @@ fn builder() -> http1::Builder {
 /// builder is made anew for each hyper connection, and hyper's parts are taken apart in a
 /// plain function. Not an `async fn`: an async fn keeps its arguments and the locals they are
 /// moved into side by side, while an `async move` block uses what it captured in place.
+#[allow(clippy::manual_async_fn)] // on purpose, as said above
 pub(super) fn serve<A: HttpApp>(
     mut watch: Watch,
     mut io: Box<Stream>,
