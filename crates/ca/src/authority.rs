@@ -20,6 +20,13 @@ use crate::store::{
 };
 use crate::tokens;
 
+mod agent;
+
+pub use agent::{
+    AgentEntries, AgentEntry, IssuedJwt, BUNDLE_REFRESH_HINT, JWT_DEFAULT_TTL, JWT_MAX_TTL,
+    MAX_AUDIENCES,
+};
+
 /// How long a CRL is valid by default (`--crl-validity`); services enforce freshness against
 /// nextUpdate.
 pub const CRL_VALIDITY: Duration = Duration::hours(1);
@@ -96,6 +103,11 @@ pub struct Authority {
     health: Mutex<Option<(OffsetDateTime, Result<(), String>)>>,
     /// Every decision by time (issuance, token expiry, CRL dates, health cache) reads it.
     clock: Arc<dyn Clock>,
+    /// Signs JWT-SVIDs (`<data-dir>/jwt.key`); None: the CA issues none.
+    jwt: Option<Arc<pki::jwt_svid::JwtSigner>>,
+    /// `spiffe_sequence` of the SPIFFE bundle: the Unix time this authority was built, so it
+    /// grows with every start (when the roots or the JWT key can change).
+    bundle_sequence: u64,
 }
 
 type Res<T> = Result<T, AuthorityError>;
@@ -119,8 +131,17 @@ impl Authority {
             crl: Mutex::new(None),
             crl_validity: CRL_VALIDITY,
             health: Mutex::new(None),
+            bundle_sequence: clock.now().unix_timestamp().max(0) as u64,
             clock,
+            jwt: None,
         }
+    }
+
+    /// Signs JWT-SVIDs with `signer` (the CA's `jwt.key`) and publishes its public key in the
+    /// SPIFFE bundle.
+    pub fn with_jwt_signer(mut self, signer: pki::jwt_svid::JwtSigner) -> Authority {
+        self.jwt = Some(Arc::new(signer));
+        self
     }
 
     /// The authority's current time (its clock's).
@@ -299,6 +320,19 @@ impl Authority {
         now: OffsetDateTime,
     ) -> Res<Issued> {
         let (current, presented) = self.current_record(peer, now, "renewal")?;
+        if current.kind == IssueKind::Agent {
+            // An agent SVID lives only while its entry does: the agent mints a new one for as
+            // long as the entry exists. Renewing it would let a workload keep the identity
+            // after the entry is deleted.
+            return Err(AuthorityError::forbidden(
+                "not_renewable",
+                format!(
+                    "certificate {} is an agent-issued SVID; it is not renewed over /api/v1/renew: \
+                     its agent obtains a new one while the registration entry exists",
+                    current.serial
+                ),
+            ));
+        }
         let id = parse_id(&current.spiffe_id)?;
         let ttl = self.ttl(ttl)?;
         let csr = verify_csr(csr_pem)?;
@@ -497,8 +531,11 @@ impl Authority {
                 })
             })
             .collect();
-        // CRL numbers must only grow; milliseconds since the epoch do, across restarts too.
-        let number = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        // CRL numbers must only grow: milliseconds since the epoch, raised by the store above
+        // every number it handed out before (to any replica), so a clock that steps back or
+        // disagrees with another replica's never makes a smaller one.
+        let millis = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        let number = self.store.next_crl_number(millis)?;
         let der = pki::crl::sign_crl(&self.ca, &revoked, number, now, now + self.crl_validity)
             .map_err(AuthorityError::internal)?;
         let der = Arc::new(der);

@@ -29,6 +29,8 @@ const GROUP_OTHER: u32 = 0o077;
 pub struct DataDir {
     /// Where it is.
     pub path: PathBuf,
+    /// The SQLite database: `ca.db` in the directory unless `--store sqlite:PATH` moves it.
+    db: PathBuf,
 }
 
 /// How the CA obtained its root on this start.
@@ -57,6 +59,15 @@ impl DataDir {
     pub fn new(path: &Path) -> DataDir {
         DataDir {
             path: path.to_path_buf(),
+            db: path.join("ca.db"),
+        }
+    }
+
+    /// The data directory at `path` with its SQLite database at `db` (`--store sqlite:PATH`).
+    pub fn with_db(path: &Path, db: &Path) -> DataDir {
+        DataDir {
+            path: path.to_path_buf(),
+            db: db.to_path_buf(),
         }
     }
 
@@ -70,15 +81,22 @@ impl DataDir {
         self.path.join("root.key")
     }
 
+    /// `jwt.key`: the P-384 key that signs JWT-SVIDs (0600), created at start when missing.
+    pub fn jwt_key(&self) -> PathBuf {
+        self.path.join("jwt.key")
+    }
+
     /// `ca.db`: the store (0600, with its `-wal` and `-shm` files).
     pub fn db(&self) -> PathBuf {
-        self.path.join("ca.db")
+        self.db.clone()
     }
 
     /// A new database is built here, then renamed to `ca.db` once the root is on disk, so
     /// `ca.db` exists only next to the root it belongs to.
     fn pending_db(&self) -> PathBuf {
-        self.path.join("ca.db.new")
+        let mut name = self.db.as_os_str().to_owned();
+        name.push(".new");
+        PathBuf::from(name)
     }
 
     /// Creates the directory (0700) if missing.
@@ -92,14 +110,20 @@ impl DataDir {
 
     /// The files that must stay the owner's alone: the root key and the database with its
     /// WAL and shared-memory files (SQLite creates those with the database file's mode).
-    fn private_files(&self) -> [PathBuf; 4] {
+    fn private_files(&self) -> [PathBuf; 5] {
         let db = self.db();
         let with = |suffix: &str| {
             let mut name = db.as_os_str().to_owned();
             name.push(suffix);
             PathBuf::from(name)
         };
-        [self.root_key(), db.clone(), with("-wal"), with("-shm")]
+        [
+            self.root_key(),
+            self.jwt_key(),
+            db.clone(),
+            with("-wal"),
+            with("-shm"),
+        ]
     }
 
     /// Takes group and other access away from the directory (0700) and from the root key and
@@ -195,7 +219,7 @@ impl DataDir {
     }
 
     /// SHA-256 of the root certificate kept in the directory.
-    fn stored_root_fingerprint(&self) -> anyhow::Result<String> {
+    pub(crate) fn stored_root_fingerprint(&self) -> anyhow::Result<String> {
         let path = self.root_cert();
         let certs = pki::pem::parse_certificates(&files::read(&path)?)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -324,9 +348,14 @@ impl DataDir {
     fn load_root(&self, external: Option<(&Path, &Path)>) -> anyhow::Result<CaMaterial> {
         if let Some((cert, key)) = external {
             let ca = load_external(cert, key)?;
-            self.pin_root(&ca)?;
+            self.pin_root_of(&ca)?;
             return Ok(ca);
         }
+        self.load_own_root()
+    }
+
+    /// The root kept in the directory (certificate and key).
+    pub(crate) fn load_own_root(&self) -> anyhow::Result<CaMaterial> {
         let (cert_path, key_path) = (self.root_cert(), self.root_key());
         if !exists(&key_path)? {
             bail!(
@@ -341,7 +370,7 @@ impl DataDir {
 
     /// With an external root, the directory keeps a copy of its certificate (written at
     /// creation) and refuses to switch to a different root: its records were issued by one.
-    fn pin_root(&self, ca: &CaMaterial) -> anyhow::Result<()> {
+    pub(crate) fn pin_root_of(&self, ca: &CaMaterial) -> anyhow::Result<()> {
         let fp = self.stored_root_fingerprint()?;
         if fp != ca.fingerprint() {
             bail!(
@@ -378,6 +407,33 @@ fn tighten(path: &Path, mode: u32, what: &str) -> anyhow::Result<()> {
         path.display()
     );
     Ok(())
+}
+
+impl DataDir {
+    /// The JWT-SVID signing key: `jwt.key` loaded (it must be a P-384 key), or created (0600)
+    /// when missing, so data directories made before JWT-SVIDs existed keep working. True when
+    /// this call created it. Call after `secure`, which tightens the file's mode.
+    pub fn load_or_create_jwt_key(&self) -> anyhow::Result<(pki::jwt_svid::JwtSigner, bool)> {
+        let path = self.jwt_key();
+        let created = if exists(&path)? {
+            false
+        } else {
+            let key = pki::keys::generate(pki::Curve::P384)?;
+            files::write_atomic(&path, key.serialize_pem().as_bytes(), files::KEY_MODE)?;
+            true
+        };
+        let (key, curve) = pki::keys::load_private_key(&path)?;
+        if curve != pki::Curve::P384 {
+            bail!(
+                "{} holds a {curve} key; JWT-SVIDs are signed with ES384, so it must be a P-384 \
+                 key. Move it away and restart: the CA creates a new one",
+                path.display()
+            );
+        }
+        let signer = pki::jwt_svid::JwtSigner::from_pkcs8(&key.serialize_der())
+            .with_context(|| format!("loading {}", path.display()))?;
+        Ok((signer, created))
+    }
 }
 
 /// Refuses an external root key that group or others may access: it signs every certificate
@@ -458,6 +514,13 @@ mod tests {
             .unwrap();
         // A write in WAL mode: SQLite creates ca.db-wal and ca.db-shm now.
         store.init_meta("probe", "1").unwrap();
+        // `serve` creates the JWT key next.
+        let (_, created) = dir.load_or_create_jwt_key().unwrap();
+        assert!(created);
+        assert!(
+            !dir.load_or_create_jwt_key().unwrap().1,
+            "loaded, not created, again"
+        );
         assert_eq!(mode(&dir.path), DIR_MODE);
         for file in dir.private_files() {
             assert!(file.exists(), "{}", file.display());

@@ -18,6 +18,10 @@ pub struct Metrics {
     pub revoked: AtomicU64,
     /// CRLs signed.
     pub crl_generated: AtomicU64,
+    /// X.509-SVIDs issued to agents for their entries.
+    pub agent_svids: AtomicU64,
+    /// JWT-SVIDs issued to agents for their entries.
+    pub agent_jwts: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// The API listener's connection counters (refusals, closes, open connections).
     pub connections: Arc<wire::Counters>,
@@ -59,6 +63,16 @@ impl Metrics {
                 "mtls_ca_crl_generated_total",
                 "CRLs signed.",
                 &self.crl_generated,
+            ),
+            (
+                "mtls_ca_agent_svids_total",
+                "X.509-SVIDs issued to agents for their registration entries.",
+                &self.agent_svids,
+            ),
+            (
+                "mtls_ca_agent_jwts_total",
+                "JWT-SVIDs issued to agents for their registration entries.",
+                &self.agent_jwts,
             ),
         ];
         // Writing to a String cannot fail.

@@ -17,12 +17,14 @@ pub mod duration;
 /// [`PkiError`], the errors of the key, CSR and issuance operations.
 pub mod error;
 pub mod files;
+pub mod jwt_svid;
 pub mod keys;
 pub mod pem;
 pub mod policy;
 pub mod renewal;
 pub mod rfc5280;
 pub mod root;
+pub mod selector;
 pub mod serial;
 pub mod sigalg;
 pub mod spiffe;

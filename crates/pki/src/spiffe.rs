@@ -22,6 +22,10 @@ const SCHEME: &str = "spiffe://";
 /// (docs/security.md, "The CA is a named identity").
 pub const CA_PATH: &str = "/ca";
 
+/// The tree of node agents' identities: an agent is `spiffe://<td>/agent/<name>` (docs/ca-api.md "Agent API").
+/// Registration entries may not name an ID in it, so an agent can never mint another agent.
+pub const AGENT_PATH: &str = "/agent";
+
 /// A trust domain name such as `mesh.local`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrustDomain(String);
@@ -190,6 +194,24 @@ impl SpiffeId {
                 .is_some_and(|rest| rest.starts_with('/'))
     }
 
+    /// True for `spiffe://<td>/agent/<name>` (one segment below `/agent`): a node agent's
+    /// identity, the only kind of caller the CA's agent API serves.
+    pub fn is_agent(&self) -> bool {
+        self.path
+            .strip_prefix(AGENT_PATH)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+    }
+
+    /// True for `spiffe://<td>/agent` and every ID below it.
+    pub fn is_in_agent_tree(&self) -> bool {
+        self.path == AGENT_PATH
+            || self
+                .path
+                .strip_prefix(AGENT_PATH)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
     /// True when this ID matches `pattern`: exact, or `spiffe://td/prefix/*` for every ID
     /// strictly below that prefix.
     pub fn matches_pattern(&self, pattern: &str) -> bool {
@@ -306,6 +328,24 @@ mod tests {
         assert!(id.matches_pattern("spiffe://mesh.local/service/*"));
         assert!(!id.matches_pattern("spiffe://mesh.local/serv/*"));
         assert!(!id.matches_pattern("spiffe://mesh.local/service/api/*"));
+    }
+
+    #[test]
+    fn agent_identities() {
+        let id = |s: &str| SpiffeId::parse(s).unwrap();
+        assert!(id("spiffe://mesh.local/agent/node1").is_agent());
+        for not_agent in [
+            "spiffe://mesh.local/agent",
+            "spiffe://mesh.local/agent/node1/x",
+            "spiffe://mesh.local/agents/node1",
+            "spiffe://mesh.local/service/agent/node1",
+        ] {
+            assert!(!id(not_agent).is_agent(), "{not_agent}");
+        }
+        assert!(id("spiffe://mesh.local/agent").is_in_agent_tree());
+        assert!(id("spiffe://mesh.local/agent/a/b").is_in_agent_tree());
+        assert!(!id("spiffe://mesh.local/agents/a").is_in_agent_tree());
+        assert!(!id("spiffe://mesh.local/service/agent").is_in_agent_tree());
     }
 
     #[test]

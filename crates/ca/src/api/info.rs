@@ -19,6 +19,17 @@ pub async fn bundle(State(authority): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// The SPIFFE bundle: the trust bundle as a JWK set with the JWT-SVID key (docs/ca-api.md).
+pub async fn spiffe_bundle(
+    State(authority): State<AppState>,
+) -> Result<impl IntoResponse, ApiError> {
+    let bundle = blocking(move || authority.spiffe_bundle()).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        bundle.to_string(),
+    ))
+}
+
 pub async fn crl(State(authority): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let der = blocking(move || authority.crl()).await?;
     Ok((

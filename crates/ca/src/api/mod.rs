@@ -1,5 +1,6 @@
 //! The HTTPS JSON API (docs/ca-api.md, docs/design.md §4), one file per endpoint group.
 
+mod agent;
 mod body_check;
 mod certs;
 mod info;
@@ -49,6 +50,10 @@ pub fn router(authority: AppState) -> Router {
         .route("/api/v1/certs", get(certs::list))
         .route("/api/v1/ca", get(info::ca))
         .route("/api/v1/bundle", get(info::bundle))
+        .route("/api/v1/bundle/spiffe", get(info::spiffe_bundle))
+        .route("/api/v1/agent/entries", get(agent::entries))
+        .route("/api/v1/agent/svid", post(agent::svid))
+        .route("/api/v1/agent/jwt", post(agent::jwt))
         .route("/api/v1/crl", get(info::crl))
         .route("/healthz", get(info::healthz))
         .route("/metrics", get(info::metrics))
@@ -87,12 +92,19 @@ impl IntoResponse for ApiError {
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = serde_json::json!({"error": {"code": self.0.code, "message": self.0.message}});
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if self.0.code == crate::error::STORE_UNREACHABLE {
+            // The database may be back in a moment (a restart, a failover): say when to retry.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

@@ -10,12 +10,18 @@
 //! | `revoke` | `serial`, `revoked_at`, `reason`, `actor`, `cause` (+ `ancestor` or `presented_serial`) |
 //! | `suspected_key_theft` | `presented_serial`, `renewed_as` (the existing renewals), `spiffe_id`, `revoked` |
 //! | `api_cert` | the CA's own API certificate (not stored in `certs`) |
+//! | `entry_create` | `id`, `spiffe_id`, `parent_id`, `selectors`, `ttl_seconds`, `dns`, `created_at` |
+//! | `entry_delete` | `id`, `deleted_at`, `actor` |
+//! | `agent_svid` | the certificate fields below, `entry_id`, `agent_id`, `agent_serial` |
+//! | `agent_jwt` | `entry_id`, `agent_id`, `agent_serial`, `spiffe_id`, `aud`, `iat`, `exp` |
+//! | `agent_refused` | `what` (`svid` or `jwt`), `code`, `entry_id`, `agent_id`, `agent_serial` |
 //!
 //! Certificate fields: `serial`, `spiffe_id`, `dns`, `ips`, `not_before`, `not_after`,
 //! `issued_at`, `kind`, `renewed_from`, `fingerprint`. Timestamps are Unix seconds.
 
 use serde_json::{json, Value};
 
+use super::entries::{AgentIssue, AgentIssued, EntryRecord};
 use super::{CertRecord, TokenRecord};
 
 /// The format written by this version; entries without `v` are from the first format.
@@ -96,4 +102,60 @@ pub fn revoke(
         RevokeCause::Identity => v["cause"] = Value::from("identity_revoked"),
     }
     v
+}
+
+pub fn entry_create(e: &EntryRecord) -> Value {
+    json!({
+        "v": VERSION,
+        "id": e.id,
+        "spiffe_id": e.spiffe_id,
+        "parent_id": e.parent_id,
+        "selectors": e.selectors,
+        "ttl_seconds": e.ttl_seconds,
+        "dns": e.dns,
+        "created_at": e.created_at.unix_timestamp(),
+    })
+}
+
+pub fn entry_delete(id: &str, deleted_at: i64, actor: &str) -> Value {
+    json!({"v": VERSION, "id": id, "deleted_at": deleted_at, "actor": actor})
+}
+
+/// The `agent_svid` or `agent_jwt` entry of an agent issuance, with its event name.
+pub fn agent_issue(r: &AgentIssue<'_>, spiffe_id: &str) -> (&'static str, Value) {
+    let mut v = match r.issued {
+        AgentIssued::Svid(c) => cert(c),
+        AgentIssued::Jwt { aud, iat, exp } => json!({
+            "v": VERSION,
+            "spiffe_id": spiffe_id,
+            "aud": aud,
+            "iat": iat,
+            "exp": exp,
+        }),
+    };
+    v["entry_id"] = Value::from(r.entry_id);
+    v["agent_id"] = Value::from(r.agent_id);
+    v["agent_serial"] = Value::from(r.agent_serial);
+    let event = match r.issued {
+        AgentIssued::Svid(_) => "agent_svid",
+        AgentIssued::Jwt { .. } => "agent_jwt",
+    };
+    (event, v)
+}
+/// A refused agent request (`agent_refused`): what was asked, by whom, and the refusal code.
+pub fn agent_refused(
+    what: &str,
+    code: &str,
+    entry_id: &str,
+    agent_id: &str,
+    agent_serial: &str,
+) -> Value {
+    json!({
+        "v": VERSION,
+        "what": what,
+        "code": code,
+        "entry_id": entry_id,
+        "agent_id": agent_id,
+        "agent_serial": agent_serial,
+    })
 }

@@ -23,6 +23,7 @@ use pki::clock::Clock;
 use time::OffsetDateTime;
 
 use super::details::{self, RevokeCause, VERSION};
+use super::entries::{AgentIssue, AgentIssued, AgentOutcome, CreateEntry, EntryRecord, EntryRow};
 use super::rows::{json, ts, AuditRow, CertRow, TokenRow};
 use super::sqlite_ops::{log_appended, Appended};
 use super::{
@@ -37,6 +38,7 @@ struct Tables {
     meta: BTreeMap<String, String>,
     tokens: BTreeMap<String, TokenRow>,
     certs: BTreeMap<String, CertRow>,
+    entries: BTreeMap<String, EntryRow>,
     audit: Vec<AuditRow>,
 }
 
@@ -57,6 +59,9 @@ impl MemoryStore {
         tables
             .meta
             .insert("revocation_epoch".to_string(), "0".to_string());
+        tables
+            .meta
+            .insert("entry_revision".to_string(), "0".to_string());
         for (key, value) in meta {
             tables.meta.insert(key.to_string(), value.to_string());
         }
@@ -96,6 +101,9 @@ impl MemoryStore {
         Ok(out)
     }
 }
+
+/// The `meta` key of the last CRL number handed out.
+const CRL_NUMBER: &str = "crl_number";
 
 /// A poisoned lock means a thread panicked in a call; the tables it guards were only ever
 /// replaced whole, so they are consistent.
@@ -233,6 +241,14 @@ impl Tx {
         );
     }
 
+    fn bump_entry_revision(&mut self) -> Result<()> {
+        let revision = entry_revision(&self.t)?;
+        self.t
+            .meta
+            .insert("entry_revision".to_string(), (revision + 1).to_string());
+        Ok(())
+    }
+
     fn bump_revocation_epoch(&mut self) -> Result<()> {
         let epoch = epoch(&self.t)?;
         self.t
@@ -254,6 +270,35 @@ fn epoch(t: &Tables) -> Result<u64> {
         .unwrap_or_else(|| "0".into());
     v.parse()
         .map_err(|_| StoreError::Corrupt(format!("revocation_epoch {v:?}")))
+}
+
+fn entry_revision(t: &Tables) -> Result<u64> {
+    let v = t
+        .meta
+        .get("entry_revision")
+        .cloned()
+        .unwrap_or_else(|| "0".into());
+    v.parse()
+        .map_err(|_| StoreError::Corrupt(format!("entry_revision {v:?}")))
+}
+
+fn entry_row(e: &EntryRecord) -> EntryRow {
+    EntryRow {
+        id: e.id.clone(),
+        spiffe_id: e.spiffe_id.clone(),
+        parent_id: e.parent_id.clone(),
+        selectors: json(&e.selectors),
+        ttl_seconds: e.ttl_seconds,
+        dns: json(&e.dns),
+        created_at: ts(e.created_at),
+    }
+}
+
+/// Entries oldest first, as the SQLite store orders them.
+fn sorted_entries(t: &Tables, keep: impl Fn(&EntryRow) -> bool) -> Vec<EntryRow> {
+    let mut rows: Vec<EntryRow> = t.entries.values().filter(|e| keep(e)).cloned().collect();
+    rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    rows
 }
 
 fn cert_row(c: &CertRecord) -> CertRow {
@@ -513,7 +558,7 @@ impl Store for MemoryStore {
             tokens.sort_by(|a, b| (a.created_at, &a.hash).cmp(&(b.created_at, &b.hash)));
             let mut certs: Vec<CertRow> = t.certs.values().cloned().collect();
             certs.sort_by(|a, b| (a.issued_at, &a.serial).cmp(&(b.issued_at, &b.serial)));
-            replay::check(&t.audit, &tokens, &certs)
+            replay::check(&t.audit, &tokens, &certs, &sorted_entries(t, |_| true))
         }))
     }
 
@@ -539,6 +584,99 @@ impl Store for MemoryStore {
         self.write(|tx| {
             tx.append_audit(event, detail);
             Ok(())
+        })
+    }
+
+    fn create_entry(&self, entry: &EntryRecord) -> Result<CreateEntry> {
+        self.write(|tx| {
+            let row = entry_row(entry);
+            if let Some(existing) = tx.t.entries.values().find(|e| {
+                e.parent_id == row.parent_id
+                    && e.spiffe_id == row.spiffe_id
+                    && e.selectors == row.selectors
+            }) {
+                return Ok(CreateEntry::Duplicate {
+                    id: existing.id.clone(),
+                });
+            }
+            if tx.t.entries.contains_key(&row.id) {
+                return Err(StoreError::Duplicate {
+                    table: "entries",
+                    key: row.id,
+                });
+            }
+            tx.t.entries.insert(row.id.clone(), row);
+            tx.bump_entry_revision()?;
+            tx.append_audit("entry_create", &details::entry_create(entry));
+            Ok(CreateEntry::Created)
+        })
+    }
+
+    fn delete_entry(&self, id: &str, actor: &str, now: OffsetDateTime) -> Result<bool> {
+        self.write(|tx| {
+            if tx.t.entries.remove(id).is_none() {
+                return Ok(false);
+            }
+            tx.bump_entry_revision()?;
+            tx.append_audit("entry_delete", &details::entry_delete(id, ts(now), actor));
+            Ok(true)
+        })
+    }
+
+    fn find_entry(&self, id: &str) -> Result<Option<EntryRecord>> {
+        self.read(|t| t.entries.get(id).cloned())
+            .map(EntryRow::into_record)
+            .transpose()
+    }
+
+    fn list_entries(&self, parent_id: Option<&str>) -> Result<Vec<EntryRecord>> {
+        self.read(|t| sorted_entries(t, |e| parent_id.is_none_or(|p| e.parent_id == p)))
+            .into_iter()
+            .map(EntryRow::into_record)
+            .collect()
+    }
+
+    fn entry_revision(&self) -> Result<u64> {
+        self.read(entry_revision)
+    }
+
+    fn record_agent_issue(&self, r: &AgentIssue<'_>) -> Result<AgentOutcome> {
+        self.write(|tx| {
+            let Some(entry) = tx.t.entries.get(r.entry_id).cloned() else {
+                return Ok(AgentOutcome::UnknownEntry);
+            };
+            if entry.parent_id != r.agent_id {
+                return Ok(AgentOutcome::NotParent {
+                    parent: entry.parent_id,
+                });
+            }
+            let Some(agent) = tx.cert(r.agent_serial)? else {
+                return Ok(AgentOutcome::Refused(Presented::Unknown));
+            };
+            if let Err(state) = agent.standing(r.agent_fingerprint, r.now) {
+                return Ok(AgentOutcome::Refused(state));
+            }
+            if let AgentIssued::Svid(cert) = r.issued {
+                tx.insert_cert(cert)?;
+            }
+            let (event, detail) = details::agent_issue(r, &entry.spiffe_id);
+            tx.append_audit(event, &detail);
+            Ok(AgentOutcome::Recorded)
+        })
+    }
+
+    fn next_crl_number(&self, at_least: u64) -> Result<u64> {
+        self.write(|tx| {
+            let stored = match tx.t.meta.get(CRL_NUMBER) {
+                Some(v) => Some(
+                    v.parse::<u64>()
+                        .map_err(|_| StoreError::Corrupt(format!("{CRL_NUMBER} {v:?}")))?,
+                ),
+                None => None,
+            };
+            let next = stored.map_or(at_least, |n| at_least.max(n.saturating_add(1)));
+            tx.t.meta.insert(CRL_NUMBER.to_string(), next.to_string());
+            Ok(next)
         })
     }
 

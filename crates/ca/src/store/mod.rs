@@ -4,11 +4,18 @@
 //! so the log and the data can never disagree after a crash.
 
 pub(crate) mod details;
+mod entries;
 mod file_guard;
+mod location;
 mod memory;
+mod migrations;
+mod postgres;
+mod postgres_lineage;
+mod postgres_ops;
 mod replay;
 mod rows;
 mod sqlite;
+mod sqlite_entries;
 mod sqlite_lineage;
 mod sqlite_ops;
 
@@ -18,8 +25,14 @@ use serde::Serialize;
 use thiserror::Error;
 use time::OffsetDateTime;
 
+pub use entries::{AgentIssue, AgentIssued, AgentOutcome, CreateEntry, EntryRecord};
+pub use location::StoreLocation;
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// The schema version a SQLite store has once opened (`mtls-ca migrate`).
+pub const SQLITE_SCHEMA_VERSION: u32 = sqlite::MIGRATIONS.len() as u32;
 
 /// Why a store call failed.
 #[derive(Debug, Error)]
@@ -48,6 +61,19 @@ pub enum StoreError {
         /// The key already there.
         key: String,
     },
+    /// PostgreSQL refused a statement.
+    #[error("database error while {context}: {source}")]
+    Postgres {
+        /// What the store was doing.
+        context: &'static str,
+        /// The driver's error (with the server's message).
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The database server cannot be reached (connection refused, lost or timed out); nothing
+    /// was written. Callers answer 503 and may retry.
+    #[error("the CA database cannot be reached: {0}")]
+    Unreachable(String),
     /// The database file was removed or replaced while the store had it open; nothing was
     /// written.
     #[error("the CA database is unavailable: {0}")]
@@ -87,6 +113,9 @@ pub enum IssueKind {
     Sign,
     /// Issued by renewal over mTLS (`POST /api/v1/renew`).
     Renew,
+    /// Issued to an agent for one of its registration entries (`POST /api/v1/agent/svid`).
+    /// Never renewable: the agent mints a new one while the entry exists.
+    Agent,
 }
 
 impl IssueKind {
@@ -95,6 +124,7 @@ impl IssueKind {
         match self {
             IssueKind::Sign => "sign",
             IssueKind::Renew => "renew",
+            IssueKind::Agent => "agent",
         }
     }
 }
@@ -119,7 +149,7 @@ pub struct CertRecord {
     /// When the CA issued it.
     #[serde(serialize_with = "pki::timefmt::serialize")]
     pub issued_at: OffsetDateTime,
-    /// Sign or renew.
+    /// Sign, renew or agent.
     pub kind: IssueKind,
     /// For a renewal, the serial of the certificate it replaced.
     pub renewed_from: Option<String>,
@@ -342,6 +372,10 @@ pub trait Store: Send + Sync {
     fn revoked_unexpired(&self, now: OffsetDateTime) -> Result<Vec<CertRecord>>;
     /// Changes whenever a revocation is committed, by any process sharing the store.
     fn revocation_epoch(&self) -> Result<u64>;
+    /// The number of a new CRL: at least `at_least` (the signer's clock in milliseconds) and
+    /// greater than every number this store handed out before, to any process or replica
+    /// sharing it, so CRL numbers only grow even when clocks disagree or step back.
+    fn next_crl_number(&self, at_least: u64) -> Result<u64>;
 
     /// Verifies the chain and replays it against the tables, from one consistent snapshot.
     fn verify_audit(&self) -> Result<AuditCheck>;
@@ -353,6 +387,22 @@ pub trait Store: Send + Sync {
     /// Appends an audit entry for an event that changes nothing else in the store (the CA's
     /// own API certificate, issued in memory at start and at half-life).
     fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()>;
+
+    /// Stores a registration entry with its `entry_create` audit entry and moves the entry
+    /// revision, unless an entry with the same parent, SPIFFE ID and selectors exists.
+    fn create_entry(&self, entry: &EntryRecord) -> Result<CreateEntry>;
+    /// Deletes an entry with its `entry_delete` audit entry and moves the entry revision;
+    /// false (nothing changed) when there is no such entry.
+    fn delete_entry(&self, id: &str, actor: &str, now: OffsetDateTime) -> Result<bool>;
+    /// The entry with this ID.
+    fn find_entry(&self, id: &str) -> Result<Option<EntryRecord>>;
+    /// Every entry, or those of one parent, oldest first.
+    fn list_entries(&self, parent_id: Option<&str>) -> Result<Vec<EntryRecord>>;
+    /// Changes whenever an entry is created or deleted, by any process sharing the store.
+    fn entry_revision(&self) -> Result<u64>;
+    /// Records what an agent obtained for an entry, checking the entry, its parent and the
+    /// agent's certificate in the same transaction (see [`AgentIssue`]).
+    fn record_agent_issue(&self, issue: &AgentIssue<'_>) -> Result<AgentOutcome>;
 
     /// Proves the store can still record: the file opened is still the one at its path, it
     /// would open for writing again, and a small write transaction commits. Err is the reason,

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::entries::EntryRow;
 use super::rows::{AuditRow, CertRow, TokenRow};
 use super::{AuditCheck, AuditHead};
 use crate::audit;
@@ -24,7 +25,12 @@ use crate::audit;
 const LEGACY_PREFIX_LEN: usize = 12;
 
 /// Checks the chain, then the tables against it.
-pub fn check(entries: &[AuditRow], tokens: &[TokenRow], certs: &[CertRow]) -> AuditCheck {
+pub fn check(
+    entries: &[AuditRow],
+    tokens: &[TokenRow],
+    certs: &[CertRow],
+    registrations: &[EntryRow],
+) -> AuditCheck {
     if let Some(broken) = check_chain(entries) {
         return broken;
     }
@@ -38,6 +44,7 @@ pub fn check(entries: &[AuditRow], tokens: &[TokenRow], certs: &[CertRow]) -> Au
     }
     replay.compare_tokens(tokens);
     replay.compare_certs(certs);
+    replay.compare_entries(registrations);
     for row in certs {
         check_pem(row, &mut replay.problems);
     }
@@ -118,8 +125,24 @@ struct Revocation {
     reason: Option<String>,
 }
 
+/// A registration entry as the chain describes it.
+struct Registration {
+    seq: i64,
+    spiffe_id: String,
+    parent_id: String,
+    selectors: Value,
+    ttl_seconds: i64,
+    dns: Value,
+    created_at: i64,
+    /// The `entry_delete` entry that deleted it.
+    deleted: Option<i64>,
+    matched: bool,
+}
+
 #[derive(Default)]
 struct Replay {
+    /// Registration entries by ID.
+    registrations: BTreeMap<String, Registration>,
     /// Keyed by the full token hash, or by its prefix for first-format entries.
     tokens: BTreeMap<String, Token>,
     certs: BTreeMap<String, Cert>,
@@ -181,6 +204,14 @@ impl Replay {
             "issue" => self.cert(e.seq, &v, v2, "sign"),
             "renew" => self.cert(e.seq, &v, v2, "renew"),
             "revoke" => self.revoke(e.seq, &v, v2),
+            "entry_create" => self.entry_create(e.seq, &v),
+            "entry_delete" => self.entry_delete(e.seq, &v),
+            "agent_svid" => self
+                .agent_issue(&v)
+                .and_then(|()| self.cert(e.seq, &v, v2, "agent")),
+            "agent_jwt" => self.agent_issue(&v),
+            // No table state: a refused agent request.
+            "agent_refused" => Ok(()),
             // No table state: the CA's own in-memory certificate, and the theft alarm (its
             // revocations have their own entries).
             "api_cert" | "suspected_key_theft" => Ok(()),
@@ -277,7 +308,7 @@ impl Replay {
                 at: used_at,
                 serial: serial.clone(),
             });
-        } else {
+        } else if kind == "renew" {
             let parent = renewed_from
                 .as_deref()
                 .ok_or("a renewal that names no renewed_from")?;
@@ -305,6 +336,113 @@ impl Replay {
         };
         self.certs.insert(serial, cert);
         Ok(())
+    }
+
+    fn entry_create(&mut self, seq: i64, v: &Value) -> Result<(), String> {
+        let id = text(v, "id")?;
+        if let Some(first) = self.registrations.get(&id) {
+            return Err(format!(
+                "creates entry {id} again (entry {} created it)",
+                first.seq
+            ));
+        }
+        let registration = Registration {
+            seq,
+            spiffe_id: text(v, "spiffe_id")?,
+            parent_id: text(v, "parent_id")?,
+            selectors: list(v, "selectors")?,
+            ttl_seconds: int(v, "ttl_seconds")?,
+            dns: list(v, "dns")?,
+            created_at: int(v, "created_at")?,
+            deleted: None,
+            matched: false,
+        };
+        self.registrations.insert(id, registration);
+        Ok(())
+    }
+
+    fn entry_delete(&mut self, seq: i64, v: &Value) -> Result<(), String> {
+        let id = text(v, "id")?;
+        let registration = self
+            .registrations
+            .get_mut(&id)
+            .ok_or_else(|| format!("deletes entry {id}, which no earlier entry created"))?;
+        if let Some(first) = registration.deleted {
+            return Err(format!(
+                "deletes entry {id} again (entry {first} deleted it)"
+            ));
+        }
+        registration.deleted = Some(seq);
+        Ok(())
+    }
+
+    /// An agent issuance must name a live entry of that agent at the time.
+    fn agent_issue(&self, v: &Value) -> Result<(), String> {
+        let id = text(v, "entry_id")?;
+        let agent = text(v, "agent_id")?;
+        let registration = self
+            .registrations
+            .get(&id)
+            .ok_or_else(|| format!("issues for entry {id}, which no earlier entry created"))?;
+        if let Some(deleted) = registration.deleted {
+            return Err(format!(
+                "issues for entry {id}, which entry {deleted} had deleted"
+            ));
+        }
+        if registration.parent_id != agent {
+            return Err(format!(
+                "issues for entry {id} to {agent}, but its parent is {}",
+                registration.parent_id
+            ));
+        }
+        if text(v, "spiffe_id")? != registration.spiffe_id {
+            return Err(format!(
+                "issues {} for entry {id}, which names {}",
+                text(v, "spiffe_id")?,
+                registration.spiffe_id
+            ));
+        }
+        Ok(())
+    }
+
+    fn compare_entries(&mut self, rows: &[EntryRow]) {
+        for row in rows {
+            let at = format!("entries row {}", row.id);
+            let Some(r) = self.registrations.get_mut(&row.id).filter(|r| !r.matched) else {
+                self.problems.push(format!(
+                    "{at}: stored, but no audit entry created it (row inserted, or entries cut \
+                     from the log)"
+                ));
+                continue;
+            };
+            r.matched = true;
+            if let Some(deleted) = r.deleted {
+                self.problems.push(format!(
+                    "{at}: stored, but entry {deleted} deleted it (row restored?)"
+                ));
+                continue;
+            }
+            let mut diff = Diff::new(&at, r.seq, &mut self.problems);
+            diff.text("spiffe_id", &row.spiffe_id, &r.spiffe_id);
+            diff.text("parent_id", &row.parent_id, &r.parent_id);
+            diff.json("selectors", &row.selectors, &r.selectors);
+            diff.text(
+                "ttl_seconds",
+                &row.ttl_seconds.to_string(),
+                &r.ttl_seconds.to_string(),
+            );
+            diff.json("dns", &row.dns, &r.dns);
+            diff.time("created_at", row.created_at, r.created_at);
+        }
+        for (id, r) in &self.registrations {
+            if !r.matched && r.deleted.is_none() {
+                self.problems.push(format!(
+                    "entry {} created registration entry {id}, but the entries table has no \
+                     such row (row deleted without an entry_delete?)",
+                    r.seq
+                ));
+            }
+        }
     }
 
     fn revoke(&mut self, seq: i64, v: &Value, v2: bool) -> Result<(), String> {

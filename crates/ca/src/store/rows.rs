@@ -92,6 +92,7 @@ impl CertRow {
             kind: match self.kind.as_str() {
                 "sign" => IssueKind::Sign,
                 "renew" => IssueKind::Renew,
+                "agent" => IssueKind::Agent,
                 other => return Err(StoreError::Corrupt(format!("certs.kind {other:?}"))),
             },
             revoked_at: self.revoked_at.map(from_ts).transpose()?,

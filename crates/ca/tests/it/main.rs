@@ -7,7 +7,9 @@
 
 mod harness;
 
+mod agent;
 mod crl;
+mod crl_number;
 mod health;
 mod renew;
 mod revoke;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use mtls::logging::LogFormat;
+use mtls_ca::store::StoreLocation;
 use pki::{SpiffeId, TrustDomain};
 
 #[derive(Parser)]
@@ -36,6 +37,20 @@ pub struct Cli {
         env = "MTLS_CA_DATA_DIR"
     )]
     pub data_dir: PathBuf,
+
+    /// Where the store is: sqlite:PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE
+    /// (replicas share one PostgreSQL database; docs/operations.md). Default: ca.db in
+    /// --data-dir, which holds the root key in every case.
+    /// (Checked in `Cli::check`, not by a clap value parser: clap's message would repeat the
+    /// value, password included.)
+    #[arg(
+        long,
+        global = true,
+        value_name = "STORE",
+        env = "MTLS_CA_STORE",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
 
     /// Log format on stderr (filter with RUST_LOG, e.g. RUST_LOG=debug).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -187,6 +202,15 @@ mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --rea
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
+    /// Registration entries: which SPIFFE ID an agent may obtain for the workloads its
+    /// selectors describe (docs/ca-api.md, "Agent API").
+    Entry {
+        #[command(subcommand)]
+        action: EntryAction,
+    },
+    /// Apply the store's pending schema migrations and print its schema version (the CA
+    /// also applies them at start; one that finds a newer schema refuses to start).
+    Migrate,
     /// Audit log operations.
     Audit {
         #[command(subcommand)]
@@ -214,6 +238,58 @@ pub enum AuditAction {
     },
 }
 
+#[derive(Subcommand)]
+pub enum EntryAction {
+    /// Create an entry; prints its ID on stdout.
+    #[command(
+        after_help = "Example:\n  mtls-ca --data-dir ./ca entry create --parent spiffe://mesh.local/agent/node1 \\\n    --spiffe-id spiffe://mesh.local/service/web --selector unix:uid:1000 \\\n    --selector unix:path:/usr/bin/python3 --ttl 1h --dns web.local"
+    )]
+    Create {
+        /// The agent that may obtain it: spiffe://<td>/agent/<name>.
+        #[arg(long, value_parser = parse_spiffe_id)]
+        parent: SpiffeId,
+        /// The SPIFFE ID a matching workload receives (not under /ca or /agent).
+        #[arg(long, value_parser = parse_spiffe_id)]
+        spiffe_id: SpiffeId,
+        /// A selector the workload must show (repeatable; all must match): unix:uid:<u32>,
+        /// unix:gid:<u32>, unix:user:<name>, unix:group:<name>, unix:path:<absolute path>,
+        /// unix:sha256:<64 lowercase hex>.
+        #[arg(long = "selector", value_name = "SELECTOR", required = true, value_parser = parse_selector)]
+        selectors: Vec<pki::selector::Selector>,
+        /// Lifetime of the X.509-SVIDs minted for it: 1s to 24h (the CA clamps it to its
+        /// --max-duration).
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_entry_ttl)]
+        ttl: time::Duration,
+        /// DNS SAN of its SVIDs (repeatable).
+        #[arg(long = "dns", value_parser = parse_dns_name)]
+        dns: Vec<String>,
+    },
+    /// List entries, oldest first.
+    List {
+        /// Only the entries of this agent.
+        #[arg(long, value_parser = parse_spiffe_id)]
+        parent: Option<SpiffeId>,
+        /// JSON instead of a table (the same as --format json).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Show one entry as JSON.
+    Show {
+        /// The entry's ID.
+        #[arg(value_parser = parse_entry_id)]
+        id: String,
+    },
+    /// Delete an entry: its agent stops obtaining SVIDs for it at once (SVIDs already issued
+    /// live until they expire; revoke them with `revoke --spiffe-id` if needed).
+    Delete {
+        /// The entry's ID.
+        #[arg(value_parser = parse_entry_id)]
+        id: String,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ListFormat {
     Text,
@@ -227,6 +303,9 @@ impl Cli {
     /// The rules between options, checked before anything starts (clap checks each value):
     /// a clap error, exit 2, naming the options and the accepted range.
     pub fn check(&self) -> Result<(), clap::Error> {
+        if let Some(store) = &self.store {
+            StoreLocation::parse(store).map_err(|e| usage(format!("--store: {e}")))?;
+        }
         let s = &self.serve;
         if s.cert_duration > s.max_duration {
             return Err(usage(format!(
@@ -250,6 +329,15 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// `--store`, parsed (`check` has refused a bad one).
+    pub fn store_location(&self) -> Option<StoreLocation> {
+        self.store
+            .as_deref()
+            .and_then(|s| StoreLocation::parse(s).ok())
+    }
+}
+
 fn usage(message: String) -> clap::Error {
     Cli::command().error(ErrorKind::ArgumentConflict, message)
 }
@@ -269,6 +357,25 @@ fn parse_backdate(s: &str) -> Result<time::Duration, String> {
 fn parse_token_ttl(s: &str) -> Result<time::Duration, String> {
     let max = Duration::try_from(mtls_ca::admin::MAX_TOKEN_TTL).unwrap_or(Duration::MAX);
     pki::duration::parse_time_between(s, pki::duration::ONE_SECOND, max)
+}
+
+fn parse_entry_ttl(s: &str) -> Result<time::Duration, String> {
+    let max = Duration::try_from(mtls_ca::registration::MAX_ENTRY_TTL).unwrap_or(Duration::MAX);
+    pki::duration::parse_time_between(s, pki::duration::ONE_SECOND, max)
+}
+
+fn parse_selector(s: &str) -> Result<pki::selector::Selector, String> {
+    pki::selector::Selector::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_entry_id(s: &str) -> Result<String, String> {
+    if mtls_ca::registration::is_entry_id(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not an entry ID (32 lowercase hex digits, as `mtls-ca entry list` shows)"
+        ))
+    }
 }
 
 fn parse_connection_count(s: &str) -> Result<usize, String> {

@@ -40,6 +40,11 @@ async fn documented_examples_match_the_real_api() {
         "revoke-request",
         "revoke-response",
         "certs-response",
+        "agent-entries-response",
+        "agent-svid-request",
+        "agent-jwt-request",
+        "agent-jwt-response",
+        "spiffe-bundle-response",
     ] {
         assert!(ex.contains_key(name), "docs/ca-api.md lacks example {name}");
     }
@@ -121,4 +126,104 @@ async fn documented_examples_match_the_real_api() {
     let revoked: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(keys(&revoked), keys(&ex["revoke-response"]));
     assert_eq!(revoked["revoked"], serial);
+}
+
+#[tokio::test]
+async fn documented_agent_examples_match_the_real_api() {
+    let ex = examples();
+    let ca = Ca::start(&[]);
+    let entry = &ex["agent-entries-response"]["entries"][0];
+    let parent = entry["parent_id"].as_str().unwrap();
+    let mut args = vec![
+        "entry",
+        "create",
+        "--parent",
+        parent,
+        "--spiffe-id",
+        entry["spiffe_id"].as_str().unwrap(),
+    ];
+    for s in entry["selectors"].as_array().unwrap() {
+        args.extend(["--selector", s.as_str().unwrap()]);
+    }
+    for d in entry["dns"].as_array().unwrap() {
+        args.extend(["--dns", d.as_str().unwrap()]);
+    }
+    let ttl = format!("{}s", entry["ttl_seconds"]);
+    args.extend(["--ttl", ttl.as_str()]);
+    let out = ca.admin(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let (agent, _) = enroll(&ca, parent).await;
+    let http = client(&ca.root_pem(), Some(&agent));
+
+    let listing: serde_json::Value = http
+        .get(ca.url("/api/v1/agent/entries"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys(&listing), keys(&ex["agent-entries-response"]));
+    let mut documented = entry.clone();
+    documented["id"] = serde_json::Value::from(id.clone());
+    assert_eq!(
+        listing["entries"][0], documented,
+        "the example is a real entry"
+    );
+
+    let (_, real_csr) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]);
+    let mut body = ex["agent-svid-request"].clone();
+    body["entry_id"] = serde_json::Value::from(id.clone());
+    body["csr"] = serde_json::Value::from(real_csr);
+    let resp = http
+        .post(ca.url("/api/v1/agent/svid"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let svid: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(keys(&svid), keys(&ex["sign-response"]));
+
+    let mut body = ex["agent-jwt-request"].clone();
+    body["entry_id"] = serde_json::Value::from(id);
+    let resp = http
+        .post(ca.url("/api/v1/agent/jwt"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let jwt: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(keys(&jwt), keys(&ex["agent-jwt-response"]));
+
+    let bundle: serde_json::Value = client(&ca.root_pem(), None)
+        .get(ca.url("/api/v1/bundle/spiffe"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let documented = &ex["spiffe-bundle-response"];
+    assert_eq!(keys(&bundle), keys(documented));
+    assert_eq!(
+        bundle["spiffe_refresh_hint"],
+        documented["spiffe_refresh_hint"]
+    );
+    for (real, doc) in bundle["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(documented["keys"].as_array().unwrap())
+    {
+        assert_eq!(keys(real), keys(doc));
+        assert_eq!(real["use"], doc["use"]);
+    }
+    assert_eq!(bundle["keys"].as_array().unwrap().len(), 2);
 }

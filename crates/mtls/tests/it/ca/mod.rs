@@ -1,7 +1,8 @@
 //! `mtls-ca` as a process: the HTTPS API, the admin subcommands and the data directory.
 
-mod common;
+pub(crate) mod common;
 
+mod agent_api;
 mod api_docs;
 mod audit_state;
 mod concurrency;

@@ -1,7 +1,7 @@
 //! Several programs at once: `mtls-ca` + `mtls-server` + `mtls-client` (enrollment, rotation,
 //! revocation, CA outage, stale CRLs), `scripts/demo.sh`, docs/troubleshooting.md against live
-//! output, `mtls-inspect verify` against a running `mtls-server`, and the example of
-//! crates/mesh that embeds the library.
+//! output, the README's curl enrollment recipe, `mtls-inspect verify` against a running
+//! `mtls-server`, and the example of crates/mesh that embeds the library.
 
 mod common;
 
@@ -12,6 +12,7 @@ mod crl_stale;
 mod demo;
 mod embedded;
 mod enrollment;
+mod readme_recipe;
 mod revocation;
 mod rotation;
 mod troubleshooting_doc;
