@@ -122,11 +122,14 @@ impl PeerWatcher {
         &self,
         peer: &Peer,
     ) -> impl Future<Output = CloseReason> + Send + 'static {
-        let cert = peer.watched();
-        let serial = peer.serial().to_string();
+        // The peer itself (a reference count), not a copy of what the watch reads from it:
+        // this future lives as long as the connection.
+        let peer = peer.clone();
         let (trust, clock) = (self.trust.clone(), self.clock.clone());
         async move {
-            let reason = crate::peer_watch::close_when_invalid(cert, trust, clock).await;
+            let reason =
+                crate::peer_watch::close_when_invalid(peer.watched(), trust, &*clock).await;
+            let serial = peer.serial();
             CloseReason::new(reason, format!("peer certificate {serial} {reason}"))
         }
     }

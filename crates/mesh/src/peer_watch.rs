@@ -3,6 +3,7 @@
 //! connection, and `MeshClient` closes its connection to a server, as soon as the peer's
 //! certificate expires or its serial shows up on the revocation list (docs/security.md).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,34 +54,41 @@ impl WatchedCert {
 
 /// Resolves once the peer's certificate expires (by `clock`) or shows up on the revocation
 /// list: "expired" or "revoked". Without a trust state (pinned mode) only expiry can end it.
-pub(crate) async fn close_when_invalid(
-    cert: WatchedCert,
+///
+/// A server holds one of these per open connection for as long as it lives, so its deadline is
+/// computed here and the future keeps the certificate, the trust state, the timer and the
+/// revocation subscription only (docs/performance.md "Memory per idle connection").
+pub(crate) fn close_when_invalid<'a>(
+    cert: &'a WatchedCert,
     trust: Option<Arc<TrustState>>,
-    clock: Arc<dyn Clock>,
-) -> &'static str {
+    clock: &dyn Clock,
+) -> impl Future<Output = &'static str> + Send + 'a {
     let left = pki::timefmt::until(cert.not_after, clock.now());
     // One second past NotAfter, so the certificate is expired by any clock reading.
-    let expiry = tokio::time::sleep(left + Duration::from_secs(1));
-    tokio::pin!(expiry);
-    let Some(trust) = trust else {
-        expiry.await;
-        return "expired";
-    };
-    let mut changes = trust.subscribe();
-    loop {
-        if trust
-            .revoked()
-            .is_revoked(&cert.issuer_raw, &cert.serial_raw)
-        {
-            return "revoked";
-        }
-        tokio::select! {
-            _ = &mut expiry => return "expired",
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    // The trust state is gone (shutdown); only expiry can still close us.
-                    (&mut expiry).await;
-                    return "expired";
+    let deadline = tokio::time::Instant::now() + left + Duration::from_secs(1);
+    async move {
+        let expiry = tokio::time::sleep_until(deadline);
+        tokio::pin!(expiry);
+        let Some(trust) = trust else {
+            expiry.await;
+            return "expired";
+        };
+        let mut changes = trust.subscribe();
+        loop {
+            if trust
+                .revoked()
+                .is_revoked(&cert.issuer_raw, &cert.serial_raw)
+            {
+                return "revoked";
+            }
+            tokio::select! {
+                _ = &mut expiry => return "expired",
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        // The trust state is gone (shutdown); only expiry can still close us.
+                        (&mut expiry).await;
+                        return "expired";
+                    }
                 }
             }
         }
@@ -98,11 +106,10 @@ mod tests {
         let w = World::new(time::Duration::hours(1));
         let peer = w.credential();
         let cert = WatchedCert::from_der(&peer.chain()[0]).unwrap();
-        let watch = tokio::spawn(close_when_invalid(
-            cert.clone(),
-            Some(w.trust.clone()),
-            w.clock.clone(),
-        ));
+        let watch = tokio::spawn({
+            let (cert, trust, clock) = (cert.clone(), w.trust.clone(), w.clock.clone());
+            async move { close_when_invalid(&cert, Some(trust), &*clock).await }
+        });
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(!watch.is_finished());
         assert_eq!(cert.invalid_at(Some(&w.trust), w.clock.now()), None);
@@ -134,7 +141,7 @@ mod tests {
         let peer = w.credential();
         let cert = WatchedCert::from_der(&peer.chain()[0]).unwrap();
         let started = tokio::time::Instant::now();
-        let reason = close_when_invalid(cert.clone(), None, w.clock.clone()).await;
+        let reason = close_when_invalid(&cert, None, &*w.clock).await;
         assert_eq!(reason, "expired");
         let waited = started.elapsed();
         // Whole seconds, like webpki: one second past NotAfter.

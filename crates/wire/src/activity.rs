@@ -233,21 +233,38 @@ impl Activity {
         }
     }
 
+    /// A wait for the next change of this activity (a request begins or ends, bytes arrive,
+    /// a close is requested, a blocked write ends). Enable it before reading the state, so a
+    /// change in between is not missed.
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// When the idle or header timer of the current phase runs out, and which: `None` while a
+    /// request is in flight. Timers count from no earlier than `not_before`.
+    pub(crate) fn deadline(
+        &self,
+        idle: Duration,
+        header: Duration,
+        not_before: Instant,
+    ) -> Option<(Instant, Expired)> {
+        match self.state().phase {
+            Phase::Busy => None,
+            Phase::Idle { since } => Some((since.max(not_before) + idle, Expired::Idle)),
+            Phase::Header { since } => Some((since.max(not_before) + header, Expired::Header)),
+        }
+    }
+
     /// Resolves when the connection has had nothing in flight for `idle` (counted from no
     /// earlier than `not_before`), or, with header tracking, when a request started arriving
     /// and its header took longer than `header`. Pending while a request is in flight.
     pub async fn expired(&self, idle: Duration, header: Duration, not_before: Instant) -> Expired {
         loop {
-            let notified = self.changed.notified();
+            let notified = self.changed();
             tokio::pin!(notified);
             // Registered before the state is read, so a change in between is not missed.
             notified.as_mut().enable();
-            let deadline = match self.state().phase {
-                Phase::Busy => None,
-                Phase::Idle { since } => Some((since.max(not_before) + idle, Expired::Idle)),
-                Phase::Header { since } => Some((since.max(not_before) + header, Expired::Header)),
-            };
-            match deadline {
+            match self.deadline(idle, header, not_before) {
                 None => notified.await,
                 Some((at, what)) => {
                     tokio::select! {

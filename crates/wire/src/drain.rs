@@ -1,59 +1,97 @@
 //! The shutdown signal every connection of a listener watches: serving, then draining (finish
 //! what is in flight, close the rest), then cut (the drain time is over).
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Serving,
-    Draining,
-    Cut,
+const SERVING: u8 = 0;
+const DRAINING: u8 = 1;
+const CUT: u8 = 2;
+
+/// The phase and its change signal. An atomic and a `Notify` rather than a `watch` channel:
+/// every open connection waits on this (its driver for the drain, its task for the cut), and
+/// a wait on a `Notify` is a third of the size of a wait on a `watch` (docs/performance.md
+/// "Memory per idle connection").
+#[derive(Debug)]
+struct Shared {
+    phase: AtomicU8,
+    changed: Notify,
 }
 
 /// A connection's view of the listener's shutdown.
 #[derive(Clone, Debug)]
-pub struct Drain(watch::Receiver<Phase>);
+pub struct Drain(Arc<Shared>);
 
 impl Drain {
-    async fn reached(&self, phase: Phase) {
-        let mut rx = self.0.clone();
-        // An error means the listener is gone, which is the end of every phase.
-        let _ = rx.wait_for(|p| *p as u8 >= phase as u8).await;
+    async fn reached(&self, phase: u8) {
+        loop {
+            let changed = self.0.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the phase is read, so a change in between is not missed.
+            changed.as_mut().enable();
+            if self.0.phase.load(Ordering::Acquire) >= phase {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Resolves once the listener has started draining.
     pub async fn draining(&self) {
-        self.reached(Phase::Draining).await
+        self.reached(DRAINING).await
     }
 
     /// Resolves once the drain time is over: whatever is still open must go now.
     pub async fn cut(&self) {
-        self.reached(Phase::Cut).await
+        self.reached(CUT).await
+    }
+
+    /// A wait for the next change of phase, for a caller that waits on other things in the
+    /// same loop (a parked connection). Enable it before reading `is_draining`, so a change in
+    /// between is not missed.
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.changed.notified()
     }
 
     /// True once the listener has started draining.
     pub fn is_draining(&self) -> bool {
-        *self.0.borrow() != Phase::Serving
+        self.0.phase.load(Ordering::Acquire) != SERVING
     }
 }
 
-/// The listener's side of the signal.
-pub(crate) struct DrainControl(watch::Sender<Phase>);
+/// The listener's side of the signal. Dropping it (the listener is gone) is the end of every
+/// phase: every watcher is released.
+pub(crate) struct DrainControl(Arc<Shared>);
 
 impl DrainControl {
     pub(crate) fn new() -> (DrainControl, Drain) {
-        let (tx, rx) = watch::channel(Phase::Serving);
-        (DrainControl(tx), Drain(rx))
+        let shared = Arc::new(Shared {
+            phase: AtomicU8::new(SERVING),
+            changed: Notify::new(),
+        });
+        (DrainControl(shared.clone()), Drain(shared))
+    }
+
+    fn advance(&self, phase: u8) {
+        self.0.phase.fetch_max(phase, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
     }
 
     pub(crate) fn start(&self) {
-        self.0.send_replace(Phase::Draining);
+        self.advance(DRAINING);
     }
 
     pub(crate) fn cut(&self) {
-        self.0.send_replace(Phase::Cut);
+        self.advance(CUT);
+    }
+}
+
+impl Drop for DrainControl {
+    fn drop(&mut self) {
+        self.advance(CUT);
     }
 }
 

@@ -134,7 +134,7 @@ pub struct Listener<I, P> {
     pub protocol: Arc<P>,
 }
 
-struct Shared<I, P> {
+pub(crate) struct Shared<I, P> {
     acceptor: TlsAcceptor,
     limits: Limits,
     counters: Arc<Counters>,
@@ -336,7 +336,15 @@ async fn drain_all(mut tasks: JoinSet<()>, control: &DrainControl, drain: Durati
     report
 }
 
-async fn connection<I, P>(slot: Slot, tcp: TcpStream, addr: SocketAddr, shared: Arc<Shared<I, P>>)
+/// One connection's task. Not an `async fn`: an async fn keeps its arguments and the locals
+/// they are moved into side by side for the life of the connection, while an `async move`
+/// block uses what it captured in place.
+pub(crate) fn connection<I, P>(
+    slot: Slot,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    shared: Arc<Shared<I, P>>,
+) -> impl Future<Output = ()> + Send + 'static
 where
     I: Identify,
     P: Protocol<I::Peer>,
@@ -344,25 +352,29 @@ where
     // The setup runs boxed: a task keeps the size of its largest state for as long as it
     // lives, and the setup's (the handshake, a whole TLS stream) is over once it is done
     // (docs/performance.md "Memory per idle connection").
-    let Some((serving, slot, who)) = Box::pin(establish(slot, tcp, addr, &shared)).await else {
-        return;
-    };
-    let established = Instant::now();
-    tokio::select! {
-        () = serving => {}
-        () = shared.drain.cut() => {
-            shared.counters.closed("drain_timeout");
-            tracing::info!(event = "connection_closed", peer_addr = %addr, reason = "drain_timeout",
-                "cutting the connection from {who}: still busy when the drain time ran out");
+    let setup = Box::pin(establish(slot, tcp, addr, shared.clone()));
+    async move {
+        let Some((serving, slot, who)) = setup.await else {
+            return;
+        };
+        let established = Instant::now();
+        tokio::select! {
+            () = serving => {}
+            () = shared.drain.cut() => {
+                shared.counters.closed("drain_timeout");
+                tracing::info!(event = "connection_closed", peer_addr = %addr, reason = "drain_timeout",
+                    "cutting the connection from {who}: still busy when the drain time ran out");
+            }
         }
+        // The end of every established connection, whoever closed it: with the handshake line
+        // (peer address, certificate NotAfter) it shows how long a connection really lived,
+        // which scripts/soak-test.sh checks against the peer's NotAfter. Debug: one line per
+        // connection.
+        let lived = established.elapsed();
+        tracing::debug!(event = "connection_ended", peer_addr = %addr, lived_ms = lived.as_millis() as u64,
+            "connection from {who} ended after {lived:?}");
+        drop(slot);
     }
-    // The end of every established connection, whoever closed it: with the handshake line
-    // (peer address, certificate NotAfter) it shows how long a connection really lived, which
-    // scripts/soak-test.sh checks against the peer's NotAfter. Debug: one line per connection.
-    let lived = established.elapsed();
-    tracing::debug!(event = "connection_ended", peer_addr = %addr, lived_ms = lived.as_millis() as u64,
-        "connection from {who} ended after {lived:?}");
-    drop(slot);
 }
 
 /// Handshake, identification and the admission checks after the handshake: the protocol
@@ -373,7 +385,7 @@ async fn establish<I, P>(
     mut slot: Slot,
     tcp: TcpStream,
     addr: SocketAddr,
-    shared: &Shared<I, P>,
+    shared: Arc<Shared<I, P>>,
 ) -> Option<(BoxFuture<()>, Slot, String)>
 where
     I: Identify,

@@ -117,7 +117,7 @@ impl MeshConnector {
             let Some(cert) = cert else {
                 return std::future::pending().await;
             };
-            let reason = close_when_invalid(cert, trust, clock).await;
+            let reason = close_when_invalid(&cert, trust, &*clock).await;
             CloseReason::new(reason, format!("server certificate {serial} {reason}"))
         }
     }

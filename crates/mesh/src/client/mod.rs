@@ -229,7 +229,7 @@ async fn watch(
     (trust, clock): (Option<Arc<TrustState>>, Arc<dyn Clock>),
     url: HttpsUrl,
 ) {
-    let reason = close_when_invalid(cert, trust, clock).await;
+    let reason = close_when_invalid(&cert, trust, &*clock).await;
     let mut slot = slot.lock().await;
     if let Some(pooled) = slot.as_ref().filter(|p| p.id == id) {
         log_closed(&url, &pooled.server_serial, reason);

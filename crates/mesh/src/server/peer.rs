@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use aws_lc_rs::digest::{digest, SHA256};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::peer_watch::WatchedCert;
 
@@ -25,18 +25,22 @@ struct Inner {
     serial: String,
     subject: String,
     issuer: String,
-    not_after: OffsetDateTime,
-    /// Raw issuer Name and serial octets, for revocation lookups while the connection lives.
-    issuer_raw: Vec<u8>,
-    serial_raw: Vec<u8>,
-    der: CertificateDer<'static>,
+    /// Raw issuer Name and serial octets and NotAfter: what the peer watch needs while the
+    /// connection lives (it holds this peer, not a copy).
+    watched: WatchedCert,
+    /// SHA-256 of the certificate's DER. Not the DER itself: rustls keeps the certificate for
+    /// as long as the connection lives already, and a second copy per connection is most of a
+    /// kilobyte (docs/performance.md "Memory per idle connection").
+    cert_sha256: [u8; 32],
 }
 
 impl Peer {
     /// From the end-entity certificate rustls has already verified.
     pub(crate) fn from_verified(addr: SocketAddr, cert: &CertificateDer<'_>) -> Option<Peer> {
         let info = pki::CertInfo::from_der(cert).ok()?;
-        let (_, parsed) = X509Certificate::from_der(cert).ok()?;
+        let watched = WatchedCert::from_der(cert)?;
+        let mut cert_sha256 = [0u8; 32];
+        cert_sha256.copy_from_slice(digest(&SHA256, cert).as_ref());
         Some(Peer {
             inner: Arc::new(Inner {
                 addr,
@@ -45,10 +49,8 @@ impl Peer {
                 serial: info.serial_hex.clone(),
                 subject: info.subject.clone(),
                 issuer: info.issuer.clone(),
-                not_after: info.not_after,
-                issuer_raw: parsed.tbs_certificate.issuer.as_raw().to_vec(),
-                serial_raw: parsed.tbs_certificate.raw_serial().to_vec(),
-                der: cert.clone().into_owned(),
+                watched,
+                cert_sha256,
             }),
         })
     }
@@ -97,21 +99,18 @@ impl Peer {
 
     /// The certificate's NotAfter.
     pub fn not_after(&self) -> OffsetDateTime {
-        self.inner.not_after
+        self.inner.watched.not_after
     }
 
-    /// The verified certificate itself (for a hash of it, as in an X-Forwarded-Client-Cert
-    /// header).
-    pub fn certificate(&self) -> &CertificateDer<'static> {
-        &self.inner.der
+    /// SHA-256 of the verified certificate's DER, lowercase hex (as in an
+    /// X-Forwarded-Client-Cert header's `Hash`). The certificate itself stays with the
+    /// connection's TLS state (`rustls::ServerConnection::peer_certificates`).
+    pub fn certificate_sha256(&self) -> String {
+        hex::encode(self.inner.cert_sha256)
     }
 
     /// What the peer watch needs to close the connection when the certificate becomes invalid.
-    pub(crate) fn watched(&self) -> WatchedCert {
-        WatchedCert {
-            issuer_raw: self.inner.issuer_raw.clone(),
-            serial_raw: self.inner.serial_raw.clone(),
-            not_after: self.inner.not_after,
-        }
+    pub(crate) fn watched(&self) -> &WatchedCert {
+        &self.inner.watched
     }
 }

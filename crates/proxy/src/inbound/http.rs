@@ -206,7 +206,7 @@ impl HttpInbound {
         xfcc::set_caller_headers(
             &mut parts.headers,
             self.by.as_deref(),
-            peer.peer.certificate().as_ref(),
+            &peer.peer.certificate_sha256(),
             uri.as_deref(),
         );
         let record = peer.record.clone();

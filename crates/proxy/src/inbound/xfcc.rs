@@ -25,14 +25,15 @@ fn value(v: &str) -> String {
     }
 }
 
-/// The XFCC element for a client certificate `cert_der` with SPIFFE ID `uri`, added by the
-/// proxy whose SPIFFE ID is `by`.
-pub fn element(by: Option<&str>, cert_der: &[u8], uri: Option<&str>) -> String {
+/// The XFCC element for a client certificate whose DER has the SHA-256 `cert_sha256`
+/// (lowercase hex, `mesh::server::Peer::certificate_sha256`) with SPIFFE ID `uri`, added by
+/// the proxy whose SPIFFE ID is `by`.
+pub fn element(by: Option<&str>, cert_sha256: &str, uri: Option<&str>) -> String {
     let mut parts = Vec::with_capacity(3);
     if let Some(by) = by {
         parts.push(format!("By={}", value(by)));
     }
-    parts.push(format!("Hash={}", pki::sha256_hex(cert_der)));
+    parts.push(format!("Hash={cert_sha256}"));
     if let Some(uri) = uri {
         parts.push(format!("URI={}", value(uri)));
     }
@@ -45,7 +46,7 @@ pub fn element(by: Option<&str>, cert_der: &[u8], uri: Option<&str>) -> String {
 pub fn set_caller_headers(
     headers: &mut HeaderMap,
     by: Option<&str>,
-    cert_der: &[u8],
+    cert_sha256: &str,
     uri: Option<&str>,
 ) {
     // HeaderMap names are case-insensitive and `remove` drops every value.
@@ -62,7 +63,7 @@ pub fn set_caller_headers(
     for alias in aliases {
         headers.remove(alias);
     }
-    if let Ok(v) = HeaderValue::from_str(&element(by, cert_der, uri)) {
+    if let Ok(v) = HeaderValue::from_str(&element(by, cert_sha256, uri)) {
         headers.insert(XFCC, v);
     }
     if let Some(uri) = uri {
@@ -80,25 +81,19 @@ mod tests {
 
     #[test]
     fn the_element_follows_envoys_format() {
-        let der = b"certificate";
+        let hash = pki::sha256_hex(b"certificate");
         let e = element(
             Some("spiffe://mesh.local/proxy/b"),
-            der,
+            &hash,
             Some("spiffe://mesh.local/service/a"),
         );
         assert_eq!(
             e,
-            format!(
-                "By=spiffe://mesh.local/proxy/b;Hash={};URI=spiffe://mesh.local/service/a",
-                pki::sha256_hex(der)
-            )
+            format!("By=spiffe://mesh.local/proxy/b;Hash={hash};URI=spiffe://mesh.local/service/a")
         );
         assert_eq!(value("a,b"), "\"a,b\"");
         assert_eq!(value("CN=\"x\""), "\"CN=\\\"x\\\"\"");
-        assert_eq!(
-            element(None, der, None),
-            format!("Hash={}", pki::sha256_hex(der))
-        );
+        assert_eq!(element(None, &hash, None), format!("Hash={hash}"));
     }
 
     #[test]
@@ -113,7 +108,12 @@ mod tests {
             "X-CLIENT-SPIFFE-ID",
             HeaderValue::from_static("spiffe://evil/x"),
         );
-        set_caller_headers(&mut h, Some("spiffe://td/p"), b"c", Some("spiffe://td/a"));
+        set_caller_headers(
+            &mut h,
+            Some("spiffe://td/p"),
+            "c0ffee",
+            Some("spiffe://td/a"),
+        );
         assert_eq!(h.get_all(&XFCC).iter().count(), 1);
         assert_eq!(h.get_all(&CLIENT_SPIFFE_ID).iter().count(), 1);
         assert_eq!(h[&CLIENT_SPIFFE_ID], "spiffe://td/a");
@@ -124,7 +124,7 @@ mod tests {
             "x-client-spiffe-id",
             HeaderValue::from_static("spiffe://evil/x"),
         );
-        set_caller_headers(&mut h, None, b"c", None);
+        set_caller_headers(&mut h, None, "c0ffee", None);
         assert!(h.get(&CLIENT_SPIFFE_ID).is_none());
     }
 
@@ -140,7 +140,12 @@ mod tests {
             HeaderValue::from_static("URI=spiffe://evil/x"),
         );
         h.append("x-client-spiffe", HeaderValue::from_static("kept"));
-        set_caller_headers(&mut h, Some("spiffe://td/p"), b"c", Some("spiffe://td/a"));
+        set_caller_headers(
+            &mut h,
+            Some("spiffe://td/p"),
+            "c0ffee",
+            Some("spiffe://td/a"),
+        );
         let names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
         assert_eq!(
             names,

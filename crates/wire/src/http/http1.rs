@@ -12,7 +12,7 @@
 //! drain apply while parked exactly as while active. Measurements: docs/performance.md
 //! "Memory per idle connection".
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -48,51 +48,63 @@ fn builder() -> http1::Builder {
 }
 
 /// Serves one HTTP/1.1 connection until it ends, parking it whenever it is idle.
-pub(super) async fn serve<A: HttpApp>(
+///
+/// The returned future lives as long as the connection and is as large as its largest state,
+/// so what it holds across its two waits is kept to the stream, the service, the bytes read
+/// ahead and the parked wait: hyper's connection and the active wait are boxed apart, the
+/// builder is made anew for each hyper connection, and hyper's parts are taken apart in a
+/// plain function. Not an `async fn`: an async fn keeps its arguments and the locals they are
+/// moved into side by side, while an `async move` block uses what it captured in place.
+#[allow(clippy::manual_async_fn)] // on purpose, as said above
+pub(super) fn serve<A: HttpApp>(
     mut watch: Watch,
     mut io: Box<Stream>,
     mut service: Tracked<A>,
-) {
-    let builder = builder();
-    let mut prefix = Bytes::new();
-    loop {
-        // Boxed: the connection (buffers and parser state, a few KiB) is freed when it is
-        // parked, and the future of this loop stays small while it is.
-        let connection =
-            Box::new(builder.serve_connection(TokioIo::new(Rewind::new(prefix, io)), service));
-        // Boxed too: a parked connection's future then holds the parked wait only, not the
-        // larger state of the active one.
-        let Some(parts) = Box::pin(active(&mut watch, connection)).await else {
-            return;
-        };
-        // Taken apart here, so that nothing of hyper's lives on while parked.
-        let http1::Parts {
-            io: rewound,
-            read_buf,
-            service: returned,
-            ..
-        } = parts;
-        service = returned;
-        let (unread, stream) = rewound.into_inner().into_parts();
-        io = stream;
-        // What hyper had read but not parsed comes first, then what it had not read yet. Copied:
-        // even an empty `read_buf` keeps hyper's whole read buffer allocated.
-        prefix = if read_buf.is_empty() {
-            // Now, not at the end of the loop body: that is after the parked wait.
-            drop(read_buf);
-            unread
-        } else {
-            [read_buf, unread].concat().into()
-        };
-        if prefix.is_empty() {
-            tracing::trace!(event = "connection_parked", peer_addr = %watch.addr,
-                "parked the idle connection from {}", watch.who);
-            let Some(first) = parked(&mut watch, &mut io).await else {
-                return;
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let mut prefix = Bytes::new();
+        loop {
+            // Boxed: the connection (buffers and parser state, a few KiB) is freed when it is
+            // parked, and the future of this loop stays small while it is.
+            let connection = Box::new(
+                builder().serve_connection(TokioIo::new(Rewind::new(prefix, io)), service),
+            );
+            // Boxed too: a parked connection's future then holds the parked wait only, not the
+            // larger state of the active one.
+            (service, io, prefix) = match Box::pin(active(&mut watch, connection)).await {
+                Some(parts) => take_apart(parts),
+                None => return,
             };
-            prefix = first;
+            if prefix.is_empty() {
+                tracing::trace!(event = "connection_parked", peer_addr = %watch.addr,
+                    "parked the idle connection from {}", watch.who);
+                prefix = match parked(&mut watch, &mut io).await {
+                    Some(first) => first,
+                    None => return,
+                };
+            }
         }
     }
+}
+
+/// Takes a stopped hyper connection apart so that nothing of hyper's lives on: the service,
+/// the stream, and what must be read before the stream (what hyper had read but not parsed,
+/// then what it had not read yet). Copied: even an empty `read_buf` keeps hyper's whole read
+/// buffer allocated.
+fn take_apart<A: HttpApp>(parts: Parts<A>) -> (Tracked<A>, Box<Stream>, Bytes) {
+    let http1::Parts {
+        io: rewound,
+        read_buf,
+        service,
+        ..
+    } = parts;
+    let (unread, stream) = rewound.into_inner().into_parts();
+    let prefix = if read_buf.is_empty() {
+        unread
+    } else {
+        [read_buf, unread].concat().into()
+    };
+    (service, stream, prefix)
 }
 
 /// Drives hyper until the connection ends (`None`) or has been parked (its parts).

@@ -9,6 +9,8 @@ mod body;
 mod http1;
 mod rewind;
 mod service;
+#[cfg(test)]
+mod sizes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -156,20 +158,57 @@ type OnEnd = Box<dyn FnOnce(Option<&CloseReason>) + Send>;
 impl Watch {
     /// Resolves with the reason to close a connection that is in good order: idle or header
     /// timeout, the peer's certificate became invalid, a handler asked, or shutdown.
+    ///
+    /// One wait on the activity serves both its timers and close requests: this future lives
+    /// in every idle connection, so it is kept small (docs/performance.md "Memory per idle
+    /// connection").
     async fn close_reason(&mut self) -> CloseReason {
-        let header = self.limits.header_timeout;
-        let idle = self.idle;
-        tokio::select! {
-            what = self.activity.expired(idle, header, self.started) => match what {
-                Expired::Idle => CloseReason::new("idle", format!("no request for {idle:?}")),
-                Expired::Header => CloseReason::new(
-                    "header_timeout",
-                    format!("request header not complete within {header:?}"),
+        loop {
+            let activity_changed = self.activity.changed();
+            let drain_changed = self.drain.changed();
+            tokio::pin!(activity_changed, drain_changed);
+            // Registered before the state is read, so a change in between is not missed.
+            activity_changed.as_mut().enable();
+            drain_changed.as_mut().enable();
+            if self.drain.is_draining() {
+                return CloseReason::new("drain", "shutting down");
+            }
+            if let Some(reason) = self.activity.close_reason() {
+                return reason;
+            }
+            let deadline =
+                self.activity
+                    .deadline(self.idle, self.limits.header_timeout, self.started);
+            let expired = async {
+                match deadline {
+                    Some((at, what)) => {
+                        tokio::time::sleep_until(at).await;
+                        what
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                // A change wins over a deadline reached at the same moment: look again.
+                biased;
+                () = &mut activity_changed => {}
+                () = &mut drain_changed => {}
+                what = expired => return self.expired(what),
+                reason = &mut self.peer_invalid => return reason,
+            }
+        }
+    }
+
+    fn expired(&self, what: Expired) -> CloseReason {
+        match what {
+            Expired::Idle => CloseReason::new("idle", format!("no request for {:?}", self.idle)),
+            Expired::Header => CloseReason::new(
+                "header_timeout",
+                format!(
+                    "request header not complete within {:?}",
+                    self.limits.header_timeout
                 ),
-            },
-            reason = &mut self.peer_invalid => reason,
-            reason = self.activity.close_requested() => reason,
-            () = self.drain.draining() => CloseReason::new("drain", "shutting down"),
+            ),
         }
     }
 
