@@ -8,7 +8,7 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 Usage: scripts/bench-proxies.sh [--duration 8s] [--concurrency 32] [--reps 3] [--idle-conns 2000]
-                                [--bulk-mib 64] [--json-dir DIR]
+                                [--bulk-mib 64] [--pin] [--json-dir DIR]
 
 Starts a plaintext backend (nginx http: `return 200` on /, a static file on /bulk) and four
 mTLS proxies in front of it on 127.0.0.1, all with the same root, server certificate, client
@@ -24,7 +24,7 @@ Then, repetitions alternating the proxies, with mtls-bench:
   latency    paced at 50% of each proxy's median keep-alive peak, through the proxy and
              directly to the backend (plaintext) at the same rate: added p50/p99
   memory     RSS of the proxy's processes before and with --idle-conns idle proxied connections
-and prints a table of medians. Needs haproxy, stunnel (stunnel4), nginx with the stream module
+and prints a table of medians with the range (min..max) of the repetitions. Needs haproxy, stunnel (stunnel4), nginx with the stream module
 (libnginx-mod-stream), jq, curl, bc and python3: it names what is missing and stops.
 
 Options:
@@ -33,12 +33,16 @@ Options:
   --reps N         repetitions; medians are reported (default 3)
   --idle-conns N   idle proxied connections for the memory measurement (default 2000, 0 = skip)
   --bulk-mib N     size of the bulk response in MiB (default 64)
+  --pin            one core for the proxy under test, the other for everything else (taskset):
+                   every proxy on CPU 1 with one thread or process (mtls-proxy --threads 1,
+                   HAProxy nbthread 1, nginx worker_processes 1, stunnel as it is), the backend
+                   and mtls-bench (--threads 1) on CPU 0; needs 2 CPUs and taskset (util-linux)
   --json-dir DIR   keep every mtls-bench JSON report in DIR
   -h, --help       this text
 USAGE
 }
 
-duration=8s concurrency=32 reps=3 idle_conns=2000 bulk_mib=64 json_dir=""
+duration=8s concurrency=32 reps=3 idle_conns=2000 bulk_mib=64 json_dir="" pin=0
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -47,6 +51,7 @@ while (($#)); do
     --idle-conns) idle_conns=$2; shift 2 ;;
     --bulk-mib) bulk_mib=$2; shift 2 ;;
     --json-dir) json_dir=$2; shift 2 ;;
+    --pin) pin=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-proxies.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -71,7 +76,9 @@ HAPROXY=$(find_bin haproxy) STUNNEL=$(find_bin stunnel) NGINX=$(find_bin nginx)
 [ -n "$NGINX" ] || missing+=("nginx (package nginx-light or nginx)")
 stream_module=/usr/lib/nginx/modules/ngx_stream_module.so
 [ -f "$stream_module" ] || missing+=("the nginx stream module $stream_module (package libnginx-mod-stream)")
-for tool in jq curl bc python3; do
+tools=(jq curl bc python3)
+((pin)) && tools+=(taskset)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool (package $tool)")
 done
 if ((${#missing[@]})); then
@@ -79,6 +86,22 @@ if ((${#missing[@]})); then
   printf '  %s\n' "${missing[@]}" >&2
   echo "install them, e.g.: apt-get install haproxy stunnel4 nginx-light libnginx-mod-stream jq curl bc python3" >&2
   exit 1
+fi
+if ((pin)) && [ "$(nproc)" -lt 2 ]; then
+  echo "bench-proxies.sh: --pin needs 2 CPUs (one for the proxy, one for the rest); this machine has $(nproc)" >&2
+  exit 1
+fi
+
+# --pin: what runs where. on_proxy_cpu / on_load_cpu prefix a command; the thread settings keep
+# each proxy to the one core it is given, so all four are compared on equal terms.
+if ((pin)); then
+  on_proxy_cpu=(taskset -c 1) on_load_cpu=(taskset -c 0)
+  mtls_threads=(--threads 1) bench_threads=(--threads 1)
+  haproxy_threads="nbthread 1" nginx_workers=1 backend_workers=1
+else
+  on_proxy_cpu=() on_load_cpu=()
+  mtls_threads=() bench_threads=()
+  haproxy_threads="" nginx_workers=auto backend_workers=auto
 fi
 
 echo "== building release binaries"
@@ -120,33 +143,29 @@ pki="$work/pki"
   --spiffe-id spiffe://mesh.local/bench/bench-client >/dev/null
 cat "$pki/server.crt" "$pki/server.key" >"$work/server.pem" # HAProxy takes both in one file
 
-echo "== CRL (openssl ca) revoking a second client certificate"
-# Made with OpenSSL, not mtls-ca: OpenSSL-based peers match a CRL to its issuer by the
-# authority key identifier, and mtls-ca's differs from the SKI the OpenSSL scripts give the
-# root, so they would refuse every caller with "unable to get certificate CRL".
-"$root/scripts/sign-client-cert.sh" "$pki" revoked-client \
-  --spiffe-id spiffe://mesh.local/bench/revoked-client >/dev/null
-mkdir -p "$work/crl"
-: >"$work/crl/index.txt"
-echo 01 >"$work/crl/crlnumber"
-cat >"$work/crl/ca.cnf" <<CNF
-[ca]
-default_ca = bench
-[bench]
-database = $work/crl/index.txt
-crlnumber = $work/crl/crlnumber
-certificate = $pki/ca.crt
-private_key = $pki/ca.key
-default_md = sha384
-default_crl_days = 1
-crl_extensions = crl_ext
-[crl_ext]
-authorityKeyIdentifier = keyid:always
-CNF
-openssl ca -config "$work/crl/ca.cnf" -revoke "$pki/revoked-client.crt" 2>"$work/crl/revoke.err" \
-  || { cat "$work/crl/revoke.err" >&2; exit 1; }
-openssl ca -config "$work/crl/ca.cnf" -gencrl -out "$work/ca.crl" 2>"$work/crl/gencrl.err" \
-  || { cat "$work/crl/gencrl.err" >&2; exit 1; }
+echo "== CRL from mtls-ca on the same root, revoking a second client certificate"
+# mtls-ca serves from the OpenSSL-made root, signs a second client's CSR with a join token,
+# revokes it, and serves the CRL (DER; PEM for the OpenSSL-based proxies).
+"$bin/mtls-ca" --data-dir "$work/ca" --listen 127.0.0.1:0 --root-cert "$pki/ca.crt" \
+  --root-key "$pki/ca.key" >"$work/ca.out" 2>"$work/ca.err" &
+ca_pid=$!
+proc_track "$ca_pid"
+wait_for_line "$work/ca.out" "listening on" 10 "$ca_pid" || { cat "$work/ca.err" >&2; exit 1; }
+ca_url=$(sed -n 's/^listening on //p' "$work/ca.out" | head -n 1)
+ca_url=${ca_url/127.0.0.1/localhost}
+revoked_id=spiffe://mesh.local/bench/revoked-client
+token=$("$bin/mtls-ca" --data-dir "$work/ca" token --spiffe-id "$revoked_id" 2>"$work/token.err") ||
+  { cat "$work/token.err" >&2; exit 1; }
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -subj "/CN=revoked-client" \
+  -keyout "$pki/revoked-client.key" -out "$work/revoked-client.csr" 2>/dev/null
+jq -n --rawfile csr "$work/revoked-client.csr" --arg id "$revoked_id" '{csr: $csr, requested_id: $id}' |
+  curl -sf --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" --json @- "$ca_url/api/v1/sign" \
+    >"$work/revoked-client.json"
+jq -r .certificate "$work/revoked-client.json" >"$pki/revoked-client.crt"
+"$bin/mtls-ca" --data-dir "$work/ca" revoke --serial "$(jq -r .serial "$work/revoked-client.json")" \
+  >/dev/null 2>"$work/revoke.err" || { cat "$work/revoke.err" >&2; exit 1; }
+curl -sf --cacert "$pki/ca.crt" "$ca_url/api/v1/crl" | openssl crl -inform DER -out "$work/ca.crl"
+proc_stop "$ca_pid"
 
 backend_port=$(free_port) mtls_port=$(free_port) haproxy_port=$(free_port)
 stunnel_port=$(free_port) nginx_port=$(free_port)
@@ -159,7 +178,7 @@ head -c $((bulk_mib * 1024 * 1024)) /dev/zero >"$work/www/bulk"
 chmod a+rx "$work" "$work/www"
 chmod a+r "$work/www/bulk"
 cat >"$work/backend.conf" <<NGINX
-worker_processes auto;
+worker_processes $backend_workers;
 worker_rlimit_nofile 65536;
 pid $work/backend.pid;
 error_log $work/backend.err warn;
@@ -176,14 +195,14 @@ http {
   }
 }
 NGINX
-"$NGINX" -c "$work/backend.conf" -p "$work" -g 'daemon off;' 2>"$work/backend.start.err" &
+${on_load_cpu[@]+"${on_load_cpu[@]}"} "$NGINX" -c "$work/backend.conf" -p "$work" -g 'daemon off;' 2>"$work/backend.start.err" &
 backend_pid=$!
 proc_track "$backend_pid"
 
 # --- The proxies ------------------------------------------------------------------------------
 # mtls-proxy: static certificate files and the CRL; the idle connections of the memory
 # measurement all come from one client identity, so the limits are lifted above them.
-"$bin/mtls-proxy" inbound --listen "127.0.0.1:$mtls_port" --to "127.0.0.1:$backend_port" \
+${on_proxy_cpu[@]+"${on_proxy_cpu[@]}"} "$bin/mtls-proxy" ${mtls_threads[@]+"${mtls_threads[@]}"} inbound --listen "127.0.0.1:$mtls_port" --to "127.0.0.1:$backend_port" \
   --cert "$pki/server.crt" --key "$pki/server.key" --ca-cert "$pki/ca.crt" --crl "$work/ca.crl" \
   --max-connections "$max_conns" --max-connections-per-identity "$max_conns" \
   >"$work/mtls-proxy.out" 2>"$work/mtls-proxy.err" &
@@ -193,6 +212,7 @@ proc_track "$mtls_pid"
 cat >"$work/haproxy.cfg" <<HAPROXY
 global
   maxconn $max_conns
+  $haproxy_threads
   ssl-default-bind-options ssl-min-ver TLSv1.3 no-tls-tickets
 defaults
   mode tcp
@@ -205,7 +225,7 @@ frontend mtls
 backend app
   server app 127.0.0.1:$backend_port
 HAPROXY
-"$HAPROXY" -f "$work/haproxy.cfg" -db >"$work/haproxy.out" 2>"$work/haproxy.err" &
+${on_proxy_cpu[@]+"${on_proxy_cpu[@]}"} "$HAPROXY" -f "$work/haproxy.cfg" -db >"$work/haproxy.out" 2>"$work/haproxy.err" &
 haproxy_pid=$!
 proc_track "$haproxy_pid"
 
@@ -228,13 +248,13 @@ curves = secp384r1:secp521r1
 options = NO_TICKET
 TIMEOUTidle = 300
 STUNNEL
-"$STUNNEL" "$work/stunnel.conf" >"$work/stunnel.out" 2>"$work/stunnel.err" &
+${on_proxy_cpu[@]+"${on_proxy_cpu[@]}"} "$STUNNEL" "$work/stunnel.conf" >"$work/stunnel.out" 2>"$work/stunnel.err" &
 stunnel_pid=$!
 proc_track "$stunnel_pid"
 
 cat >"$work/nginx.conf" <<NGINX
 load_module $stream_module;
-worker_processes auto;
+worker_processes $nginx_workers;
 worker_rlimit_nofile 65536;
 pid $work/nginx.pid;
 error_log $work/nginx.err warn;
@@ -256,7 +276,7 @@ stream {
   }
 }
 NGINX
-"$NGINX" -c "$work/nginx.conf" -p "$work" -g 'daemon off;' >"$work/nginx.out" 2>"$work/nginx.start.err" &
+${on_proxy_cpu[@]+"${on_proxy_cpu[@]}"} "$NGINX" -c "$work/nginx.conf" -p "$work" -g 'daemon off;' >"$work/nginx.out" 2>"$work/nginx.start.err" &
 nginx_pid=$!
 proc_track "$nginx_pid"
 
@@ -317,7 +337,7 @@ bench() { # bench LABEL KIND URL ARGS... -> one JSON line in $results, tagged wi
   pid=$(pids_of "$label")
   [ "$kind" = direct ] && pid=$(pids_of direct)
   before=$(cpu_ticks "$pid")
-  "$bin/mtls-bench" "$url" --duration "$duration" --cert "$pki/bench-client.crt" \
+  ${on_load_cpu[@]+"${on_load_cpu[@]}"} "$bin/mtls-bench" "$url" ${bench_threads[@]+"${bench_threads[@]}"} --duration "$duration" --cert "$pki/bench-client.crt" \
     --key "$pki/bench-client.key" --ca-cert "$pki/ca.crt" --label "$label" --json --quiet "$@" \
     >"$work/last.json" || true
   after=$(cpu_ticks "$pid")
@@ -378,7 +398,7 @@ hold() { # hold NAME PID -> KiB per idle proxied connection in mem_of[NAME]
   local name=$1 pid=$2 before after log bench_pid
   log="$work/hold-$name.err"
   before=$(rss_kib "$pid")
-  "$bin/mtls-bench" "https://localhost:$(port_of "$name")/" --mode hold --concurrency "$idle_conns" \
+  ${on_load_cpu[@]+"${on_load_cpu[@]}"} "$bin/mtls-bench" "https://localhost:$(port_of "$name")/" --mode hold --concurrency "$idle_conns" \
     --duration 120s --requests "$idle_conns" --cert "$pki/bench-client.crt" --key "$pki/bench-client.key" \
     --ca-cert "$pki/ca.crt" --expect "$marker" --json >"$work/hold-$name.json" 2>"$log" &
   bench_pid=$!
@@ -407,33 +427,59 @@ if [ "$idle_conns" -gt 0 ]; then
 fi
 
 # --- The table ----------------------------------------------------------------------------------
+values() { # values LABEL KIND EXPR -> JSON array of EXPR over the repetitions of LABEL's KIND runs
+  jq -c -s --arg l "$1" --arg k "$2" "[.[] | select(.label == \$l and .kind == \$k) | $3]" "$results"
+}
+added() { # added LABEL FIELD -> JSON array, per repetition: paced minus direct (run in pairs)
+  jq -c -s --arg l "$1" --arg f "$2" '
+    [.[] | select(.label == $l and .kind == "paced") | .[$f]] as $p
+    | [.[] | select(.label == $l and .kind == "direct") | .[$f]] as $d
+    | [range(0; [($p | length), ($d | length)] | min) | $p[.] - $d[.]]' "$results"
+}
+summary() { # summary DECIMALS < JSON array -> "median (min..max)"; the median alone for one run
+  jq -r --argjson d "$1" '
+    def r: . * pow(10; $d) | round / pow(10; $d) | tostring;
+    sort
+    | if length == 0 then "-"
+      else (if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end) as $m
+        | if length == 1 then ($m | r) else "\($m | r) (\(.[0] | r)..\(.[-1] | r))" end
+      end'
+}
+cell() { values "$1" "$2" "$3" | summary "$4"; }
+
 echo
-echo "Medians of $reps runs, $duration each, concurrency $concurrency, $(nproc) cores, $(date -u +%F)"
+echo "Medians (min..max) of $reps runs, $duration each, concurrency $concurrency, $(nproc) cores, $(date -u +%F)"
+if ((pin)); then
+  echo "pinned: each proxy on CPU 1 (one thread or process), backend and mtls-bench on CPU 0"
+else
+  echo "not pinned: generator, backend and proxy share every core"
+fi
 echo "load average at start: $load_start; after the load runs: $load_end"
-printf "%-11s %10s %12s %9s %9s %10s %10s %10s %8s %7s\n" proxy "new conn/s" "keepalive/s" "bulk MiB/s" \
-  "paced at" "added p50" "added p99" "p99 paced" "KiB/idle" errors
+row="%-11s %-22s %-24s %-22s %-9s %-22s %-24s %8s %7s\n"
+# shellcheck disable=SC2059 # the format is the table's layout, kept in one place
+printf "$row" proxy "new conn/s" "keepalive req/s" "bulk MiB/s" "paced at" "added p50 ms" "added p99 ms" \
+  "KiB/idle" errors
 for p in "${proxies[@]}"; do
-  new=$(median_of "$p" new handshakes_per_sec)
-  ka=$(median_of "$p" keepalive requests_per_sec)
-  bulk=$(median_of "$p" bulk body_mib_per_sec)
-  p50=$(median_of "$p" paced p50_ms) d50=$(median_of "$p" direct p50_ms)
-  p99=$(median_of "$p" paced p99_ms) d99=$(median_of "$p" direct p99_ms)
   errors=$(jq -s --arg l "$p" 'map(select(.label == $l) | .errors_total) | add' "$results")
-  printf "%-11s %10.0f %12.0f %9.1f %9s %9.3fms %9.3fms %8.3fms %8s %7s\n" "$p" "$new" "$ka" "$bulk" \
-    "${rate_of[$p]}/s" "$(echo "$p50 - $d50" | bc -l)" "$(echo "$p99 - $d99" | bc -l)" "$p99" \
-    "${mem_of[$p]:-skipped}" "$errors"
+  # shellcheck disable=SC2059
+  printf "$row" "$p" "$(cell "$p" new .handshakes_per_sec 0)" "$(cell "$p" keepalive .requests_per_sec 0)" \
+    "$(cell "$p" bulk .body_mib_per_sec 1)" "${rate_of[$p]}/s" "$(added "$p" p50_ms | summary 3)" \
+    "$(added "$p" p99_ms | summary 3)" "${mem_of[$p]:-skipped}" "$errors"
 done
-echo "(added: p50/p99 through the proxy minus the direct plaintext call to the backend at the same rate)"
+echo "(added: p50/p99 through the proxy minus the direct plaintext call to the backend at the same"
+echo " rate, in the same repetition)"
 echo
-echo "CPU time of the proxy (all its processes) per request, medians: what each costs on the shared cores"
-printf "%-11s %14s %14s %14s %14s\n" proxy "new µs/conn" "keepalive µs" "bulk ms/MiB" "CPU s bulk run"
+echo "CPU time of the proxy (all its processes) per request, medians (min..max)"
+row="%-11s %-22s %-22s %-22s %-22s\n"
+# shellcheck disable=SC2059
+printf "$row" proxy "new µs/conn" "keepalive µs/req" "bulk ms/MiB" "CPU s bulk run"
 for p in "${proxies[@]}"; do
-  printf "%-11s %14.0f %14.1f %14.2f %14.2f\n" "$p" "$(median_of "$p" new cpu_us_per_request)" \
-    "$(median_of "$p" keepalive cpu_us_per_request)" \
-    "$(jq -rs --arg l "$p" 'map(select(.label == $l and .kind == "bulk") | .cpu_s * 1000 / ((.body_bytes / 1048576) + 1e-9)) | sort | .[length/2|floor]' "$results")" \
-    "$(median_of "$p" bulk cpu_s)"
+  # shellcheck disable=SC2059
+  printf "$row" "$p" "$(cell "$p" new .cpu_us_per_request 0)" "$(cell "$p" keepalive .cpu_us_per_request 1)" \
+    "$(cell "$p" bulk '.cpu_s * 1000 / ((.body_bytes / 1048576) + 1e-9)' 2)" "$(cell "$p" bulk .cpu_s 2)"
 done
-printf "%-11s %14s %14.1f\n" "backend" "-" "$(jq -rs 'map(select(.kind == "direct") | .cpu_us_per_request) | sort | .[length/2|floor]' "$results")"
+# shellcheck disable=SC2059
+printf "$row" backend - "$(jq -c -s '[.[] | select(.kind == "direct") | .cpu_us_per_request]' "$results" | summary 1)"
 echo "(backend: the plaintext nginx serving the direct paced runs, for scale)"
 echo "versions: $("$bin/mtls-proxy" --version 2>/dev/null | head -n 1); $("$HAPROXY" -v | head -n 1 | cut -d' ' -f1-3);" \
   "$("$STUNNEL" -version 2>&1 | grep -m1 -o 'stunnel [0-9.]*'); $("$NGINX" -v 2>&1 | sed 's/.*: //'); $(openssl version | cut -d' ' -f1-2)"

@@ -6,11 +6,12 @@
 //!   (the mesh's server configuration: TLS 1.3, client certificate required and verified) the
 //!   caller is checked against the policy; a refused caller gets close_notify and the
 //!   application never sees a connection. An allowed caller's bytes are copied both ways
-//!   (`wire::relay`: half-close, backpressure, idle timeout) until either side ends or the
-//!   caller's certificate expires or is revoked.
+//!   (`wire::relay`: half-close, backpressure, idle timeout) until either side ends, the
+//!   caller's certificate expires or is revoked, or a reloaded policy refuses the caller.
 //! * **outbound** (`outbound`): plaintext from local applications on loopback listeners, mTLS
 //!   to a remote service whose SPIFFE ID and DNS/IP name are verified (`mesh::MeshConnector`).
-//! * **policy** (`policy`): `--allow-id` patterns or a TOML file reloaded when it changes.
+//! * **policy** (`policy`): `--allow-id` patterns or a TOML file reloaded when it changes
+//!   (a reload applies to open L4 connections too).
 //! * **records** (`record`): one log line per connection at its close, and the counters of
 //!   `/metrics` (`metrics`).
 //!

@@ -17,7 +17,7 @@ use wire::{BoxFuture, PlainConnection, PlainProtocol};
 use crate::config::Destination;
 use crate::metrics::ProxyMetrics;
 use crate::record::{PeerFacts, Record};
-use crate::splice::{reset, splice, Caller, Pair};
+use crate::splice::{splice, Caller, Pair, Plain};
 
 /// The protocol of one route's listener.
 pub struct Route {
@@ -70,11 +70,14 @@ impl PlainProtocol for Route {
 impl Shared {
     async fn serve(&self, conn: PlainConnection) {
         let PlainConnection {
-            mut stream,
+            stream,
             addr,
             counters,
             ..
         } = conn;
+        // Reset on every early end (no upstream, or cut while connecting at the end of the
+        // drain time): the application sees a failure, not an empty answer.
+        let plain = Plain::new(stream);
         let record = Record::new(
             "outbound",
             self.listener,
@@ -98,7 +101,6 @@ impl Shared {
                 tracing::warn!(event = "upstream_failed", peer_addr = %addr, to = %self.to,
                     error = %e, "resetting the local connection from {addr}: {e}");
                 record.end("upstream_failed", &e.to_string());
-                reset(&stream);
                 return;
             }
         };
@@ -107,7 +109,7 @@ impl Shared {
         let mut tls = upstream.stream;
         let pair = Pair {
             tls: &mut tls,
-            plain: &mut stream,
+            plain,
             caller: Caller::Plain,
         };
         splice(pair, self.idle_timeout, invalid, &record, &counters, addr).await;

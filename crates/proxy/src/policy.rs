@@ -16,9 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+
 use arc_swap::ArcSwap;
 use mesh::AllowList;
 use serde::Deserialize;
+use tokio::sync::watch;
+use wire::CloseReason;
 
 /// The rules in force.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -167,6 +171,8 @@ pub fn is_normal_path(path: &str) -> bool {
 /// The policy in force, swapped whole when the file changes (readers never wait).
 pub struct PolicyHandle {
     current: ArcSwap<Policy>,
+    /// Ticks at each published change, for open connections that must be re-checked.
+    changed: watch::Sender<()>,
     /// The file it is reloaded from, if any.
     file: Option<PathBuf>,
     /// HTTP mode (path rules allowed).
@@ -178,6 +184,7 @@ impl PolicyHandle {
     pub fn fixed(policy: Policy, http: bool) -> Arc<PolicyHandle> {
         Arc::new(PolicyHandle {
             current: ArcSwap::from_pointee(policy),
+            changed: watch::Sender::new(()),
             file: None,
             http,
         })
@@ -189,6 +196,7 @@ impl PolicyHandle {
         check_mode(&policy, http, file)?;
         Ok(Arc::new(PolicyHandle {
             current: ArcSwap::from_pointee(policy),
+            changed: watch::Sender::new(()),
             file: Some(file.to_path_buf()),
             http,
         }))
@@ -197,6 +205,35 @@ impl PolicyHandle {
     /// The policy now.
     pub fn current(&self) -> Arc<Policy> {
         self.current.load_full()
+    }
+
+    /// Resolves once a reloaded policy refuses `caller` (L4 mode: no path), with the reason
+    /// (`forbidden`); never for a fixed policy. An open connection is closed then, as a new one
+    /// would be refused (docs/proxy.md "Policy file").
+    pub fn close_when_refused(
+        self: &Arc<Self>,
+        caller: Option<pki::SpiffeId>,
+    ) -> impl Future<Output = CloseReason> + Send + 'static {
+        let handle = self.clone();
+        async move {
+            if handle.file.is_none() {
+                return std::future::pending().await;
+            }
+            // Subscribed before the first check: a change between the two is not missed.
+            let mut changes = handle.changed.subscribe();
+            loop {
+                if let Decision::Refused(why) = handle.current().check(caller.as_ref(), None) {
+                    return CloseReason::new(
+                        "forbidden",
+                        format!("the reloaded policy refuses it: {why}"),
+                    );
+                }
+                if changes.changed().await.is_err() {
+                    // The handle is gone (shutdown): nothing can change any more.
+                    return std::future::pending().await;
+                }
+            }
+        }
     }
 
     /// The file, if the policy comes from one.
@@ -214,6 +251,7 @@ impl PolicyHandle {
             Ok(p) if p == **self.current.load() => None,
             Ok(p) => {
                 self.current.store(Arc::new(p));
+                self.changed.send_replace(());
                 Some(Ok(()))
             }
             Err(e) => Some(Err(e)),
@@ -379,5 +417,44 @@ mod tests {
         assert!(h.reload().unwrap().is_err());
         let b = id("spiffe://mesh.local/b");
         assert_eq!(h.current().check(Some(&b), None), Decision::Allowed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_connection_is_told_when_a_reload_refuses_its_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.toml");
+        std::fs::write(
+            &file,
+            "allow = [\"spiffe://mesh.local/a\", \"spiffe://mesh.local/b\"]",
+        )
+        .unwrap();
+        let h = PolicyHandle::from_file(&file, false).unwrap();
+        let a = tokio::spawn(h.close_when_refused(Some(id("spiffe://mesh.local/a"))));
+        let b = tokio::spawn(h.close_when_refused(Some(id("spiffe://mesh.local/b"))));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!a.is_finished() && !b.is_finished());
+
+        // A change that keeps b and drops a: only a's connection is told, with the reason.
+        std::fs::write(&file, "allow = [\"spiffe://mesh.local/b\"]").unwrap();
+        assert_eq!(h.reload(), Some(Ok(())));
+        let reason = a.await.unwrap();
+        assert_eq!(reason.code, "forbidden");
+        assert_eq!(
+            reason.detail,
+            "the reloaded policy refuses it: spiffe://mesh.local/a is not allowed by the policy \
+             (allowed: spiffe://mesh.local/b)"
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!b.is_finished(), "an allowed caller was told to close");
+
+        // A refused edit changes nothing; a fixed policy never tells anyone.
+        std::fs::write(&file, "allow = [").unwrap();
+        assert!(h.reload().unwrap().is_err());
+        let fixed = PolicyHandle::fixed(Policy::parse("allow = []").unwrap(), false);
+        let never = tokio::spawn(fixed.close_when_refused(None));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!b.is_finished() && !never.is_finished());
+        b.abort();
+        never.abort();
     }
 }

@@ -182,12 +182,13 @@ impl Proxy {
                     counters: mesh.connection_counters(),
                     identify: Arc::new(InboundIdentify {
                         mesh: mesh.identify(),
-                        policy,
+                        policy: policy.clone(),
                         metrics: metrics.clone(),
                         listener: listen,
                     }),
                     protocol: Arc::new(L4::new(
                         mesh.clone(),
+                        policy,
                         listen,
                         inbound.to.value.clone(),
                         limits.connect_timeout,

@@ -1,9 +1,17 @@
 //! How a proxied connection is relayed and ended, inbound (TLS caller, plaintext application)
 //! and outbound (plaintext local app, TLS upstream) alike: bytes are copied both ways until
 //! both sides have ended, one fails, nothing moves for the idle time, or the TLS peer's
-//! certificate expires or is revoked. A connection that did not finish cleanly resets the
-//! plaintext side, so an application never takes a cut stream for a whole one; the TLS side
-//! gets close_notify when it still works. Every end is counted and recorded.
+//! certificate expires or is revoked (or, inbound, the reloaded policy refuses the caller).
+//!
+//! A connection cut before both sides ended never looks finished to either side, so no
+//! application takes a cut stream for a whole one: the plaintext side is reset (RST, not FIN)
+//! and the TLS side is closed without close_notify (its peer reads a truncation; a proxy there,
+//! ours included, resets its own application in turn). Only an idle connection, with nothing
+//! in flight, gets close_notify. Every end is counted and recorded.
+//!
+//! The listener cuts a connection still open at the end of the drain time by dropping its
+//! task: the plaintext side is then reset by [`Plain`]'s drop, the TLS side ends without
+//! close_notify, and the [`Record`] logs `drain_timeout`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,9 +39,35 @@ pub(crate) struct Pair<'a, S> {
     /// The mTLS stream.
     pub tls: &'a mut S,
     /// The plaintext TCP connection.
-    pub plain: &'a mut TcpStream,
+    pub plain: Plain,
     /// Which of the two called.
     pub caller: Caller,
+}
+
+/// The plaintext side of a proxied connection: reset (RST, not FIN) when dropped before its
+/// relay finished cleanly, however that happens, including the listener dropping the whole
+/// connection at the end of the drain time. A FIN would tell the application (or the local
+/// client, outbound) that the stream ended where it was cut.
+pub(crate) struct Plain {
+    tcp: TcpStream,
+    finished: bool,
+}
+
+impl Plain {
+    pub(crate) fn new(tcp: TcpStream) -> Plain {
+        Plain {
+            tcp,
+            finished: false,
+        }
+    }
+}
+
+impl Drop for Plain {
+    fn drop(&mut self) {
+        if !self.finished {
+            reset(&self.tcp);
+        }
+    }
 }
 
 /// Relays `pair` until it ends or `invalid` resolves, then closes both sides as the module
@@ -48,11 +82,16 @@ pub(crate) async fn splice<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let Pair { tls, plain, caller } = pair;
+    let Pair {
+        tls,
+        mut plain,
+        caller,
+    } = pair;
     let relayed = async {
+        let tcp = &mut plain.tcp;
         match caller {
-            Caller::Tls => relay(&mut *tls, &mut *plain, idle, &record.bytes).await,
-            Caller::Plain => relay(&mut *plain, &mut *tls, idle, &record.bytes).await,
+            Caller::Tls => relay(&mut *tls, tcp, idle, &record.bytes).await,
+            Caller::Plain => relay(tcp, &mut *tls, idle, &record.bytes).await,
         }
     };
     let end = tokio::select! {
@@ -61,11 +100,12 @@ pub(crate) async fn splice<S>(
     };
     match end {
         Ok(RelayEnd::Finished) => {
+            plain.finished = true;
             counters.closed("closed");
             record.end("closed", &RelayEnd::Finished.detail());
         }
         Ok(end) => {
-            reset(plain);
+            drop(plain); // reset, before waiting on the TLS side
             if matches!(end, RelayEnd::Idle(_)) {
                 let _ = tls.shutdown().await;
             }
@@ -73,8 +113,7 @@ pub(crate) async fn splice<S>(
             record.end(end.code(), &end.detail());
         }
         Err(reason) => {
-            reset(plain);
-            let _ = tls.shutdown().await;
+            // Cut: `plain` is reset and `tls` closed without close_notify when they drop.
             counters.closed(reason.code);
             tracing::info!(event = "connection_closed", peer_addr = %addr, reason = reason.code,
                 "closing the connection from {addr}: {}", reason.detail);
@@ -85,7 +124,7 @@ pub(crate) async fn splice<S>(
 
 /// Makes the close of `tcp` a reset (RST instead of FIN), so its reader sees an error, not an
 /// end of stream.
-pub(crate) fn reset(tcp: &TcpStream) {
+fn reset(tcp: &TcpStream) {
     // A zero linger does not block on drop (it discards unsent data and sends RST).
     let _ = tcp.set_zero_linger();
 }

@@ -1,7 +1,8 @@
 //! L4 mode: after the handshake and the policy, open a plaintext connection to the
 //! application and copy bytes both ways until both sides have ended, one side fails, nothing
-//! moves for the idle time, or the caller's certificate expires or is revoked. The application
-//! is connected to only for an authenticated and authorised caller.
+//! moves for the idle time, the caller's certificate expires or is revoked, or a reloaded
+//! policy file no longer allows the caller. The application is connected to only for an
+//! authenticated and authorised caller.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use wire::{BoxFuture, Established, Protocol};
 
 use crate::config::Destination;
 use crate::metrics::ProxyMetrics;
+use crate::policy::PolicyHandle;
 use crate::record::{PeerFacts, Record};
-use crate::splice::{splice, Caller, Pair};
+use crate::splice::{splice, Caller, Pair, Plain};
 
 /// The byte-copying protocol of the inbound listener.
 pub struct L4 {
@@ -24,6 +26,7 @@ pub struct L4 {
 
 struct Shared {
     mesh: Arc<Mesh>,
+    policy: Arc<PolicyHandle>,
     listener: SocketAddr,
     to: Destination,
     connect_timeout: Duration,
@@ -32,9 +35,11 @@ struct Shared {
 }
 
 impl L4 {
-    /// Relays the connections of the listener on `listener` to the application at `to`.
+    /// Relays the connections of the listener on `listener` to the application at `to`, for
+    /// as long as `policy` allows the caller (a reload can end an open connection).
     pub fn new(
         mesh: Arc<Mesh>,
+        policy: Arc<PolicyHandle>,
         listener: SocketAddr,
         to: Destination,
         connect_timeout: Duration,
@@ -44,6 +49,7 @@ impl L4 {
         L4 {
             shared: Arc::new(Shared {
                 mesh,
+                policy,
                 listener,
                 to,
                 connect_timeout,
@@ -86,8 +92,15 @@ impl Shared {
             let _ = stream.shutdown().await;
             return;
         }
-        let invalid = self.mesh.close_when_invalid(&peer);
-        let mut app = match connect(&self.to, self.connect_timeout).await {
+        let certificate = self.mesh.close_when_invalid(&peer);
+        let policy = self.policy.close_when_refused(peer.spiffe_id().cloned());
+        let invalid = async move {
+            tokio::select! {
+                reason = certificate => reason,
+                reason = policy => reason,
+            }
+        };
+        let app = match connect(&self.to, self.connect_timeout).await {
             Ok(app) => app,
             Err(why) => {
                 self.metrics.refused("inbound", "app_unreachable");
@@ -101,7 +114,7 @@ impl Shared {
         };
         let pair = Pair {
             tls: &mut stream,
-            plain: &mut app,
+            plain: Plain::new(app),
             caller: Caller::Tls,
         };
         splice(pair, self.idle_timeout, invalid, &record, &counters, addr).await;

@@ -38,6 +38,11 @@ docs/proxy.md has the configuration reference and recipes.";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Runtime worker threads, at least 1 (default: one per core). One thread pins the proxy
+    /// to one core's worth of CPU (scripts/bench-proxies.sh --pin).
+    #[arg(long, global = true, value_name = "N", value_parser = mtls::values::count_usize)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -9,7 +9,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
@@ -199,8 +199,8 @@ pub fn pattern_sha256(len: u64) -> String {
     hex::encode(ctx.finish())
 }
 
-/// The application behind the proxy in the L4 tests: counts accepted connections; the first
-/// line of a connection picks what it does:
+/// The application behind the proxy in the L4 tests: counts accepted connections, reports how
+/// each one ended ([`App::next_end`]); the first line of a connection picks what it does:
 /// - `ECHO`: echoes every line until the end of the stream, then closes;
 /// - `BULK N`: reads to the end of the stream (the client's half-close), answers the SHA-256
 ///   of what it read and a newline, then N pattern bytes, then closes;
@@ -208,6 +208,16 @@ pub fn pattern_sha256(len: u64) -> String {
 pub struct App {
     pub port: u16,
     pub accepted: Arc<AtomicUsize>,
+    ends: Mutex<mpsc::Receiver<AppEnd>>,
+}
+
+/// How the app saw one of its connections end.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AppEnd {
+    /// Its command ran to the end (for `ECHO`: the peer closed cleanly, FIN).
+    Clean,
+    /// Reading or writing failed (a reset peer: `ConnectionReset`).
+    Failed(std::io::ErrorKind),
 }
 
 impl App {
@@ -216,20 +226,39 @@ impl App {
         let port = listener.local_addr().expect("addr").port();
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
+        let (ended, ends) = mpsc::channel();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 count.fetch_add(1, Ordering::SeqCst);
+                let ended = ended.clone();
                 std::thread::spawn(move || {
-                    let _ = serve_app(conn);
+                    let end = match serve_app(conn) {
+                        Ok(()) => AppEnd::Clean,
+                        Err(e) => AppEnd::Failed(e.kind()),
+                    };
+                    let _ = ended.send(end);
                 });
             }
         });
-        App { port, accepted }
+        App {
+            port,
+            accepted,
+            ends: Mutex::new(ends),
+        }
     }
 
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Waits for the next connection of the app to end (in the order they end).
+    pub fn next_end(&self, timeout: Duration) -> AppEnd {
+        self.ends
+            .lock()
+            .expect("lock")
+            .recv_timeout(timeout)
+            .expect("an app connection ended in time")
     }
 
     pub fn to(&self) -> String {
@@ -457,4 +486,139 @@ pub fn header_values(head: &str, name: &str) -> Vec<String> {
         .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
         .map(|(_, v)| v.trim().to_string())
         .collect()
+}
+
+/// The inbound proxy B (allows A only) in front of `app`, then the outbound proxy A with a
+/// route to B and a route expecting another identity at the same address; both enrolled from
+/// `ca`, both logging every CRL fetch (debug) so a test can count refresh rounds.
+pub fn chain(
+    ca: &testkit::CaProc,
+    dir: &Path,
+    app: &App,
+    extra: &[&str],
+) -> (ProxyProc, ProxyProc) {
+    let b_token = token_file(ca, dir, "b", PROXY_ID);
+    let mut b_args = args(&[
+        "inbound",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &app.to(),
+        "--allow-id",
+        CLIENT_ID,
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    b_args.extend(enrolled(ca, PROXY_ID, &b_token));
+    b_args.extend(args(extra));
+    let b = start_proxy_logging("proxy-b", &b_args, REFRESH_LOG);
+    let a_token = token_file(ca, dir, "a", CLIENT_ID);
+    let to_b = format!("localhost:{}", b.inbound());
+    let mut a_args = args(&[
+        "outbound",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &to_b,
+        "--server-id",
+        PROXY_ID,
+        "--route",
+        &format!("127.0.0.1:0={to_b},spiffe://mesh.local/service/impostor"),
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    a_args.extend(enrolled(ca, CLIENT_ID, &a_token));
+    a_args.extend(args(extra));
+    let a = start_proxy_logging("proxy-a", &a_args, REFRESH_LOG);
+    assert_eq!(a.outbound.len(), 2);
+    (a, b)
+}
+
+/// `RUST_LOG` with the mesh's CRL fetches (debug): `revocation list fetched` per round.
+pub const REFRESH_LOG: &str = "info,mesh::refresh=debug";
+
+/// One echo exchange on a new plaintext connection to `port`: send, half-close, read to the end.
+pub fn exchange(port: u16, line: &str) -> Result<String, String> {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(LONG)).ok();
+    tcp.write_all(format!("ECHO\n{line}\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    tcp.shutdown(Shutdown::Write).map_err(|e| e.to_string())?;
+    let mut got = String::new();
+    tcp.read_to_string(&mut got)
+        .map_err(|e| format!("{e} after {got:?}"))?;
+    Ok(got)
+}
+
+/// A plaintext connection to `port` that has echoed one line: open, and known to work.
+pub fn open_echo(port: u16) -> TcpStream {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.set_read_timeout(Some(LONG)).ok();
+    tcp.write_all(b"ECHO\nbefore\n").expect("write");
+    let mut buf = [0u8; 64];
+    let n = tcp.read(&mut buf).expect("read the echo");
+    assert_eq!(&buf[..n], b"before\n");
+    tcp
+}
+
+/// Reads `tcp` to its end and returns the error that ended it: a proxy that cuts a
+/// connection resets its plaintext side, so a clean end (FIN) here is a failure.
+pub fn read_reset(tcp: &mut TcpStream) -> std::io::ErrorKind {
+    let mut rest = Vec::new();
+    match tcp.read_to_end(&mut rest) {
+        Ok(_) => panic!(
+            "a clean end (FIN) after {:?}: the application would take a cut stream for a whole one",
+            String::from_utf8_lossy(&rest)
+        ),
+        Err(e) => {
+            assert!(rest.is_empty(), "{rest:?}");
+            e.kind()
+        }
+    }
+}
+
+/// The serial a proxy printed for its certificate (`Serial: ...`).
+pub fn printed_serial(proxy: &ProxyProc) -> String {
+    let line = proxy
+        .proc
+        .wait_for(|l| l.trim_start().starts_with("Serial: "), LONG);
+    line.trim().trim_start_matches("Serial: ").to_string()
+}
+
+/// "Within --crl-refresh + 1 s", counted in the proxy's refresh rounds after `mark` (the
+/// revocation) rather than timed by the test: the fetch under way at the revocation may predate
+/// it, so the revocation arrives with the first or second fetch after it, and the connection
+/// watching `serial` is closed before the next fetch. The proxy must log at [`REFRESH_LOG`].
+pub fn assert_closed_within_a_refresh(proxy: &ProxyProc, mark: usize, serial: &str) {
+    let is_close = |l: &str| l.contains("closing the connection") && l.contains(serial);
+    proxy.proc.wait_for_after(mark, is_close, LONG);
+    let after: Vec<String> = proxy
+        .proc
+        .output()
+        .lines()
+        .skip(mark)
+        .map(str::to_string)
+        .collect();
+    let fetches: Vec<usize> = after
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("revocation list fetched"))
+        .map(|(i, _)| i)
+        .collect();
+    let updated = after
+        .iter()
+        .position(|l| l.contains("revocation list updated: 1 revoked"))
+        .unwrap_or_else(|| panic!("no CRL update with the revocation:\n{}", after.join("\n")));
+    let close = after.iter().position(|l| is_close(l)).expect("the close");
+    let fetch_number = fetches.iter().filter(|&&f| f < updated).count();
+    assert!(
+        (1..=2).contains(&fetch_number),
+        "the revocation arrived with fetch {fetch_number} after it:\n{}",
+        after.join("\n")
+    );
+    assert!(
+        fetches.iter().all(|&f| f <= updated || f > close),
+        "the open connection survived a CRL fetch after the update:\n{}",
+        after.join("\n")
+    );
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::common::*;
 use testkit::raw_tls::{read_until, read_until_closed};
@@ -159,10 +159,21 @@ async fn a_caller_whose_certificate_expires_is_cut_off() {
         .expect("valid now");
     tls.write_all(b"ECHO\nstill here\n").await.unwrap();
     read_until(&mut tls, b"still here\n", LONG).await;
-    // The proxy closes it at the expiry (close_notify): the stream ends.
-    read_until_closed(&mut tls, LONG)
+    // The proxy cuts it at the expiry (without close_notify: a truncation) and resets the
+    // app's side.
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(LONG, tls.read_to_end(&mut rest))
         .await
         .expect("closed at the expiry");
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::UnexpectedEof),
+        "a clean close_notify after {rest:?}"
+    );
+    assert_eq!(
+        app.next_end(LONG),
+        AppEnd::Failed(std::io::ErrorKind::ConnectionReset)
+    );
     let line = proxy.proc.wait_for(
         |l| l.contains("proxy_connection") && l.contains("expired"),
         LONG,

@@ -1,5 +1,5 @@
 //! `mtls-proxy` as a process: inbound (mTLS in, plaintext to an unmodified app), outbound
-//! routes, both chained, configuration refused before enrollment, policy reload, drain.
+//! routes (and their server's certificate watched while connected), both chained, configuration refused before enrollment, policy reload, drain.
 
 mod common;
 
@@ -9,5 +9,6 @@ mod drain;
 mod http;
 mod inbound;
 mod l4;
+mod outbound;
 mod policy_reload;
 mod run_config;

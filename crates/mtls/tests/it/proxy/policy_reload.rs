@@ -1,8 +1,8 @@
 //! The policy file is re-read when it changes: a caller allowed at first is refused after the
-//! change, without a restart; a change that does not parse is refused and the policy in force
-//! stays.
+//! change, without a restart, and its open L4 connections are closed; a change that does not
+//! parse is refused and the policy in force stays.
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::common::*;
 use testkit::raw_tls::{read_until, read_until_closed};
@@ -82,5 +82,75 @@ async fn a_caller_allowed_then_refused_after_the_policy_file_changes() {
         metrics.contains("mtls_proxy_policy_reloads_total{result=\"refused\"} 1"),
         "{metrics}"
     );
+    assert_eq!(app.accepted(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_connection_of_a_caller_the_reloaded_policy_refuses_is_closed() {
+    let pki = Pki::new();
+    let app = App::start();
+    let policy = pki.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("allow = [\"{CLIENT_ID}\", \"{OTHER_ID}\"]\n"),
+    )
+    .unwrap();
+    let mut a = args(&[
+        "inbound",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &app.to(),
+        "--policy",
+        &s(&policy),
+    ]);
+    a.extend(pki.proxy_creds());
+    let proxy = start_proxy("proxy", &a);
+    let port = proxy.inbound();
+    let (other_cert, other_key) = pki.write(&pki.ca.client(OTHER_ID), "other");
+    let mut dropped = pki.client().connect(port).await.unwrap();
+    dropped.write_all(b"ECHO\nallowed\n").await.unwrap();
+    read_until(&mut dropped, b"allowed\n", LONG).await;
+    let mut kept = pki
+        .client_with(&other_cert, &other_key)
+        .connect(port)
+        .await
+        .unwrap();
+    kept.write_all(b"ECHO\nalso allowed\n").await.unwrap();
+    read_until(&mut kept, b"also allowed\n", LONG).await;
+
+    // The caller is taken off the list: its open connection is cut (no close_notify for the
+    // caller, a reset for the app), the other caller's goes on.
+    let mark = proxy.proc.mark();
+    std::fs::write(&policy, format!("allow = [\"{OTHER_ID}\"]\n")).unwrap();
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(LONG, dropped.read_to_end(&mut rest))
+        .await
+        .expect("closed after the reload");
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::UnexpectedEof),
+        "{rest:?}"
+    );
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(
+        app.next_end(LONG),
+        AppEnd::Failed(std::io::ErrorKind::ConnectionReset)
+    );
+    let line = proxy.proc.wait_for_after(
+        mark,
+        |l| l.contains("proxy_connection") && l.contains("reason=\"forbidden\""),
+        LONG,
+    );
+    assert!(
+        line.contains(CLIENT_ID) && line.contains("the reloaded policy refuses it"),
+        "{line}"
+    );
+    let reloaded = proxy
+        .proc
+        .wait_for_after(mark, |l| l.contains("policy_reloaded"), LONG);
+    assert!(!reloaded.is_empty());
+    kept.write_all(b"still here\n").await.unwrap();
+    read_until(&mut kept, b"still here\n", LONG).await;
     assert_eq!(app.accepted(), 2);
 }
