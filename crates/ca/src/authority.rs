@@ -551,8 +551,11 @@ impl Authority {
                 })
             })
             .collect();
-        // CRL numbers must only grow; milliseconds since the epoch do, across restarts too.
-        let number = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        // CRL numbers must only grow: milliseconds since the epoch, raised by the store above
+        // every number it handed out before (to any replica), so a clock that steps back or
+        // disagrees with another replica's never makes a smaller one.
+        let millis = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        let number = self.store.next_crl_number(millis)?;
         let der = pki::crl::sign_crl(&self.ca, &revoked, number, now, now + self.crl_validity)
             .map_err(AuthorityError::internal)?;
         let der = Arc::new(der);

@@ -29,6 +29,8 @@ const GROUP_OTHER: u32 = 0o077;
 pub struct DataDir {
     /// Where it is.
     pub path: PathBuf,
+    /// The SQLite database: `ca.db` in the directory unless `--store sqlite:PATH` moves it.
+    db: PathBuf,
 }
 
 /// How the CA obtained its root on this start.
@@ -57,6 +59,15 @@ impl DataDir {
     pub fn new(path: &Path) -> DataDir {
         DataDir {
             path: path.to_path_buf(),
+            db: path.join("ca.db"),
+        }
+    }
+
+    /// The data directory at `path` with its SQLite database at `db` (`--store sqlite:PATH`).
+    pub fn with_db(path: &Path, db: &Path) -> DataDir {
+        DataDir {
+            path: path.to_path_buf(),
+            db: db.to_path_buf(),
         }
     }
 
@@ -77,13 +88,15 @@ impl DataDir {
 
     /// `ca.db`: the store (0600, with its `-wal` and `-shm` files).
     pub fn db(&self) -> PathBuf {
-        self.path.join("ca.db")
+        self.db.clone()
     }
 
     /// A new database is built here, then renamed to `ca.db` once the root is on disk, so
     /// `ca.db` exists only next to the root it belongs to.
     fn pending_db(&self) -> PathBuf {
-        self.path.join("ca.db.new")
+        let mut name = self.db.as_os_str().to_owned();
+        name.push(".new");
+        PathBuf::from(name)
     }
 
     /// Creates the directory (0700) if missing.
@@ -206,7 +219,7 @@ impl DataDir {
     }
 
     /// SHA-256 of the root certificate kept in the directory.
-    fn stored_root_fingerprint(&self) -> anyhow::Result<String> {
+    pub(crate) fn stored_root_fingerprint(&self) -> anyhow::Result<String> {
         let path = self.root_cert();
         let certs = pki::pem::parse_certificates(&files::read(&path)?)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -335,9 +348,14 @@ impl DataDir {
     fn load_root(&self, external: Option<(&Path, &Path)>) -> anyhow::Result<CaMaterial> {
         if let Some((cert, key)) = external {
             let ca = load_external(cert, key)?;
-            self.pin_root(&ca)?;
+            self.pin_root_of(&ca)?;
             return Ok(ca);
         }
+        self.load_own_root()
+    }
+
+    /// The root kept in the directory (certificate and key).
+    pub(crate) fn load_own_root(&self) -> anyhow::Result<CaMaterial> {
         let (cert_path, key_path) = (self.root_cert(), self.root_key());
         if !exists(&key_path)? {
             bail!(
@@ -352,7 +370,7 @@ impl DataDir {
 
     /// With an external root, the directory keeps a copy of its certificate (written at
     /// creation) and refuses to switch to a different root: its records were issued by one.
-    fn pin_root(&self, ca: &CaMaterial) -> anyhow::Result<()> {
+    pub(crate) fn pin_root_of(&self, ca: &CaMaterial) -> anyhow::Result<()> {
         let fp = self.stored_root_fingerprint()?;
         if fp != ca.fingerprint() {
             bail!(

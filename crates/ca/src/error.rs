@@ -67,6 +67,9 @@ impl AuthorityError {
     }
 }
 
+/// The code of a refusal because the database cannot be reached (answered with `Retry-After`).
+pub const STORE_UNREACHABLE: &str = "store_unreachable";
+
 impl From<crate::store::StoreError> for AuthorityError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
@@ -77,6 +80,14 @@ impl From<crate::store::StoreError> for AuthorityError {
                 "the CA's database file was removed or replaced while the CA was running, so \
                  the CA cannot record anything and refuses to issue, renew or revoke; nothing \
                  was stored. The operator must restore ca.db from a backup and restart the CA",
+            ),
+            // Logged with its cause by the store; the replica can serve again once the
+            // database is back, so the client may retry.
+            crate::store::StoreError::Unreachable(_) => Self::new(
+                Kind::Unavailable,
+                STORE_UNREACHABLE,
+                "the CA's database cannot be reached, so the CA cannot record anything and \
+                 refuses to issue, renew or revoke; nothing was stored. Retry in a few seconds",
             ),
             other => AuthorityError::internal(other),
         }

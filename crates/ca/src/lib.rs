@@ -9,6 +9,7 @@ pub mod api;
 pub mod audit;
 pub mod authority;
 pub mod datadir;
+mod datadir_postgres;
 pub mod error;
 pub mod metrics;
 pub mod registration;

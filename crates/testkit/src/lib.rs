@@ -7,6 +7,7 @@
 pub mod bins;
 pub mod bundle;
 pub mod pki_kit;
+pub mod postgres;
 pub mod process;
 pub mod raw_tls;
 pub mod services;

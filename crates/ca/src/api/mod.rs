@@ -94,12 +94,19 @@ impl IntoResponse for ApiError {
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = serde_json::json!({"error": {"code": self.0.code, "message": self.0.message}});
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if self.0.code == crate::error::STORE_UNREACHABLE {
+            // The database may be back in a moment (a restart, a failover): say when to retry.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

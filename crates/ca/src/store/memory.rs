@@ -102,6 +102,9 @@ impl MemoryStore {
     }
 }
 
+/// The `meta` key of the last CRL number handed out.
+const CRL_NUMBER: &str = "crl_number";
+
 /// A poisoned lock means a thread panicked in a call; the tables it guards were only ever
 /// replaced whole, so they are consistent.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -659,6 +662,21 @@ impl Store for MemoryStore {
             let (event, detail) = details::agent_issue(r, &entry.spiffe_id);
             tx.append_audit(event, &detail);
             Ok(AgentOutcome::Recorded)
+        })
+    }
+
+    fn next_crl_number(&self, at_least: u64) -> Result<u64> {
+        self.write(|tx| {
+            let stored = match tx.t.meta.get(CRL_NUMBER) {
+                Some(v) => Some(
+                    v.parse::<u64>()
+                        .map_err(|_| StoreError::Corrupt(format!("{CRL_NUMBER} {v:?}")))?,
+                ),
+                None => None,
+            };
+            let next = stored.map_or(at_least, |n| at_least.max(n.saturating_add(1)));
+            tx.t.meta.insert(CRL_NUMBER.to_string(), next.to_string());
+            Ok(next)
         })
     }
 

@@ -6,7 +6,12 @@
 pub(crate) mod details;
 mod entries;
 mod file_guard;
+mod location;
 mod memory;
+mod migrations;
+mod postgres;
+mod postgres_lineage;
+mod postgres_ops;
 mod replay;
 mod rows;
 mod sqlite;
@@ -21,8 +26,13 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 pub use entries::{AgentIssue, AgentIssued, AgentOutcome, CreateEntry, EntryRecord};
+pub use location::StoreLocation;
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// The schema version a SQLite store has once opened (`mtls-ca migrate`).
+pub const SQLITE_SCHEMA_VERSION: u32 = sqlite::MIGRATIONS.len() as u32;
 
 /// Why a store call failed.
 #[derive(Debug, Error)]
@@ -51,6 +61,19 @@ pub enum StoreError {
         /// The key already there.
         key: String,
     },
+    /// PostgreSQL refused a statement.
+    #[error("database error while {context}: {source}")]
+    Postgres {
+        /// What the store was doing.
+        context: &'static str,
+        /// The driver's error (with the server's message).
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The database server cannot be reached (connection refused, lost or timed out); nothing
+    /// was written. Callers answer 503 and may retry.
+    #[error("the CA database cannot be reached: {0}")]
+    Unreachable(String),
     /// The database file was removed or replaced while the store had it open; nothing was
     /// written.
     #[error("the CA database is unavailable: {0}")]
@@ -349,6 +372,10 @@ pub trait Store: Send + Sync {
     fn revoked_unexpired(&self, now: OffsetDateTime) -> Result<Vec<CertRecord>>;
     /// Changes whenever a revocation is committed, by any process sharing the store.
     fn revocation_epoch(&self) -> Result<u64>;
+    /// The number of a new CRL: at least `at_least` (the signer's clock in milliseconds) and
+    /// greater than every number this store handed out before, to any process or replica
+    /// sharing it, so CRL numbers only grow even when clocks disagree or step back.
+    fn next_crl_number(&self, at_least: u64) -> Result<u64>;
 
     /// Verifies the chain and replays it against the tables, from one consistent snapshot.
     fn verify_audit(&self) -> Result<AuditCheck>;

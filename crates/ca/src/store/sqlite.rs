@@ -21,11 +21,15 @@ use super::sqlite_ops::{
     CERT_COLUMNS, TOKEN_COLUMNS,
 };
 use super::{
-    replay, sqlite_entries, sqlite_lineage, AuditCheck, AuditHead, CertRecord, Redeem,
+    migrations, replay, sqlite_entries, sqlite_lineage, AuditCheck, AuditHead, CertRecord, Redeem,
     RenewOutcome, RenewalRequest, Result, Revoke, Store, StoreError, TokenRecord,
 };
 
-const SCHEMA: &str = "
+/// The SQLite migrations, in order (see `migrations.rs`). Version 1 is the schema as it was
+/// before versioning; it is idempotent, so it also brings up databases made before then.
+pub const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
@@ -77,6 +81,33 @@ CREATE INDEX IF NOT EXISTS entries_parent ON entries (parent_id);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('entry_revision', '0');
 ";
 
+/// Applies the migrations `tx`'s database lacks, recording the version reached; refuses a
+/// database of a newer schema. Returns the version now stored.
+pub fn migrate(tx: &rusqlite::Transaction<'_>, what: &str) -> Result<u32> {
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        .map_err(db("creating the meta table"))?;
+    let stored: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [migrations::VERSION_KEY],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db("reading the schema version"))?;
+    let found = migrations::parse_version(stored.as_deref())?;
+    let todo = migrations::pending(found, MIGRATIONS, what)?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(todo.start) {
+        tx.execute_batch(sql).map_err(db("migrating the schema"))?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![migrations::VERSION_KEY, (index + 1).to_string()],
+        )
+        .map_err(db("recording the schema version"))?;
+    }
+    Ok(MIGRATIONS.len() as u32)
+}
+
 /// The CA's store in one SQLite file (see the module documentation).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -125,8 +156,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db("setting synchronous=FULL"))?;
         let tx = conn.transaction().map_err(db("starting a transaction"))?;
-        tx.execute_batch(SCHEMA)
-            .map_err(db("creating the schema"))?;
+        migrate(&tx, &path.display().to_string())?;
         for (key, value) in meta {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -181,9 +211,14 @@ impl SqliteStore {
             .map_err(db("setting synchronous=FULL"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(db("enabling foreign keys"))?;
-        // Idempotent: brings databases made by earlier versions up to the current schema.
-        conn.execute_batch(SCHEMA)
-            .map_err(db("updating the schema"))?;
+        // Brings databases made by earlier versions up to the current schema; refuses one
+        // made by a newer version.
+        let mut conn = conn;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db("starting a transaction"))?;
+        migrate(&tx, &path.display().to_string())?;
+        tx.commit().map_err(db("committing the schema"))?;
         let guard = FileGuard::capture(path).map_err(|e| {
             StoreError::Setup(format!(
                 "cannot stat the CA database {}: {e}",
@@ -392,6 +427,24 @@ impl Store for SqliteStore {
             v.parse()
                 .map_err(|_| StoreError::Corrupt(format!("revocation_epoch {v:?}")))
         })
+    }
+
+    fn next_crl_number(&self, at_least: u64) -> Result<u64> {
+        // Stored as text in meta, like the epochs; i64 holds milliseconds for 290 million years.
+        let at_least = i64::try_from(at_least).unwrap_or(i64::MAX);
+        let next: i64 = self.write_tx(|tx| {
+            tx.tx
+                .query_row(
+                    "INSERT INTO meta (key, value) VALUES ('crl_number', ?1)
+                     ON CONFLICT (key) DO UPDATE
+                     SET value = MAX(CAST(value AS INTEGER) + 1, CAST(excluded.value AS INTEGER))
+                     RETURNING CAST(value AS INTEGER)",
+                    [at_least.to_string()],
+                    |r| r.get(0),
+                )
+                .map_err(db("taking a CRL number"))
+        })?;
+        u64::try_from(next).map_err(|_| StoreError::Corrupt(format!("crl_number {next}")))
     }
 
     fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()> {

@@ -85,6 +85,9 @@ impl Store for RacingStore {
     fn revocation_epoch(&self) -> Result<u64> {
         self.inner.revocation_epoch()
     }
+    fn next_crl_number(&self, at_least: u64) -> Result<u64> {
+        self.inner.next_crl_number(at_least)
+    }
     fn verify_audit(&self) -> Result<AuditCheck> {
         self.inner.verify_audit()
     }

@@ -1,12 +1,12 @@
-//! The authority in-process on a `ManualClock`, over the reference `MemoryStore` or a real
-//! `SqliteStore`: every scenario runs on both, so the SQLite store is held to the reference
-//! behaviour too. Nothing here waits: time moves when a test moves the clock.
+//! The authority in-process on a `ManualClock`, over the reference `MemoryStore`, a real
+//! `SqliteStore` or a real `PostgresStore`: every scenario runs on all three, so both database
+//! stores are held to the reference behaviour (one suite, every backend). Nothing here waits: time moves when a test moves the clock.
 
 use std::sync::Arc;
 
 use mtls_ca::authority::{Authority, AuthorityConfig, Issued, SignInput};
 use mtls_ca::error::AuthorityError;
-use mtls_ca::store::{MemoryStore, SqliteStore, Store};
+use mtls_ca::store::{MemoryStore, PostgresStore, SqliteStore, Store};
 use pki::clock::ManualClock;
 use pki::{CaMaterial, IssuancePolicy, SpiffeId, TrustDomain};
 use rcgen::KeyPair;
@@ -47,9 +47,10 @@ pub fn der(pem: &str) -> CertificateDer<'static> {
         .remove(0)
 }
 
-/// Runs `scenario` once on the memory store and once on a SQLite file.
+/// Runs `scenario` on the memory store, a SQLite file and a PostgreSQL database (each in a
+/// fresh database of one test cluster, `testkit::postgres`).
 pub fn on_each_store(scenario: impl Fn(&Harness)) {
-    for h in [Harness::memory(), Harness::sqlite()] {
+    for h in [Harness::memory(), Harness::sqlite(), Harness::postgres()] {
         scenario(&h);
         // Whatever a scenario did, the audit chain accounts for every row.
         match h.store.verify_audit().unwrap() {
@@ -87,6 +88,16 @@ impl Harness {
                 .with_clock(clock.clone()),
         );
         Harness::with_store("sqlite", clock, store, Some(tmp))
+    }
+
+    pub fn postgres() -> Harness {
+        let clock = Arc::new(ManualClock::new(START));
+        let url = testkit::postgres::PgCluster::shared().new_database();
+        let store = PostgresStore::connect(&url)
+            .unwrap()
+            .with_clock(clock.clone());
+        store.init_meta("trust_domain", TD).unwrap();
+        Harness::with_store("postgres", clock, Arc::new(store), None)
     }
 
     fn with_store(

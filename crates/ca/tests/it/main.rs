@@ -9,6 +9,7 @@ mod harness;
 
 mod agent;
 mod crl;
+mod crl_number;
 mod health;
 mod renew;
 mod revoke;

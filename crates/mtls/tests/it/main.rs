@@ -9,6 +9,7 @@ mod settings;
 
 mod bench;
 mod ca;
+mod ca_replicas;
 mod e2e;
 mod inspect;
 mod mesh;

@@ -122,6 +122,8 @@ const ROWS: &[Row] = &[
     row(Ca, &["--bundle-extra", "/nonexistent/extra.pem"], Refused(&["--bundle-extra /nonexistent/extra.pem", "cannot read it"])),
     row(Ca, &["--data-dir", "/dev/null/ca"], Refused(&["data directory /dev/null/ca", "Not a directory"])),
     row(Ca, &["--log-format", "xml"], Refused(&["'--log-format <LOG_FORMAT>'", "text, json"])),
+    row(Ca, &["--store", "mysql://u@h/db"], Refused(&["--store: expected sqlite:PATH or postgres://"])),
+    row(Ca, &["--store", "sqlite:"], Refused(&["--store: sqlite: needs a file path"])),
     row(Ca, &["--cert-duration", "0s", "list"], Refused(&["'--cert-duration <DURATION>'", ONE_SECOND])),
     // ---- mtls-ca token ----
     row(Ca, &["token", "--spiffe-id", "spiffe://mesh.local/service/a", "--ttl", "1ms"], Refused(&["'--ttl <DURATION>'", "too short: the accepted range is 1s to 7d"])),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use mtls::logging::LogFormat;
+use mtls_ca::store::StoreLocation;
 use pki::{SpiffeId, TrustDomain};
 
 #[derive(Parser)]
@@ -36,6 +37,20 @@ pub struct Cli {
         env = "MTLS_CA_DATA_DIR"
     )]
     pub data_dir: PathBuf,
+
+    /// Where the store is: sqlite:PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE
+    /// (replicas share one PostgreSQL database; docs/operations.md). Default: ca.db in
+    /// --data-dir, which holds the root key in every case.
+    /// (Checked in `Cli::check`, not by a clap value parser: clap's message would repeat the
+    /// value, password included.)
+    #[arg(
+        long,
+        global = true,
+        value_name = "STORE",
+        env = "MTLS_CA_STORE",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
 
     /// Log format on stderr (filter with RUST_LOG, e.g. RUST_LOG=debug).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -193,6 +208,9 @@ mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --rea
         #[command(subcommand)]
         action: EntryAction,
     },
+    /// Apply the store's pending schema migrations and print its schema version (the CA
+    /// also applies them at start; one that finds a newer schema refuses to start).
+    Migrate,
     /// Audit log operations.
     Audit {
         #[command(subcommand)]
@@ -285,6 +303,9 @@ impl Cli {
     /// The rules between options, checked before anything starts (clap checks each value):
     /// a clap error, exit 2, naming the options and the accepted range.
     pub fn check(&self) -> Result<(), clap::Error> {
+        if let Some(store) = &self.store {
+            StoreLocation::parse(store).map_err(|e| usage(format!("--store: {e}")))?;
+        }
         let s = &self.serve;
         if s.cert_duration > s.max_duration {
             return Err(usage(format!(
@@ -305,6 +326,15 @@ impl Cli {
             }
         }
         Ok(())
+    }
+}
+
+impl Cli {
+    /// `--store`, parsed (`check` has refused a bad one).
+    pub fn store_location(&self) -> Option<StoreLocation> {
+        self.store
+            .as_deref()
+            .and_then(|s| StoreLocation::parse(s).ok())
     }
 }
 

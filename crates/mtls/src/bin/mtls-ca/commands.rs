@@ -7,16 +7,26 @@ use anyhow::Context;
 use mtls_ca::admin;
 use mtls_ca::audit;
 use mtls_ca::datadir::{stored_trust_domain, DataDir};
-use mtls_ca::store::{AuditCheck, AuditHead, Revoke, Store};
+use mtls_ca::store::{AuditCheck, AuditHead, Revoke, Store, StoreLocation};
 use pki::clock::{Clock, SystemClock};
 use pki::timefmt::rfc3339;
 use time::OffsetDateTime;
 
 use crate::cli::{AuditAction, Command, ListFormat};
 
-pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::new(data_dir);
-    let store = dir.open_existing_store()?;
+pub fn run(
+    data_dir: &Path,
+    location: Option<&StoreLocation>,
+    cmd: Command,
+) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::for_store(data_dir, location);
+    if let Command::Migrate = cmd {
+        let version = dir.migrate(location)?;
+        println!("schema version {version}: up to date");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = dir.open_existing(location)?;
+    let store = store.as_ref();
     let clock = SystemClock;
     let now = clock.now();
     match cmd {
@@ -27,8 +37,8 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
             ttl,
         } => {
             let id = spiffe_id;
-            let td = stored_trust_domain(&store)?;
-            let token = admin::create_token(&store, &td, &id, &dns, &ips, ttl, &clock)?;
+            let td = stored_trust_domain(store)?;
+            let token = admin::create_token(store, &td, &id, &dns, &ips, ttl, &clock)?;
             eprintln!(
                 "join token for {id} (DNS {:?}, IP {:?}), single use, expires {}",
                 dns,
@@ -43,7 +53,7 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
             reason,
         } => {
             match (serial, spiffe_id) {
-                (Some(serial), _) => revoke_serial(&store, &serial, reason.as_deref(), now)?,
+                (Some(serial), _) => revoke_serial(store, &serial, reason.as_deref(), now)?,
                 (None, Some(id)) => {
                     let revoked =
                         store.revoke_identity(&id.to_string(), reason.as_deref(), "cli", now)?;
@@ -100,10 +110,12 @@ pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Entry { action } => crate::entry::run(&store, action, &clock)?,
+        Command::Entry { action } => crate::entry::run(store, action, &clock)?,
         Command::Audit {
             action: AuditAction::Verify { expect_head },
-        } => return audit_verify(&store, expect_head),
+        } => return audit_verify(store, expect_head),
+        // Handled before the store is opened.
+        Command::Migrate => {}
         Command::Audit {
             action: AuditAction::Head { format },
         } => {

@@ -13,9 +13,10 @@ fn main() -> std::process::ExitCode {
         e.exit();
     }
     mtls::logging::init(cli.log_format, "info");
+    let store = cli.store_location();
     let result = match cli.command {
-        None => serve::run(&cli.data_dir, cli.serve),
-        Some(cmd) => commands::run(&cli.data_dir, cmd),
+        None => serve::run(&cli.data_dir, store.as_ref(), cli.serve),
+        Some(cmd) => commands::run(&cli.data_dir, store.as_ref(), cmd),
     };
     match result {
         Ok(code) => code,

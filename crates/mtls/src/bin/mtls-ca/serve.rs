@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use mtls_ca::authority::{Authority, AuthorityConfig};
 use mtls_ca::datadir::{DataDir, RootOrigin};
+use mtls_ca::store::StoreLocation;
 use mtls_ca::{api, server, tls};
 use pki::clock::{Clock, SystemClock};
 use pki::{IssuancePolicy, SpiffeId};
@@ -16,16 +17,24 @@ use time::OffsetDateTime;
 
 use crate::cli::ServeArgs;
 
-pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    data_dir: &Path,
+    store: Option<&StoreLocation>,
+    args: ServeArgs,
+) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(data_dir, args))?;
+    runtime.block_on(serve(data_dir, store, args))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(
+    data_dir: &Path,
+    store: Option<&StoreLocation>,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
     let trust_domain = args.trust_domain.clone();
     let admin_id = args
         .admin_id
@@ -42,11 +51,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         mtls_ca::datadir::load_external(cert, key)?;
     }
     let extra_files = read_bundle_extra(&args.bundle_extra)?;
-    let dir = DataDir::new(data_dir);
+    let dir = DataDir::for_store(data_dir, store);
     dir.ensure()?;
-    // Checks the directory first; creates root and database only when it holds neither.
-    let (ca, origin, store) = dir.open_or_init(external, &trust_domain, now)?;
-    let store = Arc::new(store);
+    // Checks the directory first; creates root and database only when it holds neither (with
+    // PostgreSQL: a root only for a database that records none, datadir_postgres.rs).
+    let (ca, origin, store) = dir.open_or_init_store(store, external, &trust_domain, now)?;
     let (jwt_signer, jwt_created) = dir.load_or_create_jwt_key()?;
     let (extra_roots, bundle_extra) = bundle_extra(&ca, extra_files, now)?;
 

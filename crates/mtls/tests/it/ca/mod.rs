@@ -1,6 +1,6 @@
 //! `mtls-ca` as a process: the HTTPS API, the admin subcommands and the data directory.
 
-mod common;
+pub(crate) mod common;
 
 mod agent_api;
 mod api_docs;

@@ -1,0 +1,6 @@
+//! Several `mtls-ca` replicas on one PostgreSQL database (`--store postgres://...`), each a
+//! real process with its own copy of the same data directory (root.crt, root.key), on a
+//! throwaway cluster (`testkit::postgres`): what one replica records, every other one sees.
+
+mod shared_state;
+mod startup;

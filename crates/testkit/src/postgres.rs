@@ -1,0 +1,268 @@
+//! A throwaway PostgreSQL cluster for tests, from the Debian `postgresql` package: `initdb` into
+//! a temporary directory, a free port on 127.0.0.1, the unix socket in that directory, and
+//! `pg_ctl -w start`. Nothing outside the temporary directory is touched.
+//!
+//! The cluster is run by a small watchdog shell whose standard input is a pipe from the test
+//! process: it starts the server, prints `ready`, waits for end of input and then stops it with
+//! `pg_ctl -m fast stop`. Dropping the handle closes the pipe and waits for the stop; so does a
+//! test process that dies (even by `kill -9`), so no server outlives its tests.
+//!
+//! PostgreSQL refuses to run as root. When the tests run as root (as here and in CI), the
+//! watchdog, and with it `initdb` and the server, run as the unprivileged user `nobody` (group
+//! `nogroup`) through `setpriv`; the temporary directory is given to that user. Any other user
+//! runs them as itself. Set `MTLS_TEST_PG_BIN` to use another PostgreSQL `bin` directory.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+/// The user the server runs as when the tests run as root.
+pub const SERVER_USER: &str = "nobody";
+/// That user's group.
+pub const SERVER_GROUP: &str = "nogroup";
+
+const WATCHDOG: &str = r#"
+BIN=$1; DIR=$2; PORT=$3
+"$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1 \
+  || { echo "initdb failed:" >&2; cat "$DIR/initdb.log" >&2; exit 1; }
+start() {
+  # fsync off: a test cluster is thrown away, durability across power loss is not what it tests.
+  "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
+    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+    start >/dev/null 2>&1 || { echo "pg_ctl start failed:" >&2; cat "$DIR/server.log" >&2; exit 1; }
+  echo ready
+}
+stop() { "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1; }
+start
+# Commands from the test process, one a line; end of input (the test process closed the pipe
+# or died) stops the server for good.
+while read -r cmd; do
+  case "$cmd" in
+    stop) stop; echo stopped ;;
+    start) start ;;
+  esac
+done
+stop
+# The shared cluster's handle is never dropped: remove the directory here.
+rm -rf "$DIR"
+"#;
+
+/// A running throwaway cluster; stopped and removed on drop.
+pub struct PgCluster {
+    bin: PathBuf,
+    port: u16,
+    watchdog: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    dir: tempfile::TempDir,
+}
+
+/// The `bin` directory of the newest PostgreSQL installed by the Debian package, or of
+/// `MTLS_TEST_PG_BIN`; panics with the package to install when there is none.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MTLS_TEST_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let root = Path::new("/usr/lib/postgresql");
+    let newest = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .max();
+    match newest {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "the PostgreSQL tests need the server programs (initdb, pg_ctl) in \
+             /usr/lib/postgresql/<version>/bin: install the Debian package `postgresql` \
+             (apt-get install postgresql), or set MTLS_TEST_PG_BIN to a PostgreSQL bin directory"
+        ),
+    }
+}
+
+fn is_root() -> bool {
+    // The tests must know whether PostgreSQL will refuse to run; `id -u` says it without libc.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The uid and gid of `nobody`/`nogroup` from /etc/passwd and /etc/group.
+fn server_ids() -> (u32, u32) {
+    fn lookup(file: &str, name: &str) -> u32 {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("reading {file}: {e}"));
+        text.lines()
+            .find_map(|l| {
+                let mut f = l.split(':');
+                (f.next() == Some(name)).then(|| f.nth(1)?.parse().ok())?
+            })
+            .unwrap_or_else(|| {
+                panic!("{file} has no {name}: the PostgreSQL test server runs as it")
+            })
+    }
+    (
+        lookup("/etc/passwd", SERVER_USER),
+        lookup("/etc/group", SERVER_GROUP),
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0 for a free port")
+}
+
+impl PgCluster {
+    /// Creates and starts a new cluster; panics with initdb's or the server's log on failure.
+    pub fn start() -> PgCluster {
+        let bin = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("mtls-pg-")
+            .tempdir()
+            .expect("creating the cluster's temporary directory");
+        let port = free_port();
+        let mut cmd = if is_root() {
+            let (uid, gid) = server_ids();
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+                .expect("giving the cluster directory to nobody");
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                "--",
+                "sh",
+            ]);
+            c
+        } else {
+            Command::new("sh")
+        };
+        cmd.arg("-c")
+            .arg(WATCHDOG)
+            .arg("watchdog")
+            .arg(&bin)
+            .arg(dir.path())
+            .arg(port.to_string())
+            .env("LC_ALL", "C")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut watchdog = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run setpriv/sh to start PostgreSQL: {e}"));
+        let stdin = watchdog.stdin.take();
+        let stdout = watchdog.stdout.take().expect("piped stdout");
+        // Blocks until the server accepts connections (pg_ctl -w) or the watchdog gave up.
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        if line.trim() != "ready" {
+            let status = watchdog.wait();
+            panic!("the test PostgreSQL cluster did not start ({status:?}); see its log above");
+        }
+        PgCluster {
+            bin,
+            port,
+            watchdog,
+            stdin,
+            stdout,
+            dir,
+        }
+    }
+
+    /// Sends `command` to the watchdog and waits for its answer line `answer`.
+    fn command(&mut self, command: &str, answer: &str) {
+        let stdin = self.stdin.as_mut().expect("the watchdog's input is open");
+        writeln!(stdin, "{command}")
+            .and_then(|()| stdin.flush())
+            .expect("writing to the PostgreSQL watchdog");
+        let mut line = String::new();
+        let _ = self.stdout.read_line(&mut line);
+        assert_eq!(
+            line.trim(),
+            answer,
+            "PostgreSQL {command}: see its log above"
+        );
+    }
+
+    /// Stops the server (`pg_ctl -m fast stop`); returns once it no longer accepts connections.
+    pub fn stop_server(&mut self) {
+        self.command("stop", "stopped");
+    }
+
+    /// Starts the stopped server again on the same port; returns once it accepts connections.
+    pub fn start_server(&mut self) {
+        self.command("start", "ready");
+    }
+
+    /// One cluster for the whole test process (each test takes its own database in it); it
+    /// stops when the process exits.
+    pub fn shared() -> &'static PgCluster {
+        static SHARED: OnceLock<PgCluster> = OnceLock::new();
+        SHARED.get_or_init(PgCluster::start)
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The directory of its unix socket and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The connection URL of database `db` as the superuser `postgres`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Runs one SQL statement with `psql` on database `db`; panics with psql's message.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"])
+            .arg(self.url(db))
+            .args(["-c", sql])
+            .output()
+            .expect("running psql");
+        assert!(
+            out.status.success(),
+            "psql {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Creates a new empty database with a unique name and returns its URL.
+    pub fn new_database(&self) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "t_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        self.url(&name)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        // End of input tells the watchdog to stop the server; wait for it so the directory is
+        // no longer in use when the TempDir removes it.
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.flush();
+        }
+        let _ = self.watchdog.wait();
+    }
+}
