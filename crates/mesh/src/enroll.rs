@@ -17,8 +17,8 @@ use crate::error::{CredentialError, MeshError, Result};
 use crate::trust::TrustState;
 
 /// A PEM CSR for `id`, signed by `key`. The CA takes only the public key and the identity its
-/// token allows; the URI SAN is informational.
-pub(crate) fn make_csr(key: &KeyPair, id: &pki::SpiffeId) -> Result<String> {
+/// token (or, for mtls-agent, the registration entry) allows; the URI SAN is informational.
+pub fn make_csr(key: &KeyPair, id: &pki::SpiffeId) -> Result<String> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     let id_str = id.to_string();

@@ -70,6 +70,7 @@ pub use config::{
     RotateAt, ServiceConfig, StaticFiles, TlsOptions, TokenSource,
 };
 pub use credentials::Credential;
+pub use enroll::make_csr;
 pub use error::{MeshError, Result};
 pub use https::HttpsUrl;
 pub use mesh::Mesh;

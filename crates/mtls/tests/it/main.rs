@@ -7,6 +7,7 @@
 mod programs;
 mod settings;
 
+mod agent;
 mod bench;
 mod ca;
 mod ca_replicas;

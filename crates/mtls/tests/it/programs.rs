@@ -26,6 +26,10 @@ pub fn proxy() -> PathBuf {
     testkit::bin_path(env!("CARGO_BIN_EXE_mtls-proxy"))
 }
 
+pub fn agent() -> PathBuf {
+    testkit::bin_path(env!("CARGO_BIN_EXE_mtls-agent"))
+}
+
 pub fn bench() -> PathBuf {
     testkit::bin_path(env!("CARGO_BIN_EXE_mtls-bench"))
 }
@@ -64,6 +68,7 @@ pub fn by_name(name: &str) -> PathBuf {
         "mtls-inspect" => inspect(),
         "mtls-bench" => bench(),
         "mtls-proxy" => proxy(),
+        "mtls-agent" => agent(),
         other => panic!("{other} is not an mtls-mesh program"),
     }
 }
