@@ -12,6 +12,13 @@ use crate::tokens;
 /// Longest a join token may live: it is a bearer secret.
 pub const MAX_TOKEN_TTL: Duration = Duration::days(7);
 
+/// The lifetime of a join token as `mtls-ca token --ttl` and `POST /api/v1/tokens` take it:
+/// `90s`, `10m`, `1h`, `7d`; 1s to [`MAX_TOKEN_TTL`].
+pub fn parse_token_ttl(s: &str) -> Result<Duration, String> {
+    let max = std::time::Duration::try_from(MAX_TOKEN_TTL).unwrap_or(std::time::Duration::MAX);
+    pki::duration::parse_time_between(s, pki::duration::ONE_SECOND, max)
+}
+
 /// Creates a one-time join token bound to `spiffe_id` and exactly the given SANs.
 /// Returns the token, which exists nowhere else: only its hash is stored.
 pub fn create_token(
@@ -23,6 +30,30 @@ pub fn create_token(
     ttl: Duration,
     clock: &dyn Clock,
 ) -> anyhow::Result<String> {
+    check_token_request(trust_domain, spiffe_id, dns, ttl)?;
+    let token = tokens::generate().map_err(anyhow::Error::msg)?;
+    let now = clock.now();
+    store.insert_token(&TokenRecord {
+        hash: tokens::hash(&token),
+        spiffe_id: spiffe_id.to_string(),
+        dns: dns.to_vec(),
+        ips: ips.to_vec(),
+        created_at: now,
+        expires_at: now + ttl,
+        used_at: None,
+    })?;
+    Ok(token)
+}
+
+/// The rules of a join token, the one validator of `mtls-ca token` and `POST /api/v1/tokens`:
+/// an identity of this trust domain that is not the CA's own, a lifetime of 1s to 7d, DNS
+/// names in the preferred syntax (IP addresses are typed, so already valid).
+pub fn check_token_request(
+    trust_domain: &TrustDomain,
+    spiffe_id: &SpiffeId,
+    dns: &[String],
+    ttl: Duration,
+) -> anyhow::Result<()> {
     if spiffe_id.trust_domain() != trust_domain {
         anyhow::bail!(
             "{spiffe_id} is not in this CA's trust domain {trust_domain}; use spiffe://{trust_domain}/..."
@@ -41,18 +72,7 @@ pub fn create_token(
     for d in dns {
         validate_dns_name(d)?;
     }
-    let token = tokens::generate().map_err(anyhow::Error::msg)?;
-    let now = clock.now();
-    store.insert_token(&TokenRecord {
-        hash: tokens::hash(&token),
-        spiffe_id: spiffe_id.to_string(),
-        dns: dns.to_vec(),
-        ips: ips.to_vec(),
-        created_at: now,
-        expires_at: now + ttl,
-        used_at: None,
-    })?;
-    Ok(token)
+    Ok(())
 }
 
 /// Parses `--admin-id`, refusing the CA's reserved identity: no certificate can ever carry it

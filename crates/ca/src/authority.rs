@@ -21,6 +21,9 @@ use crate::store::{
 use crate::tokens;
 
 mod agent;
+mod join_tokens;
+
+pub use join_tokens::{NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
 
 pub use agent::{
     AgentEntries, AgentEntry, IssuedJwt, BUNDLE_REFRESH_HINT, JWT_DEFAULT_TTL, JWT_MAX_TTL,
@@ -493,18 +496,35 @@ impl Authority {
     pub fn list(&self, peer: Option<&[u8]>) -> Res<Vec<CertRecord>> {
         let now = self.clock.now();
         self.counted(|| {
-            let (caller, _) = self.current_record(peer, now, "listing certificates")?;
-            if !self.is_admin(&caller.spiffe_id) {
-                return Err(AuthorityError::forbidden(
-                    "not_admin",
-                    match &self.cfg.admin_id {
-                        Some(admin) => format!("listing certificates needs the admin identity {admin}, not {}", caller.spiffe_id),
-                        None => "listing certificates needs an admin identity; start mtls-ca with --admin-id".into(),
-                    },
-                ));
-            }
+            self.require_admin(peer, now, "listing certificates")?;
             Ok(self.store.list_certs()?)
         })
+    }
+
+    /// The caller's standing certificate record, if it carries the admin identity: else 401
+    /// (no certificate) or 403 `not_admin`, naming `what` was asked.
+    fn require_admin(
+        &self,
+        peer: Option<&[u8]>,
+        now: OffsetDateTime,
+        what: &str,
+    ) -> Res<CertRecord> {
+        let (caller, _) = self.current_record(peer, now, what)?;
+        if !self.is_admin(&caller.spiffe_id) {
+            return Err(AuthorityError::forbidden(
+                "not_admin",
+                match &self.cfg.admin_id {
+                    Some(admin) => format!(
+                        "{what} needs the admin identity {admin}, not {}",
+                        caller.spiffe_id
+                    ),
+                    None => {
+                        format!("{what} needs an admin identity; start mtls-ca with --admin-id")
+                    }
+                },
+            ));
+        }
+        Ok(caller)
     }
 
     /// The current DER CRL: re-signed after every revocation (by any process sharing the store)

@@ -18,6 +18,6 @@ pub use process::{run, Proc};
 /// For `TestCa::with_key_usages`.
 pub use rcgen::KeyUsagePurpose;
 pub use services::{
-    http_get, start_ca, start_server, start_server_with_log, start_server_with_open_files, CaProc,
-    ServerProc,
+    http_get, http_get_at, start_ca, start_server, start_server_with_log,
+    start_server_with_open_files, CaProc, ServerProc,
 };

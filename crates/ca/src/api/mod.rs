@@ -6,6 +6,7 @@ mod certs;
 mod info;
 mod revoke;
 mod sign;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ pub fn router(authority: AppState) -> Router {
         .route("/api/v1/renew", post(sign::renew))
         .route("/api/v1/revoke", post(revoke::revoke))
         .route("/api/v1/certs", get(certs::list))
+        .route("/api/v1/tokens", post(tokens::create))
         .route("/api/v1/ca", get(info::ca))
         .route("/api/v1/bundle", get(info::bundle))
         .route("/api/v1/bundle/spiffe", get(info::spiffe_bundle))

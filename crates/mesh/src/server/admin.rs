@@ -1,4 +1,5 @@
-//! The admin listener: plain HTTP on a loopback address, for probes and scrapers.
+//! The admin listener: plain HTTP for probes and scrapers, on a loopback address unless the
+//! program's operator allowed more ([`Exposure::Remote`]; it serves health and metrics only).
 //! `/healthz` (alive), `/readyz` (ready | degraded -> 200, unhealthy -> 503, with the reason and
 //! the revocation list's state), `/metrics`.
 
@@ -20,9 +21,19 @@ use crate::error::{ConfigError, MeshError, Result};
 use crate::health::Readiness;
 use crate::mesh::MeshView;
 
-/// Binds the admin listener; only loopback addresses are accepted (it has no authentication).
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    if !addr.ip().is_loopback() {
+/// Where the admin listener may listen: it has no authentication, so loopback unless the
+/// operator asked for more (e.g. `mtls-server --admin-allow-remote`, for Kubernetes probes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exposure {
+    /// Loopback addresses only (127.0.0.0/8, ::1).
+    LoopbackOnly,
+    /// Any address: health and metrics are readable by whoever can reach it.
+    Remote,
+}
+
+/// Binds the admin listener; a non-loopback address only with [`Exposure::Remote`].
+pub async fn bind(addr: SocketAddr, exposure: Exposure) -> Result<TcpListener> {
+    if exposure == Exposure::LoopbackOnly && !addr.ip().is_loopback() {
         return Err(ConfigError::AdminNotLoopback { addr }.into());
     }
     TcpListener::bind(addr)
@@ -162,7 +173,9 @@ mod tests {
         let mesh = Mesh::start_with_clock(static_files_config(&ca, dir.path()), clock)
             .await
             .unwrap();
-        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap(), Exposure::LoopbackOnly)
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(serve_with_metrics(listener, &mesh, || {
             "# TYPE proxy_refused_total counter\nproxy_refused_total 3\n".to_string()
@@ -177,10 +190,17 @@ mod tests {
         assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
         assert!(ready.contains(&format!("\"serial\":\"{}\"", mesh.credential().serial())));
         assert!(get(addr, "/nope").await.contains("404"));
-        let refused = bind("0.0.0.0:0".parse().unwrap()).await.unwrap_err();
+        let refused = bind("0.0.0.0:0".parse().unwrap(), Exposure::LoopbackOnly)
+            .await
+            .unwrap_err();
         assert!(refused
             .to_string()
             .contains("must listen on a loopback address"));
+        // Only the operator's explicit choice opens it beyond loopback.
+        let remote = bind("0.0.0.0:0".parse().unwrap(), Exposure::Remote)
+            .await
+            .unwrap();
+        assert!(remote.local_addr().unwrap().ip().is_unspecified());
         task.abort();
         mesh.shutdown().await;
     }

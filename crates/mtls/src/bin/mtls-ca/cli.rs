@@ -355,8 +355,7 @@ fn parse_backdate(s: &str) -> Result<time::Duration, String> {
 }
 
 fn parse_token_ttl(s: &str) -> Result<time::Duration, String> {
-    let max = Duration::try_from(mtls_ca::admin::MAX_TOKEN_TTL).unwrap_or(Duration::MAX);
-    pki::duration::parse_time_between(s, pki::duration::ONE_SECOND, max)
+    mtls_ca::admin::parse_token_ttl(s)
 }
 
 fn parse_entry_ttl(s: &str) -> Result<time::Duration, String> {

@@ -39,7 +39,11 @@ Test it:
 
 Endpoints: GET /api/status -> {\"status\":\"healthy\",\"caller\":\"<SPIFFE ID>\",\"client_key\":\"<hex>\"};
 POST /api/echo echoes the body with the server time and the client address.
-Admin (plain HTTP, loopback only): /healthz, /readyz, /metrics.";
+Admin (plain HTTP, loopback only unless --admin-allow-remote): /healthz, /readyz, /metrics.
+
+Exit status: 0 after a clean shutdown; 2 when a setting is refused or a listener cannot be bound
+(always before the join token is redeemed); 1 when it failed after start (the CA refused, a
+file could not be used).";
 
 /// An HTTPS service that talks only mutual TLS 1.3: every caller must present a certificate
 /// from the trusted CA (or a pinned key); handlers see the caller's SPIFFE ID from that
@@ -56,9 +60,16 @@ struct Args {
     #[arg(long = "allow-id", value_name = "ID", value_parser = parse_allow_id)]
     allow_id: Vec<String>,
 
-    /// Plain-HTTP admin listener (loopback only) for /healthz, /readyz and /metrics.
+    /// Plain-HTTP admin listener for /healthz, /readyz and /metrics; a loopback address
+    /// unless --admin-allow-remote is given.
     #[arg(long, value_name = "ADDR", value_parser = parse_admin_listen)]
     admin_listen: Option<SocketAddr>,
+
+    /// Let --admin-listen bind a non-loopback address (a pod IP for Kubernetes probes, a
+    /// Prometheus scrape): the admin endpoint has no authentication, so anyone who can reach it
+    /// sees health and metrics (no keys, no certificates; a warning is logged at start).
+    #[arg(long, requires = "admin_listen")]
+    admin_allow_remote: bool,
 
     #[command(flatten)]
     connections: ConnectionArgs,
@@ -106,18 +117,28 @@ fn parse_allow_id(s: &str) -> Result<String, String> {
     AllowList::check_pattern(s).map_err(|e| e.to_string())
 }
 
-/// The admin listener has no authentication: loopback only.
+/// The address form only: whether it may be non-loopback depends on --admin-allow-remote
+/// (`Args::check_admin_exposure`).
 fn parse_admin_listen(s: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not an address like 127.0.0.1:9090 ({e})"))?;
-    if !addr.ip().is_loopback() {
-        return Err(format!(
-            "{addr}: the admin endpoint is plain HTTP without authentication and must listen on \
-             a loopback address (127.0.0.1 or ::1)"
-        ));
+    s.parse()
+        .map_err(|e| format!("{s:?} is not an address like 127.0.0.1:9090 ({e})"))
+}
+
+impl Args {
+    /// The admin listener has no authentication: a non-loopback address needs the explicit
+    /// --admin-allow-remote.
+    fn check_admin_exposure(&self) -> Result<admin::Exposure, String> {
+        match (self.admin_listen, self.admin_allow_remote) {
+            (Some(addr), false) if !addr.ip().is_loopback() => Err(format!(
+                "--admin-listen {addr}: the admin endpoint is plain HTTP without \
+                 authentication; it listens on a loopback address (127.0.0.1 or ::1) unless \
+                 --admin-allow-remote is given (for Kubernetes probes or a Prometheus scrape: \
+                 it serves health and metrics only)"
+            )),
+            (_, true) => Ok(admin::Exposure::Remote),
+            _ => Ok(admin::Exposure::LoopbackOnly),
+        }
     }
-    Ok(addr)
 }
 
 impl ConnectionArgs {
@@ -155,18 +176,57 @@ async fn main() {
     let args = Args::parse();
     mtls::logging::init(args.creds.log_format, "info");
     // Settings that do not fit together are usage errors, refused before anything starts.
-    let config = args.creds.config(Role::Server).unwrap_or_else(|conflict| {
+    let usage_error = |message: String| -> ! {
         Args::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, conflict)
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit()
-    });
-    if let Err(e) = run(args, config).await {
+    };
+    let config = args
+        .creds
+        .config(Role::Server)
+        .unwrap_or_else(|conflict| usage_error(conflict.to_string()));
+    let exposure = args
+        .check_admin_exposure()
+        .unwrap_or_else(|m| usage_error(m));
+    // Listeners are bound before the join token is redeemed: a port in use must not burn it.
+    let listeners = match Listeners::bind(&args, exposure).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mtls-server: error: {e:#}");
+            eprintln!("mtls-server: nothing was sent to the CA; the join token is still unused");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args, config, listeners).await {
         eprintln!("mtls-server: error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(args: Args, config: mesh::ServiceConfig) -> anyhow::Result<()> {
+/// The service's sockets, bound before anything reaches the CA.
+struct Listeners {
+    service: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(args: &Args, exposure: admin::Exposure) -> anyhow::Result<Listeners> {
+        let service = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("--listen {}: cannot listen there", args.listen))?;
+        let admin = match args.admin_listen {
+            Some(addr) => Some(
+                admin::bind(addr, exposure)
+                    .await
+                    .with_context(|| format!("--admin-listen {addr}: cannot listen there"))?,
+            ),
+            None => None,
+        };
+        Ok(Listeners { service, admin })
+    }
+}
+
+async fn run(args: Args, config: mesh::ServiceConfig, listeners: Listeners) -> anyhow::Result<()> {
     let allow = AllowList::parse(&args.allow_id)?;
     let limits = args.connections.limits()?;
     let mesh = Mesh::start(config)
@@ -182,13 +242,15 @@ async fn run(args: Args, config: mesh::ServiceConfig) -> anyhow::Result<()> {
     if let Some(next) = mesh.next_rotation() {
         println!("[SERVER] Next rotation: {}", pki::timefmt::rfc3339(next));
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener = listeners.service;
     let local = listener.local_addr()?;
-    if let Some(addr) = args.admin_listen {
-        let admin_listener = admin::bind(addr).await?;
+    if let Some(admin_listener) = listeners.admin {
         let admin_addr = admin_listener.local_addr()?;
+        if !admin_addr.ip().is_loopback() {
+            tracing::warn!(event = "admin_remote", addr = %admin_addr,
+                "the admin listener http://{admin_addr} is not on loopback \
+                 (--admin-allow-remote): anyone who can reach it reads health and metrics");
+        }
         tokio::spawn(admin::serve(admin_listener, &mesh));
         println!("admin listening on http://{admin_addr}");
     }

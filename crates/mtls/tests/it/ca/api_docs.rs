@@ -227,3 +227,33 @@ async fn documented_agent_examples_match_the_real_api() {
     }
     assert_eq!(bundle["keys"].as_array().unwrap().len(), 2);
 }
+
+/// `POST /api/v1/tokens`: the documented request, sent as the admin, gets a response with the
+/// documented fields, and the token it holds enrolls the documented identity.
+#[tokio::test]
+async fn documented_token_examples_match_the_real_api() {
+    let ex = examples();
+    let admin = "spiffe://mesh.local/admin";
+    let ca = Ca::start(&["--admin-id", admin]);
+    let (admin_id, _) = enroll(&ca, admin).await;
+    let admin_http = client(&ca.root_pem(), Some(&admin_id));
+    let resp = admin_http
+        .post(ca.url("/api/v1/tokens"))
+        .json(&ex["tokens-request"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let made: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(keys(&made), keys(&ex["tokens-response"]));
+    let id = ex["tokens-request"]["spiffe_id"].as_str().unwrap();
+    let (_, real_csr) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]);
+    let (status, signed) = sign(
+        &client(&ca.root_pem(), None),
+        &ca,
+        made["token"].as_str().unwrap(),
+        &sign_body(&real_csr, id, None),
+    )
+    .await;
+    assert_eq!(status, 200, "{signed}");
+}

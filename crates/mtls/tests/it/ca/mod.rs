@@ -17,3 +17,4 @@ mod rejections;
 mod renewal_lineage;
 mod reserved_identity;
 mod revoke_authorisation;
+mod token_api;

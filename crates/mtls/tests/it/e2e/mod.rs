@@ -12,6 +12,7 @@ mod crl_stale;
 mod demo;
 mod embedded;
 mod enrollment;
+mod fail_fast;
 mod readme_recipe;
 mod revocation;
 mod rotation;
