@@ -10,10 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::common::*;
 use testkit::raw_tls::read_until;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_in_flight_response_completes_and_new_connections_are_refused() {
-    let pki = Pki::new();
-    let app = App::start();
+/// An inbound proxy in front of `app` with the given `--drain`.
+fn inbound_with_drain(pki: &Pki, app: &App, drain: &str) -> ProxyProc {
     let mut a = args(&[
         "inbound",
         "--listen",
@@ -21,10 +19,17 @@ async fn an_in_flight_response_completes_and_new_connections_are_refused() {
         "--to",
         &app.to(),
         "--drain",
-        "30s",
+        drain,
     ]);
     a.extend(pki.proxy_creds());
-    let mut proxy = start_proxy("proxy", &a);
+    start_proxy("proxy", &a)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_flight_response_completes_and_new_connections_are_refused() {
+    let pki = Pki::new();
+    let app = App::start();
+    let mut proxy = inbound_with_drain(&pki, &app, "30s");
     let port = proxy.inbound();
     let mut tls = pki.client().connect(port).await.unwrap();
     // 10 chunks, 200 ms apart: about 2 s of response.
@@ -80,17 +85,7 @@ async fn exit_of(mut proxy: ProxyProc) -> (std::process::ExitStatus, ProxyProc) 
 async fn an_inbound_connection_still_open_at_the_drain_deadline_is_cut_and_the_proxy_exits_0() {
     let pki = Pki::new();
     let app = App::start();
-    let mut a = args(&[
-        "inbound",
-        "--listen",
-        "127.0.0.1:0",
-        "--to",
-        &app.to(),
-        "--drain",
-        "3s",
-    ]);
-    a.extend(pki.proxy_creds());
-    let mut proxy = start_proxy("proxy", &a);
+    let mut proxy = inbound_with_drain(&pki, &app, "3s");
     let port = proxy.inbound();
     // An idle connection (an L4 proxy cannot tell it from one waiting for a slow answer) and a
     // busy one whose response (5 chunks, 200 ms apart) fits in the drain time.
