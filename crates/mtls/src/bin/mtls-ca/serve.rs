@@ -94,6 +94,7 @@ async fn serve(
                 admin_id,
                 policy: IssuancePolicy {
                     backdate: args.backdate,
+                    ocsp_url: args.ocsp_url.clone(),
                 },
             },
             clock,
