@@ -125,6 +125,137 @@ impl ResponderUrl {
     }
 }
 
+/// What an OCSPResponse says, read without checking its signature (`mtls-inspect show`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseSummary {
+    /// The responseStatus in RFC 6960's spelling (`successful`, `malformedRequest`,
+    /// `internalError`, `tryLater`, `sigRequired`, `unauthorized`).
+    pub status: &'static str,
+    /// The signed answer, present when the status is `successful`.
+    pub answer: Option<SignedAnswer>,
+}
+
+/// The BasicOCSPResponse of a successful answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedAnswer {
+    /// `by key hash AB:CD:…` (SHA-1 of the responder's public key) or `by name CN=…`.
+    pub responder: String,
+    /// producedAt.
+    pub produced_at: OffsetDateTime,
+    /// The signature algorithm, dotted OID.
+    pub signature_algorithm: String,
+    /// The nonce echoed from the request, if any.
+    pub nonce: Option<Vec<u8>>,
+    /// Certificates sent along (a delegated responder's); 0 when the issuer signed.
+    pub certificates: usize,
+    /// One per certificate asked about, in order.
+    pub answers: Vec<SingleAnswer>,
+}
+
+/// The status of one certificate in an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SingleAnswer {
+    /// Serial, lowercase hex without leading zero octets.
+    pub serial_hex: String,
+    /// How the CertID names the issuer: `SHA-1`, `SHA-256` or the OID.
+    pub hash_algorithm: String,
+    /// Good, revoked (time, reason) or unknown.
+    pub state: CertState,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate, if given.
+    pub next_update: Option<OffsetDateTime>,
+}
+
+/// Reads a DER OCSPResponse (no signature check: this describes, it does not trust).
+pub fn read_response(der: &[u8]) -> Result<ResponseSummary, String> {
+    use x509_ocsp::OcspResponseStatus as S;
+    let response = OcspResponse::from_der(der).map_err(|e| e.to_string())?;
+    let status = match response.response_status {
+        S::Successful => "successful",
+        S::MalformedRequest => "malformedRequest",
+        S::InternalError => "internalError",
+        S::TryLater => "tryLater",
+        S::SigRequired => "sigRequired",
+        S::Unauthorized => "unauthorized",
+    };
+    let Some(bytes) = response.response_bytes else {
+        return Ok(ResponseSummary {
+            status,
+            answer: None,
+        });
+    };
+    let basic_oid = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+    if bytes.response_type != basic_oid {
+        return Err(format!(
+            "response type {} is not id-pkix-ocsp-basic",
+            bytes.response_type
+        ));
+    }
+    let basic =
+        BasicOcspResponse::from_der(bytes.response.as_bytes()).map_err(|e| e.to_string())?;
+    let data = &basic.tbs_response_data;
+    let responder = match &data.responder_id {
+        ResponderId::ByKey(k) => format!("by key hash {}", colon_hex(k.as_bytes())),
+        ResponderId::ByName(n) => format!("by name {n}"),
+    };
+    let mut answers = Vec::with_capacity(data.responses.len());
+    for single in &data.responses {
+        let hash_algorithm = match single.cert_id.hash_algorithm.oid {
+            oid if oid == SHA1 => "SHA-1".to_string(),
+            oid if oid == SHA256 => "SHA-256".to_string(),
+            oid => oid.to_string(),
+        };
+        let state = match &single.cert_status {
+            CertStatus::Good(_) => CertState::Good,
+            CertStatus::Unknown(_) => CertState::Unknown,
+            CertStatus::Revoked(info) => CertState::Revoked {
+                at: from_ocsp_time(&info.revocation_time)?,
+                reason: info.revocation_reason.map(|r| {
+                    let code = r as u8;
+                    crate::crl::reason_name(code)
+                        .map_or_else(|| format!("reason {code}"), str::to_string)
+                }),
+            },
+        };
+        answers.push(SingleAnswer {
+            serial_hex: serial_hex(&single.cert_id.serial_number),
+            hash_algorithm,
+            state,
+            this_update: from_ocsp_time(&single.this_update)?,
+            next_update: single
+                .next_update
+                .as_ref()
+                .map(from_ocsp_time)
+                .transpose()?,
+        });
+    }
+    Ok(ResponseSummary {
+        status,
+        answer: Some(SignedAnswer {
+            responder,
+            produced_at: from_ocsp_time(&data.produced_at)?,
+            signature_algorithm: basic.signature_algorithm.oid.to_string(),
+            nonce: data.nonce().map(|n| n.0.as_bytes().to_vec()),
+            certificates: basic.certs.as_ref().map_or(0, Vec::len),
+            answers,
+        }),
+    })
+}
+
+fn from_ocsp_time(t: &OcspGeneralizedTime) -> Result<OffsetDateTime, String> {
+    let secs = i64::try_from(t.0.to_unix_duration().as_secs()).map_err(|e| e.to_string())?;
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| e.to_string())
+}
+
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// The DER OCSPResponse `tryLater`: the responder cannot answer now (its store is unreachable).
 pub fn try_later_response() -> Vec<u8> {
     // A fixed four-octet structure; encoding cannot fail.

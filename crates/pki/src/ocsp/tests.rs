@@ -120,6 +120,48 @@ fn each_certificate_gets_its_status_in_order_signed_by_the_ca() {
         other => panic!("expected revoked, got {other:?}"),
     }
     assert_eq!(singles[2].cert_status, CertStatus::unknown());
+    // What the inspector reads back.
+    let summary = read_response(&answer).unwrap();
+    assert_eq!(summary.status, "successful");
+    let read = summary.answer.unwrap();
+    assert_eq!(read.produced_at, now);
+    assert_eq!(read.signature_algorithm, "1.2.840.10045.4.3.3");
+    assert_eq!(read.certificates, 0);
+    assert!(
+        read.responder.starts_with("by key hash "),
+        "{}",
+        read.responder
+    );
+    let got: Vec<_> = read
+        .answers
+        .iter()
+        .map(|a| {
+            (
+                a.serial_hex.as_str(),
+                a.hash_algorithm.as_str(),
+                a.state.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("0102", "SHA-1", CertState::Good),
+            (
+                "9a",
+                "SHA-256",
+                CertState::Revoked {
+                    at: revoked_at,
+                    reason: Some("keyCompromise".into())
+                }
+            ),
+            ("7f", "SHA-1", CertState::Unknown),
+        ]
+    );
+    assert_eq!(
+        read.answers[0].next_update,
+        Some(now + time::Duration::hours(1))
+    );
     assert_eq!(singles[1].cert_id, cert_id(&ca, SHA256, &[0x00, 0x9a]));
     assert!(basic.tbs_response_data.response_extensions.is_none());
     assert_eq!(
@@ -202,6 +244,8 @@ fn malformed_requests_are_refused_with_malformed_request() {
             OcspResponseStatus::MalformedRequest,
             "{what}"
         );
+        let summary = read_response(&err.response_der()).unwrap();
+        assert_eq!((summary.status, summary.answer), ("malformedRequest", None));
     }
     assert!(read_request(&ca, &good).is_ok());
 }

@@ -63,6 +63,7 @@ async fn openssl_gets_good_revoked_and_unknown_signed_by_the_ca_with_its_nonce()
         t.ca.admin(&["revoke", "--serial", &serial, "--reason", "keyCompromise"]);
     assert!(out.status.success(), "{out:?}");
 
+    let answer = t.path("answer.der");
     let (ok, text) = t.ocsp(&[
         "-cert",
         s(&good),
@@ -70,6 +71,8 @@ async fn openssl_gets_good_revoked_and_unknown_signed_by_the_ca_with_its_nonce()
         s(&revoked),
         "-serial",
         "0x1234abcd",
+        "-respout",
+        &answer,
     ]);
     assert!(ok, "{text}");
     // Signature checked against the root; a nonce is sent by default and a missing or
@@ -84,6 +87,41 @@ async fn openssl_gets_good_revoked_and_unknown_signed_by_the_ca_with_its_nonce()
     assert!(text.contains("Reason: keyCompromise"), "{text}");
     assert!(text.contains("0x1234abcd: unknown"), "{text}");
     assert!(text.contains("Next Update:"), "{text}");
+
+    // mtls-inspect explains the same answer.
+    let (ok, shown, err) =
+        run(Command::new(crate::programs::inspect()).args(["show", "--format", "json", &answer]));
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let o = &v["objects"][0];
+    assert_eq!(o["kind"], "ocsp_response");
+    assert_eq!(o["status"], "successful");
+    assert_eq!(o["signature_algorithm"]["name"], "ecdsa-with-SHA384");
+    assert_eq!(
+        o["nonce"].as_str().map(str::len),
+        Some(32),
+        "openssl's 16-octet nonce: {o}"
+    );
+    let answers: Vec<_> = o["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["serial_hex"].as_str().unwrap(),
+                a["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(answers[1], (serial.as_str(), "revoked"));
+    assert_eq!(answers[2], ("1234abcd", "unknown"));
+    assert_eq!(answers[0].1, "good");
+    assert_eq!(o["answers"][1]["reason"], "keyCompromise");
+    let (ok, short, err) =
+        run(Command::new(crate::programs::inspect()).args(["show", "--short", &answer]));
+    assert!(ok, "{err}");
+    assert!(short.contains("OCSP response | successful | "), "{short}");
+    assert!(short.contains(&format!("{serial} revoked")), "{short}");
 }
 
 #[tokio::test]
