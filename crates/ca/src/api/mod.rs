@@ -59,6 +59,7 @@ pub fn router(authority: AppState) -> Router {
         .route("/api/v1/crl", get(info::crl))
         .route("/healthz", get(info::healthz))
         .route("/metrics", get(info::metrics))
+        .route("/dashboard", get(crate::dashboard::page))
         .fallback(not_found)
         .with_state(authority)
 }
