@@ -336,7 +336,7 @@ mod tests {
             now,
             trust_domain: "mesh.local".into(),
             identities: vec![id.clone()],
-            filter: Some(format!("\"><script>x()</script>")),
+            filter: Some("\"><script>x()</script>".to_string()),
             certs: vec![cert(&id, "0a", &format!("{EVIL}.example"), now)],
             not_listed: 0,
             audit: AuditStatus {
