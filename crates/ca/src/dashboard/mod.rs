@@ -8,6 +8,7 @@ mod timeline;
 
 use std::sync::LazyLock;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,8 +44,15 @@ pub struct Filter {
 pub async fn page(
     State(authority): State<AppState>,
     Extension(peer): Extension<PeerCert>,
-    Query(filter): Query<Filter>,
+    filter: Result<Query<Filter>, QueryRejection>,
 ) -> Response {
+    // A malformed query string (bad percent-encoding, `id` twice) gets a page with the same
+    // headers as every other answer, not the framework's plain-text 400.
+    let Ok(Query(filter)) = filter else {
+        let status = StatusCode::BAD_REQUEST;
+        let message = "the query string must be empty or id=SPIFFE-ID (once, URL-encoded)";
+        return html(status, page::refused(status, message, STYLE));
+    };
     let id = filter.id.filter(|id| !id.is_empty());
     let gathered = blocking(move || authority.overview(peer.der(), id.as_deref())).await;
     match gathered {

@@ -157,6 +157,16 @@ async fn the_filter_shows_one_identity() {
     // An empty filter is no filter.
     let page = get(&ca, Some(&admin), "/dashboard?id=").await;
     assert!(page.body.contains(signed_admin["serial"].as_str().unwrap()));
+    // A malformed query string is refused as a page, with the same headers.
+    let page = get(
+        &ca,
+        Some(&admin),
+        &format!("/dashboard?id={WEB}&id={ADMIN}"),
+    )
+    .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert_locked_down(&page);
+    assert!(page.body.contains("id=SPIFFE-ID"), "{}", page.body);
 }
 
 /// An unauthenticated caller can put text into the page: refusal messages quote what it sent.
