@@ -23,8 +23,10 @@ use crate::tokens;
 mod agent;
 mod join_tokens;
 mod ocsp;
+mod overview;
 
 pub use join_tokens::{NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
+pub use overview::{AuditStatus, CrlStatus, Overview};
 
 pub use agent::{
     AgentEntries, AgentEntry, IssuedJwt, BUNDLE_REFRESH_HINT, JWT_DEFAULT_TTL, JWT_MAX_TTL,
@@ -234,6 +236,9 @@ impl Authority {
         let out = f();
         if let Err(e) = &out {
             self.metrics.reject(e.code);
+            self.metrics
+                .recent_refusals
+                .record(self.clock.now(), e.code, &e.message);
             if e.kind != Kind::Internal {
                 tracing::warn!(code = e.code, reason = %e.message, "request refused");
             }

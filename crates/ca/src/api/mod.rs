@@ -62,6 +62,7 @@ pub fn router(authority: AppState) -> Router {
         .route("/ocsp/{*request}", get(ocsp::get))
         .route("/healthz", get(info::healthz))
         .route("/metrics", get(info::metrics))
+        .route("/dashboard", get(crate::dashboard::page))
         .fallback(not_found)
         .with_state(authority)
 }

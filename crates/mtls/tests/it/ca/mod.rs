@@ -7,6 +7,8 @@ mod api_docs;
 mod audit_state;
 mod concurrency;
 mod connections;
+mod dashboard;
+mod dashboard_browser;
 mod data_dir_integrity;
 mod drain;
 mod durability;
