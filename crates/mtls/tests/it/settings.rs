@@ -43,6 +43,9 @@ const CLIENT_ID: &str = "spiffe://mesh.local/service/payment-worker";
 const AGENT_ID: &str = "spiffe://mesh.local/agent/node1";
 /// A Workload API socket nobody serves: `--workload-api` rows never get an SVID.
 const NO_AGENT: &str = "unix:///nonexistent/agent.sock";
+/// Clap names both flags (the base's --ca-url comes first on the command line).
+const WORKLOAD_API_AND_CA_URL: &str =
+    "the argument '--ca-url <URL>' cannot be used with '--workload-api <unix:///PATH>'";
 const ONE_SECOND: &str = "the minimum is 1s";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,11 +200,11 @@ const ROWS: &[Row] = &[
     row(Server, &["--trust-pin", "abc"], Refused(&["'--trust-pin ", "expected sha256:<64 hex digits"])),
     row(Server, &["--log-format", "xml"], Refused(&["'--log-format ", "text, json"])),
     row(Server, &["--cert", "c.pem", "--key", "k.pem"], Refused(&["--ca-url (enrolled mode) and --cert/--key (static mode) exclude each other"])),
-    row(Server, &["--workload-api", NO_AGENT], Refused(&["'--workload-api <unix:///PATH>' cannot be used with", "'--ca-url <URL>'"])),
+    row(Server, &["--workload-api", NO_AGENT], Refused(&[WORKLOAD_API_AND_CA_URL])),
     row(ServerBare, &["--workload-api", "/run/agent.sock"], Refused(&["'--workload-api ", "give unix:///path/to/agent.sock"])),
     row(ServerBare, &["--workload-api", "tcp://127.0.0.1:1"], Refused(&["'--workload-api ", "TCP endpoints are not supported"])),
     row(ServerBare, &["--workload-api", "unix://run/agent.sock"], Refused(&["'--workload-api ", "must name an absolute path"])),
-    row(ServerBare, &["--workload-api", NO_AGENT, "--cert", "c.pem", "--key", "k.pem"], Refused(&["'--workload-api <unix:///PATH>' cannot be used with", "'--cert <FILE>'"])),
+    row(ServerBare, &["--workload-api", NO_AGENT, "--cert", "c.pem", "--key", "k.pem"], Refused(&["'--workload-api <unix:///PATH>' cannot be used with", "--cert <FILE>", "--key <FILE>"])),
     row(ServerBare, &["--workload-api", NO_AGENT, "--ca-cert", "r.pem"], Refused(&["'--workload-api <unix:///PATH>' cannot be used with", "'--ca-cert <FILE>'"])),
     row(ServerBare, &["--workload-api", NO_AGENT, "--spiffe-id", "web"], Refused(&["'--spiffe-id ", "must start with \"spiffe://\""])),
     row(ServerBare, &["--workload-api", NO_AGENT, "--spiffe-id", CLIENT_ID, "--enroll-timeout", "1s"], Accepted),
@@ -227,7 +230,7 @@ const ROWS: &[Row] = &[
     row(Client, &["--join-token", "t", "--join-token-file", "t.token"], Refused(&["give --join-token or --join-token-file, not both"])),
     row(ClientBare, &["--cert", "c.pem", "--key", "k.pem", "--spiffe-id", CLIENT_ID], Refused(&["--spiffe-id is for enrolled mode"])),
     row(ClientBare, &[], Refused(&["no credentials: give --ca-url", "--workload-api unix:///PATH"])),
-    row(Client, &["--workload-api", NO_AGENT], Refused(&["'--workload-api <unix:///PATH>' cannot be used with"])),
+    row(Client, &["--workload-api", NO_AGENT], Refused(&[WORKLOAD_API_AND_CA_URL])),
     row(ClientBare, &["--workload-api", NO_AGENT, "--trust-pin", "sha256:0000000000000000000000000000000000000000000000000000000000000000"], Refused(&["'--workload-api <unix:///PATH>' cannot be used with", "'--trust-pin <sha256:HEX>'"])),
     row(ClientBare, &["--workload-api", "unix:///a.sock?x=1"], Refused(&["'--workload-api ", "has a query or fragment"])),
     row(ClientBare, &["--workload-api", NO_AGENT, "--enroll-timeout", "1s"], Accepted),
@@ -259,7 +262,7 @@ const ROWS: &[Row] = &[
     row(Proxy, &["--max-connections-per-identity", "0"], Refused(&["'--max-connections-per-identity ", "the minimum is 1"])),
     row(Proxy, &["--allow-id", "web"], Refused(&["'--allow-id ", "expected a SPIFFE ID or a prefix"])),
     row(Proxy, &["--rotate-at", "1"], Refused(&["'--rotate-at ", "between 0 and 1 (exclusive)"])),
-    row(Proxy, &["--workload-api", NO_AGENT], Refused(&["'--workload-api <unix:///PATH>' cannot be used with", "'--ca-url <URL>'"])),
+    row(Proxy, &["--workload-api", NO_AGENT], Refused(&[WORKLOAD_API_AND_CA_URL])),
     row(Proxy, &["--workload-api", "agent.sock"], Refused(&["'--workload-api ", "give unix:///path/to/agent.sock"])),
     // ---- mtls-agent serve (enrolled as an agent; the shared credential options are the services') ----
     row(Agent, &["--socket", "tcp://127.0.0.1:1"], Refused(&["'--socket ", "not a Unix socket"])),
@@ -277,7 +280,7 @@ const ROWS: &[Row] = &[
     row(Agent, &["--curve", "P-256"], Accepted),
     row(Agent, &["--spiffe-id", "spiffe://mesh.local/service/web"], Refused(&["--spiffe-id spiffe://mesh.local/service/web is not an agent identity", "spiffe://mesh.local/agent/<name>"])),
     row(Agent, &["--spiffe-id", "spiffe://mesh.local/agent/a/b"], Refused(&["is not an agent identity"])),
-    row(Agent, &["--workload-api", NO_AGENT], Refused(&["'--workload-api <unix:///PATH>' cannot be used with"])),
+    row(Agent, &["--workload-api", NO_AGENT], Refused(&[WORKLOAD_API_AND_CA_URL])),
     row(Agent, &["--cert", "c.pem", "--key", "k.pem"], Refused(&["--ca-url (enrolled mode) and --cert/--key (static mode) exclude each other"])),
     row(Agent, &["--log-format", "xml"], Refused(&["'--log-format ", "text, json"])),
     // ---- mtls-agent write ----
