@@ -22,6 +22,7 @@ use crate::tokens;
 
 mod agent;
 mod join_tokens;
+mod ocsp;
 
 pub use join_tokens::{NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
 
@@ -100,6 +101,8 @@ pub struct Authority {
     /// Counters rendered by `/metrics`.
     pub metrics: Arc<Metrics>,
     crl: Mutex<Option<CachedCrl>>,
+    /// Signed OCSP answers of the current revocation epoch (`authority/ocsp.rs`).
+    ocsp: Mutex<ocsp::OcspCache>,
     /// nextUpdate - thisUpdate of every CRL; re-signed at half of it.
     crl_validity: Duration,
     /// The last health verdict and when it was reached.
@@ -132,6 +135,7 @@ impl Authority {
             cfg,
             metrics: Arc::new(Metrics::default()),
             crl: Mutex::new(None),
+            ocsp: Mutex::default(),
             crl_validity: CRL_VALIDITY,
             health: Mutex::new(None),
             bundle_sequence: clock.now().unix_timestamp().max(0) as u64,
