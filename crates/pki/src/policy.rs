@@ -66,6 +66,17 @@ impl IssuancePolicy {
     /// serverAuth + clientAuth, exactly one URI SAN (the SPIFFE ID) plus the authorised DNS/IP
     /// SANs, random 20-octet serial, AKI and SKI, NotAfter clamped to the issuer's.
     pub fn issue(&self, req: &LeafRequest<'_>, ca: &CaMaterial) -> Result<IssuedCert> {
+        self.issue_with_serial(req, ca, serial::random_serial()?)
+    }
+
+    /// [`IssuancePolicy::issue`] with a serial drawn by the caller (from
+    /// [`serial::random_serial`]), who can then draw another when the serial is taken.
+    pub fn issue_with_serial(
+        &self,
+        req: &LeafRequest<'_>,
+        ca: &CaMaterial,
+        serial_bytes: [u8; 20],
+    ) -> Result<IssuedCert> {
         if req.ttl <= Duration::ZERO {
             return Err(PkiError::Policy(
                 "the certificate lifetime must be positive".into(),
@@ -112,7 +123,6 @@ impl IssuancePolicy {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
-        let serial_bytes = serial::random_serial()?;
         params.serial_number = Some(SerialNumber::from_slice(&serial_bytes));
         params.not_before = not_before;
         params.not_after = not_after;
