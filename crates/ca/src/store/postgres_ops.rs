@@ -323,3 +323,30 @@ pub async fn cert(client: &impl GenericClient, serial: &str) -> Result<Option<Ce
     .map(CertRow::into_record)
     .transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::server_unavailable;
+    use tokio_postgres::error::SqlState;
+
+    #[test]
+    fn a_server_in_failover_is_unavailable_but_a_refused_statement_is_not() {
+        for code in [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::CONNECTION_EXCEPTION,
+        ] {
+            assert!(server_unavailable(&code), "{}", code.code());
+        }
+        for code in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::SYNTAX_ERROR,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ] {
+            assert!(!server_unavailable(&code), "{}", code.code());
+        }
+    }
+}

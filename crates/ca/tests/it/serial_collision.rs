@@ -71,17 +71,17 @@ fn a_source_that_only_repeats_a_taken_serial_fails_the_issuance_and_stores_nothi
         // Three draws, all taken: refused (500), the token left unused.
         let token = h.token("two", Duration::minutes(10));
         let id = full_id("two");
-        let input = |csr: &str| SignInput {
+        let csr_pem = csr(&new_key());
+        let input = SignInput {
             token: &token,
-            csr_pem: csr,
+            csr_pem: &csr_pem,
             requested_id: &id,
             ttl: None,
         };
-        let csr_pem = csr(&new_key());
-        let e = a.sign(&input(&csr_pem)).unwrap_err();
+        let e = a.sign(&input).unwrap_err();
         assert_eq!(e.code, "internal", "{}: {e}", h.name);
         assert_eq!(h.cert_count(), 1, "{}", h.name);
         let b = authority(h, vec![serial(8)]);
-        b.sign(&input(&csr_pem)).unwrap();
+        b.sign(&input).unwrap();
     });
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::super::ca::common::*;
 use super::shared_state::copy_root;
 use testkit::postgres::PgCluster;
+use x509_parser::prelude::FromDer;
 
 fn ok(out: &std::process::Output) -> String {
     assert!(
@@ -109,8 +110,7 @@ async fn migrate_store_copies_everything_and_a_ca_on_the_copy_serves_it() {
     let crl = http.get(copy.url("/api/v1/crl")).send().await.unwrap();
     let der = crl.bytes().await.unwrap();
     let (_, parsed) =
-        <x509_parser::revocation_list::CertificateRevocationList as x509_parser::prelude::FromDer>::from_der(&der)
-            .unwrap();
+        x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
     let revoked: Vec<String> = parsed
         .iter_revoked_certificates()
         .map(|r| hex::encode(pki::serial::strip_leading_zeros(r.raw_serial())))
