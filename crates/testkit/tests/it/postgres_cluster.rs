@@ -11,6 +11,7 @@ fn accepts(port: u16) -> bool {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // a server of another process: no event to wait on, so poll
 fn a_server_whose_watchdog_is_killed_shuts_down_instead_of_being_orphaned() {
     let mut cluster = PgCluster::start();
     let port = cluster.port();

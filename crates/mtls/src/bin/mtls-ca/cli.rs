@@ -223,7 +223,8 @@ mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --rea
         from: std::path::PathBuf,
         /// The empty PostgreSQL database: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE
         /// (or MTLS_CA_STORE_TO, to keep a password out of `ps`).
-        #[arg(long, env = "MTLS_CA_STORE_TO", hide_env_values = true, value_parser = parse_postgres_location)]
+        /// Checked in `Cli::check`, which never repeats the value (it may hold a password).
+        #[arg(long, env = "MTLS_CA_STORE_TO", hide_env_values = true)]
         to: String,
     },
     /// Copy the SQLite store to a new file while the CA runs (one consistent snapshot, its
@@ -332,6 +333,18 @@ impl Cli {
         if let Some(store) = &self.store {
             StoreLocation::parse(store).map_err(|e| usage(format!("--store: {e}")))?;
         }
+        if let Some(Command::MigrateStore { to, .. }) = &self.command {
+            match StoreLocation::parse(to) {
+                Ok(StoreLocation::Postgres(_)) => {}
+                Ok(StoreLocation::Sqlite(_)) => {
+                    return Err(usage(
+                        "--to: expected the PostgreSQL database to copy into: postgres://..."
+                            .into(),
+                    ))
+                }
+                Err(e) => return Err(usage(format!("--to: {e}"))),
+            }
+        }
         let s = &self.serve;
         if s.cert_duration > s.max_duration {
             return Err(usage(format!(
@@ -368,15 +381,6 @@ fn parse_sqlite_location(s: &str) -> Result<std::path::PathBuf, String> {
     match StoreLocation::parse(s)? {
         StoreLocation::Sqlite(path) => Ok(path),
         StoreLocation::Postgres(_) => Err("expected the SQLite store to copy: sqlite:PATH".into()),
-    }
-}
-
-fn parse_postgres_location(s: &str) -> Result<String, String> {
-    match StoreLocation::parse(s)? {
-        StoreLocation::Postgres(url) => Ok(url),
-        StoreLocation::Sqlite(_) => {
-            Err("expected the PostgreSQL database to copy into: postgres://...".into())
-        }
     }
 }
 

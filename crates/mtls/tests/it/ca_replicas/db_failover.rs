@@ -3,7 +3,9 @@
 //! standby (multi-host URL) is followed by the CA without losing any certificate it handed out.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::super::ca::common::*;
 use testkit::postgres::PgCluster;

@@ -268,3 +268,24 @@ fn backup_of_a_postgres_store_points_to_pg_dump() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("pg_dump"), "{stderr}");
 }
+
+#[test]
+fn migrate_store_refuses_a_target_that_is_not_postgres_without_repeating_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = admin_in(
+        tmp.path(),
+        &[
+            "migrate-store",
+            "--from",
+            "sqlite:/nonexistent/ca.db",
+            "--to",
+            "mysql://u:hunter2@h/db",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--to: expected sqlite:PATH or postgres://") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}
