@@ -23,6 +23,7 @@ use crate::tokens;
 
 mod agent;
 mod join_tokens;
+mod ocsp;
 
 pub use join_tokens::{NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
 
@@ -121,6 +122,8 @@ pub struct Authority {
     /// Counters rendered by `/metrics`.
     pub metrics: Arc<Metrics>,
     crl: Mutex<Option<CachedCrl>>,
+    /// Signed OCSP answers of the current revocation epoch (`authority/ocsp.rs`).
+    ocsp: Mutex<ocsp::OcspCache>,
     /// nextUpdate - thisUpdate of every CRL; re-signed at half of it.
     crl_validity: Duration,
     /// The last health verdict and when it was reached.
@@ -155,6 +158,7 @@ impl Authority {
             cfg,
             metrics: Arc::new(Metrics::default()),
             crl: Mutex::new(None),
+            ocsp: Mutex::default(),
             crl_validity: CRL_VALIDITY,
             health: Mutex::new(None),
             bundle_sequence: clock.now().unix_timestamp().max(0) as u64,

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub agent_svids: AtomicU64,
     /// JWT-SVIDs issued to agents for their entries.
     pub agent_jwts: AtomicU64,
+    /// OCSP requests answered with a signed response.
+    pub ocsp_answers: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// The API listener's connection counters (refusals, closes, open connections).
     pub connections: Arc<wire::Counters>,
@@ -80,6 +82,11 @@ impl Metrics {
                 "mtls_ca_agent_jwts_total",
                 "JWT-SVIDs issued to agents for their registration entries.",
                 &self.agent_jwts,
+            ),
+            (
+                "mtls_ca_ocsp_answers_total",
+                "OCSP requests answered with a signed response (refusals are in mtls_ca_rejected_total).",
+                &self.ocsp_answers,
             ),
         ];
         // Writing to a String cannot fail.

@@ -12,6 +12,7 @@ mod drain;
 mod durability;
 mod file_modes;
 mod limits;
+mod ocsp;
 mod openssl_interop;
 mod rejections;
 mod renewal_lineage;
