@@ -17,6 +17,7 @@ use crate::error::{AuthorityError, Kind};
 use crate::metrics::Metrics;
 use crate::store::{
     CertRecord, IssueKind, Presented, Redeem, RenewOutcome, RenewalRequest, Revoke, Store,
+    StoreError,
 };
 use crate::tokens;
 
@@ -84,6 +85,26 @@ pub struct Issued {
     pub spiffe_id: String,
 }
 
+/// How many serials one issuance draws before giving up (each taken one is logged).
+const SERIAL_DRAWS: usize = 3;
+
+/// Draws the serial of each new certificate: [`pki::serial::random_serial`], or what a test
+/// injects with [`Authority::with_serial_source`].
+pub type SerialSource = Arc<dyn Fn() -> Result<[u8; 20], pki::PkiError> + Send + Sync>;
+
+/// Why a CRL could not be made: the store (perhaps unreachable: then the cached one may do) or
+/// signing it.
+enum CrlError {
+    Store(StoreError),
+    Signing(AuthorityError),
+}
+
+impl From<StoreError> for CrlError {
+    fn from(e: StoreError) -> Self {
+        CrlError::Store(e)
+    }
+}
+
 struct CachedCrl {
     epoch: u64,
     this_update: OffsetDateTime,
@@ -116,6 +137,8 @@ pub struct Authority {
     /// `spiffe_sequence` of the SPIFFE bundle: the Unix time this authority was built, so it
     /// grows with every start (when the roots or the JWT key can change).
     bundle_sequence: u64,
+    /// Where serials come from.
+    serials: SerialSource,
 }
 
 type Res<T> = Result<T, AuthorityError>;
@@ -143,6 +166,7 @@ impl Authority {
             bundle_sequence: clock.now().unix_timestamp().max(0) as u64,
             clock,
             jwt: None,
+            serials: Arc::new(pki::serial::random_serial),
         }
     }
 
@@ -156,6 +180,13 @@ impl Authority {
     /// The authority's current time (its clock's).
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// Draws serials from `serials` instead of the random source (tests that need a
+    /// collision).
+    pub fn with_serial_source(mut self, serials: SerialSource) -> Authority {
+        self.serials = serials;
+        self
     }
 
     /// Sets how long each CRL is valid (`--crl-validity`, default [`CRL_VALIDITY`]).
@@ -538,8 +569,37 @@ impl Authority {
 
     /// The current DER CRL: re-signed after every revocation (by any process sharing the store)
     /// and whenever half of its validity has passed.
+    ///
+    /// While the database cannot be reached, the last CRL signed is served as long as it is
+    /// still valid (its nextUpdate is ahead): services keep enforcing what was revoked, and
+    /// a CRL's validity is exactly how long it may be served from a copy (docs/operations.md).
     pub fn crl(&self) -> Res<Arc<Vec<u8>>> {
         let now = self.clock.now();
+        match self.crl_current(now) {
+            Err(CrlError::Store(StoreError::Unreachable(cause))) => {
+                let cache = self.crl.lock().unwrap_or_else(|p| p.into_inner());
+                match cache.as_ref() {
+                    Some(c) if now < c.this_update + self.crl_validity => {
+                        self.metrics
+                            .crl_served_stale
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            reason = %cause,
+                            "the CA database cannot be reached: serving the last good CRL"
+                        );
+                        Ok(c.der.clone())
+                    }
+                    _ => Err(StoreError::Unreachable(cause).into()),
+                }
+            }
+            other => other.map_err(|e| match e {
+                CrlError::Store(e) => e.into(),
+                CrlError::Signing(e) => e,
+            }),
+        }
+    }
+
+    fn crl_current(&self, now: OffsetDateTime) -> Result<Arc<Vec<u8>>, CrlError> {
         let epoch = self.store.revocation_epoch()?;
         let mut cache = self.crl.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.as_ref() {
@@ -566,7 +626,7 @@ impl Authority {
         let millis = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
         let number = self.store.next_crl_number(millis)?;
         let der = pki::crl::sign_crl(&self.ca, &revoked, number, now, now + self.crl_validity)
-            .map_err(AuthorityError::internal)?;
+            .map_err(|e| CrlError::Signing(AuthorityError::internal(e)))?;
         let der = Arc::new(der);
         *cache = Some(CachedCrl {
             epoch,
@@ -637,10 +697,29 @@ impl Authority {
             ttl,
             now,
         };
-        self.cfg
-            .policy
-            .issue(&req, &self.ca)
-            .map_err(AuthorityError::internal)
+        // Serials are random (158 bits): a collision with a stored certificate is not expected,
+        // but if one happens the certificate is signed again under a new serial rather than
+        // refused. (Two replicas drawing the same new serial at once would still meet the
+        // store's primary key: 500, nothing stored.)
+        for _ in 0..SERIAL_DRAWS {
+            let serial = (self.serials)().map_err(AuthorityError::internal)?;
+            let serial_hex = hex::encode(serial);
+            if self.store.find_cert(&serial_hex)?.is_some() {
+                tracing::warn!(
+                    serial = %serial_hex,
+                    "serial collision with a stored certificate: drawing another"
+                );
+                continue;
+            }
+            return self
+                .cfg
+                .policy
+                .issue_with_serial(&req, &self.ca, serial)
+                .map_err(AuthorityError::internal);
+        }
+        Err(AuthorityError::internal(format!(
+            "{SERIAL_DRAWS} serials drawn in a row were all taken: the serial source is broken"
+        )))
     }
 
     fn response(&self, issued: IssuedCert, id: &SpiffeId) -> Issued {

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub revoked: AtomicU64,
     /// CRLs signed.
     pub crl_generated: AtomicU64,
+    /// CRL requests answered with the last good CRL because the store could not be read.
+    pub crl_served_stale: AtomicU64,
     /// X.509-SVIDs issued to agents for their entries.
     pub agent_svids: AtomicU64,
     /// JWT-SVIDs issued to agents for their entries.
@@ -75,6 +77,11 @@ impl Metrics {
                 &self.crl_generated,
             ),
             (
+                "mtls_ca_crl_served_stale_total",
+                "CRL requests answered with the last good CRL while the database was unreachable.",
+                &self.crl_served_stale,
+            ),
+            (
                 "mtls_ca_agent_svids_total",
                 "X.509-SVIDs issued to agents for their registration entries.",
                 &self.agent_svids,
@@ -111,6 +118,13 @@ impl Metrics {
             out,
             "mtls_ca_root_expiry_seconds {}",
             (root_not_after - now).whole_seconds()
+        );
+        // Read at render time like the audit head: 0 while the database cannot be read.
+        let _ = writeln!(
+            out,
+            "# HELP mtls_ca_store_up Whether the store answered when these metrics were \
+             rendered (1) or not (0).\n# TYPE mtls_ca_store_up gauge\nmtls_ca_store_up {}",
+            u8::from(audit_head_seq.is_some())
         );
         if let Some(seq) = audit_head_seq {
             let _ = writeln!(

@@ -71,6 +71,17 @@ impl IssuancePolicy {
     /// serverAuth + clientAuth, exactly one URI SAN (the SPIFFE ID) plus the authorised DNS/IP
     /// SANs, random 20-octet serial, AKI and SKI, NotAfter clamped to the issuer's.
     pub fn issue(&self, req: &LeafRequest<'_>, ca: &CaMaterial) -> Result<IssuedCert> {
+        self.issue_with_serial(req, ca, serial::random_serial()?)
+    }
+
+    /// [`IssuancePolicy::issue`] with a serial drawn by the caller (from
+    /// [`serial::random_serial`]), who can then draw another when the serial is taken.
+    pub fn issue_with_serial(
+        &self,
+        req: &LeafRequest<'_>,
+        ca: &CaMaterial,
+        serial_bytes: [u8; 20],
+    ) -> Result<IssuedCert> {
         if req.ttl <= Duration::ZERO {
             return Err(PkiError::Policy(
                 "the certificate lifetime must be positive".into(),
@@ -120,7 +131,6 @@ impl IssuancePolicy {
         if let Some(url) = &self.ocsp_url {
             params.custom_extensions = vec![url.aia_extension().map_err(PkiError::Policy)?];
         }
-        let serial_bytes = serial::random_serial()?;
         params.serial_number = Some(SerialNumber::from_slice(&serial_bytes));
         params.not_before = not_before;
         params.not_after = not_after;

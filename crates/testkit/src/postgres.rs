@@ -1,11 +1,15 @@
 //! A throwaway PostgreSQL cluster for tests, from the Debian `postgresql` package: `initdb` into
-//! a temporary directory, a free port on 127.0.0.1, the unix socket in that directory, and
-//! `pg_ctl -w start`. Nothing outside the temporary directory is touched.
+//! a temporary directory (or `pg_basebackup` from another test cluster, for a streaming
+//! standby), a free port on 127.0.0.1, the unix socket in that directory. Nothing outside the
+//! temporary directory is touched.
 //!
 //! The cluster is run by a small watchdog shell whose standard input is a pipe from the test
-//! process: it starts the server, prints `ready`, waits for end of input and then stops it with
-//! `pg_ctl -m fast stop`. Dropping the handle closes the pipe and waits for the stop; so does a
-//! test process that dies (even by `kill -9`), so no server outlives its tests.
+//! process: it starts the server (`postgres` as its own child, not daemonised by `pg_ctl`),
+//! prints `ready`, obeys commands (stop, crash, start, promote) and on end of input stops the
+//! server. Dropping the handle closes the pipe and waits for the stop; so does a test process
+//! that dies (even by `kill -9`). The server also carries a parent-death signal (`setpriv
+//! --pdeathsig QUIT`): should the watchdog itself be killed (a `kill -9` of the whole process
+//! group), the server shuts down at once instead of living on as an orphan.
 //!
 //! PostgreSQL refuses to run as root. When the tests run as root (as here and in CI), the
 //! watchdog, and with it `initdb` and the server, run as the unprivileged user `nobody` (group
@@ -25,27 +29,53 @@ pub const SERVER_USER: &str = "nobody";
 pub const SERVER_GROUP: &str = "nogroup";
 
 const WATCHDOG: &str = r#"
-BIN=$1; DIR=$2; PORT=$3
-"$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1 \
-  || { echo "initdb failed:" >&2; cat "$DIR/initdb.log" >&2; exit 1; }
+set -f # $SETTINGS is split into words but never globbed (synchronous_standby_names=*)
+BIN=$1; DIR=$2; PORT=$3; FROM=$4; SETTINGS=$5
+if [ -z "$FROM" ]; then
+  "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1 \
+    || { echo "initdb failed:" >&2; cat "$DIR/initdb.log" >&2; exit 1; }
+else
+  # A streaming-replication standby of the cluster on port $FROM, with a replication slot of
+  # its own (the primary keeps the WAL it has not received) and standby.signal (-R).
+  "$BIN/pg_basebackup" -h 127.0.0.1 -p "$FROM" -U postgres -D "$DIR/data" -R -X stream \
+    -C -S "standby_$PORT" --no-sync >"$DIR/initdb.log" 2>&1 \
+    || { echo "pg_basebackup failed:" >&2; cat "$DIR/initdb.log" >&2; exit 1; }
+fi
+PG=
 start() {
-  # fsync off: a test cluster is thrown away, durability across power loss is not what it tests.
-  "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
-    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
-    start >/dev/null 2>&1 || { echo "pg_ctl start failed:" >&2; cat "$DIR/server.log" >&2; exit 1; }
+  # The postmaster is this shell's child, not a daemon (no pg_ctl start): setpriv gives it a
+  # parent-death signal, so if this shell dies (even by kill -9, with the test process and its
+  # process group) the server shuts down at once (SIGQUIT: immediate shutdown). fsync off: a
+  # test cluster is thrown away, durability across power loss is not what it tests.
+  setpriv --pdeathsig QUIT -- "$BIN/postgres" -D "$DIR/data" -p "$PORT" -k "$DIR" \
+    -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 $SETTINGS \
+    >>"$DIR/server.log" 2>&1 &
+  PG=$!
+  tries=0
+  until "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -d postgres -U postgres; do
+    tries=$((tries + 1))
+    if ! kill -0 "$PG" 2>/dev/null || [ "$tries" -gt 1200 ]; then
+      echo "postgres did not start:" >&2; cat "$DIR/server.log" >&2; exit 1
+    fi
+    sleep 0.05
+  done
   echo ready
 }
-stop() { "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1; }
+# SIGINT: fast shutdown (sessions ended, clean checkpoint); SIGQUIT: immediate shutdown, as
+# after a crash (no checkpoint, recovery at the next start).
+stop() { [ -n "$PG" ] && kill -"$1" "$PG" 2>/dev/null; [ -n "$PG" ] && wait "$PG"; PG=; }
 start
 # Commands from the test process, one a line; end of input (the test process closed the pipe
 # or died) stops the server for good.
 while read -r cmd; do
   case "$cmd" in
-    stop) stop; echo stopped ;;
+    stop) stop INT; echo stopped ;;
+    crash) stop QUIT; echo stopped ;;
     start) start ;;
+    promote) "$BIN/pg_ctl" -D "$DIR/data" -w -t 60 promote >>"$DIR/server.log" 2>&1; echo promoted ;;
   esac
 done
-stop
+stop INT
 # The shared cluster's handle is never dropped: remove the directory here.
 rm -rf "$DIR"
 "#;
@@ -125,6 +155,23 @@ fn free_port() -> u16 {
 impl PgCluster {
     /// Creates and starts a new cluster; panics with initdb's or the server's log on failure.
     pub fn start() -> PgCluster {
+        PgCluster::launch(None, &[])
+    }
+
+    /// Like [`PgCluster::start`], with server settings (`name=value`, each passed as `-c`) for
+    /// every start of this cluster, e.g. `synchronous_standby_names=*`.
+    pub fn start_with(settings: &[&str]) -> PgCluster {
+        PgCluster::launch(None, settings)
+    }
+
+    /// A new cluster that is a streaming-replication standby of this one (`pg_basebackup -R`
+    /// with a replication slot of its own), started on its own port; it replays everything this
+    /// cluster commits until [`PgCluster::promote`]. `settings` as for `start_with`.
+    pub fn standby(&self, settings: &[&str]) -> PgCluster {
+        PgCluster::launch(Some(self.port), settings)
+    }
+
+    fn launch(from: Option<u16>, settings: &[&str]) -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("mtls-pg-")
@@ -153,6 +200,14 @@ impl PgCluster {
             .arg(&bin)
             .arg(dir.path())
             .arg(port.to_string())
+            .arg(from.map(|p| p.to_string()).unwrap_or_default())
+            .arg(
+                settings
+                    .iter()
+                    .map(|s| format!("-c {s}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
             .env("LC_ALL", "C")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -200,9 +255,30 @@ impl PgCluster {
         self.command("stop", "stopped");
     }
 
+    /// Stops the server as a crash would (SIGQUIT, immediate shutdown: no checkpoint, nothing
+    /// more sent to a standby); returns once the server has exited.
+    pub fn crash_server(&mut self) {
+        self.command("crash", "stopped");
+    }
+
     /// Starts the stopped server again on the same port; returns once it accepts connections.
     pub fn start_server(&mut self) {
         self.command("start", "ready");
+    }
+
+    /// Promotes this standby to a primary (`pg_ctl promote -w`); returns once it accepts
+    /// writes.
+    pub fn promote(&mut self) {
+        self.command("promote", "promoted");
+    }
+
+    /// Kills the watchdog with SIGKILL, as a `kill -9` of the test's whole process group
+    /// would, leaving it no chance to stop the server: the server's parent-death signal must.
+    /// The handle is then only good for dropping.
+    pub fn kill_watchdog(&mut self) {
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
+        self.stdin = None;
     }
 
     /// One cluster for the whole test process (each test takes its own database in it); it

@@ -3,6 +3,7 @@
 //! Every mutating call writes its audit entry in the same transaction as the change it records,
 //! so the log and the data can never disagree after a crash.
 
+pub mod copy;
 pub(crate) mod details;
 mod entries;
 mod file_guard;
@@ -10,11 +11,13 @@ mod location;
 mod memory;
 mod migrations;
 mod postgres;
+mod postgres_copy;
 mod postgres_lineage;
 mod postgres_ops;
 mod replay;
 mod rows;
 mod sqlite;
+mod sqlite_backup;
 mod sqlite_entries;
 mod sqlite_lineage;
 mod sqlite_ops;
@@ -30,6 +33,7 @@ pub use location::StoreLocation;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use sqlite_backup::backup_sqlite;
 
 /// The schema version a SQLite store has once opened (`mtls-ca migrate`).
 pub const SQLITE_SCHEMA_VERSION: u32 = sqlite::MIGRATIONS.len() as u32;

@@ -149,12 +149,12 @@ impl PostgresStore {
     }
 
     /// Runs `fut` to completion on this thread with the store's runtime entered.
-    fn run<T>(&self, fut: impl std::future::Future<Output = T>) -> T {
+    pub(super) fn run<T>(&self, fut: impl std::future::Future<Output = T>) -> T {
         let _entered = self.runtime.as_ref().map(|r| r.enter());
         futures::executor::block_on(fut)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| {
             tracing::error!(error = %e, database = %self.name, "no connection to the CA database");
             StoreError::Unreachable(e.to_string())

@@ -77,13 +77,32 @@ pub const WRITE_LOCK: i64 = 0x006d_746c_732d_6361;
 /// database unreachable), which callers answer with 503; anything else is a failed statement.
 pub fn pg(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
     move |source| {
-        if source.as_db_error().is_none() {
+        let unavailable = source
+            .as_db_error()
+            .is_none_or(|db| server_unavailable(db.code()));
+        if unavailable {
             tracing::error!(error = %source, context, "the PostgreSQL connection failed");
             StoreError::Unreachable(format!("{context}: {source}"))
         } else {
             StoreError::Postgres { context, source }
         }
     }
+}
+
+/// Whether the server refused because it is not (or no longer) a primary that accepts work:
+/// shutting down or starting up (class 57P: a failover in progress), read-only (a standby, or
+/// a demoted primary), or the connection failed (class 08). Nothing was written; another host
+/// of a multi-host URL, or the same one a moment later, can answer: the caller gets 503.
+fn server_unavailable(code: &tokio_postgres::error::SqlState) -> bool {
+    use tokio_postgres::error::SqlState;
+    [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::READ_ONLY_SQL_TRANSACTION,
+    ]
+    .contains(code)
+        || code.code().starts_with("08")
 }
 
 /// A column of `row`, or a `Corrupt` error naming it.
@@ -303,4 +322,31 @@ pub async fn cert(client: &impl GenericClient, serial: &str) -> Result<Option<Ce
     .await?
     .map(CertRow::into_record)
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_unavailable;
+    use tokio_postgres::error::SqlState;
+
+    #[test]
+    fn a_server_in_failover_is_unavailable_but_a_refused_statement_is_not() {
+        for code in [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::CONNECTION_EXCEPTION,
+        ] {
+            assert!(server_unavailable(&code), "{}", code.code());
+        }
+        for code in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::SYNTAX_ERROR,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ] {
+            assert!(!server_unavailable(&code), "{}", code.code());
+        }
+    }
 }

@@ -13,4 +13,5 @@ mod crl_number;
 mod health;
 mod renew;
 mod revoke;
+mod serial_collision;
 mod sign;

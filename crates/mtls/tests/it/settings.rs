@@ -157,6 +157,9 @@ const ROWS: &[Row] = &[
     row(Ca, &["list", "--format", "xml"], Refused(&["'--format <FORMAT>'", "text, json"])),
     row(Ca, &["audit", "verify", "--expect-head", "7"], Refused(&["'--expect-head <SEQ:HASH>'", "SEQ:HASH"])),
     row(Ca, &["audit", "head", "--format", "xml"], Refused(&["'--format <FORMAT>'", "text, json"])),
+    row(Ca, &["migrate-store", "--from", "postgres://u@h/a", "--to", "postgres://u@h/b"], Refused(&["'--from <FROM>'", "sqlite:PATH"])),
+    row(Ca, &["migrate-store", "--from", "sqlite:/x/ca.db", "--to", "sqlite:/y/ca.db"], Refused(&["--to: expected the PostgreSQL database", "postgres://"])),
+    row(Ca, &["migrate-store", "--from", "sqlite:/x/ca.db", "--to", "mysql://u:hunter2@h/db"], Refused(&["--to: expected sqlite:PATH or postgres://"])),
     // ---- mtls-server ----
     row(Server, &["--crl-refresh", "0s"], Refused(&["'--crl-refresh ", ONE_SECOND])),
     row(Server, &["--crl-refresh", "500ms"], Refused(&["'--crl-refresh ", ONE_SECOND])),

@@ -1,3 +1,5 @@
-//! Tests that need no mtls-mesh program, only bash and OpenSSL: the scripts in `scripts/`.
+//! Tests that need no mtls-mesh program, only bash, OpenSSL and PostgreSQL: the scripts in
+//! `scripts/` and the throwaway PostgreSQL cluster.
 
 mod openssl_scripts;
+mod postgres_cluster;

@@ -217,6 +217,33 @@ mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --rea
     /// Apply the store's pending schema migrations and print its schema version (the CA
     /// also applies them at start; one that finds a newer schema refuses to start).
     Migrate,
+    /// Copy every record of a SQLite store (tokens, certificates, revocations, entries, the
+    /// audit chain, the CRL number) into an empty PostgreSQL database, and verify the chain
+    /// there (docs/operations.md). Stop the CA first.
+    #[command(
+        after_help = "Example:\n  mtls-ca migrate-store --from sqlite:/var/lib/mtls-ca/ca.db --to postgres://mtls_ca@db.internal/mtls_ca"
+    )]
+    MigrateStore {
+        /// The SQLite store to copy: sqlite:PATH.
+        #[arg(long, value_parser = parse_sqlite_location)]
+        from: std::path::PathBuf,
+        /// The empty PostgreSQL database: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE
+        /// (or MTLS_CA_STORE_TO, to keep a password out of `ps`).
+        /// Checked in `Cli::check`, which never repeats the value (it may hold a password).
+        #[arg(long, env = "MTLS_CA_STORE_TO", hide_env_values = true)]
+        to: String,
+    },
+    /// Copy the SQLite store to a new file while the CA runs (one consistent snapshot, its
+    /// audit chain verified); restore by putting the file in place of ca.db
+    /// (docs/operations.md).
+    #[command(
+        after_help = "Example:\n  mtls-ca --data-dir /var/lib/mtls-ca backup --to /backup/ca-$(date +%F).db"
+    )]
+    Backup {
+        /// The new file (never overwritten).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Audit log operations.
     Audit {
         #[command(subcommand)]
@@ -312,6 +339,18 @@ impl Cli {
         if let Some(store) = &self.store {
             StoreLocation::parse(store).map_err(|e| usage(format!("--store: {e}")))?;
         }
+        if let Some(Command::MigrateStore { to, .. }) = &self.command {
+            match StoreLocation::parse(to) {
+                Ok(StoreLocation::Postgres(_)) => {}
+                Ok(StoreLocation::Sqlite(_)) => {
+                    return Err(usage(
+                        "--to: expected the PostgreSQL database to copy into: postgres://..."
+                            .into(),
+                    ))
+                }
+                Err(e) => return Err(usage(format!("--to: {e}"))),
+            }
+        }
         let s = &self.serve;
         if s.cert_duration > s.max_duration {
             return Err(usage(format!(
@@ -341,6 +380,13 @@ impl Cli {
         self.store
             .as_deref()
             .and_then(|s| StoreLocation::parse(s).ok())
+    }
+}
+
+fn parse_sqlite_location(s: &str) -> Result<std::path::PathBuf, String> {
+    match StoreLocation::parse(s)? {
+        StoreLocation::Sqlite(path) => Ok(path),
+        StoreLocation::Postgres(_) => Err("expected the SQLite store to copy: sqlite:PATH".into()),
     }
 }
 

@@ -25,6 +25,11 @@ pub fn run(
         println!("schema version {version}: up to date");
         return Ok(ExitCode::SUCCESS);
     }
+    match cmd {
+        Command::MigrateStore { from, to } => return crate::copy::migrate_store(&from, &to),
+        Command::Backup { to } => return crate::copy::backup(&dir, location, &to),
+        _ => {}
+    }
     let store = dir.open_existing(location)?;
     let store = store.as_ref();
     let clock = SystemClock;
@@ -115,7 +120,7 @@ pub fn run(
             action: AuditAction::Verify { expect_head },
         } => return audit_verify(store, expect_head),
         // Handled before the store is opened.
-        Command::Migrate => {}
+        Command::Migrate | Command::MigrateStore { .. } | Command::Backup { .. } => {}
         Command::Audit {
             action: AuditAction::Head { format },
         } => {

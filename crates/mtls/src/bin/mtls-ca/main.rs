@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod copy;
 mod entry;
 mod serve;
 

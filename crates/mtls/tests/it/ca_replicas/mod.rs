@@ -1,6 +1,11 @@
 //! Several `mtls-ca` replicas on one PostgreSQL database (`--store postgres://...`), each a
 //! real process with its own copy of the same data directory (root.crt, root.key), on a
-//! throwaway cluster (`testkit::postgres`): what one replica records, every other one sees.
+//! throwaway cluster (`testkit::postgres`): what one replica records, every other one sees;
+//! losing a replica or the database primary loses nothing a client was given.
 
+mod db_failover;
+mod failover_client;
+mod kill_burst;
 mod shared_state;
 mod startup;
+mod store_copy;
