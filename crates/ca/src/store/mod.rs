@@ -15,6 +15,7 @@ mod postgres_ops;
 mod replay;
 mod rows;
 mod sqlite;
+mod sqlite_batch;
 mod sqlite_entries;
 mod sqlite_lineage;
 mod sqlite_ops;
