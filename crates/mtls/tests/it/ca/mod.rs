@@ -11,6 +11,7 @@ mod data_dir_integrity;
 mod drain;
 mod durability;
 mod file_modes;
+mod group_commit_crash;
 mod limits;
 mod openssl_interop;
 mod rejections;
