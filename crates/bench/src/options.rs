@@ -32,6 +32,9 @@ pub struct Options {
     pub servername: Option<String>,
     /// Key exchange groups offered, in order.
     pub groups: Vec<KxGroup>,
+    /// Join tokens for ca-sign mode: a file of `TOKEN SPIFFE-ID` lines, one redeemed per
+    /// request (the run stops when they are used up).
+    pub tokens: Option<PathBuf>,
     /// Text every response body must contain (default: the client certificate's SPIFFE ID).
     pub expect: Option<String>,
     /// Runtime worker threads (default: all cores).
@@ -53,6 +56,11 @@ pub enum Mode {
     Keepalive,
     /// POST /api/v1/renew to an mtls-ca with a pre-made CSR per request (CA issuance load).
     CaRenew,
+    /// POST /api/v1/sign to an mtls-ca, one join token from `--tokens` per request with a
+    /// pre-made CSR: each request is a first issuance (token redemption, certificate record
+    /// and audit entry), so it measures the CA's durable issuance rate. No client certificate
+    /// is presented.
+    CaSign,
     /// Open `concurrency` connections, make one request on each, then hold them all idle until
     /// `duration` ends (for measuring the server's memory per connection).
     Hold,

@@ -14,12 +14,14 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use wire::tls::{CertResolver, KxGroup, TlsPolicy, ALPN_HTTP1};
 
-/// The client configuration of a load run.
+/// The client configuration of a load run; `present_cert` false: the certificate is read and
+/// checked but not offered (ca-sign mode, where the join token authenticates).
 pub fn client_config(
     cert: &Path,
     key: &Path,
     ca_cert: &Path,
     groups: &[KxGroup],
+    present_cert: bool,
 ) -> anyhow::Result<ClientConfig> {
     let policy = TlsPolicy::mesh().with_groups(groups)?;
     let provider = policy.provider();
@@ -44,6 +46,8 @@ pub fn client_config(
         PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
     let certified = CertifiedKey::from_der(chain, key, &provider)
         .context("--cert and --key do not belong together")?;
-    let resolver = CertResolver::new(Arc::new(certified));
-    Ok(policy.client_config(verifier, Some(resolver), ALPN_HTTP1)?)
+    let resolver = present_cert.then(|| {
+        CertResolver::new(Arc::new(certified)) as Arc<dyn rustls::client::ResolvesClientCert>
+    });
+    Ok(policy.client_config(verifier, resolver, ALPN_HTTP1)?)
 }

@@ -33,6 +33,8 @@ pub struct Setup {
     expect: String,
     mode: Mode,
     csr_bodies: Vec<Bytes>,
+    /// ca-sign mode: per join token, its `Authorization` header value and the request body.
+    sign_jobs: Vec<(String, Bytes)>,
     /// In hold mode, limits how many connections are being set up at once, so a slow server
     /// works through the queue instead of timing the tail out.
     ramp: Arc<tokio::sync::Semaphore>,
@@ -43,7 +45,13 @@ const HOLD_RAMP: usize = 64;
 
 impl Setup {
     pub fn new(args: &Options, target: Target) -> anyhow::Result<Setup> {
-        let config = crate::tls::client_config(&args.cert, &args.key, &args.ca_cert, &args.groups)?;
+        let config = crate::tls::client_config(
+            &args.cert,
+            &args.key,
+            &args.ca_cert,
+            &args.groups,
+            args.mode != Mode::CaSign,
+        )?;
         let name = args
             .servername
             .clone()
@@ -52,6 +60,7 @@ impl Setup {
             .with_context(|| format!("bad server name {name:?}"))?;
         let expect = match &args.expect {
             Some(e) => e.clone(),
+            None if args.mode == Mode::CaSign => "\"serial\"".to_string(),
             None => {
                 let certs = pki::pem::parse_certificates(&std::fs::read(&args.cert)?)?;
                 let info =
@@ -62,7 +71,7 @@ impl Setup {
             }
         };
         let mut csr_bodies = Vec::new();
-        if args.mode == Mode::CaRenew {
+        if matches!(args.mode, Mode::CaRenew | Mode::CaSign) {
             let params = rcgen::CertificateParams::new(Vec::<String>::new())?;
             for _ in 0..CSR_POOL {
                 let key = pki::keys::generate(pki::Curve::P384)?;
@@ -72,6 +81,12 @@ impl Setup {
                 )?));
             }
         }
+        let sign_jobs = match (&args.tokens, args.mode) {
+            (Some(path), Mode::CaSign) => sign_jobs(path)?,
+            (None, Mode::CaSign) => anyhow::bail!("--mode ca-sign needs --tokens FILE"),
+            (Some(_), _) => anyhow::bail!("--tokens is only for --mode ca-sign"),
+            (None, _) => Vec::new(),
+        };
         Ok(Setup {
             connector: TlsConnector::from(Arc::new(config)),
             target,
@@ -79,8 +94,19 @@ impl Setup {
             expect,
             mode: args.mode,
             csr_bodies,
+            sign_jobs,
             ramp: Arc::new(tokio::sync::Semaphore::new(HOLD_RAMP)),
         })
+    }
+
+    /// At most this many requests: the tokens in ca-sign mode (each redeems once), else
+    /// `--requests`.
+    pub fn request_limit(&self, requests: Option<u64>) -> Option<u64> {
+        if self.mode != Mode::CaSign {
+            return requests;
+        }
+        let tokens = self.sign_jobs.len() as u64;
+        Some(requests.map_or(tokens, |r| r.min(tokens)))
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
@@ -104,6 +130,15 @@ impl Setup {
             .uri(self.target.path.as_str())
             .header(hyper::header::HOST, self.target.host.as_str());
         let built = match self.mode {
+            Mode::CaSign => {
+                // The run's request limit is the number of tokens (`request_limit`).
+                let (auth, body) = &self.sign_jobs[n as usize % self.sign_jobs.len().max(1)];
+                builder
+                    .method(Method::POST)
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .header(hyper::header::AUTHORIZATION, auth.as_str())
+                    .body(Full::new(body.clone()))
+            }
             Mode::CaRenew => builder
                 .method(Method::POST)
                 .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -322,4 +357,34 @@ pub async fn run(
     }
     drop(sender);
     stats
+}
+
+/// The requests of a ca-sign run: for each `TOKEN SPIFFE-ID` line of `path`, a bearer header
+/// and a sign body with a CSR of a fresh P-384 key (made here, outside the measurement).
+fn sign_jobs(path: &std::path::Path) -> anyhow::Result<Vec<(String, Bytes)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the tokens file {}", path.display()))?;
+    let params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    let mut jobs = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(token), Some(id), None) = (fields.next(), fields.next(), fields.next()) else {
+            anyhow::bail!(
+                "{} line {}: expected `TOKEN SPIFFE-ID`",
+                path.display(),
+                number + 1
+            );
+        };
+        let key = pki::keys::generate(pki::Curve::P384)?;
+        let csr = params.serialize_request(&key)?.pem()?;
+        let body = serde_json::to_vec(&serde_json::json!({ "csr": csr, "requested_id": id }))?;
+        jobs.push((format!("Bearer {token}"), Bytes::from(body)));
+    }
+    if jobs.is_empty() {
+        anyhow::bail!("{}: no tokens in the file", path.display());
+    }
+    Ok(jobs)
 }

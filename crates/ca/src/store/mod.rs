@@ -18,6 +18,7 @@ mod replay;
 mod rows;
 mod sqlite;
 mod sqlite_backup;
+mod sqlite_batch;
 mod sqlite_entries;
 mod sqlite_lineage;
 mod sqlite_ops;

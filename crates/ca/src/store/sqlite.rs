@@ -16,6 +16,7 @@ use super::details;
 use super::entries::{AgentIssue, AgentOutcome, CreateEntry, EntryRecord};
 use super::file_guard::FileGuard;
 use super::rows::CertRow;
+use super::sqlite_batch::GroupCommit;
 use super::sqlite_ops::{
     db, json, log_appended, query_all, read_audit, read_cert, read_token, ts, WriteTx,
     CERT_COLUMNS, TOKEN_COLUMNS,
@@ -110,7 +111,12 @@ pub fn migrate(tx: &rusqlite::Transaction<'_>, what: &str) -> Result<u32> {
 
 /// The CA's store in one SQLite file (see the module documentation).
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    /// The writing connection: concurrent write calls share its transactions (group commit,
+    /// `sqlite_batch.rs`).
+    writer: GroupCommit,
+    /// Reads go through their own connection, so they see only committed data (never a batch
+    /// still open on the writer) and do not wait for a batch's fsync.
+    reader: Mutex<Connection>,
     /// The file this connection writes to; every write transaction checks the path still
     /// names it (see `file_guard.rs`).
     guard: FileGuard,
@@ -225,11 +231,45 @@ impl SqliteStore {
                 path.display()
             ))
         })?;
+        let reader = Self::open_reader(path)?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            writer: GroupCommit::new(conn),
+            reader: Mutex::new(reader),
             guard,
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The read connection: the same file (already in WAL mode), writes refused.
+    fn open_reader(path: &Path) -> Result<Connection> {
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            StoreError::Setup(format!(
+                "cannot open the CA database {} a second time for reading: {e}",
+                path.display()
+            ))
+        })?;
+        reader
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(db("setting busy timeout"))?;
+        reader
+            .pragma_update(None, "query_only", "ON")
+            .map_err(db("making the read connection read-only"))?;
+        Ok(reader)
+    }
+
+    /// How many batch transactions the writer has ended (group commit; tests and benchmarks).
+    pub fn batches_committed(&self) -> usize {
+        self.writer.commits()
+    }
+
+    /// How many write calls are waiting for the writing connection right now (they will join
+    /// the open batch); for tests that build a batch step by step.
+    pub fn writers_waiting(&self) -> usize {
+        self.writer.waiting()
     }
 
     /// Dates audit entries by `clock` instead of the system clock (tests that set the time).
@@ -253,25 +293,20 @@ impl SqliteStore {
 
     fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         // A poisoned lock only means another thread panicked mid-call; SQLite rolled its
-        // transaction back, so the connection is still consistent.
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        // read transaction back, so the connection is still consistent.
+        let mut guard = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
 
-    /// Runs `f` in an IMMEDIATE transaction (the write lock is taken first, so concurrent
-    /// writers in this and other processes serialise) and commits when it returns Ok; an Err
-    /// rolls everything back. Refuses before writing anything when the database file is no
-    /// longer the one opened. Audit entries appended in it are logged after the commit.
+    /// Runs `f` atomically and durably: in its own savepoint of a batch transaction shared with
+    /// concurrent calls (IMMEDIATE, so writers in other processes serialise), returning once
+    /// the batch has committed; an Err rolls back `f`'s writes only. Refuses before writing
+    /// anything when the database file is no longer the one opened. Audit entries appended in
+    /// it are logged after the commit.
     fn write_tx<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
-        let (out, appended) = self.with_conn(|conn| {
-            let tx = WriteTx::new(
-                conn.transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(db("starting a transaction"))?,
-                pki::timefmt::rfc3339(self.clock.now()),
-            );
+        let (out, appended) = self.writer.write(self.clock.as_ref(), |tx| {
             self.guard.check().map_err(StoreError::Unavailable)?;
-            let out = f(&tx)?;
-            Ok((out, tx.commit()?))
+            f(tx)
         })?;
         log_appended(&appended);
         Ok(out)

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Savepoint};
 
 pub use super::rows::{json, ts};
 use super::rows::{AuditRow, CertRow, TokenRow};
@@ -21,16 +21,17 @@ pub struct Appended {
     pub event: String,
 }
 
-/// A write transaction and the audit entries appended in it.
+/// One write call's savepoint inside a batch transaction (see `sqlite_batch.rs`) and the
+/// audit entries appended in it.
 pub struct WriteTx<'c> {
-    pub tx: Transaction<'c>,
+    pub tx: Savepoint<'c>,
     /// When the transaction started (RFC 3339), the `at` of its audit entries.
     at: String,
     appended: RefCell<Vec<Appended>>,
 }
 
 impl<'c> WriteTx<'c> {
-    pub fn new(tx: Transaction<'c>, at: String) -> Self {
+    pub fn new(tx: Savepoint<'c>, at: String) -> Self {
         WriteTx {
             tx,
             at,
@@ -38,10 +39,16 @@ impl<'c> WriteTx<'c> {
         }
     }
 
-    /// Commits and returns the entries appended, for logging.
-    pub fn commit(self) -> Result<Vec<Appended>> {
-        self.tx.commit().map_err(db("committing"))?;
+    /// Releases the savepoint (its writes join the batch, committed with it) and returns the
+    /// entries appended, to log once the batch commits.
+    pub fn release(self) -> Result<Vec<Appended>> {
+        self.tx.commit().map_err(db("releasing a savepoint"))?;
         Ok(self.appended.into_inner())
+    }
+
+    /// Rolls the savepoint's writes back and releases it.
+    pub fn abandon(self) -> rusqlite::Result<()> {
+        self.tx.finish()
     }
 
     /// Appends one audit entry to the chain.

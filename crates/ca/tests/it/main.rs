@@ -10,6 +10,7 @@ mod harness;
 mod agent;
 mod crl;
 mod crl_number;
+mod group_commit;
 mod health;
 mod renew;
 mod revoke;

@@ -69,9 +69,15 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "secp384r1,secp521r1", value_parser = parse_group)]
     pub groups: Vec<KxGroup>,
 
-    /// Text every response body must contain (default: the client certificate's SPIFFE ID).
+    /// Text every response body must contain (default: the client certificate's SPIFFE ID;
+    /// in ca-sign mode, the issued certificate's serial field).
     #[arg(long)]
     pub expect: Option<String>,
+
+    /// ca-sign mode: a file of `TOKEN SPIFFE-ID` lines (join tokens of the CA), one redeemed
+    /// per request; the run stops when they are used up.
+    #[arg(long)]
+    pub tokens: Option<PathBuf>,
 
     /// Runtime worker threads, at least 1 (default: all cores).
     #[arg(long, value_parser = mtls::values::count_usize)]
@@ -99,6 +105,9 @@ pub enum ModeArg {
     Keepalive,
     /// POST /api/v1/renew to an mtls-ca with a pre-made CSR per request (CA issuance load).
     CaRenew,
+    /// POST /api/v1/sign to an mtls-ca, one join token from --tokens per request with a
+    /// pre-made CSR (durable first issuances; no client certificate presented).
+    CaSign,
     /// Open --concurrency connections, make one request on each, then hold them all idle until
     /// --duration ends (for measuring the server's memory per connection).
     Hold,
@@ -110,6 +119,7 @@ impl From<ModeArg> for Mode {
             ModeArg::New => Mode::New,
             ModeArg::Keepalive => Mode::Keepalive,
             ModeArg::CaRenew => Mode::CaRenew,
+            ModeArg::CaSign => Mode::CaSign,
             ModeArg::Hold => Mode::Hold,
         }
     }
@@ -131,6 +141,7 @@ impl Args {
             servername,
             groups,
             expect,
+            tokens,
             threads,
             json,
             quiet,
@@ -149,6 +160,7 @@ impl Args {
             servername,
             groups,
             expect,
+            tokens,
             threads,
             json,
             quiet,

@@ -51,7 +51,7 @@ fn run(args: mtls_bench::Options) -> anyhow::Result<std::process::ExitCode> {
                 args.concurrency,
                 args.rate,
                 deadline,
-                args.requests,
+                setup.request_limit(args.requests),
                 counters.clone(),
                 stop.clone(),
             )));

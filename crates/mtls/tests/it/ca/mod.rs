@@ -13,6 +13,7 @@ mod data_dir_integrity;
 mod drain;
 mod durability;
 mod file_modes;
+mod group_commit_crash;
 mod limits;
 mod ocsp;
 mod openssl_interop;
