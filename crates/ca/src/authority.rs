@@ -23,7 +23,7 @@ use crate::tokens;
 mod agent;
 mod join_tokens;
 
-pub use join_tokens::{NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
+pub use join_tokens::{revoke_outcome, NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
 
 pub use agent::{
     AgentEntries, AgentEntry, IssuedJwt, BUNDLE_REFRESH_HINT, JWT_DEFAULT_TTL, JWT_MAX_TTL,
@@ -259,6 +259,9 @@ impl Authority {
                 "the join token has already been used; ask the operator for a new one (mtls-ca token)",
             ));
         }
+        if token.revoked_at.is_some() {
+            return Err(token_revoked(&token));
+        }
         if token.expires_at <= now {
             return Err(AuthorityError::unauthenticated(
                 "token_expired",
@@ -292,10 +295,18 @@ impl Authority {
         match self.store.redeem_token(&token_hash, now, &record)? {
             Redeem::Done => {}
             Redeem::AlreadyUsed => {
+                // Revoked between the check above and the redemption: say so.
+                if let Some(token) = self
+                    .store
+                    .find_token(&token_hash)?
+                    .filter(|t| t.revoked_at.is_some())
+                {
+                    return Err(token_revoked(&token));
+                }
                 return Err(AuthorityError::unauthenticated(
                     "token_used",
                     "the join token has already been used; ask the operator for a new one (mtls-ca token)",
-                ))
+                ));
             }
         }
         self.metrics.issued.fetch_add(1, Ordering::Relaxed);
@@ -721,6 +732,17 @@ pub(crate) fn refuse_reserved(id: &SpiffeId) -> Res<()> {
 }
 
 /// The serial (normalised to lowercase hex) and the reason of a revocation request, checked.
+/// The refusal of a join token the operator revoked before use.
+fn token_revoked(token: &crate::store::TokenRecord) -> AuthorityError {
+    AuthorityError::unauthenticated(
+        "token_revoked",
+        format!(
+            "the join token was revoked by the operator at {}; ask the operator for a new one (mtls-ca token)",
+            token.revoked_at.map(rfc3339).unwrap_or_default()
+        ),
+    )
+}
+
 pub(crate) fn revoke_fields(serial: &str, reason: Option<&str>) -> Res<String> {
     let serial = pki::serial::normalize_hex(serial)
         .map_err(|e| AuthorityError::bad_request("bad_serial", e.to_string()))?;

@@ -14,3 +14,4 @@ mod health;
 mod renew;
 mod revoke;
 mod sign;
+mod token_revoke;

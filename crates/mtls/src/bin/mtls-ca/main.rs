@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod entry;
 mod serve;
+mod tokens;
 
 use clap::Parser;
 
