@@ -36,6 +36,8 @@ pub use sqlite::SqliteStore;
 
 /// The schema version a SQLite store has once opened (`mtls-ca migrate`).
 pub const SQLITE_SCHEMA_VERSION: u32 = sqlite::MIGRATIONS.len() as u32;
+/// The schema version a PostgreSQL store has once opened (`mtls-ca migrate`).
+pub const POSTGRES_SCHEMA_VERSION: u32 = postgres_ops::MIGRATIONS.len() as u32;
 
 /// Why a store call failed.
 #[derive(Debug, Error)]

@@ -281,3 +281,46 @@ fn the_cli_lists_and_revokes_once() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--spiffe-id"));
 }
+
+/// A database of schema version 1 (before `tokens.revoked_at`) is migrated at the next start:
+/// its tokens are listed unrevoked, the one left unused can be revoked, and the audit chain
+/// written before the migration still verifies.
+#[test]
+fn a_version_1_database_is_migrated_and_its_tokens_stay_unrevoked() {
+    let ca = Ca::start(&[]);
+    let token = ca.token(WEB, &[]);
+    let dir = ca.stop();
+    let conn = rusqlite::Connection::open(dir.join("ca.db")).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE tokens DROP COLUMN revoked_at;
+         UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+    let out = admin_in(&dir, &["migrate"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "schema version {}: up to date",
+            mtls_ca::store::SQLITE_SCHEMA_VERSION
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = admin_in(&dir, &["token", "list", "--format", "json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["tokens"][0]["status"], "unused", "{listed}");
+    let out = admin_in(&dir, &["token", "revoke", &id_of(&token)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = admin_in(&dir, &["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
