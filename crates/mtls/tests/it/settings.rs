@@ -238,6 +238,10 @@ const ROWS: &[Row] = &[
     row(Proxy, &["--max-connections-per-identity", "0"], Refused(&["'--max-connections-per-identity ", "the minimum is 1"])),
     row(Proxy, &["--allow-id", "web"], Refused(&["'--allow-id ", "expected a SPIFFE ID or a prefix"])),
     row(Proxy, &["--rotate-at", "1"], Refused(&["'--rotate-at ", "between 0 and 1 (exclusive)"])),
+    row(Proxy, &["--admin-listen", "0.0.0.0:9090"], Refused(&["--admin-listen: 0.0.0.0:9090", "loopback", "unless --admin-allow-remote is given"])),
+    row(Proxy, &["--admin-allow-remote"], Refused(&["--admin-listen <ADDR>", "required"])),
+    row(Proxy, &["--admin-listen", "0.0.0.0:0", "--admin-allow-remote"], Accepted),
+    row(Proxy, &["--admin-listen", "127.0.0.1:0"], Accepted),
     // ---- mtls-inspect ----
     row(Inspect, &["lint", "--max-lifetime", "0s", "leaf.pem"], Refused(&["'--max-lifetime <DURATION>'", ONE_SECOND])),
     row(Inspect, &["lint", "--max-lifetime", "500ms", "leaf.pem"], Refused(&["'--max-lifetime <DURATION>'", ONE_SECOND])),

@@ -142,6 +142,8 @@ async fn start(mut config: ProxyConfig, creds: CredentialArgs) -> Result<(), Fai
         println!("[PROXY] Next rotation: {}", pki::timefmt::rfc3339(next));
     }
     if let Some(addr) = proxy.admin_addr() {
+        let permission = proxy.config().admin_allow_remote.origin.to_string();
+        mesh::server::admin::Exposure::warn_if_remote(addr, &permission);
         println!("admin listening on http://{addr}");
     }
     for (addr, route) in proxy.route_addrs() {

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod admin_remote;
 mod chain;
 mod config;
 mod drain;
