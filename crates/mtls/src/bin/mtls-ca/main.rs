@@ -6,10 +6,8 @@ mod entry;
 mod serve;
 mod tokens;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli: cli::Cli = mtls::manual::parse();
     if let Err(e) = cli.check() {
         e.exit();
     }

@@ -10,7 +10,6 @@ mod config_file;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use mesh::{Mesh, ServiceConfig};
 use mtls::credentials::CredentialArgs;
 use mtls::report;
@@ -33,7 +32,7 @@ impl From<mtls_proxy::ConfigError> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = mtls::manual::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = cli.threads {
         runtime.worker_threads(threads);

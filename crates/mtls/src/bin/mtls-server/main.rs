@@ -170,7 +170,7 @@ impl ConnectionArgs {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let args: Args = mtls::manual::parse();
     mtls::logging::init(args.creds.log_format, "info");
     // Settings that do not fit together are usage errors, refused before anything starts.
     let usage_error = |message: String| -> ! {
