@@ -18,9 +18,11 @@ pub fn parse<T: Parser>() -> T {
     T::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
 }
 
-/// `cmd` with the two generator subcommands; they need none of the program's required options.
+/// `cmd` with the two generator subcommands; they need none of the program's required options
+/// (set only where there are some, so other programs' usage lines stay as they were).
 fn with_generators(cmd: Command) -> Command {
-    cmd.subcommand_negates_reqs(true)
+    let has_required = cmd.get_arguments().any(|a| a.is_required_set());
+    cmd.subcommand_negates_reqs(has_required)
         .subcommand(
             Command::new("completions")
                 .about("Print a shell completion script (bash, zsh, fish, elvish, powershell)")
