@@ -151,20 +151,7 @@ impl FileWriter {
     }
 }
 
-/// Splits concatenated DER certificates (the Workload API's chains and bundles).
-pub fn split_der_certificates(mut der: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let mut certs = Vec::new();
-    while !der.is_empty() {
-        let (rest, _) = x509_parser::parse_x509_certificate(der)
-            .map_err(|e| format!("certificate {} does not parse: {e}", certs.len() + 1))?;
-        certs.push(der[..der.len() - rest.len()].to_vec());
-        der = rest;
-    }
-    if certs.is_empty() {
-        return Err("no certificate".into());
-    }
-    Ok(certs)
-}
+pub use workload::split_der_certificates;
 
 fn version_number(name: &str) -> Option<u64> {
     name.strip_prefix(VERSION_PREFIX)?.parse().ok()

@@ -11,17 +11,14 @@ pub mod attest;
 pub mod authority;
 pub mod ca;
 pub mod cache;
-pub mod client;
 pub mod error;
 pub mod files;
 pub mod socket;
 pub mod workload_api;
 
-/// The messages and server stubs generated from proto/workload.proto (build.rs).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod proto {
-    tonic::include_proto!("_");
-}
+/// The Workload API's messages and stubs, and its client: generated and written once in the
+/// `workload` crate, which mesh uses too (`--workload-api`).
+pub use workload::{client, proto};
 
 use std::future::Future;
 

@@ -7,7 +7,7 @@
 //! could replace the socket with their own and hand workloads a false identity.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tokio::net::UnixListener;
 
@@ -16,32 +16,7 @@ use crate::error::AgentError;
 /// Socket file mode when none is given: every local user may connect (attestation decides).
 pub const DEFAULT_SOCKET_MODE: u32 = 0o666;
 
-/// Parses a socket address: an absolute path, or `unix://` followed by one
-/// (`unix:///run/mtls-mesh/agent.sock`).
-pub fn parse_socket_address(s: &str) -> Result<PathBuf, String> {
-    let path = match s.strip_prefix("unix://") {
-        Some(rest) => rest,
-        None if s.contains("://") => {
-            return Err(format!(
-                "socket address {s:?} is not a Unix socket: give /path/to/agent.sock or \
-                 unix:///path/to/agent.sock"
-            ))
-        }
-        None => s,
-    };
-    if !path.starts_with('/') {
-        return Err(format!(
-            "socket address {s:?} must be an absolute path (/path/to/agent.sock or \
-             unix:///path/to/agent.sock)"
-        ));
-    }
-    if path.contains('?') || path.contains('#') {
-        return Err(format!(
-            "socket address {s:?} has a query or fragment; give only the path"
-        ));
-    }
-    Ok(PathBuf::from(path))
-}
+pub use workload::parse_socket_address;
 
 /// Refuses a socket directory that anyone may write to without the sticky bit, or that does
 /// not exist.
@@ -106,26 +81,6 @@ pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, AgentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses() {
-        assert_eq!(
-            parse_socket_address("unix:///run/a.sock").unwrap(),
-            PathBuf::from("/run/a.sock")
-        );
-        assert_eq!(
-            parse_socket_address("/run/a.sock").unwrap(),
-            PathBuf::from("/run/a.sock")
-        );
-        for bad in [
-            "run/a.sock",
-            "unix://run/a.sock",
-            "tcp://127.0.0.1:1",
-            "unix:///a?b",
-        ] {
-            assert!(parse_socket_address(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn world_writable_directory_without_sticky_bit_is_refused() {

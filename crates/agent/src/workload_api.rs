@@ -25,8 +25,7 @@ use crate::proto::{
     X509svidRequest, X509svidResponse,
 };
 
-/// The metadata every Workload API call must carry (SPIFFE Workload API spec, "Transport").
-pub const SECURITY_HEADER: &str = "workload.spiffe.io";
+pub use workload::SECURITY_HEADER;
 
 type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 

@@ -22,8 +22,11 @@ use crate::tokens;
 
 mod agent;
 mod join_tokens;
+mod ocsp;
+mod overview;
 
 pub use join_tokens::{revoke_outcome, NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
+pub use overview::{AuditStatus, CrlStatus, Overview};
 
 pub use agent::{
     AgentEntries, AgentEntry, IssuedJwt, BUNDLE_REFRESH_HINT, JWT_DEFAULT_TTL, JWT_MAX_TTL,
@@ -100,6 +103,8 @@ pub struct Authority {
     /// Counters rendered by `/metrics`.
     pub metrics: Arc<Metrics>,
     crl: Mutex<Option<CachedCrl>>,
+    /// Signed OCSP answers of the current revocation epoch (`authority/ocsp.rs`).
+    ocsp: Mutex<ocsp::OcspCache>,
     /// nextUpdate - thisUpdate of every CRL; re-signed at half of it.
     crl_validity: Duration,
     /// The last health verdict and when it was reached.
@@ -132,6 +137,7 @@ impl Authority {
             cfg,
             metrics: Arc::new(Metrics::default()),
             crl: Mutex::new(None),
+            ocsp: Mutex::default(),
             crl_validity: CRL_VALIDITY,
             health: Mutex::new(None),
             bundle_sequence: clock.now().unix_timestamp().max(0) as u64,
@@ -230,6 +236,9 @@ impl Authority {
         let out = f();
         if let Err(e) = &out {
             self.metrics.reject(e.code);
+            self.metrics
+                .recent_refusals
+                .record(self.clock.now(), e.code, &e.message);
             if e.kind != Kind::Internal {
                 tracing::warn!(code = e.code, reason = %e.message, "request refused");
             }

@@ -22,9 +22,13 @@ pub struct Metrics {
     pub agent_svids: AtomicU64,
     /// JWT-SVIDs issued to agents for their entries.
     pub agent_jwts: AtomicU64,
+    /// OCSP requests answered with a signed response.
+    pub ocsp_answers: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// The API listener's connection counters (refusals, closes, open connections).
     pub connections: Arc<wire::Counters>,
+    /// The last refusals with their time and message, for the dashboard.
+    pub recent_refusals: crate::refusals::RecentRefusals,
 }
 
 impl Metrics {
@@ -32,6 +36,12 @@ impl Metrics {
     pub fn reject(&self, reason: &'static str) {
         let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
         *map.entry(reason).or_insert(0) += 1;
+    }
+
+    /// Refusals counted so far, by reason (the `mtls_ca_rejected_total` series).
+    pub fn rejections(&self) -> Vec<(&'static str, u64)> {
+        let map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(reason, n)| (*reason, *n)).collect()
     }
 
     /// `audit_head_seq` is read from the store at render time (None when that failed: the
@@ -73,6 +83,11 @@ impl Metrics {
                 "mtls_ca_agent_jwts_total",
                 "JWT-SVIDs issued to agents for their registration entries.",
                 &self.agent_jwts,
+            ),
+            (
+                "mtls_ca_ocsp_answers_total",
+                "OCSP requests answered with a signed response (refusals are in mtls_ca_rejected_total).",
+                &self.ocsp_answers,
             ),
         ];
         // Writing to a String cannot fail.

@@ -23,6 +23,9 @@ pub enum Kind {
     Csr,
     /// An X.509 certificate revocation list.
     Crl,
+    /// An OCSP response (RFC 6960), as `openssl ocsp -respout` writes it.
+    #[serde(rename = "ocsp_response")]
+    OcspResponse,
 }
 
 impl Kind {
@@ -32,6 +35,7 @@ impl Kind {
             Kind::Certificate => "CERTIFICATE",
             Kind::Csr => "CERTIFICATE REQUEST",
             Kind::Crl => "X509 CRL",
+            Kind::OcspResponse => "OCSP RESPONSE",
         }
     }
 
@@ -40,6 +44,7 @@ impl Kind {
             Kind::Certificate => "certificate",
             Kind::Csr => "certificate request",
             Kind::Crl => "CRL",
+            Kind::OcspResponse => "OCSP response",
         }
     }
 }
@@ -172,8 +177,11 @@ fn parse_der(source: &str, der: &[u8]) -> std::result::Result<Object, String> {
     if let Ok(([], _)) = X509CertificationRequest::from_der(der) {
         return Ok(object(Kind::Csr, der, source, 1));
     }
+    if pki::ocsp::read_response(der).is_ok() {
+        return Ok(object(Kind::OcspResponse, der, source, 1));
+    }
     Err(format!(
-        "DER input is not a certificate, CSR or CRL ({})",
+        "DER input is not a certificate, CSR, CRL or OCSP response ({})",
         der_problem(der).unwrap_or_else(|| format!("as a certificate: {as_cert}"))
     ))
 }
@@ -303,6 +311,7 @@ fn parse_pem(source: &str, bytes: &[u8]) -> std::result::Result<Parsed, String> 
             "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => Kind::Certificate,
             "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Kind::Csr,
             "X509 CRL" => Kind::Crl,
+            "OCSP RESPONSE" => Kind::OcspResponse,
             label if label.contains("PRIVATE KEY") => {
                 parsed.notes.push(format!(
                     "skipped the {label} block at line {}: private keys are never shown",
@@ -357,6 +366,8 @@ fn check_der(kind: Kind, der: &[u8], allow_trailing: bool) -> std::result::Resul
         Kind::Crl => CertificateRevocationList::from_der(der)
             .map(|(rest, _)| rest.len())
             .map_err(|e| parse_error(&e))?,
+        // der's decoder refuses trailing bytes itself.
+        Kind::OcspResponse => pki::ocsp::read_response(der).map(|_| 0)?,
     };
     if rest_len > 0 && !allow_trailing {
         return Err(format!("{rest_len} trailing bytes"));
@@ -380,7 +391,7 @@ mod tests {
         assert!(e.contains("neither PEM"), "{e}");
         let e = parse("x", b"\x30\x03\x02\x01\x01").unwrap_err().to_string();
         assert!(
-            e.contains("DER input is not a certificate, CSR or CRL"),
+            e.contains("DER input is not a certificate, CSR, CRL or OCSP response"),
             "{e}"
         );
     }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::model::cert::SansView;
 use crate::model::ext::ExtView;
-use crate::model::{CertView, CrlView, CsrView, ObjectView};
+use crate::model::{CertView, CrlView, CsrView, ObjectView, OcspView};
 use pki::timefmt::human;
 
 const WIDTH: usize = 21;
@@ -24,6 +24,7 @@ pub fn render(view: &ObjectView) -> String {
         ObjectView::Certificate(c) => certificate(c),
         ObjectView::Csr(c) => csr(c),
         ObjectView::Crl(c) => crl(c),
+        ObjectView::OcspResponse(o) => ocsp(o),
     }
 }
 
@@ -150,6 +151,54 @@ fn crl(c: &CrlView) -> String {
     out
 }
 
+fn ocsp(o: &OcspView) -> String {
+    let mut out = heading("OCSP response", &o.origin.file, o.origin.index);
+    let i = "  ";
+    field(&mut out, i, "Status", &o.status);
+    if let Some(r) = &o.responder {
+        field(&mut out, i, "Responder", r);
+    }
+    if let Some(p) = &o.produced_at {
+        field(&mut out, i, "Produced at", p);
+    }
+    if let Some(a) = &o.signature_algorithm {
+        field(&mut out, i, "Signature algorithm", &a.name);
+        field(
+            &mut out,
+            i,
+            "Signature",
+            "not checked by show (openssl ocsp -respin … -CAfile root.pem checks it)",
+        );
+    }
+    if o.status == "successful" {
+        field(&mut out, i, "Nonce", o.nonce.as_deref().unwrap_or("none"));
+        field(&mut out, i, "Certificates", o.certificates);
+        field(&mut out, i, "Answers", o.answers.len());
+    }
+    for a in &o.answers {
+        let mut line = format!("    {}  {}", a.serial, a.status.to_uppercase());
+        if let Some(at) = &a.revoked_at {
+            line.push_str(&format!(
+                " at {at}, {}",
+                a.reason.as_deref().unwrap_or("no reason given")
+            ));
+        }
+        line.push_str(&format!(
+            "  (issuer by {}; this update {}",
+            a.issuer_hash, a.this_update
+        ));
+        match (&a.next_update, &a.relative) {
+            (Some(n), Some(rel)) => line.push_str(&format!(
+                ", next update {n}: {}{rel})",
+                if a.stale { "STALE, " } else { "" }
+            )),
+            _ => line.push_str(", no next update)"),
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
 fn or_empty(s: &str) -> &str {
     if s.is_empty() {
         "(empty)"
@@ -239,6 +288,16 @@ pub fn short(view: &ObjectView) -> String {
                 Some(false) => "INVALID",
                 None => "not checked",
             }
+        ),
+        ObjectView::OcspResponse(o) => format!(
+            "{}: OCSP response | {} | {}",
+            origin(&o.origin.file, o.origin.index),
+            o.status,
+            o.answers
+                .iter()
+                .map(|a| format!("{} {}", a.serial_hex, a.status))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         ObjectView::Crl(c) => format!(
             "{}: CRL | {} | {} revoked | next update {}",

@@ -105,5 +105,6 @@ fn pem_of(view: &ObjectView) -> &str {
         ObjectView::Certificate(c) => &c.pem,
         ObjectView::Csr(c) => &c.pem,
         ObjectView::Crl(c) => &c.pem,
+        ObjectView::OcspResponse(o) => &o.pem,
     }
 }

@@ -70,6 +70,9 @@ impl ServiceConfig {
                 at_least("static_files.reload_interval", f.reload_interval)?
             }
             CredentialSource::Pinned(p) => at_least("pinned.reload_interval", p.reload_interval)?,
+            CredentialSource::WorkloadApi(w) => {
+                at_least("workload_api.start_timeout", w.start_timeout)?
+            }
         }
         Ok(())
     }
@@ -95,6 +98,8 @@ pub enum Mode {
     Static,
     /// Certificate and key from files, peers trusted by pinned key hashes.
     Pinned,
+    /// X.509-SVID, bundle and CRL streamed by a SPIFFE Workload API (`mtls-agent`).
+    WorkloadApi,
 }
 
 impl Mode {
@@ -104,6 +109,7 @@ impl Mode {
             Mode::Enrolled => "enrolled",
             Mode::Static => "static files",
             Mode::Pinned => "pinned",
+            Mode::WorkloadApi => "workload api",
         }
     }
 }
@@ -118,6 +124,8 @@ pub enum CredentialSource {
     StaticFiles(StaticFiles),
     /// From files, trusting peers by the SHA-256 of their public key.
     Pinned(Pinned),
+    /// From a SPIFFE Workload API (`mtls-agent`) over its Unix socket.
+    WorkloadApi(WorkloadApi),
 }
 
 impl CredentialSource {
@@ -127,6 +135,7 @@ impl CredentialSource {
             CredentialSource::Enrolled(_) => Mode::Enrolled,
             CredentialSource::StaticFiles(_) => Mode::Static,
             CredentialSource::Pinned(_) => Mode::Pinned,
+            CredentialSource::WorkloadApi(_) => Mode::WorkloadApi,
         }
     }
 }
@@ -322,6 +331,32 @@ pub struct Pinned {
     pub pins: PinSet,
     /// How often the certificate and key files are checked for changes.
     pub reload_interval: Duration,
+}
+
+/// Workload API mode: the X.509-SVID, the trust domain's bundle and the CRL come from the
+/// `FetchX509SVID` stream of a SPIFFE Workload API (`mtls-agent`, docs/agent.md), and every new
+/// message is validated and swapped in like a rotation. The agent's socket is trusted: whoever
+/// may replace it can hand this service any identity and roots (docs/agent.md, "Socket").
+#[derive(Clone, Debug)]
+pub struct WorkloadApi {
+    /// The agent's Unix socket.
+    pub socket: PathBuf,
+    /// The SVID to use when the agent offers several; None: the first one offered.
+    pub spiffe_id: Option<pki::SpiffeId>,
+    /// How long to keep trying at start (agent unreachable, no SVID for this process yet)
+    /// before giving up.
+    pub start_timeout: Duration,
+}
+
+impl WorkloadApi {
+    /// The agent at `socket`, the first SVID offered, two minutes to get it at start.
+    pub fn new(socket: PathBuf) -> WorkloadApi {
+        WorkloadApi {
+            socket,
+            spiffe_id: None,
+            start_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 /// TLS options beyond the fixed policy of `wire::tls`.

@@ -220,6 +220,9 @@ impl Enroller {
 pub(crate) fn is_retryable(err: &MeshError) -> bool {
     match err {
         MeshError::Ca { .. } | MeshError::Connect(_) | MeshError::Http(_) => true,
+        // The agent may be starting, or not have minted this process's SVID yet (an entry
+        // just created reaches it within its --entry-refresh).
+        MeshError::WorkloadApi { .. } => true,
         MeshError::CaRefused { status, .. } => *status >= 500 || *status == 408 || *status == 429,
         _ => false,
     }

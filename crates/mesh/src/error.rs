@@ -80,6 +80,15 @@ pub enum MeshError {
     /// A certificate, key or CSR problem found by `pki`.
     #[error(transparent)]
     Pki(#[from] pki::PkiError),
+    /// The Workload API (`--workload-api`) could not be reached, refused this process an
+    /// identity, or did not offer the one asked for.
+    #[error("Workload API unix://{}: {reason}", .socket.display())]
+    WorkloadApi {
+        /// The agent's socket.
+        socket: PathBuf,
+        /// What went wrong, and how to fix it.
+        reason: String,
+    },
     /// A file or socket operation failed.
     #[error("{context}: {error}")]
     Io {
@@ -281,6 +290,12 @@ pub enum CredentialError {
         key: PathBuf,
         /// Why.
         error: Box<MeshError>,
+    },
+    /// A Workload API message whose certificates do not parse.
+    #[error("{reason}")]
+    WorkloadApi {
+        /// What did not parse.
+        reason: String,
     },
     /// The CSR could not be built.
     #[error("{step}: {reason}")]

@@ -42,7 +42,7 @@ impl Events {
             old.info.serial_hex,
             new.info.serial_hex,
             rfc3339(new.info.not_after),
-            next_rotation.map(rfc3339).unwrap_or_else(|| "on file change".into()),
+            next_rotation.map(rfc3339).unwrap_or_else(|| "when the source changes".into()),
         );
     }
 

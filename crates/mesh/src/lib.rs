@@ -67,7 +67,7 @@ mod trust_bundle;
 pub use client::{MeshClient, MeshConnector, Upstream};
 pub use config::{
     CaRoot, CredentialSource, Enrollment, Fingerprint, Mode, Pinned, RevocationOptions, Role,
-    RotateAt, ServiceConfig, StaticFiles, TlsOptions, TokenSource,
+    RotateAt, ServiceConfig, StaticFiles, TlsOptions, TokenSource, WorkloadApi,
 };
 pub use credentials::Credential;
 pub use enroll::make_csr;

@@ -21,6 +21,7 @@ use crate::ca_client::{fetch_root_by_fingerprint, CaApi, CaClient};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
     CaRoot, CredentialSource, Enrollment, Mode, Pinned, Role, ServiceConfig, StaticFiles,
+    WorkloadApi,
 };
 use crate::credentials::files::Files;
 use crate::credentials::{Credential, Identity};
@@ -33,6 +34,7 @@ use crate::metrics::{CrlGauges, Gauges};
 use crate::refresh::crl::Refresher;
 use crate::refresh::files::FileWatch;
 use crate::refresh::rotation::{random_jitter, Rotation};
+use crate::refresh::workload_api::{next_message, open, Want, WorkloadStream};
 use crate::server::{Peer, PeerIdentify};
 use crate::stop::Stop;
 use crate::tls::{MeshClientVerifier, MeshServerVerifier, PinSet, PinnedVerifier};
@@ -179,6 +181,9 @@ impl Mesh {
                 Self::start_static(&config, f, policy, events, clock, started)?
             }
             CredentialSource::Pinned(p) => Self::start_pinned(&config, p, policy, events, clock)?,
+            CredentialSource::WorkloadApi(w) => {
+                Self::start_workload_api(&config, w, policy, events, clock, started).await?
+            }
         };
         let health = mesh.stop.spawn(crate::health::log_transitions(
             mesh.view.identity.clone(),
@@ -292,6 +297,79 @@ impl Mesh {
             .stop
             .spawn(crate::refresh::run(watch, self.stop.clone()));
         self.tasks.push(task);
+    }
+
+    /// Workload API mode: waits (up to `start_timeout`, retrying with backoff) for the agent
+    /// to offer this process an SVID, then follows the stream. A workload no registration
+    /// entry matches is retried too: an entry created at the same time as the workload reaches
+    /// the agent within its entry refresh; after the time limit the start fails with the
+    /// agent's PERMISSION_DENIED and the selectors it saw.
+    async fn start_workload_api(
+        config: &ServiceConfig,
+        source: &WorkloadApi,
+        policy: TlsPolicy,
+        events: Arc<Events>,
+        clock: Arc<dyn Clock>,
+        started: OffsetDateTime,
+    ) -> Result<Mesh> {
+        let want = Want {
+            socket: source.socket.clone(),
+            spiffe_id: source.spiffe_id.clone(),
+            policy: policy.clone(),
+            role: config.role,
+        };
+        let limit = source.start_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        let (stream, first) = retry_until(
+            "getting an SVID from the Workload API",
+            deadline,
+            limit,
+            ENROLL_RETRY_BASE,
+            || {
+                let (want, clock) = (want.clone(), clock.clone());
+                async move {
+                    let mut stream = open(&want.socket).await?;
+                    let message = next_message(&mut stream, &want.socket).await?;
+                    let loaded = want.load(&message, clock.now())?;
+                    Ok((stream, loaded))
+                }
+            },
+        )
+        .await?;
+        let Some(roots) = first.roots.clone() else {
+            // `credentials::workload_api::load` always returns the bundle's roots.
+            return Err(MeshError::WorkloadApi {
+                socket: source.socket.clone(),
+                reason: "the agent sent no bundle".into(),
+            });
+        };
+        let trust = TrustState::with_crl_policy(roots, crl_policy(config, started), clock.clone());
+        if let Some(revoked) = first.revoked.clone() {
+            trust.set_revoked(revoked, false);
+        }
+        let identity = Identity::new(first.credential.clone());
+        let follow = WorkloadStream {
+            want,
+            stream: Some(stream),
+            identity: identity.clone(),
+            trust: trust.clone(),
+            events: events.clone(),
+            clock: clock.clone(),
+            published: first.digest,
+            attempt: 0,
+        };
+        let view = MeshView {
+            identity,
+            trust: Some(trust),
+            events,
+            clock,
+        };
+        let mut mesh = Mesh::assemble(Mode::WorkloadApi, config.role, view, None, policy);
+        let task = mesh
+            .stop
+            .spawn(crate::refresh::run(follow, mesh.stop.clone()));
+        mesh.tasks.push(task);
+        Ok(mesh)
     }
 
     async fn start_enrolled(

@@ -179,6 +179,7 @@ impl FakeCa {
         let id = pki::SpiffeId::parse(ID).expect("id");
         let issued = pki::IssuancePolicy {
             backdate: time::Duration::ZERO,
+            ocsp_url: None,
         }
         .issue(
             &pki::LeafRequest {

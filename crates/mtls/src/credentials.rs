@@ -1,5 +1,5 @@
-//! Command-line options shared by `mtls-server` and `mtls-client` (and the services to come):
-//! where the certificate comes from (enrolled, static files, pinned), rotation and revocation
+//! Command-line options shared by `mtls-server`, `mtls-client` and `mtls-proxy`: where the
+//! certificate comes from (enrolled, static files, pinned, Workload API), rotation and revocation
 //! settings, TLS groups, logs. Every value is checked as it is parsed (`crate::values`, and the
 //! library's own parsers: `HttpsUrl`, `Fingerprint`, `RotateAt`, `Pin`), so a setting that
 //! cannot work stops the program before it reads a file or redeems a token.
@@ -12,7 +12,7 @@ use clap::Args;
 use mesh::tls::{Pin, PinSet};
 use mesh::{
     CaRoot, CredentialSource, Enrollment, Fingerprint, HttpsUrl, Pinned, RevocationOptions, Role,
-    RotateAt, ServiceConfig, StaticFiles, TlsOptions, TokenSource,
+    RotateAt, ServiceConfig, StaticFiles, TlsOptions, TokenSource, WorkloadApi,
 };
 use wire::tls::KxGroup;
 
@@ -114,6 +114,22 @@ pub struct CredentialArgs {
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = values::duration)]
     pub crl_max_staleness: Duration,
 
+    /// Workload API mode: the certificate (X.509-SVID), the roots and the CRL come from a SPIFFE
+    /// Workload API such as mtls-agent at this socket, e.g. unix:///run/mtls-mesh/agent.sock,
+    /// and are swapped in on every change. With --spiffe-id, the SVID with that ID; else the
+    /// first one the agent offers. --enroll-timeout bounds the wait for the first SVID.
+    #[arg(
+        long,
+        value_name = "unix:///PATH",
+        value_parser = parse_workload_api,
+        conflicts_with_all = [
+            "ca_url", "ca_fingerprint", "join_token", "join_token_file", "cert", "key",
+            "ca_cert", "crl", "trust_pin",
+        ],
+        help_heading = "Workload API mode (certificate from mtls-agent)"
+    )]
+    pub workload_api: Option<PathBuf>,
+
     /// Static mode: certificate PEM (leaf first, then any intermediates).
     #[arg(
         long,
@@ -165,6 +181,10 @@ pub struct CredentialArgs {
     /// Log format on stderr (RUST_LOG sets the level, default info).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+fn parse_workload_api(s: &str) -> Result<PathBuf, String> {
+    workload::address::parse_endpoint(s)
 }
 
 fn parse_url(s: &str) -> Result<HttpsUrl, String> {
@@ -256,8 +276,29 @@ impl CredentialArgs {
             trust_pin,
             reload_interval,
             groups,
+            workload_api,
             log_format: _,
         } = self.clone();
+        let tls = TlsOptions {
+            extra_groups: groups,
+        };
+        let revocation = RevocationOptions {
+            crl_refresh,
+            max_staleness: crl_max_staleness,
+        };
+        // The other sources' flags are refused with this one by clap (conflicts_with_all).
+        if let Some(socket) = workload_api {
+            return Ok(ServiceConfig {
+                role,
+                credentials: CredentialSource::WorkloadApi(WorkloadApi {
+                    socket,
+                    spiffe_id,
+                    start_timeout: enroll_timeout,
+                }),
+                tls,
+                revocation,
+            });
+        }
         let enrolled = !ca_url.is_empty();
         let files = cert.is_some() || key.is_some();
         let credentials =
@@ -311,7 +352,8 @@ impl CredentialArgs {
                 if !files {
                     return Err(conflict(
                     "no credentials: give --ca-url ... (enrolled), --cert/--key/--ca-cert (static \
-                     files) or --cert/--key/--trust-pin (pinned); see --help",
+                     files), --cert/--key/--trust-pin (pinned) or --workload-api unix:///PATH \
+                     (mtls-agent); see --help",
                 ));
                 }
                 let (Some(cert), Some(key)) = (cert, key) else {
@@ -366,13 +408,8 @@ impl CredentialArgs {
         Ok(ServiceConfig {
             role,
             credentials,
-            tls: TlsOptions {
-                extra_groups: groups,
-            },
-            revocation: RevocationOptions {
-                crl_refresh,
-                max_staleness: crl_max_staleness,
-            },
+            tls,
+            revocation,
         })
     }
 }

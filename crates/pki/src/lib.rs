@@ -19,6 +19,7 @@ pub mod error;
 pub mod files;
 pub mod jwt_svid;
 pub mod keys;
+pub mod ocsp;
 pub mod pem;
 pub mod policy;
 pub mod renewal;

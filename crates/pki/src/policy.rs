@@ -9,6 +9,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{PkiError, Result};
+use crate::ocsp::ResponderUrl;
 use crate::root::CaMaterial;
 use crate::spiffe::SpiffeId;
 use crate::{pem, serial};
@@ -19,12 +20,16 @@ pub struct IssuancePolicy {
     /// How far NotBefore is moved into the past to absorb clock skew between machines.
     /// Never more than a tenth of the certificate's lifetime.
     pub backdate: Duration,
+    /// The OCSP responder named in every leaf's authorityInfoAccess (`mtls-ca --ocsp-url`);
+    /// None: no such extension (services check revocation with the CRL).
+    pub ocsp_url: Option<ResponderUrl>,
 }
 
 impl Default for IssuancePolicy {
     fn default() -> Self {
         IssuancePolicy {
             backdate: Duration::seconds(30),
+            ocsp_url: None,
         }
     }
 }
@@ -112,6 +117,9 @@ impl IssuancePolicy {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
+        if let Some(url) = &self.ocsp_url {
+            params.custom_extensions = vec![url.aia_extension().map_err(PkiError::Policy)?];
+        }
         let serial_bytes = serial::random_serial()?;
         params.serial_number = Some(SerialNumber::from_slice(&serial_bytes));
         params.not_before = not_before;

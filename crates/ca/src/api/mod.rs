@@ -4,6 +4,7 @@ mod agent;
 mod body_check;
 mod certs;
 mod info;
+mod ocsp;
 mod revoke;
 mod sign;
 mod tokens;
@@ -58,8 +59,11 @@ pub fn router(authority: AppState) -> Router {
         .route("/api/v1/agent/svid", post(agent::svid))
         .route("/api/v1/agent/jwt", post(agent::jwt))
         .route("/api/v1/crl", get(info::crl))
+        .route("/ocsp", post(ocsp::post))
+        .route("/ocsp/{*request}", get(ocsp::get))
         .route("/healthz", get(info::healthz))
         .route("/metrics", get(info::metrics))
+        .route("/dashboard", get(crate::dashboard::page))
         .fallback(not_found)
         .with_state(authority)
 }
@@ -117,6 +121,19 @@ pub async fn read_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
+    let bytes = read_body(authority, headers, body).await?;
+    decode_json(&bytes).map_err(|e| {
+        authority.metrics.reject(e.code);
+        ApiError(e)
+    })
+}
+
+/// Reads a whole request body of at most `MAX_BODY` bytes: 413 `body_too_large` beyond.
+pub async fn read_body(
+    authority: &Authority,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         authority.metrics.reject("body_too_large");
         ApiError(body_too_large())
@@ -133,10 +150,10 @@ pub async fn read_json<T: DeserializeOwned>(
     let bytes = axum::body::to_bytes(body, DRAIN_LIMIT)
         .await
         .map_err(|_| too_large())?;
-    decode_json(&bytes).map_err(|e| {
-        authority.metrics.reject(e.code);
-        ApiError(e)
-    })
+    if bytes.len() > MAX_BODY {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// A whole request body (at most `MAX_BODY` bytes) as `T`: 413 `body_too_large` or 400

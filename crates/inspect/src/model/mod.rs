@@ -6,6 +6,7 @@ pub mod crl;
 pub mod csr;
 pub mod ext;
 pub mod key;
+pub mod ocsp;
 
 use anyhow::Result;
 use time::OffsetDateTime;
@@ -15,6 +16,7 @@ use crate::input::{Kind, Object};
 pub use cert::CertView;
 pub use crl::CrlView;
 pub use csr::CsrView;
+pub use ocsp::OcspView;
 
 /// One object of a `show` run.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -26,6 +28,9 @@ pub enum ObjectView {
     Csr(Box<CsrView>),
     /// A certificate revocation list.
     Crl(Box<CrlView>),
+    /// An OCSP response.
+    #[serde(rename = "ocsp_response")]
+    OcspResponse(Box<OcspView>),
 }
 
 impl ObjectView {
@@ -35,6 +40,7 @@ impl ObjectView {
             Kind::Certificate => ObjectView::Certificate(Box::new(CertView::build(obj, at)?)),
             Kind::Csr => ObjectView::Csr(Box::new(CsrView::build(obj)?)),
             Kind::Crl => ObjectView::Crl(Box::new(CrlView::build(obj, at)?)),
+            Kind::OcspResponse => ObjectView::OcspResponse(Box::new(OcspView::build(obj, at)?)),
         })
     }
 }

@@ -13,6 +13,7 @@ use crate::config::Role;
 use crate::credentials::files::Files;
 use crate::credentials::Identity;
 use crate::events::Events;
+use crate::refresh::publish::publish;
 use crate::refresh::Refresh;
 use crate::trust::TrustState;
 
@@ -44,32 +45,18 @@ impl Refresh for FileWatch {
         }
         match self.files.load(&self.policy, self.role, self.clock.now()) {
             Ok(loaded) if loaded.digest == digest => {
-                if let (Some(trust), Some(roots)) = (&self.trust, loaded.roots) {
-                    if trust.set_roots(roots) {
-                        let file = self
-                            .files
-                            .roots
-                            .as_ref()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default();
-                        tracing::info!(event = "trust_reloaded", file = %file, "trusted roots reloaded from file");
-                    }
-                    if let Some(revoked) = loaded.revoked {
-                        tracing::info!(
-                            event = "crl_updated",
-                            revoked = revoked.len(),
-                            "revocation list reloaded from file: {} revoked certificate(s)",
-                            revoked.len()
-                        );
-                        trust.set_revoked(revoked, true);
-                    }
-                }
-                let new_serial = loaded.credential.info.serial_hex.clone();
-                if new_serial != self.identity.current().info.serial_hex {
-                    let old = self.identity.publish(loaded.credential);
-                    self.events
-                        .rotated(&old, &self.identity.current(), None, "file reload");
-                }
+                let from = match &self.files.roots {
+                    Some(roots) => format!("file {}", roots.display()),
+                    None => format!("file {}", self.files.cert.display()),
+                };
+                publish(
+                    loaded,
+                    &self.identity,
+                    self.trust.as_deref(),
+                    &self.events,
+                    &from,
+                    "file reload",
+                );
                 self.published = digest;
                 self.last_failed = None;
             }

@@ -1,6 +1,7 @@
 //! The background loops that keep a service's credential and trust fresh, in one place and of
 //! one shape: rotation (renew at `rotate_at` of the lifetime, re-enroll after expiry), the CRL
-//! and trust bundle refresh (enrolled mode) and the file watcher (static and pinned mode).
+//! and trust bundle refresh (enrolled mode), the file watcher (static and pinned mode) and the
+//! Workload API stream (`publish` is what the last two share).
 //!
 //! Each is a [`Refresh`]: a value holding its state that runs one round at a time, and each
 //! round says how long to wait before the next. [`run`] drives any of them until the service
@@ -9,7 +10,9 @@
 
 pub(crate) mod crl;
 pub(crate) mod files;
+pub(crate) mod publish;
 pub(crate) mod rotation;
+pub(crate) mod workload_api;
 
 use std::future::Future;
 use std::time::Duration;

@@ -22,7 +22,7 @@ examples.";
 #[command(
     name = "mtls-inspect",
     version,
-    about = "Explain certificates, CSRs and CRLs; verify chains; lint X509-SVIDs; probe TLS servers",
+    about = "Explain certificates, CSRs, CRLs and OCSP responses; verify chains; lint X509-SVIDs; probe TLS servers",
     after_help = TOP_HELP
 )]
 struct Cli {
@@ -131,7 +131,7 @@ fn at_or_now(at: Option<OffsetDateTime>) -> OffsetDateTime {
     })
 }
 
-/// Show certificates, CSRs and CRLs: subject, issuer, serial, validity, key, SANs (SPIFFE ID
+/// Show certificates, CSRs, CRLs and OCSP responses: subject, issuer, serial, validity, key, SANs (SPIFFE ID
 /// called out), extensions, fingerprint and client key.
 #[derive(Args, Debug)]
 #[command(after_help = "\
@@ -147,7 +147,7 @@ EXIT CODES:
   0  every input was shown
   2  an input could not be read or parsed (the others are still shown)")]
 struct ShowCmd {
-    /// Files to show (PEM or DER; bundles, CSRs and CRLs are detected); `-` for stdin.
+    /// Files to show (PEM or DER; bundles, CSRs, CRLs and OCSP responses are detected); `-` for stdin.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<String>,
     /// Output format; JSON follows the schema in docs/cli.md and includes the PEM.

@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use crate::programs;
 use Outcome::{Accepted, Fails, Refused};
-use Program::{Bench, Ca, Client, ClientBare, Inspect, Proxy, Server, ServerBare};
+use Program::{
+    Agent, AgentWrite, Bench, Ca, Client, ClientBare, Inspect, Proxy, Server, ServerBare,
+};
 
 /// How long one run of a program may take (an accepted row waits for a 1 s enrollment).
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,6 +40,12 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 const NO_CA: &str = "https://localhost:1";
 const FINGERPRINT: &str = "4811cb1c44cd3bbf2eee4d0a8b1a2ea5b0ff7e2cbc4a0edf74c1e8d3e4b1c2a3";
 const CLIENT_ID: &str = "spiffe://mesh.local/service/payment-worker";
+const AGENT_ID: &str = "spiffe://mesh.local/agent/node1";
+/// A Workload API socket nobody serves: `--workload-api` rows never get an SVID.
+const NO_AGENT: &str = "unix:///nonexistent/agent.sock";
+/// Clap names both flags (the base's --ca-url comes first on the command line).
+const WORKLOAD_API_AND_CA_URL: &str =
+    "the argument '--ca-url <URL>' cannot be used with '--workload-api <unix:///PATH>'";
 const ONE_SECOND: &str = "the minimum is 1s";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +66,10 @@ enum Program {
     Inspect,
     /// `mtls-proxy inbound --listen 127.0.0.1:0 --to 127.0.0.1:9` in enrolled mode.
     Proxy,
+    /// `mtls-agent serve` enrolled as AGENT_ID, its socket in the run's temporary directory.
+    Agent,
+    /// `mtls-agent write --socket NO_AGENT --spiffe-id CLIENT_ID --dir <tmp>/out`.
+    AgentWrite,
 }
 
 #[derive(Debug)]
@@ -188,6 +200,14 @@ const ROWS: &[Row] = &[
     row(Server, &["--trust-pin", "abc"], Refused(&["'--trust-pin ", "expected sha256:<64 hex digits"])),
     row(Server, &["--log-format", "xml"], Refused(&["'--log-format ", "text, json"])),
     row(Server, &["--cert", "c.pem", "--key", "k.pem"], Refused(&["--ca-url (enrolled mode) and --cert/--key (static mode) exclude each other"])),
+    row(Server, &["--workload-api", NO_AGENT], Refused(&[WORKLOAD_API_AND_CA_URL])),
+    row(ServerBare, &["--workload-api", "/run/agent.sock"], Refused(&["'--workload-api ", "give unix:///path/to/agent.sock"])),
+    row(ServerBare, &["--workload-api", "tcp://127.0.0.1:1"], Refused(&["'--workload-api ", "TCP endpoints are not supported"])),
+    row(ServerBare, &["--workload-api", "unix://run/agent.sock"], Refused(&["'--workload-api ", "must name an absolute path"])),
+    row(ServerBare, &["--workload-api", NO_AGENT, "--cert", "c.pem", "--key", "k.pem"], Refused(&["'--workload-api <unix:///PATH>' cannot be used with", "--cert <FILE>", "--key <FILE>"])),
+    row(ServerBare, &["--workload-api", NO_AGENT, "--ca-cert", "r.pem"], Refused(&["'--workload-api <unix:///PATH>' cannot be used with", "'--ca-cert <FILE>'"])),
+    row(ServerBare, &["--workload-api", NO_AGENT, "--spiffe-id", "web"], Refused(&["'--spiffe-id ", "must start with \"spiffe://\""])),
+    row(ServerBare, &["--workload-api", NO_AGENT, "--spiffe-id", CLIENT_ID, "--enroll-timeout", "1s"], Accepted),
     row(Server, &["--join-token-file", "/nonexistent/server.token", "--enroll-timeout", "10s"], Fails(&["reading the join token file /nonexistent/server.token", "No such file"])),
     row(ServerBare, &["--ca-url", NO_CA, "--ca-fingerprint", FINGERPRINT, "--spiffe-id", CLIENT_ID, "--join-token", " "], Refused(&["'--join-token ", "the join token is empty"])),
     row(Server, &["--join-token-file", "/dev/null"], Fails(&["the join token is empty (file /dev/null)"])),
@@ -209,7 +229,11 @@ const ROWS: &[Row] = &[
     row(Client, &["--path", "api"], Refused(&["'--path ", "starting with /"])),
     row(Client, &["--join-token", "t", "--join-token-file", "t.token"], Refused(&["give --join-token or --join-token-file, not both"])),
     row(ClientBare, &["--cert", "c.pem", "--key", "k.pem", "--spiffe-id", CLIENT_ID], Refused(&["--spiffe-id is for enrolled mode"])),
-    row(ClientBare, &[], Refused(&["no credentials: give --ca-url"])),
+    row(ClientBare, &[], Refused(&["no credentials: give --ca-url", "--workload-api unix:///PATH"])),
+    row(Client, &["--workload-api", NO_AGENT], Refused(&[WORKLOAD_API_AND_CA_URL])),
+    row(ClientBare, &["--workload-api", NO_AGENT, "--trust-pin", "sha256:0000000000000000000000000000000000000000000000000000000000000000"], Refused(&["'--workload-api <unix:///PATH>' cannot be used with", "'--trust-pin <sha256:HEX>'"])),
+    row(ClientBare, &["--workload-api", "unix:///a.sock?x=1"], Refused(&["'--workload-api ", "has a query or fragment"])),
+    row(ClientBare, &["--workload-api", NO_AGENT, "--enroll-timeout", "1s"], Accepted),
     // ---- mtls-bench ----
     row(Bench, &["--duration", "0s"], Refused(&["'--duration ", "the range is 1s to 10m"])),
     row(Bench, &["--duration", "11m"], Refused(&["'--duration ", "the range is 1s to 10m"])),
@@ -242,6 +266,32 @@ const ROWS: &[Row] = &[
     row(Proxy, &["--admin-allow-remote"], Refused(&["--admin-listen <ADDR>", "required"])),
     row(Proxy, &["--admin-listen", "0.0.0.0:0", "--admin-allow-remote"], Accepted),
     row(Proxy, &["--admin-listen", "127.0.0.1:0"], Accepted),
+    row(Proxy, &["--workload-api", NO_AGENT], Refused(&[WORKLOAD_API_AND_CA_URL])),
+    row(Proxy, &["--workload-api", "agent.sock"], Refused(&["'--workload-api ", "give unix:///path/to/agent.sock"])),
+    // ---- mtls-agent serve (enrolled as an agent; the shared credential options are the services') ----
+    row(Agent, &["--socket", "tcp://127.0.0.1:1"], Refused(&["'--socket ", "not a Unix socket"])),
+    row(Agent, &["--socket", "run/agent.sock"], Refused(&["'--socket ", "must name an absolute path"])),
+    row(Agent, &["--socket", "unix:///nonexistent/dir/agent.sock"], Refused(&["/nonexistent/dir/agent.sock", "its directory /nonexistent/dir"])),
+    row(Agent, &["--socket-mode", "0999"], Refused(&["'--socket-mode ", "octal"])),
+    row(Agent, &["--socket-mode", "0660"], Accepted),
+    row(Agent, &["--entry-refresh", "0s"], Refused(&["'--entry-refresh ", ONE_SECOND])),
+    row(Agent, &["--entry-refresh", "500ms"], Refused(&["'--entry-refresh ", ONE_SECOND])),
+    row(Agent, &["--entry-refresh", "1s"], Accepted),
+    row(Agent, &["--crl-refresh", "0s"], Refused(&["'--crl-refresh ", ONE_SECOND])),
+    row(Agent, &["--enroll-timeout", "1ms"], Refused(&["'--enroll-timeout ", ONE_SECOND])),
+    row(Agent, &["--ttl", "0s"], Refused(&["'--ttl ", ONE_SECOND])),
+    row(Agent, &["--curve", "P-192"], Refused(&["'--curve ", "P-256, P-384 or P-521"])),
+    row(Agent, &["--curve", "P-256"], Accepted),
+    row(Agent, &["--spiffe-id", "spiffe://mesh.local/service/web"], Refused(&["--spiffe-id spiffe://mesh.local/service/web is not an agent identity", "spiffe://mesh.local/agent/<name>"])),
+    row(Agent, &["--spiffe-id", "spiffe://mesh.local/agent/a/b"], Refused(&["is not an agent identity"])),
+    row(Agent, &["--workload-api", NO_AGENT], Refused(&[WORKLOAD_API_AND_CA_URL])),
+    row(Agent, &["--cert", "c.pem", "--key", "k.pem"], Refused(&["--ca-url (enrolled mode) and --cert/--key (static mode) exclude each other"])),
+    row(Agent, &["--log-format", "xml"], Refused(&["'--log-format ", "text, json"])),
+    // ---- mtls-agent write ----
+    row(AgentWrite, &["--socket", "tcp://127.0.0.1:1"], Refused(&["'--socket ", "not a Unix socket"])),
+    row(AgentWrite, &["--spiffe-id", "web"], Refused(&["'--spiffe-id ", "must start with \"spiffe://\""])),
+    row(AgentWrite, &["--dir", "/dev/null/out"], Refused(&["/dev/null/out"])),
+    row(AgentWrite, &["--once"], Accepted),
     // ---- mtls-inspect ----
     row(Inspect, &["lint", "--max-lifetime", "0s", "leaf.pem"], Refused(&["'--max-lifetime <DURATION>'", ONE_SECOND])),
     row(Inspect, &["lint", "--max-lifetime", "500ms", "leaf.pem"], Refused(&["'--max-lifetime <DURATION>'", ONE_SECOND])),
@@ -284,6 +334,7 @@ impl Program {
             Bench => "mtls-bench",
             Inspect => "mtls-inspect",
             Proxy => "mtls-proxy",
+            Agent | AgentWrite => "mtls-agent",
         }
     }
 
@@ -321,6 +372,23 @@ impl Program {
                 a
             }
             ClientBare => vec![pair("--server", "https://localhost:2")],
+            Agent => {
+                let socket = token.with_file_name("agent.sock");
+                vec![
+                    ("serve".to_string(), None),
+                    pair("--socket", &format!("unix://{}", socket.display())),
+                    pair("--ca-url", NO_CA),
+                    pair("--ca-fingerprint", FINGERPRINT),
+                    pair("--spiffe-id", AGENT_ID),
+                    pair("--join-token-file", &token.display().to_string()),
+                ]
+            }
+            AgentWrite => vec![
+                ("write".to_string(), None),
+                pair("--socket", NO_AGENT),
+                pair("--spiffe-id", CLIENT_ID),
+                pair("--dir", &token.with_file_name("out").display().to_string()),
+            ],
             Bench => vec![
                 ("https://127.0.0.1:1/".to_string(), None),
                 pair("--cert", "c.pem"),
@@ -335,8 +403,12 @@ impl Program {
         match self {
             // A service that enrolls tries to reach the CA (nobody listens there); a bare row
             // gives its own `--enroll-timeout`.
-            Server | ServerBare | Client | ClientBare | Proxy => {
+            Server | ServerBare | Client | ClientBare | Proxy | Agent => {
                 run.code == Some(1) && run.stderr.contains("gave up after")
+            }
+            // Dials the agent's socket (nobody serves it).
+            AgentWrite => {
+                run.code == Some(1) && run.stderr.contains("connecting to the Workload API")
             }
             // Reads its files (there are none).
             Bench => run.stderr.contains("reading r.pem"),
@@ -396,7 +468,7 @@ fn command_line(row: &Row, ca_dir: &Path, token: &Path) -> Vec<String> {
     }
     // Accepted rows of an enrolled service must end quickly: 1 s to reach the CA.
     if matches!(row.outcome, Accepted)
-        && matches!(row.program, Server | Client | Proxy)
+        && matches!(row.program, Server | Client | Proxy | Agent)
         && !given.contains(&"--enroll-timeout")
     {
         args.extend(["--enroll-timeout".to_string(), "1s".to_string()]);
@@ -546,6 +618,11 @@ fn mtls_proxy() {
 }
 
 #[test]
+fn mtls_agent() {
+    check(&[Agent, AgentWrite]);
+}
+
+#[test]
 fn mtls_inspect() {
     check(&[Inspect]);
 }
@@ -587,7 +664,7 @@ fn a_refused_setting_redeems_no_token() {
 
 #[test]
 fn every_program_has_rows_of_each_kind() {
-    for program in [Ca, Server, Client, Bench, Inspect, Proxy] {
+    for program in [Ca, Server, Client, Bench, Inspect, Proxy, Agent, AgentWrite] {
         let rows = || ROWS.iter().filter(move |r| r.program == program);
         assert!(
             rows().any(|r| matches!(r.outcome, Refused(_))),

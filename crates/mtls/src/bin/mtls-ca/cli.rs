@@ -115,6 +115,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_crl_validity)]
     pub crl_validity: time::Duration,
 
+    /// Name this URL as the OCSP responder in every certificate issued (authorityInfoAccess),
+    /// e.g. https://ca.internal:8443/ocsp. The CA answers OCSP at /ocsp whether or not this is
+    /// set; services still check revocation with the CRL.
+    #[arg(long, value_name = "URL", value_parser = parse_ocsp_url)]
+    pub ocsp_url: Option<pki::ocsp::ResponderUrl>,
+
     /// Connections open at once, handshaking ones included; more wait in the accept queue
     /// (protects memory and file descriptors against floods). At least 1.
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = parse_connection_count)]
@@ -378,6 +384,10 @@ fn human(d: time::Duration) -> String {
 
 fn parse_crl_validity(s: &str) -> Result<time::Duration, String> {
     pki::duration::parse_time_at_least(s, MIN_CRL_VALIDITY)
+}
+
+fn parse_ocsp_url(s: &str) -> Result<pki::ocsp::ResponderUrl, String> {
+    pki::ocsp::ResponderUrl::parse(s)
 }
 
 fn parse_backdate(s: &str) -> Result<time::Duration, String> {

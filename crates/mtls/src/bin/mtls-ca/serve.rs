@@ -94,6 +94,7 @@ async fn serve(
                 admin_id,
                 policy: IssuancePolicy {
                     backdate: args.backdate,
+                    ocsp_url: args.ocsp_url.clone(),
                 },
             },
             clock,
@@ -135,7 +136,7 @@ async fn serve(
     eprintln!(
         "trust domain {trust_domain}; root certificate at {}\n\
          endpoints: POST {base}/api/v1/sign  POST /api/v1/renew  POST /api/v1/revoke  GET /api/v1/ca  \
-         GET /api/v1/bundle  GET /api/v1/crl  GET /api/v1/certs  GET /healthz  GET /metrics",
+         GET /api/v1/bundle  GET /api/v1/crl  GET /api/v1/certs  POST /ocsp  GET /dashboard  GET /healthz  GET /metrics",
         dir.root_cert().display()
     );
 

@@ -1,6 +1,7 @@
 //! `mtls-agent` as a process: the Workload API served to independent clients (the Rust
 //! `spiffe` crate, py-spiffe), attestation (another uid, missing metadata), the CA going away,
-//! the `write` mode, and settings refused before the join token is redeemed.
+//! the `write` mode, the services' `--workload-api` credential source, and settings refused
+//! before the join token is redeemed.
 
 mod common;
 
@@ -8,4 +9,5 @@ mod api;
 mod outage;
 mod python;
 mod settings;
+mod workload_source;
 mod write;

@@ -16,5 +16,6 @@ mod fail_fast;
 mod readme_recipe;
 mod revocation;
 mod rotation;
+mod runbooks;
 mod troubleshooting_doc;
 mod verdict_parity;

@@ -10,16 +10,23 @@ use std::process::{Command, Output};
 use crate::programs::{self, start_ca};
 
 /// The marker in README.md right above the block.
-const MARKER: &str = "<!-- recipe: enroll-with-curl -->";
+pub(crate) const MARKER: &str = "<!-- recipe: enroll-with-curl -->";
 /// The CA address the README uses; the test's CA listens elsewhere.
-const README_CA: &str = "https://localhost:8443";
+pub(crate) const README_CA: &str = "https://localhost:8443";
 
-fn readme_block() -> String {
-    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
-    let text = std::fs::read_to_string(&readme).expect("read README.md");
+pub(crate) fn readme_block() -> String {
+    doc_block("README.md", MARKER)
+}
+
+/// The first ```sh block after `marker` in the repository's file `doc`.
+pub(crate) fn doc_block(doc: &str, marker: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(doc);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {doc}: {e}"));
     let after = text
-        .split_once(MARKER)
-        .unwrap_or_else(|| panic!("README.md has no {MARKER}"))
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("{doc} has no {marker}"))
         .1;
     let body = after
         .split_once("```sh\n")
@@ -33,7 +40,7 @@ fn readme_block() -> String {
 
 /// Runs `script` with `bash -e` in `dir`, where `ca` is the CA's data directory and the
 /// programs of this build come first on PATH.
-fn run_in(dir: &Path, ca_data: &Path, script: &str) -> Output {
+pub(crate) fn run_in(dir: &Path, ca_data: &Path, script: &str) -> Output {
     let link = dir.join("ca");
     if !link.exists() {
         std::os::unix::fs::symlink(ca_data, &link).expect("link ca");
@@ -52,7 +59,7 @@ fn run_in(dir: &Path, ca_data: &Path, script: &str) -> Output {
         .expect("run bash")
 }
 
-fn report(out: &Output) -> String {
+pub(crate) fn report(out: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status.code(),

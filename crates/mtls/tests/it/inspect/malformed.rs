@@ -118,7 +118,7 @@ fn garbage_der() {
     every_command_rejects(
         dir.path(),
         "garbage.der",
-        "garbage.der: DER input is not a certificate, CSR or CRL",
+        "garbage.der: DER input is not a certificate, CSR, CRL or OCSP response",
     );
     std::fs::write(dir.path().join("text.txt"), b"this is not a certificate\n").unwrap();
     every_command_rejects(
@@ -140,7 +140,7 @@ fn ten_mib_of_random_bytes() {
     every_command_rejects(
         dir.path(),
         "random.bin",
-        "random.bin: DER input is not a certificate, CSR or CRL",
+        "random.bin: DER input is not a certificate, CSR, CRL or OCSP response",
     );
     assert!(
         started.elapsed().as_secs() < 60,

@@ -1,7 +1,7 @@
 //! `mtls-proxy` as a process: inbound (mTLS in, plaintext to an unmodified app), outbound
 //! routes (and their server's certificate watched while connected), both chained, configuration refused before enrollment, policy reload, drain.
 
-mod common;
+pub(crate) mod common;
 
 mod admin_remote;
 mod chain;

@@ -1,4 +1,5 @@
-//! A Workload API client over the agent's Unix socket (for `mtls-agent write`): the generated
+//! A Workload API client over the agent's Unix socket (for `mtls-agent write` and the
+//! `--workload-api` credential source of mesh): the generated
 //! client stubs of proto/workload.proto on a tonic channel whose connector dials the socket,
 //! every call carrying the `workload.spiffe.io: true` metadata.
 
@@ -20,6 +21,7 @@ pub struct WorkloadClient {
 
 /// Why the client failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The socket could not be reached.
     #[error("connecting to the Workload API at {path}: {reason}")]
@@ -29,9 +31,24 @@ pub enum ClientError {
         /// The cause.
         reason: String,
     },
-    /// The agent answered with an error status.
+    /// The agent refused to give this process an identity: no registration entry matches
+    /// its selectors (the message names the ones the agent saw); an operator must create one
+    /// (docs/agent.md).
+    #[error("PERMISSION_DENIED: {0}")]
+    PermissionDenied(String),
+    /// The agent answered with another error status.
     #[error("the Workload API refused: {}: {}", .0.code(), .0.message())]
-    Status(#[from] Status),
+    Status(Status),
+}
+
+impl From<Status> for ClientError {
+    fn from(status: Status) -> ClientError {
+        if status.code() == tonic::Code::PermissionDenied {
+            ClientError::PermissionDenied(status.message().to_string())
+        } else {
+            ClientError::Status(status)
+        }
+    }
 }
 
 fn with_header<T>(message: T) -> Request<T> {
@@ -66,12 +83,24 @@ impl WorkloadClient {
     }
 
     /// The X.509-SVID stream of this process.
-    pub async fn x509_svids(&mut self) -> Result<Streaming<X509svidResponse>, ClientError> {
-        Ok(self
-            .inner
-            .fetch_x509svid(with_header(X509svidRequest {}))
-            .await?
-            .into_inner())
+    pub async fn x509_svids(&mut self) -> Result<X509SvidStream, ClientError> {
+        Ok(X509SvidStream(
+            self.inner
+                .fetch_x509svid(with_header(X509svidRequest {}))
+                .await?
+                .into_inner(),
+        ))
+    }
+}
+
+/// The `FetchX509SVID` stream: a message at once, then one on every rotation, bundle or CRL
+/// change.
+pub struct X509SvidStream(Streaming<X509svidResponse>);
+
+impl X509SvidStream {
+    /// The next message; None when the agent ended the stream.
+    pub async fn message(&mut self) -> Result<Option<X509svidResponse>, ClientError> {
+        Ok(self.0.message().await?)
     }
 }
 

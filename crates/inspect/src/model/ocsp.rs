@@ -1,0 +1,115 @@
+//! Everything `show` prints about an OCSP response (RFC 6960), read by `pki::ocsp`, the
+//! module the CA answers with. The signature is not checked here: `show` describes.
+
+use anyhow::{anyhow, Result};
+use time::OffsetDateTime;
+
+use super::{AlgorithmView, Origin};
+use crate::input::Object;
+use crate::names::colon_lower;
+use pki::ocsp::CertState;
+use pki::timefmt::{self, human};
+
+/// Everything `show` knows about one OCSP response.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OcspView {
+    /// Where it came from.
+    pub origin: Origin,
+    /// responseStatus: `successful`, `malformedRequest`, `internalError`, `tryLater`,
+    /// `sigRequired` or `unauthorized`.
+    pub status: String,
+    /// Who signed (`by key hash …` or `by name …`), for a successful response.
+    pub responder: Option<String>,
+    /// producedAt, RFC 3339 UTC.
+    pub produced_at: Option<String>,
+    /// The responder's signature algorithm.
+    pub signature_algorithm: Option<AlgorithmView>,
+    /// The nonce, lowercase hex, when the response carries one.
+    pub nonce: Option<String>,
+    /// Certificates included (a delegated responder's chain); 0 when the CA signed itself.
+    pub certificates: usize,
+    /// One entry per certificate asked about.
+    pub answers: Vec<OcspAnswerView>,
+    /// The response as PEM (label `OCSP RESPONSE`).
+    pub pem: String,
+}
+
+/// The status of one certificate.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OcspAnswerView {
+    /// Lowercase hex with colons, as OpenSSL prints serials.
+    pub serial: String,
+    /// Serial as lowercase hex without separators.
+    pub serial_hex: String,
+    /// `good`, `revoked` or `unknown`.
+    pub status: &'static str,
+    /// When it was revoked, RFC 3339 UTC.
+    pub revoked_at: Option<String>,
+    /// The RFC 5280 reason, when given.
+    pub reason: Option<String>,
+    /// The hash the CertID names its issuer with (`SHA-1`, `SHA-256`).
+    pub issuer_hash: String,
+    /// thisUpdate, RFC 3339 UTC.
+    pub this_update: String,
+    /// nextUpdate, RFC 3339 UTC, when given.
+    pub next_update: Option<String>,
+    /// True when nextUpdate has passed at `checked_at`.
+    pub stale: bool,
+    /// "next update in 4m 10s" or "next update was due 3h ago".
+    pub relative: Option<String>,
+}
+
+impl OcspView {
+    pub(crate) fn build(obj: &Object, at: OffsetDateTime) -> Result<OcspView> {
+        let summary = pki::ocsp::read_response(&obj.der)
+            .map_err(|e| anyhow!("cannot parse the OCSP response: {e}"))?;
+        let mut view = OcspView {
+            origin: Origin::of(obj),
+            status: summary.status.to_string(),
+            responder: None,
+            produced_at: None,
+            signature_algorithm: None,
+            nonce: None,
+            certificates: 0,
+            answers: Vec::new(),
+            pem: pki::pem::encode("OCSP RESPONSE", &obj.der),
+        };
+        let Some(answer) = summary.answer else {
+            return Ok(view);
+        };
+        view.responder = Some(answer.responder);
+        view.produced_at = Some(timefmt::rfc3339(answer.produced_at));
+        view.signature_algorithm = Some(AlgorithmView::of(&answer.signature_algorithm));
+        view.nonce = answer.nonce.map(hex::encode);
+        view.certificates = answer.certificates;
+        for a in answer.answers {
+            let bytes = hex::decode(&a.serial_hex).unwrap_or_default();
+            let (status, revoked_at, reason) = match a.state {
+                CertState::Good => ("good", None, None),
+                CertState::Unknown => ("unknown", None, None),
+                CertState::Revoked { at, reason } => {
+                    ("revoked", Some(timefmt::rfc3339(at)), reason)
+                }
+            };
+            view.answers.push(OcspAnswerView {
+                serial: colon_lower(&bytes),
+                serial_hex: a.serial_hex,
+                status,
+                revoked_at,
+                reason,
+                issuer_hash: a.hash_algorithm,
+                this_update: timefmt::rfc3339(a.this_update),
+                next_update: a.next_update.map(timefmt::rfc3339),
+                stale: a.next_update.is_some_and(|n| n < at),
+                relative: a.next_update.map(|n| {
+                    if n < at {
+                        format!("next update was due {} ago", human(at - n))
+                    } else {
+                        format!("next update in {}", human(n - at))
+                    }
+                }),
+            });
+        }
+        Ok(view)
+    }
+}

@@ -1,0 +1,537 @@
+//! OCSP (RFC 6960): the CA's signed answer about certificates it issued.
+//!
+//! [`read_request`] takes an OCSPRequest apart and checks it: every CertID must name this CA
+//! (issuer name and key hashed with SHA-1 or SHA-256), at most [`MAX_REQUESTS`] of them, and a
+//! nonce of 1 to 32 octets (RFC 8954). The caller looks each serial up in its store and
+//! [`sign_response`] signs the answer with the CA key itself (RFC 6960 §4.2.2.2: the issuer may
+//! answer for its own certificates), so an OCSP answer carries exactly the authority of the
+//! CA's CRL, and no delegated responder key has to be kept anywhere.
+//! The structures are RustCrypto's `x509-ocsp`; signing stays on the CA's own key pair.
+
+use aws_lc_rs::digest;
+use const_oid09::ObjectIdentifier;
+use der07::asn1::{BitString, GeneralizedTime, OctetString};
+use der07::{Decode, Encode};
+use rcgen::SigningKey;
+use spki07::AlgorithmIdentifierOwned;
+use time::OffsetDateTime;
+use x509_cert02::ext::pkix::CrlReason;
+use x509_cert02::ext::Extension;
+use x509_cert02::serial_number::SerialNumber;
+use x509_ocsp::{
+    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse,
+    ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
+};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::curve::Curve;
+use crate::root::CaMaterial;
+
+/// CertIDs answered in one request; more is refused as malformed (an answer is signed once, but
+/// each CertID is a store lookup).
+pub const MAX_REQUESTS: usize = 16;
+/// The longest nonce accepted (RFC 8954 §2.1).
+pub const MAX_NONCE: usize = 32;
+
+const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+
+/// Why a request gets no signed answer; each maps to one OCSPResponseStatus.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OcspError {
+    /// The bytes are not an OCSPRequest this responder accepts (`malformedRequest`).
+    #[error("malformed OCSP request: {0}")]
+    Malformed(String),
+    /// A CertID names another issuer, or hashes with an algorithm other than SHA-1/SHA-256
+    /// (`unauthorized`: this responder answers only for its own CA).
+    #[error("not this CA's certificate: {0}")]
+    NotOurs(String),
+    /// Signing the answer failed (`internalError`).
+    #[error("signing the OCSP response: {0}")]
+    Sign(String),
+}
+
+impl OcspError {
+    /// The DER OCSPResponse that carries this error status and no answer.
+    pub fn response_der(&self) -> Vec<u8> {
+        let response = match self {
+            OcspError::Malformed(_) => OcspResponse::malformed_request(),
+            OcspError::NotOurs(_) => OcspResponse::unauthorized(),
+            OcspError::Sign(_) => OcspResponse::internal_error(),
+        };
+        // An error response is three fixed octets plus the status; encoding cannot fail.
+        response.to_der().unwrap_or_default()
+    }
+
+    /// A stable code for counters and logs: `malformed`, `unauthorized`, `internal`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OcspError::Malformed(_) => "malformed",
+            OcspError::NotOurs(_) => "unauthorized",
+            OcspError::Sign(_) => "internal",
+        }
+    }
+}
+
+/// Where clients ask this CA about a certificate: an `http://` or `https://` URL, written into
+/// the authorityInfoAccess extension of every leaf (`mtls-ca --ocsp-url`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponderUrl(String);
+
+impl ResponderUrl {
+    /// Accepts an absolute `http://` or `https://` URL of printable ASCII (an IA5String in the
+    /// certificate), at most 1,024 characters.
+    pub fn parse(s: &str) -> Result<ResponderUrl, String> {
+        let rest = s
+            .strip_prefix("http://")
+            .or_else(|| s.strip_prefix("https://"))
+            .ok_or_else(|| format!("{s:?} is not an http:// or https:// URL"))?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(format!("{s:?} names no host"));
+        }
+        if s.len() > 1024 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "{s:?} must be at most 1024 printable ASCII characters, without spaces                  (percent-encode anything else)"
+            ));
+        }
+        Ok(ResponderUrl(s.to_string()))
+    }
+
+    /// The URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The authorityInfoAccess extension (RFC 5280 §4.2.2.1) naming this URL as the OCSP
+    /// responder: `SEQUENCE { SEQUENCE { id-ad-ocsp, [6] IA5String } }`, non-critical.
+    pub fn aia_extension(&self) -> Result<rcgen::CustomExtension, String> {
+        use x509_cert02::ext::pkix::name::GeneralName;
+        use x509_cert02::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax};
+        let url = der07::asn1::Ia5String::new(&self.0).map_err(|e| e.to_string())?;
+        let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+            access_method: ID_AD_OCSP,
+            access_location: GeneralName::UniformResourceIdentifier(url),
+        }]);
+        let der = aia.to_der().map_err(|e| e.to_string())?;
+        Ok(rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+            der,
+        ))
+    }
+}
+
+/// What an OCSPResponse says, read without checking its signature (`mtls-inspect show`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseSummary {
+    /// The responseStatus in RFC 6960's spelling (`successful`, `malformedRequest`,
+    /// `internalError`, `tryLater`, `sigRequired`, `unauthorized`).
+    pub status: &'static str,
+    /// The signed answer, present when the status is `successful`.
+    pub answer: Option<SignedAnswer>,
+}
+
+/// The BasicOCSPResponse of a successful answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedAnswer {
+    /// `by key hash AB:CD:…` (SHA-1 of the responder's public key) or `by name CN=…`.
+    pub responder: String,
+    /// producedAt.
+    pub produced_at: OffsetDateTime,
+    /// The signature algorithm, dotted OID.
+    pub signature_algorithm: String,
+    /// The nonce echoed from the request, if any.
+    pub nonce: Option<Vec<u8>>,
+    /// Certificates sent along (a delegated responder's); 0 when the issuer signed.
+    pub certificates: usize,
+    /// One per certificate asked about, in order.
+    pub answers: Vec<SingleAnswer>,
+}
+
+/// The status of one certificate in an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SingleAnswer {
+    /// Serial, lowercase hex without leading zero octets.
+    pub serial_hex: String,
+    /// How the CertID names the issuer: `SHA-1`, `SHA-256` or the OID.
+    pub hash_algorithm: String,
+    /// Good, revoked (time, reason) or unknown.
+    pub state: CertState,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate, if given.
+    pub next_update: Option<OffsetDateTime>,
+}
+
+/// Reads a DER OCSPResponse (no signature check: this describes, it does not trust).
+pub fn read_response(der: &[u8]) -> Result<ResponseSummary, String> {
+    use x509_ocsp::OcspResponseStatus as S;
+    let response = OcspResponse::from_der(der).map_err(|e| e.to_string())?;
+    let status = match response.response_status {
+        S::Successful => "successful",
+        S::MalformedRequest => "malformedRequest",
+        S::InternalError => "internalError",
+        S::TryLater => "tryLater",
+        S::SigRequired => "sigRequired",
+        S::Unauthorized => "unauthorized",
+    };
+    let Some(bytes) = response.response_bytes else {
+        return Ok(ResponseSummary {
+            status,
+            answer: None,
+        });
+    };
+    let basic_oid = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+    if bytes.response_type != basic_oid {
+        return Err(format!(
+            "response type {} is not id-pkix-ocsp-basic",
+            bytes.response_type
+        ));
+    }
+    let basic =
+        BasicOcspResponse::from_der(bytes.response.as_bytes()).map_err(|e| e.to_string())?;
+    let data = &basic.tbs_response_data;
+    let responder = match &data.responder_id {
+        ResponderId::ByKey(k) => format!("by key hash {}", colon_hex(k.as_bytes())),
+        ResponderId::ByName(n) => format!("by name {n}"),
+    };
+    let mut answers = Vec::with_capacity(data.responses.len());
+    for single in &data.responses {
+        let hash_algorithm = match single.cert_id.hash_algorithm.oid {
+            oid if oid == SHA1 => "SHA-1".to_string(),
+            oid if oid == SHA256 => "SHA-256".to_string(),
+            oid => oid.to_string(),
+        };
+        let state = match &single.cert_status {
+            CertStatus::Good(_) => CertState::Good,
+            CertStatus::Unknown(_) => CertState::Unknown,
+            CertStatus::Revoked(info) => CertState::Revoked {
+                at: from_ocsp_time(&info.revocation_time)?,
+                reason: info.revocation_reason.map(|r| {
+                    let code = r as u8;
+                    crate::crl::reason_name(code)
+                        .map_or_else(|| format!("reason {code}"), str::to_string)
+                }),
+            },
+        };
+        answers.push(SingleAnswer {
+            serial_hex: serial_hex(&single.cert_id.serial_number),
+            hash_algorithm,
+            state,
+            this_update: from_ocsp_time(&single.this_update)?,
+            next_update: single
+                .next_update
+                .as_ref()
+                .map(from_ocsp_time)
+                .transpose()?,
+        });
+    }
+    Ok(ResponseSummary {
+        status,
+        answer: Some(SignedAnswer {
+            responder,
+            produced_at: from_ocsp_time(&data.produced_at)?,
+            signature_algorithm: basic.signature_algorithm.oid.to_string(),
+            nonce: data.nonce().map(|n| n.0.as_bytes().to_vec()),
+            certificates: basic.certs.as_ref().map_or(0, Vec::len),
+            answers,
+        }),
+    })
+}
+
+fn from_ocsp_time(t: &OcspGeneralizedTime) -> Result<OffsetDateTime, String> {
+    let secs = i64::try_from(t.0.to_unix_duration().as_secs()).map_err(|e| e.to_string())?;
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| e.to_string())
+}
+
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The DER OCSPResponse `tryLater`: the responder cannot answer now (its store is unreachable).
+pub fn try_later_response() -> Vec<u8> {
+    // A fixed four-octet structure; encoding cannot fail.
+    OcspResponse::try_later().to_der().unwrap_or_default()
+}
+
+/// What a checked request asks.
+#[derive(Clone, Debug)]
+pub struct OcspQuery {
+    cert_ids: Vec<CertId>,
+    serials: Vec<String>,
+    nonce: Option<Vec<u8>>,
+}
+
+impl OcspQuery {
+    /// The serials asked about, lowercase hex without leading zero octets (as the store keeps
+    /// them), in request order.
+    pub fn serials(&self) -> &[String] {
+        &self.serials
+    }
+
+    /// The request's nonce, echoed in the answer.
+    pub fn nonce(&self) -> Option<&[u8]> {
+        self.nonce.as_deref()
+    }
+
+    /// A key under which the signed answer may be cached: the CertIDs as asked. `None` when the
+    /// request carries a nonce, whose answer must be signed afresh.
+    pub fn cache_key(&self) -> Option<String> {
+        if self.nonce.is_some() {
+            return None;
+        }
+        let mut key = String::new();
+        for id in &self.cert_ids {
+            key.push_str(&hex::encode(id.to_der().ok()?));
+            key.push(',');
+        }
+        Some(key)
+    }
+}
+
+/// The status of one certificate, as the store knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertState {
+    /// Issued by this CA and not revoked.
+    Good,
+    /// Revoked at `at`, for `reason` (an RFC 5280 reason name) if one was given.
+    Revoked {
+        /// When.
+        at: OffsetDateTime,
+        /// The reason name.
+        reason: Option<String>,
+    },
+    /// This CA never issued a certificate with that serial.
+    Unknown,
+}
+
+/// Reads and checks a DER OCSPRequest for `ca`.
+pub fn read_request(ca: &CaMaterial, der: &[u8]) -> Result<OcspQuery, OcspError> {
+    let request = OcspRequest::from_der(der).map_err(|e| OcspError::Malformed(e.to_string()))?;
+    let tbs = request.tbs_request;
+    if tbs.request_list.is_empty() {
+        return Err(OcspError::Malformed(
+            "the request lists no certificate".into(),
+        ));
+    }
+    if tbs.request_list.len() > MAX_REQUESTS {
+        return Err(OcspError::Malformed(format!(
+            "the request lists {} certificates; at most {MAX_REQUESTS} are answered at once",
+            tbs.request_list.len()
+        )));
+    }
+    let issuer = IssuerHashes::of(ca)?;
+    let mut cert_ids = Vec::with_capacity(tbs.request_list.len());
+    let mut serials = Vec::with_capacity(tbs.request_list.len());
+    for one in tbs.request_list {
+        let id = one.req_cert;
+        issuer.check(&id)?;
+        serials.push(serial_hex(&id.serial_number));
+        cert_ids.push(id);
+    }
+    let nonce = match tbs
+        .request_extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == NONCE)
+    {
+        None => None,
+        Some(ext) => Some(nonce_value(ext)?),
+    };
+    Ok(OcspQuery {
+        cert_ids,
+        serials,
+        nonce,
+    })
+}
+
+/// Signs the answer to `query` with the CA key: one SingleResponse per CertID, in order, with
+/// `states[i]` for `query.serials()[i]`, valid from `now` to `next_update`.
+pub fn sign_response(
+    ca: &CaMaterial,
+    query: &OcspQuery,
+    states: &[CertState],
+    now: OffsetDateTime,
+    next_update: OffsetDateTime,
+) -> Result<Vec<u8>, OcspError> {
+    if states.len() != query.cert_ids.len() {
+        return Err(OcspError::Sign(format!(
+            "{} states for {} certificates",
+            states.len(),
+            query.cert_ids.len()
+        )));
+    }
+    let this_update = ocsp_time(now)?;
+    let next_update = ocsp_time(next_update)?;
+    let mut responses = Vec::with_capacity(states.len());
+    for (id, state) in query.cert_ids.iter().zip(states) {
+        let cert_status = match state {
+            CertState::Good => CertStatus::good(),
+            CertState::Unknown => CertStatus::unknown(),
+            CertState::Revoked { at, reason } => CertStatus::revoked(RevokedInfo {
+                revocation_time: ocsp_time(*at)?,
+                revocation_reason: reason.as_deref().and_then(crl_reason),
+            }),
+        };
+        responses.push(SingleResponse {
+            cert_id: id.clone(),
+            cert_status,
+            this_update,
+            next_update: Some(next_update),
+            single_extensions: None,
+        });
+    }
+    let response_extensions = match &query.nonce {
+        None => None,
+        Some(nonce) => Some(vec![Extension {
+            extn_id: NONCE,
+            critical: false,
+            extn_value: OctetString::new(
+                OctetString::new(nonce.clone())
+                    .and_then(|n| n.to_der())
+                    .map_err(sign_err)?,
+            )
+            .map_err(sign_err)?,
+        }]),
+    };
+    let issuer = IssuerHashes::of(ca)?;
+    let tbs_response_data = ResponseData {
+        version: Version::V1,
+        responder_id: ResponderId::ByKey(OctetString::new(issuer.sha1_key).map_err(sign_err)?),
+        produced_at: this_update,
+        responses,
+        response_extensions,
+    };
+    let tbs = tbs_response_data.to_der().map_err(sign_err)?;
+    let signature = ca
+        .issuer()
+        .key()
+        .sign(&tbs)
+        .map_err(|e| OcspError::Sign(e.to_string()))?;
+    let basic = BasicOcspResponse {
+        tbs_response_data,
+        signature_algorithm: AlgorithmIdentifierOwned {
+            oid: signature_oid(ca.curve()),
+            parameters: None,
+        },
+        signature: BitString::from_bytes(&signature).map_err(sign_err)?,
+        certs: None,
+    };
+    OcspResponse::successful(basic)
+        .and_then(|r| r.to_der())
+        .map_err(sign_err)
+}
+
+fn sign_err(e: der07::Error) -> OcspError {
+    OcspError::Sign(e.to_string())
+}
+
+/// The CA's name and key, hashed as CertIDs name an issuer.
+struct IssuerHashes {
+    sha1_name: Vec<u8>,
+    sha1_key: Vec<u8>,
+    sha256_name: Vec<u8>,
+    sha256_key: Vec<u8>,
+}
+
+impl IssuerHashes {
+    fn of(ca: &CaMaterial) -> Result<IssuerHashes, OcspError> {
+        let (_, cert) = X509Certificate::from_der(ca.cert_der())
+            .map_err(|e| OcspError::Sign(format!("the CA certificate: {e}")))?;
+        let name = cert.tbs_certificate.subject.as_raw();
+        let key = &cert.tbs_certificate.subject_pki.subject_public_key.data;
+        let hash = |alg, data: &[u8]| digest::digest(alg, data).as_ref().to_vec();
+        Ok(IssuerHashes {
+            sha1_name: hash(&digest::SHA1_FOR_LEGACY_USE_ONLY, name),
+            sha1_key: hash(&digest::SHA1_FOR_LEGACY_USE_ONLY, key),
+            sha256_name: hash(&digest::SHA256, name),
+            sha256_key: hash(&digest::SHA256, key),
+        })
+    }
+
+    fn check(&self, id: &CertId) -> Result<(), OcspError> {
+        let (name, key) = match id.hash_algorithm.oid {
+            oid if oid == SHA1 => (&self.sha1_name, &self.sha1_key),
+            oid if oid == SHA256 => (&self.sha256_name, &self.sha256_key),
+            oid => {
+                return Err(OcspError::NotOurs(format!(
+                    "CertID hashed with {oid}; this responder reads SHA-1 and SHA-256"
+                )))
+            }
+        };
+        if id.issuer_name_hash.as_bytes() != name.as_slice()
+            || id.issuer_key_hash.as_bytes() != key.as_slice()
+        {
+            return Err(OcspError::NotOurs(format!(
+                "serial {} names another issuer",
+                serial_hex(&id.serial_number)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Lowercase hex without leading zero octets (an INTEGER's sign octet included).
+fn serial_hex(serial: &SerialNumber) -> String {
+    let bytes = serial.as_bytes();
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    hex::encode(&bytes[first..])
+}
+
+fn nonce_value(ext: &Extension) -> Result<Vec<u8>, OcspError> {
+    // The extension's value is a DER OCTET STRING holding the nonce (RFC 8954 §2.1).
+    let nonce = OctetString::from_der(ext.extn_value.as_bytes())
+        .map_err(|e| OcspError::Malformed(format!("nonce: {e}")))?;
+    let len = nonce.as_bytes().len();
+    if len == 0 || len > MAX_NONCE {
+        return Err(OcspError::Malformed(format!(
+            "nonce of {len} octets; RFC 8954 allows 1 to {MAX_NONCE}"
+        )));
+    }
+    Ok(nonce.as_bytes().to_vec())
+}
+
+fn ocsp_time(t: OffsetDateTime) -> Result<OcspGeneralizedTime, OcspError> {
+    let secs = u64::try_from(t.unix_timestamp())
+        .map_err(|_| OcspError::Sign(format!("time {t} is before 1970")))?;
+    GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(secs))
+        .map(OcspGeneralizedTime::from)
+        .map_err(sign_err)
+}
+
+fn signature_oid(curve: Curve) -> ObjectIdentifier {
+    match curve {
+        Curve::P256 => ECDSA_SHA256,
+        Curve::P384 => ECDSA_SHA384,
+        Curve::P521 => ECDSA_SHA512,
+    }
+}
+
+fn crl_reason(name: &str) -> Option<CrlReason> {
+    Some(
+        match crate::crl::reason_code(crate::crl::canonical_reason(name)?)? {
+            0 => CrlReason::Unspecified,
+            1 => CrlReason::KeyCompromise,
+            2 => CrlReason::CaCompromise,
+            3 => CrlReason::AffiliationChanged,
+            4 => CrlReason::Superseded,
+            5 => CrlReason::CessationOfOperation,
+            6 => CrlReason::CertificateHold,
+            8 => CrlReason::RemoveFromCRL,
+            9 => CrlReason::PrivilegeWithdrawn,
+            10 => CrlReason::AaCompromise,
+            _ => return None,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests;
