@@ -26,7 +26,7 @@ mod join_tokens;
 mod ocsp;
 mod overview;
 
-pub use join_tokens::{NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
+pub use join_tokens::{revoke_outcome, NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
 pub use overview::{AuditStatus, CrlStatus, Overview};
 
 pub use agent::{
@@ -299,6 +299,9 @@ impl Authority {
                 "the join token has already been used; ask the operator for a new one (mtls-ca token)",
             ));
         }
+        if token.revoked_at.is_some() {
+            return Err(token_revoked(&token));
+        }
         if token.expires_at <= now {
             return Err(AuthorityError::unauthenticated(
                 "token_expired",
@@ -332,10 +335,18 @@ impl Authority {
         match self.store.redeem_token(&token_hash, now, &record)? {
             Redeem::Done => {}
             Redeem::AlreadyUsed => {
+                // Revoked between the check above and the redemption: say so.
+                if let Some(token) = self
+                    .store
+                    .find_token(&token_hash)?
+                    .filter(|t| t.revoked_at.is_some())
+                {
+                    return Err(token_revoked(&token));
+                }
                 return Err(AuthorityError::unauthenticated(
                     "token_used",
                     "the join token has already been used; ask the operator for a new one (mtls-ca token)",
-                ))
+                ));
             }
         }
         self.metrics.issued.fetch_add(1, Ordering::Relaxed);
@@ -809,6 +820,17 @@ pub(crate) fn refuse_reserved(id: &SpiffeId) -> Res<()> {
 }
 
 /// The serial (normalised to lowercase hex) and the reason of a revocation request, checked.
+/// The refusal of a join token the operator revoked before use.
+fn token_revoked(token: &crate::store::TokenRecord) -> AuthorityError {
+    AuthorityError::unauthenticated(
+        "token_revoked",
+        format!(
+            "the join token was revoked by the operator at {}; ask the operator for a new one (mtls-ca token)",
+            token.revoked_at.map(rfc3339).unwrap_or_default()
+        ),
+    )
+}
+
 pub(crate) fn revoke_fields(serial: &str, reason: Option<&str>) -> Res<String> {
     let serial = pki::serial::normalize_hex(serial)
         .map_err(|e| AuthorityError::bad_request("bad_serial", e.to_string()))?;

@@ -7,6 +7,7 @@
 
 pub mod credentials;
 pub mod logging;
+pub mod manual;
 pub mod report;
 pub mod shutdown;
 pub mod values;

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mesh::server::admin;
 use rustls_pki_types::ServerName;
 
 use crate::error::ConfigError;
@@ -59,8 +60,12 @@ pub struct ProxyConfig {
     /// Outbound listeners may use non-loopback addresses (they take plaintext and act with
     /// this workload's identity, so anyone who can reach them speaks as it).
     pub allow_non_loopback: Located<bool>,
-    /// The plain-HTTP admin listener (loopback only): /healthz, /readyz, /metrics.
+    /// The plain-HTTP admin listener: /healthz, /readyz, /metrics; loopback unless
+    /// `admin_allow_remote`.
     pub admin_listen: Option<Located<SocketAddr>>,
+    /// The admin listener may use a non-loopback address (Kubernetes probes, a Prometheus
+    /// scrape): it serves health and metrics only, to whoever reaches it.
+    pub admin_allow_remote: Located<bool>,
     /// Connection limits and timeouts.
     pub limits: LimitSettings,
 }
@@ -281,6 +286,16 @@ impl ProxyConfig {
         }
     }
 
+    /// Who may reach the admin listener (`validate` has refused a non-loopback address
+    /// without `admin_allow_remote`).
+    pub fn admin_exposure(&self) -> admin::Exposure {
+        if self.admin_allow_remote.value {
+            admin::Exposure::Remote
+        } else {
+            admin::Exposure::LoopbackOnly
+        }
+    }
+
     /// Checks what the values alone cannot: something to do, loopback outbound listeners
     /// unless allowed, distinct listen addresses, the access rule against the mode.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -316,12 +331,16 @@ impl ProxyConfig {
             seen.push(l);
         }
         if let Some(admin) = &self.admin_listen {
-            if !admin.value.ip().is_loopback() {
-                return Err(ConfigError::AdminNotLoopback {
-                    origin: admin.origin.clone(),
-                    addr: admin.value,
-                });
-            }
+            admin::Exposure::check(
+                admin.value,
+                self.admin_allow_remote.value,
+                &self.admin_allow_remote.origin.to_string(),
+            )
+            .map_err(|reason| ConfigError::AdminNotLoopback {
+                origin: admin.origin.clone(),
+                addr: admin.value,
+                reason,
+            })?;
         }
         if let Some(inbound) = &self.inbound {
             if let Access::AllowIds(p) = &inbound.access {

@@ -56,12 +56,14 @@ pub enum ConfigError {
         permission: Origin,
     },
     /// The admin listener on a non-loopback address.
-    #[error("{origin}: {addr}: the admin endpoint is plain HTTP without authentication and must listen on a loopback address (127.0.0.1 or ::1)")]
+    #[error("{origin}: {addr}: {reason}")]
     AdminNotLoopback {
         /// Where it was set.
         origin: Origin,
         /// The address.
         addr: SocketAddr,
+        /// Why, naming what would allow it (`mesh::server::admin::Exposure::check`).
+        reason: String,
     },
     /// Two listeners on one address.
     #[error("{second}: {addr} is already used by {first}")]

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! admin_listen = "127.0.0.1:9090"        # optional
+//! admin_allow_remote = false             # admin_listen on other addresses (probes, scrapes)
 //! allow_non_loopback = false             # outbound listeners on other addresses
 //!
 //! [credentials]                          # the credential flags, without the dashes
@@ -55,6 +56,7 @@ use crate::policy::Policy;
 struct FileConfig {
     admin_listen: Option<Spanned<String>>,
     allow_non_loopback: Option<Spanned<bool>>,
+    admin_allow_remote: Option<Spanned<bool>>,
     #[serde(default)]
     credentials: Option<Spanned<toml::Table>>,
     limits: Option<FileLimits>,
@@ -169,6 +171,13 @@ impl ConfigFile {
                 Origin(format!("{}: allow_non_loopback = true", path.display())),
             ),
         };
+        let admin_allow_remote = match &file.admin_allow_remote {
+            Some(v) => Located::new(*v.get_ref(), lines.at(v, "admin_allow_remote")),
+            None => Located::new(
+                false,
+                Origin(format!("{}: admin_allow_remote = true", path.display())),
+            ),
+        };
         let limits = match &file.limits {
             Some(l) => limits(&lines, l)?,
             None => LimitSettings::default(),
@@ -209,6 +218,7 @@ impl ConfigFile {
             routes,
             allow_non_loopback,
             admin_listen,
+            admin_allow_remote,
             limits,
         };
         proxy.validate()?;
@@ -397,5 +407,36 @@ server_id = "spiffe://mesh.local/service/billing"
         );
 
         assert!(matches!(parse(""), Err(ConfigError::NothingToDo)));
+    }
+
+    /// The admin listener beyond loopback takes `admin_allow_remote = true`; the refusal names
+    /// the line of `admin_listen` and the key that would allow it.
+    #[test]
+    fn a_remote_admin_listener_needs_admin_allow_remote() {
+        let inbound = "[inbound]\nlisten = \"0.0.0.0:9443\"\nto = \"a:1\"\n";
+        let e = parse(&format!("admin_listen = \"0.0.0.0:9090\"\n{inbound}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/proxy.toml line 1: admin_listen: 0.0.0.0:9090: the admin endpoint"),
+            "{e}"
+        );
+        assert!(
+            e.contains("unless /etc/proxy.toml: admin_allow_remote = true is given"),
+            "{e}"
+        );
+        let ok = parse(&format!(
+            "admin_listen = \"0.0.0.0:9090\"\nadmin_allow_remote = true\n{inbound}"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.proxy.admin_exposure(),
+            mesh::server::admin::Exposure::Remote
+        );
+        let loopback = parse(&format!("admin_listen = \"127.0.0.1:9090\"\n{inbound}")).unwrap();
+        assert_eq!(
+            loopback.proxy.admin_exposure(),
+            mesh::server::admin::Exposure::LoopbackOnly
+        );
     }
 }

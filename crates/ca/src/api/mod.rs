@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use rustls_pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
@@ -50,7 +50,8 @@ pub fn router(authority: AppState) -> Router {
         .route("/api/v1/renew", post(sign::renew))
         .route("/api/v1/revoke", post(revoke::revoke))
         .route("/api/v1/certs", get(certs::list))
-        .route("/api/v1/tokens", post(tokens::create))
+        .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
         .route("/api/v1/ca", get(info::ca))
         .route("/api/v1/bundle", get(info::bundle))
         .route("/api/v1/bundle/spiffe", get(info::spiffe_bundle))

@@ -1,6 +1,8 @@
 //! `POST /api/v1/tokens` (docs/ca-api.md "Join tokens"): the admin identity asks for a one-time
 //! join token over mTLS, with the rules and limits of `mtls-ca token` (`crate::admin`, the one
 //! validator); the store records and audits it like the command's (`token` event).
+//! `GET /api/v1/tokens` lists them (hash prefixes, never tokens) and
+//! `DELETE /api/v1/tokens/ID` revokes an unused one (`token_revoke` event), for the admin alone.
 
 use std::net::IpAddr;
 
@@ -9,7 +11,9 @@ use time::OffsetDateTime;
 
 use super::{Authority, Res};
 use crate::admin;
-use crate::error::AuthorityError;
+use crate::error::{AuthorityError, Kind};
+use crate::store::{RevokeToken, TokenRecord};
+use crate::tokens;
 
 /// Lifetime of a token when the request names none (`mtls-ca token`'s default).
 pub const DEFAULT_TOKEN_TTL: &str = "10m";
@@ -78,5 +82,67 @@ impl Authority {
                 expires_at: now + ttl,
             })
         })
+    }
+}
+
+impl Authority {
+    /// Every join token, oldest first, for the admin identity only.
+    pub fn list_join_tokens(&self, peer: Option<&[u8]>) -> Res<Vec<TokenRecord>> {
+        let now = self.clock.now();
+        self.counted(|| {
+            self.require_admin(peer, now, "listing join tokens")?;
+            Ok(self.store.list_tokens()?)
+        })
+    }
+
+    /// Revokes the unused token `id` names (a prefix of its hash), for the admin identity only;
+    /// every refusal changes nothing. Returns the token as stored now.
+    pub fn revoke_join_token(&self, peer: Option<&[u8]>, id: &str) -> Res<TokenRecord> {
+        let now = self.clock.now();
+        self.counted(|| {
+            let caller = self.require_admin(peer, now, "revoking join tokens")?;
+            let id = tokens::parse_id(id)
+                .map_err(|e| AuthorityError::bad_request("bad_token_id", e))?;
+            let actor = format!("admin {}", caller.spiffe_id);
+            let outcome = self.store.revoke_token(&id, &actor, now)?;
+            let token = revoke_outcome(outcome, &id)?;
+            tracing::info!(event = "token_revoke", id = %tokens::id(&token.hash), spiffe_id = %token.spiffe_id, actor = %actor, "join token revoked over the API");
+            Ok(token)
+        })
+    }
+}
+
+/// A revocation's outcome as the API and `mtls-ca token revoke` report it: the token revoked,
+/// or why nothing changed (404 unknown, 409 ambiguous, used or already revoked).
+pub fn revoke_outcome(outcome: RevokeToken, id: &str) -> Res<TokenRecord> {
+    let conflict = |code, message: String| Err(AuthorityError::new(Kind::Conflict, code, message));
+    match outcome {
+        RevokeToken::Done(token) => Ok(*token),
+        RevokeToken::Unknown => Err(AuthorityError::new(
+            Kind::NotFound,
+            "token_not_found",
+            format!("no join token's ID starts with {id} (see GET /api/v1/tokens or `mtls-ca token list`)"),
+        )),
+        RevokeToken::Ambiguous(n) => conflict(
+            "token_id_ambiguous",
+            format!("{n} join tokens have IDs starting with {id}; give more hex digits of the hash"),
+        ),
+        RevokeToken::Used(token) => conflict(
+            "token_used",
+            format!(
+                "join token {id} was already redeemed for {}; revoke the certificate it enrolled instead (POST /api/v1/revoke or `mtls-ca revoke --spiffe-id`)",
+                token.spiffe_id
+            ),
+        ),
+        RevokeToken::AlreadyRevoked(token) => conflict(
+            "token_revoked",
+            format!(
+                "join token {id} was already revoked at {}",
+                token
+                    .revoked_at
+                    .map(pki::timefmt::rfc3339)
+                    .unwrap_or_default()
+            ),
+        ),
     }
 }

@@ -5,6 +5,7 @@
 //! | event | fields |
 //! |---|---|
 //! | `token` | `token_hash` (SHA-256 of a 256-bit secret: useless for redeeming), `spiffe_id`, `dns`, `ips`, `created_at`, `expires_at` |
+//! | `token_revoke` | `token_hash`, `revoked_at`, `actor` (an unused token revoked before use) |
 //! | `issue` | the certificate fields below, `token_hash`, `used_at` (the token's) |
 //! | `renew` | the certificate fields below |
 //! | `revoke` | `serial`, `revoked_at`, `reason`, `actor`, `cause` (+ `ancestor` or `presented_serial`) |
@@ -49,6 +50,15 @@ pub fn token(t: &TokenRecord) -> Value {
         "ips": t.ips,
         "created_at": t.created_at.unix_timestamp(),
         "expires_at": t.expires_at.unix_timestamp(),
+    })
+}
+
+pub fn token_revoke(hash: &str, revoked_at: i64, actor: &str) -> Value {
+    json!({
+        "v": VERSION,
+        "token_hash": hash,
+        "revoked_at": revoked_at,
+        "actor": actor,
     })
 }
 

@@ -26,9 +26,10 @@ use super::details::{self, RevokeCause, VERSION};
 use super::entries::{AgentIssue, AgentIssued, AgentOutcome, CreateEntry, EntryRecord, EntryRow};
 use super::rows::{json, ts, AuditRow, CertRow, TokenRow};
 use super::sqlite_ops::{log_appended, Appended};
+use super::token_revoke;
 use super::{
     replay, AuditCheck, AuditHead, CertRecord, Presented, Redeem, RenewOutcome, RenewalRequest,
-    Result, Revoke, Store, StoreError, TokenRecord,
+    Result, Revoke, RevokeToken, Store, StoreError, TokenRecord,
 };
 use crate::audit;
 
@@ -368,6 +369,7 @@ impl Store for MemoryStore {
                     expires_at: ts(token.expires_at),
                     used_at: None,
                     used_serial: None,
+                    revoked_at: None,
                 },
             );
             tx.append_audit("token", &details::token(token));
@@ -385,7 +387,11 @@ impl Store for MemoryStore {
         self.write(|tx| {
             let used_at = ts(now);
             match tx.t.tokens.get_mut(hash) {
-                Some(token) if token.used_at.is_none() && token.expires_at > used_at => {
+                Some(token)
+                    if token.used_at.is_none()
+                        && token.revoked_at.is_none()
+                        && token.expires_at > used_at =>
+                {
                     token.used_at = Some(used_at);
                     token.used_serial = Some(cert.serial.clone());
                 }
@@ -394,6 +400,32 @@ impl Store for MemoryStore {
             tx.insert_cert(cert)?;
             tx.append_audit("issue", &details::issue(cert, hash, used_at));
             Ok(Redeem::Done)
+        })
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let mut rows: Vec<TokenRow> = self.read(|t| t.tokens.values().cloned().collect());
+        rows.sort_by(|a, b| (a.created_at, &a.hash).cmp(&(b.created_at, &b.hash)));
+        rows.into_iter().map(TokenRow::into_record).collect()
+    }
+
+    fn revoke_token(&self, id: &str, actor: &str, now: OffsetDateTime) -> Result<RevokeToken> {
+        self.write(|tx| {
+            let rows =
+                tx.t.tokens
+                    .values()
+                    .filter(|t| t.hash.starts_with(id))
+                    .cloned()
+                    .collect();
+            let mut row = match token_revoke::choose(rows)? {
+                Ok(row) => row,
+                Err(outcome) => return Ok(outcome),
+            };
+            let at = ts(now);
+            row.revoked_at = Some(at);
+            tx.t.tokens.insert(row.hash.clone(), row.clone());
+            tx.append_audit("token_revoke", &details::token_revoke(&row.hash, at, actor));
+            Ok(RevokeToken::Done(Box::new(row.into_record()?)))
         })
     }
 

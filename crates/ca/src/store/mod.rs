@@ -14,6 +14,7 @@ mod postgres;
 mod postgres_copy;
 mod postgres_lineage;
 mod postgres_ops;
+mod postgres_tokens;
 mod replay;
 mod rows;
 mod sqlite;
@@ -22,6 +23,8 @@ mod sqlite_batch;
 mod sqlite_entries;
 mod sqlite_lineage;
 mod sqlite_ops;
+mod sqlite_tokens;
+mod token_revoke;
 
 use std::net::IpAddr;
 
@@ -38,6 +41,8 @@ pub use sqlite_backup::backup_sqlite;
 
 /// The schema version a SQLite store has once opened (`mtls-ca migrate`).
 pub const SQLITE_SCHEMA_VERSION: u32 = sqlite::MIGRATIONS.len() as u32;
+/// The schema version a PostgreSQL store has once opened (`mtls-ca migrate`).
+pub const POSTGRES_SCHEMA_VERSION: u32 = postgres_ops::MIGRATIONS.len() as u32;
 
 /// Why a store call failed.
 #[derive(Debug, Error)]
@@ -89,7 +94,7 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A join token as stored: only its hash, never the token itself.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TokenRecord {
     /// Hex SHA-256 of the token.
     pub hash: String,
@@ -108,6 +113,55 @@ pub struct TokenRecord {
     /// When it was redeemed, if it was.
     #[serde(serialize_with = "pki::timefmt::serialize_option")]
     pub used_at: Option<OffsetDateTime>,
+    /// When an operator revoked it before use, if they did (it can no longer be redeemed).
+    #[serde(serialize_with = "pki::timefmt::serialize_option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl TokenRecord {
+    /// `used`, `revoked`, `expired` or `unused` at `now`.
+    pub fn status(&self, now: OffsetDateTime) -> &'static str {
+        if self.used_at.is_some() {
+            "used"
+        } else if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at <= now {
+            "expired"
+        } else {
+            "unused"
+        }
+    }
+
+    /// The token as `mtls-ca token list --format json` and `GET /api/v1/tokens` show it: its
+    /// ID (a prefix of the hash), never the token, nor the whole hash.
+    pub fn view(&self, now: OffsetDateTime) -> serde_json::Value {
+        serde_json::json!({
+            "id": crate::tokens::id(&self.hash),
+            "spiffe_id": self.spiffe_id,
+            "dns": self.dns,
+            "ips": self.ips,
+            "created_at": pki::timefmt::rfc3339(self.created_at),
+            "expires_at": pki::timefmt::rfc3339(self.expires_at),
+            "used_at": self.used_at.map(pki::timefmt::rfc3339),
+            "revoked_at": self.revoked_at.map(pki::timefmt::rfc3339),
+            "status": self.status(now),
+        })
+    }
+}
+
+/// Result of revoking a join token before use. Only `Done` changed anything.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RevokeToken {
+    /// Revoked now, with its `token_revoke` audit entry: the token as stored now.
+    Done(Box<TokenRecord>),
+    /// No token's hash starts with the ID.
+    Unknown,
+    /// Several tokens' hashes start with the ID (how many): a longer prefix is needed.
+    Ambiguous(usize),
+    /// It was redeemed already: revoke the certificate it enrolled instead.
+    Used(Box<TokenRecord>),
+    /// It was revoked before.
+    AlreadyRevoked(Box<TokenRecord>),
 }
 
 /// How a certificate came to be.
@@ -235,7 +289,8 @@ impl CertRecord {
 pub enum Redeem {
     /// The token is used and the certificate recorded.
     Done,
-    /// Someone else redeemed it first (or it expired meanwhile): nothing was stored.
+    /// Someone else redeemed it first (or it expired or was revoked meanwhile): nothing was
+    /// stored.
     AlreadyUsed,
 }
 
@@ -346,6 +401,11 @@ pub trait Store: Send + Sync {
     /// Marks the token used and records the certificate, atomically; fails over to
     /// `AlreadyUsed` without storing anything when the token was used or expired meanwhile.
     fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem>;
+    /// Every join token (hashes only), oldest first.
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Revokes the one unused token whose hash starts with `id` (lowercase hex), with its
+    /// `token_revoke` audit entry naming `actor`; anything else changes nothing.
+    fn revoke_token(&self, id: &str, actor: &str, now: OffsetDateTime) -> Result<RevokeToken>;
 
     /// Records a renewal in one transaction that checks the presented certificate again and
     /// applies the lineage rule (renewed once; same key again: the same answer; another key: the

@@ -36,11 +36,12 @@ use super::postgres_ops::{
     cert, col, json, pg, query_all, query_one, read_audit, read_cert, read_token, ts, PgTx,
     CERT_COLUMNS, MIGRATIONS, TOKEN_COLUMNS,
 };
+use super::postgres_tokens;
 use super::rows::CertRow;
 use super::sqlite_ops::log_appended;
 use super::{
     replay, AuditCheck, AuditHead, CertRecord, Redeem, RenewOutcome, RenewalRequest, Result,
-    Revoke, Store, StoreError, TokenRecord,
+    Revoke, RevokeToken, Store, StoreError, TokenRecord,
 };
 
 /// Connections per CA process: the API's blocking pool rarely has more calls in flight.
@@ -353,7 +354,8 @@ impl Store for PostgresStore {
             let redeemed = query_one(
                 &tx.tx,
                 "UPDATE tokens SET used_at = $1, used_serial = $2
-                 WHERE hash = $3 AND used_at IS NULL AND expires_at > $1
+                 WHERE hash = $3 AND used_at IS NULL AND revoked_at IS NULL
+                   AND expires_at > $1
                  RETURNING hash",
                 &[&used_at, &cert.serial, &hash],
                 |r| col::<String>(r, 0),
@@ -368,6 +370,17 @@ impl Store for PostgresStore {
                 .await?;
             Ok(Redeem::Done)
         })
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.run(async {
+            let client = self.client().await?;
+            postgres_tokens::list(&**client).await
+        })
+    }
+
+    fn revoke_token(&self, id: &str, actor: &str, now: OffsetDateTime) -> Result<RevokeToken> {
+        self.write_tx(async |tx| postgres_tokens::revoke(tx, id, actor, now).await)
     }
 
     fn record_renewal(&self, renewal: &RenewalRequest<'_>) -> Result<RenewOutcome> {

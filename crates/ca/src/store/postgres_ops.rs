@@ -15,7 +15,8 @@ use super::{CertRecord, Result, StoreError};
 use crate::audit;
 
 /// The PostgreSQL migrations, in order (see `migrations.rs`).
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE tokens (
     hash TEXT PRIMARY KEY,
@@ -65,7 +66,9 @@ CREATE TABLE entries (
 );
 CREATE INDEX entries_parent ON entries (parent_id);
 INSERT INTO meta (key, value) VALUES ('entry_revision', '0');
-"];
+",
+    super::postgres_tokens::MIGRATION_TOKEN_REVOKED_AT,
+];
 
 /// The advisory lock every write transaction holds until it ends: writes from every replica
 /// are serialised like SQLite's IMMEDIATE transactions, so the audit chain stays one chain
@@ -284,6 +287,7 @@ pub fn read_token(r: &Row) -> Result<TokenRow> {
         expires_at: col(r, 5)?,
         used_at: col(r, 6)?,
         used_serial: col(r, 7)?,
+        revoked_at: col(r, 8)?,
     })
 }
 

@@ -94,6 +94,8 @@ struct Token {
     created_at: Option<i64>,
     expires_at: i64,
     used: Option<Use>,
+    /// The `token_revoke` entry (seq) and the time it recorded.
+    revoked: Option<(i64, i64)>,
     matched: bool,
 }
 
@@ -201,6 +203,7 @@ impl Replay {
         };
         match e.event.as_str() {
             "token" => self.token(e.seq, &v, v2),
+            "token_revoke" => self.token_revoke(e.seq, &v),
             "issue" => self.cert(e.seq, &v, v2, "sign"),
             "renew" => self.cert(e.seq, &v, v2, "renew"),
             "revoke" => self.revoke(e.seq, &v, v2),
@@ -247,9 +250,37 @@ impl Replay {
             },
             expires_at: int(v, "expires_at")?,
             used: None,
+            revoked: None,
             matched: false,
         };
         self.tokens.insert(key, token);
+        Ok(())
+    }
+
+    /// An unused token revoked before use (format 2 only: the event is newer than format 1).
+    fn token_revoke(&mut self, seq: i64, v: &Value) -> Result<(), String> {
+        let hash = text(v, "token_hash")?;
+        let at = int(v, "revoked_at")?;
+        let token = self.tokens.get_mut(&hash).ok_or_else(|| {
+            format!(
+                "revokes token {}, which no earlier entry created",
+                short(&hash)
+            )
+        })?;
+        if let Some(used) = &token.used {
+            return Err(format!(
+                "revokes token {}, which entry {} redeemed",
+                short(&hash),
+                used.seq
+            ));
+        }
+        if let Some((first, _)) = token.revoked {
+            return Err(format!(
+                "revokes token {} again (entry {first} revoked it)",
+                short(&hash)
+            ));
+        }
+        token.revoked = Some((seq, at));
         Ok(())
     }
 
@@ -301,6 +332,12 @@ impl Replay {
                     "redeems token {} again (entry {} redeemed it)",
                     short(&named),
                     first.seq
+                ));
+            }
+            if let Some((revoked, _)) = token.revoked {
+                return Err(format!(
+                    "redeems token {}, which entry {revoked} revoked",
+                    short(&named)
                 ));
             }
             token.used = Some(Use {
@@ -515,6 +552,19 @@ impl Replay {
                         row.used_serial.as_deref().unwrap_or("NULL"),
                         &u.serial,
                     );
+                }
+            }
+            match (row.revoked_at, t.revoked) {
+                (None, None) => {}
+                (Some(stored), None) => self.problems.push(format!(
+                    "{at}: revoked_at is {}, but no audit entry revoked it",
+                    when(stored)
+                )),
+                (None, Some((seq, _))) => self.problems.push(format!(
+                    "{at}: revoked_at is NULL, but entry {seq} revoked it"
+                )),
+                (Some(stored), Some((seq, expected))) => {
+                    Diff::new(&at, seq, &mut self.problems).time("revoked_at", stored, expected);
                 }
             }
         }

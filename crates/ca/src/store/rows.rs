@@ -47,6 +47,7 @@ pub struct TokenRow {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub used_serial: Option<String>,
+    pub revoked_at: Option<i64>,
 }
 
 impl TokenRow {
@@ -57,6 +58,7 @@ impl TokenRow {
             created_at: from_ts(self.created_at)?,
             expires_at: from_ts(self.expires_at)?,
             used_at: self.used_at.map(from_ts).transpose()?,
+            revoked_at: self.revoked_at.map(from_ts).transpose()?,
             hash: self.hash,
             spiffe_id: self.spiffe_id,
         })

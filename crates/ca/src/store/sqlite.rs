@@ -22,13 +22,14 @@ use super::sqlite_ops::{
     CERT_COLUMNS, TOKEN_COLUMNS,
 };
 use super::{
-    migrations, replay, sqlite_entries, sqlite_lineage, AuditCheck, AuditHead, CertRecord, Redeem,
-    RenewOutcome, RenewalRequest, Result, Revoke, Store, StoreError, TokenRecord,
+    migrations, replay, sqlite_entries, sqlite_lineage, sqlite_tokens, AuditCheck, AuditHead,
+    CertRecord, Redeem, RenewOutcome, RenewalRequest, Result, Revoke, RevokeToken, Store,
+    StoreError, TokenRecord,
 };
 
 /// The SQLite migrations, in order (see `migrations.rs`). Version 1 is the schema as it was
 /// before versioning; it is idempotent, so it also brings up databases made before then.
-pub const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, sqlite_tokens::MIGRATION_TOKEN_REVOKED_AT];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -394,7 +395,8 @@ impl Store for SqliteStore {
                 .tx
                 .execute(
                     "UPDATE tokens SET used_at = ?1, used_serial = ?2
-                     WHERE hash = ?3 AND used_at IS NULL AND expires_at > ?1",
+                     WHERE hash = ?3 AND used_at IS NULL AND revoked_at IS NULL
+                       AND expires_at > ?1",
                     params![used_at, cert.serial, hash],
                 )
                 .map_err(db("redeeming the token"))?;
@@ -406,6 +408,14 @@ impl Store for SqliteStore {
             tx.append_audit("issue", &details::issue(cert, hash, used_at))?;
             Ok(Redeem::Done)
         })
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.with_conn(|c| sqlite_tokens::list(c))
+    }
+
+    fn revoke_token(&self, id: &str, actor: &str, now: OffsetDateTime) -> Result<RevokeToken> {
+        self.write_tx(|tx| sqlite_tokens::revoke(tx, id, actor, now))
     }
 
     fn record_renewal(&self, renewal: &RenewalRequest<'_>) -> Result<RenewOutcome> {

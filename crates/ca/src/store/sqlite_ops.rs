@@ -143,7 +143,7 @@ pub fn read_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRow> {
 }
 
 pub const TOKEN_COLUMNS: &str =
-    "hash, spiffe_id, dns, ips, created_at, expires_at, used_at, used_serial";
+    "hash, spiffe_id, dns, ips, created_at, expires_at, used_at, used_serial, revoked_at";
 
 pub fn read_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
     Ok(TokenRow {
@@ -155,6 +155,7 @@ pub fn read_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
         expires_at: r.get(5)?,
         used_at: r.get(6)?,
         used_serial: r.get(7)?,
+        revoked_at: r.get(8)?,
     })
 }
 

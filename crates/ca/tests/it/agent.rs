@@ -52,6 +52,12 @@ impl Store for RacingStore {
     fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem> {
         self.inner.redeem_token(hash, now, cert)
     }
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.inner.list_tokens()
+    }
+    fn revoke_token(&self, id: &str, actor: &str, now: OffsetDateTime) -> Result<RevokeToken> {
+        self.inner.revoke_token(id, actor, now)
+    }
     fn record_renewal(&self, renewal: &RenewalRequest<'_>) -> Result<RenewOutcome> {
         self.inner.record_renewal(renewal)
     }

@@ -16,3 +16,4 @@ mod renew;
 mod revoke;
 mod serial_collision;
 mod sign;
+mod token_revoke;

@@ -31,6 +31,37 @@ pub enum Exposure {
     Remote,
 }
 
+impl Exposure {
+    /// The one rule of every program's admin listener: `addr` may be a non-loopback address
+    /// only when the operator allowed it (`allowed`, by the flag or file key `permission`).
+    /// Err is the reason, naming `permission`.
+    pub fn check(
+        addr: SocketAddr,
+        allowed: bool,
+        permission: &str,
+    ) -> std::result::Result<Exposure, String> {
+        match allowed {
+            true => Ok(Exposure::Remote),
+            false if addr.ip().is_loopback() => Ok(Exposure::LoopbackOnly),
+            false => Err(format!(
+                "the admin endpoint is plain HTTP without authentication; it listens on a \
+                 loopback address (127.0.0.1 or ::1) unless {permission} is given (for \
+                 Kubernetes probes or a Prometheus scrape: it serves health and metrics only)"
+            )),
+        }
+    }
+
+    /// Logs the `admin_remote` warning when the listener at `addr` is reachable beyond
+    /// loopback; `permission` names what allowed it.
+    pub fn warn_if_remote(addr: SocketAddr, permission: &str) {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(event = "admin_remote", addr = %addr,
+                "the admin listener http://{addr} is not on loopback ({permission}): anyone who \
+                 can reach it reads health and metrics");
+        }
+    }
+}
+
 /// Binds the admin listener; a non-loopback address only with [`Exposure::Remote`].
 pub async fn bind(addr: SocketAddr, exposure: Exposure) -> Result<TcpListener> {
     if exposure == Exposure::LoopbackOnly && !addr.ip().is_loopback() {

@@ -89,7 +89,7 @@ fn parse_url(s: &str) -> Result<HttpsUrl, String> {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let args: Args = mtls::manual::parse();
     mtls::logging::init(args.creds.log_format, "warn");
     // Settings that do not fit together are usage errors, refused before anything starts.
     let config = args.creds.config(Role::Client).unwrap_or_else(|conflict| {

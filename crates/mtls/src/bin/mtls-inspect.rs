@@ -451,7 +451,7 @@ fn to_time(d: Duration) -> anyhow::Result<time::Duration> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = mtls::manual::parse();
     match run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {

@@ -4,6 +4,7 @@
 //!
 //! Tests of a library alone live with their crate (`crates/<crate>/tests/it`).
 
+mod manual;
 mod programs;
 mod settings;
 

@@ -265,6 +265,10 @@ const ROWS: &[Row] = &[
     row(Proxy, &["--max-connections-per-identity", "0"], Refused(&["'--max-connections-per-identity ", "the minimum is 1"])),
     row(Proxy, &["--allow-id", "web"], Refused(&["'--allow-id ", "expected a SPIFFE ID or a prefix"])),
     row(Proxy, &["--rotate-at", "1"], Refused(&["'--rotate-at ", "between 0 and 1 (exclusive)"])),
+    row(Proxy, &["--admin-listen", "0.0.0.0:9090"], Refused(&["--admin-listen: 0.0.0.0:9090", "loopback", "unless --admin-allow-remote is given"])),
+    row(Proxy, &["--admin-allow-remote"], Refused(&["--admin-listen <ADDR>", "required"])),
+    row(Proxy, &["--admin-listen", "0.0.0.0:0", "--admin-allow-remote"], Accepted),
+    row(Proxy, &["--admin-listen", "127.0.0.1:0"], Accepted),
     row(Proxy, &["--workload-api", NO_AGENT], Refused(&[WORKLOAD_API_AND_CA_URL])),
     row(Proxy, &["--workload-api", "agent.sock"], Refused(&["'--workload-api ", "give unix:///path/to/agent.sock"])),
     // ---- mtls-agent serve (enrolled as an agent; the shared credential options are the services') ----

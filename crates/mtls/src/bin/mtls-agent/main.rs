@@ -9,7 +9,6 @@ mod write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use mesh::{CredentialSource, Mesh, Role};
 use mtls::report;
 use mtls_agent::ca::HttpCa;
@@ -28,7 +27,7 @@ pub enum Failure {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = mtls::manual::parse();
     let result = match cli.command {
         Command::Serve(a) => serve(*a).await,
         Command::Write(a) => write::run(a).await,

@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Parser;
 use mtls_bench::{stats, target, worker};
 
 fn main() -> std::process::ExitCode {
-    let args = cli::Args::parse().options();
+    let args = mtls::manual::parse::<cli::Args>().options();
     match run(args) {
         Ok(code) => code,
         Err(e) => {

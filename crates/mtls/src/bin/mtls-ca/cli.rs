@@ -165,23 +165,20 @@ pub struct ServeArgs {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Create a one-time join token; prints only the token on stdout.
+    /// Create a one-time join token (prints only the token on stdout); `token list` and
+    /// `token revoke ID` show and revoke the tokens made.
     #[command(
-        after_help = "Example:\n  T=$(mtls-ca --data-dir ./ca token --spiffe-id spiffe://mesh.local/service/api --dns localhost --ip 127.0.0.1 --ttl 10m)"
+        after_help = "Examples:\n  T=$(mtls-ca --data-dir ./ca token --spiffe-id spiffe://mesh.local/service/api --dns localhost --ip 127.0.0.1 --ttl 10m)\n  \
+mtls-ca --data-dir ./ca token list\n  \
+mtls-ca --data-dir ./ca token revoke 3f9c0a1b2c4d",
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
     )]
     Token {
-        /// The SPIFFE ID the token authorises.
-        #[arg(long, value_parser = parse_spiffe_id)]
-        spiffe_id: SpiffeId,
-        /// DNS SAN the certificate may carry (repeatable).
-        #[arg(long = "dns", value_parser = parse_dns_name)]
-        dns: Vec<String>,
-        /// IP SAN the certificate may carry (repeatable).
-        #[arg(long = "ip")]
-        ips: Vec<IpAddr>,
-        /// How long the token stays redeemable: 1s to 7d.
-        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_token_ttl)]
-        ttl: time::Duration,
+        #[command(subcommand)]
+        action: Option<TokenAction>,
+        #[command(flatten)]
+        create: TokenArgs,
     },
     /// Revoke a certificate by serial (with every certificate renewed from it), or every live
     /// certificate of an identity; the running CA's next CRL lists them. Prints the serials
@@ -248,6 +245,39 @@ mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --rea
     Audit {
         #[command(subcommand)]
         action: AuditAction,
+    },
+}
+
+#[derive(Args)]
+pub struct TokenArgs {
+    /// The SPIFFE ID the token authorises.
+    #[arg(long, required = true, value_parser = parse_spiffe_id)]
+    pub spiffe_id: Option<SpiffeId>,
+    /// DNS SAN the certificate may carry (repeatable).
+    #[arg(long = "dns", value_parser = parse_dns_name)]
+    pub dns: Vec<String>,
+    /// IP SAN the certificate may carry (repeatable).
+    #[arg(long = "ip")]
+    pub ips: Vec<IpAddr>,
+    /// How long the token stays redeemable: 1s to 7d.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_token_ttl)]
+    pub ttl: time::Duration,
+}
+
+#[derive(Subcommand)]
+pub enum TokenAction {
+    /// List join tokens, oldest first: ID (a prefix of the token's hash; the token itself is
+    /// never stored), status (unused, used, revoked, expired), expiry, identity and SANs.
+    List {
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Revoke an unused token before anyone redeems it (a used one cannot be: revoke the
+    /// certificate it enrolled instead).
+    Revoke {
+        /// The token's ID as `token list` shows it (12 to 64 hex digits of its hash).
+        #[arg(value_parser = parse_token_id)]
+        id: String,
     },
 }
 
@@ -412,6 +442,10 @@ fn parse_backdate(s: &str) -> Result<time::Duration, String> {
 
 fn parse_token_ttl(s: &str) -> Result<time::Duration, String> {
     mtls_ca::admin::parse_token_ttl(s)
+}
+
+fn parse_token_id(s: &str) -> Result<String, String> {
+    mtls_ca::tokens::parse_id(s)
 }
 
 fn parse_entry_ttl(s: &str) -> Result<time::Duration, String> {

@@ -36,12 +36,18 @@ pub fn run(
     let now = clock.now();
     match cmd {
         Command::Token {
-            spiffe_id,
-            dns,
-            ips,
-            ttl,
+            action: Some(action),
+            ..
+        } => crate::tokens::run(store, action, now)?,
+        Command::Token {
+            action: None,
+            create,
         } => {
-            let id = spiffe_id;
+            // clap requires --spiffe-id when no subcommand is given.
+            let id = create
+                .spiffe_id
+                .context("--spiffe-id is required to create a token")?;
+            let (dns, ips, ttl) = (create.dns, create.ips, create.ttl);
             let td = stored_trust_domain(store)?;
             let token = admin::create_token(store, &td, &id, &dns, &ips, ttl, &clock)?;
             eprintln!(

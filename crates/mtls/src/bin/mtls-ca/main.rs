@@ -5,11 +5,10 @@ mod commands;
 mod copy;
 mod entry;
 mod serve;
-
-use clap::Parser;
+mod tokens;
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli: cli::Cli = mtls::manual::parse();
     if let Err(e) = cli.check() {
         e.exit();
     }

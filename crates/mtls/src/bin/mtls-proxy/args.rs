@@ -140,9 +140,16 @@ pub struct OutboundArgs {
 #[derive(Args, Debug)]
 #[command(next_help_heading = "Connection limits")]
 pub struct CommonArgs {
-    /// Plain-HTTP admin listener (loopback only) for /healthz, /readyz and /metrics.
+    /// Plain-HTTP admin listener for /healthz, /readyz and /metrics, on a loopback address
+    /// unless --admin-allow-remote is given.
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub admin_listen: Option<SocketAddr>,
+
+    /// Let --admin-listen bind a non-loopback address (Kubernetes probes, a Prometheus
+    /// scrape): the admin endpoint has no authentication, so anyone who can reach it sees
+    /// health and metrics (no keys, no certificates; a warning is logged at start).
+    #[arg(long, requires = "admin_listen")]
+    pub admin_allow_remote: bool,
 
     /// Connections open at once per listener (at least 1); more wait in the accept queue.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = values::count_usize)]
@@ -188,6 +195,13 @@ impl CommonArgs {
         }
     }
 
+    fn admin_allow_remote(&self) -> Located<bool> {
+        Located::new(
+            self.admin_allow_remote,
+            Origin::flag("--admin-allow-remote"),
+        )
+    }
+
     fn admin(&self) -> Option<Located<SocketAddr>> {
         self.admin_listen
             .map(|a| Located::new(a, Origin::flag("--admin-listen")))
@@ -217,6 +231,7 @@ impl InboundArgs {
             routes: Vec::new(),
             allow_non_loopback: Located::new(false, Origin::flag("--allow-non-loopback")),
             admin_listen: self.common.admin(),
+            admin_allow_remote: self.common.admin_allow_remote(),
             limits: self.common.limits(),
         })
     }
@@ -256,6 +271,7 @@ impl OutboundArgs {
                 Origin::flag("--allow-non-loopback"),
             ),
             admin_listen: self.common.admin(),
+            admin_allow_remote: self.common.admin_allow_remote(),
             limits: self.common.limits(),
         })
     }

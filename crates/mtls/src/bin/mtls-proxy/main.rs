@@ -10,7 +10,6 @@ mod config_file;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use mesh::{Mesh, ServiceConfig};
 use mtls::credentials::CredentialArgs;
 use mtls::report;
@@ -33,7 +32,7 @@ impl From<mtls_proxy::ConfigError> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = mtls::manual::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = cli.threads {
         runtime.worker_threads(threads);
@@ -142,6 +141,8 @@ async fn start(mut config: ProxyConfig, creds: CredentialArgs) -> Result<(), Fai
         println!("[PROXY] Next rotation: {}", pki::timefmt::rfc3339(next));
     }
     if let Some(addr) = proxy.admin_addr() {
+        let permission = proxy.config().admin_allow_remote.origin.to_string();
+        mesh::server::admin::Exposure::warn_if_remote(addr, &permission);
         println!("admin listening on http://{addr}");
     }
     for (addr, route) in proxy.route_addrs() {

@@ -128,15 +128,12 @@ impl Args {
     /// The admin listener has no authentication: a non-loopback address needs the explicit
     /// --admin-allow-remote.
     fn check_admin_exposure(&self) -> Result<admin::Exposure, String> {
-        match (self.admin_listen, self.admin_allow_remote) {
-            (Some(addr), false) if !addr.ip().is_loopback() => Err(format!(
-                "--admin-listen {addr}: the admin endpoint is plain HTTP without \
-                 authentication; it listens on a loopback address (127.0.0.1 or ::1) unless \
-                 --admin-allow-remote is given (for Kubernetes probes or a Prometheus scrape: \
-                 it serves health and metrics only)"
-            )),
-            (_, true) => Ok(admin::Exposure::Remote),
-            _ => Ok(admin::Exposure::LoopbackOnly),
+        match self.admin_listen {
+            Some(addr) => {
+                admin::Exposure::check(addr, self.admin_allow_remote, "--admin-allow-remote")
+                    .map_err(|reason| format!("--admin-listen {addr}: {reason}"))
+            }
+            None => Ok(admin::Exposure::LoopbackOnly),
         }
     }
 }
@@ -173,7 +170,7 @@ impl ConnectionArgs {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let args: Args = mtls::manual::parse();
     mtls::logging::init(args.creds.log_format, "info");
     // Settings that do not fit together are usage errors, refused before anything starts.
     let usage_error = |message: String| -> ! {
@@ -246,11 +243,7 @@ async fn run(args: Args, config: mesh::ServiceConfig, listeners: Listeners) -> a
     let local = listener.local_addr()?;
     if let Some(admin_listener) = listeners.admin {
         let admin_addr = admin_listener.local_addr()?;
-        if !admin_addr.ip().is_loopback() {
-            tracing::warn!(event = "admin_remote", addr = %admin_addr,
-                "the admin listener http://{admin_addr} is not on loopback \
-                 (--admin-allow-remote): anyone who can reach it reads health and metrics");
-        }
+        admin::Exposure::warn_if_remote(admin_addr, "--admin-allow-remote");
         tokio::spawn(admin::serve(admin_listener, &mesh));
         println!("admin listening on http://{admin_addr}");
     }

@@ -256,4 +256,47 @@ async fn documented_token_examples_match_the_real_api() {
     )
     .await;
     assert_eq!(status, 200, "{signed}");
+
+    // GET /api/v1/tokens and DELETE /api/v1/tokens/ID: a second token from the documented
+    // request is listed like the documented entry, and revoked with the documented answer.
+    let made: serde_json::Value = admin_http
+        .post(ca.url("/api/v1/tokens"))
+        .json(&ex["tokens-request"])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token_id =
+        mtls_ca::tokens::id(&mtls_ca::tokens::hash(made["token"].as_str().unwrap())).to_string();
+    let listed: serde_json::Value = admin_http
+        .get(ca.url("/api/v1/tokens"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys(&listed), keys(&ex["tokens-list-response"]));
+    let documented = &ex["tokens-list-response"]["tokens"][0];
+    let real = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == token_id.as_str())
+        .unwrap();
+    assert_eq!(keys(real), keys(documented));
+    for field in ["spiffe_id", "dns", "ips", "used_at", "revoked_at", "status"] {
+        assert_eq!(real[field], documented[field], "{field}");
+    }
+    let resp = admin_http
+        .delete(ca.url(&format!("/api/v1/tokens/{token_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let revoked: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(keys(&revoked), keys(&ex["tokens-revoke-response"]));
+    assert_eq!(revoked["status"], ex["tokens-revoke-response"]["status"]);
 }

@@ -22,3 +22,4 @@ mod renewal_lineage;
 mod reserved_identity;
 mod revoke_authorisation;
 mod token_api;
+mod token_list_revoke;

@@ -217,6 +217,7 @@ async fn expired_token_is_refused() {
             created_at: now - time::Duration::minutes(20),
             expires_at: now - time::Duration::minutes(10),
             used_at: None,
+            revoked_at: None,
         },
     )
     .unwrap();

@@ -80,7 +80,10 @@ fn migrate_reports_the_version_and_a_newer_schema_is_refused() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "schema version 1: up to date"
+        format!(
+            "schema version {}: up to date",
+            mtls_ca::store::POSTGRES_SCHEMA_VERSION
+        )
     );
     let db = url.rsplit('/').next().unwrap();
     cluster.psql(
@@ -90,7 +93,10 @@ fn migrate_reports_the_version_and_a_newer_schema_is_refused() {
     let (code, stderr) = Ca::start_refused(&dir, &["--store", &url]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("schema version 99, but this mtls-ca knows versions up to 1"),
+        stderr.contains(&format!(
+            "schema version 99, but this mtls-ca knows versions up to {}",
+            mtls_ca::store::POSTGRES_SCHEMA_VERSION
+        )),
         "{stderr}"
     );
     assert!(!dir.join("root.key").exists());
@@ -118,7 +124,10 @@ fn a_sqlite_store_elsewhere_is_used_by_the_service_and_the_subcommands() {
     let migrated = ca.admin(&["--store", &store, "migrate"]);
     assert_eq!(
         String::from_utf8_lossy(&migrated.stdout).trim(),
-        "schema version 1: up to date"
+        format!(
+            "schema version {}: up to date",
+            mtls_ca::store::SQLITE_SCHEMA_VERSION
+        )
     );
 }
 
@@ -134,7 +143,7 @@ fn a_sqlite_database_of_a_newer_schema_is_refused() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "1");
+    assert_eq!(version, mtls_ca::store::SQLITE_SCHEMA_VERSION.to_string());
     conn.execute(
         "UPDATE meta SET value = '7' WHERE key = 'schema_version'",
         [],
@@ -144,7 +153,10 @@ fn a_sqlite_database_of_a_newer_schema_is_refused() {
     let (code, stderr) = Ca::start_refused(&dir, &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("schema version 7, but this mtls-ca knows versions up to 1"),
+        stderr.contains(&format!(
+            "schema version 7, but this mtls-ca knows versions up to {}",
+            mtls_ca::store::SQLITE_SCHEMA_VERSION
+        )),
         "{stderr}"
     );
     let out = admin_in(&dir, &["list"]);

@@ -553,6 +553,26 @@ fn enrollment_errors_match_the_page() {
         "unknown token",
         &enroll(&ca.url(), &ca.fingerprint, CLIENT_ID, "not-a-token"),
     );
+    let revoked = ca.token(CLIENT_ID, &[]);
+    let out = std::process::Command::new(&ca.program)
+        .arg("--data-dir")
+        .arg(&ca.data_dir)
+        .args(["token", "revoke"])
+        .arg(mtls_ca::tokens::id(&mtls_ca::tokens::hash(&revoked)))
+        .output()
+        .expect("mtls-ca token revoke");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(
+        &doc,
+        "the CA refused the request (401, token_revoked): the join token was revoked by the \
+         operator at ",
+        "revoked token",
+        &enroll(&ca.url(), &ca.fingerprint, CLIENT_ID, &revoked),
+    );
     let wrong = "0".repeat(64);
     check(
         &doc,

@@ -3,6 +3,7 @@
 
 pub(crate) mod common;
 
+mod admin_remote;
 mod chain;
 mod config;
 mod drain;
