@@ -27,6 +27,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "expires_at",
             "used_at",
             "used_serial",
+            "revoked_at",
         ],
     ),
     (
@@ -244,6 +245,47 @@ fn describe_check(check: &AuditCheck) -> String {
         AuditCheck::Broken { seq, reason } => format!("chain broken at entry {seq}: {reason}"),
         AuditCheck::Mismatch { problems, .. } => {
             format!("tables disagree with the chain: {}", problems.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+    use super::*;
+
+    /// A column added by a migration but not listed here would be dropped by `migrate-store`
+    /// without a word (`tokens.revoked_at` once was): the list must be the schema, exactly.
+    #[test]
+    fn every_column_of_the_current_schema_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.db");
+        drop(SqliteStore::create(&path, &[("trust_domain", "mesh.local")]).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'schema_version'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        tables.sort();
+        let mut listed: Vec<String> = TABLES.iter().map(|(t, _)| t.to_string()).collect();
+        listed.sort();
+        assert_eq!(tables, listed, "tables of the schema vs TABLES");
+        for (table, columns) in TABLES {
+            let mut actual: Vec<String> = conn
+                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            actual.sort();
+            let mut expected: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+            expected.sort();
+            assert_eq!(actual, expected, "columns of {table}");
         }
     }
 }
