@@ -147,6 +147,17 @@ impl Ca {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
+    /// The audit chain's head (`mtls-ca audit head`): moves with every stored change.
+    pub fn audit_head(&self) -> String {
+        let out = self.admin(&["audit", "head"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
     /// Number of certificates in the store, read through the `list` subcommand.
     pub fn cert_count(&self) -> usize {
         let out = self.admin(&["list", "--format", "json"]);

@@ -23,23 +23,12 @@ async fn post_token(
     (status, resp.json().await.unwrap())
 }
 
-/// The audit chain's head (`mtls-ca audit head`): moves with every stored change.
-fn audit_head(ca: &Ca) -> String {
-    let out = ca.admin(&["audit", "head"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[tokio::test]
 async fn the_admin_gets_a_token_that_enrolls_once_with_its_sans() {
     let ca = Ca::start(&["--admin-id", ADMIN]);
     let (admin, _) = enroll(&ca, ADMIN).await;
     let admin_http = client(&ca.root_pem(), Some(&admin));
-    let before = audit_head(&ca);
+    let before = ca.audit_head();
     let (status, v) = post_token(
         &admin_http,
         &ca,
@@ -60,7 +49,7 @@ async fn the_admin_gets_a_token_that_enrolls_once_with_its_sans() {
         "{v}"
     );
     // Audited like `mtls-ca token`: the chain moved, and verifies.
-    assert_ne!(audit_head(&ca), before);
+    assert_ne!(ca.audit_head(), before);
     let out = ca.admin(&["audit", "verify"]);
     assert!(
         out.status.success(),
@@ -89,7 +78,7 @@ async fn others_are_refused_and_bad_bodies_change_nothing() {
     let (web, _) = enroll(&ca, WEB).await;
     let admin_http = client(&ca.root_pem(), Some(&admin));
     let good = serde_json::json!({"spiffe_id": WEB});
-    let before = audit_head(&ca);
+    let before = ca.audit_head();
 
     // No certificate: 401. Another identity: 403 not_admin, naming the admin identity.
     let (status, v) = post_token(&client(&ca.root_pem(), None), &ca, good.clone()).await;
@@ -170,7 +159,7 @@ async fn others_are_refused_and_bad_bodies_change_nothing() {
         );
     }
     // Nothing was stored or audited by any refusal.
-    assert_eq!(audit_head(&ca), before);
+    assert_eq!(ca.audit_head(), before);
     // The edge of the range is taken.
     let (status, v) = post_token(
         &admin_http,

@@ -23,16 +23,6 @@ async fn call(
     (status, resp.json().await.unwrap())
 }
 
-fn audit_head(ca: &Ca) -> String {
-    let out = ca.admin(&["audit", "head"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn cli_tokens(ca: &Ca) -> serde_json::Value {
     let out = ca.admin(&["token", "list", "--format", "json"]);
     assert!(
@@ -85,7 +75,7 @@ async fn the_admin_lists_and_revokes_and_sign_refuses_the_revoked_token() {
         "unused"
     );
 
-    let before = audit_head(&ca);
+    let before = ca.audit_head();
     let url = ca.url(&format!("/api/v1/tokens/{id}"));
     let (status, revoked) = call(&admin_http, reqwest::Method::DELETE, url).await;
     assert_eq!(status, 200, "{revoked}");
@@ -93,7 +83,7 @@ async fn the_admin_lists_and_revokes_and_sign_refuses_the_revoked_token() {
         (revoked["id"].as_str(), revoked["status"].as_str()),
         (Some(id.as_str()), Some("revoked"))
     );
-    assert_ne!(audit_head(&ca), before, "the revocation is audited");
+    assert_ne!(ca.audit_head(), before, "the revocation is audited");
     let out = ca.admin(&["audit", "verify"]);
     assert!(
         out.status.success(),
@@ -103,7 +93,7 @@ async fn the_admin_lists_and_revokes_and_sign_refuses_the_revoked_token() {
 
     // /sign refuses it with a code of its own; nothing is issued or audited.
     let certs = ca.cert_count();
-    let head = audit_head(&ca);
+    let head = ca.audit_head();
     let (_, csr) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &["web.local", "10.0.0.7"]);
     let (status, v) = sign(
         &client(&ca.root_pem(), None),
@@ -125,7 +115,7 @@ async fn the_admin_lists_and_revokes_and_sign_refuses_the_revoked_token() {
         "{v}"
     );
     assert_eq!(ca.cert_count(), certs);
-    assert_eq!(audit_head(&ca), head);
+    assert_eq!(ca.audit_head(), head);
 }
 
 #[tokio::test]
@@ -147,7 +137,7 @@ async fn refusals_over_the_api_change_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    let before = audit_head(&ca);
+    let before = ca.audit_head();
 
     use reqwest::Method;
     let cases = [
@@ -209,7 +199,7 @@ async fn refusals_over_the_api_change_nothing() {
             "{method} {url}: {v}"
         );
     }
-    assert_eq!(audit_head(&ca), before, "a refusal changed the store");
+    assert_eq!(ca.audit_head(), before, "a refusal changed the store");
     // The unused token is still good: it enrolls.
     let (_, csr) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]);
     let (status, v) = sign(&anonymous, &ca, &unused, &sign_body(&csr, WEB, None)).await;
@@ -255,7 +245,7 @@ fn the_cli_lists_and_revokes_once() {
         "{listing}"
     );
 
-    let head = audit_head(&ca);
+    let head = ca.audit_head();
     for (args, says) in [
         (vec!["token", "revoke", id.as_str()], "already revoked"),
         (
@@ -269,7 +259,7 @@ fn the_cli_lists_and_revokes_once() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
-    assert_eq!(audit_head(&ca), head);
+    assert_eq!(ca.audit_head(), head);
     let out = ca.admin(&["audit", "verify"]);
     assert!(
         out.status.success(),
