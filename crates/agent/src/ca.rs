@@ -76,17 +76,6 @@ struct JwtRequest<'a> {
     ttl: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
-
 /// What the agent asks of the CA.
 pub trait AgentCa: Send + Sync + 'static {
     /// The entries whose parent is this agent.
@@ -148,13 +137,7 @@ impl HttpCa {
                     if r.status.is_success() {
                         return Ok(r.body.to_vec());
                     }
-                    let (code, message) = match serde_json::from_slice::<ErrorBody>(&r.body) {
-                        Ok(e) => (e.error.code, e.error.message),
-                        Err(_) => (
-                            "unknown".into(),
-                            String::from_utf8_lossy(&r.body).chars().take(200).collect(),
-                        ),
-                    };
+                    let (code, message) = mesh::ca_refusal_of(&r.body);
                     return Err(CaCallError::Refused {
                         what: what.to_string(),
                         status: r.status.as_u16(),

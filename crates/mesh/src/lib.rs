@@ -64,6 +64,7 @@ pub mod tls;
 pub mod trust;
 mod trust_bundle;
 
+pub use ca_client::refusal_of as ca_refusal_of;
 pub use client::{MeshClient, MeshConnector, Upstream};
 pub use config::{
     CaRoot, CredentialSource, Enrollment, Fingerprint, Mode, Pinned, RevocationOptions, Role,

@@ -96,6 +96,19 @@ struct ErrorBody {
     error: ErrorDetail,
 }
 
+/// The `code` and `message` of a CA refusal (`{"error":{"code","message"}}`, docs/ca-api.md),
+/// or `http` and the start of the body when the answer is not that JSON. The one reader of
+/// CA errors, for this client and the agent's.
+pub fn refusal_of(body: &[u8]) -> (String, String) {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => (b.error.code, b.error.message),
+        Err(_) => (
+            "http".into(),
+            String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+        ),
+    }
+}
+
 #[derive(Deserialize)]
 struct ErrorDetail {
     code: String,
@@ -247,18 +260,11 @@ impl CaClient {
         if response.status.is_success() {
             return Ok(response);
         }
-        Err(match serde_json::from_slice::<ErrorBody>(&response.body) {
-            Ok(b) => MeshError::CaRefused {
-                status: response.status.as_u16(),
-                code: b.error.code,
-                message: b.error.message,
-            },
-            Err(_) => MeshError::CaRefused {
-                status: response.status.as_u16(),
-                code: "http".into(),
-                message: String::from_utf8_lossy(&response.body[..response.body.len().min(300)])
-                    .into_owned(),
-            },
+        let (code, message) = refusal_of(&response.body);
+        Err(MeshError::CaRefused {
+            status: response.status.as_u16(),
+            code,
+            message,
         })
     }
 
