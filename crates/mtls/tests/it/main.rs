@@ -12,6 +12,7 @@ mod agent;
 mod bench;
 mod ca;
 mod ca_replicas;
+mod deploy;
 mod e2e;
 mod inspect;
 mod mesh;
