@@ -7,6 +7,7 @@
 mod manual;
 mod programs;
 mod settings;
+mod venv;
 
 mod agent;
 mod bench;

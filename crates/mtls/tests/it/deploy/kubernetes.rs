@@ -42,32 +42,7 @@ fn manifest_paths() -> Vec<PathBuf> {
 #[test]
 fn the_manifests_pass_the_kubernetes_schemas() {
     let venv_dir = tempfile::tempdir().unwrap();
-    let venv = venv_dir.path().join("venv");
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "python3 -m venv failed (install python3-venv): {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let pip = Command::new(venv.join("bin/pip"))
-        .args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            KUBERNETES_VALIDATE,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        pip.status.success(),
-        "installing {KUBERNETES_VALIDATE} failed: {}{}",
-        String::from_utf8_lossy(&pip.stdout),
-        String::from_utf8_lossy(&pip.stderr)
-    );
+    let venv = crate::venv::with_package(venv_dir.path(), KUBERNETES_VALIDATE);
     let validate = |paths: &[PathBuf]| {
         let mut cmd = Command::new(venv.join("bin/kubernetes-validate"));
         cmd.args(["--strict", "--quiet"]).args(paths);
@@ -104,7 +79,7 @@ fn str_of<'a>(v: &'a Value, what: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{what}: not a string: {v}"))
 }
 
-fn items<'a>(v: &'a Value) -> impl Iterator<Item = &'a Value> {
+fn items(v: &Value) -> impl Iterator<Item = &Value> {
     v.as_array().into_iter().flatten()
 }
 
