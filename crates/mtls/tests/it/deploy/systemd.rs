@@ -38,6 +38,16 @@ const UNITS: &[(&str, &str)] = &[
 /// The identity `mtls-agent write` holds a stream for while the agent is stopped.
 const WORKLOAD_ID: &str = "spiffe://mesh.local/service/files";
 
+/// The system calls that use CAP_SYS_PTRACE on another process (the agent unit refuses them).
+const PTRACE_CALLS: &[&str] = &[
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "pidfd_getfd",
+    "kcmp",
+    "process_madvise",
+];
+
 /// Where the units expect the programs (`cargo install --root /usr/local`).
 const INSTALLED: &str = "/usr/local/bin/";
 
@@ -351,6 +361,19 @@ fn every_unit_is_hardened_and_keeps_the_join_token_off_the_command_line() {
         assert_eq!(unit.one("CapabilityBoundingSet"), caps, "{name}");
         assert_eq!(unit.one("AmbientCapabilities"), caps, "{name}");
         if unit.is_agent() {
+            // What CAP_SYS_PTRACE would allow beyond opening /proc/<pid>/exe is refused.
+            let denied: Vec<&str> = unit
+                .all("SystemCallFilter")
+                .iter()
+                .filter_map(|f| f.strip_prefix('~'))
+                .flat_map(str::split_whitespace)
+                .collect();
+            for call in PTRACE_CALLS {
+                assert!(
+                    denied.contains(call),
+                    "{name}: SystemCallFilter=~ lacks {call}"
+                );
+            }
             // Both would break attestation of other users' processes.
             assert!(
                 unit.all("PrivateUsers").iter().all(|v| *v != "yes"),
