@@ -7,11 +7,13 @@
 mod manual;
 mod programs;
 mod settings;
+mod venv;
 
 mod agent;
 mod bench;
 mod ca;
 mod ca_replicas;
+mod deploy;
 mod e2e;
 mod inspect;
 mod mesh;

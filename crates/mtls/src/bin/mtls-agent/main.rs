@@ -45,6 +45,47 @@ async fn main() -> ExitCode {
     }
 }
 
+/// How long calls in flight may take to finish after SIGTERM/SIGINT.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves the Workload API until SIGTERM/SIGINT, then stops accepting and lets calls in flight
+/// finish for up to `STOP_GRACE`. The grace is needed because a graceful shutdown alone waits
+/// for every open call, and a `FetchX509SVID` or bundle stream lasts as long as its workload:
+/// the agent would never exit (under systemd, it would be killed at `TimeoutStopSec`). Streams
+/// still open are then cut; their workloads keep their cached SVIDs and reconnect
+/// (docs/agent.md).
+async fn serve_until_stopped(
+    listener: tokio::net::UnixListener,
+    api: WorkloadApi,
+) -> Result<(), mtls_agent::AgentError> {
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stopping = {
+        let stop = stop.clone();
+        async move { stop.notified().await }
+    };
+    let serving = mtls_agent::serve(listener, api, stopping);
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => result,
+        () = mtls::shutdown::signal() => {
+            // A stored permit: the server's shutdown future sees it even if not yet polled.
+            stop.notify_one();
+            match tokio::time::timeout(STOP_GRACE, &mut serving).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::info!(
+                        event = "streams_cut",
+                        "Workload API streams still open {}s after the stop signal are \
+                         closed; their workloads keep their SVIDs and reconnect",
+                        STOP_GRACE.as_secs()
+                    );
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
 /// The agent's own identity must be `spiffe://<td>/agent/<name>`: the CA gives agent rights to
 /// such certificates only.
 fn check_agent_id(id: &pki::SpiffeId) -> Result<(), Failure> {
@@ -114,7 +155,7 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
     let api = WorkloadApi::new(cache, agent_id.trust_domain());
     println!("Workload API listening on unix://{}", a.socket.display());
     println!("[AGENT] ready");
-    let result = mtls_agent::serve(listener, api, mtls::shutdown::signal()).await;
+    let result = serve_until_stopped(listener, api).await;
     keeper.abort();
     let _ = std::fs::remove_file(&a.socket);
     mesh.shutdown().await;

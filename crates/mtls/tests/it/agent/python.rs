@@ -14,32 +14,7 @@ const SERVER_ID: &str = "spiffe://mesh.local/service/api-server";
 #[test]
 fn py_spiffe_fetches_svids_and_calls_mtls_server() {
     let agent = start();
-    let venv = agent.dir.path().join("venv");
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "python3 -m venv failed (install python3-venv): {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let pip = Command::new(venv.join("bin/pip"))
-        .args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "spiffe==0.3.2",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        pip.status.success(),
-        "installing py-spiffe failed: {}{}",
-        String::from_utf8_lossy(&pip.stdout),
-        String::from_utf8_lossy(&pip.stderr)
-    );
+    let venv = crate::venv::with_package(agent.dir.path(), "spiffe==0.3.2");
     // The interpreter the venv runs, as /proc/<pid>/exe shows it.
     let python = std::fs::canonicalize(venv.join("bin/python")).unwrap();
     let mark = agent.proc.mark();
