@@ -321,3 +321,76 @@ fn issuer_hashes(root_pem: &[u8]) -> Vec<u8> {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+#[tokio::test]
+async fn a_delegated_responder_answers_good_revoked_and_unknown_and_is_refused_past_its_life() {
+    let t = Setup::new(&["--ocsp-responder", "delegated", "--crl-validity", "1h"]);
+    let (good, _) = t.leaf("good").await;
+    let (revoked, serial) = t.leaf("revoked").await;
+    let out =
+        t.ca.admin(&["revoke", "--serial", &serial, "--reason", "keyCompromise"]);
+    assert!(out.status.success(), "{out:?}");
+
+    // Trusting only the root: openssl accepts the enclosed responder because the root issued
+    // it for OCSP signing.
+    let answer = t.path("answer.der");
+    let (ok, text) = t.ocsp(&[
+        "-cert",
+        s(&good),
+        "-cert",
+        s(&revoked),
+        "-serial",
+        "0x1234abcd",
+        "-respout",
+        &answer,
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("Response verify OK"), "{text}");
+    assert!(text.contains(&format!("{}: good", s(&good))), "{text}");
+    assert!(
+        text.contains(&format!("{}: revoked", s(&revoked))),
+        "{text}"
+    );
+    assert!(text.contains("0x1234abcd: unknown"), "{text}");
+
+    // The inspector names the delegated signer.
+    let (ok, shown, err) =
+        run(Command::new(crate::programs::inspect()).args(["show", "--format", "json", &answer]));
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let o = &v["objects"][0];
+    assert_eq!(o["signed_by"], "delegated", "{o}");
+    assert_eq!(o["certificates"], 1);
+    let signer = &o["signers"][0];
+    assert_eq!(
+        signer["subject"],
+        "O=mtls-mesh, CN=mtls-mesh OCSP responder"
+    );
+    for flag in ["signed_this", "ocsp_signing", "nocheck"] {
+        assert_eq!(signer[flag], true, "{flag}: {signer}");
+    }
+    let (ok, text, err) = run(Command::new(crate::programs::inspect()).args(["show", &answer]));
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("Signed by") && text.contains("a delegated responder"),
+        "{text}"
+    );
+    assert!(
+        text.contains("signer: O=mtls-mesh, CN=mtls-mesh OCSP responder"),
+        "{text}"
+    );
+
+    // Four CRL periods later the responder certificate has expired: the same answer, checked
+    // at that time, is refused (the answer's own dates aside).
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(5)).unix_timestamp();
+    let (ok, out, err) = run(Command::new("openssl")
+        .args(["ocsp", "-no_nonce", "-respin", &answer, "-issuer"])
+        .arg(&t.root)
+        .arg("-CAfile")
+        .arg(&t.root)
+        .args(["-attime", &later.to_string(), "-cert"])
+        .arg(&good));
+    let text = out + &err;
+    assert!(!ok || !text.contains("Response verify OK"), "{text}");
+    assert!(text.contains("certificate has expired"), "{text}");
+}
