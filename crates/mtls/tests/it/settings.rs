@@ -104,6 +104,8 @@ const ROWS: &[Row] = &[
     row(Ca, &["--cert-duration", "1s", "--max-duration", "1s"], Accepted),
     row(Ca, &["--crl-validity", "1s"], Refused(&["'--crl-validity <DURATION>'", "the minimum is 2s"])),
     row(Ca, &["--crl-validity", "2s"], Accepted),
+    row(Ca, &["--ocsp-responder", "hsm"], Refused(&["'--ocsp-responder <SIGNER>'", "[possible values: ca, delegated]"])),
+    row(Ca, &["--ocsp-responder", "delegated"], Accepted),
     row(Ca, &["--idle-timeout", "0s"], Refused(&["'--idle-timeout <DURATION>'", ONE_SECOND])),
     row(Ca, &["--idle-timeout", "1s"], Accepted),
     row(Ca, &["--header-timeout", "500ms"], Refused(&["'--header-timeout <DURATION>'", ONE_SECOND])),
