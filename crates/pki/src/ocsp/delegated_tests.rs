@@ -123,34 +123,34 @@ fn openssl_accepts_a_delegated_answer_and_refuses_an_expired_or_unfit_responder(
     let (ok, text) = openssl_verdict(dir.path(), &ca, &der, "-VAfile", responder_pem.as_bytes());
     assert!(ok && text.contains("0x1234: good"), "{text}");
 
-    // Expired an hour ago (the answer was signed while it was valid).
+    // Expired an hour ago (the answer was signed while it was valid); and issued by the CA,
+    // valid, but not for OCSP signing.
     let then = now - Duration::hours(3);
-    let expired = ResponderProfile {
-        lifetime: Duration::hours(2),
-        ocsp_signing: true,
+    for (what, lifetime, ocsp_signing, at, refusal) in [
+        (
+            "an expired responder",
+            2,
+            true,
+            then,
+            "certificate has expired",
+        ),
+        (
+            "a responder without id-kp-OCSPSigning",
+            4,
+            false,
+            now,
+            "missing ocspsigning usage",
+        ),
+    ] {
+        let responder = ResponderProfile {
+            lifetime: Duration::hours(lifetime),
+            ocsp_signing,
+        }
+        .issue(&ca, at)
+        .unwrap();
+        let der = answer(&ca, &responder, at);
+        let (ok, text) = openssl_verdict(dir.path(), &ca, &der, "-CAfile", &root_pem);
+        assert!(!ok, "{what} was accepted: {text}");
+        assert!(text.to_lowercase().contains(refusal), "{what}: {text}");
     }
-    .issue(&ca, then)
-    .unwrap();
-    let der = answer(&ca, &expired, then);
-    let (ok, text) = openssl_verdict(dir.path(), &ca, &der, "-CAfile", &root_pem);
-    assert!(!ok, "an expired responder was accepted: {text}");
-    assert!(text.contains("certificate has expired"), "{text}");
-
-    // Issued by the CA, valid, but not for OCSP signing.
-    let unfit = ResponderProfile {
-        lifetime: Duration::hours(4),
-        ocsp_signing: false,
-    }
-    .issue(&ca, now)
-    .unwrap();
-    let der = answer(&ca, &unfit, now);
-    let (ok, text) = openssl_verdict(dir.path(), &ca, &der, "-CAfile", &root_pem);
-    assert!(
-        !ok,
-        "a responder without id-kp-OCSPSigning was accepted: {text}"
-    );
-    assert!(
-        text.to_lowercase().contains("missing ocspsigning usage"),
-        "{text}"
-    );
 }

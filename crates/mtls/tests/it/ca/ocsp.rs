@@ -54,9 +54,18 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-#[tokio::test]
-async fn openssl_gets_good_revoked_and_unknown_signed_by_the_ca_with_its_nonce() {
-    let t = Setup::new(&[]);
+/// `mtls-inspect show --format json FILE`.
+fn inspect_json(file: &str) -> serde_json::Value {
+    let (ok, shown, err) =
+        run(Command::new(crate::programs::inspect()).args(["show", "--format", "json", file]));
+    assert!(ok, "{err}");
+    serde_json::from_str(&shown).unwrap()
+}
+
+/// Enrolls `good` and `revoked`, revokes the second (keyCompromise) and asks `openssl ocsp`
+/// about both and the unknown serial 0x1234abcd, trusting the root only; checks the verified
+/// answers and returns the good certificate's path, the answer's path and the revoked serial.
+async fn good_revoked_unknown(t: &Setup) -> (PathBuf, String, String) {
     let (good, _) = t.leaf("good").await;
     let (revoked, serial) = t.leaf("revoked").await;
     let out =
@@ -87,12 +96,16 @@ async fn openssl_gets_good_revoked_and_unknown_signed_by_the_ca_with_its_nonce()
     assert!(text.contains("Reason: keyCompromise"), "{text}");
     assert!(text.contains("0x1234abcd: unknown"), "{text}");
     assert!(text.contains("Next Update:"), "{text}");
+    (good, answer, serial)
+}
+
+#[tokio::test]
+async fn openssl_gets_good_revoked_and_unknown_signed_by_the_ca_with_its_nonce() {
+    let t = Setup::new(&[]);
+    let (_, answer, serial) = good_revoked_unknown(&t).await;
 
     // mtls-inspect explains the same answer.
-    let (ok, shown, err) =
-        run(Command::new(crate::programs::inspect()).args(["show", "--format", "json", &answer]));
-    assert!(ok, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let v = inspect_json(&answer);
     let o = &v["objects"][0];
     assert_eq!(o["kind"], "ocsp_response");
     assert_eq!(o["status"], "successful");
@@ -325,39 +338,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[tokio::test]
 async fn a_delegated_responder_answers_good_revoked_and_unknown_and_is_refused_past_its_life() {
     let t = Setup::new(&["--ocsp-responder", "delegated", "--crl-validity", "1h"]);
-    let (good, _) = t.leaf("good").await;
-    let (revoked, serial) = t.leaf("revoked").await;
-    let out =
-        t.ca.admin(&["revoke", "--serial", &serial, "--reason", "keyCompromise"]);
-    assert!(out.status.success(), "{out:?}");
-
     // Trusting only the root: openssl accepts the enclosed responder because the root issued
     // it for OCSP signing.
-    let answer = t.path("answer.der");
-    let (ok, text) = t.ocsp(&[
-        "-cert",
-        s(&good),
-        "-cert",
-        s(&revoked),
-        "-serial",
-        "0x1234abcd",
-        "-respout",
-        &answer,
-    ]);
-    assert!(ok, "{text}");
-    assert!(text.contains("Response verify OK"), "{text}");
-    assert!(text.contains(&format!("{}: good", s(&good))), "{text}");
-    assert!(
-        text.contains(&format!("{}: revoked", s(&revoked))),
-        "{text}"
-    );
-    assert!(text.contains("0x1234abcd: unknown"), "{text}");
+    let (good, answer, _) = good_revoked_unknown(&t).await;
 
     // The inspector names the delegated signer.
-    let (ok, shown, err) =
-        run(Command::new(crate::programs::inspect()).args(["show", "--format", "json", &answer]));
-    assert!(ok, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let v = inspect_json(&answer);
     let o = &v["objects"][0];
     assert_eq!(o["signed_by"], "delegated", "{o}");
     assert_eq!(o["certificates"], 1);

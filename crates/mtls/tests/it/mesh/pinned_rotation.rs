@@ -54,6 +54,20 @@ fn wait_requests(client: &Proc, n: usize) {
     }
 }
 
+/// `--cert CERT --key KEY --trust-pins-file PINS`.
+fn pinned(cert: &Path, key: &Path, pins: &Path) -> Vec<String> {
+    [
+        "--cert",
+        &s(cert),
+        "--key",
+        &s(key),
+        "--trust-pins-file",
+        &s(pins),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 fn metric(server: &testkit::ServerProc, name: &str) -> u64 {
     let (status, body) = server.admin_get("/metrics");
     assert_eq!(status, 200, "{body}");
@@ -82,27 +96,23 @@ fn both_pinned_peers_rotate_keys_under_load_through_the_pins_file_without_a_fail
     write_pins(&server_pins, &[client_old.spki_pin()]);
     write_pins(&client_pins, &[server_old.spki_pin()]);
 
-    let server = start_server(
-        "server",
-        &[
-            "--cert".into(),
-            s(&path.join("server.crt")),
-            "--key".into(),
-            s(&path.join("server.key")),
-            "--trust-pins-file".into(),
-            s(&server_pins),
-            "--reload-interval".into(),
-            "1s".into(),
-        ],
+    let mut args = pinned(
+        &path.join("server.crt"),
+        &path.join("server.key"),
+        &server_pins,
     );
+    args.extend(["--reload-interval".into(), "1s".into()]);
+    let server = start_server("server", &args);
     // The load: a request every 20 ms on a kept-alive connection, for longer than any run.
     let mut cmd = Command::new(programs::client());
-    cmd.args(["--cert", &s(&path.join("client.crt"))])
-        .args(["--key", &s(&path.join("client.key"))])
-        .args(["--trust-pins-file", &s(&client_pins)])
-        .args(["--reload-interval", "1s", "--server", &server.url()])
-        .args(["--count", "1000000", "--interval", "20ms", "--quiet"])
-        .env("RUST_LOG", "info");
+    cmd.args(pinned(
+        &path.join("client.crt"),
+        &path.join("client.key"),
+        &client_pins,
+    ))
+    .args(["--reload-interval", "1s", "--server", &server.url()])
+    .args(["--count", "1000000", "--interval", "20ms", "--quiet"])
+    .env("RUST_LOG", "info");
     let mut client = Proc::spawn("client", cmd);
     wait_requests(&client, 3);
 
@@ -215,16 +225,9 @@ fn both_pinned_peers_rotate_keys_under_load_through_the_pins_file_without_a_fail
 
     // At the end the old keys are refused both ways: the server refuses the old client key...
     let sm = server.proc.mark();
-    let (status, _, all) = run_client(&[
-        "--cert".into(),
-        s(&old_client_cert),
-        "--key".into(),
-        s(&old_client_key),
-        "--trust-pins-file".into(),
-        s(&client_pins),
-        "--server".into(),
-        server.url(),
-    ]);
+    let mut args = pinned(&old_client_cert, &old_client_key, &client_pins);
+    args.extend(["--server".into(), server.url()]);
+    let (status, _, all) = run_client(&args);
     assert!(!status.success(), "{all}");
     let line = server.proc.wait_for_after(
         sm,
@@ -236,25 +239,15 @@ fn both_pinned_peers_rotate_keys_under_load_through_the_pins_file_without_a_fail
     let (old_server_cert, old_server_key) = server_old.write(path, "server-old");
     let stale = start_server(
         "stale server",
-        &[
-            "--cert".into(),
-            s(&old_server_cert),
-            "--key".into(),
-            s(&old_server_key),
-            "--trust-pins-file".into(),
-            s(&server_pins),
-        ],
+        &pinned(&old_server_cert, &old_server_key, &server_pins),
     );
-    let (status, _, all) = run_client(&[
-        "--cert".into(),
-        s(&path.join("client.crt")),
-        "--key".into(),
-        s(&path.join("client.key")),
-        "--trust-pins-file".into(),
-        s(&client_pins),
-        "--server".into(),
-        stale.url(),
-    ]);
+    let mut args = pinned(
+        &path.join("client.crt"),
+        &path.join("client.key"),
+        &client_pins,
+    );
+    args.extend(["--server".into(), stale.url()]);
+    let (status, _, all) = run_client(&args);
     assert!(!status.success(), "{all}");
     assert!(all.contains("matches none of the pinned keys"), "{all}");
 }
