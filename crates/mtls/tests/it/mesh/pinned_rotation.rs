@@ -4,6 +4,7 @@
 //! does not parse on the way is refused and the pins in use kept; an open connection from a key
 //! whose pin is removed is closed; at the end neither old key is accepted any more.
 //! Every step waits for the programs' own events (log lines, counters), never for time.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::path::Path;
 use std::process::Command;
