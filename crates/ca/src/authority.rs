@@ -27,6 +27,7 @@ mod ocsp;
 mod overview;
 
 pub use join_tokens::{revoke_outcome, NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
+pub use ocsp::OcspResponderMode;
 pub use overview::{AuditStatus, CrlStatus, Overview};
 
 pub use agent::{

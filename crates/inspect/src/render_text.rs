@@ -158,6 +158,32 @@ fn ocsp(o: &OcspView) -> String {
     if let Some(r) = &o.responder {
         field(&mut out, i, "Responder", r);
     }
+    match o.signed_by {
+        Some("issuer") => field(&mut out, i, "Signed by", "the issuing CA itself"),
+        Some("delegated") => field(&mut out, i, "Signed by", "a delegated responder (below)"),
+        Some(_) => field(
+            &mut out,
+            i,
+            "Signed by",
+            "a key none of the enclosed certificates holds (the issuer, or a responder the client must already know)",
+        ),
+        None => {}
+    }
+    for c in &o.signers {
+        let _ = writeln!(
+            out,
+            "    {}{}, serial {}, issued by {}, valid {} to {}{}; OCSP signing EKU: {}; ocsp-nocheck: {}",
+            if c.signed_this { "signer: " } else { "certificate: " },
+            c.subject,
+            c.serial_hex,
+            c.issuer,
+            c.not_before,
+            c.not_after,
+            if c.expired { " (EXPIRED)" } else { "" },
+            if c.ocsp_signing { "yes" } else { "NO (clients refuse it)" },
+            if c.nocheck { "yes" } else { "no" },
+        );
+    }
     if let Some(p) = &o.produced_at {
         field(&mut out, i, "Produced at", p);
     }

@@ -328,9 +328,19 @@ pub struct Pinned {
     /// The certificate's private key.
     pub key: PathBuf,
     /// The accepted peer key hashes.
-    pub pins: PinSet,
-    /// How often the certificate and key files are checked for changes.
+    pub pins: PinSource,
+    /// How often the certificate, key and pins files are checked for changes.
     pub reload_interval: Duration,
+}
+
+/// Where pinned mode's pins come from.
+#[derive(Clone, Debug)]
+pub enum PinSource {
+    /// A fixed set (`--trust-pin`), kept until the service restarts.
+    List(PinSet),
+    /// A pins file (`--trust-pins-file`, `tls::pins_file`), reloaded on change like the
+    /// certificate files. A change that does not parse keeps the pins in use.
+    File(PathBuf),
 }
 
 /// Workload API mode: the X.509-SVID, the trust domain's bundle and the CRL come from the

@@ -237,6 +237,28 @@ pub enum ConfigError {
     /// Pinned mode without a pin.
     #[error("pinned mode needs at least one pin")]
     NoPins,
+    /// A line of a pins file that is not a pin.
+    #[error("{} line {line}: {error}", .path.display())]
+    PinsFileLine {
+        /// The pins file.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        error: Box<ConfigError>,
+    },
+    /// A pins file without a single pin.
+    #[error("{}: no pin in the file (one sha256:<hex> per line); an empty pins file would trust no peer and is refused", .path.display())]
+    PinsFileEmpty {
+        /// The pins file.
+        path: PathBuf,
+    },
+    /// A pins file that is not UTF-8 text.
+    #[error("{}: not a text file (expected one sha256:<hex> pin per line)", .path.display())]
+    PinsFileEncoding {
+        /// The pins file.
+        path: PathBuf,
+    },
     /// The admin listener on a non-loopback address.
     #[error(
         "{addr}: the admin endpoint is plain HTTP without authentication and must listen on a \

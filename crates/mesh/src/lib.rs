@@ -67,8 +67,8 @@ mod trust_bundle;
 pub use ca_client::refusal_of as ca_refusal_of;
 pub use client::{MeshClient, MeshConnector, Upstream};
 pub use config::{
-    CaRoot, CredentialSource, Enrollment, Fingerprint, Mode, Pinned, RevocationOptions, Role,
-    RotateAt, ServiceConfig, StaticFiles, TlsOptions, TokenSource, WorkloadApi,
+    CaRoot, CredentialSource, Enrollment, Fingerprint, Mode, PinSource, Pinned, RevocationOptions,
+    Role, RotateAt, ServiceConfig, StaticFiles, TlsOptions, TokenSource, WorkloadApi,
 };
 pub use credentials::Credential;
 pub use enroll::make_csr;

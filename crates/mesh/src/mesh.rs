@@ -20,8 +20,8 @@ use wire::CloseReason;
 use crate::ca_client::{fetch_root_by_fingerprint, CaApi, CaClient};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
-    CaRoot, CredentialSource, Enrollment, Mode, Pinned, Role, ServiceConfig, StaticFiles,
-    WorkloadApi,
+    CaRoot, CredentialSource, Enrollment, Mode, PinSource, Pinned, Role, ServiceConfig,
+    StaticFiles, WorkloadApi,
 };
 use crate::credentials::files::Files;
 use crate::credentials::{Credential, Identity};
@@ -31,13 +31,15 @@ use crate::error::{MeshError, Result};
 use crate::events::Events;
 use crate::health::{assess, Health};
 use crate::metrics::{CrlGauges, Gauges};
+use crate::peer_watch::PeerTrust;
 use crate::refresh::crl::Refresher;
 use crate::refresh::files::FileWatch;
+use crate::refresh::pins_file::PinsWatch;
 use crate::refresh::rotation::{random_jitter, Rotation};
 use crate::refresh::workload_api::{next_message, open, Want, WorkloadStream};
 use crate::server::{Peer, PeerIdentify};
 use crate::stop::Stop;
-use crate::tls::{MeshClientVerifier, MeshServerVerifier, PinSet, PinnedVerifier};
+use crate::tls::{pins_file, LivePins, MeshClientVerifier, MeshServerVerifier, PinnedVerifier};
 use crate::trust::{Roots, TrustState};
 
 /// First wait between attempts to reach the CA at start (then doubling, like renewal).
@@ -55,7 +57,7 @@ pub struct Mesh {
     mode: Mode,
     role: Role,
     view: MeshView,
-    pins: Option<PinSet>,
+    pins: Option<Arc<LivePins>>,
     policy: TlsPolicy,
     next_rotation: Option<watch::Receiver<Option<OffsetDateTime>>>,
     tasks: Vec<JoinHandle<()>>,
@@ -115,7 +117,7 @@ impl MeshView {
 /// Closes connections whose peer certificate became invalid.
 #[derive(Clone)]
 pub(crate) struct PeerWatcher {
-    trust: Option<Arc<TrustState>>,
+    judge: PeerTrust,
     clock: Arc<dyn Clock>,
 }
 
@@ -127,10 +129,10 @@ impl PeerWatcher {
         // The peer itself (a reference count), not a copy of what the watch reads from it:
         // this future lives as long as the connection.
         let peer = peer.clone();
-        let (trust, clock) = (self.trust.clone(), self.clock.clone());
+        let (judge, clock) = (self.judge.clone(), self.clock.clone());
         async move {
             let reason =
-                crate::peer_watch::close_when_invalid(peer.watched(), trust, &*clock).await;
+                crate::peer_watch::close_when_invalid(peer.watched(), judge, &*clock).await;
             let serial = peer.serial();
             CloseReason::new(reason, format!("peer certificate {serial} {reason}"))
         }
@@ -198,7 +200,7 @@ impl Mesh {
         mode: Mode,
         role: Role,
         view: MeshView,
-        pins: Option<PinSet>,
+        pins: Option<Arc<LivePins>>,
         policy: TlsPolicy,
     ) -> Mesh {
         Mesh {
@@ -245,7 +247,7 @@ impl Mesh {
             clock,
         };
         let mut mesh = Mesh::assemble(Mode::Static, config.role, view, None, policy);
-        mesh.watch_files(watched, first.digest, files.reload_interval, config.role);
+        mesh.watch_files(watched, first.digest, files.reload_interval, None);
         Ok(mesh)
     }
 
@@ -262,6 +264,21 @@ impl Mesh {
             roots: None,
             crl: None,
         };
+        // A pins file that cannot be used stops the start, like the certificate files.
+        let (live, pins_watch) = match &pinned.pins {
+            PinSource::List(pins) => (LivePins::new(pins.clone()), None),
+            PinSource::File(path) => {
+                let file = pins_file::read(path)?;
+                let live = LivePins::new(file.pins);
+                let watch = PinsWatch {
+                    path: path.clone(),
+                    live: live.clone(),
+                    published: file.digest,
+                    last_failed: None,
+                };
+                (live, Some(watch))
+            }
+        };
         let first = watched.load(&policy, config.role, clock.now())?;
         let view = MeshView {
             identity: Identity::new(first.credential.clone()),
@@ -269,18 +286,19 @@ impl Mesh {
             events,
             clock,
         };
-        let mut mesh = Mesh::assemble(
-            Mode::Pinned,
-            config.role,
-            view,
-            Some(pinned.pins.clone()),
-            policy,
-        );
-        mesh.watch_files(watched, first.digest, pinned.reload_interval, config.role);
+        let mut mesh = Mesh::assemble(Mode::Pinned, config.role, view, Some(live), policy);
+        mesh.watch_files(watched, first.digest, pinned.reload_interval, pins_watch);
         Ok(mesh)
     }
 
-    fn watch_files(&mut self, files: Files, digest: String, interval: Duration, role: Role) {
+    fn watch_files(
+        &mut self,
+        files: Files,
+        digest: String,
+        interval: Duration,
+        pins: Option<PinsWatch>,
+    ) {
+        let role = self.role;
         let watch = FileWatch {
             files,
             identity: self.view.identity.clone(),
@@ -292,6 +310,7 @@ impl Mesh {
             interval,
             published: digest,
             last_failed: None,
+            pins,
         };
         let task = self
             .stop
@@ -495,6 +514,11 @@ impl Mesh {
         self.view.trust.as_ref()
     }
 
+    /// The pins trusted now (pinned mode only).
+    pub fn pins(&self) -> Option<&Arc<LivePins>> {
+        self.pins.as_ref()
+    }
+
     /// The TLS policy (the mesh's, plus the configured extra groups).
     pub fn policy(&self) -> &TlsPolicy {
         &self.policy
@@ -612,8 +636,16 @@ impl Mesh {
 
     pub(crate) fn watcher(&self) -> PeerWatcher {
         PeerWatcher {
-            trust: self.view.trust.clone(),
+            judge: self.peer_trust(),
             clock: self.view.clock.clone(),
+        }
+    }
+
+    /// What the open-connection watchers judge a peer against.
+    pub(crate) fn peer_trust(&self) -> PeerTrust {
+        PeerTrust {
+            trust: self.view.trust.clone(),
+            pins: self.pins.clone(),
         }
     }
 

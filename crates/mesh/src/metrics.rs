@@ -21,6 +21,8 @@ pub(crate) struct Metrics {
     pub(crate) crl_fetches: AtomicU64,
     pub(crate) crl_fetch_failures: AtomicU64,
     pub(crate) requests: AtomicU64,
+    pub(crate) pins_reloads: AtomicU64,
+    pub(crate) pins_reload_failures: AtomicU64,
     last_crl_fetch: Mutex<Option<OffsetDateTime>>,
 }
 
@@ -128,6 +130,16 @@ impl Metrics {
                 "mesh_requests_total",
                 "HTTP requests served.",
                 &self.requests,
+            ),
+            (
+                "mesh_pins_reloads_total",
+                "Changes of the pins file (--trust-pins-file) put in use.",
+                &self.pins_reloads,
+            ),
+            (
+                "mesh_pins_reload_failures_total",
+                "Changes of the pins file refused (the pins in use were kept).",
+                &self.pins_reload_failures,
             ),
         ];
         for (name, help, value) in counters {

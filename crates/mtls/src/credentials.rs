@@ -11,8 +11,9 @@ use std::time::Duration;
 use clap::Args;
 use mesh::tls::{Pin, PinSet};
 use mesh::{
-    CaRoot, CredentialSource, Enrollment, Fingerprint, HttpsUrl, Pinned, RevocationOptions, Role,
-    RotateAt, ServiceConfig, StaticFiles, TlsOptions, TokenSource, WorkloadApi,
+    CaRoot, CredentialSource, Enrollment, Fingerprint, HttpsUrl, PinSource, Pinned,
+    RevocationOptions, Role, RotateAt, ServiceConfig, StaticFiles, TlsOptions, TokenSource,
+    WorkloadApi,
 };
 use wire::tls::KxGroup;
 
@@ -124,7 +125,7 @@ pub struct CredentialArgs {
         value_parser = parse_workload_api,
         conflicts_with_all = [
             "ca_url", "ca_fingerprint", "join_token", "join_token_file", "cert", "key",
-            "ca_cert", "crl", "trust_pin",
+            "ca_cert", "crl", "trust_pin", "trust_pins_file",
         ],
         help_heading = "Workload API mode (certificate from mtls-agent)"
     )]
@@ -169,7 +170,20 @@ pub struct CredentialArgs {
     )]
     pub trust_pin: Vec<Pin>,
 
-    /// How often the static files are checked for changes (at least 1s).
+    /// Pinned mode: read the pins from FILE, one sha256:<hex> per line (`#` comments and blank
+    /// lines allowed), and reload it when it changes (checked every --reload-interval). New
+    /// handshakes use the new pins; open connections to or from a peer whose pin was removed
+    /// are closed. A change that does not parse, or pins nothing, is refused and the pins in use
+    /// are kept (logged, counted in mesh_pins_reload_failures_total). Not with --trust-pin.
+    /// Example: --trust-pins-file /etc/mtls/peer-pins.txt
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Static files or pinned mode"
+    )]
+    pub trust_pins_file: Option<PathBuf>,
+
+    /// How often the static files (and the pins file) are checked for changes (at least 1s).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = values::duration, help_heading = "Static files or pinned mode")]
     pub reload_interval: Duration,
 
@@ -274,6 +288,7 @@ impl CredentialArgs {
             ca_cert,
             crl,
             trust_pin,
+            trust_pins_file,
             reload_interval,
             groups,
             workload_api,
@@ -301,22 +316,23 @@ impl CredentialArgs {
         }
         let enrolled = !ca_url.is_empty();
         let files = cert.is_some() || key.is_some();
-        let credentials =
-            if enrolled {
-                if files {
-                    return Err(conflict(
+        let credentials = if enrolled {
+            if files {
+                return Err(conflict(
                     "--ca-url (enrolled mode) and --cert/--key (static mode) exclude each other",
                 ));
-                }
-                if !trust_pin.is_empty() || crl.is_some() {
-                    return Err(conflict(
-                        "--trust-pin and --crl are for static/pinned mode, not with --ca-url",
-                    ));
-                }
-                let spiffe_id = spiffe_id.ok_or_else(|| {
-                    conflict("--ca-url needs --spiffe-id (the identity the join token allows)")
-                })?;
-                let token = match (join_token, join_token_file) {
+            }
+            if !trust_pin.is_empty() || trust_pins_file.is_some() || crl.is_some() {
+                return Err(conflict(
+                    "--trust-pin, --trust-pins-file and --crl are for static/pinned mode, \
+                         not with --ca-url",
+                ));
+            }
+            let spiffe_id = spiffe_id.ok_or_else(|| {
+                conflict("--ca-url needs --spiffe-id (the identity the join token allows)")
+            })?;
+            let token =
+                match (join_token, join_token_file) {
                     (Some(t), None) => TokenSource::Literal(t),
                     (None, Some(f)) => TokenSource::File(f),
                     (Some(_), Some(_)) => {
@@ -327,7 +343,8 @@ impl CredentialArgs {
                          create one with `mtls-ca token --spiffe-id ...`",
                     )),
                 };
-                let root = match (ca_fingerprint, ca_cert) {
+            let root =
+                match (ca_fingerprint, ca_cert) {
                     (Some(fp), None) => CaRoot::Fingerprint(fp),
                     (None, Some(path)) => CaRoot::File(path),
                     (Some(_), Some(_)) => {
@@ -338,73 +355,90 @@ impl CredentialArgs {
                          --ca-cert FILE to authenticate the CA",
                     )),
                 };
-                CredentialSource::Enrolled(Enrollment {
-                    ca_urls: ca_url,
-                    root,
-                    spiffe_id,
-                    token,
-                    curve,
-                    ttl,
-                    rotate_at,
-                    enroll_timeout,
-                })
-            } else {
-                if !files {
-                    return Err(conflict(
+            CredentialSource::Enrolled(Enrollment {
+                ca_urls: ca_url,
+                root,
+                spiffe_id,
+                token,
+                curve,
+                ttl,
+                rotate_at,
+                enroll_timeout,
+            })
+        } else {
+            if !files {
+                return Err(conflict(
                     "no credentials: give --ca-url ... (enrolled), --cert/--key/--ca-cert (static \
-                     files), --cert/--key/--trust-pin (pinned) or --workload-api unix:///PATH \
+                     files), --cert/--key/--trust-pin[s-file] (pinned) or --workload-api unix:///PATH \
                      (mtls-agent); see --help",
                 ));
+            }
+            let (Some(cert), Some(key)) = (cert, key) else {
+                return Err(conflict("--cert and --key go together"));
+            };
+            for (given, flag) in [
+                (spiffe_id.is_some(), "--spiffe-id"),
+                (ca_fingerprint.is_some(), "--ca-fingerprint"),
+                (join_token.is_some(), "--join-token"),
+                (join_token_file.is_some(), "--join-token-file"),
+            ] {
+                if given {
+                    return Err(Conflict(format!(
+                        "{flag} is for enrolled mode (with --ca-url), not with --cert/--key"
+                    )));
                 }
-                let (Some(cert), Some(key)) = (cert, key) else {
-                    return Err(conflict("--cert and --key go together"));
-                };
-                for (given, flag) in [
-                    (spiffe_id.is_some(), "--spiffe-id"),
-                    (ca_fingerprint.is_some(), "--ca-fingerprint"),
-                    (join_token.is_some(), "--join-token"),
-                    (join_token_file.is_some(), "--join-token-file"),
-                ] {
-                    if given {
-                        return Err(Conflict(format!(
-                            "{flag} is for enrolled mode (with --ca-url), not with --cert/--key"
-                        )));
-                    }
-                }
-                match (ca_cert, trust_pin.is_empty()) {
-                    (Some(roots), true) => CredentialSource::StaticFiles(StaticFiles {
-                        cert,
-                        key,
-                        roots,
-                        crl,
-                        reload_interval,
-                    }),
-                    (None, false) => {
-                        if crl.is_some() {
-                            return Err(conflict(
-                                "--crl needs --ca-cert (the CRL is checked against the CA)",
-                            ));
-                        }
-                        CredentialSource::Pinned(Pinned {
-                            cert,
-                            key,
-                            // Not empty: checked just above.
-                            pins: PinSet::new(trust_pin).map_err(|e| Conflict(e.to_string()))?,
-                            reload_interval,
-                        })
-                    }
-                    (Some(_), false) => return Err(conflict(
-                        "--ca-cert and --trust-pin exclude each other: trust a CA or pinned keys, \
-                         not both",
-                    )),
-                    (None, true) => {
-                        return Err(conflict(
-                            "static files need --ca-cert (the CA to trust) or --trust-pin (pinned \
-                         peer keys)",
-                        ))
-                    }
+            }
+            let pins = match (trust_pin.is_empty(), trust_pins_file) {
+                (true, None) => None,
+                // Not empty: checked just above.
+                (false, None) => Some(PinSource::List(
+                    PinSet::new(trust_pin).map_err(|e| Conflict(e.to_string()))?,
+                )),
+                (true, Some(file)) => Some(PinSource::File(file)),
+                // A pin given on the command line could not be removed without a restart,
+                // which would defeat the file's remove-old-pin step: refuse both.
+                (false, Some(_)) => {
+                    return Err(conflict(
+                        "give --trust-pin or --trust-pins-file, not both (put every pin in \
+                             the file)",
+                    ))
                 }
             };
+            match (ca_cert, pins) {
+                (Some(roots), None) => CredentialSource::StaticFiles(StaticFiles {
+                    cert,
+                    key,
+                    roots,
+                    crl,
+                    reload_interval,
+                }),
+                (None, Some(pins)) => {
+                    if crl.is_some() {
+                        return Err(conflict(
+                            "--crl needs --ca-cert (the CRL is checked against the CA)",
+                        ));
+                    }
+                    CredentialSource::Pinned(Pinned {
+                        cert,
+                        key,
+                        pins,
+                        reload_interval,
+                    })
+                }
+                (Some(_), Some(_)) => {
+                    return Err(conflict(
+                        "--ca-cert and --trust-pin/--trust-pins-file exclude each other: trust a \
+                         CA or pinned keys, not both",
+                    ))
+                }
+                (None, None) => {
+                    return Err(conflict(
+                        "static files need --ca-cert (the CA to trust) or --trust-pin / \
+                             --trust-pins-file (pinned peer keys)",
+                    ))
+                }
+            }
+        };
         Ok(ServiceConfig {
             role,
             credentials,

@@ -3,10 +3,11 @@
 //! [`read_request`] takes an OCSPRequest apart and checks it: every CertID must name this CA
 //! (issuer name and key hashed with SHA-1 or SHA-256), at most [`MAX_REQUESTS`] of them, and a
 //! nonce of 1 to 32 octets (RFC 8954). The caller looks each serial up in its store and
-//! [`sign_response`] signs the answer with the CA key itself (RFC 6960 §4.2.2.2: the issuer may
-//! answer for its own certificates), so an OCSP answer carries exactly the authority of the
-//! CA's CRL, and no delegated responder key has to be kept anywhere.
-//! The structures are RustCrypto's `x509-ocsp`; signing stays on the CA's own key pair.
+//! [`sign_response`] signs the answer, as the [`Signer`] says: with the CA key itself (RFC 6960
+//! §4.2.2.2: the issuer may answer for its own certificates), so an OCSP answer carries exactly
+//! the authority of the CA's CRL; or with a [`DelegatedResponder`] the CA issued (`responder`),
+//! whose certificate goes along in the answer.
+//! The structures are RustCrypto's `x509-ocsp`; signing stays on key pairs this process made.
 
 use aws_lc_rs::digest;
 use const_oid09::ObjectIdentifier;
@@ -26,6 +27,10 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::curve::Curve;
 use crate::root::CaMaterial;
+
+mod responder;
+
+pub use responder::{DelegatedResponder, Signer};
 
 /// CertIDs answered in one request; more is refused as malformed (an answer is signed once, but
 /// each CertID is a store lookup).
@@ -148,8 +153,33 @@ pub struct SignedAnswer {
     pub nonce: Option<Vec<u8>>,
     /// Certificates sent along (a delegated responder's); 0 when the issuer signed.
     pub certificates: usize,
+    /// The certificates sent along, described; the one whose key the responder ID names is
+    /// the signer.
+    pub signers: Vec<ResponderCert>,
     /// One per certificate asked about, in order.
     pub answers: Vec<SingleAnswer>,
+}
+
+/// A certificate sent along in an answer: a delegated responder's, as it presents itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponderCert {
+    /// Subject, RFC 4514-style.
+    pub subject: String,
+    /// Issuer, RFC 4514-style.
+    pub issuer: String,
+    /// Serial, lowercase hex.
+    pub serial_hex: String,
+    /// notBefore.
+    pub not_before: OffsetDateTime,
+    /// notAfter.
+    pub not_after: OffsetDateTime,
+    /// Whether its extended key usage includes id-kp-OCSPSigning (RFC 6960 §4.2.2.2: clients
+    /// refuse a delegated responder without it).
+    pub ocsp_signing: bool,
+    /// Whether it carries id-pkix-ocsp-nocheck.
+    pub nocheck: bool,
+    /// Whether its key is the one the responder ID names (it signed the answer).
+    pub is_responder: bool,
 }
 
 /// The status of one certificate in an answer.
@@ -199,6 +229,11 @@ pub fn read_response(der: &[u8]) -> Result<ResponseSummary, String> {
         ResponderId::ByKey(k) => format!("by key hash {}", colon_hex(k.as_bytes())),
         ResponderId::ByName(n) => format!("by name {n}"),
     };
+    let mut signers = Vec::new();
+    for cert in basic.certs.iter().flatten() {
+        let der = cert.to_der().map_err(|e| e.to_string())?;
+        signers.push(describe_signer(&der, &data.responder_id)?);
+    }
     let mut answers = Vec::with_capacity(data.responses.len());
     for single in &data.responses {
         let hash_algorithm = match single.cert_id.hash_algorithm.oid {
@@ -238,8 +273,40 @@ pub fn read_response(der: &[u8]) -> Result<ResponseSummary, String> {
             signature_algorithm: basic.signature_algorithm.oid.to_string(),
             nonce: data.nonce().map(|n| n.0.as_bytes().to_vec()),
             certificates: basic.certs.as_ref().map_or(0, Vec::len),
+            signers,
             answers,
         }),
+    })
+}
+
+fn describe_signer(der: &[u8], id: &ResponderId) -> Result<ResponderCert, String> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    let tbs = &cert.tbs_certificate;
+    let ocsp_signing = cert
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|e| e.value.ocsp_signing);
+    let nocheck = tbs
+        .extensions()
+        .iter()
+        .any(|e| e.oid.to_id_string() == "1.3.6.1.5.5.7.48.1.5");
+    let is_responder = match id {
+        ResponderId::ByKey(k) => {
+            let key = &tbs.subject_pki.subject_public_key.data;
+            digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, key).as_ref() == k.as_bytes()
+        }
+        ResponderId::ByName(n) => n.to_der().ok().as_deref() == Some(tbs.subject.as_raw()),
+    };
+    Ok(ResponderCert {
+        subject: tbs.subject.to_string(),
+        issuer: tbs.issuer.to_string(),
+        serial_hex: hex::encode(tbs.raw_serial()),
+        not_before: tbs.validity.not_before.to_datetime(),
+        not_after: tbs.validity.not_after.to_datetime(),
+        ocsp_signing,
+        nocheck,
+        is_responder,
     })
 }
 
@@ -353,10 +420,11 @@ pub fn read_request(ca: &CaMaterial, der: &[u8]) -> Result<OcspQuery, OcspError>
     })
 }
 
-/// Signs the answer to `query` with the CA key: one SingleResponse per CertID, in order, with
-/// `states[i]` for `query.serials()[i]`, valid from `now` to `next_update`.
+/// Signs the answer to `query` as `signer`: one SingleResponse per CertID, in order, with
+/// `states[i]` for `query.serials()[i]`, valid from `now` to `next_update` (cut to a delegated
+/// responder's NotAfter).
 pub fn sign_response(
-    ca: &CaMaterial,
+    signer: Signer<'_>,
     query: &OcspQuery,
     states: &[CertState],
     now: OffsetDateTime,
@@ -370,7 +438,7 @@ pub fn sign_response(
         )));
     }
     let this_update = ocsp_time(now)?;
-    let next_update = ocsp_time(next_update)?;
+    let next_update = ocsp_time(signer.latest_next_update(next_update))?;
     let mut responses = Vec::with_capacity(states.len());
     for (id, state) in query.cert_ids.iter().zip(states) {
         let cert_status = match state {
@@ -402,28 +470,36 @@ pub fn sign_response(
             .map_err(sign_err)?,
         }]),
     };
-    let issuer = IssuerHashes::of(ca)?;
+    // The responder ID is the SHA-1 of the signer's public key BIT STRING (RFC 6960 §4.2.1).
+    let (key_id, certs) = match signer {
+        Signer::Ca(ca) => (IssuerHashes::of(ca)?.sha1_key, None),
+        Signer::Delegated(r) => {
+            let cert = x509_cert02::Certificate::from_der(r.cert_der()).map_err(sign_err)?;
+            let id = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, r.public_key_bits());
+            (id.as_ref().to_vec(), Some(vec![cert]))
+        }
+    };
     let tbs_response_data = ResponseData {
         version: Version::V1,
-        responder_id: ResponderId::ByKey(OctetString::new(issuer.sha1_key).map_err(sign_err)?),
+        responder_id: ResponderId::ByKey(OctetString::new(key_id).map_err(sign_err)?),
         produced_at: this_update,
         responses,
         response_extensions,
     };
     let tbs = tbs_response_data.to_der().map_err(sign_err)?;
-    let signature = ca
-        .issuer()
-        .key()
-        .sign(&tbs)
-        .map_err(|e| OcspError::Sign(e.to_string()))?;
+    let (signature, curve) = match signer {
+        Signer::Ca(ca) => (ca.issuer().key().sign(&tbs), ca.curve()),
+        Signer::Delegated(r) => (r.key().sign(&tbs), r.curve()),
+    };
+    let signature = signature.map_err(|e| OcspError::Sign(e.to_string()))?;
     let basic = BasicOcspResponse {
         tbs_response_data,
         signature_algorithm: AlgorithmIdentifierOwned {
-            oid: signature_oid(ca.curve()),
+            oid: signature_oid(curve),
             parameters: None,
         },
         signature: BitString::from_bytes(&signature).map_err(sign_err)?,
-        certs: None,
+        certs,
     };
     OcspResponse::successful(basic)
         .and_then(|r| r.to_der())
@@ -533,5 +609,7 @@ fn crl_reason(name: &str) -> Option<CrlReason> {
     )
 }
 
+#[cfg(test)]
+mod delegated_tests;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,10 @@
 //! The OCSP responder (RFC 6960, docs/ca-api.md "OCSP"): the status of any certificate this CA
-//! issued, signed by the CA key. It answers from the same store as the CRL, so both say the
+//! issued, signed by the CA key or, with `--ocsp-responder delegated`, by a delegated responder
+//! certificate the CA issues to itself (id-kp-OCSPSigning, id-pkix-ocsp-nocheck, a few hours of
+//! life; its key lives in this process's memory only and is never written anywhere). The
+//! responder certificate is issued when the authority is built and replaced by a fresh one once
+//! less than [`RENEW_BEFORE_CRL_PERIODS`] CRL periods of its life remain, so every answer, valid
+//! one CRL period, ends well before its signer's certificate. It answers from the same store as the CRL, so both say the
 //! same thing: a revocation made by any replica is in the next answer. Answers to requests
 //! without a nonce are kept until the store's revocation epoch moves or half of their validity
 //! has passed (the CRL's rule), so a client polling a status costs a store read, not a
@@ -9,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use pki::ocsp::{self, CertState, OcspError};
+use pki::ocsp::{self, CertState, DelegatedResponder, OcspError, Signer};
 use time::OffsetDateTime;
 
 use super::Authority;
@@ -18,15 +23,98 @@ use super::Authority;
 /// common case is a few services polling their own certificates).
 const CACHED_ANSWERS: usize = 4096;
 
-/// Answers signed since the revocation epoch `epoch`, at `signed_at`.
+/// A delegated responder certificate lives this many CRL periods (`--crl-validity`)...
+pub const RESPONDER_LIFETIME_CRL_PERIODS: i32 = 4;
+/// ... and is replaced once fewer than this many remain.
+pub const RENEW_BEFORE_CRL_PERIODS: i32 = 2;
+
+/// Who signs the CA's OCSP answers (`mtls-ca --ocsp-responder`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OcspResponderMode {
+    /// The CA key itself; answers carry no certificate (the default).
+    #[default]
+    Ca,
+    /// A delegated responder certificate issued by the CA, sent along in every answer.
+    Delegated,
+}
+
+/// The OCSP state of an authority: who signs, and the answers signed since the revocation
+/// epoch `epoch`, at `signed_at`.
 #[derive(Default)]
 pub(super) struct OcspCache {
     epoch: u64,
     signed_at: Option<OffsetDateTime>,
     answers: HashMap<String, Arc<Vec<u8>>>,
+    /// The delegated responder in use (`OcspResponderMode::Delegated`).
+    responder: Option<Arc<DelegatedResponder>>,
 }
 
 impl Authority {
+    /// Signs OCSP answers as `mode` says; for `Delegated`, issues the first responder
+    /// certificate now (a CA that cannot do that does not start).
+    pub fn with_ocsp_responder(self, mode: OcspResponderMode) -> Result<Authority, OcspError> {
+        if mode == OcspResponderMode::Delegated {
+            let responder = self.issue_responder(self.clock.now())?;
+            self.ocsp
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .responder = Some(responder);
+        }
+        Ok(self)
+    }
+
+    fn issue_responder(&self, now: OffsetDateTime) -> Result<Arc<DelegatedResponder>, OcspError> {
+        let lifetime = self.crl_validity * RESPONDER_LIFETIME_CRL_PERIODS;
+        let responder = DelegatedResponder::issue(&self.ca, now, lifetime)
+            .map_err(|e| OcspError::Sign(e.to_string()))?;
+        tracing::info!(
+            event = "ocsp_responder_issued",
+            serial = responder.serial_hex(),
+            not_after = %pki::timefmt::rfc3339(responder.not_after()),
+            "issued the delegated OCSP responder certificate {} (valid until {})",
+            responder.serial_hex(),
+            pki::timefmt::rfc3339(responder.not_after())
+        );
+        Ok(Arc::new(responder))
+    }
+
+    /// The delegated responder to sign with at `now` (renewed when due), or None when the CA
+    /// signs itself.
+    fn responder_at(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Option<Arc<DelegatedResponder>>, OcspError> {
+        let current = self
+            .ocsp
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .responder
+            .clone();
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        let renew_at = current.not_after() - self.crl_validity * RENEW_BEFORE_CRL_PERIODS;
+        if now < renew_at {
+            return Ok(Some(current));
+        }
+        let fresh = self.issue_responder(now)?;
+        let mut state = self.ocsp.lock().unwrap_or_else(|p| p.into_inner());
+        // Two answers may have renewed at once: keep whichever was stored first.
+        match &state.responder {
+            Some(r) if !Arc::ptr_eq(r, &current) => Ok(Some(r.clone())),
+            _ => {
+                state.responder = Some(fresh.clone());
+                Ok(Some(fresh))
+            }
+        }
+    }
+
+    /// The delegated OCSP responder certificate in use (DER), if answers are delegated.
+    pub fn ocsp_responder_cert(&self) -> Option<Vec<u8>> {
+        let state = self.ocsp.lock().unwrap_or_else(|p| p.into_inner());
+        state.responder.as_ref().map(|r| r.cert_der().to_vec())
+    }
+
     /// The DER OCSPResponse to the DER OCSPRequest `request`: a signed answer, or an
     /// OCSPResponse carrying only an error status (`malformedRequest`, `unauthorized` for
     /// another CA's certificates, `tryLater` while the store cannot be read, `internalError`).
@@ -67,11 +155,9 @@ impl Authority {
                     .signed_at
                     .is_some_and(|t| now - t < self.crl_validity / 2 && t <= now);
             if !fresh {
-                *cache = OcspCache {
-                    epoch,
-                    signed_at: Some(now),
-                    answers: HashMap::new(),
-                };
+                cache.epoch = epoch;
+                cache.signed_at = Some(now);
+                cache.answers = HashMap::new();
             } else if let Some(der) = cache.answers.get(key) {
                 return Ok(der.clone());
             }
@@ -94,12 +180,18 @@ impl Authority {
                 },
             });
         }
-        let der = ocsp::sign_response(&self.ca, query, &states, now, now + self.crl_validity)
-            .map_err(|e| {
-                tracing::error!(error = %e, "OCSP: signing the answer failed");
-                self.metrics.reject("ocsp_internal");
-                e.response_der()
-            })?;
+        let internal = |e: OcspError| {
+            tracing::error!(error = %e, "OCSP: signing the answer failed");
+            self.metrics.reject("ocsp_internal");
+            e.response_der()
+        };
+        let responder = self.responder_at(now).map_err(internal)?;
+        let signer = match &responder {
+            Some(r) => Signer::Delegated(r),
+            None => Signer::Ca(&self.ca),
+        };
+        let der = ocsp::sign_response(signer, query, &states, now, now + self.crl_validity)
+            .map_err(internal)?;
         let der = Arc::new(der);
         if let Some(key) = key {
             let mut cache = self.ocsp.lock().unwrap_or_else(|p| p.into_inner());

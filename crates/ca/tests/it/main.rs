@@ -12,6 +12,7 @@ mod crl;
 mod crl_number;
 mod group_commit;
 mod health;
+mod ocsp;
 mod renew;
 mod revoke;
 mod serial_collision;

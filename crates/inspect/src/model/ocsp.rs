@@ -20,6 +20,11 @@ pub struct OcspView {
     pub status: String,
     /// Who signed (`by key hash …` or `by name …`), for a successful response.
     pub responder: Option<String>,
+    /// `issuer` when the CA signed itself (no certificate along), `delegated` when a
+    /// certificate sent along holds the responder's key, `unknown` otherwise.
+    pub signed_by: Option<&'static str>,
+    /// The certificates sent along (a delegated responder's), described.
+    pub signers: Vec<OcspSignerView>,
     /// producedAt, RFC 3339 UTC.
     pub produced_at: Option<String>,
     /// The responder's signature algorithm.
@@ -32,6 +37,29 @@ pub struct OcspView {
     pub answers: Vec<OcspAnswerView>,
     /// The response as PEM (label `OCSP RESPONSE`).
     pub pem: String,
+}
+
+/// A certificate sent along in a response.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OcspSignerView {
+    /// Subject.
+    pub subject: String,
+    /// Issuer (the CA whose certificates the responder may answer for).
+    pub issuer: String,
+    /// Serial, lowercase hex.
+    pub serial_hex: String,
+    /// notBefore, RFC 3339 UTC.
+    pub not_before: String,
+    /// notAfter, RFC 3339 UTC.
+    pub not_after: String,
+    /// True when notAfter has passed at `checked_at` (clients then refuse the answer).
+    pub expired: bool,
+    /// Extended key usage includes id-kp-OCSPSigning (required of a delegated responder).
+    pub ocsp_signing: bool,
+    /// Carries id-pkix-ocsp-nocheck (clients do not ask about the responder itself).
+    pub nocheck: bool,
+    /// Its key is the one the responder ID names: this certificate signed the answer.
+    pub signed_this: bool,
 }
 
 /// The status of one certificate.
@@ -67,6 +95,8 @@ impl OcspView {
             origin: Origin::of(obj),
             status: summary.status.to_string(),
             responder: None,
+            signed_by: None,
+            signers: Vec::new(),
             produced_at: None,
             signature_algorithm: None,
             nonce: None,
@@ -78,6 +108,28 @@ impl OcspView {
             return Ok(view);
         };
         view.responder = Some(answer.responder);
+        view.signed_by = Some(if answer.signers.iter().any(|c| c.is_responder) {
+            "delegated"
+        } else if answer.signers.is_empty() {
+            "issuer"
+        } else {
+            "unknown"
+        });
+        view.signers = answer
+            .signers
+            .iter()
+            .map(|c| OcspSignerView {
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
+                serial_hex: c.serial_hex.clone(),
+                not_before: timefmt::rfc3339(c.not_before),
+                not_after: timefmt::rfc3339(c.not_after),
+                expired: c.not_after < at,
+                ocsp_signing: c.ocsp_signing,
+                nocheck: c.nocheck,
+                signed_this: c.is_responder,
+            })
+            .collect();
         view.produced_at = Some(timefmt::rfc3339(answer.produced_at));
         view.signature_algorithm = Some(AlgorithmView::of(&answer.signature_algorithm));
         view.nonce = answer.nonce.map(hex::encode);

@@ -18,16 +18,15 @@ use wire::CloseReason;
 use crate::clock::Clock;
 use crate::error::{ConnectError, ConnectFailure, MeshError, Result};
 use crate::mesh::Mesh;
-use crate::peer_watch::{close_when_invalid, WatchedCert};
+use crate::peer_watch::{close_when_invalid, PeerTrust, WatchedCert};
 use crate::tls::describe::io_reason;
 use crate::tls::HandshakeSummary;
-use crate::trust::TrustState;
 
 /// Opens mTLS connections to one kind of server (one expected SPIFFE ID).
 #[derive(Clone)]
 pub struct MeshConnector {
     connector: TlsConnector,
-    trust: Option<Arc<TrustState>>,
+    judge: PeerTrust,
     clock: Arc<dyn Clock>,
 }
 
@@ -51,7 +50,7 @@ impl MeshConnector {
         let config = mesh.client_config(server_id, alpn)?;
         Ok(MeshConnector {
             connector: TlsConnector::from(Arc::new(config)),
-            trust: mesh.trust().cloned(),
+            judge: mesh.peer_trust(),
             clock: mesh.clock().clone(),
         })
     }
@@ -98,8 +97,8 @@ impl MeshConnector {
         })
     }
 
-    /// Resolves once the server certificate of `upstream` expires or is revoked (`expired`,
-    /// `revoked`); the connection must be closed then. Never resolves for a certificate that
+    /// Resolves once the server certificate of `upstream` expires, is revoked or its key is
+    /// unpinned (`expired`, `revoked`, `unpinned`); the connection must be closed then. Never resolves for a certificate that
     /// could not be read (the handshake verified it, so that does not happen).
     pub fn close_when_invalid(
         &self,
@@ -112,12 +111,12 @@ impl MeshConnector {
             .as_ref()
             .map(|p| p.serial.clone())
             .unwrap_or_default();
-        let (trust, clock) = (self.trust.clone(), self.clock.clone());
+        let (judge, clock) = (self.judge.clone(), self.clock.clone());
         async move {
             let Some(cert) = cert else {
                 return std::future::pending().await;
             };
-            let reason = close_when_invalid(&cert, trust, &*clock).await;
+            let reason = close_when_invalid(&cert, judge, &*clock).await;
             CloseReason::new(reason, format!("server certificate {serial} {reason}"))
         }
     }

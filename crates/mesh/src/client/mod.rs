@@ -22,9 +22,8 @@ use crate::credentials::Identity;
 use crate::error::{HttpError, Result};
 use crate::https::{self, Connection, HttpsUrl, Response};
 use crate::mesh::Mesh;
-use crate::peer_watch::{close_when_invalid, WatchedCert};
+use crate::peer_watch::{close_when_invalid, PeerTrust, WatchedCert};
 use crate::tls::HandshakeSummary;
-use crate::trust::TrustState;
 
 /// The open connection with what decides whether it may carry the next request.
 struct Pooled {
@@ -45,8 +44,9 @@ type Slot = Arc<Mutex<Option<Pooled>>>;
 pub struct MeshClient {
     url: HttpsUrl,
     identity: Arc<Identity>,
-    /// The revocation state the server certificate is checked against (None in pinned mode).
-    trust: Option<Arc<TrustState>>,
+    /// What the server certificate is checked against: the revocation state, or the live pins
+    /// in pinned mode.
+    judge: PeerTrust,
     clock: Arc<dyn Clock>,
     config: Arc<ClientConfig>,
     timeout: Duration,
@@ -61,7 +61,7 @@ pub struct Exchange {
     /// The response.
     pub response: Response,
     /// Set when this request needed a new connection (first request, rotation, server close,
-    /// server certificate expired or revoked).
+    /// server certificate expired, revoked or unpinned).
     pub new_connection: Option<HandshakeSummary>,
 }
 
@@ -89,7 +89,7 @@ impl MeshClient {
         Ok(MeshClient {
             url,
             identity: mesh.identity().clone(),
-            trust: mesh.trust().cloned(),
+            judge: mesh.peer_trust(),
             clock: mesh.clock().clone(),
             config: Arc::new(config),
             timeout,
@@ -108,7 +108,7 @@ impl MeshClient {
         let Some(cert) = &pooled.server_cert else {
             return false;
         };
-        match cert.invalid_at(self.trust.as_deref(), self.clock.now()) {
+        match cert.invalid_at(&self.judge, self.clock.now()) {
             None => true,
             Some(reason) => {
                 log_closed(&self.url, &pooled.server_serial, reason);
@@ -136,7 +136,7 @@ impl MeshClient {
                 self.slot.clone(),
                 id,
                 cert,
-                (self.trust.clone(), self.clock.clone()),
+                (self.judge.clone(), self.clock.clone()),
                 self.url.clone(),
             )));
         }
@@ -220,16 +220,16 @@ impl MeshClient {
     }
 }
 
-/// Closes connection `id` once its server certificate expires or is revoked, as soon as no
-/// request is in flight on it.
+/// Closes connection `id` once its server certificate expires, is revoked or unpinned, as soon
+/// as no request is in flight on it.
 async fn watch(
     slot: Slot,
     id: u64,
     cert: WatchedCert,
-    (trust, clock): (Option<Arc<TrustState>>, Arc<dyn Clock>),
+    (judge, clock): (PeerTrust, Arc<dyn Clock>),
     url: HttpsUrl,
 ) {
-    let reason = close_when_invalid(&cert, trust, &*clock).await;
+    let reason = close_when_invalid(&cert, judge, &*clock).await;
     let mut slot = slot.lock().await;
     if let Some(pooled) = slot.as_ref().filter(|p| p.id == id) {
         log_closed(&url, &pooled.server_serial, reason);

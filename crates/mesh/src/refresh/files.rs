@@ -1,7 +1,8 @@
 //! The file watcher of static and pinned mode: polls the files every `interval` (their contents
 //! are hashed) and, on a change, loads, validates and publishes them. A half-finished
 //! replacement (new certificate, old key) fails validation and is retried when the files change
-//! again; the old credential keeps serving meanwhile.
+//! again; the old credential keeps serving meanwhile. In pinned mode with a pins file, the
+//! same tick looks at that file too (`refresh::pins_file`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use crate::config::Role;
 use crate::credentials::files::Files;
 use crate::credentials::Identity;
 use crate::events::Events;
+use crate::refresh::pins_file::PinsWatch;
 use crate::refresh::publish::publish;
 use crate::refresh::Refresh;
 use crate::trust::TrustState;
@@ -32,10 +34,15 @@ pub(crate) struct FileWatch {
     pub(crate) published: String,
     /// Fingerprint of the files that failed to load last (not retried until they change).
     pub(crate) last_failed: Option<String>,
+    /// The pins file (pinned mode with `--trust-pins-file`).
+    pub(crate) pins: Option<PinsWatch>,
 }
 
 impl Refresh for FileWatch {
     async fn round(&mut self) -> Duration {
+        if let Some(pins) = &mut self.pins {
+            pins.check(&self.events);
+        }
         // A file being replaced may be missing for a moment: look again at the next tick.
         let Ok(digest) = self.files.digest() else {
             return self.interval;

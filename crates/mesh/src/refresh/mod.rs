@@ -1,7 +1,7 @@
 //! The background loops that keep a service's credential and trust fresh, in one place and of
 //! one shape: rotation (renew at `rotate_at` of the lifetime, re-enroll after expiry), the CRL
-//! and trust bundle refresh (enrolled mode), the file watcher (static and pinned mode) and the
-//! Workload API stream (`publish` is what the last two share).
+//! and trust bundle refresh (enrolled mode), the file watcher (static and pinned mode, with the
+//! pins file) and the Workload API stream (`publish` is what the last two share).
 //!
 //! Each is a [`Refresh`]: a value holding its state that runs one round at a time, and each
 //! round says how long to wait before the next. [`run`] drives any of them until the service
@@ -10,6 +10,7 @@
 
 pub(crate) mod crl;
 pub(crate) mod files;
+pub(crate) mod pins_file;
 pub(crate) mod publish;
 pub(crate) mod rotation;
 pub(crate) mod workload_api;

@@ -7,7 +7,9 @@
 mod client_verifier;
 pub(crate) mod describe;
 mod identity_error;
+mod live_pins;
 mod pinned;
+pub mod pins_file;
 mod server_verifier;
 
 pub use client_verifier::MeshClientVerifier;
@@ -18,5 +20,6 @@ pub use describe::{
     HandshakeSummary, PeerSummary,
 };
 pub use identity_error::PeerIdentityError;
+pub use live_pins::LivePins;
 pub use pinned::{spki_pin_of, Pin, PinSet, PinnedVerifier};
 pub use server_verifier::MeshServerVerifier;

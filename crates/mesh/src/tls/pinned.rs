@@ -2,11 +2,15 @@
 //! of public key hashes, `--trust-pin sha256:<hex SHA-256 of the SubjectPublicKeyInfo DER>`. Several pins
 //! may be given so a peer can rotate its key: pin old and new, roll, then drop the old pin.
 //!
+//! The pins may also come from a file (`--trust-pins-file`, `tls::pins_file`) that is reloaded
+//! on change: the verifier reads the pins of the moment ([`LivePins`]) at each handshake.
+//!
 //! A pinned peer is accepted when its end-entity key hash is pinned and the certificate is within
 //! its validity period; there is no chain and no hostname check (the pin names the exact key).
 //! Compute a pin with
 //! `openssl x509 -in cert.pem -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -18,6 +22,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::error::{ConfigError, Result};
 use crate::tls::identity_error::svid_violation;
 use crate::tls::identity_error::PeerIdentityError;
+use crate::tls::live_pins::LivePins;
 use wire::tls::TlsPolicy;
 
 /// Hex SHA-256 of a certificate's SubjectPublicKeyInfo: the value a pin takes.
@@ -60,10 +65,10 @@ impl std::str::FromStr for Pin {
     }
 }
 
-/// The accepted key hashes.
+/// The accepted key hashes (a set: order and duplicates do not matter).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PinSet {
-    pins: Vec<String>,
+    pins: BTreeSet<String>,
 }
 
 impl PinSet {
@@ -72,13 +77,32 @@ impl PinSet {
         if pins.is_empty() {
             return Err(ConfigError::NoPins);
         }
-        let mut unique: Vec<String> = Vec::new();
-        for Pin(hex) in pins {
-            if !unique.contains(&hex) {
-                unique.push(hex);
-            }
-        }
-        Ok(PinSet { pins: unique })
+        Ok(PinSet {
+            pins: pins.into_iter().map(|Pin(hex)| hex).collect(),
+        })
+    }
+
+    /// Whether the key with this SPKI hash (64 lowercase hex digits) is pinned.
+    pub fn contains_hex(&self, spki_sha256: &str) -> bool {
+        self.pins.contains(spki_sha256)
+    }
+
+    /// How many keys are pinned.
+    pub fn len(&self) -> usize {
+        self.pins.len()
+    }
+
+    /// Never true: a pin set holds at least one pin.
+    pub fn is_empty(&self) -> bool {
+        self.pins.is_empty()
+    }
+
+    /// The pins of `self` that `other` lacks, as `sha256:<hex>` (for the reload log).
+    pub fn missing_from(&self, other: &PinSet) -> Vec<String> {
+        self.pins
+            .difference(&other.pins)
+            .map(|hex| format!("sha256:{hex}"))
+            .collect()
     }
 
     /// Parses `sha256:<64 hex>` values.
@@ -120,13 +144,13 @@ impl PinSet {
 /// Verifies peers (clients on a server, servers on a client) by pinned key.
 #[derive(Debug)]
 pub struct PinnedVerifier {
-    pins: PinSet,
+    pins: Arc<LivePins>,
     policy: TlsPolicy,
 }
 
 impl PinnedVerifier {
-    /// Accepts peers whose key is in `pins`.
-    pub fn new(pins: PinSet, policy: TlsPolicy) -> Arc<PinnedVerifier> {
+    /// Accepts peers whose key is in `pins` at the time of the handshake.
+    pub fn new(pins: Arc<LivePins>, policy: TlsPolicy) -> Arc<PinnedVerifier> {
         Arc::new(PinnedVerifier { pins, policy })
     }
 }
@@ -142,7 +166,7 @@ impl ClientCertVerifier for PinnedVerifier {
         _intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> std::result::Result<ClientCertVerified, Error> {
-        self.pins.check(end_entity, now)?;
+        self.pins.current().check(end_entity, now)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -178,7 +202,7 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, Error> {
-        self.pins.check(end_entity, now)?;
+        self.pins.current().check(end_entity, now)?;
         Ok(ServerCertVerified::assertion())
     }
 

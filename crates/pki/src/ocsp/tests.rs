@@ -5,11 +5,11 @@ use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_ASN1};
 use der07::asn1::Null;
 use x509_ocsp::{OcspResponseStatus, Request, TbsRequest};
 
-fn ca() -> CaMaterial {
+pub(super) fn ca() -> CaMaterial {
     CaMaterial::generate_root("ocsp test CA", OffsetDateTime::now_utc()).unwrap()
 }
 
-fn cert_id(ca: &CaMaterial, alg: ObjectIdentifier, serial: &[u8]) -> CertId {
+pub(super) fn cert_id(ca: &CaMaterial, alg: ObjectIdentifier, serial: &[u8]) -> CertId {
     let issuer = IssuerHashes::of(ca).unwrap();
     let (name, key) = if alg == SHA1 {
         (issuer.sha1_name, issuer.sha1_key)
@@ -27,7 +27,7 @@ fn cert_id(ca: &CaMaterial, alg: ObjectIdentifier, serial: &[u8]) -> CertId {
     }
 }
 
-fn request(ids: Vec<CertId>, nonce: Option<&[u8]>) -> Vec<u8> {
+pub(super) fn request(ids: Vec<CertId>, nonce: Option<&[u8]>) -> Vec<u8> {
     let request_extensions = nonce.map(|n| {
         vec![Extension {
             extn_id: NONCE,
@@ -104,7 +104,14 @@ fn each_certificate_gets_its_status_in_order_signed_by_the_ca() {
         },
         CertState::Unknown,
     ];
-    let answer = sign_response(&ca, &query, &states, now, now + time::Duration::hours(1)).unwrap();
+    let answer = sign_response(
+        Signer::Ca(&ca),
+        &query,
+        &states,
+        now,
+        now + time::Duration::hours(1),
+    )
+    .unwrap();
     let basic = verified(&ca, &answer);
     let singles = &basic.tbs_response_data.responses;
     assert_eq!(singles.len(), 3);
@@ -127,6 +134,7 @@ fn each_certificate_gets_its_status_in_order_signed_by_the_ca() {
     assert_eq!(read.produced_at, now);
     assert_eq!(read.signature_algorithm, "1.2.840.10045.4.3.3");
     assert_eq!(read.certificates, 0);
+    assert!(read.signers.is_empty());
     assert!(
         read.responder.starts_with("by key hash "),
         "{}",
@@ -178,7 +186,7 @@ fn a_nonce_is_echoed_and_makes_the_answer_uncacheable() {
     assert_eq!(query.nonce(), Some(&nonce[..]));
     assert!(query.cache_key().is_none());
     let now = OffsetDateTime::now_utc();
-    let answer = sign_response(&ca, &query, &[CertState::Good], now, now).unwrap();
+    let answer = sign_response(Signer::Ca(&ca), &query, &[CertState::Good], now, now).unwrap();
     let basic = verified(&ca, &answer);
     assert_eq!(
         basic
@@ -255,6 +263,6 @@ fn a_state_list_that_does_not_match_the_request_is_not_signed() {
     let ca = ca();
     let query = read_request(&ca, &request(vec![cert_id(&ca, SHA1, &[1])], None)).unwrap();
     let now = OffsetDateTime::now_utc();
-    let err = sign_response(&ca, &query, &[], now, now).unwrap_err();
+    let err = sign_response(Signer::Ca(&ca), &query, &[], now, now).unwrap_err();
     assert!(matches!(err, OcspError::Sign(_)), "{err:?}");
 }

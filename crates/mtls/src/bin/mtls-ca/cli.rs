@@ -121,6 +121,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL", value_parser = parse_ocsp_url)]
     pub ocsp_url: Option<pki::ocsp::ResponderUrl>,
 
+    /// Who signs OCSP answers. `ca` (default): the CA key itself. `delegated`: a responder
+    /// certificate the CA issues at start (id-kp-OCSPSigning, id-pkix-ocsp-nocheck, valid four
+    /// --crl-validity periods, renewed when two remain; its key is kept in memory only) and
+    /// sends along in every answer, so the CA key signs only certificates and CRLs. Example:
+    /// --ocsp-responder delegated
+    #[arg(long, value_enum, value_name = "SIGNER", default_value = "ca")]
+    pub ocsp_responder: OcspResponder,
+
     /// Connections open at once, handshaking ones included; more wait in the accept queue
     /// (protects memory and file descriptors against floods). At least 1.
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = parse_connection_count)]
@@ -518,4 +526,13 @@ fn parse_head(s: &str) -> Result<(i64, String), String> {
         return Err(bad());
     }
     Ok((seq, hash))
+}
+
+/// `--ocsp-responder`: who signs OCSP answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OcspResponder {
+    /// The CA key.
+    Ca,
+    /// A delegated responder certificate issued by the CA.
+    Delegated,
 }

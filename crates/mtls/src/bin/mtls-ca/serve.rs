@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mtls_ca::authority::{Authority, AuthorityConfig};
+use mtls_ca::authority::{Authority, AuthorityConfig, OcspResponderMode};
 use mtls_ca::datadir::{DataDir, RootOrigin};
 use mtls_ca::store::StoreLocation;
 use mtls_ca::{api, server, tls};
@@ -15,7 +15,7 @@ use pki::{IssuancePolicy, SpiffeId};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
-use crate::cli::ServeArgs;
+use crate::cli::{OcspResponder, ServeArgs};
 
 pub fn run(
     data_dir: &Path,
@@ -100,7 +100,12 @@ async fn serve(
             clock,
         )
         .with_crl_validity(args.crl_validity)
-        .with_jwt_signer(jwt_signer),
+        .with_jwt_signer(jwt_signer)
+        .with_ocsp_responder(match args.ocsp_responder {
+            OcspResponder::Ca => OcspResponderMode::Ca,
+            OcspResponder::Delegated => OcspResponderMode::Delegated,
+        })
+        .context("issuing the delegated OCSP responder certificate")?,
     );
 
     authority

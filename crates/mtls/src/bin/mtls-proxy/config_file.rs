@@ -14,7 +14,14 @@ use mtls_proxy::ProxyConfig;
 use crate::Failure;
 
 /// Keys whose value is a file.
-const PATH_KEYS: &[&str] = &["join_token_file", "cert", "key", "ca_cert", "crl"];
+const PATH_KEYS: &[&str] = &[
+    "join_token_file",
+    "cert",
+    "key",
+    "ca_cert",
+    "crl",
+    "trust_pins_file",
+];
 
 #[derive(Parser, Debug)]
 #[command(

@@ -32,6 +32,8 @@ Examples:
 
   # Pinned self-signed peers (no CA):
   mtls-server --cert me.crt --key me.key --trust-pin sha256:<SPKI hash of the client>
+  # ... or pins from a file, one per line, reloaded when it changes (key rotation):
+  mtls-server --cert me.crt --key me.key --trust-pins-file client-pins.txt
 
 Test it:
   curl --cacert ca.crt --cert client.crt --key client.key https://localhost:9443/api/status

@@ -54,9 +54,18 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-#[tokio::test]
-async fn openssl_gets_good_revoked_and_unknown_signed_by_the_ca_with_its_nonce() {
-    let t = Setup::new(&[]);
+/// `mtls-inspect show --format json FILE`.
+fn inspect_json(file: &str) -> serde_json::Value {
+    let (ok, shown, err) =
+        run(Command::new(crate::programs::inspect()).args(["show", "--format", "json", file]));
+    assert!(ok, "{err}");
+    serde_json::from_str(&shown).unwrap()
+}
+
+/// Enrolls `good` and `revoked`, revokes the second (keyCompromise) and asks `openssl ocsp`
+/// about both and the unknown serial 0x1234abcd, trusting the root only; checks the verified
+/// answers and returns the good certificate's path, the answer's path and the revoked serial.
+async fn good_revoked_unknown(t: &Setup) -> (PathBuf, String, String) {
     let (good, _) = t.leaf("good").await;
     let (revoked, serial) = t.leaf("revoked").await;
     let out =
@@ -87,12 +96,16 @@ async fn openssl_gets_good_revoked_and_unknown_signed_by_the_ca_with_its_nonce()
     assert!(text.contains("Reason: keyCompromise"), "{text}");
     assert!(text.contains("0x1234abcd: unknown"), "{text}");
     assert!(text.contains("Next Update:"), "{text}");
+    (good, answer, serial)
+}
+
+#[tokio::test]
+async fn openssl_gets_good_revoked_and_unknown_signed_by_the_ca_with_its_nonce() {
+    let t = Setup::new(&[]);
+    let (_, answer, serial) = good_revoked_unknown(&t).await;
 
     // mtls-inspect explains the same answer.
-    let (ok, shown, err) =
-        run(Command::new(crate::programs::inspect()).args(["show", "--format", "json", &answer]));
-    assert!(ok, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let v = inspect_json(&answer);
     let o = &v["objects"][0];
     assert_eq!(o["kind"], "ocsp_response");
     assert_eq!(o["status"], "successful");
@@ -320,4 +333,50 @@ fn issuer_hashes(root_pem: &[u8]) -> Vec<u8> {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_delegated_responder_answers_good_revoked_and_unknown_and_is_refused_past_its_life() {
+    let t = Setup::new(&["--ocsp-responder", "delegated", "--crl-validity", "1h"]);
+    // Trusting only the root: openssl accepts the enclosed responder because the root issued
+    // it for OCSP signing.
+    let (good, answer, _) = good_revoked_unknown(&t).await;
+
+    // The inspector names the delegated signer.
+    let v = inspect_json(&answer);
+    let o = &v["objects"][0];
+    assert_eq!(o["signed_by"], "delegated", "{o}");
+    assert_eq!(o["certificates"], 1);
+    let signer = &o["signers"][0];
+    assert_eq!(
+        signer["subject"],
+        "O=mtls-mesh, CN=mtls-mesh OCSP responder"
+    );
+    for flag in ["signed_this", "ocsp_signing", "nocheck"] {
+        assert_eq!(signer[flag], true, "{flag}: {signer}");
+    }
+    let (ok, text, err) = run(Command::new(crate::programs::inspect()).args(["show", &answer]));
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("Signed by") && text.contains("a delegated responder"),
+        "{text}"
+    );
+    assert!(
+        text.contains("signer: O=mtls-mesh, CN=mtls-mesh OCSP responder"),
+        "{text}"
+    );
+
+    // Four CRL periods later the responder certificate has expired: the same answer, checked
+    // at that time, is refused (the answer's own dates aside).
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(5)).unix_timestamp();
+    let (ok, out, err) = run(Command::new("openssl")
+        .args(["ocsp", "-no_nonce", "-respin", &answer, "-issuer"])
+        .arg(&t.root)
+        .arg("-CAfile")
+        .arg(&t.root)
+        .args(["-attime", &later.to_string(), "-cert"])
+        .arg(&good));
+    let text = out + &err;
+    assert!(!ok || !text.contains("Response verify OK"), "{text}");
+    assert!(text.contains("certificate has expired"), "{text}");
 }

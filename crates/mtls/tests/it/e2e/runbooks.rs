@@ -32,3 +32,70 @@ fn the_ocsp_runbook_reports_good_then_revoked() {
     assert!(stdout.contains("REVOKED at"), "{}", report(&out));
     assert!(stdout.contains("keyCompromise"), "{}", report(&out));
 }
+
+#[test]
+fn the_pinned_rotation_runbook_moves_a_client_to_a_new_key_and_the_old_one_is_refused() {
+    programs::require(&["mtls-server", "mtls-client"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path();
+    let server = testkit::self_signed("spiffe://mesh.local/service/api-server");
+    let client = testkit::self_signed("spiffe://mesh.local/service/payment-worker");
+    let (server_cert, server_key) = server.write(work, "server");
+    client.write(work, "client");
+    let (old_cert, old_key) = client.write(work, "client-old");
+    std::fs::write(
+        work.join("client-pins.txt"),
+        format!("{}\n", client.spki_pin()),
+    )
+    .expect("pins");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let running = programs::start_server(
+        "server",
+        &[
+            "--cert".into(),
+            path(&server_cert),
+            "--key".into(),
+            path(&server_key),
+            "--trust-pins-file".into(),
+            path(&work.join("client-pins.txt")),
+            "--reload-interval".into(),
+            "1s".into(),
+        ],
+    );
+    let admin = format!(
+        "http://127.0.0.1:{}",
+        running.admin_port.expect("admin listener")
+    );
+    let runbook = doc_block("docs/operations.md", "<!-- runbook: pinned-rotation -->");
+    for named in ["http://127.0.0.1:9090", "https://localhost:8443"] {
+        assert!(runbook.contains(named), "the runbook names {named}");
+    }
+    let script = runbook
+        .replace("http://127.0.0.1:9090", &admin)
+        .replace("https://localhost:8443", &running.url());
+    let out = run_in(work, work, &script);
+    assert!(out.status.success(), "{}", report(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Response: 200"), "{}", report(&out));
+    let (_, metrics) = running.admin_get("/metrics");
+    assert!(metrics.contains("mesh_pins_reloads_total 2\n"), "{metrics}");
+    // The old key is refused now.
+    let refused = std::process::Command::new(programs::client())
+        .arg("--cert")
+        .arg(&old_cert)
+        .arg("--key")
+        .arg(&old_key)
+        .args([
+            "--trust-pin",
+            &server.spki_pin(),
+            "--server",
+            &running.url(),
+        ])
+        .output()
+        .expect("run mtls-client");
+    assert!(!refused.status.success(), "{refused:?}");
+    running.proc.wait_for(
+        |l| l.contains("matches none of the pinned keys"),
+        std::time::Duration::from_secs(10),
+    );
+}

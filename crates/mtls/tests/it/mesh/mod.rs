@@ -11,5 +11,6 @@ mod crl_staleness;
 mod drain;
 mod idle_parking;
 mod interop;
+mod pinned_rotation;
 mod rejections;
 mod static_mode;
