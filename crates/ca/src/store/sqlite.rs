@@ -18,8 +18,8 @@ use super::file_guard::FileGuard;
 use super::rows::CertRow;
 use super::sqlite_batch::GroupCommit;
 use super::sqlite_ops::{
-    db, json, log_appended, query_all, read_audit, read_cert, read_token, ts, WriteTx,
-    CERT_COLUMNS, TOKEN_COLUMNS,
+    db, execute_cached, json, log_appended, query_all, query_row_cached, read_audit, read_cert,
+    read_token, ts, WriteTx, CERT_COLUMNS, TOKEN_COLUMNS,
 };
 use super::{
     migrations, replay, sqlite_entries, sqlite_lineage, sqlite_tokens, AuditCheck, AuditHead,
@@ -109,6 +109,9 @@ pub fn migrate(tx: &rusqlite::Transaction<'_>, what: &str) -> Result<u32> {
     }
     Ok(MIGRATIONS.len() as u32)
 }
+
+/// Prepared statements kept per connection (rusqlite keeps 16 by default).
+const STATEMENT_CACHE: usize = 64;
 
 /// The CA's store in one SQLite file (see the module documentation).
 pub struct SqliteStore {
@@ -233,6 +236,10 @@ impl SqliteStore {
             ))
         })?;
         let reader = Self::open_reader(path)?;
+        // Room for every statement the hot paths run (`execute_cached`), so none is evicted
+        // by the occasional admin query and parsed again.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(SqliteStore {
             writer: GroupCommit::new(conn),
             reader: Mutex::new(reader),
@@ -377,7 +384,8 @@ impl Store for SqliteStore {
 
     fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
         let row = self.with_conn(|c| {
-            c.query_row(
+            query_row_cached(
+                c,
                 &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
                 [hash],
                 read_token,
@@ -391,15 +399,14 @@ impl Store for SqliteStore {
     fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem> {
         self.write_tx(|tx| {
             let used_at = ts(now);
-            let changed = tx
-                .tx
-                .execute(
-                    "UPDATE tokens SET used_at = ?1, used_serial = ?2
+            let changed = execute_cached(
+                &tx.tx,
+                "UPDATE tokens SET used_at = ?1, used_serial = ?2
                      WHERE hash = ?3 AND used_at IS NULL AND revoked_at IS NULL
                        AND expires_at > ?1",
-                    params![used_at, cert.serial, hash],
-                )
-                .map_err(db("redeeming the token"))?;
+                params![used_at, cert.serial, hash],
+            )
+            .map_err(db("redeeming the token"))?;
             if changed != 1 {
                 // Nothing was written: committing the empty transaction stores nothing.
                 return Ok(Redeem::AlreadyUsed);

@@ -11,23 +11,23 @@ use rusqlite::{params, OptionalExtension};
 
 use super::details::{self, RevokeCause, VERSION};
 use super::rows::CertRow;
-use super::sqlite_ops::{db, query_all, read_cert, WriteTx, CERT_COLUMNS};
+use super::sqlite_ops::{db, query_all, query_row_cached, read_cert, WriteTx, CERT_COLUMNS};
 use super::{CertRecord, Presented, RenewOutcome, RenewalRequest, Result, Revoke};
 
 /// Deeper chains than this only exist in a tampered database (a renewal loop); stop there.
 const MAX_DEPTH: i64 = 1_000_000;
 
 fn cert(tx: &WriteTx<'_>, serial: &str) -> Result<Option<CertRecord>> {
-    tx.tx
-        .query_row(
-            &format!("SELECT {CERT_COLUMNS} FROM certs WHERE serial = ?1"),
-            [serial],
-            read_cert,
-        )
-        .optional()
-        .map_err(db("looking up the certificate"))?
-        .map(CertRow::into_record)
-        .transpose()
+    query_row_cached(
+        &tx.tx,
+        &format!("SELECT {CERT_COLUMNS} FROM certs WHERE serial = ?1"),
+        [serial],
+        read_cert,
+    )
+    .optional()
+    .map_err(db("looking up the certificate"))?
+    .map(CertRow::into_record)
+    .transpose()
 }
 
 /// Certificates renewed directly from `serial`.
@@ -69,19 +69,19 @@ fn descendants(tx: &WriteTx<'_>, serial: &str, now: i64) -> Result<Vec<(String, 
 
 /// The sign-issued certificate `serial` descends from (itself when it was not renewed).
 fn lineage_root(tx: &WriteTx<'_>, serial: &str) -> Result<String> {
-    tx.tx
-        .query_row(
-            "WITH RECURSIVE a(serial, parent, depth) AS (
+    query_row_cached(
+        &tx.tx,
+        "WITH RECURSIVE a(serial, parent, depth) AS (
                  SELECT serial, renewed_from, 0 FROM certs WHERE serial = ?1
                  UNION
                  SELECT c.serial, c.renewed_from, a.depth + 1 FROM certs c
                  JOIN a ON c.serial = a.parent WHERE a.depth < ?2
              )
              SELECT serial FROM a ORDER BY depth DESC LIMIT 1",
-            params![serial, MAX_DEPTH],
-            |r| r.get(0),
-        )
-        .map_err(db("reading the renewal lineage"))
+        params![serial, MAX_DEPTH],
+        |r| r.get(0),
+    )
+    .map_err(db("reading the renewal lineage"))
 }
 
 /// Marks `serial` revoked at `now` and appends its entry; the caller bumps the epoch.
