@@ -266,6 +266,31 @@ async fn stop_or_deadline(stop: &AtomicBool, deadline: Instant) {
     }
 }
 
+/// Counts one request (its latency from `started`, or its error by kind); false when it failed,
+/// so the caller drops its connection.
+pub(crate) fn record(
+    stats: &mut Stats,
+    counters: &Counters,
+    started: Instant,
+    attempt: Result<Result<u64, String>, tokio::time::error::Elapsed>,
+) -> bool {
+    match attempt {
+        Ok(Ok(bytes)) => {
+            stats.ok(started.elapsed(), bytes);
+            counters.succeeded.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Ok(Err(kind)) => {
+            stats.error(kind);
+            false
+        }
+        Err(_) => {
+            stats.error("timeout");
+            false
+        }
+    }
+}
+
 /// When each request of a paced worker is due: `rate` requests/s over all `workers`, this
 /// worker offset by its share of the period so the workers do not fire together.
 pub(crate) fn pacing(
@@ -340,19 +365,8 @@ pub async fn run(
         })
         .await;
         drop(permit);
-        match attempt {
-            Ok(Ok(body_bytes)) => {
-                stats.ok(started.elapsed(), body_bytes);
-                counters.succeeded.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Err(kind)) => {
-                stats.error(kind);
-                sender = None;
-            }
-            Err(_) => {
-                stats.error("timeout");
-                sender = None;
-            }
+        if !record(&mut stats, &counters, started, attempt) {
+            sender = None;
         }
         if setup.mode == Mode::New {
             sender = None;

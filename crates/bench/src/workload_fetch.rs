@@ -19,7 +19,7 @@ use workload::{ClientError, WorkloadClient};
 
 use crate::options::Options;
 use crate::stats::Stats;
-use crate::worker::{pacing, Counters};
+use crate::worker::{pacing, record, Counters};
 
 /// Nothing a single fetch (or connect) may take longer than this.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -148,19 +148,8 @@ pub async fn run(
             Some(c) => tokio::time::timeout(FETCH_TIMEOUT, setup.fetch(c)).await,
             None => Ok(Err("no connection".to_string())),
         };
-        match attempt {
-            Ok(Ok(bytes)) => {
-                stats.ok(started.elapsed(), bytes);
-                counters.succeeded.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Err(kind)) => {
-                stats.error(kind);
-                client = None;
-            }
-            Err(_) => {
-                stats.error("timeout");
-                client = None;
-            }
+        if !record(&mut stats, &counters, started, attempt) {
+            client = None;
         }
     }
     stats

@@ -41,8 +41,12 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<(usize, NewEntry)>> {
         if line.trim().is_empty() {
             continue;
         }
-        let entry = parse_line(line)
-            .map_err(|e| anyhow::anyhow!("--from-file {} line {number}: {e}", path.display()))?;
+        let entry = parse_line(line).map_err(|e| {
+            anyhow::anyhow!(
+                "--from-file {} line {number}: {e}; no entry of the file was stored",
+                path.display()
+            )
+        })?;
         entries.push((number, entry));
     }
     if entries.is_empty() {

@@ -5,24 +5,9 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::path::Path;
-use std::process::Command;
-
-use crate::programs;
-
 #[test]
 fn bench_agent_smoke_run_mints_every_entry_and_fetches_with_zero_errors() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("bash")
-        .arg(root.join("scripts/bench-agent.sh"))
-        .args(["--smoke", "--bin-dir"])
-        .arg(programs::bin_dir())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = super::smoke_script("bench-agent.sh");
     // | what | figure | target |
     let figure = |what: &str| -> String {
         let row = stdout

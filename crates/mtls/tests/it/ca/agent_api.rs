@@ -533,12 +533,13 @@ fn entries_from_a_file_are_all_checked_before_any_is_stored() {
     let good = [line(1, ""), String::new(), line(2, "")];
     let repeated_stored =
         format!(r#"{{"parent": "{NODE1}", "spiffe_id": "{WEB}", "selectors": ["unix:uid:1000"]}}"#);
+    let names_stored = ["line 4", stored.as_str(), "already gives"];
     let cases: Vec<(String, &[&str])> = vec![
-        (line(3, r#", "ttl": "25h""#), &["line 4", "ttl", "24h"]),
+        (line(3, r#", "ttl": "25h""#), &["line 4", "ttl", "1s to 1d"]),
         (line(3, r#", "dns": ["a..b"]"#), &["line 4", "dns"]),
         (line(3, r#", "tll": "1h""#), &["line 4", "unknown field `tll`"]),
         (line(1, ""), &["line 4", "line 1 already gives"]),
-        (repeated_stored, &["line 4", stored.as_str(), "already gives"]),
+        (repeated_stored, &names_stored),
         (
             r#"{"parent": "spiffe://mesh.local/service/x", "spiffe_id": "spiffe://mesh.local/service/y", "selectors": ["unix:uid:1"]}"#.into(),
             &["line 4", "--parent"],
@@ -555,6 +556,10 @@ fn entries_from_a_file_are_all_checked_before_any_is_stored() {
         for name in names {
             assert!(err.contains(name), "{bad}: {name:?} not in {err}");
         }
+        assert!(
+            err.contains("no entry of the file was stored"),
+            "{bad}: {err}"
+        );
         assert!(out.stdout.is_empty(), "{bad}");
         assert_eq!(count(), (1, 1), "{bad}: {err}");
     }
