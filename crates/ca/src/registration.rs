@@ -380,7 +380,8 @@ mod tests {
         let mut reordered = numbered(0);
         reordered.1.selectors.reverse();
         reordered.0 = "item 9".into();
-        let cases: Vec<(Vec<(String, NewEntry)>, usize, &str)> = vec![
+        type Batch = Vec<(String, NewEntry)>;
+        let cases: Vec<(Batch, usize, &str)> = vec![
             (vec![numbered(0), numbered(1), bad_ttl], 2, "--ttl"),
             (
                 vec![numbered(0), numbered(1), reordered],
