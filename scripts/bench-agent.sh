@@ -36,8 +36,8 @@ REPO_DIR=$(cd -P -- "$SCRIPT_DIR/.." && pwd)
 
 usage() {
     cat <<USAGE
-Usage: $PROG [--entries 1000] [--ttl 1h] [--clients 100] [--duration 10s] [--window 30]
-                     [--smoke] [--bin-dir DIR] [--keep]
+Usage: $PROG [--entries 1000] [--ttl 1h] [--clients 100] [--duration 10s] [--rate N]
+                     [--window 30] [--smoke] [--bin-dir DIR] [--keep]
 
 Measures an mtls-agent holding ENTRIES registration entries: SVIDs minted per second when all
 are due at once, resident memory and CPU in steady state (with no entries and with ENTRIES),
@@ -50,6 +50,9 @@ Options:
   --ttl D          their SVID lifetime, as mtls-ca entry create --ttl (default 1h)
   --clients N      concurrent workloads fetching (default 100)
   --duration D     length of the fetch run, as mtls-bench --duration (default 10s)
+  --rate N         pace the fetches at N per second in total (open loop, latency counted from
+                   when each was due); default: as fast as the agent answers (closed loop, so
+                   the latency includes queueing behind the other workloads)
   --window S       seconds of each steady-state CPU measurement (default 30)
   --smoke          a tiny run (20 entries, 4 clients, 2 s fetch, 2 s windows) that checks the
                    script works
@@ -65,7 +68,7 @@ Needs: bash 4.4+, GNU date, awk, cargo (unless --bin-dir). Linux only (/proc).
 USAGE
 }
 
-ENTRIES=1000 TTL=1h CLIENTS=100 DURATION=10s WINDOW=30 BIN_DIR='' KEEP=0
+ENTRIES=1000 TTL=1h CLIENTS=100 DURATION=10s RATE='' WINDOW=30 BIN_DIR='' KEEP=0
 while (($#)); do
     case $1 in
     -h | --help)
@@ -93,6 +96,12 @@ while (($#)); do
     --duration)
         need_value "$1" "$#" "${2-}"
         DURATION=$2
+        shift 2
+        ;;
+    --rate)
+        need_value "$1" "$#" "${2-}"
+        [[ $2 =~ ^[1-9][0-9]*$ ]] || usage_error "--rate needs a whole number >= 1, got '$2'"
+        RATE=$2
         shift 2
         ;;
     --window)
@@ -249,12 +258,17 @@ per_entry=$(awk -v a="$idle_rss" -v b="$busy_rss" -v n="$ENTRIES" 'BEGIN { print
     --expect "$FETCH_ID" --json --quiet >"$WORK/first.json" 2>"$WORK/first.err" ||
     die "the first fetch failed (see $WORK/first.json, $WORK/first.err)"
 first_ms=$(json_number "$WORK/first.json" p50_ms)
-printf '== %d workloads fetching for %s\n' "$CLIENTS" "$DURATION"
+pacing=() paced="unpaced"
+if [[ -n $RATE ]]; then
+    pacing=(--rate "$RATE") paced="paced at $RATE/s"
+fi
+printf '== %d workloads fetching for %s, %s\n' "$CLIENTS" "$DURATION" "$paced"
 ticks_before=$(cpu_ticks "$agent_pid")
 started=$(date +%s.%N)
 status=0
 "$BENCH" "unix://$socket" --mode workload-fetch --concurrency "$CLIENTS" --duration "$DURATION" \
-    --expect "$FETCH_ID" --json --quiet >"$WORK/fetch.json" 2>"$WORK/fetch.err" || status=$?
+    "${pacing[@]}" --expect "$FETCH_ID" --json --quiet >"$WORK/fetch.json" 2>"$WORK/fetch.err" ||
+    status=$?
 ended=$(date +%s.%N)
 ticks_after=$(cpu_ticks "$agent_pid")
 fetch_cores=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$HZ" -v a="$started" -v b="$ended" \
@@ -278,8 +292,8 @@ printf '| agent CPU at rest, no entries | %s%% of a core | |\n' "$idle_cpu"
 printf '| agent CPU at rest, %d entries (polling) | %s%% of a core | |\n' "$ENTRIES" "$busy_cpu"
 printf '| + renewing %d SVIDs of %s at half life | %s%% of a core | |\n' "$ENTRIES" "$TTL" "$rotation_cpu"
 printf '| agent CPU, %d entries in steady state | %s%% of a core | < 5%% |\n' "$ENTRIES" "$total_cpu"
-printf '| cached X.509-SVID fetch, %d workloads: p50 / p99 / p99.9 | %.2f / %.2f / %.2f ms | p99 < 2 ms |\n' \
-    "$CLIENTS" "${p50:-0}" "${p99:-0}" "${p999:-0}"
+printf '| cached X.509-SVID fetch, %d workloads, %s: p50 / p99 / p99.9 | %.2f / %.2f / %.2f ms | p99 < 2 ms |\n' \
+    "$CLIENTS" "$paced" "${p50:-0}" "${p99:-0}" "${p999:-0}"
 printf '| fetches per second | %.0f | |\n' "${rate:-0}"
 printf '| first fetch of an executable (the agent hashes it) | %.2f ms | |\n' "${first_ms:-0}"
 printf '| agent CPU while fetching | %s cores | |\n' "$fetch_cores"
