@@ -16,6 +16,8 @@ REPO_DIR=$(cd -P -- "$SCRIPT_DIR/.." && pwd)
 . "$SCRIPT_DIR/lib/common.sh"
 # shellcheck source-path=SCRIPTDIR source=lib/proc.sh
 . "$SCRIPT_DIR/lib/proc.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/measure.sh
+. "$SCRIPT_DIR/lib/measure.sh"
 
 usage() {
     cat <<USAGE
@@ -103,21 +105,6 @@ printf '== work directory %s (%s cores, load generator on the same machine)\n' "
 WORKDIR=$WORK
 run_openssl "making the (unused) client certificate" req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -subj /CN=bench \
     -days 1 -keyout "$WORK/client.key" -out "$WORK/client.crt"
-
-# cpu_ticks PID -> user + system clock ticks the process has used so far
-cpu_ticks() {
-    local stat
-    read -r stat <"/proc/$1/stat"
-    stat=${stat##*) }
-    # shellcheck disable=SC2086 # word splitting of the fields is the point
-    set -- $stat
-    printf '%d' $((${12} + ${13}))
-}
-
-# json_number FILE FIELD -> the number top-level FIELD has in the JSON report FILE
-json_number() {
-    sed -n "s/^  \"$2\": *\([0-9.eE+-]*\),\{0,1\}$/\1/p" "$1"
-}
 
 printf '| clients | certificates/s | p50 | p99 | CA CPU (cores) | errors |\n'
 printf '|---:|---:|---:|---:|---:|---:|\n'

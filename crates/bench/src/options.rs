@@ -9,7 +9,8 @@ use wire::tls::KxGroup;
 /// One load run.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// URL to request; its host must be a loopback address or `localhost`.
+    /// URL to request; its host must be a loopback address or `localhost`. In workload-fetch
+    /// mode, the agent's socket as `unix:///PATH`.
     pub target: String,
     pub mode: Mode,
     /// Parallel connections (keepalive) or parallel connect-request-close loops (new).
@@ -22,12 +23,13 @@ pub struct Options {
     /// counts from when a request was due, so a server that falls behind shows it). None: as
     /// fast as the server answers.
     pub rate: Option<u64>,
-    /// Client certificate (PEM).
-    pub cert: PathBuf,
-    /// Client private key (PEM).
-    pub key: PathBuf,
-    /// Roots that sign the server's certificate (PEM).
-    pub ca_cert: PathBuf,
+    /// Client certificate (PEM); required by every mode but workload-fetch.
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM); required by every mode but workload-fetch.
+    pub key: Option<PathBuf>,
+    /// Roots that sign the server's certificate (PEM); required by every mode but
+    /// workload-fetch.
+    pub ca_cert: Option<PathBuf>,
     /// Server name to verify (default: the URL's host).
     pub servername: Option<String>,
     /// Key exchange groups offered, in order.
@@ -35,7 +37,8 @@ pub struct Options {
     /// Join tokens for ca-sign mode: a file of `TOKEN SPIFFE-ID` lines, one redeemed per
     /// request (the run stops when they are used up).
     pub tokens: Option<PathBuf>,
-    /// Text every response body must contain (default: the client certificate's SPIFFE ID).
+    /// Text every response body must contain (default: the client certificate's SPIFFE ID);
+    /// in workload-fetch mode, the SPIFFE ID one of the fetched SVIDs must have (default: any).
     pub expect: Option<String>,
     /// Runtime worker threads (default: all cores).
     pub threads: Option<usize>,
@@ -64,4 +67,8 @@ pub enum Mode {
     /// Open `concurrency` connections, make one request on each, then hold them all idle until
     /// `duration` ends (for measuring the server's memory per connection).
     Hold,
+    /// `FetchX509SVID` over the Workload API socket of an mtls-agent (`unix:///PATH`): each of
+    /// `concurrency` clients keeps one connection and repeatedly opens the stream and reads its
+    /// first message (the agent's cached SVIDs), then closes the stream.
+    WorkloadFetch,
 }

@@ -65,6 +65,7 @@ impl Stats {
             body_mib_per_sec: self.body_bytes as f64 / MIB / secs,
             p50_ms: pct(0.50),
             p99_ms: pct(0.99),
+            p999_ms: pct(0.999),
             max_ms: pct(1.0),
             errors_total: self.errors.values().sum(),
             errors: self.errors,
@@ -90,6 +91,7 @@ pub struct Report {
     pub body_mib_per_sec: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub max_ms: f64,
     pub errors_total: u64,
     pub errors: BTreeMap<String, u64>,
@@ -126,8 +128,8 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "latency      p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            self.p50_ms, self.p99_ms, self.max_ms
+            "latency      p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            self.p50_ms, self.p99_ms, self.p999_ms, self.max_ms
         );
         let _ = writeln!(s, "errors       {}", self.errors_total);
         for (k, v) in &self.errors {

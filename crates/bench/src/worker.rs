@@ -45,10 +45,15 @@ const HOLD_RAMP: usize = 64;
 
 impl Setup {
     pub fn new(args: &Options, target: Target) -> anyhow::Result<Setup> {
+        let needed = |path: &Option<std::path::PathBuf>, flag: &str| {
+            path.clone()
+                .with_context(|| format!("{flag} is required by every --mode but workload-fetch"))
+        };
+        let cert = needed(&args.cert, "--cert")?;
         let config = crate::tls::client_config(
-            &args.cert,
-            &args.key,
-            &args.ca_cert,
+            &cert,
+            &needed(&args.key, "--key")?,
+            &needed(&args.ca_cert, "--ca-cert")?,
             &args.groups,
             args.mode != Mode::CaSign,
         )?;
@@ -62,7 +67,7 @@ impl Setup {
             Some(e) => e.clone(),
             None if args.mode == Mode::CaSign => "\"serial\"".to_string(),
             None => {
-                let certs = pki::pem::parse_certificates(&std::fs::read(&args.cert)?)?;
+                let certs = pki::pem::parse_certificates(&std::fs::read(&cert)?)?;
                 let info =
                     pki::CertInfo::from_der(certs.first().context("no certificate in --cert")?)?;
                 info.spiffe_id()
@@ -149,7 +154,8 @@ impl Setup {
                 .method(Method::GET)
                 .header(hyper::header::CONNECTION, "close")
                 .body(Full::new(Bytes::new())),
-            Mode::Keepalive | Mode::Hold => {
+            // Workload-fetch runs never reach here (crate::workload_fetch).
+            Mode::Keepalive | Mode::Hold | Mode::WorkloadFetch => {
                 builder.method(Method::GET).body(Full::new(Bytes::new()))
             }
         };
@@ -260,9 +266,38 @@ async fn stop_or_deadline(stop: &AtomicBool, deadline: Instant) {
     }
 }
 
+/// Counts one request (its latency from `started`, or its error by kind); false when it failed,
+/// so the caller drops its connection.
+pub(crate) fn record(
+    stats: &mut Stats,
+    counters: &Counters,
+    started: Instant,
+    attempt: Result<Result<u64, String>, tokio::time::error::Elapsed>,
+) -> bool {
+    match attempt {
+        Ok(Ok(bytes)) => {
+            stats.ok(started.elapsed(), bytes);
+            counters.succeeded.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Ok(Err(kind)) => {
+            stats.error(kind);
+            false
+        }
+        Err(_) => {
+            stats.error("timeout");
+            false
+        }
+    }
+}
+
 /// When each request of a paced worker is due: `rate` requests/s over all `workers`, this
 /// worker offset by its share of the period so the workers do not fire together.
-fn pacing(rate: Option<u64>, workers: usize, index: usize) -> Option<tokio::time::Interval> {
+pub(crate) fn pacing(
+    rate: Option<u64>,
+    workers: usize,
+    index: usize,
+) -> Option<tokio::time::Interval> {
     let rate = rate?.max(1);
     let period = Duration::from_secs_f64(workers.max(1) as f64 / rate as f64);
     let offset = period.mul_f64(index as f64 / workers.max(1) as f64);
@@ -330,19 +365,8 @@ pub async fn run(
         })
         .await;
         drop(permit);
-        match attempt {
-            Ok(Ok(body_bytes)) => {
-                stats.ok(started.elapsed(), body_bytes);
-                counters.succeeded.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Err(kind)) => {
-                stats.error(kind);
-                sender = None;
-            }
-            Err(_) => {
-                stats.error("timeout");
-                sender = None;
-            }
+        if !record(&mut stats, &counters, started, attempt) {
+            sender = None;
         }
         if setup.mode == Mode::New {
             sender = None;

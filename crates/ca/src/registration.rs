@@ -1,6 +1,8 @@
 //! Registration entries as the operator creates them (`mtls-ca entry create`): the rules an
 //! entry must meet before it is stored (docs/ca-api.md "Agent API", docs/cli.md).
 
+use std::collections::HashMap;
+
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use pki::clock::Clock;
 use pki::selector::Selector;
@@ -38,6 +40,123 @@ pub fn create_entry(
     new: &NewEntry,
     clock: &dyn Clock,
 ) -> anyhow::Result<EntryRecord> {
+    let entry = record(trust_domain, new, clock)?;
+    store_one(store, entry)
+}
+
+/// Why [`create_entries`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Entry `index` of the batch breaks a rule, repeats an earlier one of the batch, or
+    /// exists already: nothing was stored.
+    #[error("{reason}")]
+    Refused {
+        /// Its position in the batch (from 0).
+        index: usize,
+        /// What is wrong, naming the field (as its flag) at fault.
+        reason: String,
+    },
+    /// The stored entries could not be read (to look for duplicates): nothing was stored.
+    #[error("reading the stored entries: {0}")]
+    Store(String),
+    /// Storing entry `index` failed after the ones before it were stored (the store failed,
+    /// or another process created the same entry meanwhile).
+    #[error("{reason}")]
+    Interrupted {
+        /// Its position in the batch (from 0).
+        index: usize,
+        /// The entries stored before it, in batch order.
+        created: Vec<EntryRecord>,
+        /// Why storing it failed.
+        reason: String,
+    },
+}
+
+/// Creates every entry of `batch` in order, after checking all of them first: each against the
+/// rules of [`create_entry`], and none may repeat another of the batch or an entry already
+/// stored (same parent, SPIFFE ID and selector set). So a bad batch stores nothing; only a
+/// failure of the store itself, or a duplicate created by another process between the check
+/// and the write, stops a batch half-way ([`BatchError::Interrupted`]). Each entry comes with
+/// a label for messages about it (`line 3` of a file).
+pub fn create_entries<L: std::fmt::Display>(
+    store: &dyn Store,
+    trust_domain: &TrustDomain,
+    batch: &[(L, NewEntry)],
+    clock: &dyn Clock,
+) -> Result<Vec<EntryRecord>, BatchError> {
+    let refused = |index: usize, reason: String| BatchError::Refused { index, reason };
+    let existing = store
+        .list_entries(None)
+        .map_err(|e| BatchError::Store(e.to_string()))?;
+    let mut seen: HashMap<(String, String, Vec<String>), Origin> = existing
+        .into_iter()
+        .map(|e| {
+            let origin = Origin::Stored(e.id.clone());
+            (same_key(&e), origin)
+        })
+        .collect();
+    let mut records = Vec::with_capacity(batch.len());
+    for (index, (_, new)) in batch.iter().enumerate() {
+        let entry = record(trust_domain, new, clock).map_err(|e| refused(index, e.to_string()))?;
+        match seen.entry(same_key(&entry)) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                let what = match first.get() {
+                    Origin::Stored(id) => format!("the stored entry {id}"),
+                    Origin::Batch(i) => batch[*i].0.to_string(),
+                };
+                return Err(refused(
+                    index,
+                    format!(
+                        "{what} already gives {} to {} for the same selectors",
+                        entry.spiffe_id, entry.parent_id
+                    ),
+                ));
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Origin::Batch(index));
+            }
+        }
+        records.push(entry);
+    }
+    let mut created = Vec::with_capacity(records.len());
+    for (index, entry) in records.into_iter().enumerate() {
+        match store_one(store, entry) {
+            Ok(stored) => created.push(stored),
+            Err(e) => {
+                return Err(BatchError::Interrupted {
+                    index,
+                    created,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// Where an entry seen by [`create_entries`] comes from.
+enum Origin {
+    Stored(String),
+    Batch(usize),
+}
+
+/// What makes two entries the same for the store (`Store::create_entry`): parent, SPIFFE ID
+/// and the (sorted, deduplicated) selector set.
+fn same_key(e: &EntryRecord) -> (String, String, Vec<String>) {
+    (
+        e.parent_id.clone(),
+        e.spiffe_id.clone(),
+        e.selectors.clone(),
+    )
+}
+
+/// `new` checked and in its stored form: selectors sorted and deduplicated, DNS names
+/// deduplicated (case-insensitively), a fresh ID.
+fn record(
+    trust_domain: &TrustDomain,
+    new: &NewEntry,
+    clock: &dyn Clock,
+) -> anyhow::Result<EntryRecord> {
     check(trust_domain, new)?;
     let mut selectors: Vec<String> = new.selectors.iter().map(Selector::to_string).collect();
     selectors.sort();
@@ -51,7 +170,7 @@ pub fn create_entry(
     // Stored as Unix seconds: the record returned is the record read back.
     let now = clock.now();
     let created_at = now.replace_nanosecond(0).unwrap_or(now);
-    let entry = EntryRecord {
+    Ok(EntryRecord {
         id: new_entry_id()?,
         spiffe_id: new.spiffe_id.to_string(),
         parent_id: new.parent.to_string(),
@@ -59,7 +178,10 @@ pub fn create_entry(
         ttl_seconds: new.ttl.whole_seconds(),
         dns,
         created_at,
-    };
+    })
+}
+
+fn store_one(store: &dyn Store, entry: EntryRecord) -> anyhow::Result<EntryRecord> {
     match store.create_entry(&entry)? {
         CreateEntry::Created => Ok(entry),
         CreateEntry::Duplicate { id } => anyhow::bail!(
@@ -233,5 +355,74 @@ mod tests {
             store.verify_audit().unwrap(),
             crate::store::AuditCheck::Intact { entries: 2, .. }
         ));
+    }
+
+    #[test]
+    fn a_batch_is_checked_whole_before_anything_is_stored() {
+        let store = MemoryStore::new(&[], Arc::new(SystemClock));
+        let td = TrustDomain::parse("mesh.local").unwrap();
+        let stored = create_entry(&store, &td, &entry(), &SystemClock).unwrap();
+        let numbered = |n: usize| {
+            let mut e = entry();
+            e.spiffe_id = id(&format!("spiffe://mesh.local/service/w{n}"));
+            (format!("item {n}"), e)
+        };
+        let audit_len = |store: &MemoryStore| match store.verify_audit().unwrap() {
+            crate::store::AuditCheck::Intact { entries, .. } => entries,
+            other => panic!("{other:?}"),
+        };
+        let before = audit_len(&store);
+
+        // A rule broken, a repeat inside the batch, a repeat of a stored entry: each names its
+        // position and what it repeats, and nothing of the batch is stored.
+        let mut bad_ttl = numbered(3);
+        bad_ttl.1.ttl = Duration::hours(25);
+        let mut reordered = numbered(0);
+        reordered.1.selectors.reverse();
+        reordered.0 = "item 9".into();
+        type Batch = Vec<(String, NewEntry)>;
+        let cases: Vec<(Batch, usize, &str)> = vec![
+            (vec![numbered(0), numbered(1), bad_ttl], 2, "--ttl"),
+            (
+                vec![numbered(0), numbered(1), reordered],
+                2,
+                "item 0 already gives",
+            ),
+            (vec![numbered(0), ("stored".into(), entry())], 1, &stored.id),
+        ];
+        for (batch, at, names) in cases {
+            match create_entries(&store, &td, &batch, &SystemClock).unwrap_err() {
+                BatchError::Refused { index, reason } => {
+                    assert_eq!(index, at, "{reason}");
+                    assert!(reason.contains(names), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(store.list_entries(None).unwrap().len(), 1);
+            assert_eq!(audit_len(&store), before);
+        }
+
+        // A good batch is stored in order, each entry audited.
+        let batch: Vec<(String, NewEntry)> = (0..3).map(numbered).collect();
+        let created = create_entries(&store, &td, &batch, &SystemClock).unwrap();
+        let ids: Vec<&str> = created.iter().map(|e| e.spiffe_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "spiffe://mesh.local/service/w0",
+                "spiffe://mesh.local/service/w1",
+                "spiffe://mesh.local/service/w2"
+            ]
+        );
+        let listed: Vec<String> = store
+            .list_entries(None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        for e in &created {
+            assert!(listed.contains(&e.id));
+        }
+        assert_eq!(audit_len(&store), before + 3);
     }
 }

@@ -259,7 +259,9 @@ const ROWS: &[Row] = &[
     row(Bench, &["--threads", "0"], Refused(&["'--threads ", "the minimum is 1"])),
     row(Bench, &["--threads", "1"], Accepted),
     row(Bench, &["--groups", "brainpool"], Refused(&["'--groups ", "known: secp384r1"])),
-    row(Bench, &["--mode", "nope"], Refused(&["'--mode ", "new, keepalive, ca-renew, ca-sign, hold"])),
+    row(Bench, &["--mode", "nope"], Refused(&["'--mode ", "new, keepalive, ca-renew, ca-sign, hold, workload-fetch"])),
+    row(Bench, &["/run/agent.sock", "--mode", "workload-fetch"], Refused(&["--mode workload-fetch", "give unix:///path/to/agent.sock"])),
+    row(Bench, &["unix:///run/agent.sock", "--mode", "workload-fetch"], Refused(&["--cert does not apply to --mode workload-fetch"])),
     row(Bench, &["--ca-cert", "/nonexistent/r.pem"], Refused(&["reading /nonexistent/r.pem", "No such file"])),
     row(Bench, &["ftp://127.0.0.1:1/"], Refused(&["\"ftp://127.0.0.1:1/\"", "only https:// and http:// targets"])),
     // ---- mtls-proxy (inbound; the shared credential options are the services') ----

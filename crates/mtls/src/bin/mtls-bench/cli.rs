@@ -11,21 +11,25 @@ use wire::tls::KxGroup;
 #[command(
     name = "mtls-bench",
     version,
-    about = "Bounded load generator for mTLS servers (loopback targets only).",
+    about = "Bounded load generator for mTLS servers (loopback targets only) and for an \
+             mtls-agent's Workload API socket.",
     after_help = "Examples:\n  \
 mtls-bench https://127.0.0.1:9443/api/status --mode new --concurrency 32 --duration 10s \\\n      \
 --cert client.crt --key client.key --ca-cert root.crt\n  \
 mtls-bench https://127.0.0.1:9443/api/status --mode keepalive --concurrency 64 --duration 10s --json ...\n  \
 mtls-bench https://127.0.0.1:8443/api/v1/renew --mode ca-renew --concurrency 16 --duration 10s ...\n  \
-mtls-bench http://127.0.0.1:8080/ --rate 5000 --expect ok ... (paced, plaintext baseline)\n\n\
-Every response must be 200 and name the caller (the client certificate's SPIFFE ID, or --expect).\n\
+mtls-bench http://127.0.0.1:8080/ --rate 5000 --expect ok ... (paced, plaintext baseline)\n  \
+mtls-bench unix:///run/mtls-mesh/agent.sock --mode workload-fetch --concurrency 100 --duration 10s\n\n\
+Every response must be 200 and name the caller (the client certificate's SPIFFE ID, or --expect);\n\
+every Workload API answer must carry an SVID with a key (one for the SPIFFE ID --expect, if given).\n\
 Exit codes: 0 no errors, 1 some requests failed, 2 usage or setup error (a setting out of range\n\
 is refused at start, naming the option and the accepted range)."
 )]
 pub struct Args {
     /// URL to request: https:// (mTLS) or http:// (plaintext, e.g. a direct baseline; the
     /// certificate options are then still read but not used); its host must be a loopback
-    /// address or `localhost`.
+    /// address or `localhost`. With --mode workload-fetch: the agent's socket,
+    /// unix:///PATH (e.g. unix:///run/mtls-mesh/agent.sock).
     pub target: String,
 
     #[arg(long, value_enum, default_value_t = ModeArg::Keepalive)]
@@ -49,17 +53,18 @@ pub struct Args {
     #[arg(long, value_parser = mtls::values::count)]
     pub rate: Option<u64>,
 
-    /// Client certificate (PEM).
+    /// Client certificate (PEM); required by every mode but workload-fetch.
     #[arg(long)]
-    pub cert: PathBuf,
+    pub cert: Option<PathBuf>,
 
-    /// Client private key (PEM).
+    /// Client private key (PEM); required by every mode but workload-fetch.
     #[arg(long)]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
 
-    /// Roots that sign the server's certificate (PEM).
+    /// Roots that sign the server's certificate (PEM); required by every mode but
+    /// workload-fetch.
     #[arg(long)]
-    pub ca_cert: PathBuf,
+    pub ca_cert: Option<PathBuf>,
 
     /// Server name to verify (default: the URL's host).
     #[arg(long)]
@@ -70,7 +75,8 @@ pub struct Args {
     pub groups: Vec<KxGroup>,
 
     /// Text every response body must contain (default: the client certificate's SPIFFE ID;
-    /// in ca-sign mode, the issued certificate's serial field).
+    /// in ca-sign mode, the issued certificate's serial field). In workload-fetch mode: the
+    /// SPIFFE ID one of the fetched SVIDs must have (default: any).
     #[arg(long)]
     pub expect: Option<String>,
 
@@ -111,6 +117,10 @@ pub enum ModeArg {
     /// Open --concurrency connections, make one request on each, then hold them all idle until
     /// --duration ends (for measuring the server's memory per connection).
     Hold,
+    /// FetchX509SVID on an mtls-agent's socket (target unix:///PATH): --concurrency workloads,
+    /// each on its own connection, open the stream, read the first message (the cached SVIDs)
+    /// and close it, again and again. No TLS options.
+    WorkloadFetch,
 }
 
 impl From<ModeArg> for Mode {
@@ -121,6 +131,7 @@ impl From<ModeArg> for Mode {
             ModeArg::CaRenew => Mode::CaRenew,
             ModeArg::CaSign => Mode::CaSign,
             ModeArg::Hold => Mode::Hold,
+            ModeArg::WorkloadFetch => Mode::WorkloadFetch,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `mtls-bench`: a bounded load generator for HTTPS servers that require client certificates
-//! (and, for baselines, plain HTTP servers).
+//! (and, for baselines, plain HTTP servers), and for an mtls-agent's Workload API socket.
 //! Loopback targets only. Every response is checked (status and caller identity), so a fast
 //! wrong answer never counts. The load itself is `mtls_bench` (crates/bench); this is its command
 //! line, runtime and output.
@@ -11,7 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mtls_bench::{stats, target, worker};
+use mtls_bench::{stats, target, worker, workload_fetch, Mode};
+
+/// The loop each worker runs: HTTPS requests, or Workload API fetches.
+enum Load {
+    Http(Arc<worker::Setup>),
+    WorkloadFetch(Arc<workload_fetch::Setup>),
+}
 
 fn main() -> std::process::ExitCode {
     let args = mtls::manual::parse::<cli::Args>().options();
@@ -25,8 +31,12 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: mtls_bench::Options) -> anyhow::Result<std::process::ExitCode> {
-    let target = target::Target::parse(&args.target)?;
-    let setup = Arc::new(worker::Setup::new(&args, target)?);
+    let load = if args.mode == Mode::WorkloadFetch {
+        Load::WorkloadFetch(Arc::new(workload_fetch::Setup::new(&args)?))
+    } else {
+        let target = target::Target::parse(&args.target)?;
+        Load::Http(Arc::new(worker::Setup::new(&args, target)?))
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -44,16 +54,28 @@ fn run(args: mtls_bench::Options) -> anyhow::Result<std::process::ExitCode> {
         let deadline = started + args.duration;
         let mut workers = Vec::new();
         for index in 0..args.concurrency {
-            workers.push(tokio::spawn(worker::run(
-                setup.clone(),
-                index,
-                args.concurrency,
-                args.rate,
-                deadline,
-                setup.request_limit(args.requests),
-                counters.clone(),
-                stop.clone(),
-            )));
+            workers.push(match &load {
+                Load::Http(setup) => tokio::spawn(worker::run(
+                    setup.clone(),
+                    index,
+                    args.concurrency,
+                    args.rate,
+                    deadline,
+                    setup.request_limit(args.requests),
+                    counters.clone(),
+                    stop.clone(),
+                )),
+                Load::WorkloadFetch(setup) => tokio::spawn(workload_fetch::run(
+                    setup.clone(),
+                    index,
+                    args.concurrency,
+                    args.rate,
+                    deadline,
+                    args.requests,
+                    counters.clone(),
+                    stop.clone(),
+                )),
+            });
         }
         let progress = tokio::spawn(progress(
             counters.clone(),

@@ -311,21 +311,21 @@ pub enum AuditAction {
 
 #[derive(Subcommand)]
 pub enum EntryAction {
-    /// Create an entry; prints its ID on stdout.
+    /// Create an entry (or, with --from-file, many); prints each new ID on stdout.
     #[command(
-        after_help = "Example:\n  mtls-ca --data-dir ./ca entry create --parent spiffe://mesh.local/agent/node1 \\\n    --spiffe-id spiffe://mesh.local/service/web --selector unix:uid:1000 \\\n    --selector unix:path:/usr/bin/python3 --ttl 1h --dns web.local"
+        after_help = "Examples:\n  mtls-ca --data-dir ./ca entry create --parent spiffe://mesh.local/agent/node1 \\\n    --spiffe-id spiffe://mesh.local/service/web --selector unix:uid:1000 \\\n    --selector unix:path:/usr/bin/python3 --ttl 1h --dns web.local\n  mtls-ca --data-dir ./ca entry create --from-file entries.jsonl\n\nA --from-file line (one JSON object per line; ttl and dns are optional, as the flags):\n  {\"parent\": \"spiffe://mesh.local/agent/node1\", \"spiffe_id\": \"spiffe://mesh.local/service/web\", \"selectors\": [\"unix:uid:1000\"], \"ttl\": \"1h\", \"dns\": [\"web.local\"]}"
     )]
     Create {
         /// The agent that may obtain it: spiffe://<td>/agent/<name>.
-        #[arg(long, value_parser = parse_spiffe_id)]
-        parent: SpiffeId,
+        #[arg(long, value_parser = parse_spiffe_id, required_unless_present = "from_file")]
+        parent: Option<SpiffeId>,
         /// The SPIFFE ID a matching workload receives (not under /ca or /agent).
-        #[arg(long, value_parser = parse_spiffe_id)]
-        spiffe_id: SpiffeId,
+        #[arg(long, value_parser = parse_spiffe_id, required_unless_present = "from_file")]
+        spiffe_id: Option<SpiffeId>,
         /// A selector the workload must show (repeatable; all must match): unix:uid:<u32>,
         /// unix:gid:<u32>, unix:user:<name>, unix:group:<name>, unix:path:<absolute path>,
         /// unix:sha256:<64 lowercase hex>.
-        #[arg(long = "selector", value_name = "SELECTOR", required = true, value_parser = parse_selector)]
+        #[arg(long = "selector", value_name = "SELECTOR", required_unless_present = "from_file", value_parser = parse_selector)]
         selectors: Vec<pki::selector::Selector>,
         /// Lifetime of the X.509-SVIDs minted for it: 1s to 24h (the CA clamps it to its
         /// --max-duration).
@@ -334,6 +334,13 @@ pub enum EntryAction {
         /// DNS SAN of its SVIDs (repeatable).
         #[arg(long = "dns", value_parser = parse_dns_name)]
         dns: Vec<String>,
+        /// Create many entries in one call: FILE (or - for stdin) has one JSON object per
+        /// line with the fields parent, spiffe_id, selectors (a list) and optionally ttl
+        /// (default 1h) and dns (a list), checked as the flags are; blank lines are skipped.
+        /// Every line is checked (rules, duplicates in the file or in the store) before any
+        /// entry is stored, so a bad line stores nothing; the IDs are printed in file order.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["parent", "spiffe_id", "selectors", "ttl", "dns"])]
+        from_file: Option<std::path::PathBuf>,
     },
     /// List entries, oldest first.
     List {
@@ -456,12 +463,12 @@ fn parse_token_id(s: &str) -> Result<String, String> {
     mtls_ca::tokens::parse_id(s)
 }
 
-fn parse_entry_ttl(s: &str) -> Result<time::Duration, String> {
+pub(crate) fn parse_entry_ttl(s: &str) -> Result<time::Duration, String> {
     let max = Duration::try_from(mtls_ca::registration::MAX_ENTRY_TTL).unwrap_or(Duration::MAX);
     pki::duration::parse_time_between(s, pki::duration::ONE_SECOND, max)
 }
 
-fn parse_selector(s: &str) -> Result<pki::selector::Selector, String> {
+pub(crate) fn parse_selector(s: &str) -> Result<pki::selector::Selector, String> {
     pki::selector::Selector::parse(s).map_err(|e| e.to_string())
 }
 
@@ -487,11 +494,11 @@ fn parse_trust_domain(s: &str) -> Result<TrustDomain, String> {
     TrustDomain::parse(s).map_err(|e| e.to_string())
 }
 
-fn parse_spiffe_id(s: &str) -> Result<SpiffeId, String> {
+pub(crate) fn parse_spiffe_id(s: &str) -> Result<SpiffeId, String> {
     SpiffeId::parse(s).map_err(|e| e.to_string())
 }
 
-fn parse_dns_name(s: &str) -> Result<String, String> {
+pub(crate) fn parse_dns_name(s: &str) -> Result<String, String> {
     mtls_ca::admin::validate_dns_name(s)
         .map(|()| s.to_string())
         .map_err(|e| e.to_string())

@@ -1,9 +1,12 @@
 //! `mtls-ca entry create|list|show|delete`: registration entries in the data directory's
-//! store (docs/cli.md, docs/ca-api.md "Agent API").
+//! store (docs/cli.md, docs/ca-api.md "Agent API"); `create --from-file` reads many
+//! (`entry_file`).
 
 use anyhow::Context;
 use mtls_ca::datadir::stored_trust_domain;
-use mtls_ca::registration::{self, NewEntry};
+use std::path::Path;
+
+use mtls_ca::registration::{self, BatchError, NewEntry};
 use mtls_ca::store::{EntryRecord, Store};
 use pki::clock::Clock;
 use pki::timefmt::human;
@@ -13,11 +16,16 @@ use crate::cli::{EntryAction, ListFormat};
 pub fn run(store: &dyn Store, action: EntryAction, clock: &dyn Clock) -> anyhow::Result<()> {
     match action {
         EntryAction::Create {
-            parent,
-            spiffe_id,
+            from_file: Some(path),
+            ..
+        } => create_many(store, &path, clock)?,
+        EntryAction::Create {
+            parent: Some(parent),
+            spiffe_id: Some(spiffe_id),
             selectors,
             ttl,
             dns,
+            from_file: None,
         } => {
             let td = stored_trust_domain(store)?;
             let new = NewEntry {
@@ -38,6 +46,10 @@ pub fn run(store: &dyn Store, action: EntryAction, clock: &dyn Clock) -> anyhow:
                 entry.selectors.join(" ")
             );
             println!("{}", entry.id);
+        }
+        // Clap requires --parent and --spiffe-id unless --from-file is given.
+        EntryAction::Create { .. } => {
+            anyhow::bail!("entry create needs --parent and --spiffe-id, or --from-file")
         }
         EntryAction::List {
             parent,
@@ -99,6 +111,52 @@ pub fn run(store: &dyn Store, action: EntryAction, clock: &dyn Clock) -> anyhow:
         }
     }
     Ok(())
+}
+
+/// `entry create --from-file`: every line checked before any entry is stored
+/// (`registration::create_entries`), then one ID per line on stdout in file order.
+fn create_many(store: &dyn Store, path: &Path, clock: &dyn Clock) -> anyhow::Result<()> {
+    let td = stored_trust_domain(store)?;
+    let batch: Vec<(String, NewEntry)> = crate::entry_file::read(path)?
+        .into_iter()
+        .map(|(number, entry)| (format!("line {number}"), entry))
+        .collect();
+    let at = |index: usize| format!("--from-file {} {}", path.display(), batch[index].0);
+    match registration::create_entries(store, &td, &batch, clock) {
+        Ok(created) => {
+            for entry in &created {
+                println!("{}", entry.id);
+            }
+            eprintln!(
+                "created {} entr{} from {}",
+                created.len(),
+                if created.len() == 1 { "y" } else { "ies" },
+                path.display()
+            );
+            Ok(())
+        }
+        Err(BatchError::Refused { index, reason }) => {
+            anyhow::bail!("{}: {reason}; no entry of the file was stored", at(index))
+        }
+        Err(BatchError::Store(reason)) => {
+            anyhow::bail!("reading the stored entries: {reason}; no entry was stored")
+        }
+        Err(BatchError::Interrupted {
+            index,
+            created,
+            reason,
+        }) => {
+            for entry in &created {
+                println!("{}", entry.id);
+            }
+            anyhow::bail!(
+                "{}: {reason}; the {} entries before it were stored (their IDs are on stdout), \
+                 it and the rest were not: fix the cause and run the remaining lines again",
+                at(index),
+                created.len()
+            )
+        }
+    }
 }
 
 fn find(store: &dyn Store, id: &str) -> anyhow::Result<EntryRecord> {

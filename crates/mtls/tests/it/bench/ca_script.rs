@@ -4,14 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::programs;
 
 #[test]
 fn bench_ca_smoke_run_issues_certificates_with_zero_errors() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bin_dir = programs::bin_dir();
     assert!(
         bin_dir.join("examples/ca_crash_load").is_file(),
@@ -19,16 +17,7 @@ fn bench_ca_smoke_run_issues_certificates_with_zero_errors() {
          named; build it with `cargo build -p mtls --example ca_crash_load`",
         bin_dir.display()
     );
-    let out = Command::new("bash")
-        .arg(root.join("scripts/bench-ca.sh"))
-        .args(["--smoke", "--bin-dir"])
-        .arg(&bin_dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = super::smoke_script("bench-ca.sh");
     let row = stdout
         .lines()
         .find(|l| l.starts_with("| 4 |"))

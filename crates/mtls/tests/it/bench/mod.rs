@@ -1,5 +1,24 @@
-//! `mtls-bench` against a real `mtls-server`, and against a plaintext HTTP server.
+//! `mtls-bench` against a real `mtls-server`, and against a plaintext HTTP server; the
+//! benchmark scripts' smoke runs.
 
+mod agent_script;
 mod ca_script;
 mod plain;
 mod smoke;
+
+/// Runs `scripts/SCRIPT --smoke --bin-dir <this test build's binaries>`, asserts it succeeded
+/// and returns its stdout.
+fn smoke_script(script: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts").join(script))
+        .args(["--smoke", "--bin-dir"])
+        .arg(crate::programs::bin_dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running bash {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}: {stdout}\n{stderr}");
+    stdout
+}

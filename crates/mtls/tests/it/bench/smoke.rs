@@ -102,3 +102,26 @@ fn non_loopback_targets_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
 }
+
+#[test]
+fn tls_modes_refuse_to_start_without_the_certificate_options() {
+    for (missing, args) in [
+        ("--cert", ["--key", "y", "--ca-cert", "z"]),
+        ("--key", ["--cert", "x", "--ca-cert", "z"]),
+        ("--ca-cert", ["--cert", "x", "--key", "y"]),
+    ] {
+        let out = Command::new(programs::bench())
+            .arg("https://127.0.0.1:1/")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{missing} is required by every --mode but workload-fetch"
+            )),
+            "{stderr}"
+        );
+    }
+}

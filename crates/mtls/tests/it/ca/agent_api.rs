@@ -493,6 +493,120 @@ fn entry_commands_refuse_bad_input_naming_the_flag() {
     audit_intact(&ca);
 }
 
+/// `entry create --from-file`: many entries in one call, every line checked before any is
+/// stored.
+#[test]
+fn entries_from_a_file_are_all_checked_before_any_is_stored() {
+    let ca = Ca::start(&[]);
+    let stored = create_entry(
+        &ca,
+        &[
+            "--parent",
+            NODE1,
+            "--spiffe-id",
+            WEB,
+            "--selector",
+            "unix:uid:1000",
+        ],
+    );
+    let file = ca.dir.with_file_name("entries.jsonl");
+    let line = |n: u32, extra: &str| {
+        format!(
+            r#"{{"parent": "{NODE1}", "spiffe_id": "spiffe://mesh.local/service/w{n}", "selectors": ["unix:uid:{n}"]{extra}}}"#
+        )
+    };
+    let from_file = |lines: &[String]| {
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        ca.admin(&["entry", "create", "--from-file", file.to_str().unwrap()])
+    };
+    let count = || {
+        let out = ca.admin(&["entry", "list", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["entries"].as_array().unwrap().len(),
+            v["revision"].as_u64().unwrap(),
+        )
+    };
+
+    // A bad line anywhere (its line number counts blank lines) stores nothing, and the error
+    // names the line and what is wrong with it.
+    let good = [line(1, ""), String::new(), line(2, "")];
+    let repeated_stored =
+        format!(r#"{{"parent": "{NODE1}", "spiffe_id": "{WEB}", "selectors": ["unix:uid:1000"]}}"#);
+    let names_stored = ["line 4", stored.as_str(), "already gives"];
+    let cases: Vec<(String, &[&str])> = vec![
+        (line(3, r#", "ttl": "25h""#), &["line 4", "ttl", "1s to 1d"]),
+        (line(3, r#", "dns": ["a..b"]"#), &["line 4", "dns"]),
+        (line(3, r#", "tll": "1h""#), &["line 4", "unknown field `tll`"]),
+        (line(1, ""), &["line 4", "line 1 already gives"]),
+        (repeated_stored, &names_stored),
+        (
+            r#"{"parent": "spiffe://mesh.local/service/x", "spiffe_id": "spiffe://mesh.local/service/y", "selectors": ["unix:uid:1"]}"#.into(),
+            &["line 4", "--parent"],
+        ),
+        (line(3, "").replace("unix:uid:3", "unix:pid:3"), &["line 4", "selectors"]),
+        ("not json".into(), &["line 4", "not an entry object"]),
+    ];
+    for (bad, names) in cases {
+        let mut lines = good.to_vec();
+        lines.push(bad.clone());
+        let out = from_file(&lines);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        for name in names {
+            assert!(err.contains(name), "{bad}: {name:?} not in {err}");
+        }
+        assert!(
+            err.contains("no entry of the file was stored"),
+            "{bad}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{bad}");
+        assert_eq!(count(), (1, 1), "{bad}: {err}");
+    }
+    let out = ca.admin(&[
+        "entry",
+        "create",
+        "--from-file",
+        file.to_str().unwrap(),
+        "--parent",
+        NODE1,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--parent"));
+
+    // A good file: one ID per entry on stdout in file order, each entry as its line says.
+    let lines = [
+        line(1, ""),
+        String::new(),
+        line(2, r#", "ttl": "10m", "dns": ["w2.local"]"#),
+    ];
+    let out = from_file(&lines);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(count(), (3, 3));
+    for (id, (spiffe_id, ttl, dns)) in ids.iter().zip([
+        ("spiffe://mesh.local/service/w1", 3600, json!([])),
+        ("spiffe://mesh.local/service/w2", 600, json!(["w2.local"])),
+    ]) {
+        let out = ca.admin(&["entry", "show", id]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["spiffe_id"], spiffe_id, "{v}");
+        assert_eq!(v["parent_id"], NODE1, "{v}");
+        assert_eq!(v["ttl_seconds"], ttl, "{v}");
+        assert_eq!(v["dns"], dns, "{v}");
+    }
+    audit_intact(&ca);
+}
+
 #[test]
 fn the_jwt_key_is_created_owner_only_and_kept_across_restarts() {
     use std::os::unix::fs::PermissionsExt;
