@@ -62,7 +62,7 @@ impl DataDir {
                 (ca, RootOrigin::Created)
             }
         };
-        let fp = ca.fingerprint();
+        let fp = ca.root_fingerprint();
         // Records our root unless the database has one; a replica that raced us to an empty
         // database and won makes this one refuse, below.
         let stored = store.init_meta(ROOT_FINGERPRINT, &fp)?;

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod copy;
 mod entry;
+mod hierarchy;
 mod serve;
 mod tokens;
 
