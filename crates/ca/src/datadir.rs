@@ -202,6 +202,7 @@ impl DataDir {
             exists(&self.root_key())?,
             exists(&self.db())?,
         );
+        self.refuse_orphan_intermediate()?;
         if !cert && key {
             bail!(
                 "{} exists without {}; restore the certificate or move the key away",
@@ -547,7 +548,12 @@ mod tests {
             "loaded, not created, again"
         );
         assert_eq!(mode(&dir.path), DIR_MODE);
-        for file in dir.private_files() {
+        // A single-tier directory has no intermediate key.
+        for file in dir
+            .private_files()
+            .into_iter()
+            .filter(|f| *f != dir.intermediate_key())
+        {
             assert!(file.exists(), "{}", file.display());
             assert_eq!(mode(&file), FILE_MODE, "{}", file.display());
         }

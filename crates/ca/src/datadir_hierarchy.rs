@@ -83,6 +83,7 @@ impl OfflineRoot {
 }
 
 /// What `init_two_tier` made.
+#[derive(Debug)]
 pub struct TwoTier {
     /// The root (its certificate; the key went to the offline directory only).
     pub root_fingerprint: String,
@@ -117,6 +118,25 @@ impl DataDir {
             &files::read(&self.root_cert())?,
         )
         .with_context(|| format!("loading the intermediate from {}", self.path.display()))
+    }
+
+    /// Refuses intermediate files without `root.crt`: a start there would otherwise see an
+    /// empty directory and make a new single-tier root next to another CA's key.
+    pub(crate) fn refuse_orphan_intermediate(&self) -> anyhow::Result<()> {
+        if exists(&self.root_cert())? {
+            return Ok(());
+        }
+        for file in [self.intermediate_cert(), self.intermediate_key()] {
+            if exists(&file)? {
+                bail!(
+                    "{} exists without {}: restore root.crt (a copy is in the offline root \
+                     directory) or move the intermediate files away",
+                    file.display(),
+                    self.root_cert().display()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// True when the directory holds a two-tier CA.
@@ -156,16 +176,7 @@ impl DataDir {
         }
         offline.create()?;
         let root = CaMaterial::generate_offline_root("mtls-mesh Root CA", now)?;
-        let key = pki::keys::generate(pki::Curve::P384)?;
-        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
-        let cert = intermediate::issue(&root, &spki, trust_domain, lifetime, now)?;
-        let cert_pem = pki::pem::encode("CERTIFICATE", &cert);
-        // Proves the pieces fit together before anything is written.
-        let ca = CaMaterial::load_intermediate(
-            cert_pem.as_bytes(),
-            key.serialize_pem().as_bytes(),
-            root.cert_pem().as_bytes(),
-        )?;
+        let ca = intermediate::generate(&root, trust_domain, lifetime, now)?;
 
         // The offline directory first: without it the new root could never sign again.
         files::write_atomic(
@@ -190,12 +201,12 @@ impl DataDir {
         }
         files::write_atomic(
             &self.intermediate_key(),
-            key.serialize_pem().as_bytes(),
+            ca.key_pem().as_bytes(),
             files::KEY_MODE,
         )?;
         files::write_atomic(
             &self.intermediate_cert(),
-            cert_pem.as_bytes(),
+            ca.cert_pem().as_bytes(),
             files::PUBLIC_MODE,
         )?;
         // root.crt last: with it and the database the directory counts as a CA.
@@ -395,5 +406,11 @@ mod tests {
             err.to_string().contains("keeps its root key offline"),
             "{err}"
         );
+        // Without root.crt the directory is not taken for an empty one.
+        fs::remove_file(dir.root_key()).unwrap();
+        fs::remove_file(dir.root_cert()).unwrap();
+        let err = dir.open_or_init(None, &td, now).err().unwrap();
+        assert!(err.to_string().contains("exists without"), "{err}");
+        assert!(!dir.root_key().exists(), "no new root was made");
     }
 }

@@ -26,6 +26,7 @@ impl DataDir {
         now: OffsetDateTime,
     ) -> anyhow::Result<(CaMaterial, RootOrigin, PostgresStore)> {
         self.secure()?;
+        self.refuse_orphan_intermediate()?;
         let store = PostgresStore::connect(url)?;
         let recorded = store.get_meta(ROOT_FINGERPRINT)?;
         let has_root = self.root_cert().try_exists()?;

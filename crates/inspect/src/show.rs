@@ -154,9 +154,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::verify::{self, VerifyArgs};
-    use pki::policy::{IssuancePolicy, LeafRequest};
-    use pki::{CaMaterial, Curve, SpiffeId, TrustDomain};
-    use rcgen::PublicKeyData;
 
     /// A chain file of a two-tier CA (leaf, intermediate, root): `show` names each one's role
     /// and issuer in the file; `verify` passes with the chain and names the missing link
@@ -164,39 +161,8 @@ mod tests {
     #[test]
     fn show_explains_an_intermediate_chain_and_verify_names_the_missing_link() {
         let now = time::OffsetDateTime::now_utc();
-        let root = CaMaterial::generate_offline_root("Offline Root", now).unwrap();
-        let key = pki::keys::generate(Curve::P384).unwrap();
-        let td = TrustDomain::parse("mesh.local").unwrap();
-        let cert = pki::intermediate::issue(
-            &root,
-            &key.subject_public_key_info(),
-            &td,
-            pki::intermediate::DEFAULT_LIFETIME,
-            now,
-        )
-        .unwrap();
-        let inter = CaMaterial::load_intermediate(
-            pki::pem::encode("CERTIFICATE", &cert).as_bytes(),
-            key.serialize_pem().as_bytes(),
-            root.cert_pem().as_bytes(),
-        )
-        .unwrap();
-        let leaf_key = pki::keys::generate(Curve::P256).unwrap();
-        let id = SpiffeId::parse("spiffe://mesh.local/service/api").unwrap();
-        let spki = leaf_key.subject_public_key_info();
-        let leaf = IssuancePolicy::default()
-            .issue(
-                &LeafRequest {
-                    spiffe_id: &id,
-                    dns: &[],
-                    ips: &[],
-                    spki_der: &spki,
-                    ttl: time::Duration::hours(1),
-                    now,
-                },
-                &inter,
-            )
-            .unwrap();
+        let (root, inter) = testkit::TestCa::two_tier("mesh.local");
+        let leaf = inter.client("spiffe://mesh.local/service/api");
         let tmp = tempfile::tempdir().unwrap();
         let file = |name: &str, text: String| {
             let path = tmp.path().join(name);
@@ -205,7 +171,7 @@ mod tests {
         };
         let chain = file(
             "chain.pem",
-            format!("{}{}{}", leaf.pem, inter.cert_pem(), root.cert_pem()),
+            format!("{}{}{}", leaf.cert_pem, inter.cert_pem(), root.cert_pem()),
         );
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let args = ShowArgs {
@@ -255,7 +221,7 @@ mod tests {
         };
         let with_chain = file(
             "leaf-inter.pem",
-            format!("{}{}", leaf.pem, inter.cert_pem()),
+            format!("{}{}", leaf.cert_pem, inter.cert_pem()),
         );
         let mut out = Vec::new();
         let verdict = verify::run(&verify_args(with_chain), &mut out).unwrap();
@@ -263,7 +229,7 @@ mod tests {
         assert!(matches!(verdict, Exit::Success), "{text}");
         assert!(text.contains("Intermediate CA"), "{text}");
 
-        let leaf_only = file("leaf.pem", leaf.pem.clone());
+        let leaf_only = file("leaf.pem", leaf.cert_pem.clone());
         let mut out = Vec::new();
         let verdict = verify::run(&verify_args(leaf_only), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -23,7 +23,8 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::error::{PkiError, Result};
 use crate::root::CaMaterial;
 use crate::spiffe::TrustDomain;
-use crate::{csr, serial, vouch};
+use crate::{csr, keys, serial, vouch, Curve};
+use rcgen::PublicKeyData;
 
 /// Default lifetime of an intermediate (`--intermediate-lifetime`): a year, against the root's
 /// ten; renewed (same key, new certificate) with `mtls-ca intermediate sign`.
@@ -106,6 +107,19 @@ pub fn issue(
         .signed_by(&public_key, root.issuer())
         .map_err(|e| PkiError::Sign(format!("signing the intermediate: {e}")))?;
     Ok(cert.der().clone())
+}
+
+/// A new intermediate under `root` for trust domain `td`: a fresh P-384 key made in this
+/// process, certified by [`issue`] (`mtls-ca init --offline-root`).
+pub fn generate(
+    root: &CaMaterial,
+    td: &TrustDomain,
+    lifetime: Duration,
+    now: OffsetDateTime,
+) -> Result<CaMaterial> {
+    let key = keys::generate(Curve::P384)?;
+    let cert = issue(root, &key.subject_public_key_info(), td, lifetime, now)?;
+    CaMaterial::from_parts(cert, key)?.under_root(root.cert_der().clone())
 }
 
 /// A certificate signing request for the intermediate key `key` of trust domain `td`: what the
@@ -256,28 +270,29 @@ mod tests {
     use super::*;
     use crate::policy::{IssuancePolicy, LeafRequest};
     use crate::verify::{verify_chain, Purpose, VerifyOptions};
-    use crate::{keys, Curve, SpiffeId};
-    use rcgen::PublicKeyData;
+    use crate::SpiffeId;
 
     fn two_tier(now: OffsetDateTime) -> (CaMaterial, CaMaterial) {
         let root = CaMaterial::generate_offline_root("Offline Root", now).unwrap();
-        let key = keys::generate(Curve::P384).unwrap();
         let td = TrustDomain::parse("mesh.local").unwrap();
-        let cert = issue(
-            &root,
-            &key.subject_public_key_info(),
-            &td,
-            DEFAULT_LIFETIME,
-            now,
-        )
-        .unwrap();
-        let inter = CaMaterial::load_intermediate(
-            crate::pem::encode("CERTIFICATE", &cert).as_bytes(),
-            key.serialize_pem().as_bytes(),
-            root.cert_pem().as_bytes(),
-        )
-        .unwrap();
+        let inter = generate(&root, &td, DEFAULT_LIFETIME, now).unwrap();
         (root, inter)
+    }
+
+    /// A client/server leaf for `id` signed by `ca`, with a fresh key.
+    fn leaf(ca: &CaMaterial, id: &str, now: OffsetDateTime) -> crate::policy::IssuedCert {
+        let key = keys::generate(Curve::P256).unwrap();
+        let id = SpiffeId::parse(id).unwrap();
+        let spki = key.subject_public_key_info();
+        let req = LeafRequest {
+            spiffe_id: &id,
+            dns: &[],
+            ips: &[],
+            spki_der: &spki,
+            ttl: Duration::hours(1),
+            now,
+        };
+        IssuancePolicy::default().issue(&req, ca).unwrap()
     }
 
     #[test]
@@ -300,22 +315,7 @@ mod tests {
         let other = TrustDomain::parse("other.example").unwrap();
         assert!(check_profile(inter.cert_der(), root.cert_der(), &other, now).is_err());
 
-        let key = keys::generate(Curve::P256).unwrap();
-        let id = SpiffeId::parse("spiffe://mesh.local/service/api").unwrap();
-        let spki = key.subject_public_key_info();
-        let leaf = IssuancePolicy::default()
-            .issue(
-                &LeafRequest {
-                    spiffe_id: &id,
-                    dns: &[],
-                    ips: &[],
-                    spki_der: &spki,
-                    ttl: Duration::hours(1),
-                    now,
-                },
-                &inter,
-            )
-            .unwrap();
+        let leaf = leaf(&inter, "spiffe://mesh.local/service/api", now);
         let opts = VerifyOptions::new(now, Purpose::Client);
         let no_crls: &[&[u8]] = &[];
         let roots = [root.cert_der().clone()];
@@ -382,26 +382,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("root.pem"), root.cert_pem()).unwrap();
         std::fs::write(tmp.path().join("inter.pem"), inter.cert_pem()).unwrap();
-        let leaf_key = keys::generate(Curve::P256).unwrap();
-        let spki = leaf_key.subject_public_key_info();
         for (id, inside) in [
             ("spiffe://mesh.local/service/api", true),
             ("spiffe://other.example/service/api", false),
         ] {
-            let id = SpiffeId::parse(id).unwrap();
-            let leaf = IssuancePolicy::default()
-                .issue(
-                    &LeafRequest {
-                        spiffe_id: &id,
-                        dns: &[],
-                        ips: &[],
-                        spki_der: &spki,
-                        ttl: Duration::hours(1),
-                        now,
-                    },
-                    &inter,
-                )
-                .unwrap();
+            let leaf = leaf(&inter, id, now);
             std::fs::write(tmp.path().join("leaf.pem"), &leaf.pem).unwrap();
             let out = std::process::Command::new("openssl")
                 .args([

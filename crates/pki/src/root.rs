@@ -97,15 +97,19 @@ impl CaMaterial {
         key_pem: &[u8],
         root_pem: &[u8],
     ) -> Result<CaMaterial> {
-        let mut ca = Self::load(cert_pem, key_pem)?;
         let root = pem::parse_certificates(root_pem)?
             .into_iter()
             .next()
             .ok_or_else(|| PkiError::Certificate("no root certificate".into()))?;
-        crate::intermediate::check_issued_by(&ca.cert_der, &root)?;
-        ca.root_not_after = crate::CertInfo::from_der(&root)?.not_after;
-        ca.above = vec![root];
-        Ok(ca)
+        Self::load(cert_pem, key_pem)?.under_root(root)
+    }
+
+    /// This CA as an intermediate of `root`, whose key must have signed it.
+    pub(crate) fn under_root(mut self, root: CertificateDer<'static>) -> Result<CaMaterial> {
+        crate::intermediate::check_issued_by(&self.cert_der, &root)?;
+        self.root_not_after = crate::CertInfo::from_der(&root)?.not_after;
+        self.above = vec![root];
+        Ok(self)
     }
 
     /// A CA from its certificate and the key that belongs to it (checked), e.g. an offline

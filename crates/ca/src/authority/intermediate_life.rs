@@ -75,8 +75,7 @@ mod tests {
     use std::sync::Arc;
 
     use pki::clock::ManualClock;
-    use pki::{CaMaterial, Curve, IssuancePolicy, TrustDomain};
-    use rcgen::PublicKeyData;
+    use pki::{CaMaterial, IssuancePolicy, TrustDomain};
     use time::Duration;
 
     use super::*;
@@ -109,22 +108,8 @@ mod tests {
     fn each_threshold_is_crossed_once_and_the_gauge_follows_the_clock() {
         let start = OffsetDateTime::now_utc();
         let root = CaMaterial::generate_offline_root("Root", start).unwrap();
-        let key = pki::keys::generate(Curve::P384).unwrap();
         let td = TrustDomain::parse("mesh.local").unwrap();
-        let cert = pki::intermediate::issue(
-            &root,
-            &key.subject_public_key_info(),
-            &td,
-            Duration::days(100),
-            start,
-        )
-        .unwrap();
-        let inter = CaMaterial::load_intermediate(
-            pki::pem::encode("CERTIFICATE", &cert).as_bytes(),
-            key.serialize_pem().as_bytes(),
-            root.cert_pem().as_bytes(),
-        )
-        .unwrap();
+        let inter = pki::intermediate::generate(&root, &td, Duration::days(100), start).unwrap();
         let (from, to) = (inter.not_before(), inter.not_after());
         let clock = Arc::new(ManualClock::new(start));
         let a = authority(inter, clock.clone());
