@@ -27,7 +27,7 @@ mod join_tokens;
 mod ocsp;
 mod overview;
 
-pub use intermediate_life::{used_ratio, IntermediateLife, THRESHOLDS};
+pub use intermediate_life::{IntermediateLife, THRESHOLDS};
 pub use join_tokens::{revoke_outcome, NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
 pub use overview::{AuditStatus, CrlStatus, Overview};
 

@@ -5,8 +5,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use time::OffsetDateTime;
-
 use super::Authority;
 
 /// Shares of the intermediate's life at which a warning is logged.
@@ -15,7 +13,7 @@ pub const THRESHOLDS: [f64; 3] = [0.5, 0.75, 0.9];
 /// The intermediate's life at one moment.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct IntermediateLife {
-    /// Share of NotBefore..NotAfter passed (0 before NotBefore, above 1 after NotAfter).
+    /// Share of NotBefore..NotAfter passed (0 before NotBefore, 1 from NotAfter on).
     pub used: f64,
     /// The highest threshold this call was the first to see passed (it logged the warning).
     pub crossed: Option<f64>,
@@ -24,19 +22,6 @@ pub struct IntermediateLife {
 /// How many of [`THRESHOLDS`] have been warned about.
 #[derive(Debug, Default)]
 pub(crate) struct LifeWarnings(AtomicUsize);
-
-/// Share of `not_before..not_after` passed at `now`.
-pub fn used_ratio(
-    not_before: OffsetDateTime,
-    not_after: OffsetDateTime,
-    now: OffsetDateTime,
-) -> f64 {
-    let total = (not_after - not_before).as_seconds_f64();
-    if total <= 0.0 {
-        return 1.0;
-    }
-    ((now - not_before).as_seconds_f64() / total).max(0.0)
-}
 
 impl Authority {
     /// The intermediate's life now (None for a single-tier CA). The first call past a
@@ -47,7 +32,8 @@ impl Authority {
         }
         let now = self.clock.now();
         let (from, to) = (self.ca.not_before(), self.ca.not_after());
-        let used = used_ratio(from, to, now);
+        // The renewal maths of the leaves (`pki::renewal`), seen from the used side.
+        let used = 1.0 - pki::renewal::remaining_fraction(now, from, to);
         let passed = THRESHOLDS.iter().filter(|t| used >= **t).count();
         let before = self.life_warnings.0.fetch_max(passed, Ordering::Relaxed);
         let crossed = (passed > before).then(|| THRESHOLDS[passed - 1]);
@@ -76,7 +62,7 @@ mod tests {
 
     use pki::clock::ManualClock;
     use pki::{CaMaterial, IssuancePolicy, TrustDomain};
-    use time::Duration;
+    use time::{Duration, OffsetDateTime};
 
     use super::*;
     use crate::authority::AuthorityConfig;
