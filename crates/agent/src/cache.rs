@@ -163,15 +163,6 @@ impl SvidCache {
             Err(e) => log_ca_error("fetching the registration entries", &e),
         }
         next.roots = (self.roots)();
-        match self.ca.crl().await {
-            Ok(der) => match pki::crl::verify_crl(&der, &roots_der(&next.roots)) {
-                Ok(_) => next.crl = Some(der),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the CA's CRL does not verify against the roots; keeping the previous one")
-                }
-            },
-            Err(e) => log_ca_error("fetching the CRL", &e),
-        }
         match self.ca.spiffe_bundle().await {
             Ok(b) => next.spiffe_bundle = Some(b),
             Err(e) => log_ca_error("fetching the SPIFFE bundle", &e),
@@ -208,6 +199,17 @@ impl SvidCache {
                 ),
             }
         }
+        // After minting: a two-tier CA signs the CRL with its intermediate, which the SVIDs
+        // just checked carry after their leaf (the bundle holds roots only).
+        match self.ca.crl().await {
+            Ok(der) => match pki::crl::verify_crl(&der, &crl_issuers(&next)) {
+                Ok(_) => next.crl = Some(der),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the CA's CRL does not verify against the roots or the SVIDs' intermediates; keeping the previous one")
+                }
+            },
+            Err(e) => log_ca_error("fetching the CRL", &e),
+        }
         if next != *old {
             self.tx.send_replace(Arc::new(next));
         }
@@ -225,16 +227,13 @@ impl SvidCache {
             .svid(&entry.id, &csr)
             .await
             .map_err(|e| MintError(e.to_string()))?;
-        let mut chain = pki::pem::parse_certificates(answer.certificate.as_bytes())
-            .map_err(|e| MintError(format!("the certificate: {e}")))?
+        // The X509-SVID the Workload API hands out: the leaf and its intermediates; the roots
+        // go in the bundle.
+        let chain = pki::intermediate::presented_chain(&answer.certificate, &answer.chain)
+            .map_err(|e| MintError(format!("the certificate and its chain: {e}")))?
             .into_iter()
             .map(|c| c.as_ref().to_vec())
             .collect::<Vec<_>>();
-        for pem in &answer.chain {
-            let certs = pki::pem::parse_certificates(pem.as_bytes())
-                .map_err(|e| MintError(format!("the chain: {e}")))?;
-            chain.extend(certs.into_iter().map(|c| c.as_ref().to_vec()));
-        }
         let leaf = chain
             .first()
             .ok_or_else(|| MintError("no certificate in the answer".into()))?;
@@ -259,6 +258,20 @@ impl SvidCache {
             not_after: info.not_after,
         })
     }
+}
+
+/// The roots, then the intermediates of the SVIDs held (each chain after its leaf).
+fn crl_issuers(snapshot: &Snapshot) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    let mut out = roots_der(&snapshot.roots);
+    for svid in snapshot.svids.values() {
+        for der in svid.chain.iter().skip(1) {
+            let cert = rustls_pki_types::CertificateDer::from(der.clone());
+            if !out.contains(&cert) {
+                out.push(cert);
+            }
+        }
+    }
+    out
 }
 
 fn roots_der(roots: &[Vec<u8>]) -> Vec<rustls_pki_types::CertificateDer<'static>> {

@@ -22,10 +22,12 @@ use crate::store::{
 use crate::tokens;
 
 mod agent;
+mod intermediate_life;
 mod join_tokens;
 mod ocsp;
 mod overview;
 
+pub use intermediate_life::{IntermediateLife, THRESHOLDS};
 pub use join_tokens::{revoke_outcome, NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
 pub use ocsp::OcspResponderMode;
 pub use overview::{AuditStatus, CrlStatus, Overview};
@@ -75,7 +77,9 @@ pub struct SignInput<'a> {
 pub struct Issued {
     /// The new certificate, PEM.
     pub certificate: String,
-    /// The issuer chain up to the root, PEM (today the CA's root alone).
+    /// The issuer chain up to the root, PEM: the intermediate then the root for a two-tier
+    /// CA, the root alone for a single-tier one. Holders send the certificates that are not
+    /// self-signed after their leaf.
     pub chain: Vec<String>,
     /// NotAfter of the certificate.
     #[serde(serialize_with = "pki::timefmt::serialize")]
@@ -140,6 +144,8 @@ pub struct Authority {
     bundle_sequence: u64,
     /// Where serials come from.
     serials: SerialSource,
+    /// Which intermediate-life warnings were logged (`authority/intermediate_life.rs`).
+    life_warnings: intermediate_life::LifeWarnings,
 }
 
 type Res<T> = Result<T, AuthorityError>;
@@ -168,6 +174,7 @@ impl Authority {
             clock,
             jwt: None,
             serials: Arc::new(pki::serial::random_serial),
+            life_warnings: Default::default(),
         }
     }
 
@@ -231,7 +238,7 @@ impl Authority {
     /// only when a cross-certificate from a root they already trust vouches for it
     /// (docs/ca-api.md).
     pub fn bundle_pem(&self) -> String {
-        let mut out = self.ca.cert_pem();
+        let mut out = self.ca.root_pem();
         for root in &self.extra_roots {
             out.push_str(&pki::pem::encode("CERTIFICATE", root));
         }
@@ -444,7 +451,7 @@ impl Authority {
                 );
                 Ok(Issued {
                     certificate: earlier.pem,
-                    chain: vec![self.ca.cert_pem()],
+                    chain: self.ca.chain_pem(),
                     expires_at: earlier.not_after,
                     serial: earlier.serial,
                     spiffe_id: earlier.spiffe_id,
@@ -701,6 +708,7 @@ impl Authority {
         // Every issuance (sign and renew) passes here: the last line of defence for the
         // identity every CA client requires of the CA.
         check_issuable(id, &self.cfg.trust_domain)?;
+        self.intermediate_life();
         let req = LeafRequest {
             spiffe_id: id,
             dns,
@@ -737,7 +745,7 @@ impl Authority {
     fn response(&self, issued: IssuedCert, id: &SpiffeId) -> Issued {
         Issued {
             certificate: issued.pem,
-            chain: vec![self.ca.cert_pem()],
+            chain: self.ca.chain_pem(),
             expires_at: issued.not_after,
             serial: issued.serial_hex,
             spiffe_id: id.to_string(),

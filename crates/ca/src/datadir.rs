@@ -1,5 +1,7 @@
 //! The data directory: `root.crt`, `root.key` (0600) and `ca.db`, and the rules that keep them
-//! together. The root and the database are one CA: the database records everything the root
+//! together. A two-tier CA (`mtls-ca init --offline-root`, `datadir_hierarchy.rs`) holds
+//! `intermediate.crt` and `intermediate.key` (0600) instead of `root.key`, whose key stays in
+//! the offline directory. The root and the database are one CA: the database records everything the root
 //! signed (and revoked), so neither may ever be recreated next to the other. A root without a
 //! database, a database without a root, or a database of another root refuses to start; only
 //! an empty directory becomes a new CA. The database records which root it belongs to (meta
@@ -42,14 +44,14 @@ pub enum RootOrigin {
 }
 
 /// What an inspected data directory holds.
-enum Contents {
+pub(crate) enum Contents {
     /// Neither root nor database: a new CA may be created here.
     Empty,
     /// Root certificate and database (whether they belong together is checked on open).
     Complete,
 }
 
-fn exists(path: &Path) -> anyhow::Result<bool> {
+pub(crate) fn exists(path: &Path) -> anyhow::Result<bool> {
     path.try_exists()
         .with_context(|| format!("checking {}", path.display()))
 }
@@ -81,6 +83,17 @@ impl DataDir {
         self.path.join("root.key")
     }
 
+    /// `intermediate.crt`: the online intermediate of a two-tier CA (public).
+    pub fn intermediate_cert(&self) -> PathBuf {
+        self.path.join("intermediate.crt")
+    }
+
+    /// `intermediate.key`: the intermediate's private key (0600), the one key a two-tier CA
+    /// signs with.
+    pub fn intermediate_key(&self) -> PathBuf {
+        self.path.join("intermediate.key")
+    }
+
     /// `jwt.key`: the P-384 key that signs JWT-SVIDs (0600), created at start when missing.
     pub fn jwt_key(&self) -> PathBuf {
         self.path.join("jwt.key")
@@ -93,7 +106,7 @@ impl DataDir {
 
     /// A new database is built here, then renamed to `ca.db` once the root is on disk, so
     /// `ca.db` exists only next to the root it belongs to.
-    fn pending_db(&self) -> PathBuf {
+    pub(crate) fn pending_db(&self) -> PathBuf {
         let mut name = self.db.as_os_str().to_owned();
         name.push(".new");
         PathBuf::from(name)
@@ -110,7 +123,7 @@ impl DataDir {
 
     /// The files that must stay the owner's alone: the root key and the database with its
     /// WAL and shared-memory files (SQLite creates those with the database file's mode).
-    fn private_files(&self) -> [PathBuf; 5] {
+    fn private_files(&self) -> [PathBuf; 6] {
         let db = self.db();
         let with = |suffix: &str| {
             let mut name = db.as_os_str().to_owned();
@@ -119,6 +132,7 @@ impl DataDir {
         };
         [
             self.root_key(),
+            self.intermediate_key(),
             self.jwt_key(),
             db.clone(),
             with("-wal"),
@@ -159,7 +173,7 @@ impl DataDir {
             Contents::Empty => self.init(external, trust_domain, now),
             Contents::Complete => {
                 let ca = self.load_root(external)?;
-                let store = self.open_store_of(&ca.fingerprint())?;
+                let store = self.open_store_of(&ca.root_fingerprint())?;
                 pin_trust_domain(&store, trust_domain)?;
                 Ok((ca, RootOrigin::Loaded, store))
             }
@@ -182,12 +196,13 @@ impl DataDir {
 
     /// Which of root and database are here; refuses the combinations that would lose or
     /// orphan records.
-    fn contents(&self) -> anyhow::Result<Contents> {
+    pub(crate) fn contents(&self) -> anyhow::Result<Contents> {
         let (cert, key, db) = (
             exists(&self.root_cert())?,
             exists(&self.root_key())?,
             exists(&self.db())?,
         );
+        self.refuse_orphan_intermediate()?;
         if !cert && key {
             bail!(
                 "{} exists without {}; restore the certificate or move the key away",
@@ -277,7 +292,7 @@ impl DataDir {
             &pending,
             &[
                 ("trust_domain", trust_domain.as_str()),
-                (ROOT_FINGERPRINT, &ca.fingerprint()),
+                (ROOT_FINGERPRINT, &ca.root_fingerprint()),
             ],
         )?;
         if external.is_none() {
@@ -294,7 +309,7 @@ impl DataDir {
     }
 
     /// Renames the pending database to `ca.db` and makes the rename durable.
-    fn commit_pending(&self) -> anyhow::Result<()> {
+    pub(crate) fn commit_pending(&self) -> anyhow::Result<()> {
         fs::rename(self.pending_db(), self.db()).with_context(|| {
             format!(
                 "renaming {} to {}",
@@ -347,6 +362,13 @@ impl DataDir {
     /// be the one this directory was created with).
     fn load_root(&self, external: Option<(&Path, &Path)>) -> anyhow::Result<CaMaterial> {
         if let Some((cert, key)) = external {
+            if exists(&self.intermediate_cert())? {
+                bail!(
+                    "{} is a two-tier CA (it holds {}): it signs with its intermediate, not                      with --root-cert/--root-key; start it without them",
+                    self.path.display(),
+                    self.intermediate_cert().display()
+                );
+            }
             let ca = load_external(cert, key)?;
             self.pin_root_of(&ca)?;
             return Ok(ca);
@@ -354,8 +376,12 @@ impl DataDir {
         self.load_own_root()
     }
 
-    /// The root kept in the directory (certificate and key).
+    /// The signing CA kept in the directory: the intermediate of a two-tier CA, else the root
+    /// (certificate and key).
     pub(crate) fn load_own_root(&self) -> anyhow::Result<CaMaterial> {
+        if exists(&self.intermediate_cert())? {
+            return self.load_intermediate();
+        }
         let (cert_path, key_path) = (self.root_cert(), self.root_key());
         if !exists(&key_path)? {
             bail!(
@@ -372,10 +398,10 @@ impl DataDir {
     /// creation) and refuses to switch to a different root: its records were issued by one.
     pub(crate) fn pin_root_of(&self, ca: &CaMaterial) -> anyhow::Result<()> {
         let fp = self.stored_root_fingerprint()?;
-        if fp != ca.fingerprint() {
+        if fp != ca.root_fingerprint() {
             bail!(
                 "this data directory belongs to root {fp}, not {}; use a new --data-dir for a different root",
-                ca.fingerprint()
+                ca.root_fingerprint()
             );
         }
         Ok(())
@@ -522,7 +548,12 @@ mod tests {
             "loaded, not created, again"
         );
         assert_eq!(mode(&dir.path), DIR_MODE);
-        for file in dir.private_files() {
+        // A single-tier directory has no intermediate key.
+        for file in dir
+            .private_files()
+            .into_iter()
+            .filter(|f| *f != dir.intermediate_key())
+        {
             assert!(file.exists(), "{}", file.display());
             assert_eq!(mode(&file), FILE_MODE, "{}", file.display());
         }

@@ -26,6 +26,7 @@ impl DataDir {
         now: OffsetDateTime,
     ) -> anyhow::Result<(CaMaterial, RootOrigin, PostgresStore)> {
         self.secure()?;
+        self.refuse_orphan_intermediate()?;
         let store = PostgresStore::connect(url)?;
         let recorded = store.get_meta(ROOT_FINGERPRINT)?;
         let has_root = self.root_cert().try_exists()?;
@@ -62,7 +63,7 @@ impl DataDir {
                 (ca, RootOrigin::Created)
             }
         };
-        let fp = ca.fingerprint();
+        let fp = ca.root_fingerprint();
         // Records our root unless the database has one; a replica that raced us to an empty
         // database and won makes this one refuse, below.
         let stored = store.init_meta(ROOT_FINGERPRINT, &fp)?;

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authority;
 pub mod dashboard;
 pub mod datadir;
+pub mod datadir_hierarchy;
 mod datadir_postgres;
 pub mod error;
 pub mod metrics;

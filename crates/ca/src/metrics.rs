@@ -47,12 +47,14 @@ impl Metrics {
     }
 
     /// `audit_head_seq` is read from the store at render time (None when that failed: the
-    /// gauge is left out rather than reported wrong).
+    /// gauge is left out rather than reported wrong). `intermediate_life_used` is the share of
+    /// a two-tier CA's intermediate validity used (None for a single-tier CA).
     pub fn render(
         &self,
         root_not_after: OffsetDateTime,
         now: OffsetDateTime,
         audit_head_seq: Option<i64>,
+        intermediate_life_used: Option<f64>,
     ) -> String {
         let mut out = String::new();
         let counters = [
@@ -132,6 +134,15 @@ impl Metrics {
                 "# HELP mtls_ca_audit_head_seq Sequence number of the last audit log entry; \
                  compare with the published head.\n# TYPE mtls_ca_audit_head_seq gauge\n\
                  mtls_ca_audit_head_seq {seq}"
+            );
+        }
+        if let Some(used) = intermediate_life_used {
+            let _ = writeln!(
+                out,
+                "# HELP mtls_ca_intermediate_life_used_ratio Share of the intermediate's \
+                 validity used (0 at NotBefore, 1 at NotAfter); renew it past 0.5 \
+                 (docs/operations.md).\n# TYPE mtls_ca_intermediate_life_used_ratio gauge\n\
+                 mtls_ca_intermediate_life_used_ratio {used:.4}"
             );
         }
         out.push_str(&self.connections.render("mtls_ca"));

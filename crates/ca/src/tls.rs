@@ -44,7 +44,10 @@ pub fn issue_api_cert(
     )?;
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let signing_key = rustls::crypto::aws_lc_rs::sign::any_ecdsa_type(&key_der)?;
-    let certified = CertifiedKey::new(vec![CertificateDer::from(issued.der)], signing_key);
+    // The leaf and the intermediate of a two-tier CA: clients have only the root.
+    let mut chain = vec![CertificateDer::from(issued.der)];
+    chain.extend(ca.intermediates());
+    let certified = CertifiedKey::new(chain, signing_key);
     certified.keys_match()?;
     Ok((certified, issued.not_after))
 }

@@ -38,6 +38,10 @@ fn certificate(c: &CertView) -> String {
     let i = "  ";
     field(&mut out, i, "Subject", or_empty(&c.subject));
     field(&mut out, i, "Issuer", or_empty(&c.issuer));
+    field(&mut out, i, "Role", &c.role);
+    if let Some(by) = &c.issued_by {
+        field(&mut out, i, "Issued by", by);
+    }
     if let Some(id) = &c.spiffe_id {
         field(&mut out, i, "SPIFFE ID", id);
     }

@@ -10,6 +10,7 @@ use crate::model::ObjectView;
 use crate::render_json::{self, InputError, ShowDocument};
 use crate::render_text;
 use crate::{Exit, Format};
+use x509_parser::prelude::FromDer;
 
 /// What `mtls-inspect show` was asked to do.
 #[derive(Clone, Debug)]
@@ -85,12 +86,51 @@ pub fn run(args: &ShowArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     })
 }
 
+/// In a file of several certificates (a chain: leaf, intermediate, root), names for each one
+/// the certificate of the same file that issued it: same name and its key verifies the
+/// signature.
+fn link_issuers(objects: &[input::Object], views: &mut [ObjectView]) {
+    let certs: Vec<(usize, &[u8])> = objects
+        .iter()
+        .zip(views.iter())
+        .enumerate()
+        .filter(|(_, (_, v))| matches!(v, ObjectView::Certificate(_)))
+        .map(|(i, (o, _))| (i, o.der.as_slice()))
+        .collect();
+    if certs.len() < 2 {
+        return;
+    }
+    let issuer_of = |i: usize, der: &[u8]| {
+        let (_, child) = x509_parser::prelude::X509Certificate::from_der(der).ok()?;
+        certs.iter().find_map(|(j, candidate)| {
+            let (_, parent) = x509_parser::prelude::X509Certificate::from_der(candidate).ok()?;
+            let named = parent.subject().as_raw() == child.issuer().as_raw();
+            let signed =
+                pki::verify::signature_verifies(der, parent.public_key().raw) == Some(true);
+            (named && signed).then(|| match *j == i {
+                true => "itself (self-signed)".to_string(),
+                false => format!("#{} {}", objects[*j].index, parent.subject()),
+            })
+        })
+    };
+    let found: Vec<(usize, Option<String>)> = certs
+        .iter()
+        .map(|(i, der)| (*i, issuer_of(*i, der)))
+        .collect();
+    for (i, by) in found {
+        if let ObjectView::Certificate(c) = &mut views[i] {
+            c.issued_by = by;
+        }
+    }
+}
+
 fn load_views(file: &str, at: OffsetDateTime) -> Result<(Vec<ObjectView>, Vec<String>)> {
     let parsed = input::load(file)?;
     let mut views = Vec::with_capacity(parsed.objects.len());
     for obj in &parsed.objects {
         views.push(ObjectView::build(obj, at)?);
     }
+    link_issuers(&parsed.objects, &mut views);
     let name = if file == "-" { "<stdin>" } else { file };
     let notes = parsed
         .notes
@@ -106,5 +146,97 @@ fn pem_of(view: &ObjectView) -> &str {
         ObjectView::Csr(c) => &c.pem,
         ObjectView::Crl(c) => &c.pem,
         ObjectView::OcspResponse(o) => &o.pem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::verify::{self, VerifyArgs};
+
+    /// A chain file of a two-tier CA (leaf, intermediate, root): `show` names each one's role
+    /// and issuer in the file; `verify` passes with the chain and names the missing link
+    /// without it.
+    #[test]
+    fn show_explains_an_intermediate_chain_and_verify_names_the_missing_link() {
+        let now = time::OffsetDateTime::now_utc();
+        let (root, inter) = testkit::TestCa::two_tier("mesh.local");
+        let leaf = inter.client("spiffe://mesh.local/service/api");
+        let tmp = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: String| {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let chain = file(
+            "chain.pem",
+            format!("{}{}{}", leaf.cert_pem, inter.cert_pem(), root.cert_pem()),
+        );
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let args = ShowArgs {
+            files: vec![chain],
+            format: Format::Text,
+            short: false,
+            at: now,
+        };
+        assert!(matches!(
+            run(&args, &mut out, &mut err).unwrap(),
+            Exit::Success
+        ));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("end entity (not a CA)"), "{text}");
+        assert!(
+            text.contains(
+                "intermediate CA, pathLenConstraint 0: signs end-entity certificates only"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("root CA (self-signed), pathLenConstraint 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#2 O=mtls-mesh, CN=mesh.local Intermediate CA"),
+            "{text}"
+        );
+        assert!(text.contains("#3 O=mtls-mesh, CN=Offline Root"), "{text}");
+        assert!(text.contains("itself (self-signed)"), "{text}");
+
+        let roots = file("root.pem", root.cert_pem());
+        let verify_args = |cert: String| VerifyArgs {
+            cert,
+            roots: vec![roots.clone()],
+            intermediates: Vec::new(),
+            crls: Vec::new(),
+            purpose: pki::verify::Purpose::Client,
+            hostname: None,
+            spiffe_id: None,
+            trust_domain: None,
+            crl_check_chain: false,
+            algorithms: Default::default(),
+            strict: false,
+            at: now,
+            format: Format::Text,
+        };
+        let with_chain = file(
+            "leaf-inter.pem",
+            format!("{}{}", leaf.cert_pem, inter.cert_pem()),
+        );
+        let mut out = Vec::new();
+        let verdict = verify::run(&verify_args(with_chain), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(matches!(verdict, Exit::Success), "{text}");
+        assert!(text.contains("Intermediate CA"), "{text}");
+
+        let leaf_only = file("leaf.pem", leaf.cert_pem.clone());
+        let mut out = Vec::new();
+        let verdict = verify::run(&verify_args(leaf_only), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(matches!(verdict, Exit::Failure), "{text}");
+        assert!(
+            text.contains("mesh.local Intermediate CA") && text.contains("--intermediates"),
+            "the missing link is named: {text}"
+        );
     }
 }

@@ -192,8 +192,10 @@ impl Enroller {
     }
 
     fn finish(&self, key: &KeyPair, response: SignResponse) -> Result<Credential> {
-        let leaf = pki::pem::parse_certificates(response.certificate.as_bytes())?;
-        let credential = Credential::from_key(key, leaf, &self.policy)?;
+        // The leaf, then the intermediates of the CA's `chain` (its roots stay out: peers
+        // have them), so peers can build the path to the root (docs/ca-api.md).
+        let chain = pki::intermediate::presented_chain(&response.certificate, &response.chain)?;
+        let credential = Credential::from_key(key, chain, &self.policy)?;
         if credential.info.serial_hex != response.serial.to_ascii_lowercase() {
             tracing::warn!(
                 event = "ca_response_mismatch",
@@ -208,6 +210,7 @@ impl Enroller {
             Some(&self.spiffe_id),
             self.clock.now(),
         )?;
+        self.trust.learn_intermediates(&credential.chain()[1..]);
         Ok(credential)
     }
 }

@@ -80,10 +80,16 @@ impl Roots {
     }
 }
 
+/// How many intermediates `TrustState::learn_intermediates` keeps.
+pub const KEPT_INTERMEDIATES: usize = 4;
+
 /// The shared, swappable trust of one service.
 #[derive(Debug)]
 pub struct TrustState {
     roots: ArcSwap<Roots>,
+    /// Intermediates of the service's own validated credentials (a two-tier CA signs the CRL
+    /// with its intermediate, which the bundle of roots does not hold), newest last.
+    intermediates: ArcSwap<Vec<CertificateDer<'static>>>,
     revoked: ArcSwap<RevokedSet>,
     generation: watch::Sender<u64>,
     /// Bumped on every new revocation list, also one with the same serials (new dates).
@@ -121,6 +127,7 @@ impl TrustState {
     ) -> Arc<TrustState> {
         Arc::new(TrustState {
             roots: ArcSwap::from_pointee(roots),
+            intermediates: ArcSwap::from_pointee(Vec::new()),
             revoked: ArcSwap::from_pointee(RevokedSet::default()),
             generation: watch::channel(0).0,
             crl_updates: watch::channel(0).0,
@@ -180,6 +187,33 @@ impl TrustState {
     /// The roots trusted now.
     pub fn roots(&self) -> Arc<Roots> {
         self.roots.load_full()
+    }
+
+    /// The certificates a CRL may be signed by: the roots and the intermediates learned from
+    /// the service's own credentials (`learn_intermediates`).
+    pub fn crl_issuers(&self) -> Vec<CertificateDer<'static>> {
+        let mut out = self.roots.load().certs().to_vec();
+        out.extend(self.intermediates.load().iter().cloned());
+        out
+    }
+
+    /// Remembers the intermediates of a credential that was just validated against the roots
+    /// (its chain after the leaf), keeping the last [`KEPT_INTERMEDIATES`]: an intermediate
+    /// renewed under the same key verifies the same CRLs, and a few are enough to bridge one.
+    pub(crate) fn learn_intermediates(&self, certs: &[CertificateDer<'static>]) {
+        let current = self.intermediates.load();
+        if certs.iter().all(|c| current.contains(c)) {
+            return;
+        }
+        let mut next: Vec<CertificateDer<'static>> = current
+            .iter()
+            .filter(|c| !certs.contains(c))
+            .cloned()
+            .collect();
+        next.extend(certs.iter().cloned());
+        let excess = next.len().saturating_sub(KEPT_INTERMEDIATES);
+        next.drain(..excess);
+        self.intermediates.store(Arc::new(next));
     }
 
     /// The revocation set in use.

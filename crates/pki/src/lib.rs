@@ -17,6 +17,7 @@ pub mod duration;
 /// [`PkiError`], the errors of the key, CSR and issuance operations.
 pub mod error;
 pub mod files;
+pub mod intermediate;
 pub mod jwt_svid;
 pub mod keys;
 pub mod ocsp;
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod renewal;
 pub mod rfc5280;
 pub mod root;
+pub mod sealed_key;
 pub mod selector;
 pub mod serial;
 pub mod sigalg;

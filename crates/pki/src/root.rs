@@ -19,12 +19,20 @@ use crate::{keys, pem, serial};
 /// Ten years, the lifetime of the root `mtls-ca` creates (docs/cli.md).
 pub const ROOT_LIFETIME: Duration = Duration::days(3650);
 
-/// A CA certificate with its signing key. The key never leaves this value.
+/// A CA certificate with its signing key (the key never leaves this value), and the
+/// certificates above it: nothing for a root that signs leaves itself (single tier), the root
+/// for an online intermediate (two tiers, `crate::intermediate`). A later hierarchy (a
+/// cross-certificate during root rotation) adds its certificates to `above`.
 pub struct CaMaterial {
     cert_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
     curve: Curve,
+    not_before: OffsetDateTime,
     not_after: OffsetDateTime,
+    /// The trust anchor's NotAfter (`not_after` for a root).
+    root_not_after: OffsetDateTime,
+    /// The issuer chain above `cert_der`, the trust anchor last; empty for a root.
+    above: Vec<CertificateDer<'static>>,
 }
 
 impl std::fmt::Debug for CaMaterial {
@@ -40,13 +48,27 @@ impl CaMaterial {
     /// Creates a self-signed root: P-384, ecdsa-with-SHA384, CA:TRUE pathlen 0 (critical),
     /// KeyUsage keyCertSign + cRLSign (critical), SKI, ten years.
     pub fn generate_root(common_name: &str, now: OffsetDateTime) -> Result<CaMaterial> {
+        Self::generate_self_signed(common_name, 0, now)
+    }
+
+    /// Creates the root of a two-tier hierarchy: as [`CaMaterial::generate_root`] but
+    /// pathLenConstraint 1, so it can sign intermediates (each pathLen 0) and they the leaves.
+    pub fn generate_offline_root(common_name: &str, now: OffsetDateTime) -> Result<CaMaterial> {
+        Self::generate_self_signed(common_name, 1, now)
+    }
+
+    fn generate_self_signed(
+        common_name: &str,
+        path_len: u8,
+        now: OffsetDateTime,
+    ) -> Result<CaMaterial> {
         let key = keys::generate(Curve::P384)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationName, "mtls-mesh");
         dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.serial_number = Some(SerialNumber::from_slice(&serial::random_serial()?));
         params.not_before = now - Duration::minutes(5);
@@ -67,7 +89,32 @@ impl CaMaterial {
         Self::from_parts(cert, key)
     }
 
-    fn from_parts(cert_der: CertificateDer<'static>, key: KeyPair) -> Result<CaMaterial> {
+    /// Loads an online intermediate (PEM certificate and key) issued by `root_pem`: the key
+    /// must match the certificate, the root must be self-signed and its key must have signed
+    /// the intermediate. The root's key is not needed (it stays offline).
+    pub fn load_intermediate(
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        root_pem: &[u8],
+    ) -> Result<CaMaterial> {
+        let root = pem::parse_certificates(root_pem)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| PkiError::Certificate("no root certificate".into()))?;
+        Self::load(cert_pem, key_pem)?.under_root(root)
+    }
+
+    /// This CA as an intermediate of `root`, whose key must have signed it.
+    pub(crate) fn under_root(mut self, root: CertificateDer<'static>) -> Result<CaMaterial> {
+        crate::intermediate::check_issued_by(&self.cert_der, &root)?;
+        self.root_not_after = crate::CertInfo::from_der(&root)?.not_after;
+        self.above = vec![root];
+        Ok(self)
+    }
+
+    /// A CA from its certificate and the key that belongs to it (checked), e.g. an offline
+    /// root's key opened from `crate::sealed_key`.
+    pub fn from_parts(cert_der: CertificateDer<'static>, key: KeyPair) -> Result<CaMaterial> {
         let (_, cert) = X509Certificate::from_der(&cert_der)
             .map_err(|e| PkiError::Certificate(format!("cannot parse the CA certificate: {e}")))?;
         let cert_spki = cert.tbs_certificate.subject_pki.raw;
@@ -98,6 +145,7 @@ impl CaMaterial {
             ));
         }
         let curve = keys::curve_of(&key)?;
+        let not_before = cert.validity().not_before.to_datetime();
         let not_after = cert.validity().not_after.to_datetime();
         let issuer = Issuer::from_ca_cert_der(&cert_der, key).map_err(|e| {
             PkiError::Certificate(format!("cannot use the CA certificate as issuer: {e}"))
@@ -106,7 +154,10 @@ impl CaMaterial {
             cert_der,
             issuer,
             curve,
+            not_before,
             not_after,
+            root_not_after: not_after,
+            above: Vec::new(),
         })
     }
 
@@ -125,7 +176,8 @@ impl CaMaterial {
         self.issuer.key().serialize_pem()
     }
 
-    /// Hex SHA-256 of the certificate DER: what `--ca-fingerprint` pins.
+    /// Hex SHA-256 of this CA's certificate DER (for a single-tier root, what
+    /// `--ca-fingerprint` pins; see [`CaMaterial::root_fingerprint`]).
     pub fn fingerprint(&self) -> String {
         crate::sha256_hex(&self.cert_der)
     }
@@ -146,6 +198,59 @@ impl CaMaterial {
     /// The CA certificate's NotAfter (no leaf outlives it).
     pub fn not_after(&self) -> OffsetDateTime {
         self.not_after
+    }
+
+    /// The trust anchor's NotAfter (the root's, also for an intermediate).
+    pub fn root_not_after(&self) -> OffsetDateTime {
+        self.root_not_after
+    }
+
+    /// The CA certificate's NotBefore.
+    pub fn not_before(&self) -> OffsetDateTime {
+        self.not_before
+    }
+
+    /// True when this CA is an intermediate (its certificate is not the trust anchor).
+    pub fn is_intermediate(&self) -> bool {
+        !self.above.is_empty()
+    }
+
+    /// The trust anchor this CA chains to: its own certificate for a root, else the root above
+    /// the intermediate. This is what the trust bundle publishes and `--ca-fingerprint` pins.
+    pub fn root_der(&self) -> &CertificateDer<'static> {
+        self.above.last().unwrap_or(&self.cert_der)
+    }
+
+    /// [`CaMaterial::root_der`] as PEM.
+    pub fn root_pem(&self) -> String {
+        pem::encode("CERTIFICATE", self.root_der())
+    }
+
+    /// Hex SHA-256 of the trust anchor's DER: what services pin with `--ca-fingerprint` and
+    /// what the data directory records as its root.
+    pub fn root_fingerprint(&self) -> String {
+        crate::sha256_hex(self.root_der())
+    }
+
+    /// The certificates a holder of a leaf issued here sends after its leaf: this CA's
+    /// certificate and those above it, without the trust anchor (peers have it). Empty for a
+    /// single-tier root.
+    pub fn intermediates(&self) -> Vec<CertificateDer<'static>> {
+        let mut out: Vec<CertificateDer<'static>> = Vec::new();
+        if self.is_intermediate() {
+            out.push(self.cert_der.clone());
+            out.extend(self.above[..self.above.len() - 1].iter().cloned());
+        }
+        out
+    }
+
+    /// The issuer chain of a leaf signed here, PEM, up to and including the root: what the
+    /// sign and renew API answers in `chain` (docs/ca-api.md).
+    pub fn chain_pem(&self) -> Vec<String> {
+        std::iter::once(&self.cert_der)
+            .chain(self.above.iter())
+            .map(|c| pem::encode("CERTIFICATE", c))
+            .collect()
     }
 
     /// The rcgen issuer that signs certificates and CRLs with this key.

@@ -98,6 +98,17 @@ impl TestCa {
         }
     }
 
+    /// A two-tier CA for trust domain `td`: an offline-style root (pathLen 1) and its
+    /// intermediate (`pki::intermediate`), which issues the leaves.
+    pub fn two_tier(td: &str) -> (TestCa, TestCa) {
+        let now = OffsetDateTime::now_utc();
+        let root = CaMaterial::generate_offline_root("Offline Root", now).expect("root");
+        let td = pki::TrustDomain::parse(td).expect("trust domain");
+        let inter = pki::intermediate::generate(&root, &td, Duration::days(365), now)
+            .expect("intermediate");
+        (TestCa { ca: root }, TestCa { ca: inter })
+    }
+
     pub fn cert_pem(&self) -> String {
         self.ca.cert_pem()
     }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 pub async fn ca(State(authority): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/x-pem-file")],
-        authority.ca().cert_pem(),
+        authority.ca().root_pem(),
     )
 }
 
@@ -65,9 +65,10 @@ pub async fn healthz(State(authority): State<AppState>) -> Response {
 pub async fn metrics(State(authority): State<AppState>) -> impl IntoResponse {
     let text = tokio::task::spawn_blocking(move || {
         let head = authority.audit_head_seq().ok();
+        let life = authority.intermediate_life().map(|l| l.used);
         authority
             .metrics
-            .render(authority.ca().not_after(), authority.now(), head)
+            .render(authority.ca().root_not_after(), authority.now(), head, life)
     })
     .await
     .unwrap_or_else(|e| {

@@ -299,7 +299,7 @@ impl Authority {
     /// (ours and each self-signed `--bundle-extra` root) and the `jwt-svid` key.
     pub fn spiffe_bundle(&self) -> Res<serde_json::Value> {
         let mut keys = Vec::new();
-        for der in std::iter::once(self.ca.cert_der()).chain(self.extra_roots.iter()) {
+        for der in std::iter::once(self.ca.root_der()).chain(self.extra_roots.iter()) {
             let info = pki::CertInfo::from_der(der).map_err(AuthorityError::internal)?;
             // Cross-certificates vouch for a root; they are not trust anchors themselves.
             if info.subject != info.issuer {

@@ -26,6 +26,13 @@ pub struct CertView {
     pub issuer: String,
     /// Subject and issuer are the same name (a root or other self-issued certificate).
     pub self_issued: bool,
+    /// What the certificate is in a hierarchy: "root CA", "intermediate CA" or "end entity",
+    /// with what its pathLenConstraint allows (`role_of`).
+    pub role: String,
+    /// For a file of several certificates (a chain): the one in the same input that issued
+    /// this one (same name, and its key verifies the signature), as "#N SUBJECT"; set by
+    /// `show`, None when not found there.
+    pub issued_by: Option<String>,
     /// Serial as OpenSSL prints it in `-text`: lowercase hex octets with colons.
     pub serial: String,
     /// Serial as lowercase hex without separators (OpenSSL's `-serial` prints it uppercase).
@@ -161,6 +168,8 @@ impl CertView {
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),
             self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
+            role: String::new(),
+            issued_by: None,
             serial: colon_lower(serial),
             serial_hex: hex::encode(serial),
             serial_bits: significant_bits(serial),
@@ -232,8 +241,28 @@ impl CertView {
             view.extensions.push(described);
         }
         view.spiffe_id = view.sans.spiffe_id();
+        view.role = role_of(view.basic_constraints.as_ref(), view.self_issued);
         Ok(view)
     }
+}
+
+/// The role line of `show`: a CA certificate is a root when self-issued, else an intermediate;
+/// its pathLenConstraint says how many CAs may follow it.
+pub fn role_of(bc: Option<&ConstraintsView>, self_issued: bool) -> String {
+    let Some(bc) = bc.filter(|bc| bc.ca) else {
+        return "end entity (not a CA)".into();
+    };
+    let kind = if self_issued {
+        "root CA (self-signed)"
+    } else {
+        "intermediate CA"
+    };
+    let below = match bc.path_len {
+        Some(0) => "pathLenConstraint 0: signs end-entity certificates only".to_string(),
+        Some(n) => format!("pathLenConstraint {n}: up to {n} intermediate(s) below it"),
+        None => "no pathLenConstraint: any number of intermediates below it".to_string(),
+    };
+    format!("{kind}, {below}")
 }
 
 /// Number of significant bits of a big-endian unsigned integer.

@@ -66,8 +66,8 @@ pub(crate) trait CaApi: Send + Sync + 'static {
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct SignResponse {
     pub(crate) certificate: String,
+    /// The issuer chain up to the root; its intermediates go after the leaf.
     #[serde(default)]
-    #[allow(dead_code)] // documented field; the leaf's issuer is one of our roots
     pub(crate) chain: Vec<String>,
     #[allow(dead_code)] // documented field; the certificate itself is authoritative
     pub(crate) expires_at: String,

@@ -115,6 +115,15 @@ impl Credential {
             .unwrap_or_else(|| self.info.subject.clone())
     }
 
+    /// The certificates a CRL for this credential's peers may be signed by: `roots`, then this
+    /// chain's intermediates (a two-tier CA signs its CRL with the intermediate). Call it only
+    /// for a credential that `validate` accepted against `roots`.
+    pub fn crl_issuers(&self, roots: &Roots) -> Vec<CertificateDer<'static>> {
+        let mut out = roots.certs().to_vec();
+        out.extend(self.chain.iter().skip(1).cloned());
+        out
+    }
+
     /// Checks a certificate before it is published, with the same validator as
     /// `mtls-inspect verify` (`pki::verify`): it chains to `roots`, is valid at `now`, allows
     /// `role`, and carries `expected_id` when one is given. A certificate failing any check is

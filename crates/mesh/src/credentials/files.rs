@@ -95,7 +95,8 @@ impl Files {
                 } else {
                     bytes
                 };
-                let crl = verify_crl(&der, roots.certs()).map_err(|error| MeshError::CrlFile {
+                let issuers = credential.crl_issuers(roots);
+                let crl = verify_crl(&der, &issuers).map_err(|error| MeshError::CrlFile {
                     path: path.clone(),
                     error,
                 })?;

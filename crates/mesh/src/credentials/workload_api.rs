@@ -74,9 +74,10 @@ pub(crate) fn load(
     let credential = Credential::from_key(&key, chain, policy)?;
     let roots = Roots::new(certificates(&svid.bundle, "bundle")?)?;
     credential.validate(&roots, role, wanted, now)?;
+    let issuers = credential.crl_issuers(&roots);
     let mut crls = Vec::new();
     for der in &message.crl {
-        crls.push(verify_crl(der, roots.certs())?);
+        crls.push(verify_crl(der, &issuers)?);
     }
     let mut digest = Vec::new();
     for part in [&svid.x509_svid, &svid.x509_svid_key, &svid.bundle]

@@ -1,7 +1,8 @@
 //! Keeps the trust state of an enrolled service current: every `interval`, fetch the CA's trust
 //! bundle and CRL. A new root is accepted only when a root trusted now vouches for it
 //! (`trust_bundle`); a refused bundle keeps the current roots. The CRL signature is verified
-//! once per fetch against the trusted roots (`pki::crl`); a failed fetch or a bad CRL keeps the
+//! once per fetch against the trusted roots and the intermediates of the service's own
+//! validated certificates (`TrustState::crl_issuers`, `pki::crl`); a failed fetch or a bad CRL keeps the
 //! last good state, which goes stale and then fails closed by the CRL freshness rule
 //! (`crl_freshness`) if the CA stays out of reach.
 
@@ -59,7 +60,7 @@ impl Refresher {
         let bundle = self.ca.bundle().await?;
         self.apply_bundle(&bundle, self.clock.now());
         let der = self.ca.crl().await?;
-        let crl = verify_crl(&der, self.trust.roots().certs())?;
+        let crl = verify_crl(&der, &self.trust.crl_issuers())?;
         let count = crl.serials.len();
         let number = hex::encode(&crl.crl_number);
         let current = self.trust.revoked();

@@ -162,6 +162,14 @@ const ROWS: &[Row] = &[
     row(Ca, &["migrate-store", "--from", "postgres://u@h/a", "--to", "postgres://u@h/b"], Refused(&["'--from <FROM>'", "sqlite:PATH"])),
     row(Ca, &["migrate-store", "--from", "sqlite:/x/ca.db", "--to", "sqlite:/y/ca.db"], Refused(&["--to: expected the PostgreSQL database", "postgres://"])),
     row(Ca, &["migrate-store", "--from", "sqlite:/x/ca.db", "--to", "mysql://u:hunter2@h/db"], Refused(&["--to: expected sqlite:PATH or postgres://"])),
+    // ---- mtls-ca init, intermediate ----
+    row(Ca, &["init"], Refused(&["--offline-root <DIR>", "required"])),
+    row(Ca, &["init", "--offline-root", "off", "--intermediate-lifetime", "1h"], Refused(&["'--intermediate-lifetime <DURATION>'", "too short: the accepted range is 1d to 3650d"])),
+    row(Ca, &["init", "--offline-root", "off", "--intermediate-lifetime", "3651d"], Refused(&["'--intermediate-lifetime <DURATION>'", "too long: the accepted range is 1d to 3650d"])),
+    row(Ca, &["init", "--offline-root", "off", "--passphrase-file", "/nonexistent/pass"], Refused(&["--passphrase-file /nonexistent/pass", "No such file"])),
+    row(Ca, &["intermediate", "sign", "--root-key", "off", "--csr", "i.csr", "--lifetime", "0s"], Refused(&["'--lifetime <DURATION>'", "the accepted range is 1d to 3650d"])),
+    row(Ca, &["intermediate", "renew", "--root-key", "off", "--lifetime", "3651d"], Refused(&["'--lifetime <DURATION>'", "too long: the accepted range is 1d to 3650d"])),
+    row(Ca, &["intermediate", "install", "--cert", "/nonexistent/i.crt"], Refused(&["--cert /nonexistent/i.crt", "No such file"])),
     // ---- mtls-server ----
     row(Server, &["--crl-refresh", "0s"], Refused(&["'--crl-refresh ", ONE_SECOND])),
     row(Server, &["--crl-refresh", "500ms"], Refused(&["'--crl-refresh ", ONE_SECOND])),

@@ -254,6 +254,100 @@ mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --rea
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Create a two-tier CA in an empty --data-dir: a root whose key is written to
+    /// --offline-root only, encrypted with a passphrase, and an online intermediate that signs
+    /// every leaf and CRL (docs/operations.md, "Offline root"). Without `init`, the first
+    /// start makes a single-tier CA (the root signs leaves and stays in --data-dir).
+    #[command(after_help = "Example:
+  mtls-ca --data-dir /var/lib/mtls-ca init --offline-root /media/usb/mtls-root \
+    --passphrase-file /media/usb/pass --trust-domain mesh.local --intermediate-lifetime 365d
+  mtls-ca --data-dir /var/lib/mtls-ca --trust-domain mesh.local   # then serve as usual
+
+Prints the root's SHA-256 fingerprint (what services pin with --ca-fingerprint).")]
+    Init {
+        /// New or empty directory for the root: root.crt and root.key (encrypted PKCS#8,
+        /// PBKDF2-SHA256 + AES-256-CBC; `openssl pkey -in root.key` opens it). Keep it
+        /// offline; the CA never reads it.
+        #[arg(long, value_name = "DIR")]
+        offline_root: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+        /// The trust domain of the CA (named in the intermediate: URI spiffe://<td>).
+        #[arg(long, default_value = "mesh.local", value_parser = parse_trust_domain)]
+        trust_domain: TrustDomain,
+        /// Lifetime of the intermediate: 1d up to the root's 3650d. Renew it with `mtls-ca
+        /// intermediate renew` (a warning is logged and the metric
+        /// mtls_ca_intermediate_life_used_ratio passes 0.5 at half of it).
+        #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = parse_intermediate_lifetime)]
+        intermediate_lifetime: time::Duration,
+    },
+    /// The online intermediate of a two-tier CA: renew it in an offline ceremony where its key
+    /// never leaves --data-dir (docs/operations.md, "Intermediate renewal").
+    Intermediate {
+        #[command(subcommand)]
+        action: IntermediateAction,
+    },
+}
+
+#[derive(Args)]
+pub struct PassphraseArgs {
+    /// File holding the root key's passphrase (at least 12 bytes; one trailing newline is
+    /// ignored). Default: ask on the terminal. Never given on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum IntermediateAction {
+    /// On the CA host: print a CSR for the intermediate's own key (intermediate.key stays
+    /// where it is); carry it to the machine holding the root.
+    #[command(after_help = "Example:
+  mtls-ca --data-dir /var/lib/mtls-ca intermediate csr > intermediate.csr")]
+    Csr,
+    /// On the machine holding the root: sign an intermediate CSR with the offline root and
+    /// print the certificate (PEM). No --data-dir is needed.
+    #[command(after_help = "Example:
+  mtls-ca intermediate sign --root-key /media/usb/mtls-root --csr intermediate.csr \
+    --passphrase-file /media/usb/pass > intermediate.crt")]
+    Sign {
+        /// The --offline-root directory made by `mtls-ca init` (root.crt, root.key).
+        #[arg(long, value_name = "DIR")]
+        root_key: PathBuf,
+        /// The CSR from `mtls-ca intermediate csr`.
+        #[arg(long, value_name = "FILE")]
+        csr: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+        /// Lifetime of the new certificate: 1d up to the root's NotAfter.
+        #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = parse_intermediate_lifetime)]
+        lifetime: time::Duration,
+    },
+    /// On the CA host: check a certificate from `intermediate sign` (this directory's root,
+    /// intermediate key and trust domain, valid now) and put it in place of
+    /// intermediate.crt. Restart the CA (or each replica) to issue under it; leaves issued
+    /// before keep verifying (same key, same name).
+    #[command(after_help = "Example:
+  mtls-ca --data-dir /var/lib/mtls-ca intermediate install --cert intermediate.crt")]
+    Install {
+        /// The PEM certificate `intermediate sign` printed.
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+    },
+    /// csr, sign and install in one step, when the root directory is reachable from the CA
+    /// host (a mounted medium during the ceremony).
+    #[command(after_help = "Example:
+  mtls-ca --data-dir /var/lib/mtls-ca intermediate renew --root-key /media/usb/mtls-root \
+    --passphrase-file /media/usb/pass")]
+    Renew {
+        /// The --offline-root directory made by `mtls-ca init` (root.crt, root.key).
+        #[arg(long, value_name = "DIR")]
+        root_key: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+        /// Lifetime of the new certificate: 1d up to the root's NotAfter.
+        #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = parse_intermediate_lifetime)]
+        lifetime: time::Duration,
+    },
 }
 
 #[derive(Args)]
@@ -441,6 +535,11 @@ fn usage(message: String) -> clap::Error {
 
 fn human(d: time::Duration) -> String {
     pki::timefmt::human(d)
+}
+
+fn parse_intermediate_lifetime(s: &str) -> Result<time::Duration, String> {
+    let (min, max) = (pki::intermediate::MIN_LIFETIME, pki::root::ROOT_LIFETIME);
+    pki::duration::parse_time_between(s, min.unsigned_abs(), max.unsigned_abs())
 }
 
 fn parse_crl_validity(s: &str) -> Result<time::Duration, String> {

@@ -20,6 +20,9 @@ pub fn run(
     cmd: Command,
 ) -> anyhow::Result<ExitCode> {
     let dir = DataDir::for_store(data_dir, location);
+    let Some(cmd) = crate::hierarchy::run(&dir, location, cmd)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
     if let Command::Migrate = cmd {
         let version = dir.migrate(location)?;
         println!("schema version {version}: up to date");
@@ -126,7 +129,11 @@ pub fn run(
             action: AuditAction::Verify { expect_head },
         } => return audit_verify(store, expect_head),
         // Handled before the store is opened.
-        Command::Migrate | Command::MigrateStore { .. } | Command::Backup { .. } => {}
+        Command::Migrate
+        | Command::MigrateStore { .. }
+        | Command::Backup { .. }
+        | Command::Init { .. }
+        | Command::Intermediate { .. } => {}
         Command::Audit {
             action: AuditAction::Head { format },
         } => {

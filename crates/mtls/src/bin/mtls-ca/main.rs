@@ -5,6 +5,7 @@ mod commands;
 mod copy;
 mod entry;
 mod entry_file;
+mod hierarchy;
 mod serve;
 mod tokens;
 

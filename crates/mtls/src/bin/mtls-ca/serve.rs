@@ -68,7 +68,7 @@ async fn serve(
     let (api_cert, api_not_after) = tls::issue_api_cert(&ca, &api_id, &dns, &ips, now)?;
     let api_leaf = api_cert.end_entity_cert()?.to_vec();
     let resolver = tls::new_resolver(api_cert);
-    let mut roots = vec![ca.cert_der().clone()];
+    let mut roots = vec![ca.root_der().clone()];
     roots.extend(extra_roots.iter().cloned());
     let config = Arc::new(tls::server_config(&roots, resolver.clone())?);
 
@@ -81,7 +81,16 @@ async fn serve(
         .with_context(|| format!("binding {addr} (is another CA running there?)"))?;
     let local = listener.local_addr()?;
 
-    let fingerprint = ca.fingerprint();
+    let fingerprint = ca.root_fingerprint();
+    let tiers = if ca.is_intermediate() {
+        format!(
+            "two-tier: leaves signed by the intermediate {} (valid until {})",
+            dir.intermediate_cert().display(),
+            pki::timefmt::rfc3339(ca.not_after())
+        )
+    } else {
+        "single-tier: leaves signed by the root".to_string()
+    };
     let authority = Arc::new(
         Authority::new(
             ca,
@@ -139,7 +148,7 @@ async fn serve(
         out.flush()?;
     }
     eprintln!(
-        "trust domain {trust_domain}; root certificate at {}\n\
+        "trust domain {trust_domain}; {tiers}; root certificate at {}\n\
          endpoints: POST {base}/api/v1/sign  POST /api/v1/renew  POST /api/v1/revoke  GET /api/v1/ca  \
          GET /api/v1/bundle  GET /api/v1/crl  GET /api/v1/certs  POST /ocsp  GET /dashboard  GET /healthz  GET /metrics",
         dir.root_cert().display()
@@ -200,7 +209,7 @@ fn bundle_extra(
     let mut roots = Vec::new();
     let mut as_given = Vec::new();
     for cert in certs {
-        if pki::sha256_hex(&cert) == ca.fingerprint() {
+        if pki::sha256_hex(&cert) == ca.root_fingerprint() {
             continue; // our own root is published first anyway
         }
         if pki::vouch::is_self_signed(&cert) {
@@ -208,6 +217,13 @@ fn bundle_extra(
         } else {
             as_given.push(cert);
         }
+    }
+    if ca.is_intermediate() && !roots.is_empty() {
+        anyhow::bail!(
+            "--bundle-extra: this is a two-tier CA whose root key is offline, so it cannot \
+             cross-sign the extra root(s) given; put a cross-certificate for each, made with \
+             the offline root, in the --bundle-extra file instead"
+        );
     }
     let mut published = Vec::new();
     for root in &roots {

@@ -245,3 +245,100 @@ async fn concurrent_issuance_over_three_replicas_keeps_one_audit_chain() {
         "{verdict}"
     );
 }
+
+/// A two-tier CA on PostgreSQL (docs/operations.md): replicas given a copy of one data
+/// directory share the intermediate, so a leaf from one and the CRL of the other have the same
+/// issuer, and a revocation through one is in the other's CRL, signed by that intermediate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tier_replicas_share_the_intermediate_and_its_crl() {
+    let url = PgCluster::shared().new_database();
+    let tmp = tempfile::tempdir().unwrap();
+    let (r0, r1) = (tmp.path().join("r0"), tmp.path().join("r1"));
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "a long enough passphrase\n").unwrap();
+    let offline = tmp.path().join("offline");
+    let (offline_arg, pass_arg) = (offline.display().to_string(), pass.display().to_string());
+    let init = admin_in(
+        &r0,
+        &[
+            "--store",
+            &url,
+            "init",
+            "--offline-root",
+            &offline_arg,
+            "--passphrase-file",
+            &pass_arg,
+        ],
+    );
+    assert!(init.status.success(), "{init:?}");
+    let a = Ca::start_in(&r0, &["--store", &url]);
+    std::fs::create_dir_all(&r1).unwrap();
+    for file in [
+        "root.crt",
+        "intermediate.crt",
+        "intermediate.key",
+        "jwt.key",
+    ] {
+        std::fs::copy(r0.join(file), r1.join(file)).unwrap();
+    }
+    let b = Ca::start_in(&r1, &["--store", &url]);
+    assert_eq!(a.fingerprint, b.fingerprint, "one offline root");
+
+    let id = "spiffe://mesh.local/service/leaver";
+    let token = admin_in(&r0, &["--store", &url, "token", "--spiffe-id", id]);
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    let (key, request) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]);
+    let (status, issued) = sign(
+        &client(&a.root_pem(), None),
+        &a,
+        &token,
+        &sign_body(&request, id, None),
+    )
+    .await;
+    assert_eq!(status, 200, "{issued}");
+    let intermediate = std::fs::read_to_string(r0.join("intermediate.crt")).unwrap();
+    assert_eq!(issued["chain"][0], intermediate.as_str(), "{issued}");
+    assert_eq!(issued["chain"][1], String::from_utf8(a.root_pem()).unwrap());
+    let serial = issued["serial"].as_str().unwrap().to_string();
+    // The holder presents leaf + intermediate, as services do.
+    let holder = Identity {
+        cert_pem: format!("{}{intermediate}", issued["certificate"].as_str().unwrap()),
+        key_pem: key.serialize_pem(),
+    };
+    let resp = client(&b.root_pem(), Some(&holder))
+        .post(b.url("/api/v1/revoke"))
+        .json(&serde_json::json!({ "serial": serial }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "{}",
+        resp.text().await.unwrap()
+    );
+
+    let der = client(&a.root_pem(), None)
+        .get(a.url("/api/v1/crl"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let inter_der = pki::pem::parse_certificates(intermediate.as_bytes())
+        .unwrap()
+        .remove(0);
+    assert!(
+        pki::crl::verify_crl(&der, &[root_der(&a.root_pem())]).is_err(),
+        "the CRL is the intermediate's, not the root's"
+    );
+    let crl = pki::crl::verify_crl(&der, &[inter_der]).unwrap();
+    let wanted = hex::decode(&serial).unwrap();
+    assert!(
+        crl.serials
+            .iter()
+            .any(|s| s.as_slice() == pki::serial::strip_leading_zeros(&wanted)),
+        "A's CRL lacks {serial}"
+    );
+}

@@ -1,0 +1,145 @@
+//! `mtls-ca init --offline-root` and `mtls-ca intermediate csr|sign|install|renew`: the
+//! two-tier CA and the ceremony that renews its intermediate (docs/operations.md).
+
+use std::path::Path;
+
+use anyhow::Context;
+use mtls_ca::datadir::DataDir;
+use mtls_ca::datadir_hierarchy::{sign_intermediate, OfflineRoot};
+use mtls_ca::store::StoreLocation;
+use pki::clock::{Clock, SystemClock};
+use pki::sealed_key::Passphrase;
+use pki::timefmt::rfc3339;
+
+use crate::cli::{Command, IntermediateAction, PassphraseArgs};
+
+/// Runs `cmd` when it is `init` or `intermediate`; gives it back otherwise.
+pub fn run(
+    dir: &DataDir,
+    location: Option<&StoreLocation>,
+    cmd: Command,
+) -> anyhow::Result<Option<Command>> {
+    let now = SystemClock.now();
+    match cmd {
+        Command::Init {
+            offline_root,
+            passphrase,
+            trust_domain,
+            intermediate_lifetime,
+        } => {
+            let pass = read_passphrase(&passphrase, true)?;
+            let sqlite = !matches!(location, Some(StoreLocation::Postgres(_)));
+            dir.ensure()?;
+            let offline = OfflineRoot::new(&offline_root);
+            let made = dir.init_two_tier(
+                &offline,
+                &pass,
+                &trust_domain,
+                intermediate_lifetime,
+                sqlite,
+                now,
+            )?;
+            eprintln!(
+                "created a two-tier CA for {trust_domain}: the root key is sealed in {} (keep \
+                 it and the passphrase offline; the CA never reads them), the intermediate in \
+                 {} is valid until {}",
+                offline.key().display(),
+                dir.intermediate_cert().display(),
+                rfc3339(made.intermediate_not_after)
+            );
+            println!("root fingerprint (SHA-256): {}", made.root_fingerprint);
+        }
+        Command::Intermediate { action } => intermediate(dir, action, now)?,
+        other => return Ok(Some(other)),
+    }
+    Ok(None)
+}
+
+fn intermediate(
+    dir: &DataDir,
+    action: IntermediateAction,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<()> {
+    match action {
+        IntermediateAction::Csr => print!("{}", dir.intermediate_csr()?),
+        IntermediateAction::Sign {
+            root_key,
+            csr,
+            passphrase,
+            lifetime,
+        } => {
+            let root = open_root(&root_key, &passphrase)?;
+            let csr_pem =
+                pki::files::read(&csr).with_context(|| format!("--csr {}", csr.display()))?;
+            let (cert, td) = sign_intermediate(&root, &csr_pem, lifetime, now)
+                .with_context(|| format!("--csr {}", csr.display()))?;
+            eprintln!(
+                "signed an intermediate for trust domain {td} with the root {}",
+                root.fingerprint()
+            );
+            print!("{cert}");
+        }
+        IntermediateAction::Install { cert } => {
+            let pem =
+                pki::files::read(&cert).with_context(|| format!("--cert {}", cert.display()))?;
+            let (old, new) = dir
+                .install_intermediate(&pem, now)
+                .with_context(|| format!("--cert {}", cert.display()))?;
+            report_installed(dir, old, new);
+        }
+        IntermediateAction::Renew {
+            root_key,
+            passphrase,
+            lifetime,
+        } => {
+            let root = open_root(&root_key, &passphrase)?;
+            let csr = dir.intermediate_csr()?;
+            let (cert, _) = sign_intermediate(&root, csr.as_bytes(), lifetime, now)?;
+            let (old, new) = dir.install_intermediate(cert.as_bytes(), now)?;
+            report_installed(dir, old, new);
+        }
+    }
+    Ok(())
+}
+
+fn report_installed(dir: &DataDir, old: time::OffsetDateTime, new: time::OffsetDateTime) {
+    eprintln!(
+        "installed the renewed intermediate in {} (valid until {}, was {}); restart the CA \
+         (each replica, after copying the file to it) to issue under it",
+        dir.intermediate_cert().display(),
+        rfc3339(new),
+        rfc3339(old)
+    );
+}
+
+fn open_root(dir: &Path, passphrase: &PassphraseArgs) -> anyhow::Result<pki::CaMaterial> {
+    let pass = read_passphrase(passphrase, false)?;
+    OfflineRoot::new(dir)
+        .open(&pass)
+        .with_context(|| format!("--root-key {}", dir.display()))
+}
+
+/// The passphrase from `--passphrase-file`, else asked on the terminal (twice when `confirm`).
+fn read_passphrase(args: &PassphraseArgs, confirm: bool) -> anyhow::Result<Passphrase> {
+    let bytes = match &args.passphrase_file {
+        Some(path) => pki::files::read(path)
+            .with_context(|| format!("--passphrase-file {}", path.display()))?,
+        None => {
+            let ask = |prompt: &str| {
+                rpassword::prompt_password(prompt).context(
+                    "no --passphrase-file was given and there is no terminal to ask for the \
+                     passphrase on",
+                )
+            };
+            let first = ask("passphrase of the root key: ")?;
+            if confirm && ask("the same passphrase again: ")? != first {
+                anyhow::bail!("the two passphrases differ; nothing was created");
+            }
+            first.into_bytes()
+        }
+    };
+    Passphrase::new(bytes).map_err(|e| match &args.passphrase_file {
+        Some(path) => anyhow::anyhow!("--passphrase-file {}: {e}", path.display()),
+        None => anyhow::anyhow!("{e}"),
+    })
+}
