@@ -45,7 +45,8 @@ Options:
   --keep             keep the work directory (logs, data directory, reports)
   -h, --help         this text
 
-Needs: bash 4.4+, openssl, cargo (unless --bin-dir).
+Needs: bash 4.4+, openssl, cargo (unless --bin-dir); for --store postgres the Debian package
+postgresql (initdb, postgres, psql).
 USAGE
 }
 

@@ -92,10 +92,6 @@ impl Opts {
     }
 }
 
-fn data_dir_store(opts: &Opts) -> SqliteStore {
-    SqliteStore::open(&PathBuf::from(opts.get("data-dir")).join("ca.db")).expect("open ca.db")
-}
-
 /// Creates `--count` join tokens for `spiffe://mesh.local/crash/PREFIX-i` in the store of the
 /// data directory (the running CA shares it), or in `--store` (`sqlite:PATH` or a PostgreSQL
 /// URL, as `mtls-ca --store` takes it), through the store layer the CA uses, on `--threads`

@@ -205,8 +205,8 @@ impl TlsParams {
             return Ok(None);
         }
         let policy = TlsPolicy::probe();
-        let verifier: Arc<dyn ServerCertVerifier> = match &self.root {
-            None => Arc::new(Unchecked(policy.clone())),
+        let chain = match &self.root {
+            None => None,
             Some(root) => {
                 let mut roots = RootCertStore::empty();
                 for cert in read_certs(root, "sslrootcert")? {
@@ -221,13 +221,17 @@ impl TlsParams {
                     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), policy.provider())
                         .build()
                         .map_err(|e| setup(format!("sslrootcert {}: {e}", root.display())))?;
-                Arc::new(Checked {
+                Some(Chain {
                     webpki,
                     check_name: self.mode == Mode::VerifyFull,
                     root: root.clone(),
                 })
             }
         };
+        let verifier = Arc::new(DbServerVerifier {
+            policy: policy.clone(),
+            chain,
+        });
         let resolver = match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => Some(client_key(&policy, cert, key)?),
             _ => None,
@@ -269,15 +273,19 @@ fn client_key(policy: &TlsPolicy, cert: &Path, key: &Path) -> Result<Arc<dyn Res
     Ok(CertResolver::new(Arc::new(certified)))
 }
 
-/// `require` without `sslrootcert`: any certificate, but the handshake signature must be
-/// made by its key (so the session is at least encrypted to whoever holds that key).
+/// The database server's certificate as the mode asks. Handshake signatures are always
+/// checked with the policy's algorithms (so the session is encrypted to whoever holds the
+/// certificate's key); the certificate itself only with a `chain` (`require` without
+/// `sslrootcert` has none).
 #[derive(Debug)]
-struct Unchecked(TlsPolicy);
+struct DbServerVerifier {
+    policy: TlsPolicy,
+    chain: Option<Chain>,
+}
 
-/// `verify-ca` (`check_name` false) and `verify-full`: the chain must lead to `sslrootcert`;
-/// failures name the server and the file.
+/// `verify-ca` (`check_name` false) and `verify-full`: the chain must lead to `sslrootcert`.
 #[derive(Debug)]
-struct Checked {
+struct Chain {
     webpki: Arc<WebPkiServerVerifier>,
     check_name: bool,
     root: PathBuf,
@@ -291,26 +299,22 @@ struct Refused {
     problem: String,
 }
 
-impl ServerCertVerifier for Checked {
-    fn verify_server_cert(
+impl Chain {
+    fn verify(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let result = self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        let error = match result {
-            Ok(verified) => return Ok(verified),
-            Err(e) => e,
-        };
+        let error =
+            match self
+                .webpki
+                .verify_server_cert(end_entity, intermediates, server_name, &[], now)
+            {
+                Ok(verified) => return Ok(verified),
+                Err(e) => e,
+            };
         // webpki checks the name only after the chain: a name error means the chain is good,
         // which is all verify-ca asks.
         let problem = match &error {
@@ -344,40 +348,21 @@ impl ServerCertVerifier for Checked {
         // the wrapped error's Debug form).
         Err(rustls::Error::Other(rustls::OtherError(Arc::new(refused))))
     }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
 }
 
-impl ServerCertVerifier for Unchecked {
+impl ServerCertVerifier for DbServerVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match &self.chain {
+            Some(chain) => chain.verify(end_entity, intermediates, server_name, now),
+            None => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(
@@ -386,7 +371,7 @@ impl ServerCertVerifier for Unchecked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.policy.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -395,11 +380,11 @@ impl ServerCertVerifier for Unchecked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.policy.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
+        self.policy.supported_schemes()
     }
 }
 
