@@ -3,7 +3,8 @@
 //! certificate with its audit entry (docs/reliability.md).
 //!
 //! ```text
-//! ca_crash_load tokens --data-dir DIR --count N --prefix P   > tokens    (TOKEN SPIFFE-ID lines)
+//! ca_crash_load tokens --data-dir DIR [--store URL] --count N --prefix P [--threads 4]
+//!                      > tokens    (TOKEN SPIFFE-ID lines)
 //! ca_crash_load burst --ca-url URL --root FILE --tokens FILE --received FILE
 //!                     [--concurrency 8] [--renewals 3]
 //! ca_crash_load check --data-dir DIR --received FILE...
@@ -28,7 +29,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mtls_ca::store::{AuditCheck, SqliteStore, Store};
+use mtls_ca::datadir::DataDir;
+use mtls_ca::store::{AuditCheck, SqliteStore, Store, StoreLocation};
 use pki::clock::SystemClock;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -90,30 +92,59 @@ impl Opts {
     }
 }
 
-fn data_dir_store(opts: &Opts) -> SqliteStore {
-    SqliteStore::open(&PathBuf::from(opts.get("data-dir")).join("ca.db")).expect("open ca.db")
-}
-
-/// Creates `--count` join tokens for `spiffe://mesh.local/crash/PREFIX-i` directly in the data
-/// directory (the running CA shares the file) and prints them.
+/// Creates `--count` join tokens for `spiffe://mesh.local/crash/PREFIX-i` in the store of the
+/// data directory (the running CA shares it), or in `--store` (`sqlite:PATH` or a PostgreSQL
+/// URL, as `mtls-ca --store` takes it), through the store layer the CA uses, on `--threads`
+/// threads (each token is its own durable transaction), and prints them.
 fn tokens(opts: &Opts) -> ExitCode {
-    let store = data_dir_store(opts);
+    let location = opts
+        .0
+        .get("store")
+        .and_then(|v| v.last())
+        .map(|s| StoreLocation::parse(s).expect("--store"));
+    let dir = DataDir::for_store(&PathBuf::from(opts.get("data-dir")), location.as_ref());
+    let store = dir
+        .open_existing(location.as_ref())
+        .expect("open the store");
     let td = pki::TrustDomain::parse("mesh.local").unwrap();
     let prefix = opts.get("prefix");
+    let count = opts.number("count", 100);
+    let threads = opts.number("threads", 4).max(1);
+    let next = AtomicUsize::new(0);
+    let made: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut lines = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count {
+                            return lines;
+                        }
+                        let id = pki::SpiffeId::parse(&format!(
+                            "spiffe://mesh.local/crash/{prefix}-{i}"
+                        ))
+                        .unwrap();
+                        let token = mtls_ca::admin::create_token(
+                            store.as_ref(),
+                            &td,
+                            &id,
+                            &[],
+                            &[],
+                            time::Duration::minutes(30),
+                            &SystemClock,
+                        )
+                        .expect("create a token");
+                        lines.push(format!("{token} {id}"));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
     let mut out = std::io::stdout().lock();
-    for i in 0..opts.number("count", 100) {
-        let id = pki::SpiffeId::parse(&format!("spiffe://mesh.local/crash/{prefix}-{i}")).unwrap();
-        let token = mtls_ca::admin::create_token(
-            &store,
-            &td,
-            &id,
-            &[],
-            &[],
-            time::Duration::minutes(30),
-            &SystemClock,
-        )
-        .expect("create a token");
-        writeln!(out, "{token} {id}").unwrap();
+    for line in made.iter().flatten() {
+        writeln!(out, "{line}").unwrap();
     }
     ExitCode::SUCCESS
 }

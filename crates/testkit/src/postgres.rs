@@ -15,6 +15,9 @@
 //! watchdog, and with it `initdb` and the server, run as the unprivileged user `nobody` (group
 //! `nogroup`) through `setpriv`; the temporary directory is given to that user. Any other user
 //! runs them as itself. Set `MTLS_TEST_PG_BIN` to use another PostgreSQL `bin` directory.
+//!
+//! [`PgCluster::start_tls`] starts a cluster with `ssl=on` and a server certificate the test
+//! made (its own PKI), optionally accepting only client certificates of a given CA over TCP.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -79,6 +82,19 @@ stop INT
 # The shared cluster's handle is never dropped: remove the directory here.
 rm -rf "$DIR"
 "#;
+
+/// TLS for a test cluster ([`PgCluster::start_tls`]), PEM texts.
+#[derive(Clone, Debug)]
+pub struct PgTls {
+    /// The server's certificate (chain).
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+    /// With a CA here, TCP connections must use TLS and log in with a client certificate
+    /// signed by it (`cert` authentication; any common name maps to the user `postgres`);
+    /// without one, TCP connections may use TLS or not and need no password.
+    pub client_ca_pem: Option<String>,
+}
 
 /// A running throwaway cluster; stopped and removed on drop.
 pub struct PgCluster {
@@ -155,31 +171,40 @@ fn free_port() -> u16 {
 impl PgCluster {
     /// Creates and starts a new cluster; panics with initdb's or the server's log on failure.
     pub fn start() -> PgCluster {
-        PgCluster::launch(None, &[])
+        PgCluster::launch(None, &[], None)
     }
 
     /// Like [`PgCluster::start`], with server settings (`name=value`, each passed as `-c`) for
     /// every start of this cluster, e.g. `synchronous_standby_names=*`.
     pub fn start_with(settings: &[&str]) -> PgCluster {
-        PgCluster::launch(None, settings)
+        PgCluster::launch(None, settings, None)
+    }
+
+    /// Like [`PgCluster::start_with`], with `ssl=on` and the certificates of `tls`.
+    pub fn start_tls(tls: &PgTls, settings: &[&str]) -> PgCluster {
+        PgCluster::launch(None, settings, Some(tls))
     }
 
     /// A new cluster that is a streaming-replication standby of this one (`pg_basebackup -R`
     /// with a replication slot of its own), started on its own port; it replays everything this
     /// cluster commits until [`PgCluster::promote`]. `settings` as for `start_with`.
     pub fn standby(&self, settings: &[&str]) -> PgCluster {
-        PgCluster::launch(Some(self.port), settings)
+        PgCluster::launch(Some(self.port), settings, None)
     }
 
-    fn launch(from: Option<u16>, settings: &[&str]) -> PgCluster {
+    fn launch(from: Option<u16>, settings: &[&str], tls: Option<&PgTls>) -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("mtls-pg-")
             .tempdir()
             .expect("creating the cluster's temporary directory");
         let port = free_port();
-        let mut cmd = if is_root() {
-            let (uid, gid) = server_ids();
+        let owner = is_root().then(server_ids);
+        let mut settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+        if let Some(tls) = tls {
+            settings.extend(write_tls(dir.path(), tls, owner));
+        }
+        let mut cmd = if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
                 .expect("giving the cluster directory to nobody");
             let mut c = Command::new("setpriv");
@@ -303,11 +328,23 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
-    /// Runs one SQL statement with `psql` on database `db`; panics with psql's message.
+    /// Runs one SQL statement with `psql` on database `db` (over the unix socket, which needs
+    /// no TLS or client certificate); panics with psql's message.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"])
-            .arg(self.url(db))
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-U",
+                "postgres",
+            ])
+            .arg("-h")
+            .arg(self.dir())
+            .args(["-p", &self.port.to_string(), "-d", db])
             .args(["-c", sql])
             .output()
             .expect("running psql");
@@ -330,6 +367,43 @@ impl PgCluster {
         self.psql("postgres", &format!("CREATE DATABASE {name}"));
         self.url(&name)
     }
+}
+
+/// Writes the TLS files of `tls` into DIR/tls (owned by the server's user, key 0600, as
+/// PostgreSQL demands) and returns the server settings that use them.
+fn write_tls(dir: &Path, tls: &PgTls, owner: Option<(u32, u32)>) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let tls_dir = dir.join("tls");
+    std::fs::create_dir(&tls_dir).expect("creating the cluster's tls directory");
+    let write = |name: &str, text: &str| {
+        let path = tls_dir.join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown to nobody");
+        }
+        path.display().to_string()
+    };
+    let mut settings = vec![
+        "ssl=on".to_string(),
+        format!("ssl_cert_file={}", write("server.crt", &tls.cert_pem)),
+        format!("ssl_key_file={}", write("server.key", &tls.key_pem)),
+    ];
+    if let Some(ca) = &tls.client_ca_pem {
+        settings.push(format!("ssl_ca_file={}", write("client_ca.crt", ca)));
+        // TCP: TLS with a client certificate of that CA, whatever its common name; the unix
+        // socket (psql above) stays open.
+        let hba = "local all all trust\nhostssl all all 127.0.0.1/32 cert map=any\n";
+        settings.push(format!("hba_file={}", write("pg_hba.conf", hba)));
+        settings.push(format!(
+            "ident_file={}",
+            write("pg_ident.conf", "any /^(.*)$ postgres\n")
+        ));
+    }
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&tls_dir, Some(uid), Some(gid)).expect("chown to nobody");
+    }
+    settings
 }
 
 impl Drop for PgCluster {

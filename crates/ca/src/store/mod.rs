@@ -14,6 +14,7 @@ mod postgres;
 mod postgres_copy;
 mod postgres_lineage;
 mod postgres_ops;
+mod postgres_tls;
 mod postgres_tokens;
 mod replay;
 mod rows;

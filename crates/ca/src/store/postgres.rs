@@ -16,8 +16,8 @@
 //! one chain appended in the same transaction as its change, and revocations and renewals see
 //! each other as on SQLite. Serials are the primary key. Every CRL request reads the revocation
 //! epoch from the database, so a revocation committed through any replica is in every
-//! replica's next CRL. Connections are plain TCP or unix sockets: TLS to the database is not
-//! supported yet (docs/operations.md).
+//! replica's next CRL. Connections are plain TCP, unix sockets, or TLS as the URL's `sslmode`
+//! asks (`postgres_tls.rs`, docs/operations.md).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -32,10 +32,12 @@ use super::details;
 use super::entries::{AgentIssue, AgentOutcome, CreateEntry, EntryRecord, EntryRow};
 use super::migrations;
 use super::postgres_lineage as lineage;
+use super::postgres_ops;
 use super::postgres_ops::{
     cert, col, json, pg, query_all, query_one, read_audit, read_cert, read_token, ts, PgTx,
     CERT_COLUMNS, MIGRATIONS, TOKEN_COLUMNS,
 };
+use super::postgres_tls;
 use super::postgres_tokens;
 use super::rows::CertRow;
 use super::sqlite_ops::log_appended;
@@ -81,12 +83,13 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
-    /// `host=... dbname=...` form), applies the migrations it lacks under the write lock and
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db?params`, with
+    /// TLS as its `sslmode` and friends say: `postgres_tls.rs`), applies the migrations it lacks under the write lock and
     /// returns the store. Refuses a bad URL, an unreachable database, and a schema newer than
     /// this program knows; initialises nothing else (see `initialise_meta`).
     pub fn connect(url: &str) -> Result<PostgresStore> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        let (url, tls) = postgres_tls::split(url)?;
+        let config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             StoreError::Setup(format!(
                 "--store: {e}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE \
                  (docs/operations.md)"
@@ -97,19 +100,32 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        config.ssl_mode(tls.driver_mode());
+        let unix_socket = config
+            .get_hosts()
+            .iter()
+            .any(|h| matches!(h, tokio_postgres::config::Host::Unix(_)));
+        if unix_socket && tls.mode != postgres_tls::Mode::Disable {
+            return Err(StoreError::Setup(format!(
+                "--store {name}: sslmode={} needs TCP hosts, but the URL names a unix socket \
+                 (local connections do not use TLS: leave sslmode out for them)",
+                tls.mode.as_str()
+            )));
+        }
+        let connector = tls.connector()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("mtls-ca-postgres")
             .enable_all()
             .build()
             .map_err(|e| StoreError::Setup(format!("starting the PostgreSQL runtime: {e}")))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match connector {
+            Some(tls) => Manager::from_config(config, tls, manager_config),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = {
             let _entered = runtime.enter();
             Pool::builder(manager)
@@ -127,11 +143,20 @@ impl PostgresStore {
             name,
             clock: Arc::new(SystemClock),
         };
+        let tls_hint = match tls.mode {
+            postgres_tls::Mode::Disable => "",
+            _ => {
+                ", that the server has TLS on, and that its certificate is what sslmode \
+                   checks (signed by a CA in sslrootcert; for verify-full, naming the host)"
+            }
+        };
         store.migrate().map_err(|e| match e {
             StoreError::Unreachable(cause) => StoreError::Setup(format!(
-                "cannot connect to the CA database {}: {cause}; check that PostgreSQL runs \
-                 there and that the URL's user, password and database are right",
-                store.name
+                "cannot connect to the CA database {} (sslmode={}): {cause}; check that \
+                 PostgreSQL runs there and that the URL's user, password and database are \
+                 right{tls_hint}",
+                store.name,
+                tls.mode.as_str()
             )),
             other => other,
         })?;
@@ -157,8 +182,9 @@ impl PostgresStore {
 
     pub(super) async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| {
+            let e = postgres_ops::with_causes(&e);
             tracing::error!(error = %e, database = %self.name, "no connection to the CA database");
-            StoreError::Unreachable(e.to_string())
+            StoreError::Unreachable(e)
         })
     }
 

@@ -84,12 +84,29 @@ pub fn pg(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreE
             .as_db_error()
             .is_none_or(|db| server_unavailable(db.code()));
         if unavailable {
-            tracing::error!(error = %source, context, "the PostgreSQL connection failed");
-            StoreError::Unreachable(format!("{context}: {source}"))
+            let cause = with_causes(&source);
+            tracing::error!(error = %cause, context, "the PostgreSQL connection failed");
+            StoreError::Unreachable(format!("{context}: {cause}"))
         } else {
             StoreError::Postgres { context, source }
         }
     }
+}
+
+/// `error` and the causes under it, each once: the driver's errors print only their kind
+/// ("error performing TLS handshake") and keep the reason ("server does not support TLS", the
+/// refused certificate) as their source.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Whether the server refused because it is not (or no longer) a primary that accepts work:

@@ -40,7 +40,9 @@ pub struct Cli {
 
     /// Where the store is: sqlite:PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE
     /// (replicas share one PostgreSQL database; docs/operations.md). Default: ca.db in
-    /// --data-dir, which holds the root key in every case.
+    /// --data-dir, which holds the root key in every case. TLS to PostgreSQL: add
+    /// ?sslmode=verify-full&sslrootcert=FILE (also verify-ca, require; sslcert=FILE&sslkey=FILE
+    /// for a client certificate; no sslmode means no TLS; prefer is refused).
     /// (Checked in `Cli::check`, not by a clap value parser: clap's message would repeat the
     /// value, password included.)
     #[arg(

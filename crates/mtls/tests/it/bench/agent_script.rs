@@ -7,7 +7,7 @@
 
 #[test]
 fn bench_agent_smoke_run_mints_every_entry_and_fetches_with_zero_errors() {
-    let stdout = super::smoke_script("bench-agent.sh");
+    let stdout = super::smoke_script("bench-agent.sh", &[]);
     // | what | figure | target |
     let figure = |what: &str| -> String {
         let row = stdout

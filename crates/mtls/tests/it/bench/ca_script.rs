@@ -1,15 +1,18 @@
 //! `scripts/bench-ca.sh --smoke` runs end to end against this build (a real mtls-ca, tokens in
-//! its store, mtls-bench --mode ca-sign), so the issuance benchmark cannot rot. No timing is
+//! its store, mtls-bench --mode ca-sign), on SQLite and on a throwaway PostgreSQL with two CA
+//! replicas, so the issuance benchmark cannot rot. No timing is
 //! asserted: figures live in docs/performance.md.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::programs;
 
-#[test]
-fn bench_ca_smoke_run_issues_certificates_with_zero_errors() {
+/// Runs `scripts/bench-ca.sh --smoke ARGS` on this build; returns its result row's cells
+/// (`| clients | certificates/s | p50 | p99 | CA CPU | PostgreSQL CPU | WAL fsyncs/s | errors |`).
+fn smoke(args: &[&str]) -> Vec<String> {
     let bin_dir = programs::bin_dir();
     assert!(
         bin_dir.join("examples/ca_crash_load").is_file(),
@@ -17,15 +20,48 @@ fn bench_ca_smoke_run_issues_certificates_with_zero_errors() {
          named; build it with `cargo build -p mtls --example ca_crash_load`",
         bin_dir.display()
     );
-    let stdout = super::smoke_script("bench-ca.sh");
+    let stdout = super::smoke_script("bench-ca.sh", args);
     let row = stdout
         .lines()
         .find(|l| l.starts_with("| 4 |"))
         .unwrap_or_else(|| panic!("no result row: {stdout}"));
-    // | clients | certificates/s | p50 | p99 | CA CPU | errors |
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    assert_eq!(cells[6], "0", "{row}");
+    let cells: Vec<String> = row.split('|').map(|c| c.trim().to_string()).collect();
+    assert_eq!(cells.len(), 10, "{row}");
+    assert_eq!(cells[8], "0", "no errors: {row}");
     assert!(cells[2].parse::<f64>().unwrap() > 0.0, "{row}");
+    cells
+}
+
+#[test]
+fn bench_ca_smoke_run_issues_certificates_with_zero_errors() {
+    let cells = smoke(&[]);
+    // SQLite: no PostgreSQL figures.
+    assert_eq!((cells[6].as_str(), cells[7].as_str()), ("-", "-"));
+}
+
+#[test]
+fn bench_ca_smoke_run_on_postgres_with_two_replicas_issues_with_zero_errors() {
+    let cells = smoke(&["--store", "postgres", "--replicas", "2"]);
+    // The database did the durable work: its backends used CPU and WAL was flushed.
+    assert!(cells[6].parse::<f64>().unwrap() > 0.0, "{cells:?}");
+    assert!(cells[7].parse::<f64>().unwrap() > 0.0, "{cells:?}");
+}
+
+#[test]
+fn bench_ca_refuses_replicas_without_postgres() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("bash")
+        .arg(root.join("scripts/bench-ca.sh"))
+        .args(["--replicas", "2"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--replicas 2 needs --store postgres"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! losing a replica or the database primary loses nothing a client was given.
 
 mod db_failover;
+mod db_tls;
 mod failover_client;
 mod kill_burst;
 mod shared_state;
