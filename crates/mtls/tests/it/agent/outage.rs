@@ -1,6 +1,8 @@
 //! The CA goes away: the agent keeps serving its cached, still-valid SVIDs (renewal fails and
 //! is retried), and mints again when the CA returns.
 
+use futures::StreamExt;
+
 use super::common::*;
 use crate::programs;
 
@@ -48,6 +50,18 @@ async fn cached_svids_are_served_while_the_ca_is_down_and_renewed_when_it_return
         &[],
     );
     agent.wait_minted(back, WEB_ID);
-    let after = client.fetch_x509_svid().await.unwrap();
-    assert_ne!(serial_of(&after), first);
+    // The agent publishes the new SVID when its refresh round ends (after it has also fetched
+    // and checked the CRL), so the stream, not the mint log line, says when it is served.
+    let mut stream = client.stream_x509_svids().await.unwrap();
+    let after = tokio::time::timeout(LONG, async {
+        loop {
+            let svid = stream.next().await.unwrap().unwrap();
+            if serial_of(&svid) != first {
+                return svid;
+            }
+        }
+    })
+    .await
+    .expect("a new SVID on the stream once the CA is back");
+    assert_eq!(after.spiffe_id().to_string(), WEB_ID);
 }

@@ -51,7 +51,7 @@ async fn a_caller_allowed_then_refused_after_the_policy_file_changes() {
     drop(tls);
 
     // A broken edit: refused, logged, and the caller is still allowed.
-    std::fs::write(&policy, "allow = [\"web\"]\n").unwrap();
+    replace(&policy, "allow = [\"web\"]\n");
     proxy
         .proc
         .wait_for(|l| l.contains("policy_reload_failed"), LONG);
@@ -61,7 +61,7 @@ async fn a_caller_allowed_then_refused_after_the_policy_file_changes() {
     );
 
     let mark = proxy.proc.mark();
-    std::fs::write(&policy, "allow = [\"spiffe://mesh.local/service/other\"]\n").unwrap();
+    replace(&policy, "allow = [\"spiffe://mesh.local/service/other\"]\n");
     proxy
         .proc
         .wait_for_after(mark, |l| l.contains("policy_reloaded"), LONG);
@@ -122,7 +122,7 @@ async fn an_open_connection_of_a_caller_the_reloaded_policy_refuses_is_closed() 
     // The caller is taken off the list: its open connection is cut (no close_notify for the
     // caller, a reset for the app), the other caller's goes on.
     let mark = proxy.proc.mark();
-    std::fs::write(&policy, format!("allow = [\"{OTHER_ID}\"]\n")).unwrap();
+    replace(&policy, &format!("allow = [\"{OTHER_ID}\"]\n"));
     let mut rest = Vec::new();
     let end = tokio::time::timeout(LONG, dropped.read_to_end(&mut rest))
         .await
@@ -153,4 +153,11 @@ async fn an_open_connection_of_a_caller_the_reloaded_policy_refuses_is_closed() 
     kept.write_all(b"still here\n").await.unwrap();
     read_until(&mut kept, b"still here\n", LONG).await;
     assert_eq!(app.accepted(), 2);
+}
+
+/// Replaces the policy file the way an operator's tooling should: atomically. `std::fs::write`
+/// truncates first, and a reload that reads the empty or half-written file counts one more
+/// refused version than the test made.
+fn replace(path: &std::path::Path, text: &str) {
+    pki::files::write_atomic(path, text.as_bytes(), pki::files::PUBLIC_MODE).unwrap();
 }
