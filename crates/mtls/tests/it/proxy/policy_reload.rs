@@ -159,5 +159,6 @@ async fn an_open_connection_of_a_caller_the_reloaded_policy_refuses_is_closed() 
 /// truncates first, and a reload that reads the empty or half-written file counts one more
 /// refused version than the test made.
 fn replace(path: &std::path::Path, text: &str) {
-    pki::files::write_atomic(path, text.as_bytes(), pki::files::PUBLIC_MODE).unwrap();
+    pki::files::write_atomic(path, text.as_bytes(), pki::files::PUBLIC_MODE)
+        .expect("replace the policy file");
 }
