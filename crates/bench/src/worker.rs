@@ -291,6 +291,24 @@ pub(crate) fn record(
     }
 }
 
+/// Waits for a paced worker's next turn (None when unpaced) and returns the instant its
+/// latency counts from. Open loop: when the worker is already behind (its last request overran
+/// the period), the request counts from when it was due, so the server's slowness is not hidden.
+/// When it had to wait, it counts from when it woke: tokio's timer fires up to a millisecond
+/// after the due time (1 ms resolution), and that lateness is the load generator's, not the
+/// server's (counting it put a floor of about 1 ms under every paced percentile).
+pub(crate) async fn next_turn(pace: &mut Option<tokio::time::Interval>) -> Option<Instant> {
+    let p = pace.as_mut()?;
+    let asked = tokio::time::Instant::now();
+    let due = p.tick().await;
+    let from = if due > asked {
+        tokio::time::Instant::now()
+    } else {
+        due
+    };
+    Some(from.into_std())
+}
+
 /// When each request of a paced worker is due: `rate` requests/s over all `workers`, this
 /// worker offset by its share of the period so the workers do not fire together.
 pub(crate) fn pacing(
@@ -335,11 +353,7 @@ pub async fn run(
     }
     let mut pace = pacing(rate, workers, index);
     loop {
-        // A paced request's latency counts from when it was due, not from when it was sent.
-        let due = match pace.as_mut() {
-            Some(p) => Some(p.tick().await.into_std()),
-            None => None,
-        };
+        let due = next_turn(&mut pace).await;
         if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
             break;
         }
@@ -411,4 +425,48 @@ fn sign_jobs(path: &std::path::Path) -> anyhow::Result<Vec<(String, Bytes)>> {
         anyhow::bail!("{}: no tokens in the file", path.display());
     }
     Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On schedule, a paced request counts from when its worker woke; once the worker is
+    /// behind (its previous request overran the period), from when it was due.
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_request_counts_from_its_wake_on_schedule_and_from_its_due_time_when_behind() {
+        let mut pace = pacing(Some(10), 1, 0); // one request per 100 ms
+        let first = next_turn(&mut pace).await.expect("paced");
+        // The next turn is due 100 ms later, but the timer fires 50 ms late (as tokio's
+        // millisecond timer can): that lateness is the load generator's, so it is not counted.
+        let waiting = tokio::spawn(async move {
+            let turn = next_turn(&mut pace).await;
+            (turn, pace)
+        });
+        tokio::task::yield_now().await; // the turn now waits on its timer
+        tokio::time::advance(Duration::from_millis(150)).await;
+        let (on_time, mut pace) = waiting.await.expect("the waiting turn");
+        let on_time = on_time.expect("paced");
+        assert_eq!(
+            on_time - first,
+            Duration::from_millis(150),
+            "counted from the wake"
+        );
+
+        // The request sent then takes 250 ms: the next two turns are already past.
+        tokio::time::advance(Duration::from_millis(250)).await;
+        let late = next_turn(&mut pace).await.expect("paced");
+        assert_eq!(
+            late - first,
+            Duration::from_millis(200),
+            "counted from its due time"
+        );
+        assert!(late < tokio::time::Instant::now().into_std());
+        let later = next_turn(&mut pace).await.expect("paced");
+        assert_eq!(later - first, Duration::from_millis(300));
+        assert!(
+            next_turn(&mut None).await.is_none(),
+            "unpaced: no turn to wait for"
+        );
+    }
 }

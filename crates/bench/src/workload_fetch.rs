@@ -19,7 +19,7 @@ use workload::{ClientError, WorkloadClient};
 
 use crate::options::Options;
 use crate::stats::Stats;
-use crate::worker::{pacing, record, Counters};
+use crate::worker::{next_turn, pacing, record, Counters};
 
 /// Nothing a single fetch (or connect) may take longer than this.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,11 +112,7 @@ pub async fn run(
     let mut client: Option<WorkloadClient> = None;
     let mut pace = pacing(rate, workers, index);
     loop {
-        // A paced fetch's latency counts from when it was due, not from when it was sent.
-        let due = match pace.as_mut() {
-            Some(p) => Some(p.tick().await.into_std()),
-            None => None,
-        };
+        let due = next_turn(&mut pace).await;
         if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
             break;
         }
