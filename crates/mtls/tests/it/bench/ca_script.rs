@@ -42,8 +42,9 @@ fn bench_ca_smoke_run_issues_certificates_with_zero_errors() {
 #[test]
 fn bench_ca_smoke_run_on_postgres_with_two_replicas_issues_with_zero_errors() {
     let cells = smoke(&["--store", "postgres", "--replicas", "2"]);
-    // The database did the durable work: its backends used CPU and WAL was flushed.
-    assert!(cells[6].parse::<f64>().unwrap() > 0.0, "{cells:?}");
+    // The database did the durable work: WAL was flushed. Its CPU is a figure (clock ticks of
+    // 10 ms: a 40-certificate run may well round to 0.00), not something to assert on.
+    assert!(cells[6].parse::<f64>().unwrap() >= 0.0, "{cells:?}");
     assert!(cells[7].parse::<f64>().unwrap() > 0.0, "{cells:?}");
 }
 
