@@ -42,10 +42,13 @@ fn bench_ca_smoke_run_issues_certificates_with_zero_errors() {
 #[test]
 fn bench_ca_smoke_run_on_postgres_with_two_replicas_issues_with_zero_errors() {
     let cells = smoke(&["--store", "postgres", "--replicas", "2"]);
-    // The database did the durable work: WAL was flushed. Its CPU is a figure (clock ticks of
-    // 10 ms: a 40-certificate run may well round to 0.00), not something to assert on.
-    assert!(cells[6].parse::<f64>().unwrap() >= 0.0, "{cells:?}");
-    assert!(cells[7].parse::<f64>().unwrap() > 0.0, "{cells:?}");
+    // The PostgreSQL columns are there and numeric. Their values are figures for long runs,
+    // not something a 40-certificate run can assert on: CPU comes in 10 ms clock ticks, and
+    // backends publish their WAL counters to pg_stat_wal only about once a second, so both
+    // can read 0 here (seen under load).
+    for cell in &cells[6..8] {
+        assert!(cell.parse::<f64>().is_ok_and(|v| v >= 0.0), "{cells:?}");
+    }
 }
 
 #[test]
