@@ -76,8 +76,7 @@ while (($#)); do
         exit 0
         ;;
     --entries)
-        need_value "$1" "$#" "${2-}"
-        [[ $2 =~ ^[1-9][0-9]*$ ]] || usage_error "--entries needs a whole number >= 1, got '$2'"
+        need_count "$1" "$#" "${2-}"
         ENTRIES=$2
         shift 2
         ;;
@@ -88,8 +87,7 @@ while (($#)); do
         shift 2
         ;;
     --clients)
-        need_value "$1" "$#" "${2-}"
-        [[ $2 =~ ^[1-9][0-9]*$ ]] || usage_error "--clients needs a whole number >= 1, got '$2'"
+        need_count "$1" "$#" "${2-}"
         CLIENTS=$2
         shift 2
         ;;
@@ -99,8 +97,7 @@ while (($#)); do
         shift 2
         ;;
     --rate)
-        need_value "$1" "$#" "${2-}"
-        [[ $2 =~ ^[1-9][0-9]*$ ]] || usage_error "--rate needs a whole number >= 1, got '$2'"
+        need_count "$1" "$#" "${2-}"
         RATE=$2
         shift 2
         ;;

@@ -66,8 +66,7 @@ while (($#)); do
         shift 2
         ;;
     --replicas)
-        need_value "$1" "$#" "${2-}"
-        [[ $2 =~ ^[1-9][0-9]*$ ]] || usage_error "--replicas needs a whole number >= 1, got '$2'"
+        need_count "$1" "$#" "${2-}"
         REPLICAS=$2
         shift 2
         ;;
@@ -77,8 +76,7 @@ while (($#)); do
         shift 2
         ;;
     --tokens)
-        need_value "$1" "$#" "${2-}"
-        [[ $2 =~ ^[1-9][0-9]*$ ]] || usage_error "--tokens needs a whole number >= 1, got '$2'"
+        need_count "$1" "$#" "${2-}"
         TOKENS=$2
         shift 2
         ;;

@@ -43,6 +43,14 @@ need_value() {
     fi
 }
 
+# need_count OPTION REMAINING_ARGC [VALUE]
+# Checks that OPTION was followed by a whole number >= 1 (counts, rates, sizes of the benchmark
+# scripts).
+need_count() {
+    need_value "$@"
+    [[ $3 =~ ^[1-9][0-9]*$ ]] || usage_error "$1 needs a whole number >= 1, got '$3'"
+}
+
 require_openssl() {
     command -v openssl >/dev/null 2>&1 ||
         die "the 'openssl' command was not found; install OpenSSL 3 (Debian/Ubuntu: apt-get install openssl)"
