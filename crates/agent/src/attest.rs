@@ -8,14 +8,21 @@
 //! field 22) is read before and after the executable, and must not change; and the process's
 //! effective uid and gid (`/proc/<pid>/status`), read after the executable, must still be the
 //! connection's. A process that does not pass gets no selectors at all (PERMISSION_DENIED).
+//!
+//! What is cached, because every fetch is attested (docs/agent.md, "Attestation"): the SHA-256
+//! of an executable by file identity, and user and group names for [`NAME_TTL`] (a renamed
+//! user or group is seen within that time). The `/proc` reads are never cached: they are what
+//! ties the call to the process making it.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest;
+use pki::clock::Clock;
+use time::{Duration, OffsetDateTime};
 
 use crate::error::AttestError;
 
@@ -70,7 +77,8 @@ struct FileKey {
 const HASH_CACHE_MAX: usize = 4096;
 
 impl HashCache {
-    fn get_or_hash(&self, exe: &Path) -> Result<String, AttestError> {
+    /// The SHA-256 of the file `exe` opens, and that file's (device, inode).
+    fn get_or_hash(&self, exe: &Path) -> Result<(String, (u64, u64)), AttestError> {
         let mut file = std::fs::File::open(exe).map_err(|e| AttestError::Proc {
             what: "opening the executable",
             path: exe.to_path_buf(),
@@ -88,8 +96,9 @@ impl HashCache {
             mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
             ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
         };
-        if let Some(h) = self.lock().get(&key) {
-            return Ok(h.clone());
+        let identity = (key.dev, key.ino);
+        if let Some(h) = lock(&self.by_file).get(&key) {
+            return Ok((h.clone(), identity));
         }
         let mut ctx = digest::Context::new(&digest::SHA256);
         let mut buf = vec![0u8; 64 * 1024];
@@ -105,18 +114,87 @@ impl HashCache {
             ctx.update(&buf[..n]);
         }
         let hash = hex::encode(ctx.finish().as_ref());
-        let mut cache = self.lock();
+        let mut cache = lock(&self.by_file);
         if cache.len() >= HASH_CACHE_MAX {
             cache.clear();
         }
         cache.insert(key, hash.clone());
-        Ok(hash)
+        Ok((hash, identity))
+    }
+}
+
+/// How long a user or group name is reused before it is looked up again.
+pub const NAME_TTL: Duration = Duration::seconds(5);
+
+/// User and group names by id, each kept for [`NAME_TTL`]: a lookup goes through NSS (reading
+/// `/etc/passwd` and `/etc/group`, or a directory service), which cost more than the rest of
+/// an attestation together. A failed lookup is not kept.
+pub struct NameCache {
+    clock: Arc<dyn Clock>,
+    users: Mutex<HashMap<u32, (Option<String>, OffsetDateTime)>>,
+    groups: Mutex<HashMap<u32, (Option<String>, OffsetDateTime)>>,
+}
+
+impl NameCache {
+    /// An empty cache whose entries age by `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> NameCache {
+        NameCache {
+            clock,
+            users: Mutex::default(),
+            groups: Mutex::default(),
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FileKey, String>> {
-        // A panic while holding the lock leaves a consistent map (inserts are single calls).
-        self.by_file.lock().unwrap_or_else(|p| p.into_inner())
+    fn user(&self, uid: u32) -> Option<String> {
+        self.cached(&self.users, uid, || {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .map(|u| u.map(|u| u.name))
+                .map_err(|e| {
+                    tracing::warn!(uid, error = %e, "looking up the user name of a workload's uid")
+                })
+        })
     }
+
+    fn group(&self, gid: u32) -> Option<String> {
+        self.cached(&self.groups, gid, || {
+            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+                .map(|g| g.map(|g| g.name))
+                .map_err(|e| {
+                    tracing::warn!(gid, error = %e, "looking up the group name of a workload's gid")
+                })
+        })
+    }
+
+    fn cached(
+        &self,
+        map: &Mutex<HashMap<u32, (Option<String>, OffsetDateTime)>>,
+        id: u32,
+        look_up: impl FnOnce() -> Result<Option<String>, ()>,
+    ) -> Option<String> {
+        let now = self.clock.now();
+        let fresh = |at: OffsetDateTime| {
+            let age = now - at;
+            !age.is_negative() && age < NAME_TTL
+        };
+        if let Some((name, at)) = lock(map).get(&id) {
+            if fresh(*at) {
+                return name.clone();
+            }
+        }
+        // Looked up without the lock held: NSS may be slow, and other ids need not wait.
+        let name = look_up().ok()?;
+        let mut map = lock(map);
+        if map.len() >= HASH_CACHE_MAX {
+            map.retain(|_, (_, at)| fresh(*at));
+        }
+        map.insert(id, (name.clone(), now));
+        name
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves a consistent map (inserts are single calls).
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Attests the peer `cred` using the proc file system at `proc_root` (`/proc`; tests point it
@@ -124,9 +202,10 @@ impl HashCache {
 pub fn attest(
     cred: PeerCred,
     proc_root: &Path,
-    cache: &HashCache,
+    hashes: &HashCache,
+    names: &NameCache,
 ) -> Result<Observed, AttestError> {
-    attest_with(cred, proc_root, cache, &mut || {})
+    attest_with(cred, proc_root, hashes, names, &mut || {})
 }
 
 /// [`attest`] with `meanwhile` run after the first start-time read and the executable's: the
@@ -134,7 +213,8 @@ pub fn attest(
 fn attest_with(
     cred: PeerCred,
     proc_root: &Path,
-    cache: &HashCache,
+    hashes: &HashCache,
+    names: &NameCache,
     meanwhile: &mut dyn FnMut(),
 ) -> Result<Observed, AttestError> {
     let pid = cred.pid.filter(|p| *p > 0).ok_or(AttestError::NoPid)?;
@@ -148,15 +228,15 @@ fn attest_with(
     })?;
     // Hash through /proc/<pid>/exe: it opens the file the process runs even when the path now
     // names another file.
-    let sha256 = cache.get_or_hash(&exe_link)?;
-    let path = exe_path(&target, &exe_link);
+    let (sha256, running) = hashes.get_or_hash(&exe_link)?;
+    let path = exe_path(&target, running);
     meanwhile();
-    // The pid-reuse guard (module documentation).
-    let started_after = start_time(&dir)?;
-    if started_after != started {
+    let (uid, gid) = effective_ids(&dir)?;
+    // The pid-reuse guard (module documentation): everything read above belongs to the process
+    // that had this start time before the first read and still has it after the last one.
+    if start_time(&dir)? != started {
         return Err(AttestError::PidReused { pid });
     }
-    let (uid, gid) = effective_ids(&dir)?;
     if (uid, gid) != (cred.uid, cred.gid) {
         return Err(AttestError::CredentialsChanged {
             pid,
@@ -164,30 +244,27 @@ fn attest_with(
             now: (uid, gid),
         });
     }
-    if start_time(&dir)? != started {
-        return Err(AttestError::PidReused { pid });
-    }
     Ok(Observed {
         pid,
         uid,
         gid,
-        user: user_name(uid),
-        group: group_name(gid),
+        user: names.user(uid),
+        group: names.group(gid),
         path,
         sha256,
     })
 }
 
 /// The executable's path, unless it is not UTF-8 or the file it named is gone (the kernel
-/// appends " (deleted)") or was replaced (the path's inode is not the running one).
-fn exe_path(target: &Path, exe_link: &Path) -> Option<String> {
+/// appends " (deleted)") or was replaced (the path's inode is not `running`'s, the file the
+/// process runs).
+fn exe_path(target: &Path, running: (u64, u64)) -> Option<String> {
     let s = target.to_str()?;
     if s.ends_with(" (deleted)") {
         return None;
     }
-    let running = std::fs::metadata(exe_link).ok()?;
     let named = std::fs::metadata(target).ok()?;
-    if (running.dev(), running.ino()) != (named.dev(), named.ino()) {
+    if running != (named.dev(), named.ino()) {
         return None;
     }
     Some(s.to_string())
@@ -238,26 +315,6 @@ fn parse_effective_ids(status: &str) -> Option<(u32, u32)> {
     Some((field("Uid:")?, field("Gid:")?))
 }
 
-fn user_name(uid: u32) -> Option<String> {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(user) => user.map(|u| u.name),
-        Err(e) => {
-            tracing::warn!(uid, error = %e, "looking up the user name of a workload's uid");
-            None
-        }
-    }
-}
-
-fn group_name(gid: u32) -> Option<String> {
-    match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)) {
-        Ok(group) => group.map(|g| g.name),
-        Err(e) => {
-            tracing::warn!(gid, error = %e, "looking up the group name of a workload's gid");
-            None
-        }
-    }
-}
-
 /// The default proc file system.
 pub fn proc_root() -> PathBuf {
     PathBuf::from("/proc")
@@ -280,6 +337,10 @@ mod tests {
         assert_eq!(parse_effective_ids(status), Some((1000, 100)));
     }
 
+    fn names() -> NameCache {
+        NameCache::new(Arc::new(pki::clock::SystemClock))
+    }
+
     fn me() -> PeerCred {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let (uid, gid) = parse_effective_ids(&status).unwrap();
@@ -293,7 +354,7 @@ mod tests {
     #[test]
     fn attests_this_process() {
         let cache = HashCache::default();
-        let seen = attest(me(), &proc_root(), &cache).unwrap();
+        let seen = attest(me(), &proc_root(), &cache, &names()).unwrap();
         let exe = std::env::current_exe().unwrap();
         assert_eq!(seen.path.as_deref(), exe.to_str());
         let bytes = std::fs::read(&exe).unwrap();
@@ -306,7 +367,7 @@ mod tests {
         let cache = HashCache::default();
         let mut cred = me();
         cred.uid += 1;
-        let err = attest(cred, &proc_root(), &cache).unwrap_err();
+        let err = attest(cred, &proc_root(), &cache, &names()).unwrap_err();
         assert!(
             matches!(err, AttestError::CredentialsChanged { .. }),
             "{err}"
@@ -334,12 +395,12 @@ mod tests {
             gid: 8,
         };
         let cache = HashCache::default();
-        let seen = attest(cred, root.path(), &cache).unwrap();
+        let seen = attest(cred, root.path(), &cache, &names()).unwrap();
         assert_eq!(seen.sha256, pki::sha256_hex(b"binary"));
         assert_eq!(seen.path.as_deref(), exe.to_str());
 
         // The pid changes hands while the executable is read: new start time.
-        let err = attest_with(cred, root.path(), &cache, &mut || {
+        let err = attest_with(cred, root.path(), &cache, &names(), &mut || {
             std::fs::write(dir.join("stat"), stat(101)).unwrap();
         })
         .unwrap_err();
@@ -347,7 +408,7 @@ mod tests {
 
         // Same start time but the process now runs as another user than the connection's.
         std::fs::write(dir.join("stat"), stat(100)).unwrap();
-        let err = attest_with(cred, root.path(), &cache, &mut || {
+        let err = attest_with(cred, root.path(), &cache, &names(), &mut || {
             std::fs::write(dir.join("status"), status(0)).unwrap();
         })
         .unwrap_err();
@@ -355,5 +416,43 @@ mod tests {
             matches!(err, AttestError::CredentialsChanged { .. }),
             "{err}"
         );
+    }
+
+    /// A name is reused within NAME_TTL, looked up again after it, and a failed lookup is
+    /// tried again at once.
+    #[test]
+    fn names_are_kept_for_their_ttl() {
+        let clock = Arc::new(pki::clock::ManualClock::new(OffsetDateTime::UNIX_EPOCH));
+        let names = NameCache::new(clock.clone());
+        let lookups = std::cell::Cell::new(0);
+        let look = |answer: Result<Option<String>, ()>| {
+            lookups.set(lookups.get() + 1);
+            answer
+        };
+        let get =
+            |answer: Result<Option<String>, ()>| names.cached(&names.users, 1000, || look(answer));
+        assert_eq!(get(Err(())), None);
+        assert_eq!(get(Ok(Some("alice".into()))), Some("alice".into()));
+        assert_eq!(lookups.get(), 2, "a failed lookup is not kept");
+        clock.advance(NAME_TTL - Duration::seconds(1));
+        assert_eq!(get(Ok(Some("bob".into()))), Some("alice".into()));
+        assert_eq!(lookups.get(), 2);
+        clock.advance(Duration::seconds(1));
+        assert_eq!(get(Ok(Some("bob".into()))), Some("bob".into()));
+        assert_eq!(lookups.get(), 3);
+        // A clock that went backwards does not keep an entry alive.
+        clock.set(OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(get(Ok(None)), None);
+        assert_eq!(lookups.get(), 4);
+    }
+
+    #[test]
+    fn this_process_user_name_is_the_one_nss_gives() {
+        let names = names();
+        let expected = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(me().uid))
+            .unwrap()
+            .map(|u| u.name);
+        assert_eq!(names.user(me().uid), expected);
+        assert_eq!(names.user(me().uid), expected);
     }
 }

@@ -6,10 +6,17 @@
 //! rewrites an invalid `:authority` to `localhost` in the client's header blocks.
 //!
 //! HPACK is stateful: the client's encoder may refer to its earlier headers through the
-//! dynamic table, so this layer decodes every header block of the connection (keeping the
-//! client's table, `loona-hpack`) and re-encodes each one as literals without indexing, which
-//! leaves the server's table empty and both sides consistent. Every other frame, and the bytes
-//! the server sends, pass through unchanged.
+//! dynamic table, so once a block is rewritten this layer decodes every later header block of
+//! the connection (keeping the client's table, `loona-hpack`) and re-encodes each one as
+//! literals without indexing, which leaves the server's table empty and both sides consistent.
+//! Every other frame, and the bytes the server sends, pass through unchanged.
+//!
+//! The first header block decides for the whole connection: a client sends one authority on
+//! every request of a connection, so when the first block's authority is valid (tonic, Go and
+//! the `spiffe` crate send `localhost` or an address) that block's original frames and
+//! everything after them are passed through untouched, and the server decodes exactly what the
+//! client encoded. Decoding every block costs a Huffman decoder per string: about a fifth of
+//! the agent's CPU on a busy fetch path (docs/performance.md, "mtls-agent").
 
 use std::io;
 use std::pin::Pin;
@@ -73,6 +80,10 @@ impl AsyncRead for AuthorityFix {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
+            if this.ready.is_empty() && this.rewriter.passing_through() && !this.eof {
+                // Nothing is buffered any more: the client's bytes go straight to the server.
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
             if !this.ready.is_empty() {
                 let n = this.ready.len().min(buf.remaining());
                 buf.put_slice(&this.ready[..n]);
@@ -140,6 +151,20 @@ struct OpenBlock {
     end_stream: bool,
     priority: Option<[u8; 5]>,
     block: Vec<u8>,
+    /// The frames as the client sent them, passed on as they are if the block needs no fix.
+    raw: Vec<u8>,
+}
+
+/// What the connection's first header block decided (module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Mode {
+    /// No header block has ended yet.
+    #[default]
+    Undecided,
+    /// The first block's authority was valid: every byte passes through untouched.
+    PassThrough,
+    /// A block was rewritten: every later block is decoded and re-encoded.
+    Rewrite,
 }
 
 /// The client-to-server byte stream's state.
@@ -149,11 +174,23 @@ struct Rewriter {
     pending: BytesMut,
     decoder: loona_hpack::Decoder<'static>,
     open: Option<OpenBlock>,
+    mode: Mode,
 }
 
 impl Rewriter {
+    /// Whether the bytes of this connection now pass through untouched.
+    fn passing_through(&self) -> bool {
+        self.mode == Mode::PassThrough && self.pending.is_empty()
+    }
+
     /// Consumes `input`, appending what the server should read to `out`.
     fn feed(&mut self, mut input: &[u8], out: &mut BytesMut) -> Result<(), String> {
+        if self.mode == Mode::PassThrough {
+            out.extend_from_slice(&self.pending);
+            self.pending.clear();
+            out.extend_from_slice(input);
+            return Ok(());
+        }
         if self.preface_seen < PREFACE_LEN {
             let n = (PREFACE_LEN - self.preface_seen).min(input.len());
             out.extend_from_slice(&input[..n]);
@@ -172,6 +209,11 @@ impl Rewriter {
             }
             let frame = self.pending.split_to(FRAME_HEADER_LEN + len);
             self.frame(&frame, out)?;
+            if self.mode == Mode::PassThrough {
+                out.extend_from_slice(&self.pending);
+                self.pending.clear();
+                break;
+            }
         }
         Ok(())
     }
@@ -202,14 +244,21 @@ impl Rewriter {
                     priority = Some(p);
                     payload = &payload[5..];
                 }
+                let raw = if self.mode == Mode::Undecided {
+                    frame.to_vec()
+                } else {
+                    Vec::new()
+                };
                 self.open = Some(OpenBlock {
                     stream,
                     end_stream: flags & END_STREAM != 0,
                     priority,
                     block: payload.to_vec(),
+                    raw,
                 });
             }
             CONTINUATION => {
+                let undecided = self.mode == Mode::Undecided;
                 let open = self
                     .open
                     .as_mut()
@@ -218,6 +267,9 @@ impl Rewriter {
                     return Err("a header block over 1 MiB".into());
                 }
                 open.block.extend_from_slice(payload);
+                if undecided {
+                    open.raw.extend_from_slice(frame);
+                }
             }
             _ => {
                 out.extend_from_slice(frame);
@@ -231,12 +283,25 @@ impl Rewriter {
         Ok(())
     }
 
-    /// Decodes the block, fixes the authority, writes it as HEADERS (+ CONTINUATION) frames.
+    /// Decodes the block and fixes the authority: the first block of a connection whose
+    /// authority needs no fix is passed on as the client sent it and turns rewriting off;
+    /// otherwise the block is written as HEADERS (+ CONTINUATION) frames of literals.
     fn emit(&mut self, open: OpenBlock, out: &mut BytesMut) -> Result<(), String> {
         let headers = self
             .decoder
             .decode(&open.block)
             .map_err(|e| format!("HPACK: {e}"))?;
+        if self.mode == Mode::Undecided {
+            let needs_fix = headers
+                .iter()
+                .any(|(name, value)| name == b":authority" && !valid_authority(value));
+            if !needs_fix {
+                self.mode = Mode::PassThrough;
+                out.extend_from_slice(&open.raw);
+                return Ok(());
+            }
+            self.mode = Mode::Rewrite;
+        }
         let mut block = Vec::with_capacity(open.block.len() + 64);
         for (name, value) in &headers {
             let value: &[u8] = if name == b":authority" && !valid_authority(value) {
@@ -416,20 +481,75 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_authority_is_kept_and_long_blocks_are_split() {
+    fn a_rewritten_long_block_is_split_into_frames_the_server_accepts() {
         let long = vec![b'x'; 40_000];
         let mut encoder = loona_hpack::Encoder::new();
         let block = encoder.encode([
-            (&b":authority"[..], &b"localhost:1"[..]),
+            (&b":authority"[..], &b"tmp%2Fagent.sock"[..]),
             (&b"x-long"[..], &long[..]),
         ]);
         let mut input = PREFACE.to_vec();
         input.extend(frame(HEADERS, END_HEADERS, 1, &block));
         let out = run(&input, 1000);
+        let mut rest = &out[PREFACE_LEN..];
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+            assert!(len <= MAX_FRAME, "a frame of {len} bytes");
+            rest = &rest[FRAME_HEADER_LEN + len..];
+        }
         let frames = decode_all(&out);
         assert_eq!(frames.len(), 1);
-        assert_eq!(frames[0].1[0].1, b"localhost:1");
+        assert_eq!(frames[0].1[0].1, b"localhost");
         assert_eq!(frames[0].1[1].1, long);
+    }
+
+    #[test]
+    fn a_connection_whose_first_authority_is_valid_passes_through_byte_for_byte() {
+        let mut encoder = loona_hpack::Encoder::new();
+        let first = encoder.encode([
+            (&b":method"[..], &b"POST"[..]),
+            (&b":authority"[..], &b"localhost"[..]),
+        ]);
+        // A later block is not looked at any more, whatever it holds.
+        let later = encoder.encode([(&b":authority"[..], &b"tmp%2Fagent.sock"[..])]);
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(0x4, 0, 0, b""));
+        let (a, b) = first.split_at(first.len() / 2);
+        input.extend(frame(HEADERS, 0, 1, a));
+        input.extend(frame(CONTINUATION, END_HEADERS, 1, b));
+        input.extend(frame(0x0, END_STREAM, 1, b"payload"));
+        input.extend(frame(HEADERS, END_HEADERS, 3, &later));
+        for chunk in [1, 5, 4096] {
+            let mut r = Rewriter::default();
+            let mut out = BytesMut::new();
+            for c in input.chunks(chunk) {
+                r.feed(c, &mut out).unwrap();
+            }
+            assert_eq!(out.to_vec(), input, "chunks of {chunk}");
+            assert!(r.passing_through());
+        }
+    }
+
+    #[test]
+    fn a_connection_rewritten_once_keeps_being_rewritten() {
+        let mut encoder = loona_hpack::Encoder::new();
+        let first = encoder.encode([(&b":authority"[..], &b"tmp%2Fagent.sock"[..])]);
+        let later = encoder.encode([(&b":authority"[..], &b"localhost"[..])]);
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, END_HEADERS, 1, &first));
+        input.extend(frame(HEADERS, END_HEADERS, 3, &later));
+        let out = run(&input, 3);
+        let frames = decode_all(&out);
+        assert_eq!(
+            frames[0].1,
+            vec![(b":authority".to_vec(), b"localhost".to_vec())]
+        );
+        assert_eq!(
+            frames[1].1,
+            vec![(b":authority".to_vec(), b"localhost".to_vec())]
+        );
+        // Re-encoded as literals: the server's table stays empty, so the bytes differ.
+        assert_ne!(out, input);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
-use crate::attest::{self, HashCache, Observed, PeerCred};
+use crate::attest::{self, HashCache, NameCache, Observed, PeerCred};
 use crate::ca::Entry;
 use crate::cache::{Snapshot, SvidCache};
 use crate::proto::spiffe_workload_api_server::SpiffeWorkloadApi;
@@ -35,16 +35,19 @@ pub struct WorkloadApi {
     trust_domain: String,
     proc_root: PathBuf,
     hashes: Arc<HashCache>,
+    names: Arc<NameCache>,
 }
 
 impl WorkloadApi {
     /// The service over `cache`, for the agent's trust domain.
     pub fn new(cache: Arc<SvidCache>, trust_domain: &pki::TrustDomain) -> WorkloadApi {
+        let names = Arc::new(NameCache::new(cache.clock().clone()));
         WorkloadApi {
             cache,
             trust_domain: format!("spiffe://{}", trust_domain.as_str()),
             proc_root: attest::proc_root(),
             hashes: Arc::new(HashCache::default()),
+            names,
         }
     }
 
@@ -64,7 +67,10 @@ impl WorkloadApi {
             })?;
         let proc_root = self.proc_root.clone();
         let hashes = self.hashes.clone();
-        let observed = tokio::task::spawn_blocking(move || attest::attest(cred, &proc_root, &hashes))
+        let names = self.names.clone();
+        let observed = tokio::task::spawn_blocking(move || {
+            attest::attest(cred, &proc_root, &hashes, &names)
+        })
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "the attestation task failed");
