@@ -164,16 +164,24 @@ fn jwt_key_set(snapshot: &Snapshot) -> Option<pki::jwt_svid::KeySet> {
         .ok()
 }
 
-/// A stream of the distinct values `f` makes of each snapshot; `f` returning Ok(None) skips a
-/// snapshot, an error ends the stream with it.
-fn snapshot_stream<T, F>(cache: &SvidCache, f: F) -> Streamed<T>
+/// A stream of the distinct values `f` makes of each snapshot, starting with the current one;
+/// `f` returning Ok(None) skips a snapshot, an error ends the stream with it. An error on the
+/// current snapshot is returned at once instead, so the call fails with it rather than opening
+/// a stream (a caller no entry matches is refused by the call itself). The current snapshot is
+/// taken from the receiver the stream then watches, so no change between the two is missed, and
+/// `f` runs once for it (every fetch pays for one message, not two).
+fn snapshot_stream<T, F>(cache: &SvidCache, f: F) -> Result<Streamed<T>, Status>
 where
     T: PartialEq + Clone + Send + 'static,
     F: Fn(&Snapshot) -> Result<Option<T>, Status> + Send + 'static,
 {
-    let mut last: Option<T> = None;
+    let mut rx = cache.subscribe();
+    // Cloned out of the channel so that `f` does not run under the channel's lock.
+    let current = rx.borrow_and_update().clone();
+    let first = f(&current)?;
+    let mut last = first.clone();
     let mut ended = false;
-    let stream = WatchStream::new(cache.subscribe()).filter_map(move |snapshot| {
+    let changes = WatchStream::from_changes(rx).filter_map(move |snapshot| {
         if ended {
             return None;
         }
@@ -190,7 +198,7 @@ where
         }
     });
     // tonic ends the response at the first error it sends.
-    Box::pin(stream)
+    Ok(Box::pin(tokio_stream::iter(first.map(Ok)).chain(changes)))
 }
 
 #[tonic::async_trait]
@@ -206,11 +214,9 @@ impl SpiffeWorkloadApi for WorkloadApi {
         request: Request<X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
         let observed = self.selectors_of(&request).await?;
-        // Refuse at once (not on the stream) a caller that no entry matches.
-        x509_response(&self.cache.current(), &observed)?;
         Ok(Response::new(snapshot_stream(&self.cache, move |s| {
             x509_response(s, &observed)
-        })))
+        })?))
     }
 
     async fn fetch_x509_bundles(
@@ -229,7 +235,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
                 crl: s.crl.iter().cloned().collect(),
                 bundles: HashMap::from([(td.clone(), concat(&s.roots))]),
             }))
-        })))
+        })?))
     }
 
     async fn fetch_jwtsvid(
@@ -297,7 +303,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
             Ok(Some(JwtBundlesResponse {
                 bundles: HashMap::from([(td.clone(), jwks.to_string().into_bytes())]),
             }))
-        })))
+        })?))
     }
 
     async fn validate_jwtsvid(
