@@ -73,12 +73,20 @@ struct FileKey {
     ctime_ns: i64,
 }
 
+/// A file's (device, inode).
+type FileIdentity = (u64, u64);
+
 /// Entries kept before the cache is cleared (executables on one host: a few hundred at most).
 const HASH_CACHE_MAX: usize = 4096;
 
 impl HashCache {
-    /// The SHA-256 of the file `exe` opens, and that file's (device, inode).
-    fn get_or_hash(&self, exe: &Path) -> Result<(String, (u64, u64)), AttestError> {
+    /// The SHA-256 of the file `exe` opens, and that file's (device, inode); Ok(None) when it
+    /// is not cached and `work` does not allow hashing it.
+    fn get_or_hash(
+        &self,
+        exe: &Path,
+        work: Work,
+    ) -> Result<Option<(String, FileIdentity)>, AttestError> {
         let mut file = std::fs::File::open(exe).map_err(|e| AttestError::Proc {
             what: "opening the executable",
             path: exe.to_path_buf(),
@@ -98,7 +106,10 @@ impl HashCache {
         };
         let identity = (key.dev, key.ino);
         if let Some(h) = lock(&self.by_file).get(&key) {
-            return Ok((h.clone(), identity));
+            return Ok(Some((h.clone(), identity)));
+        }
+        if work == Work::CachedOnly {
+            return Ok(None);
         }
         let mut ctx = digest::Context::new(&digest::SHA256);
         let mut buf = vec![0u8; 64 * 1024];
@@ -119,7 +130,7 @@ impl HashCache {
             cache.clear();
         }
         cache.insert(key, hash.clone());
-        Ok((hash, identity))
+        Ok(Some((hash, identity)))
     }
 }
 
@@ -145,8 +156,9 @@ impl NameCache {
         }
     }
 
-    fn user(&self, uid: u32) -> Option<String> {
-        self.cached(&self.users, uid, || {
+    /// The name of `uid`; None when it is not cached and `work` does not allow a lookup.
+    fn user(&self, uid: u32, work: Work) -> Option<Option<String>> {
+        self.cached(&self.users, uid, work, || {
             nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
                 .map(|u| u.map(|u| u.name))
                 .map_err(|e| {
@@ -155,8 +167,9 @@ impl NameCache {
         })
     }
 
-    fn group(&self, gid: u32) -> Option<String> {
-        self.cached(&self.groups, gid, || {
+    /// The name of `gid`; None when it is not cached and `work` does not allow a lookup.
+    fn group(&self, gid: u32, work: Work) -> Option<Option<String>> {
+        self.cached(&self.groups, gid, work, || {
             nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
                 .map(|g| g.map(|g| g.name))
                 .map_err(|e| {
@@ -169,8 +182,9 @@ impl NameCache {
         &self,
         map: &Mutex<HashMap<u32, (Option<String>, OffsetDateTime)>>,
         id: u32,
+        work: Work,
         look_up: impl FnOnce() -> Result<Option<String>, ()>,
-    ) -> Option<String> {
+    ) -> Option<Option<String>> {
         let now = self.clock.now();
         let fresh = |at: OffsetDateTime| {
             let age = now - at;
@@ -178,23 +192,37 @@ impl NameCache {
         };
         if let Some((name, at)) = lock(map).get(&id) {
             if fresh(*at) {
-                return name.clone();
+                return Some(name.clone());
             }
         }
+        if work == Work::CachedOnly {
+            return None;
+        }
         // Looked up without the lock held: NSS may be slow, and other ids need not wait.
-        let name = look_up().ok()?;
+        let Ok(name) = look_up() else {
+            return Some(None);
+        };
         let mut map = lock(map);
         if map.len() >= HASH_CACHE_MAX {
             map.retain(|_, (_, at)| fresh(*at));
         }
         map.insert(id, (name.clone(), now));
-        name
+        Some(name)
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves a consistent map (inserts are single calls).
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How much work an attestation may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    /// Everything: hash an executable, look names up (blocking).
+    Blocking,
+    /// Only the `/proc` reads (in-memory files): an uncached hash or name ends it.
+    CachedOnly,
 }
 
 /// Attests the peer `cred` using the proc file system at `proc_root` (`/proc`; tests point it
@@ -205,18 +233,36 @@ pub fn attest(
     hashes: &HashCache,
     names: &NameCache,
 ) -> Result<Observed, AttestError> {
-    attest_with(cred, proc_root, hashes, names, &mut || {})
+    // With Work::Blocking every step runs, so None is never returned.
+    attest_with(cred, proc_root, hashes, names, Work::Blocking, &mut || {})?.ok_or(
+        AttestError::Incomplete {
+            pid: cred.pid.unwrap_or_default(),
+        },
+    )
 }
 
-/// [`attest`] with `meanwhile` run after the first start-time read and the executable's: the
-/// tests let the pid change hands there.
+/// [`attest`] when the executable's hash and the names are cached: only the `/proc` reads,
+/// which are in-memory files, so the caller may run it on an async thread and save two thread
+/// hand-offs per call. Ok(None) when something is not cached: call [`attest`] then.
+pub fn attest_cached(
+    cred: PeerCred,
+    proc_root: &Path,
+    hashes: &HashCache,
+    names: &NameCache,
+) -> Result<Option<Observed>, AttestError> {
+    attest_with(cred, proc_root, hashes, names, Work::CachedOnly, &mut || {})
+}
+
+/// [`attest`] with `work`, and `meanwhile` run after the first start-time read and the
+/// executable's: the tests let the pid change hands there.
 fn attest_with(
     cred: PeerCred,
     proc_root: &Path,
     hashes: &HashCache,
     names: &NameCache,
+    work: Work,
     meanwhile: &mut dyn FnMut(),
-) -> Result<Observed, AttestError> {
+) -> Result<Option<Observed>, AttestError> {
     let pid = cred.pid.filter(|p| *p > 0).ok_or(AttestError::NoPid)?;
     let dir = proc_root.join(pid.to_string());
     let started = start_time(&dir)?;
@@ -228,7 +274,9 @@ fn attest_with(
     })?;
     // Hash through /proc/<pid>/exe: it opens the file the process runs even when the path now
     // names another file.
-    let (sha256, running) = hashes.get_or_hash(&exe_link)?;
+    let Some((sha256, running)) = hashes.get_or_hash(&exe_link, work)? else {
+        return Ok(None);
+    };
     let path = exe_path(&target, running);
     meanwhile();
     let (uid, gid) = effective_ids(&dir)?;
@@ -244,21 +292,24 @@ fn attest_with(
             now: (uid, gid),
         });
     }
-    Ok(Observed {
+    let (Some(user), Some(group)) = (names.user(uid, work), names.group(gid, work)) else {
+        return Ok(None);
+    };
+    Ok(Some(Observed {
         pid,
         uid,
         gid,
-        user: names.user(uid),
-        group: names.group(gid),
+        user,
+        group,
         path,
         sha256,
-    })
+    }))
 }
 
 /// The executable's path, unless it is not UTF-8 or the file it named is gone (the kernel
 /// appends " (deleted)") or was replaced (the path's inode is not `running`'s, the file the
 /// process runs).
-fn exe_path(target: &Path, running: (u64, u64)) -> Option<String> {
+fn exe_path(target: &Path, running: FileIdentity) -> Option<String> {
     let s = target.to_str()?;
     if s.ends_with(" (deleted)") {
         return None;
@@ -400,17 +451,31 @@ mod tests {
         assert_eq!(seen.path.as_deref(), exe.to_str());
 
         // The pid changes hands while the executable is read: new start time.
-        let err = attest_with(cred, root.path(), &cache, &names(), &mut || {
-            std::fs::write(dir.join("stat"), stat(101)).unwrap();
-        })
+        let err = attest_with(
+            cred,
+            root.path(),
+            &cache,
+            &names(),
+            Work::Blocking,
+            &mut || {
+                std::fs::write(dir.join("stat"), stat(101)).unwrap();
+            },
+        )
         .unwrap_err();
         assert!(matches!(err, AttestError::PidReused { pid: 77 }), "{err}");
 
         // Same start time but the process now runs as another user than the connection's.
         std::fs::write(dir.join("stat"), stat(100)).unwrap();
-        let err = attest_with(cred, root.path(), &cache, &names(), &mut || {
-            std::fs::write(dir.join("status"), status(0)).unwrap();
-        })
+        let err = attest_with(
+            cred,
+            root.path(),
+            &cache,
+            &names(),
+            Work::Blocking,
+            &mut || {
+                std::fs::write(dir.join("status"), status(0)).unwrap();
+            },
+        )
         .unwrap_err();
         assert!(
             matches!(err, AttestError::CredentialsChanged { .. }),
@@ -429,20 +494,21 @@ mod tests {
             lookups.set(lookups.get() + 1);
             answer
         };
-        let get =
-            |answer: Result<Option<String>, ()>| names.cached(&names.users, 1000, || look(answer));
-        assert_eq!(get(Err(())), None);
-        assert_eq!(get(Ok(Some("alice".into()))), Some("alice".into()));
+        let get = |answer: Result<Option<String>, ()>| {
+            names.cached(&names.users, 1000, Work::Blocking, || look(answer))
+        };
+        assert_eq!(get(Err(())), Some(None));
+        assert_eq!(get(Ok(Some("alice".into()))), Some(Some("alice".into())));
         assert_eq!(lookups.get(), 2, "a failed lookup is not kept");
         clock.advance(NAME_TTL - Duration::seconds(1));
-        assert_eq!(get(Ok(Some("bob".into()))), Some("alice".into()));
+        assert_eq!(get(Ok(Some("bob".into()))), Some(Some("alice".into())));
         assert_eq!(lookups.get(), 2);
         clock.advance(Duration::seconds(1));
-        assert_eq!(get(Ok(Some("bob".into()))), Some("bob".into()));
+        assert_eq!(get(Ok(Some("bob".into()))), Some(Some("bob".into())));
         assert_eq!(lookups.get(), 3);
         // A clock that went backwards does not keep an entry alive.
         clock.set(OffsetDateTime::UNIX_EPOCH);
-        assert_eq!(get(Ok(None)), None);
+        assert_eq!(get(Ok(None)), Some(None));
         assert_eq!(lookups.get(), 4);
     }
 
@@ -452,7 +518,33 @@ mod tests {
         let expected = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(me().uid))
             .unwrap()
             .map(|u| u.name);
-        assert_eq!(names.user(me().uid), expected);
-        assert_eq!(names.user(me().uid), expected);
+        assert_eq!(
+            names.user(me().uid, Work::CachedOnly),
+            None,
+            "nothing cached yet"
+        );
+        assert_eq!(names.user(me().uid, Work::Blocking), Some(expected.clone()));
+        assert_eq!(names.user(me().uid, Work::CachedOnly), Some(expected));
+    }
+
+    /// The async fast path answers only from the caches, and then exactly as `attest` does.
+    #[test]
+    fn the_cached_path_needs_a_full_attestation_first() {
+        let (hashes, names) = (HashCache::default(), names());
+        assert_eq!(
+            attest_cached(me(), &proc_root(), &hashes, &names).unwrap(),
+            None
+        );
+        let full = attest(me(), &proc_root(), &hashes, &names).unwrap();
+        let fast = attest_cached(me(), &proc_root(), &hashes, &names).unwrap();
+        assert_eq!(fast, Some(full));
+        // The /proc checks are not skipped on the fast path.
+        let mut cred = me();
+        cred.gid += 1;
+        let err = attest_cached(cred, &proc_root(), &hashes, &names).unwrap_err();
+        assert!(
+            matches!(err, AttestError::CredentialsChanged { .. }),
+            "{err}"
+        );
     }
 }

@@ -42,6 +42,13 @@ pub enum AttestError {
         /// The pid.
         pid: i32,
     },
+    /// A full attestation ended without an answer (a bug: every step runs when blocking is
+    /// allowed); the caller is refused rather than attested on partial evidence.
+    #[error("attestation of process {pid} ended early")]
+    Incomplete {
+        /// The pid.
+        pid: i32,
+    },
     /// The process's uid/gid are no longer the connection's.
     #[error("process {pid} runs as uid/gid {now:?}, but connected as {connected:?}: not attested")]
     CredentialsChanged {

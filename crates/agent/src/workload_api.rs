@@ -65,17 +65,27 @@ impl WorkloadApi {
             .ok_or_else(|| {
                 Status::permission_denied("the caller's Unix socket credentials are unavailable")
             })?;
-        let proc_root = self.proc_root.clone();
-        let hashes = self.hashes.clone();
-        let names = self.names.clone();
-        let observed = tokio::task::spawn_blocking(move || {
-            attest::attest(cred, &proc_root, &hashes, &names)
-        })
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "the attestation task failed");
-                Status::internal("attestation failed")
-            })?
+        // The /proc reads alone on this thread when the rest is cached; a hash to compute or a
+        // name to look up goes to the blocking pool.
+        let attested = match attest::attest_cached(cred, &self.proc_root, &self.hashes, &self.names)
+        {
+            Ok(Some(observed)) => Ok(observed),
+            Ok(None) => {
+                let proc_root = self.proc_root.clone();
+                let hashes = self.hashes.clone();
+                let names = self.names.clone();
+                tokio::task::spawn_blocking(move || {
+                    attest::attest(cred, &proc_root, &hashes, &names)
+                })
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "the attestation task failed");
+                    Status::internal("attestation failed")
+                })?
+            }
+            Err(e) => Err(e),
+        };
+        let observed = attested
             .map_err(|e| {
                 tracing::warn!(event = "attestation_failed", pid = ?cred.pid, uid = cred.uid, error = %e, "workload not attested: {e}");
                 Status::permission_denied(format!("workload not attested: {e}"))
