@@ -243,6 +243,17 @@ impl Setup {
     }
 }
 
+/// Waits until a write call is queued for the connection. (A real deadline: the signers get
+/// there in milliseconds, the bound only turns a hang into a failure.)
+#[allow(clippy::disallowed_methods)]
+fn wait_for_queue(backend: &Backend) {
+    let deadline = Instant::now() + STEP;
+    while backend.writers_waiting() == 0 {
+        assert!(Instant::now() < deadline, "no writer ever queued");
+        thread::yield_now();
+    }
+}
+
 fn token_hash(token: &str) -> String {
     mtls_ca::tokens::hash(token)
 }
@@ -300,13 +311,17 @@ fn many_concurrent_issuances_with_failing_ones_among_them_commit_all_the_others(
                 let store = s.store.clone();
                 let taken = taken.clone();
                 let start = start.clone();
+                let backend = s.backend.clone();
                 let id = full_id(&format!("m{i}"));
                 let csr_pem = csr(&new_key());
                 thread::spawn(move || {
                     start.wait();
                     if i % 8 == 3 {
                         // Every eighth call fails inside the batch: its token is marked used,
-                        // then the certificate's serial is refused.
+                        // then the certificate's serial is refused. It goes in once signers
+                        // queue for the connection, so that its batch has others in it (the
+                        // signers reach the store later: they check a CSR and sign first).
+                        wait_for_queue(&backend);
                         let hash = token_hash(&token);
                         let failed = store.redeem_token(&hash, START, &taken);
                         (hash, Err(failed))
