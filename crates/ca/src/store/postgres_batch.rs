@@ -13,8 +13,10 @@
 //!
 //! When the connection is lost (the database restarts, fails over, or kills the session), the
 //! call that meets it cannot roll back its savepoint: the batch is marked failed, every member
-//! gets `Unreachable` (the API answers 503, clients retry) and nothing of it was committed. The
-//! next call takes a fresh connection from the pool. If the connection is lost during `COMMIT`
+//! gets `Unreachable` (the API answers 503, clients retry) and nothing of it was committed. A
+//! batch that ends without a successful `COMMIT` (or whose call met a server that refuses work:
+//! shutting down, read-only after a failover) closes its connection instead of returning it to
+//! the pool, so no transaction of it can linger, and the next batch connects afresh. If the connection is lost during `COMMIT`
 //! itself, the outcome is unknown to the CA: every member is refused, so no caller is ever told
 //! of a certificate that is not stored (some refused ones may be: a retried sign then finds its
 //! token used, as it would after any lost answer).
@@ -63,6 +65,9 @@ pub struct PgWriter {
     /// A batch transaction is open and every call in it ended cleanly (committed to its
     /// savepoint, or rolled back to it).
     open: bool,
+    /// A transaction may be open on the connection: set by `begin`, cleared by a successful
+    /// `COMMIT`. A batch that ended any other way leaves its connection to be discarded.
+    in_transaction: bool,
     /// The audit chain's tail as the open batch left it.
     tail: AuditTail,
 }
@@ -84,21 +89,8 @@ impl PgWriter {
             name,
             client: None,
             open: false,
+            in_transaction: false,
             tail: AuditTail::genesis(),
-        }
-    }
-
-    /// The connection of the batch, for a new call; Unreachable (and the batch marked failed)
-    /// when there is none.
-    fn connection(&mut self) -> Result<&Object> {
-        match self.client.as_ref() {
-            Some(client) if self.open => Ok(client),
-            _ => {
-                self.open = false;
-                Err(StoreError::Unreachable(
-                    "the batch transaction has no connection".into(),
-                ))
-            }
         }
     }
 
@@ -112,7 +104,13 @@ impl PgWriter {
     ) -> Result<(T, Vec<Appended>)> {
         let runtime = self.runtime.clone();
         let tail = self.tail.clone();
-        let client = self.connection()?;
+        let healthy = std::mem::replace(&mut self.open, false);
+        // `open` is false until this call ends cleanly: if `f` panics, the batch fails.
+        let (true, Some(client)) = (healthy, self.client.as_ref()) else {
+            return Err(StoreError::Unreachable(
+                "the batch transaction has no connection".into(),
+            ));
+        };
         let tx = PgTx::new(client, at, tail);
         let (result, rolled_back) = block_on(&runtime, async {
             // Pipelined: the savepoint and the call's first statement go out together.
@@ -131,19 +129,25 @@ impl PgWriter {
             (result, undone.is_ok())
         });
         let (tail, appended) = tx.finish();
-        // `open` stays true only if the call ended cleanly: a failed rollback (or a panic in
-        // `f`, which never gets here) leaves the batch failed.
-        self.open = rolled_back;
+        // The batch stays open only if the call ended cleanly: a failed rollback (or a panic in
+        // `f`, which never gets here) leaves it failed. So does a server that refuses work
+        // (shutting down, or read-only after a failover): the batch's connection is to the
+        // wrong server, and the next batch takes a new one (the URL's hosts pick the primary).
+        let unreachable = matches!(result, Err(StoreError::Unreachable(_)));
+        self.open = rolled_back && !unreachable;
         let value = result?;
         self.tail = tail;
         Ok((value, appended))
     }
 
-    /// Drops the connection if it is closed, so the next batch takes a fresh one.
-    fn drop_if_closed(&mut self) {
-        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
-            self.client = None;
+    /// Closes the connection rather than returning it to the pool: a transaction may be open
+    /// on it (with the write lock and a failed batch's writes), which closing rolls back and
+    /// which no other caller may ever run statements in.
+    fn discard(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
         }
+        self.in_transaction = false;
     }
 }
 
@@ -178,7 +182,10 @@ impl BatchConn for PgWriter {
     type Error = BatchError;
 
     fn begin(&mut self) -> Result<()> {
-        self.drop_if_closed();
+        if self.in_transaction || self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            // The last batch ended without its COMMIT (or the connection broke).
+            self.discard();
+        }
         let runtime = self.runtime.clone();
         if self.client.is_none() {
             let pooled = block_on(&runtime, self.pool.get()).map_err(|e| {
@@ -191,6 +198,7 @@ impl BatchConn for PgWriter {
         let Some(client) = self.client.as_ref() else {
             return Err(StoreError::Unreachable("no connection".into()));
         };
+        self.in_transaction = true;
         let begun = block_on(&runtime, client.simple_query(&begin_sql()))
             .map_err(pg("starting a batch transaction"))
             .and_then(|messages| tail_of(&messages));
@@ -202,13 +210,7 @@ impl BatchConn for PgWriter {
             }
             Err(e) => {
                 // Whatever of it began must not carry over into the next batch.
-                if !client.is_closed() {
-                    if let Err(undo) = block_on(&runtime, client.batch_execute("ROLLBACK")) {
-                        tracing::error!(error = %undo, "rolling back a batch that failed to begin");
-                        self.client = None;
-                    }
-                }
-                self.drop_if_closed();
+                self.discard();
                 Err(e)
             }
         }
@@ -224,17 +226,22 @@ impl BatchConn for PgWriter {
             return Err(BatchError::Unreachable("no connection".into()));
         };
         let committed = block_on(&self.runtime, client.batch_execute("COMMIT"));
-        committed.map_err(|e| match pg("committing")(e) {
-            StoreError::Unreachable(cause) => BatchError::Unreachable(cause),
-            other => BatchError::Refused(other.to_string()),
-        })
+        match committed {
+            Ok(()) => {
+                self.in_transaction = false;
+                Ok(())
+            }
+            Err(e) => Err(match pg("committing")(e) {
+                StoreError::Unreachable(cause) => BatchError::Unreachable(cause),
+                other => BatchError::Refused(other.to_string()),
+            }),
+        }
     }
 
     fn abandon(&mut self) {
         self.open = false;
-        // A failed COMMIT ends the transaction on the server; a lost connection ends it too.
-        // Either way the connection is not reused if it is closed.
-        self.drop_if_closed();
+        // Nothing of a batch whose COMMIT failed may linger on a connection someone reuses.
+        self.discard();
     }
 
     fn copy_error(error: &BatchError) -> BatchError {

@@ -644,3 +644,54 @@ fn connections_lost_during_a_burst_of_issuances_lose_no_acknowledged_certificate
     // The chain replays against the tables: every stored certificate has its entry.
     s.audit_entries();
 }
+
+#[test]
+fn a_batch_on_a_server_turned_read_only_fails_and_the_next_one_connects_afresh() {
+    let s = setup(true);
+    let database = postgres_database(&s);
+    let cluster = testkit::postgres::PgCluster::shared();
+    let token = s.token("after-failover");
+    let sign = || {
+        s.authority.sign(&SignInput {
+            token: &token,
+            csr_pem: &csr(&new_key()),
+            requested_id: &full_id("after-failover"),
+            ttl: None,
+        })
+    };
+    // A failover demotes the server under the CA's connections: every new session is
+    // read-only, and the sessions the CA had are gone.
+    cluster.psql(
+        "postgres",
+        &format!("ALTER DATABASE {database} SET default_transaction_read_only = on"),
+    );
+    cluster.psql(
+        "postgres",
+        &format!(
+            "SELECT count(pg_terminate_backend(pid, 20000)) FROM pg_stat_activity
+             WHERE datname = '{database}'"
+        ),
+    );
+    for _ in 0..3 {
+        let refused = sign();
+        assert!(refused_as_unreachable(&refused), "{refused:?}");
+    }
+    // The primary is writable again: the CA must not keep a read-only session as its batch
+    // connection (each refused batch closed its own), so a client retrying gets through once
+    // the read-only sessions in the pool have been tried (at most one per pool slot).
+    cluster.psql(
+        "postgres",
+        &format!("ALTER DATABASE {database} RESET default_transaction_read_only"),
+    );
+    let mut outcome = sign();
+    for _ in 0..20 {
+        if outcome.is_ok() {
+            break;
+        }
+        assert!(refused_as_unreachable(&outcome), "{outcome:?}");
+        outcome = sign();
+    }
+    let issued = outcome.unwrap();
+    assert!(s.store.find_cert(&issued.serial).unwrap().is_some());
+    s.audit_entries();
+}
