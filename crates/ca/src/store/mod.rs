@@ -7,10 +7,12 @@ pub mod copy;
 pub(crate) mod details;
 mod entries;
 mod file_guard;
+mod group_commit;
 mod location;
 mod memory;
 mod migrations;
 mod postgres;
+mod postgres_batch;
 mod postgres_copy;
 mod postgres_lineage;
 mod postgres_ops;
@@ -85,6 +87,10 @@ pub enum StoreError {
     /// was written. Callers answer 503 and may retry.
     #[error("the CA database cannot be reached: {0}")]
     Unreachable(String),
+    /// A PostgreSQL batch transaction (group commit) was refused at its commit; nothing of
+    /// this call is known to be stored.
+    #[error("the batch transaction failed: {0}")]
+    Batch(String),
     /// The database file was removed or replaced while the store had it open; nothing was
     /// written.
     #[error("the CA database is unavailable: {0}")]

@@ -10,6 +10,9 @@
 //! within a runtime" panic, which `Handle::block_on` would on an async worker. The sync
 //! `postgres` crate was not used: it has no maintained pool of its own.
 //!
+//! Writes go through group commit (`postgres_batch.rs`): concurrent calls on one replica share
+//! one transaction and one commit, each in its own savepoint.
+//!
 //! Replicas: every write transaction takes one advisory lock first (`postgres_ops::WRITE_LOCK`)
 //! and runs at READ COMMITTED, so each statement after the lock sees every commit made before
 //! it: token redemption is single-use (`UPDATE ... WHERE used_at IS NULL`), the audit chain is
@@ -31,11 +34,12 @@ use tokio_postgres::{IsolationLevel, NoTls};
 use super::details;
 use super::entries::{AgentIssue, AgentOutcome, CreateEntry, EntryRecord, EntryRow};
 use super::migrations;
+use super::postgres_batch::{self, PgGroup, PgWriter};
 use super::postgres_lineage as lineage;
 use super::postgres_ops;
 use super::postgres_ops::{
-    cert, col, json, pg, query_all, query_one, read_audit, read_cert, read_token, ts, PgTx,
-    CERT_COLUMNS, MIGRATIONS, TOKEN_COLUMNS,
+    cert, col, json, pg, query_all, query_one, read_audit, read_cert, read_token, take_write_lock,
+    ts, PgTx, CERT_COLUMNS, MIGRATIONS, TOKEN_COLUMNS,
 };
 use super::postgres_tls;
 use super::postgres_tokens;
@@ -57,6 +61,8 @@ pub struct PostgresStore {
     /// runtime may not be dropped on an async thread.
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// The connection write calls are batched on (group commit, `postgres_batch.rs`).
+    writer: PgGroup,
     /// The database as the operator named it, without a password (for messages).
     name: String,
     /// Dates the audit entries.
@@ -137,9 +143,15 @@ impl PostgresStore {
                 .build()
                 .map_err(|e| StoreError::Setup(format!("--store {name}: {e}")))?
         };
+        let writer = postgres_batch::new_group(PgWriter::new(
+            pool.clone(),
+            runtime.handle().clone(),
+            name.clone(),
+        ));
         let store = PostgresStore {
             runtime: Some(runtime),
             pool,
+            writer,
             name,
             clock: Arc::new(SystemClock),
         };
@@ -193,14 +205,13 @@ impl PostgresStore {
     pub fn migrate(&self) -> Result<u32> {
         self.run(async {
             let mut pooled = self.client().await?;
-            let client: &mut tokio_postgres::Client = &mut pooled;
-            let tx = client
+            let tx = pooled
                 .transaction()
                 .await
                 .map_err(pg("starting a transaction"))?;
-            let tx = PgTx::new(tx, String::new()).await?;
+            take_write_lock(&tx).await?;
             let has_meta: bool = query_one(
-                &tx.tx,
+                &tx,
                 "SELECT to_regclass('meta') IS NOT NULL",
                 &[],
                 |r| col(r, 0),
@@ -210,7 +221,7 @@ impl PostgresStore {
             .unwrap_or(false);
             let stored: Option<String> = if has_meta {
                 query_one(
-                    &tx.tx,
+                    &tx,
                     "SELECT value FROM meta WHERE key = $1",
                     &[&migrations::VERSION_KEY],
                     |r| col(r, 0),
@@ -224,8 +235,7 @@ impl PostgresStore {
             let what = format!("the CA database {}", self.name);
             let todo = migrations::pending(found, MIGRATIONS, &what)?;
             for index in todo {
-                tx.tx
-                    .batch_execute(MIGRATIONS[index])
+                tx.batch_execute(MIGRATIONS[index])
                     .await
                     .map_err(pg("migrating the schema"))?;
                 let version = (index + 1).to_string();
@@ -233,35 +243,40 @@ impl PostgresStore {
                     "INSERT INTO meta (key, value) VALUES ($1, $2)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     &[&migrations::VERSION_KEY, &version],
-                    "recording the schema version",
                 )
-                .await?;
+                .await
+                .map_err(pg("recording the schema version"))?;
                 tracing::info!(event = "schema_migrated", version = index + 1, database = %self.name);
             }
-            tx.commit().await?;
+            tx.commit().await.map_err(pg("committing the schema"))?;
             Ok(MIGRATIONS.len() as u32)
         })
     }
 
-    /// Runs `f` in a write transaction holding the write lock and commits when it returns Ok;
-    /// an Err rolls everything back. Audit entries appended in it are logged after the commit.
+    /// Runs `f` atomically and durably: in its own savepoint of a batch transaction that holds
+    /// the write lock and is shared with concurrent calls, returning once the batch has
+    /// committed; an Err rolls back `f`'s writes only. Audit entries appended in it are logged
+    /// after the commit.
     fn write_tx<T>(&self, f: impl AsyncFnOnce(&PgTx<'_>) -> Result<T>) -> Result<T> {
-        let at = pki::timefmt::rfc3339(self.clock.now());
-        let (out, appended) = self.run(async {
-            let mut pooled = self.client().await?;
-            let client: &mut tokio_postgres::Client = &mut pooled;
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::ReadCommitted)
-                .start()
-                .await
-                .map_err(pg("starting a transaction"))?;
-            let tx = PgTx::new(tx, at).await?;
-            let out = f(&tx).await?;
-            Ok::<_, StoreError>((out, tx.commit().await?))
+        let (out, appended) = self.writer.write(|writer| {
+            // Read inside the batch, while this call holds the connection (the group commit
+            // tests gate this clock to build a batch step by step).
+            let at = pki::timefmt::rfc3339(self.clock.now());
+            writer.call(at, f)
         })?;
         log_appended(&appended);
         Ok(out)
+    }
+
+    /// How many batch transactions the writer has ended (group commit; tests and benchmarks).
+    pub fn batches_committed(&self) -> usize {
+        self.writer.commits()
+    }
+
+    /// How many write calls are waiting for the writing connection right now (they will join
+    /// the open batch); for tests that build a batch step by step.
+    pub fn writers_waiting(&self) -> usize {
+        self.writer.waiting()
     }
 
     /// Certificates matching `condition` (the SQL after WHERE) with `params`.
@@ -273,7 +288,7 @@ impl PostgresStore {
         let rows = self.run(async {
             let client = self.client().await?;
             query_all(
-                &**client,
+                &client,
                 &format!("SELECT {CERT_COLUMNS} FROM certs WHERE {condition}"),
                 params,
                 read_cert,
@@ -289,7 +304,7 @@ impl PostgresStore {
         self.run(async {
             let client = self.client().await?;
             query_one(
-                &**client,
+                &client,
                 "SELECT value FROM meta WHERE key = $1",
                 &[&key],
                 |r| col(r, 0),
@@ -324,7 +339,7 @@ impl Store for PostgresStore {
             )
             .await?;
             query_one(
-                &tx.tx,
+                tx.tx,
                 "SELECT value FROM meta WHERE key = $1",
                 &[&key],
                 |r| col(r, 0),
@@ -363,7 +378,7 @@ impl Store for PostgresStore {
         let row = self.run(async {
             let client = self.client().await?;
             query_one(
-                &**client,
+                &client,
                 &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"),
                 &[&hash],
                 read_token,
@@ -375,33 +390,13 @@ impl Store for PostgresStore {
     }
 
     fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem> {
-        self.write_tx(async |tx| {
-            let used_at = ts(now);
-            let redeemed = query_one(
-                &tx.tx,
-                "UPDATE tokens SET used_at = $1, used_serial = $2
-                 WHERE hash = $3 AND used_at IS NULL AND revoked_at IS NULL
-                   AND expires_at > $1
-                 RETURNING hash",
-                &[&used_at, &cert.serial, &hash],
-                |r| col::<String>(r, 0),
-                "redeeming the token",
-            )
-            .await?;
-            if redeemed.is_none() {
-                return Ok(Redeem::AlreadyUsed);
-            }
-            tx.insert_cert(cert).await?;
-            tx.append_audit("issue", &details::issue(cert, hash, used_at))
-                .await?;
-            Ok(Redeem::Done)
-        })
+        self.write_tx(async |tx| postgres_tokens::redeem(tx, hash, ts(now), cert).await)
     }
 
     fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
         self.run(async {
             let client = self.client().await?;
-            postgres_tokens::list(&**client).await
+            postgres_tokens::list(&client).await
         })
     }
 
@@ -416,7 +411,7 @@ impl Store for PostgresStore {
     fn find_cert(&self, serial: &str) -> Result<Option<CertRecord>> {
         self.run(async {
             let client = self.client().await?;
-            cert(&**client, serial).await
+            cert(&client, serial).await
         })
     }
 
@@ -462,7 +457,7 @@ impl Store for PostgresStore {
         let at_least = i64::try_from(at_least).unwrap_or(i64::MAX).to_string();
         let next: i64 = self.write_tx(async |tx| {
             query_one(
-                &tx.tx,
+                tx.tx,
                 "INSERT INTO meta (key, value) VALUES ('crl_number', $1)
                  ON CONFLICT (key) DO UPDATE
                  SET value = GREATEST(meta.value::BIGINT + 1, excluded.value::BIGINT)::TEXT
@@ -480,9 +475,8 @@ impl Store for PostgresStore {
     fn verify_audit(&self) -> Result<AuditCheck> {
         self.run(async {
             let mut pooled = self.client().await?;
-            let client: &mut tokio_postgres::Client = &mut pooled;
             // One snapshot: the chain and the tables agree even while replicas keep writing.
-            let tx = client
+            let tx = pooled
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true)
@@ -525,7 +519,7 @@ impl Store for PostgresStore {
         self.run(async {
             let client = self.client().await?;
             query_one(
-                &**client,
+                &client,
                 "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
                 &[],
                 |r| {
@@ -544,7 +538,7 @@ impl Store for PostgresStore {
         self.run(async {
             let client = self.client().await?;
             query_one(
-                &**client,
+                &client,
                 "SELECT hash FROM audit WHERE seq = $1",
                 &[&seq],
                 |r| col(r, 0),
@@ -569,14 +563,14 @@ impl Store for PostgresStore {
     fn find_entry(&self, id: &str) -> Result<Option<EntryRecord>> {
         self.run(async {
             let client = self.client().await?;
-            lineage::find_entry(&**client, id).await
+            lineage::find_entry(&client, id).await
         })
     }
 
     fn list_entries(&self, parent_id: Option<&str>) -> Result<Vec<EntryRecord>> {
         let rows = self.run(async {
             let client = self.client().await?;
-            lineage::entry_rows(&**client, parent_id).await
+            lineage::entry_rows(&client, parent_id).await
         })?;
         rows.into_iter().map(EntryRow::into_record).collect()
     }

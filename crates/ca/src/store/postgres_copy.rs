@@ -5,7 +5,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::copy::{Cell, Snapshot, TABLES};
 use super::postgres::PostgresStore;
-use super::postgres_ops::{col, pg, PgTx};
+use super::postgres_ops::{col, pg, take_write_lock};
 use super::{migrations, Result, StoreError};
 
 /// Meta keys every migrated database holds before any CA used it: copied over, not refused.
@@ -22,26 +22,23 @@ impl PostgresStore {
     pub fn load_snapshot(&self, snapshot: &Snapshot) -> Result<()> {
         self.run(async {
             let mut pooled = self.client().await?;
-            let client: &mut tokio_postgres::Client = &mut pooled;
-            let tx = client
+            let tx = pooled
                 .transaction()
                 .await
                 .map_err(pg("starting a transaction"))?;
-            let tx = PgTx::new(tx, String::new()).await?;
+            take_write_lock(&tx).await?;
             for (table, _) in TABLES {
                 let used: i64 = if *table == "meta" {
                     let fresh: Vec<String> = FRESH_META.iter().map(|k| k.to_string()).collect();
-                    tx.tx
-                        .query_one(
-                            "SELECT count(*) FROM meta WHERE NOT (key = ANY($1))",
-                            &[&fresh],
-                        )
-                        .await
-                        .map_err(pg("checking that the target is empty"))
-                        .and_then(|r| col(&r, 0))?
+                    tx.query_one(
+                        "SELECT count(*) FROM meta WHERE NOT (key = ANY($1))",
+                        &[&fresh],
+                    )
+                    .await
+                    .map_err(pg("checking that the target is empty"))
+                    .and_then(|r| col(&r, 0))?
                 } else {
-                    tx.tx
-                        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                    tx.query_one(&format!("SELECT count(*) FROM {table}"), &[])
                         .await
                         .map_err(pg("checking that the target is empty"))
                         .and_then(|r| col(&r, 0))?
@@ -71,11 +68,7 @@ impl PostgresStore {
                          WHERE meta.key <> 'schema_version'",
                     );
                 }
-                let stmt = tx
-                    .tx
-                    .prepare(&sql)
-                    .await
-                    .map_err(pg("preparing the copy"))?;
+                let stmt = tx.prepare(&sql).await.map_err(pg("preparing the copy"))?;
                 for row in snapshot.rows(table) {
                     let params: Vec<Box<dyn ToSql + Sync + Send>> = row
                         .iter()
@@ -94,13 +87,12 @@ impl PostgresStore {
                         .iter()
                         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
                         .collect();
-                    tx.tx
-                        .execute(&stmt, &refs)
+                    tx.execute(&stmt, &refs)
                         .await
                         .map_err(pg("copying a row"))?;
                 }
             }
-            tx.commit().await?;
+            tx.commit().await.map_err(pg("committing"))?;
             Ok(())
         })
     }

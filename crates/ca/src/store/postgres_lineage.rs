@@ -10,14 +10,14 @@ use super::postgres_ops::{
 };
 use super::rows::CertRow;
 use super::{CertRecord, Presented, RenewOutcome, RenewalRequest, Result, Revoke};
-use tokio_postgres::GenericClient;
+use deadpool_postgres::GenericClient;
 
 /// Deeper chains than this only exist in a tampered database (a renewal loop); stop there.
 const MAX_DEPTH: i64 = 1_000_000;
 
 async fn children(tx: &PgTx<'_>, serial: &str) -> Result<Vec<CertRecord>> {
     query_all(
-        &tx.tx,
+        tx.tx,
         &format!(
             "SELECT {CERT_COLUMNS} FROM certs WHERE renewed_from = $1 ORDER BY issued_at, serial"
         ),
@@ -35,7 +35,7 @@ async fn children(tx: &PgTx<'_>, serial: &str) -> Result<Vec<CertRecord>> {
 /// first.
 async fn descendants(tx: &PgTx<'_>, serial: &str, now: i64) -> Result<Vec<(String, bool)>> {
     query_all(
-        &tx.tx,
+        tx.tx,
         "WITH RECURSIVE d(serial, depth) AS (
              SELECT serial, 1::BIGINT FROM certs WHERE renewed_from = $1
              UNION
@@ -57,7 +57,7 @@ async fn descendants(tx: &PgTx<'_>, serial: &str, now: i64) -> Result<Vec<(Strin
 /// The sign-issued certificate `serial` descends from (itself when it was not renewed).
 async fn lineage_root(tx: &PgTx<'_>, serial: &str) -> Result<String> {
     let root = query_one(
-        &tx.tx,
+        tx.tx,
         "WITH RECURSIVE a(serial, parent, depth) AS (
              SELECT serial, renewed_from, 0::BIGINT FROM certs WHERE serial = $1
              UNION
@@ -106,7 +106,7 @@ pub async fn revoke(
     actor: &str,
     now: i64,
 ) -> Result<Revoke> {
-    let Some(target) = cert(&tx.tx, serial).await? else {
+    let Some(target) = cert(tx.tx, serial).await? else {
         return Ok(Revoke::UnknownSerial);
     };
     let mut revoked = Vec::new();
@@ -143,7 +143,7 @@ pub async fn revoke_identity(
     now: i64,
 ) -> Result<Vec<String>> {
     let live: Vec<String> = query_all(
-        &tx.tx,
+        tx.tx,
         "SELECT serial FROM certs WHERE spiffe_id = $1 AND revoked_at IS NULL AND not_after > $2
          ORDER BY issued_at, serial",
         &[&spiffe_id, &now],
@@ -162,16 +162,21 @@ pub async fn revoke_identity(
 
 pub async fn renew(tx: &PgTx<'_>, r: &RenewalRequest<'_>) -> Result<RenewOutcome> {
     let now = r.now.unix_timestamp();
-    let Some(presented) = cert(&tx.tx, r.presented_serial).await? else {
+    // Both reads in one round trip (pipelined on the connection); the second is wasted only
+    // when the presented certificate is refused.
+    let (presented, earlier) = futures::try_join!(
+        cert(tx.tx, r.presented_serial),
+        children(tx, r.presented_serial)
+    )?;
+    let Some(presented) = presented else {
         return Ok(RenewOutcome::Refused(Presented::Unknown));
     };
     if let Err(state) = presented.standing(r.presented_fingerprint, r.now) {
         return Ok(RenewOutcome::Refused(state));
     }
-    let earlier = children(tx, r.presented_serial).await?;
     if earlier.is_empty() {
-        tx.insert_cert(r.cert).await?;
-        tx.append_audit("renew", &details::cert(r.cert)).await?;
+        let detail = details::cert(r.cert);
+        futures::try_join!(tx.insert_cert(r.cert), tx.append_audit("renew", &detail))?;
         return Ok(RenewOutcome::Recorded);
     }
     for child in &earlier {
@@ -185,7 +190,7 @@ pub async fn renew(tx: &PgTx<'_>, r: &RenewalRequest<'_>) -> Result<RenewOutcome
         }
     }
     let root = lineage_root(tx, r.presented_serial).await?;
-    let root_live = cert(&tx.tx, &root)
+    let root_live = cert(tx.tx, &root)
         .await?
         .is_some_and(|c| c.revoked_at.is_none() && c.not_after.unix_timestamp() > now);
     let mut members = vec![(root.clone(), root_live)];
@@ -231,7 +236,7 @@ pub async fn renew(tx: &PgTx<'_>, r: &RenewalRequest<'_>) -> Result<RenewOutcome
 pub async fn create_entry(tx: &PgTx<'_>, e: &EntryRecord) -> Result<CreateEntry> {
     let selectors = json(&e.selectors);
     let existing: Option<String> = query_one(
-        &tx.tx,
+        tx.tx,
         "SELECT id FROM entries WHERE parent_id = $1 AND spiffe_id = $2 AND selectors = $3",
         &[&e.parent_id, &e.spiffe_id, &selectors],
         |r| col(r, 0),
@@ -325,7 +330,10 @@ pub async fn entry_rows(
 }
 
 pub async fn record_agent_issue(tx: &PgTx<'_>, r: &AgentIssue<'_>) -> Result<AgentOutcome> {
-    let Some(entry) = find_entry(&tx.tx, r.entry_id).await? else {
+    // Both reads in one round trip (pipelined on the connection).
+    let (entry, agent) =
+        futures::try_join!(find_entry(tx.tx, r.entry_id), cert(tx.tx, r.agent_serial))?;
+    let Some(entry) = entry else {
         return Ok(AgentOutcome::UnknownEntry);
     };
     if entry.parent_id != r.agent_id {
@@ -333,16 +341,21 @@ pub async fn record_agent_issue(tx: &PgTx<'_>, r: &AgentIssue<'_>) -> Result<Age
             parent: entry.parent_id,
         });
     }
-    let Some(agent) = cert(&tx.tx, r.agent_serial).await? else {
+    let Some(agent) = agent else {
         return Ok(AgentOutcome::Refused(Presented::Unknown));
     };
     if let Err(state) = agent.standing(r.agent_fingerprint, r.now) {
         return Ok(AgentOutcome::Refused(state));
     }
-    if let AgentIssued::Svid(cert) = r.issued {
-        tx.insert_cert(cert).await?;
-    }
     let (event, detail) = details::agent_issue(r, &entry.spiffe_id);
-    tx.append_audit(event, &detail).await?;
+    // The certificate and its audit entry in one round trip: an error in either fails the
+    // call, whose savepoint then undoes both.
+    let stored = async {
+        if let AgentIssued::Svid(cert) = r.issued {
+            tx.insert_cert(cert).await?;
+        }
+        Ok(())
+    };
+    futures::try_join!(stored, tx.append_audit(event, &detail))?;
     Ok(AgentOutcome::Recorded)
 }

@@ -4,8 +4,9 @@
 
 use std::sync::Mutex;
 
+use deadpool_postgres::{Client, GenericClient};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 
 use super::entries::EntryRow;
 pub use super::rows::{json, ts};
@@ -76,6 +77,14 @@ INSERT INTO meta (key, value) VALUES ('entry_revision', '0');
 /// results. The value is arbitrary but fixed ("mtls-ca" in ASCII).
 pub const WRITE_LOCK: i64 = 0x006d_746c_732d_6361;
 
+/// Takes `WRITE_LOCK` in the transaction open on `client` (until it ends).
+pub async fn take_write_lock(client: &impl GenericClient) -> Result<()> {
+    GenericClient::execute(client, "SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .await
+        .map_err(pg("taking the write lock"))?;
+    Ok(())
+}
+
 /// Maps a driver error: one without a server error code means the connection is gone (the
 /// database unreachable), which callers answer with 503; anything else is a failed statement.
 pub fn pg(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
@@ -131,74 +140,133 @@ pub fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) ->
         .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
 }
 
-/// A write transaction (holding `WRITE_LOCK`) and the audit entries appended in it.
+/// The audit chain's last entry as the open batch left it: read once when the batch takes the
+/// write lock (nobody else can append until it commits), then kept here, so an append costs
+/// one INSERT and no SELECT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditTail {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl AuditTail {
+    /// The tail of an empty chain.
+    pub fn genesis() -> AuditTail {
+        AuditTail {
+            seq: 0,
+            hash: audit::GENESIS.to_string(),
+        }
+    }
+}
+
+/// An audit entry computed for the tail, not yet stored (see [`PgTx::next_audit`]).
+pub struct PendingAudit {
+    pub seq: i64,
+    pub event: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// One write call inside the batch transaction (which holds `WRITE_LOCK`, `postgres_batch.rs`),
+/// and the audit entries it appended.
 pub struct PgTx<'c> {
-    pub tx: tokio_postgres::Transaction<'c>,
-    /// When the transaction started (RFC 3339), the `at` of its audit entries.
-    at: String,
+    pub tx: &'c Client,
+    /// When the call started (RFC 3339), the `at` of its audit entries.
+    pub at: String,
+    tail: Mutex<AuditTail>,
     appended: Mutex<Vec<Appended>>,
 }
 
 impl<'c> PgTx<'c> {
-    /// Takes the write lock in `tx`.
-    pub async fn new(tx: tokio_postgres::Transaction<'c>, at: String) -> Result<PgTx<'c>> {
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-            .await
-            .map_err(pg("taking the write lock"))?;
-        Ok(PgTx {
-            tx,
+    /// A call on `client`, inside a transaction holding the write lock, whose chain ends at
+    /// `tail`.
+    pub fn new(client: &'c Client, at: String, tail: AuditTail) -> PgTx<'c> {
+        PgTx {
+            tx: client,
             at,
+            tail: Mutex::new(tail),
             appended: Mutex::new(Vec::new()),
-        })
+        }
     }
 
-    /// Commits and returns the entries appended, for logging.
-    pub async fn commit(self) -> Result<Vec<Appended>> {
-        self.tx.commit().await.map_err(pg("committing"))?;
-        Ok(self
-            .appended
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner()))
+    /// The chain's tail after this call and the entries it appended (for logging once the
+    /// batch commits).
+    pub fn finish(self) -> (AuditTail, Vec<Appended>) {
+        (
+            self.tail.into_inner().unwrap_or_else(|p| p.into_inner()),
+            self.appended
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
+    /// Runs `sql` as a prepared statement kept on the connection (one round trip, no parse).
     pub async fn execute(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
         context: &'static str,
     ) -> Result<u64> {
-        self.tx.execute(sql, params).await.map_err(pg(context))
+        let statement = self.tx.prepare_cached(sql).await.map_err(pg(context))?;
+        GenericClient::execute(self.tx, &statement, params)
+            .await
+            .map_err(pg(context))
     }
 
-    /// Appends one audit entry to the chain (the write lock makes this the only writer).
-    pub async fn append_audit(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
-        let (last_seq, prev): (i64, String) = match self
-            .tx
-            .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
-            .await
-            .map_err(pg("reading the audit tail"))?
-        {
-            Some(row) => (col(&row, 0)?, col(&row, 1)?),
-            None => (0, audit::GENESIS.to_string()),
-        };
-        let seq = last_seq + 1;
+    /// The entry that would follow the tail now; store it with the change it records, then
+    /// [`PgTx::appended`] it.
+    pub fn next_audit(&self, event: &str, detail: &serde_json::Value) -> PendingAudit {
+        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = tail.seq + 1;
         let detail = detail.to_string();
-        let hash = audit::entry_hash(&prev, seq, &self.at, event, &detail);
-        self.execute(
-            "INSERT INTO audit (seq, at, event, detail, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&seq, &self.at, &event, &detail, &prev, &hash],
-            "appending to the audit log",
-        )
-        .await?;
+        let hash = audit::entry_hash(&tail.hash, seq, &self.at, event, &detail);
+        PendingAudit {
+            seq,
+            event: event.to_string(),
+            detail,
+            prev_hash: tail.hash.clone(),
+            hash,
+        }
+    }
+
+    /// Moves the tail past `entry`, which this call stored.
+    pub fn appended(&self, entry: &PendingAudit) {
+        *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = AuditTail {
+            seq: entry.seq,
+            hash: entry.hash.clone(),
+        };
         self.appended
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Appended {
-                seq,
-                hash,
-                event: event.to_string(),
+                seq: entry.seq,
+                hash: entry.hash.clone(),
+                event: entry.event.clone(),
             });
+    }
+
+    /// Appends one audit entry to the chain (the write lock makes this batch the only
+    /// writer). The tail moves before the INSERT is awaited, so appends polled together
+    /// (pipelined) still chain in order; a failed INSERT fails the whole call, whose tail is
+    /// then dropped.
+    pub async fn append_audit(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
+        let entry = self.next_audit(event, detail);
+        self.appended(&entry);
+        self.execute(
+            "INSERT INTO audit (seq, at, event, detail, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &entry.seq,
+                &self.at,
+                &entry.event,
+                &entry.detail,
+                &entry.prev_hash,
+                &entry.hash,
+            ],
+            "appending to the audit log",
+        )
+        .await?;
         Ok(())
     }
 
@@ -239,7 +307,8 @@ impl<'c> PgTx<'c> {
     }
 }
 
-/// Rows of `sql` with `params`, each read by `read`.
+/// Rows of `sql` with `params`, each read by `read`. Every statement is prepared once per
+/// connection and kept (deadpool-postgres' statement cache): one round trip instead of two.
 pub async fn query_all<T>(
     client: &impl GenericClient,
     sql: &str,
@@ -247,8 +316,8 @@ pub async fn query_all<T>(
     read: impl Fn(&Row) -> Result<T>,
     context: &'static str,
 ) -> Result<Vec<T>> {
-    client
-        .query(sql, params)
+    let statement = client.prepare_cached(sql).await.map_err(pg(context))?;
+    GenericClient::query(client, &statement, params)
         .await
         .map_err(pg(context))?
         .iter()
@@ -264,8 +333,8 @@ pub async fn query_one<T>(
     read: impl Fn(&Row) -> Result<T>,
     context: &'static str,
 ) -> Result<Option<T>> {
-    client
-        .query_opt(sql, params)
+    let statement = client.prepare_cached(sql).await.map_err(pg(context))?;
+    GenericClient::query_opt(client, &statement, params)
         .await
         .map_err(pg(context))?
         .as_ref()

@@ -1,13 +1,14 @@
-//! The PostgreSQL store's join-token listing and revocation (`token_revoke.rs` has the rule).
+//! The PostgreSQL store's join-token redemption, listing and revocation (`token_revoke.rs` has
+//! the revocation rule).
 
+use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
-use tokio_postgres::GenericClient;
 
 use super::details;
-use super::postgres_ops::{query_all, read_token, PgTx, TOKEN_COLUMNS};
+use super::postgres_ops::{col, json, query_all, query_one, read_token, PgTx, TOKEN_COLUMNS};
 use super::rows::{ts, TokenRow};
 use super::token_revoke::{choose, BY_PREFIX};
-use super::{Result, RevokeToken, TokenRecord};
+use super::{CertRecord, Redeem, Result, RevokeToken, StoreError, TokenRecord};
 
 /// Schema version 2: when a token was revoked before use.
 pub const MIGRATION_TOKEN_REVOKED_AT: &str = "ALTER TABLE tokens ADD COLUMN revoked_at BIGINT;";
@@ -15,6 +16,75 @@ pub const MIGRATION_TOKEN_REVOKED_AT: &str = "ALTER TABLE tokens ADD COLUMN revo
 /// The prefix condition with PostgreSQL's parameter syntax.
 fn by_prefix() -> String {
     BY_PREFIX.replace("?1", "$1::text")
+}
+
+/// A redemption in one statement (one round trip, where it took three plus a SELECT of the
+/// audit tail): the token is marked used only if it is still redeemable, and the certificate and
+/// its audit entry are inserted only for the row that UPDATE returned. A serial already stored
+/// fails the statement (primary key), which the call's savepoint then undoes whole.
+const REDEEM: &str = "
+WITH redeemed AS (
+    UPDATE tokens SET used_at = $1::BIGINT, used_serial = $2::TEXT
+    WHERE hash = $3::TEXT AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1::BIGINT
+    RETURNING hash
+), cert AS (
+    INSERT INTO certs (serial, spiffe_id, dns, ips, not_before, not_after, issued_at,
+                       kind, renewed_from, fingerprint, pem)
+    SELECT $2::TEXT, $4::TEXT, $5::TEXT, $6::TEXT, $7::BIGINT, $8::BIGINT, $9::BIGINT,
+           $10::TEXT, $11::TEXT, $12::TEXT, $13::TEXT
+    FROM redeemed
+    RETURNING serial
+), entry AS (
+    INSERT INTO audit (seq, at, event, detail, prev_hash, hash)
+    SELECT $14::BIGINT, $15::TEXT, $16::TEXT, $17::TEXT, $18::TEXT, $19::TEXT FROM cert
+    RETURNING seq
+)
+SELECT count(*) FROM entry";
+
+/// Marks the token with `hash` used at `used_at` and records `cert` with its `issue` entry, in
+/// `tx`; `AlreadyUsed` (nothing written) when it was used, revoked or expired meanwhile.
+pub async fn redeem(tx: &PgTx<'_>, hash: &str, used_at: i64, cert: &CertRecord) -> Result<Redeem> {
+    let entry = tx.next_audit("issue", &details::issue(cert, hash, used_at));
+    let renewed_from = cert.renewed_from.as_deref();
+    let stored: i64 = query_one(
+        tx.tx,
+        REDEEM,
+        &[
+            &used_at,
+            &cert.serial,
+            &hash,
+            &cert.spiffe_id,
+            &json(&cert.dns),
+            &json(&cert.ips),
+            &ts(cert.not_before),
+            &ts(cert.not_after),
+            &ts(cert.issued_at),
+            &cert.kind.as_str(),
+            &renewed_from,
+            &cert.fingerprint,
+            &cert.pem,
+            &entry.seq,
+            &tx.at,
+            &entry.event,
+            &entry.detail,
+            &entry.prev_hash,
+            &entry.hash,
+        ],
+        |r| col(r, 0),
+        "redeeming the token",
+    )
+    .await?
+    .ok_or_else(|| StoreError::Corrupt("redeeming the token: no row returned".into()))?;
+    match stored {
+        0 => Ok(Redeem::AlreadyUsed),
+        1 => {
+            tx.appended(&entry);
+            Ok(Redeem::Done)
+        }
+        n => Err(StoreError::Corrupt(format!(
+            "redeeming the token stored {n} audit entries"
+        ))),
+    }
 }
 
 /// Every token, oldest first.
@@ -40,7 +110,7 @@ pub async fn revoke(
     now: OffsetDateTime,
 ) -> Result<RevokeToken> {
     let rows = query_all(
-        &tx.tx,
+        tx.tx,
         &format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens WHERE {} FOR UPDATE",
             by_prefix()

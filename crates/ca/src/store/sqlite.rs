@@ -16,7 +16,7 @@ use super::details;
 use super::entries::{AgentIssue, AgentOutcome, CreateEntry, EntryRecord};
 use super::file_guard::FileGuard;
 use super::rows::CertRow;
-use super::sqlite_batch::GroupCommit;
+use super::sqlite_batch::{self, SqliteGroup};
 use super::sqlite_ops::{
     db, execute_cached, json, log_appended, query_all, query_row_cached, read_audit, read_cert,
     read_token, ts, WriteTx, CERT_COLUMNS, TOKEN_COLUMNS,
@@ -117,7 +117,7 @@ const STATEMENT_CACHE: usize = 64;
 pub struct SqliteStore {
     /// The writing connection: concurrent write calls share its transactions (group commit,
     /// `sqlite_batch.rs`).
-    writer: GroupCommit,
+    writer: SqliteGroup,
     /// Reads go through their own connection, so they see only committed data (never a batch
     /// still open on the writer) and do not wait for a batch's fsync.
     reader: Mutex<Connection>,
@@ -241,7 +241,7 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(SqliteStore {
-            writer: GroupCommit::new(conn),
+            writer: sqlite_batch::new_group(conn),
             reader: Mutex::new(reader),
             guard,
             clock: Arc::new(SystemClock),
@@ -312,9 +312,14 @@ impl SqliteStore {
     /// anything when the database file is no longer the one opened. Audit entries appended in
     /// it are logged after the commit.
     fn write_tx<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
-        let (out, appended) = self.writer.write(self.clock.as_ref(), |tx| {
-            self.guard.check().map_err(StoreError::Unavailable)?;
-            f(tx)
+        let (out, appended) = self.writer.write(|conn| {
+            // Read inside the batch, while this call holds the connection (the group commit
+            // tests gate this clock to build a batch step by step).
+            let at = pki::timefmt::rfc3339(self.clock.now());
+            sqlite_batch::run_in_savepoint(conn, at, |tx| {
+                self.guard.check().map_err(StoreError::Unavailable)?;
+                f(tx)
+            })
         })?;
         log_appended(&appended);
         Ok(out)
