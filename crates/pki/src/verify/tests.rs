@@ -977,7 +977,7 @@ fn the_trust_store_refuses_crls_by_the_strict_rules_when_built() {
         .subject()
         .as_raw()
         .to_vec();
-    let ca_key = rcgen::KeyPair::from_pem(&ca.key_pem()).unwrap();
+    let ca_key = rcgen::KeyPair::from_pem(&ca.key_pem().unwrap()).unwrap();
     let list = crate::test_der::crl(
         &crate::test_der::CrlSpec::ours().without_extensions(),
         &ca_name,
