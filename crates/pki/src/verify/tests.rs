@@ -84,7 +84,7 @@ fn ca_params(cn: &str, path_len: Option<u8>) -> CertificateParams {
     p
 }
 
-fn sign(p: CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Vec<u8> {
+fn sign(p: CertificateParams, issuer: &Issuer<'_, impl rcgen::SigningKey>) -> Vec<u8> {
     let key = keys::generate(Curve::P256).unwrap();
     p.signed_by(&key, issuer).unwrap().der().to_vec()
 }
@@ -92,7 +92,7 @@ fn sign(p: CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Vec<u8> {
 /// An intermediate CA under `issuer`: its DER and an issuer to sign with.
 fn intermediate(
     p: CertificateParams,
-    issuer: &Issuer<'_, KeyPair>,
+    issuer: &Issuer<'_, impl rcgen::SigningKey>,
 ) -> (Vec<u8>, Issuer<'static, KeyPair>) {
     let key = keys::generate(Curve::P384).unwrap();
     let der = p.signed_by(&key, issuer).unwrap().der().to_vec();

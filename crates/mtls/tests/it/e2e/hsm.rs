@@ -5,6 +5,8 @@
 //! object is refused, named, with nothing created. The signing session reconnects when the
 //! token logs it out.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
