@@ -33,6 +33,9 @@ pub struct DataDir {
     pub path: PathBuf,
     /// The SQLite database: `ca.db` in the directory unless `--store sqlite:PATH` moves it.
     db: PathBuf,
+    /// How to reach a PKCS#11 token holding the CA key (`--pkcs11-module`,
+    /// `--pkcs11-pin-file`; datadir_token.rs).
+    pub(crate) token_access: Option<crate::pkcs11::TokenAccess>,
 }
 
 /// How the CA obtained its root on this start.
@@ -62,6 +65,7 @@ impl DataDir {
         DataDir {
             path: path.to_path_buf(),
             db: path.join("ca.db"),
+            token_access: None,
         }
     }
 
@@ -70,7 +74,15 @@ impl DataDir {
         DataDir {
             path: path.to_path_buf(),
             db: db.to_path_buf(),
+            token_access: None,
         }
+    }
+
+    /// Where the CA key's token is reached, when it is in one (`--pkcs11-module`,
+    /// `--pkcs11-pin-file`).
+    pub fn with_token_access(mut self, access: Option<crate::pkcs11::TokenAccess>) -> DataDir {
+        self.token_access = access;
+        self
     }
 
     /// `root.crt`: the root certificate (public).
@@ -197,18 +209,16 @@ impl DataDir {
     /// Which of root and database are here; refuses the combinations that would lose or
     /// orphan records.
     pub(crate) fn contents(&self) -> anyhow::Result<Contents> {
-        let (cert, key, db) = (
-            exists(&self.root_cert())?,
-            exists(&self.root_key())?,
-            exists(&self.db())?,
-        );
+        let (cert, db) = (exists(&self.root_cert())?, exists(&self.db())?);
         self.refuse_orphan_intermediate()?;
-        if !cert && key {
-            bail!(
-                "{} exists without {}; restore the certificate or move the key away",
-                self.root_key().display(),
-                self.root_cert().display()
-            );
+        for key in [self.root_key(), self.root_token_ref()] {
+            if !cert && exists(&key)? {
+                bail!(
+                    "{} exists without {}; restore the certificate or move the key away",
+                    key.display(),
+                    self.root_cert().display()
+                );
+            }
         }
         match (cert, db) {
             (false, false) => Ok(Contents::Empty),
@@ -297,7 +307,7 @@ impl DataDir {
         )?;
         if external.is_none() {
             // Key first: a crash between the two writes leaves no certificate without key.
-            files::write_atomic(&self.root_key(), ca.key_pem().as_bytes(), files::KEY_MODE)?;
+            files::write_atomic(&self.root_key(), ca.key_pem()?.as_bytes(), files::KEY_MODE)?;
         }
         files::write_atomic(
             &self.root_cert(),
@@ -381,6 +391,9 @@ impl DataDir {
     pub(crate) fn load_own_root(&self) -> anyhow::Result<CaMaterial> {
         if exists(&self.intermediate_cert())? {
             return self.load_intermediate();
+        }
+        if exists(&self.root_token_ref())? {
+            return self.load_token_root();
         }
         let (cert_path, key_path) = (self.root_cert(), self.root_key());
         if !exists(&key_path)? {
@@ -600,7 +613,7 @@ mod tests {
         let root = CaMaterial::generate_root("External", OffsetDateTime::now_utc()).unwrap();
         let (cert, key) = (tmp.path().join("ext.crt"), tmp.path().join("ext.key"));
         fs::write(&cert, root.cert_pem()).unwrap();
-        fs::write(&key, root.key_pem()).unwrap();
+        fs::write(&key, root.key_pem().unwrap()).unwrap();
         set_mode(&key, 0o640);
         let err = load_external(&cert, &key).unwrap_err().to_string();
         assert!(

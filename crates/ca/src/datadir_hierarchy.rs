@@ -14,10 +14,11 @@
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use pki::sealed_key::{self, Passphrase};
-use pki::{files, intermediate, CaMaterial, TrustDomain};
+use pki::{files, intermediate, CaKey, CaMaterial, TrustDomain};
 use time::{Duration, OffsetDateTime};
 
 use crate::datadir::{exists, Contents, DataDir, DIR_MODE, ROOT_FINGERPRINT};
@@ -63,6 +64,16 @@ impl OfflineRoot {
     /// Creates the directory (0700): it must not exist yet or be empty, so no root is ever
     /// overwritten.
     fn create(&self) -> anyhow::Result<()> {
+        self.check_new()?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&self.path)
+            .with_context(|| format!("creating --offline-root {}", self.path.display()))
+    }
+
+    /// Refuses a directory that exists and is not empty.
+    fn check_new(&self) -> anyhow::Result<()> {
         if exists(&self.path)? {
             let mut entries = fs::read_dir(&self.path)
                 .with_context(|| format!("reading --offline-root {}", self.path.display()))?;
@@ -74,11 +85,7 @@ impl OfflineRoot {
                 );
             }
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(&self.path)
-            .with_context(|| format!("creating --offline-root {}", self.path.display()))
+        Ok(())
     }
 }
 
@@ -104,20 +111,38 @@ impl DataDir {
                 self.root_key().display()
             );
         }
-        let key_path = self.intermediate_key();
-        if !exists(&key_path)? {
-            bail!(
+        let key = self.intermediate_signing_key()?;
+        CaMaterial::intermediate_from_key(
+            self.read_cert(&self.intermediate_cert())?,
+            key,
+            self.read_cert(&self.root_cert())?,
+        )
+        .with_context(|| format!("loading the intermediate from {}", self.path.display()))
+    }
+
+    /// The intermediate's key: `intermediate.key`, or the token key `intermediate.pkcs11`
+    /// names (datadir_token.rs).
+    fn intermediate_signing_key(&self) -> anyhow::Result<CaKey> {
+        let (key_path, reference) = (self.intermediate_key(), self.intermediate_token_ref());
+        match (exists(&key_path)?, exists(&reference)?) {
+            (true, true) => bail!(
+                "{} holds both {} and {}: the key is either in a token or in a file; move the \
+                 one not in use away",
+                self.path.display(),
+                key_path.display(),
+                reference.display()
+            ),
+            (false, true) => self.open_token_key(&reference),
+            (true, false) => {
+                let (key, _) = pki::keys::load_private_key(&key_path)?;
+                Ok(CaKey::File(Arc::new(key)))
+            }
+            (false, false) => bail!(
                 "{} exists but {} is missing; restore the key from a backup",
                 self.intermediate_cert().display(),
                 key_path.display()
-            );
+            ),
         }
-        CaMaterial::load_intermediate(
-            &files::read(&self.intermediate_cert())?,
-            &files::read(&key_path)?,
-            &files::read(&self.root_cert())?,
-        )
-        .with_context(|| format!("loading the intermediate from {}", self.path.display()))
     }
 
     /// Refuses intermediate files without `root.crt`: a start there would otherwise see an
@@ -126,7 +151,11 @@ impl DataDir {
         if exists(&self.root_cert())? {
             return Ok(());
         }
-        for file in [self.intermediate_cert(), self.intermediate_key()] {
+        for file in [
+            self.intermediate_cert(),
+            self.intermediate_key(),
+            self.intermediate_token_ref(),
+        ] {
             if exists(&file)? {
                 bail!(
                     "{} exists without {}: restore root.crt (a copy is in the offline root \
@@ -157,6 +186,31 @@ impl DataDir {
         sqlite: bool,
         now: OffsetDateTime,
     ) -> anyhow::Result<TwoTier> {
+        self.init_two_tier_with(
+            offline,
+            passphrase,
+            trust_domain,
+            lifetime,
+            sqlite,
+            now,
+            None,
+        )
+    }
+
+    /// [`DataDir::init_two_tier`], with the intermediate's key from `token_key` when given
+    /// (`--key pkcs11:…`: opened or generated in the token after the directory checks and
+    /// before anything is written; `intermediate.pkcs11` records it, no key file).
+    #[allow(clippy::too_many_arguments)]
+    pub fn init_two_tier_with(
+        &self,
+        offline: &OfflineRoot,
+        passphrase: &Passphrase,
+        trust_domain: &TrustDomain,
+        lifetime: Duration,
+        sqlite: bool,
+        now: OffsetDateTime,
+        token_key: Option<&dyn Fn() -> anyhow::Result<CaKey>>,
+    ) -> anyhow::Result<TwoTier> {
         if offline.path == self.path {
             bail!(
                 "--offline-root must not be the data directory {}: the root key would sit next \
@@ -168,20 +222,30 @@ impl DataDir {
         if !matches!(self.contents()?, Contents::Empty)
             || exists(&self.intermediate_cert())?
             || exists(&self.root_key())?
+            || exists(&self.intermediate_token_ref())?
         {
             bail!(
                 "{} already holds a CA; init makes a new one in an empty data directory only",
                 self.path.display()
             );
         }
+        offline.check_new()?;
+        let token_key = token_key.map(|open| open()).transpose()?;
         offline.create()?;
         let root = CaMaterial::generate_offline_root("mtls-mesh Root CA", now)?;
-        let ca = intermediate::generate(&root, trust_domain, lifetime, now)?;
+        let ca = match token_key {
+            Some(key) => intermediate::generate_with(&root, key, trust_domain, lifetime, now)?,
+            None => intermediate::generate(&root, trust_domain, lifetime, now)?,
+        };
+        let root_key = root
+            .key()
+            .key_pair()
+            .context("the offline root's key was made in this process")?;
 
         // The offline directory first: without it the new root could never sign again.
         files::write_atomic(
             &offline.key(),
-            sealed_key::seal(root.issuer().key(), passphrase)?.as_bytes(),
+            sealed_key::seal(root_key, passphrase)?.as_bytes(),
             files::KEY_MODE,
         )?;
         files::write_atomic(
@@ -199,11 +263,18 @@ impl DataDir {
                 ],
             )?;
         }
-        files::write_atomic(
-            &self.intermediate_key(),
-            ca.key_pem().as_bytes(),
-            files::KEY_MODE,
-        )?;
+        match ca.key().device_name() {
+            Some(uri) => files::write_atomic(
+                &self.intermediate_token_ref(),
+                format!("{uri}\n").as_bytes(),
+                files::PUBLIC_MODE,
+            )?,
+            None => files::write_atomic(
+                &self.intermediate_key(),
+                ca.key_pem()?.as_bytes(),
+                files::KEY_MODE,
+            )?,
+        }
         files::write_atomic(
             &self.intermediate_cert(),
             ca.cert_pem().as_bytes(),
@@ -229,8 +300,7 @@ impl DataDir {
     pub fn intermediate_csr(&self) -> anyhow::Result<String> {
         let ca = self.require_two_tier()?;
         let td = intermediate_trust_domain(&ca)?;
-        let (key, _) = pki::keys::load_private_key(&self.intermediate_key())?;
-        Ok(intermediate::csr(&key, &td)?)
+        Ok(intermediate::csr(ca.key(), &td)?)
     }
 
     /// `mtls-ca intermediate install`: replaces `intermediate.crt` with `cert_pem` after
@@ -243,10 +313,14 @@ impl DataDir {
     ) -> anyhow::Result<(OffsetDateTime, OffsetDateTime)> {
         let current = self.require_two_tier()?;
         let td = intermediate_trust_domain(&current)?;
-        let new = CaMaterial::load_intermediate(
-            cert_pem,
-            &files::read(&self.intermediate_key())?,
-            &files::read(&self.root_cert())?,
+        let cert = pki::pem::parse_certificates(cert_pem)?
+            .into_iter()
+            .next()
+            .context("the new intermediate holds no certificate")?;
+        let new = CaMaterial::intermediate_from_key(
+            cert,
+            current.key().clone(),
+            current.root_der().clone(),
         )
         .context(
             "the new certificate does not fit this CA (its key must be intermediate.key's, its \

@@ -54,7 +54,7 @@ impl DataDir {
             ),
             (None, false, None) => {
                 let ca = CaMaterial::generate_root("mtls-mesh Root CA", now)?;
-                files::write_atomic(&self.root_key(), ca.key_pem().as_bytes(), files::KEY_MODE)?;
+                files::write_atomic(&self.root_key(), ca.key_pem()?.as_bytes(), files::KEY_MODE)?;
                 files::write_atomic(
                     &self.root_cert(),
                     ca.cert_pem().as_bytes(),

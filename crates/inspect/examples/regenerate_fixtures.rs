@@ -123,7 +123,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("root.pem"), root.cert_pem()).unwrap();
-    std::fs::write(dir.join("root.key"), root.key_pem()).unwrap();
+    std::fs::write(dir.join("root.key"), root.key_pem().unwrap()).unwrap();
     std::fs::write(
         dir.join("bad.ext"),
         "keyUsage=digitalSignature,keyCertSign\n\

@@ -13,13 +13,14 @@
 //! the trust domain themselves on every peer instead.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
-    SanType, SerialNumber, SubjectPublicKeyInfo,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose, SanType,
+    SerialNumber, SubjectPublicKeyInfo,
 };
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::ca_key::CaKey;
 use crate::error::{PkiError, Result};
 use crate::root::CaMaterial;
 use crate::spiffe::TrustDomain;
@@ -118,14 +119,32 @@ pub fn generate(
     now: OffsetDateTime,
 ) -> Result<CaMaterial> {
     let key = keys::generate(Curve::P384)?;
+    generate_with(
+        root,
+        CaKey::File(std::sync::Arc::new(key)),
+        td,
+        lifetime,
+        now,
+    )
+}
+
+/// As [`generate`], for a key made elsewhere: a P-384 key in a PKCS#11 token
+/// (`mtls-ca init --offline-root DIR --key pkcs11:…`).
+pub fn generate_with(
+    root: &CaMaterial,
+    key: CaKey,
+    td: &TrustDomain,
+    lifetime: Duration,
+    now: OffsetDateTime,
+) -> Result<CaMaterial> {
     let cert = issue(root, &key.subject_public_key_info(), td, lifetime, now)?;
-    CaMaterial::from_parts(cert, key)?.under_root(root.cert_der().clone())
+    CaMaterial::from_key(cert, key)?.under_root(root.cert_der().clone())
 }
 
 /// A certificate signing request for the intermediate key `key` of trust domain `td`: what the
 /// CA host hands to the root's machine for a renewal (`mtls-ca intermediate csr`). Only the
 /// public key and the trust-domain URI are used from it; the root decides the rest.
-pub fn csr(key: &KeyPair, td: &TrustDomain) -> Result<String> {
+pub fn csr(key: &impl rcgen::SigningKey, td: &TrustDomain) -> Result<String> {
     let mut params = CertificateParams::default();
     params.distinguished_name = subject(td);
     params.subject_alt_names =

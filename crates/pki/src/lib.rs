@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod ca_key;
 pub mod certinfo;
 pub mod client_key;
 pub mod clock;
@@ -39,6 +40,7 @@ pub mod tls_p521;
 pub mod verify;
 pub mod vouch;
 
+pub use ca_key::CaKey;
 pub use certinfo::CertInfo;
 pub use client_key::client_key;
 pub use csr::VerifiedCsr;

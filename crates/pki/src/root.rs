@@ -12,6 +12,7 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::X509Name;
 
+use crate::ca_key::CaKey;
 use crate::curve::Curve;
 use crate::error::{PkiError, Result};
 use crate::{keys, pem, serial};
@@ -25,7 +26,7 @@ pub const ROOT_LIFETIME: Duration = Duration::days(3650);
 /// cross-certificate during root rotation) adds its certificates to `above`.
 pub struct CaMaterial {
     cert_der: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
+    issuer: Issuer<'static, CaKey>,
     curve: Curve,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
@@ -57,12 +58,31 @@ impl CaMaterial {
         Self::generate_self_signed(common_name, 1, now)
     }
 
+    /// Creates a single-tier root as [`CaMaterial::generate_root`] whose key is `key`, e.g. a
+    /// key generated in a PKCS#11 token: the key signs its own certificate where it is.
+    pub fn generate_root_with(
+        common_name: &str,
+        key: CaKey,
+        now: OffsetDateTime,
+    ) -> Result<CaMaterial> {
+        Self::self_signed_with(common_name, 0, key, now)
+    }
+
     fn generate_self_signed(
         common_name: &str,
         path_len: u8,
         now: OffsetDateTime,
     ) -> Result<CaMaterial> {
-        let key = keys::generate(Curve::P384)?;
+        let key = CaKey::File(std::sync::Arc::new(keys::generate(Curve::P384)?));
+        Self::self_signed_with(common_name, path_len, key, now)
+    }
+
+    fn self_signed_with(
+        common_name: &str,
+        path_len: u8,
+        key: CaKey,
+        now: OffsetDateTime,
+    ) -> Result<CaMaterial> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationName, "mtls-mesh");
@@ -76,7 +96,7 @@ impl CaMaterial {
         let cert = params
             .self_signed(&key)
             .map_err(|e| PkiError::Sign(format!("self-signing the root: {e}")))?;
-        Self::from_parts(cert.der().clone(), key)
+        Self::from_key(cert.der().clone(), key)
     }
 
     /// Loads a CA from PEM certificate and PEM key (any of the key forms `keys` reads).
@@ -104,6 +124,16 @@ impl CaMaterial {
         Self::load(cert_pem, key_pem)?.under_root(root)
     }
 
+    /// An online intermediate from its certificate and signing key (in this process or in a
+    /// device), issued by the root `root_der`: checked as [`CaMaterial::load_intermediate`].
+    pub fn intermediate_from_key(
+        cert_der: CertificateDer<'static>,
+        key: CaKey,
+        root_der: CertificateDer<'static>,
+    ) -> Result<CaMaterial> {
+        Self::from_key(cert_der, key)?.under_root(root_der)
+    }
+
     /// This CA as an intermediate of `root`, whose key must have signed it.
     pub(crate) fn under_root(mut self, root: CertificateDer<'static>) -> Result<CaMaterial> {
         crate::intermediate::check_issued_by(&self.cert_der, &root)?;
@@ -115,6 +145,12 @@ impl CaMaterial {
     /// A CA from its certificate and the key that belongs to it (checked), e.g. an offline
     /// root's key opened from `crate::sealed_key`.
     pub fn from_parts(cert_der: CertificateDer<'static>, key: KeyPair) -> Result<CaMaterial> {
+        Self::from_key(cert_der, CaKey::File(std::sync::Arc::new(key)))
+    }
+
+    /// A CA from its certificate and its signing key, in this process or in a device
+    /// (checked: the key must be the certificate's).
+    pub fn from_key(cert_der: CertificateDer<'static>, key: CaKey) -> Result<CaMaterial> {
         let (_, cert) = X509Certificate::from_der(&cert_der)
             .map_err(|e| PkiError::Certificate(format!("cannot parse the CA certificate: {e}")))?;
         let cert_spki = cert.tbs_certificate.subject_pki.raw;
@@ -144,7 +180,7 @@ impl CaMaterial {
                 "the CA certificate's KeyUsage lacks keyCertSign".into(),
             ));
         }
-        let curve = keys::curve_of(&key)?;
+        let curve = key.curve()?;
         let not_before = cert.validity().not_before.to_datetime();
         let not_after = cert.validity().not_after.to_datetime();
         let issuer = Issuer::from_ca_cert_der(&cert_der, key).map_err(|e| {
@@ -171,9 +207,30 @@ impl CaMaterial {
         pem::encode("CERTIFICATE", &self.cert_der)
     }
 
-    /// PKCS#8 PEM of the signing key, for the CA's own data directory only.
-    pub fn key_pem(&self) -> String {
-        self.issuer.key().serialize_pem()
+    /// PKCS#8 PEM of the signing key, for the CA's own data directory only. An error for a
+    /// key in a device: it cannot be read out, by design.
+    pub fn key_pem(&self) -> Result<String> {
+        match self.issuer.key().key_pair() {
+            Some(key) => Ok(key.serialize_pem()),
+            None => Err(PkiError::Key(format!(
+                "the CA key is in {} and cannot be exported",
+                self.key_location()
+            ))),
+        }
+    }
+
+    /// Where the signing key is: "this process", or the device's name
+    /// (`pkcs11:token=…;object=…`).
+    pub fn key_location(&self) -> String {
+        self.issuer
+            .key()
+            .device_name()
+            .unwrap_or_else(|| "this process".into())
+    }
+
+    /// The signing key.
+    pub fn key(&self) -> &CaKey {
+        self.issuer.key()
     }
 
     /// Hex SHA-256 of this CA's certificate DER (for a single-tier root, what
@@ -254,7 +311,7 @@ impl CaMaterial {
     }
 
     /// The rcgen issuer that signs certificates and CRLs with this key.
-    pub fn issuer(&self) -> &Issuer<'static, KeyPair> {
+    pub fn issuer(&self) -> &Issuer<'static, CaKey> {
         &self.issuer
     }
 
@@ -396,9 +453,13 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let root = CaMaterial::generate_root("Test Root", now).unwrap();
         assert_eq!(root.curve(), Curve::P384);
-        let again =
-            CaMaterial::load(root.cert_pem().as_bytes(), root.key_pem().as_bytes()).unwrap();
+        let again = CaMaterial::load(
+            root.cert_pem().as_bytes(),
+            root.key_pem().unwrap().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(again.fingerprint(), root.fingerprint());
+        assert_eq!(again.key_location(), "this process");
 
         let other = keys::generate(Curve::P384).unwrap();
         let err = CaMaterial::load(root.cert_pem().as_bytes(), other.serialize_pem().as_bytes())

@@ -11,6 +11,7 @@ pub mod postgres;
 pub mod process;
 pub mod raw_tls;
 pub mod services;
+pub mod softhsm;
 
 pub use bins::bin_path;
 pub use pki_kit::{self_signed, Leaf, LeafSpec, TestCa};
@@ -18,6 +19,6 @@ pub use process::{run, Proc};
 /// For `TestCa::with_key_usages`.
 pub use rcgen::KeyUsagePurpose;
 pub use services::{
-    http_get, http_get_at, start_ca, start_server, start_server_with_log,
+    http_get, http_get_at, start_ca, start_ca_with_env, start_server, start_server_with_log,
     start_server_with_open_files, CaProc, ServerProc,
 };

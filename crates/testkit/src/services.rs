@@ -152,7 +152,21 @@ pub fn start_ca(
     listen: &str,
     args: &[&str],
 ) -> CaProc {
+    start_ca_with_env(program, name, data_dir, listen, args, &[])
+}
+
+/// [`start_ca`] with extra environment variables (e.g. `SOFTHSM2_CONF` for a CA whose key is
+/// in a SoftHSM2 token, `crate::softhsm`).
+pub fn start_ca_with_env(
+    program: &Path,
+    name: &str,
+    data_dir: &Path,
+    listen: &str,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> CaProc {
     let mut cmd = Command::new(program);
+    cmd.envs(env.iter().copied());
     cmd.arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", listen])

@@ -84,7 +84,7 @@ fn ca_params(cn: &str, path_len: Option<u8>) -> CertificateParams {
     p
 }
 
-fn sign(p: CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Vec<u8> {
+fn sign(p: CertificateParams, issuer: &Issuer<'_, impl rcgen::SigningKey>) -> Vec<u8> {
     let key = keys::generate(Curve::P256).unwrap();
     p.signed_by(&key, issuer).unwrap().der().to_vec()
 }
@@ -92,7 +92,7 @@ fn sign(p: CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Vec<u8> {
 /// An intermediate CA under `issuer`: its DER and an issuer to sign with.
 fn intermediate(
     p: CertificateParams,
-    issuer: &Issuer<'_, KeyPair>,
+    issuer: &Issuer<'_, impl rcgen::SigningKey>,
 ) -> (Vec<u8>, Issuer<'static, KeyPair>) {
     let key = keys::generate(Curve::P384).unwrap();
     let der = p.signed_by(&key, issuer).unwrap().der().to_vec();
@@ -977,7 +977,7 @@ fn the_trust_store_refuses_crls_by_the_strict_rules_when_built() {
         .subject()
         .as_raw()
         .to_vec();
-    let ca_key = rcgen::KeyPair::from_pem(&ca.key_pem()).unwrap();
+    let ca_key = rcgen::KeyPair::from_pem(&ca.key_pem().unwrap()).unwrap();
     let list = crate::test_der::crl(
         &crate::test_der::CrlSpec::ours().without_extensions(),
         &ca_name,

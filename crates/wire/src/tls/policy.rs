@@ -360,7 +360,8 @@ mod tests {
         use rustls_pki_types::pem::PemObject;
         let now = time::OffsetDateTime::now_utc();
         let ca = pki::CaMaterial::generate_root("Policy Test", now).unwrap();
-        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(ca.key_pem().as_bytes()).unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(ca.key_pem().unwrap().as_bytes())
+            .unwrap();
         Arc::new(
             rustls::sign::CertifiedKey::from_der(
                 vec![ca.cert_der().clone()],

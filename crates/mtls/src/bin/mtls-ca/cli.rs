@@ -58,11 +58,43 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    #[command(flatten)]
+    pub pkcs11: Pkcs11Args,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// Reaching a PKCS#11 token that holds the CA key (docs/operations.md, "Key in an HSM
+/// (PKCS#11)"). Needed by `init --key pkcs11:…` and by every start of a CA whose data
+/// directory records a key in a token (root.pkcs11 or intermediate.pkcs11).
+#[derive(Args)]
+pub struct Pkcs11Args {
+    /// The token vendor's PKCS#11 module (shared library), e.g.
+    /// /usr/lib/softhsm/libsofthsm2.so for SoftHSM2.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "MTLS_CA_PKCS11_MODULE",
+        requires = "pkcs11_pin_file"
+    )]
+    pub pkcs11_module: Option<PathBuf>,
+
+    /// File holding the token's user PIN (one trailing newline is ignored). There is no
+    /// option for the PIN itself: a PIN on the command line shows in `ps`, in /proc and in
+    /// shell history to every user of the machine; keep the file mode 0600.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "MTLS_CA_PKCS11_PIN_FILE",
+        requires = "pkcs11_module"
+    )]
+    pub pkcs11_pin_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -256,22 +288,36 @@ mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --rea
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// Create a two-tier CA in an empty --data-dir: a root whose key is written to
-    /// --offline-root only, encrypted with a passphrase, and an online intermediate that signs
-    /// every leaf and CRL (docs/operations.md, "Offline root"). Without `init`, the first
-    /// start makes a single-tier CA (the root signs leaves and stays in --data-dir).
-    #[command(after_help = "Example:
+    /// Create a CA in an empty --data-dir. With --offline-root: a two-tier CA, a root whose
+    /// key is written to --offline-root only, encrypted with a passphrase, and an online
+    /// intermediate that signs every leaf and CRL (docs/operations.md, "Offline root"). With
+    /// --key pkcs11:…: the signing key (the single-tier root's, or with --offline-root the
+    /// intermediate's) is generated in a PKCS#11 token and never leaves it (docs/operations.md,
+    /// "Key in an HSM (PKCS#11)"). Without `init`, the first start makes a single-tier CA whose
+    /// root key is a file in --data-dir.
+    #[command(after_help = "Examples:
   mtls-ca --data-dir /var/lib/mtls-ca init --offline-root /media/usb/mtls-root \
     --passphrase-file /media/usb/pass --trust-domain mesh.local --intermediate-lifetime 365d
+  mtls-ca --data-dir /var/lib/mtls-ca --pkcs11-module /usr/lib/softhsm/libsofthsm2.so \
+    --pkcs11-pin-file /etc/mtls-ca/pin init --key 'pkcs11:token=mesh-ca;object=ca-key'
   mtls-ca --data-dir /var/lib/mtls-ca --trust-domain mesh.local   # then serve as usual
+                                      # (with the same --pkcs11-* options for a token key)
 
 Prints the root's SHA-256 fingerprint (what services pin with --ca-fingerprint).")]
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["offline_root", "key"])))]
     Init {
         /// New or empty directory for the root: root.crt and root.key (encrypted PKCS#8,
         /// PBKDF2-SHA256 + AES-256-CBC; `openssl pkey -in root.key` opens it). Keep it
         /// offline; the CA never reads it.
         #[arg(long, value_name = "DIR")]
-        offline_root: PathBuf,
+        offline_root: Option<PathBuf>,
+        /// The CA signing key in a PKCS#11 token: pkcs11:token=TOKEN-LABEL;object=KEY-LABEL.
+        /// Generated there (P-384, sensitive, not extractable) when the token holds no key
+        /// with that label, else that key is used (it must be P-384, sensitive and not
+        /// extractable). Needs --pkcs11-module and --pkcs11-pin-file. The data directory
+        /// records the URI (root.pkcs11 or intermediate.pkcs11), never a key.
+        #[arg(long, value_name = "URI", value_parser = parse_key_uri)]
+        key: Option<mtls_ca::pkcs11::KeyUri>,
         #[command(flatten)]
         passphrase: PassphraseArgs,
         /// The trust domain of the CA (named in the intermediate: URI spiffe://<td>).
@@ -477,6 +523,14 @@ impl Cli {
     /// The rules between options, checked before anything starts (clap checks each value):
     /// a clap error, exit 2, naming the options and the accepted range.
     pub fn check(&self) -> Result<(), clap::Error> {
+        if let Some(Command::Init { key: Some(_), .. }) = &self.command {
+            if self.pkcs11.pkcs11_module.is_none() {
+                return Err(usage(
+                    "init --key pkcs11:… needs --pkcs11-module PATH and --pkcs11-pin-file FILE"
+                        .into(),
+                ));
+            }
+        }
         if let Some(store) = &self.store {
             StoreLocation::parse(store).map_err(|e| usage(format!("--store: {e}")))?;
         }
@@ -643,4 +697,18 @@ pub enum OcspResponder {
     Ca,
     /// A delegated responder certificate issued by the CA.
     Delegated,
+}
+
+impl Pkcs11Args {
+    /// The token access these options give (the PIN file is read now), None without them.
+    pub fn token_access(&self) -> anyhow::Result<Option<mtls_ca::pkcs11::TokenAccess>> {
+        match (&self.pkcs11_module, &self.pkcs11_pin_file) {
+            (Some(module), Some(pin)) => Ok(Some(mtls_ca::pkcs11::TokenAccess::new(module, pin)?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn parse_key_uri(s: &str) -> Result<mtls_ca::pkcs11::KeyUri, String> {
+    s.parse()
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use mtls_ca::admin;
 use mtls_ca::audit;
 use mtls_ca::datadir::{stored_trust_domain, DataDir};
+use mtls_ca::pkcs11::TokenAccess;
 use mtls_ca::store::{AuditCheck, AuditHead, Revoke, Store, StoreLocation};
 use pki::clock::{Clock, SystemClock};
 use pki::timefmt::rfc3339;
@@ -17,10 +18,11 @@ use crate::cli::{AuditAction, Command, ListFormat};
 pub fn run(
     data_dir: &Path,
     location: Option<&StoreLocation>,
+    token_access: Option<TokenAccess>,
     cmd: Command,
 ) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::for_store(data_dir, location);
-    let Some(cmd) = crate::hierarchy::run(&dir, location, cmd)? else {
+    let dir = DataDir::for_store(data_dir, location).with_token_access(token_access.clone());
+    let Some(cmd) = crate::hierarchy::run(&dir, location, token_access.as_ref(), cmd)? else {
         return Ok(ExitCode::SUCCESS);
     };
     if let Command::Migrate = cmd {

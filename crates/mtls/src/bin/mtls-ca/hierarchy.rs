@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::Context;
 use mtls_ca::datadir::DataDir;
 use mtls_ca::datadir_hierarchy::{sign_intermediate, OfflineRoot};
+use mtls_ca::datadir_token::intermediate_token_key;
+use mtls_ca::pkcs11::{KeyUri, TokenAccess};
 use mtls_ca::store::StoreLocation;
 use pki::clock::{Clock, SystemClock};
 use pki::sealed_key::Passphrase;
@@ -17,32 +19,65 @@ use crate::cli::{Command, IntermediateAction, PassphraseArgs};
 pub fn run(
     dir: &DataDir,
     location: Option<&StoreLocation>,
+    token_access: Option<&TokenAccess>,
     cmd: Command,
 ) -> anyhow::Result<Option<Command>> {
     let now = SystemClock.now();
     match cmd {
         Command::Init {
             offline_root,
+            key,
             passphrase,
             trust_domain,
             intermediate_lifetime,
         } => {
-            let pass = read_passphrase(&passphrase, true)?;
             let sqlite = !matches!(location, Some(StoreLocation::Postgres(_)));
+            let Some(offline_root) = offline_root else {
+                // clap requires --offline-root or --key.
+                let uri = key.context("init needs --offline-root or --key")?;
+                let made = dir.init_token_root(&uri, &trust_domain, sqlite, now)?;
+                eprintln!(
+                    "created a single-tier CA for {trust_domain} whose root key {} the token \
+                     ({uri}); {} records it, no key file is written. Start the CA with the same \
+                     --pkcs11-module and --pkcs11-pin-file",
+                    if made.generated {
+                        "was generated in"
+                    } else {
+                        "is the existing key in"
+                    },
+                    dir.root_token_ref().display()
+                );
+                println!("root fingerprint (SHA-256): {}", made.root_fingerprint);
+                return Ok(None);
+            };
+            let pass = read_passphrase(&passphrase, true)?;
             dir.ensure()?;
             let offline = OfflineRoot::new(&offline_root);
-            let made = dir.init_two_tier(
+            let open_token_key = |uri: &KeyUri| {
+                let access = token_access
+                    .context("--key pkcs11:… needs --pkcs11-module and --pkcs11-pin-file")?;
+                intermediate_token_key(access, uri)
+            };
+            let token_key = key.as_ref().map(|uri| move || open_token_key(uri));
+            let made = dir.init_two_tier_with(
                 &offline,
                 &pass,
                 &trust_domain,
                 intermediate_lifetime,
                 sqlite,
                 now,
+                token_key
+                    .as_ref()
+                    .map(|f| f as &dyn Fn() -> anyhow::Result<_>),
             )?;
+            let where_key = match &key {
+                Some(uri) => format!("its key in the token ({uri})"),
+                None => "its key in the data directory".to_string(),
+            };
             eprintln!(
                 "created a two-tier CA for {trust_domain}: the root key is sealed in {} (keep \
                  it and the passphrase offline; the CA never reads them), the intermediate in \
-                 {} is valid until {}",
+                 {} is valid until {}, {where_key}",
                 offline.key().display(),
                 dir.intermediate_cert().display(),
                 rfc3339(made.intermediate_not_after)

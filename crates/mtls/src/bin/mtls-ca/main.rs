@@ -16,10 +16,13 @@ fn main() -> std::process::ExitCode {
     }
     mtls::logging::init(cli.log_format, "info");
     let store = cli.store_location();
-    let result = match cli.command {
-        None => serve::run(&cli.data_dir, store.as_ref(), cli.serve),
-        Some(cmd) => commands::run(&cli.data_dir, store.as_ref(), cmd),
-    };
+    let result = cli
+        .pkcs11
+        .token_access()
+        .and_then(|token| match cli.command {
+            None => serve::run(&cli.data_dir, store.as_ref(), token, cli.serve),
+            Some(cmd) => commands::run(&cli.data_dir, store.as_ref(), token, cmd),
+        });
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use mtls_ca::authority::{Authority, AuthorityConfig, OcspResponderMode};
 use mtls_ca::datadir::{DataDir, RootOrigin};
+use mtls_ca::pkcs11::TokenAccess;
 use mtls_ca::store::StoreLocation;
 use mtls_ca::{api, server, tls};
 use pki::clock::{Clock, SystemClock};
@@ -20,19 +21,21 @@ use crate::cli::{OcspResponder, ServeArgs};
 pub fn run(
     data_dir: &Path,
     store: Option<&StoreLocation>,
+    token: Option<TokenAccess>,
     args: ServeArgs,
 ) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(data_dir, store, args))?;
+    runtime.block_on(serve(data_dir, store, token, args))?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(
     data_dir: &Path,
     store: Option<&StoreLocation>,
+    token: Option<TokenAccess>,
     args: ServeArgs,
 ) -> anyhow::Result<()> {
     let trust_domain = args.trust_domain.clone();
@@ -51,7 +54,7 @@ async fn serve(
         mtls_ca::datadir::load_external(cert, key)?;
     }
     let extra_files = read_bundle_extra(&args.bundle_extra)?;
-    let dir = DataDir::for_store(data_dir, store);
+    let dir = DataDir::for_store(data_dir, store).with_token_access(token);
     dir.ensure()?;
     // Checks the directory first; creates root and database only when it holds neither (with
     // PostgreSQL: a root only for a database that records none, datadir_postgres.rs).
@@ -90,6 +93,10 @@ async fn serve(
         )
     } else {
         "single-tier: leaves signed by the root".to_string()
+    };
+    let tiers = match ca.key().device_name() {
+        Some(uri) => format!("{tiers}, whose key is in the token {uri}"),
+        None => tiers,
     };
     let authority = Arc::new(
         Authority::new(

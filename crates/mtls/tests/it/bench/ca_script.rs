@@ -97,3 +97,9 @@ fn ca_sign_mode_needs_a_tokens_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_ca_smoke_run_with_the_key_in_softhsm_issues_with_zero_errors() {
+    let cells = smoke(&["--key", "pkcs11"]);
+    assert_eq!((cells[6].as_str(), cells[7].as_str()), ("-", "-"));
+}

@@ -134,7 +134,7 @@ async fn an_external_root_follows_the_same_rules() {
         pki::CaMaterial::generate_root("External Root", time::OffsetDateTime::now_utc()).unwrap();
     let (cert, key) = (tmp.path().join("ext.crt"), tmp.path().join("ext.key"));
     std::fs::write(&cert, root.cert_pem()).unwrap();
-    std::fs::write(&key, root.key_pem()).unwrap();
+    std::fs::write(&key, root.key_pem().unwrap()).unwrap();
     let args = [
         "--root-cert",
         cert.to_str().unwrap(),

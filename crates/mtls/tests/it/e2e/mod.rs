@@ -14,6 +14,7 @@ mod embedded;
 mod enrollment;
 mod fail_fast;
 mod hierarchy;
+mod hsm;
 mod readme_recipe;
 mod revocation;
 mod rotation;

@@ -134,3 +134,51 @@ fn the_offline_root_and_intermediate_renewal_runbooks_run_as_written() {
     let ca = start_ca("ca", &ca_data, "127.0.0.1:0", &[]);
     assert_eq!(ca.fingerprint, fingerprint);
 }
+
+#[test]
+fn the_pkcs11_runbook_makes_a_ca_whose_key_is_in_softhsm_and_it_serves() {
+    programs::require(&["mtls-ca"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).expect("mkdir");
+    // `init` wants an empty data directory: the runbook's ./ca links to this one.
+    let ca_data = dir.path().join("ca-data");
+    std::fs::create_dir(&ca_data).expect("mkdir");
+    let runbook = doc_block("docs/operations.md", "<!-- runbook: pkcs11 -->");
+    let out = run_in(&work, &ca_data, &runbook);
+    assert!(out.status.success(), "{}", report(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("root fingerprint (SHA-256): "),
+        "{}",
+        report(&out)
+    );
+    assert!(stdout.contains("never extractable"), "{}", report(&out));
+    assert!(
+        stdout.contains("pkcs11:token=mesh-ca;object=ca-key"),
+        "{}",
+        report(&out)
+    );
+
+    // The CA it made starts with the key in the token.
+    let conf = work.join("hsm/softhsm2.conf");
+    let ca = testkit::start_ca_with_env(
+        &programs::ca(),
+        "ca",
+        &ca_data,
+        "127.0.0.1:0",
+        &[],
+        &[
+            ("SOFTHSM2_CONF", conf.as_os_str()),
+            (
+                "MTLS_CA_PKCS11_MODULE",
+                std::ffi::OsStr::new(testkit::softhsm::MODULE),
+            ),
+            ("MTLS_CA_PKCS11_PIN_FILE", work.join("pin").as_os_str()),
+        ],
+    );
+    ca.proc.wait_for(
+        |l| l.contains("whose key is in the token pkcs11:token=mesh-ca;object=ca-key"),
+        std::time::Duration::from_secs(30),
+    );
+}

@@ -122,7 +122,7 @@ impl Pki {
 
     /// Writes the root's key (for OpenSSL to sign with) and returns its path.
     pub fn root_key(&self) -> PathBuf {
-        self.write("root.key", self.root.key_pem())
+        self.write("root.key", self.root.key_pem().unwrap())
     }
 
     /// A leaf issued by the CA's policy; writes NAME (PEM) and NAME.key, returns the DER.

@@ -430,7 +430,7 @@ fn crl_without_crl_number_is_refused_with_the_fix() {
     let dir = tmp.path();
     let ca = pki::CaMaterial::generate_root("No CRL Number Root", common::now()).unwrap();
     std::fs::write(dir.join("ca.crt"), ca.cert_pem()).unwrap();
-    std::fs::write(dir.join("ca.key"), ca.key_pem()).unwrap();
+    std::fs::write(dir.join("ca.key"), ca.key_pem().unwrap()).unwrap();
     std::fs::write(dir.join("index.txt"), "").unwrap();
     let cnf = "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ndefault_md = sha384\ndefault_crl_days = 1\n";
     std::fs::write(dir.join("ca.cnf"), cnf).unwrap();

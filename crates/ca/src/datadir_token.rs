@@ -1,0 +1,153 @@
+//! CA keys in a PKCS#11 token (`mtls-ca init --key pkcs11:…`, docs/operations.md "Key in an
+//! HSM (PKCS#11)"). The data directory holds no key file then: `root.pkcs11` (single tier) or
+//! `intermediate.pkcs11` (two tiers) records the key's URI, `pkcs11:token=…;object=…` (no PIN,
+//! no module path: those come from `--pkcs11-module` and `--pkcs11-pin-file` at every start).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use pki::{files, CaKey, CaMaterial, TrustDomain};
+use time::OffsetDateTime;
+
+use crate::datadir::{exists, Contents, DataDir, ROOT_FINGERPRINT};
+use crate::pkcs11::{self, KeyUri, TokenAccess, TokenKey};
+use crate::store::SqliteStore;
+
+/// What `init_token_root` made.
+#[derive(Debug)]
+pub struct TokenRoot {
+    /// The new root's SHA-256 fingerprint.
+    pub root_fingerprint: String,
+    /// True when the key was generated in the token now (false: an existing object).
+    pub generated: bool,
+}
+
+impl DataDir {
+    /// `root.pkcs11`: the URI of the root key in a token (single-tier CA).
+    pub fn root_token_ref(&self) -> PathBuf {
+        self.path.join("root.pkcs11")
+    }
+
+    /// `intermediate.pkcs11`: the URI of the intermediate's key in a token (two-tier CA).
+    pub fn intermediate_token_ref(&self) -> PathBuf {
+        self.path.join("intermediate.pkcs11")
+    }
+
+    /// The key a `*.pkcs11` file names, opened in its token.
+    pub(crate) fn open_token_key(&self, reference: &Path) -> anyhow::Result<CaKey> {
+        let text = files::read(reference)?;
+        let uri: KeyUri = String::from_utf8_lossy(&text)
+            .trim()
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("{}: {e}", reference.display()))?;
+        let Some(access) = self.token_access.as_ref() else {
+            bail!(
+                "the CA key is in a PKCS#11 token ({} names {uri}): start with --pkcs11-module \
+                 and --pkcs11-pin-file",
+                reference.display()
+            );
+        };
+        let key = TokenKey::open(access, &uri).with_context(|| {
+            format!("opening the CA key {uri} named by {}", reference.display())
+        })?;
+        Ok(pkcs11::ca_key(key)?)
+    }
+
+    /// The root of a single-tier directory whose key is in a token.
+    pub(crate) fn load_token_root(&self) -> anyhow::Result<CaMaterial> {
+        if exists(&self.root_key())? {
+            bail!(
+                "{} holds both {} and {}: the key is either in a token or in a file; move the \
+                 one not in use away",
+                self.path.display(),
+                self.root_key().display(),
+                self.root_token_ref().display()
+            );
+        }
+        let key = self.open_token_key(&self.root_token_ref())?;
+        let cert = self.read_cert(&self.root_cert())?;
+        CaMaterial::from_key(cert, key)
+            .with_context(|| format!("loading the root from {}", self.path.display()))
+    }
+
+    /// The first certificate of a PEM file.
+    pub(crate) fn read_cert(
+        &self,
+        path: &Path,
+    ) -> anyhow::Result<rustls_pki_types::CertificateDer<'static>> {
+        pki::pem::parse_certificates(&files::read(path)?)
+            .with_context(|| format!("reading {}", path.display()))?
+            .into_iter()
+            .next()
+            .with_context(|| format!("{} holds no certificate", path.display()))
+    }
+
+    /// `mtls-ca init --key pkcs11:…` without `--offline-root`: a single-tier root whose key is
+    /// generated in the token (or is the existing object `uri` names), in an empty data
+    /// directory. The token is opened (module, token, PIN) before anything is created here.
+    /// With `sqlite` the database is created too.
+    pub fn init_token_root(
+        &self,
+        uri: &KeyUri,
+        trust_domain: &TrustDomain,
+        sqlite: bool,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<TokenRoot> {
+        let Some(access) = self.token_access.clone() else {
+            bail!("--key {uri} needs --pkcs11-module and --pkcs11-pin-file");
+        };
+        self.secure()?;
+        if !matches!(self.contents()?, Contents::Empty)
+            || exists(&self.intermediate_cert())?
+            || exists(&self.root_key())?
+            || exists(&self.root_token_ref())?
+        {
+            bail!(
+                "{} already holds a CA; init makes a new one in an empty data directory only",
+                self.path.display()
+            );
+        }
+        let (key, generated) = TokenKey::open_or_generate(&access, uri)?;
+        // Only now, with the key in hand, does anything appear on disk.
+        self.ensure()?;
+        let ca = CaMaterial::generate_root_with("mtls-mesh Root CA", pkcs11::ca_key(key)?, now)?;
+        if sqlite {
+            SqliteStore::initialise(
+                &self.pending_db(),
+                &[
+                    ("trust_domain", trust_domain.as_str()),
+                    (ROOT_FINGERPRINT, &ca.root_fingerprint()),
+                ],
+            )?;
+        }
+        // The reference before the certificate: root.crt without a way to its key would be
+        // a CA that cannot sign.
+        files::write_atomic(
+            &self.root_token_ref(),
+            format!("{uri}\n").as_bytes(),
+            files::PUBLIC_MODE,
+        )?;
+        files::write_atomic(
+            &self.root_cert(),
+            ca.cert_pem().as_bytes(),
+            files::PUBLIC_MODE,
+        )?;
+        if sqlite {
+            self.commit_pending()?;
+        }
+        Ok(TokenRoot {
+            root_fingerprint: ca.root_fingerprint(),
+            generated,
+        })
+    }
+}
+
+/// Opens (or generates) the token key `uri` for a new intermediate (`mtls-ca init
+/// --offline-root DIR --key pkcs11:…`).
+pub fn intermediate_token_key(access: &TokenAccess, uri: &KeyUri) -> anyhow::Result<CaKey> {
+    let (key, generated) = TokenKey::open_or_generate(access, uri)?;
+    if !generated {
+        tracing::info!(key = %uri, "using the existing key in the token for the intermediate");
+    }
+    Ok(pkcs11::ca_key(key)?)
+}
