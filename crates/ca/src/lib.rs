@@ -16,6 +16,8 @@ pub mod error;
 pub mod metrics;
 pub mod refusals;
 pub mod registration;
+pub mod root_rotation;
+pub mod root_serving;
 pub mod server;
 pub mod store;
 pub mod tls;

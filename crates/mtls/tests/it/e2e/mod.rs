@@ -16,6 +16,7 @@ mod fail_fast;
 mod hierarchy;
 mod readme_recipe;
 mod revocation;
+mod root_rotation;
 mod rotation;
 mod runbooks;
 mod troubleshooting_doc;
