@@ -189,9 +189,12 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
         .and_then(|rest| rest.split(')').next())
         .unwrap_or_else(|| panic!("{out}"));
     let last = pki::timefmt::parse_rfc3339(last).expect("time");
-    // A timer to a known instant (the old leaves' NotAfter), not a race.
+    // The old leaves' NotAfter, as the CA reported it: expiry of certificates in other
+    // processes is no event anyone signals, and their clock cannot be paused. A timer to that
+    // instant, not a race.
     let wait = last - time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
     if wait.is_positive() {
+        #[allow(clippy::disallowed_methods)]
         std::thread::sleep(wait.unsigned_abs());
     }
     let (ok, _, out) = admin(&ca_dir, &["root", "retire"]);
