@@ -123,6 +123,11 @@ struct CachedCrl {
 /// API layer (`crate::api`) only translates.
 pub struct Authority {
     ca: CaMaterial,
+    /// During a root rotation, after `activate` and before `retire`: the old root, which signs
+    /// the CRL for its own leaves (`root_serving.rs`).
+    previous: Option<CaMaterial>,
+    /// The old root's CRL, cached like `crl`.
+    previous_crl: Mutex<Option<CachedCrl>>,
     extra_roots: Vec<CertificateDer<'static>>,
     store: Arc<dyn Store>,
     cfg: AuthorityConfig,
@@ -162,6 +167,8 @@ impl Authority {
     ) -> Authority {
         Authority {
             ca,
+            previous: None,
+            previous_crl: Mutex::new(None),
             extra_roots,
             store,
             cfg,
@@ -586,6 +593,29 @@ impl Authority {
         Ok(caller)
     }
 
+    /// Also signs a CRL with `previous`, the old root of a root rotation whose leaves may still
+    /// be valid (`root_serving::ServingRoots::previous`).
+    pub fn with_previous_root(mut self, previous: Option<CaMaterial>) -> Authority {
+        self.previous = previous;
+        self
+    }
+
+    /// `GET /api/v1/crl?issuer=<sha256>`: the CRL signed by the root with this fingerprint:
+    /// the active one, or the old root during a rotation (a CRL covers only its issuer's
+    /// certificates, so services fetch one per trusted root). None for any other root.
+    pub fn crl_of_root(&self, fingerprint: &str) -> Res<Option<Arc<Vec<u8>>>> {
+        let fingerprint = fingerprint.to_ascii_lowercase();
+        if fingerprint == self.ca.root_fingerprint() {
+            return self.crl().map(Some);
+        }
+        match &self.previous {
+            Some(old) if old.root_fingerprint() == fingerprint => {
+                self.crl_signed_by(old, &self.previous_crl).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The current DER CRL: re-signed after every revocation (by any process sharing the store)
     /// and whenever half of its validity has passed.
     ///
@@ -593,10 +623,18 @@ impl Authority {
     /// still valid (its nextUpdate is ahead): services keep enforcing what was revoked, and
     /// a CRL's validity is exactly how long it may be served from a copy (docs/operations.md).
     pub fn crl(&self) -> Res<Arc<Vec<u8>>> {
+        self.crl_signed_by(&self.ca, &self.crl)
+    }
+
+    fn crl_signed_by(
+        &self,
+        signer: &CaMaterial,
+        cache: &Mutex<Option<CachedCrl>>,
+    ) -> Res<Arc<Vec<u8>>> {
         let now = self.clock.now();
-        match self.crl_current(now) {
+        match self.crl_current(signer, cache, now) {
             Err(CrlError::Store(StoreError::Unreachable(cause))) => {
-                let cache = self.crl.lock().unwrap_or_else(|p| p.into_inner());
+                let cache = cache.lock().unwrap_or_else(|p| p.into_inner());
                 match cache.as_ref() {
                     Some(c) if now < c.this_update + self.crl_validity => {
                         self.metrics
@@ -618,9 +656,14 @@ impl Authority {
         }
     }
 
-    fn crl_current(&self, now: OffsetDateTime) -> Result<Arc<Vec<u8>>, CrlError> {
+    fn crl_current(
+        &self,
+        signer: &CaMaterial,
+        cache: &Mutex<Option<CachedCrl>>,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Vec<u8>>, CrlError> {
         let epoch = self.store.revocation_epoch()?;
-        let mut cache = self.crl.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.as_ref() {
             let entry_expired = c.first_expiry.is_some_and(|t| t <= now);
             if c.epoch == epoch && now - c.this_update < self.crl_validity / 2 && !entry_expired {
@@ -644,7 +687,9 @@ impl Authority {
         // disagrees with another replica's never makes a smaller one.
         let millis = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
         let number = self.store.next_crl_number(millis)?;
-        let der = pki::crl::sign_crl(&self.ca, &revoked, number, now, now + self.crl_validity)
+        // The list is every revoked, unexpired certificate whatever its issuer: serials are
+        // random and a verifier looks a certificate up under its own issuer's CRL only.
+        let der = pki::crl::sign_crl(signer, &revoked, number, now, now + self.crl_validity)
             .map_err(|e| CrlError::Signing(AuthorityError::internal(e)))?;
         let der = Arc::new(der);
         *cache = Some(CachedCrl {

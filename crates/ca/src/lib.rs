@@ -18,6 +18,8 @@ pub mod metrics;
 pub mod pkcs11;
 pub mod refusals;
 pub mod registration;
+pub mod root_rotation;
+pub mod root_serving;
 pub mod server;
 pub mod store;
 pub mod tls;

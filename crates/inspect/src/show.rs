@@ -122,6 +122,39 @@ fn link_issuers(objects: &[input::Object], views: &mut [ObjectView]) {
             c.issued_by = by;
         }
     }
+    name_cross_certificates(objects, views, &certs);
+}
+
+/// A CA certificate that is not self-signed but names the subject and key of a self-signed
+/// root of the same file is a cross-certificate (a trust bundle during a root rotation,
+/// docs/operations.md): its role says which root it vouches for and who vouches.
+fn name_cross_certificates(
+    objects: &[input::Object],
+    views: &mut [ObjectView],
+    certs: &[(usize, &[u8])],
+) {
+    for (i, der) in certs {
+        if pki::vouch::is_self_signed(der) {
+            continue;
+        }
+        let Some((j, _)) = certs.iter().find(|(j, root)| {
+            j != i
+                && pki::vouch::is_self_signed(root)
+                && pki::vouch::same_subject_and_key(der, root)
+        }) else {
+            continue;
+        };
+        if let ObjectView::Certificate(c) = &mut views[*i] {
+            if !c.basic_constraints.as_ref().is_some_and(|bc| bc.ca) {
+                continue;
+            }
+            c.role = format!(
+                "cross-certificate for the root #{} {} (same subject and key), issued by {}: \
+                 whoever trusts {} may accept that root through it; {}",
+                objects[*j].index, c.subject, c.issuer, c.issuer, c.role
+            );
+        }
+    }
 }
 
 fn load_views(file: &str, at: OffsetDateTime) -> Result<(Vec<ObjectView>, Vec<String>)> {
@@ -154,6 +187,52 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::verify::{self, VerifyArgs};
+
+    /// A trust bundle during a root rotation: both roots and the cross-certificates both ways;
+    /// `show` names each cross-certificate as such, with the root it vouches for.
+    #[test]
+    fn show_names_the_cross_certificates_of_a_rotation_bundle() {
+        let now = time::OffsetDateTime::now_utc();
+        let old = pki::CaMaterial::generate_root("Old Root", now).unwrap();
+        let new = pki::CaMaterial::generate_root("New Root", now).unwrap();
+        let old_signs_new = old.cross_sign(new.cert_der(), now).unwrap();
+        let new_signs_old = new.cross_sign(old.cert_der(), now).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let bundle = tmp.path().join("bundle.pem");
+        let pem = |der: &[u8]| pki::pem::encode("CERTIFICATE", der);
+        std::fs::write(
+            &bundle,
+            [
+                old.cert_pem(),
+                new.cert_pem(),
+                pem(&old_signs_new),
+                pem(&new_signs_old),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let args = ShowArgs {
+            files: vec![bundle.display().to_string()],
+            format: Format::Text,
+            short: false,
+            at: now,
+        };
+        run(&args, &mut out, &mut err).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                "cross-certificate for the root #2 O=mtls-mesh, CN=New Root (same subject and \
+                 key), issued by O=mtls-mesh, CN=Old Root"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("cross-certificate for the root #1 O=mtls-mesh, CN=Old Root"),
+            "{text}"
+        );
+        assert_eq!(text.matches("root CA (self-signed)").count(), 2, "{text}");
+    }
 
     /// A chain file of a two-tier CA (leaf, intermediate, root): `show` names each one's role
     /// and issuer in the file; `verify` passes with the chain and names the missing link

@@ -1,7 +1,8 @@
 //! Unauthenticated endpoints: root, bundle, CRL, health and metrics.
 
 use super::{blocking, ApiError, AppState};
-use axum::extract::State;
+use crate::error::{AuthorityError, Kind};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -30,12 +31,41 @@ pub async fn spiffe_bundle(
     ))
 }
 
-pub async fn crl(State(authority): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let der = blocking(move || authority.crl()).await?;
+/// The query of `GET /api/v1/crl`.
+#[derive(serde::Deserialize)]
+pub struct CrlQuery {
+    /// Hex SHA-256 of the root whose CRL is wanted (default: the active root's).
+    issuer: Option<String>,
+}
+
+pub async fn crl(
+    State(authority): State<AppState>,
+    Query(query): Query<CrlQuery>,
+) -> Result<Response, ApiError> {
+    let der = match query.issuer {
+        None => blocking(move || authority.crl()).await?,
+        Some(fingerprint) => {
+            let wanted = fingerprint.clone();
+            match blocking(move || authority.crl_of_root(&wanted)).await? {
+                Some(der) => der,
+                None => {
+                    return Err(ApiError(AuthorityError::new(
+                        Kind::NotFound,
+                        "unknown_issuer",
+                        format!(
+                            "this CA signs no CRL as the root {fingerprint}: only its active \
+                             root and, during a root rotation, the old root do"
+                        ),
+                    )))
+                }
+            }
+        }
+    };
     Ok((
         [(header::CONTENT_TYPE, "application/pkix-crl")],
         der.as_ref().clone(),
-    ))
+    )
+        .into_response())
 }
 
 /// 200 `{"status":"ok"}` only when the database file is still the one opened and a write

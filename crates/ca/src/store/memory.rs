@@ -350,6 +350,24 @@ impl Store for MemoryStore {
         Ok(self.read(|t| t.meta.get(key).cloned()))
     }
 
+    fn swap_meta(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        event: &str,
+        detail: &serde_json::Value,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            if tx.t.meta.get(key).map(String::as_str) != expected {
+                return Ok(false);
+            }
+            tx.t.meta.insert(key.to_string(), new.to_string());
+            tx.append_audit(event, detail);
+            Ok(true)
+        })
+    }
+
     fn insert_token(&self, token: &TokenRecord) -> Result<()> {
         self.write(|tx| {
             if tx.t.tokens.contains_key(&token.hash) {

@@ -400,6 +400,18 @@ pub trait Store: Send + Sync {
     fn init_meta(&self, key: &str, value: &str) -> Result<String>;
     /// A metadata value, if stored.
     fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    /// Sets metadata `key` to `new` only when it holds `expected` now (None: absent), and
+    /// appends the audit entry `event` with `detail` in the same transaction. False, with
+    /// nothing written, when `key` holds something else: another process changed it first
+    /// (root rotation steps, `crate::root_rotation`, run this way so replicas agree).
+    fn swap_meta(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        event: &str,
+        detail: &serde_json::Value,
+    ) -> Result<bool>;
 
     /// Stores a new token (its hash) with its `token` audit entry.
     fn insert_token(&self, token: &TokenRecord) -> Result<()>;

@@ -350,6 +350,41 @@ impl Store for PostgresStore {
         })
     }
 
+    fn swap_meta(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        event: &str,
+        detail: &serde_json::Value,
+    ) -> Result<bool> {
+        self.write_tx(async |tx| {
+            let changed = match expected {
+                None => {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                        &[&key, &new],
+                        "writing metadata",
+                    )
+                    .await?
+                }
+                Some(old) => {
+                    tx.execute(
+                        "UPDATE meta SET value = $2 WHERE key = $1 AND value = $3",
+                        &[&key, &new, &old],
+                        "writing metadata",
+                    )
+                    .await?
+                }
+            };
+            if changed != 1 {
+                return Ok(false);
+            }
+            tx.append_audit(event, detail).await?;
+            Ok(true)
+        })
+    }
+
     fn get_meta(&self, key: &str) -> Result<Option<String>> {
         self.meta(key, "reading metadata")
     }

@@ -359,6 +359,34 @@ impl Store for SqliteStore {
         })
     }
 
+    fn swap_meta(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        event: &str,
+        detail: &serde_json::Value,
+    ) -> Result<bool> {
+        self.write_tx(|tx| {
+            let changed = match expected {
+                None => tx.tx.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![key, new],
+                ),
+                Some(old) => tx.tx.execute(
+                    "UPDATE meta SET value = ?2 WHERE key = ?1 AND value = ?3",
+                    params![key, new, old],
+                ),
+            }
+            .map_err(db("writing metadata"))?;
+            if changed != 1 {
+                return Ok(false);
+            }
+            tx.append_audit(event, detail)?;
+            Ok(true)
+        })
+    }
+
     fn get_meta(&self, key: &str) -> Result<Option<String>> {
         self.with_conn(|c| {
             c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))

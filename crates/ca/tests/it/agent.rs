@@ -43,6 +43,16 @@ impl Store for RacingStore {
     fn get_meta(&self, key: &str) -> Result<Option<String>> {
         self.inner.get_meta(key)
     }
+    fn swap_meta(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        event: &str,
+        detail: &serde_json::Value,
+    ) -> Result<bool> {
+        self.inner.swap_meta(key, expected, new, event, detail)
+    }
     fn insert_token(&self, token: &TokenRecord) -> Result<()> {
         self.inner.insert_token(token)
     }

@@ -15,6 +15,7 @@ mod health;
 mod ocsp;
 mod renew;
 mod revoke;
+mod root_rotation;
 mod serial_collision;
 mod sign;
 mod token_revoke;

@@ -57,6 +57,14 @@ pub(crate) trait CaApi: Send + Sync + 'static {
     /// `GET /api/v1/crl`: the DER CRL (its signature is checked by the caller).
     fn crl(&self) -> CaFuture<'_, Vec<u8>>;
 
+    /// `GET /api/v1/crl?issuer=<sha256>`: the DER CRL signed by the root with this
+    /// fingerprint, or None when the CA signs none as that root (404: during a root rotation
+    /// only the active and the old root sign one). A CA without this endpoint has none.
+    fn crl_of<'a>(&'a self, root_fingerprint: &'a str) -> CaFuture<'a, Option<Vec<u8>>> {
+        let _ = root_fingerprint;
+        Box::pin(async { Ok(None) })
+    }
+
     /// `GET /api/v1/bundle`: the roots the CA wants trusted, with the cross-certificates that
     /// vouch for new ones (PEM). The caller decides what to accept (`trust_bundle`).
     fn bundle(&self) -> CaFuture<'_, Vec<u8>>;
@@ -339,6 +347,17 @@ impl CaApi for CaClient {
                 .await?
                 .body
                 .to_vec())
+        })
+    }
+
+    fn crl_of<'a>(&'a self, root_fingerprint: &'a str) -> CaFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let endpoint = format!("/api/v1/crl?issuer={root_fingerprint}");
+            match self.call(Method::GET, &endpoint, &[], None, None).await {
+                Ok(response) => Ok(Some(response.body.to_vec())),
+                Err(MeshError::CaRefused { status: 404, .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
         })
     }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pki::crl::{verify_crl, RevokedSet};
+use pki::crl::{verify_crl, RevokedSet, VerifiedCrl};
 use time::OffsetDateTime;
 
 use crate::ca_client::CaApi;
@@ -64,12 +64,13 @@ impl Refresher {
         let count = crl.serials.len();
         let number = hex::encode(&crl.crl_number);
         let current = self.trust.revoked();
-        let changed = current
-            .crls()
-            .map(|c| &c.serials)
-            .ne(std::iter::once(&crl.serials));
-        self.trust
-            .set_revoked(RevokedSet::from_crls(vec![crl]), changed);
+        let mut crls = self
+            .other_root_crls(&crl.issuer_fingerprint, &current)
+            .await;
+        crls.push(crl);
+        let next = RevokedSet::from_crls(crls);
+        let changed = !same_serials(&current, &next);
+        self.trust.set_revoked(next, changed);
         self.events.metrics.crl_fetched(self.clock.now());
         tracing::debug!(
             event = "crl_fetched",
@@ -86,6 +87,46 @@ impl Refresher {
             );
         }
         Ok(())
+    }
+
+    /// The CRLs of the trusted roots other than `main_issuer` (hex SHA-256): during a root
+    /// rotation the old root still signs one for its own leaves, and a CRL covers only its
+    /// issuer's certificates. A root the CA signs no CRL as (404) gets none; when the fetch or
+    /// the check fails, the CRL held for that root is kept, so it ages and the freshness rule
+    /// (`crl_freshness`) fails closed as it does for the main CRL.
+    async fn other_root_crls(&self, main_issuer: &str, held: &RevokedSet) -> Vec<VerifiedCrl> {
+        let mut out = Vec::new();
+        let roots = self.trust.roots();
+        for root in roots.certs() {
+            let fingerprint = pki::sha256_hex(root);
+            if fingerprint == main_issuer {
+                continue;
+            }
+            let fetched = match self.ca.crl_of(&fingerprint).await {
+                Ok(None) => continue,
+                Ok(Some(der)) => {
+                    verify_crl(&der, std::slice::from_ref(root)).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match fetched {
+                Ok(crl) => out.push(crl),
+                Err(error) => {
+                    tracing::warn!(
+                        event = "crl_fetch_failed",
+                        root = %fingerprint,
+                        error = %error,
+                        "cannot refresh the CRL of the root {fingerprint}: {error}; keeping the last good one"
+                    );
+                    out.extend(
+                        held.crls()
+                            .filter(|c| c.issuer_fingerprint == fingerprint)
+                            .cloned(),
+                    );
+                }
+            }
+        }
+        out
     }
 
     /// Takes the roots of `bundle` that `accept_bundle` allows, or keeps the current ones and
@@ -137,6 +178,16 @@ impl Refresh for Refresher {
         }
         self.interval
     }
+}
+
+/// True when both sets hold the same issuers with the same revoked serials (only dates or
+/// CRL numbers may differ).
+fn same_serials(a: &RevokedSet, b: &RevokedSet) -> bool {
+    a.crls().count() == b.crls().count()
+        && a.crls().all(|x| {
+            b.crls()
+                .any(|y| y.issuer_raw == x.issuer_raw && y.serials == x.serials)
+        })
 }
 
 #[cfg(test)]

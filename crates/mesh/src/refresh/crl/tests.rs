@@ -185,3 +185,97 @@ async fn a_refused_bundle_keeps_the_roots_and_is_counted_every_time() {
     assert!(refresher.apply_bundle(&pem(&[ours.cert_der(), next.cert_der(), &cross]), now));
     assert_eq!(w.trust.roots().certs().len(), 2);
 }
+
+/// A CA after `mtls-ca root activate`: its default CRL is the new root's, the bundle holds both
+/// roots (the new one vouched for by the old), and the old root (`FakeCa`) still signs the CRL
+/// for its own leaves, served as `crl_of(<old root's fingerprint>)`.
+struct ActivatedCa {
+    old: std::sync::Arc<crate::testing::FakeCa>,
+    new: CaMaterial,
+    clock: Arc<dyn Clock>,
+    number: std::sync::atomic::AtomicU64,
+}
+
+impl crate::ca_client::CaApi for ActivatedCa {
+    fn sign<'a>(
+        &'a self,
+        _csr_pem: &'a str,
+        _token: &'a str,
+        _requested_id: &'a pki::SpiffeId,
+        _ttl: Option<Duration>,
+    ) -> crate::ca_client::CaFuture<'a, crate::ca_client::SignResponse> {
+        unimplemented!("the refresher does not sign")
+    }
+
+    fn renew<'a>(
+        &'a self,
+        _csr_pem: &'a str,
+        _ttl: Option<Duration>,
+        _current: Arc<rustls::sign::CertifiedKey>,
+    ) -> crate::ca_client::CaFuture<'a, crate::ca_client::SignResponse> {
+        unimplemented!("the refresher does not renew")
+    }
+
+    fn crl(&self) -> crate::ca_client::CaFuture<'_, Vec<u8>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let number = self.number.fetch_add(1, Ordering::Relaxed) + 1;
+            Ok(
+                pki::crl::sign_crl(&self.new, &[], number, now, now + time::Duration::HOUR)
+                    .expect("CRL"),
+            )
+        })
+    }
+
+    fn crl_of<'a>(
+        &'a self,
+        root_fingerprint: &'a str,
+    ) -> crate::ca_client::CaFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            if root_fingerprint == self.old.root.fingerprint() {
+                self.old.crl().await.map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+    }
+
+    fn bundle(&self) -> crate::ca_client::CaFuture<'_, Vec<u8>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let cross = self.old.root.cross_sign(self.new.cert_der(), now).unwrap();
+            Ok(pem(&[
+                self.new.cert_der(),
+                self.old.root.cert_der(),
+                &cross,
+            ]))
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn during_a_root_rotation_the_old_roots_own_crl_is_fetched_and_kept() {
+    let w = World::new(time::Duration::hours(1));
+    let now = w.clock.now();
+    let peer = w.credential(); // a leaf of the old root
+    let ca = Arc::new(ActivatedCa {
+        old: w.ca.clone(),
+        new: CaMaterial::generate_root("mtls-mesh Root CA 2", now).unwrap(),
+        clock: w.clock.clone(),
+        number: Default::default(),
+    });
+    let events = Events::new();
+    let mut refresher = Refresher::new(ca.clone(), w.trust.clone(), events, INTERVAL);
+
+    w.ca.revoke(&peer.info.serial_hex);
+    refresher.refresh_once().await.unwrap();
+    assert_eq!(w.trust.roots().certs().len(), 2, "the new root is trusted");
+    // The default CRL (the new root's) cannot cover the old root's leaf; its own CRL does.
+    assert!(w.trust.revoked().is_cert_revoked(&peer.chain[0]));
+    assert_eq!(w.trust.revoked().crls().count(), 2);
+
+    // The old root's CRL cannot be fetched: the last good one is kept (and ages), not dropped.
+    w.ca.set_down(true);
+    refresher.refresh_once().await.unwrap();
+    assert!(w.trust.revoked().is_cert_revoked(&peer.chain[0]));
+}

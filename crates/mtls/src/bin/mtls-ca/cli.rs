@@ -335,6 +335,56 @@ Prints the root's SHA-256 fingerprint (what services pin with --ca-fingerprint).
         #[command(subcommand)]
         action: IntermediateAction,
     },
+    /// Replace a single-tier CA's root without an outage: `rotate`, restart, `activate`,
+    /// restart, `retire`, restart (docs/operations.md, "Root rotation"). `status` shows where
+    /// a rotation stands.
+    Root {
+        #[command(subcommand)]
+        action: RootAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RootAction {
+    /// Make a new root (P-384, ten years) next to the active one, with cross-certificates
+    /// both ways. After a restart the CA publishes both roots in /api/v1/bundle and services
+    /// trust the new one on their next refresh; the CA still signs with the old root. The new
+    /// root's key goes to <data-dir>/roots/<sha256>.key (copy it to every replica's data
+    /// directory before `activate`). Refused while a rotation is pending.
+    #[command(
+        after_help = "Example:\n  mtls-ca --data-dir /var/lib/mtls-ca root rotate\n  \
+systemctl restart mtls-ca   # every replica: the bundle now holds both roots"
+    )]
+    Rotate,
+    /// Sign leaves and CRLs with the new root from the CA's next start. The old root stays in
+    /// the bundle and signs the CRL for its own leaves (GET /api/v1/crl?issuer=<sha256>).
+    /// Refused until a CA has published the new root for --min-overlap.
+    #[command(
+        after_help = "Example:\n  mtls-ca --data-dir /var/lib/mtls-ca root activate\n  \
+systemctl restart mtls-ca   # every replica: new leaves are signed by the new root"
+    )]
+    Activate {
+        /// How long the new root must have been published before it may sign: longer than
+        /// the services' trust bundle refresh (--crl-refresh, 5s by default) plus the time to
+        /// restart every replica.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_min_overlap)]
+        min_overlap: time::Duration,
+        /// Activate even if the new root was published less than --min-overlap ago (or the
+        /// CA was not restarted since `rotate`): leaves signed by it are refused by services
+        /// that have not refreshed their bundle yet.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Drop the old root from the bundle from the CA's next start; services stop trusting it
+    /// on their next refresh. Refused, with the list, while any valid (unexpired, unrevoked)
+    /// certificate chains to it.
+    #[command(
+        after_help = "Example:\n  mtls-ca --data-dir /var/lib/mtls-ca root retire\n  \
+systemctl restart mtls-ca"
+    )]
+    Retire,
+    /// Show the rotation phase, both roots and the certificates still chaining to the old one.
+    Status,
 }
 
 #[derive(Args)]
@@ -608,6 +658,10 @@ fn parse_ocsp_url(s: &str) -> Result<pki::ocsp::ResponderUrl, String> {
 
 fn parse_backdate(s: &str) -> Result<time::Duration, String> {
     pki::duration::parse_time_at_least(s, Duration::ZERO)
+}
+
+fn parse_min_overlap(s: &str) -> Result<time::Duration, String> {
+    pki::duration::parse_time(s)
 }
 
 fn parse_token_ttl(s: &str) -> Result<time::Duration, String> {

@@ -40,6 +40,7 @@ pub fn run(
     let clock = SystemClock;
     let now = clock.now();
     match cmd {
+        Command::Root { action } => crate::root::run(&dir, store, action, now)?,
         Command::Token {
             action: Some(action),
             ..

@@ -6,6 +6,7 @@ mod copy;
 mod entry;
 mod entry_file;
 mod hierarchy;
+mod root;
 mod serve;
 mod tokens;
 

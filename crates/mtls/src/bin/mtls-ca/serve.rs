@@ -58,9 +58,16 @@ async fn serve(
     dir.ensure()?;
     // Checks the directory first; creates root and database only when it holds neither (with
     // PostgreSQL: a root only for a database that records none, datadir_postgres.rs).
-    let (ca, origin, store) = dir.open_or_init_store(store, external, &trust_domain, now)?;
+    let (loaded, origin, store) = dir.open_or_init_store(store, external, &trust_domain, now)?;
+    // A root rotation (`mtls-ca root`) decides which root signs and which others are
+    // published and trusted; without one this is the directory's root alone.
+    let serving = mtls_ca::root_serving::serving_roots(&dir, store.as_ref(), loaded, now)?;
+    let ca = serving.active;
     let (jwt_signer, jwt_created) = dir.load_or_create_jwt_key()?;
-    let (extra_roots, bundle_extra) = bundle_extra(&ca, extra_files, now)?;
+    let (mut extra_roots, from_flag) = bundle_extra(&ca, extra_files, now)?;
+    extra_roots.extend(serving.trusted_extra);
+    let mut bundle_extra = serving.bundle_extra;
+    bundle_extra.extend(from_flag);
 
     // The reserved identity every CA client requires (pki::spiffe::CA_PATH).
     let api_id = trust_domain.ca_id();
@@ -116,6 +123,7 @@ async fn serve(
             clock,
         )
         .with_crl_validity(args.crl_validity)
+        .with_previous_root(serving.previous)
         .with_jwt_signer(jwt_signer)
         .with_ocsp_responder(match args.ocsp_responder {
             OcspResponder::Ca => OcspResponderMode::Ca,
@@ -130,6 +138,12 @@ async fn serve(
     match origin {
         RootOrigin::Created => eprintln!("created a new P-384 root in {}", dir.path.display()),
         RootOrigin::Loaded => eprintln!("using the existing root of {}", dir.path.display()),
+    }
+    if let Some(phase) = serving.phase {
+        eprintln!(
+            "root rotation: phase {phase:?}; signing with the root {}",
+            authority.ca().root_fingerprint()
+        );
     }
     if jwt_created {
         eprintln!(

@@ -21,5 +21,6 @@ mod rejections;
 mod renewal_lineage;
 mod reserved_identity;
 mod revoke_authorisation;
+mod root_rotation;
 mod token_api;
 mod token_list_revoke;

@@ -17,6 +17,7 @@ mod hierarchy;
 mod hsm;
 mod readme_recipe;
 mod revocation;
+mod root_rotation;
 mod rotation;
 mod runbooks;
 mod troubleshooting_doc;

@@ -1,0 +1,88 @@
+//! Which roots a starting CA signs with, trusts and publishes, per the store's root rotation
+//! state (`root_rotation.rs`). Without a rotation: the data directory's own root, as before.
+
+use pki::CaMaterial;
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+
+use crate::datadir::DataDir;
+use crate::root_rotation::{der_of, load_state, Phase, PUBLISHED_PREFIX};
+use crate::store::Store;
+
+/// The roots of a starting CA.
+pub struct ServingRoots {
+    /// The root that signs leaves, the CRL and the CA's own certificates.
+    pub active: CaMaterial,
+    /// After `activate`, before `retire`: the old root, which signs the CRL for its own
+    /// leaves (`GET /api/v1/crl?issuer=<sha256>`), since a CRL covers only its issuer's
+    /// certificates.
+    pub previous: Option<CaMaterial>,
+    /// Other roots whose leaves the CA accepts on its API (renewal, revocation).
+    pub trusted_extra: Vec<CertificateDer<'static>>,
+    /// What `/api/v1/bundle` publishes after the active root: the other root and the
+    /// cross-certificates both ways.
+    pub bundle_extra: Vec<CertificateDer<'static>>,
+    /// The rotation phase, if a rotation ever ran.
+    pub phase: Option<Phase>,
+}
+
+/// The roots to serve with, given `loaded` (the root `open_or_init_store` loaded from the
+/// directory's `root.crt`/`root.key`). In phase `rotated` this also records, once, when a CA
+/// first published the new root (what `activate` waits on).
+pub fn serving_roots(
+    dir: &DataDir,
+    store: &dyn Store,
+    loaded: CaMaterial,
+    now: OffsetDateTime,
+) -> anyhow::Result<ServingRoots> {
+    let Some((_, state)) = load_state(store)? else {
+        return Ok(ServingRoots {
+            active: loaded,
+            previous: None,
+            trusted_extra: Vec::new(),
+            bundle_extra: Vec::new(),
+            phase: None,
+        });
+    };
+    let old = der_of(&state.old_root, "old root")?;
+    let new = der_of(&state.new_root, "new root")?;
+    let old_signs_new = der_of(&state.old_signs_new, "cross-certificate")?;
+    let new_signs_old = der_of(&state.new_signs_old, "cross-certificate")?;
+    let mut loaded = Some(loaded);
+    let mut load = |pem: &str| -> anyhow::Result<CaMaterial> {
+        let fingerprint = pki::sha256_hex(&der_of(pem, "root")?);
+        match loaded.take_if(|ca| ca.root_fingerprint() == fingerprint) {
+            Some(ca) => Ok(ca),
+            None => dir.load_root_by_pem(pem),
+        }
+    };
+    Ok(match state.phase {
+        Phase::Rotated => {
+            store.init_meta(
+                &format!("{PUBLISHED_PREFIX}{}", pki::sha256_hex(&new)),
+                &now.unix_timestamp().to_string(),
+            )?;
+            ServingRoots {
+                active: load(&state.old_root)?,
+                previous: None,
+                trusted_extra: vec![new.clone()],
+                bundle_extra: vec![new, old_signs_new, new_signs_old],
+                phase: Some(state.phase),
+            }
+        }
+        Phase::Activated => ServingRoots {
+            active: load(&state.new_root)?,
+            previous: Some(load(&state.old_root)?),
+            trusted_extra: vec![old.clone()],
+            bundle_extra: vec![old, new_signs_old, old_signs_new],
+            phase: Some(state.phase),
+        },
+        Phase::Retired => ServingRoots {
+            active: load(&state.new_root)?,
+            previous: None,
+            trusted_extra: Vec::new(),
+            bundle_extra: Vec::new(),
+            phase: Some(state.phase),
+        },
+    })
+}
