@@ -185,6 +185,16 @@ impl DataDir {
                 self.intermediate_cert().display()
             );
         }
+        // A new root would be a key file: a CA whose root key is in a token would lose the
+        // protection it was set up for.
+        if exists(&self.root_token_ref())? {
+            bail!(
+                "`mtls-ca root {step}` cannot rotate a root whose key is in a PKCS#11 token ({}): \
+                 the new root's key would be a file; make a new CA with `init --key pkcs11:…` and \
+                 publish its root with --bundle-extra (docs/operations.md, \"Key in an HSM\")",
+                self.root_token_ref().display()
+            );
+        }
         Ok(())
     }
 }
@@ -253,7 +263,7 @@ pub fn rotate(dir: &DataDir, store: &dyn Store, now: OffsetDateTime) -> anyhow::
     let cert_path = dir.rotated_root_cert(&fingerprint);
     // Key first, then the state: a crash in between leaves an unused key file, never a
     // stored root without its key.
-    files::write_atomic(&key_path, new.key_pem().as_bytes(), files::KEY_MODE)?;
+    files::write_atomic(&key_path, new.key_pem()?.as_bytes(), files::KEY_MODE)?;
     files::write_atomic(&cert_path, new.cert_pem().as_bytes(), files::PUBLIC_MODE)?;
     let detail = serde_json::json!({
         "old_root": old.fingerprint(),
