@@ -13,6 +13,8 @@ pub mod datadir;
 pub mod datadir_hierarchy;
 mod datadir_postgres;
 pub mod error;
+pub mod federation;
+pub mod federation_metrics;
 pub mod metrics;
 pub mod refusals;
 pub mod registration;

@@ -30,6 +30,17 @@ pub async fn spiffe_bundle(
     ))
 }
 
+/// The last good SPIFFE bundle of each federated trust domain (docs/ca-api.md).
+pub async fn federated_bundles(
+    State(authority): State<AppState>,
+) -> Result<impl IntoResponse, ApiError> {
+    let bundles = blocking(move || authority.federated_bundles()).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        bundles.to_string(),
+    ))
+}
+
 pub async fn crl(State(authority): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let der = blocking(move || authority.crl()).await?;
     Ok((
