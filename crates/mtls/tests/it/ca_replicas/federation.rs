@@ -4,7 +4,7 @@
 //! (The end-to-end calls across domains run on SQLite: `e2e/federation.rs`.)
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::super::ca::common::*;
 use testkit::postgres::PgCluster;
@@ -60,25 +60,14 @@ fn federations_are_stored_audited_and_verified_on_postgres() {
     let again = add(&base);
     assert!(!again.status.success() && text(&again).contains("federated already"));
 
-    // The running CA fetches b's bundle into the database.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let listed = loop {
-        let out = a.admin(&["--store", &url, "federation", "list", "--format", "json"]);
-        assert!(out.status.success(), "{}", text(&out));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        if v["federations"][0]["roots"]
-            .as_array()
-            .is_some_and(|r| !r.is_empty())
-        {
-            break v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no bundle fetched: {v}\n{}",
-            a.proc.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    // The running CA fetches b's bundle into the database (it logs the stored change).
+    a.proc.wait_for(
+        |l| l.contains("federated_bundle_updated") && l.contains("b.example"),
+        Duration::from_secs(60),
+    );
+    let out = a.admin(&["--store", &url, "federation", "list", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         listed["federations"][0]["roots"][0],
         serde_json::json!(format!("sha256:{}", b.fingerprint))
