@@ -206,3 +206,65 @@ fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed(
     let (ok, out) = mtls_ca(&a, &["federation", "list"]);
     assert!(ok && !out.contains("b.example"), "{out}");
 }
+
+#[test]
+fn a_first_bundle_without_the_fingerprinted_root_is_refused_counted_and_not_stored() {
+    require_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        start_domain_ca(dir.path(), "a.example"),
+        start_domain_ca(dir.path(), "b.example"),
+        start_domain_ca(dir.path(), "c.example"),
+    );
+    // b's endpoint, but the fingerprint of c's root: the bundle b serves does not hold it.
+    let mark = a.proc.mark();
+    let endpoint = format!("https://127.0.0.1:{}/api/v1/bundle/spiffe", b.port);
+    let (ok, out) = mtls_ca(
+        &a,
+        &[
+            "federation",
+            "add",
+            "--trust-domain",
+            "b.example",
+            "--endpoint",
+            &endpoint,
+            "--endpoint-spiffe-id",
+            "spiffe://b.example/ca",
+            "--fingerprint",
+            &format!("sha256:{}", c.fingerprint),
+        ],
+    );
+    assert!(ok, "{out}");
+    let refused = a.proc.wait_for_after(
+        mark,
+        |l| l.contains("federated_bundle_refresh_failed") && l.contains("b.example"),
+        LONG,
+    );
+    assert!(
+        refused.contains("no root with the fingerprint"),
+        "{refused}"
+    );
+    let (ok, listed) = mtls_ca(&a, &["federation", "list", "--format", "json"]);
+    assert!(ok, "{listed}");
+    let json = &listed[listed.find('{').unwrap()..];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["federations"][0]["roots"], serde_json::json!([]), "{v}");
+    assert_eq!(v["federations"][0]["refreshed_at"], "never", "{v}");
+    // Counted in the CA's metrics (read with curl, verifying the CA against its root).
+    let metrics = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(a.data_dir.join("root.crt"))
+        .arg(format!("https://localhost:{}/metrics", a.port))
+        .output()
+        .expect("run curl");
+    assert!(metrics.status.success(), "{metrics:?}");
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    let failures = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("mtls_ca_federation_refresh_failures_total{trust_domain=\"b.example\"} ")
+        })
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no failure counter for b.example:\n{text}"));
+    assert!(failures >= 1, "{text}");
+}
