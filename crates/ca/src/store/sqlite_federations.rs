@@ -7,9 +7,10 @@ use super::federations::{self, FederationRecord, StoredBundle};
 use super::sqlite_ops::{db, query_all, WriteTx};
 use super::Result;
 
-/// Version 3 of the SQLite schema.
+/// Version 3 of the SQLite schema (`IF NOT EXISTS` like the first version's statements: a
+/// database rolled back to an older version by hand keeps its newer tables).
 pub const MIGRATION_FEDERATIONS: &str = "
-CREATE TABLE federations (
+CREATE TABLE IF NOT EXISTS federations (
     trust_domain TEXT PRIMARY KEY,
     endpoint TEXT NOT NULL,
     endpoint_spiffe_id TEXT NOT NULL,
