@@ -93,6 +93,11 @@ pub trait AgentCa: Send + Sync + 'static {
     fn spiffe_bundle(&self) -> CaFuture<'_, Vec<u8>>;
     /// The CRL (DER).
     fn crl(&self) -> CaFuture<'_, Vec<u8>>;
+    /// `GET /api/v1/bundle/federated`: the SPIFFE bundle of each federated trust domain
+    /// (JSON); None from a CA without federation.
+    fn federated_bundles(&self) -> CaFuture<'_, Option<Vec<u8>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The CA's HTTPS API, called with the agent's node certificate. With several URLs, a call goes
@@ -225,6 +230,25 @@ impl AgentCa for HttpCa {
 
     fn crl(&self) -> CaFuture<'_, Vec<u8>> {
         Box::pin(self.call("the CRL", Method::GET, "/api/v1/crl", None))
+    }
+
+    fn federated_bundles(&self) -> CaFuture<'_, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let answer = self
+                .call(
+                    "the federated bundles",
+                    Method::GET,
+                    "/api/v1/bundle/federated",
+                    None,
+                )
+                .await;
+            match answer {
+                Ok(body) => Ok(Some(body)),
+                // A CA from before federation: nothing federated.
+                Err(CaCallError::Refused { status: 404, .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
     }
 }
 

@@ -65,6 +65,43 @@ pub struct Snapshot {
     pub crl: Option<Vec<u8>>,
     /// The SPIFFE bundle (JWK set JSON) as the CA serves it, once fetched.
     pub spiffe_bundle: Option<Vec<u8>>,
+    /// The X.509 authorities (DER, concatenated) of each federated trust domain, keyed by its
+    /// trust domain ID (`spiffe://b.example`), as the Workload API's `federated_bundles` are.
+    pub federated: BTreeMap<String, Vec<u8>>,
+}
+
+/// The X.509 authorities of each bundle of `GET /api/v1/bundle/federated`; a domain whose
+/// bundle is unusable is left out (and logged).
+pub fn federated_roots(body: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "the CA's federated bundles are not JSON");
+            return out;
+        }
+    };
+    let Some(bundles) = value.get("federated_bundles").and_then(|v| v.as_object()) else {
+        return out;
+    };
+    for (name, bundle) in bundles {
+        let parsed = pki::TrustDomain::parse(name)
+            .map_err(|e| e.to_string())
+            .and_then(|td| {
+                pki::spiffe_bundle::SpiffeBundle::parse(bundle.to_string().as_bytes())
+                    .map(|b| (td, b))
+                    .map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok((td, b)) => {
+                out.insert(td.id_string(), b.x509_authorities.concat());
+            }
+            Err(e) => {
+                tracing::warn!(trust_domain = %name, error = %e, "federated bundle of {name} left out: {e}")
+            }
+        }
+    }
+    out
 }
 
 /// Settings of the cache.
@@ -166,6 +203,12 @@ impl SvidCache {
         match self.ca.spiffe_bundle().await {
             Ok(b) => next.spiffe_bundle = Some(b),
             Err(e) => log_ca_error("fetching the SPIFFE bundle", &e),
+        }
+        match self.ca.federated_bundles().await {
+            Ok(Some(body)) => next.federated = federated_roots(&body),
+            Ok(None) => next.federated.clear(),
+            // The last federated bundles stay, like the rest of the snapshot.
+            Err(e) => log_ca_error("fetching the federated bundles", &e),
         }
         let now = self.clock.now();
         // Drop the SVIDs of entries that are gone, and expired ones.

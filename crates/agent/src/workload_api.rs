@@ -136,6 +136,7 @@ fn concat(ders: &[Vec<u8>]) -> Vec<u8> {
 fn x509_response(
     snapshot: &Snapshot,
     observed: &[Selector],
+    own_td: &str,
 ) -> Result<Option<X509svidResponse>, Status> {
     let entries = matching(snapshot, observed);
     if entries.is_empty() {
@@ -159,8 +160,19 @@ fn x509_response(
     Ok(Some(X509svidResponse {
         svids,
         crl: snapshot.crl.iter().cloned().collect(),
-        federated_bundles: HashMap::new(),
+        federated_bundles: federated(snapshot, own_td),
     }))
+}
+
+/// The federated trust domains' X.509 authorities by trust domain ID, never our own (only our
+/// own roots vouch for it).
+fn federated(snapshot: &Snapshot, own_td: &str) -> HashMap<String, Vec<u8>> {
+    snapshot
+        .federated
+        .iter()
+        .filter(|(td, _)| td.as_str() != own_td)
+        .map(|(td, der)| (td.clone(), der.clone()))
+        .collect()
 }
 
 /// The JWT signing keys of the SPIFFE bundle as a JWK set (the Workload API's JWT bundle).
@@ -224,8 +236,9 @@ impl SpiffeWorkloadApi for WorkloadApi {
         request: Request<X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
         let observed = self.selectors_of(&request).await?;
+        let td = self.trust_domain.clone();
         Ok(Response::new(snapshot_stream(&self.cache, move |s| {
-            x509_response(s, &observed)
+            x509_response(s, &observed, &td)
         })?))
     }
 
@@ -241,9 +254,11 @@ impl SpiffeWorkloadApi for WorkloadApi {
             if s.roots.is_empty() {
                 return Ok(None);
             }
+            let mut bundles = federated(s, &td);
+            bundles.insert(td.clone(), concat(&s.roots));
             Ok(Some(X509BundlesResponse {
                 crl: s.crl.iter().cloned().collect(),
-                bundles: HashMap::from([(td.clone(), concat(&s.roots))]),
+                bundles,
             }))
         })?))
     }

@@ -22,6 +22,7 @@ use crate::store::{
 use crate::tokens;
 
 mod agent;
+mod federated;
 mod intermediate_life;
 mod join_tokens;
 mod ocsp;

@@ -14,6 +14,8 @@ pub mod datadir_hierarchy;
 mod datadir_postgres;
 pub mod datadir_token;
 pub mod error;
+pub mod federation;
+pub mod federation_metrics;
 pub mod metrics;
 pub mod pkcs11;
 pub mod refusals;

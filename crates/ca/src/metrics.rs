@@ -29,6 +29,8 @@ pub struct Metrics {
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// The API listener's connection counters (refusals, closes, open connections).
     pub connections: Arc<wire::Counters>,
+    /// The federated bundle refresh, per trust domain.
+    pub federation: crate::federation_metrics::FederationMetrics,
     /// The last refusals with their time and message, for the dashboard.
     pub recent_refusals: crate::refusals::RecentRefusals,
 }
@@ -112,6 +114,7 @@ impl Metrics {
         for (reason, n) in map.iter() {
             let _ = writeln!(out, "mtls_ca_rejected_total{{reason=\"{reason}\"}} {n}");
         }
+        self.federation.render(&mut out);
         let _ = writeln!(
             out,
             "# HELP mtls_ca_root_expiry_seconds Seconds until the root certificate expires.\n# TYPE mtls_ca_root_expiry_seconds gauge"

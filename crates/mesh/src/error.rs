@@ -374,6 +374,15 @@ pub enum TrustError {
         /// The fingerprints of the certificates served.
         presented: Vec<String>,
     },
+    /// A federated bundle for our own trust domain: only our own roots vouch for it.
+    #[error(
+        "refusing a federated bundle for {trust_domain}: that is this service's own trust \
+         domain, which only its own CA's roots vouch for"
+    )]
+    FederatedOwnDomain {
+        /// The trust domain.
+        trust_domain: String,
+    },
     /// Whatever answers at the CA's URL is not the CA: nothing was sent to it.
     #[error("refusing to talk to {url}: server identity mismatch: {error}")]
     NotTheCa {

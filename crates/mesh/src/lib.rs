@@ -50,6 +50,8 @@ mod crl_freshness;
 mod enroll;
 pub mod error;
 mod events;
+pub mod federation;
+pub mod federation_fetch;
 pub mod health;
 pub mod https;
 mod mesh;

@@ -29,6 +29,7 @@ use crate::crl_freshness::CrlPolicy;
 use crate::enroll::{retry_until, Enroller, EnrollerSettings};
 use crate::error::{MeshError, Result};
 use crate::events::Events;
+use crate::federation::FederatedCallers;
 use crate::health::{assess, Health};
 use crate::metrics::{CrlGauges, Gauges};
 use crate::peer_watch::PeerTrust;
@@ -37,7 +38,7 @@ use crate::refresh::files::FileWatch;
 use crate::refresh::pins_file::PinsWatch;
 use crate::refresh::rotation::{random_jitter, Rotation};
 use crate::refresh::workload_api::{next_message, open, Want, WorkloadStream};
-use crate::server::{Peer, PeerIdentify};
+use crate::server::{AllowList, Peer, PeerIdentify};
 use crate::stop::Stop;
 use crate::tls::{pins_file, LivePins, MeshClientVerifier, MeshServerVerifier, PinnedVerifier};
 use crate::trust::{Roots, TrustState};
@@ -450,7 +451,8 @@ impl Mesh {
         .await?;
         let identity = Identity::new(credential);
         let interval = config.revocation.crl_refresh;
-        let mut refresher = Refresher::new(ca, trust.clone(), events.clone(), interval);
+        let mut refresher = Refresher::new(ca, trust.clone(), events.clone(), interval)
+            .with_federation(enrollment.spiffe_id.trust_domain().clone());
         if let Err(e) = refresher.refresh_once().await {
             tracing::warn!(event = "refresh_failed", error = %e, "first CRL/bundle fetch failed: {e}; retrying every {}", pki::timefmt::human_std(interval));
         }
@@ -512,6 +514,16 @@ impl Mesh {
     /// The roots and revocation list trusted now (None in pinned mode).
     pub fn trust(&self) -> Option<&Arc<TrustState>> {
         self.view.trust.as_ref()
+    }
+
+    /// Accepts, as callers from federated trust domains, exactly the IDs of `allow` outside
+    /// this service's own trust domain (an empty list: none). `serve_http` calls it with its
+    /// `--allow-id` list; a program serving raw streams calls it itself.
+    pub fn accept_federated_callers(&self, allow: &AllowList) {
+        let (Some(trust), Some(own)) = (self.trust(), self.view.credential().spiffe_id()) else {
+            return;
+        };
+        trust.set_federated_callers(FederatedCallers::from_allow_list(own.trust_domain(), allow));
     }
 
     /// The pins trusted now (pinned mode only).

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::clock::{Clock, SystemClock};
 use crate::crl_freshness::{self, CrlPolicy};
 use crate::error::{Result, TrustError};
+use crate::federation::{FederatedBundles, FederatedCallers};
 use pki::crl::RevokedSet;
 
 pub use crate::crl_freshness::{CrlStaleError, CrlStatus};
@@ -91,6 +92,11 @@ pub struct TrustState {
     /// with its intermediate, which the bundle of roots does not hold), newest last.
     intermediates: ArcSwap<Vec<CertificateDer<'static>>>,
     revoked: ArcSwap<RevokedSet>,
+    /// The roots of each federated trust domain, apart from ours (`federation`).
+    federated: ArcSwap<FederatedBundles>,
+    /// The foreign SPIFFE IDs this service accepts as callers (its `--allow-id` patterns
+    /// outside its own trust domain).
+    federated_callers: ArcSwap<FederatedCallers>,
     generation: watch::Sender<u64>,
     /// Bumped on every new revocation list, also one with the same serials (new dates).
     crl_updates: watch::Sender<u64>,
@@ -129,6 +135,8 @@ impl TrustState {
             roots: ArcSwap::from_pointee(roots),
             intermediates: ArcSwap::from_pointee(Vec::new()),
             revoked: ArcSwap::from_pointee(RevokedSet::default()),
+            federated: ArcSwap::from_pointee(FederatedBundles::default()),
+            federated_callers: ArcSwap::from_pointee(FederatedCallers::default()),
             generation: watch::channel(0).0,
             crl_updates: watch::channel(0).0,
             crl_policy,
@@ -229,6 +237,34 @@ impl TrustState {
         self.roots.store(Arc::new(roots));
         self.bump();
         true
+    }
+
+    /// The roots of each federated trust domain.
+    pub fn federated(&self) -> Arc<FederatedBundles> {
+        self.federated.load_full()
+    }
+
+    /// Replaces the federated bundles when they differ from the current ones (a domain added,
+    /// dropped, or its roots changed). Returns true on a change. New handshakes see the change
+    /// at once; connections already open are not closed by it (they are by revocation and
+    /// expiry, `peer_watch`).
+    pub fn set_federated(&self, bundles: FederatedBundles) -> bool {
+        if bundles.fingerprints() == self.federated.load().fingerprints() {
+            return false;
+        }
+        self.federated.store(Arc::new(bundles));
+        self.bump();
+        true
+    }
+
+    /// The foreign callers a server accepts.
+    pub fn federated_callers(&self) -> Arc<FederatedCallers> {
+        self.federated_callers.load_full()
+    }
+
+    /// Sets the foreign callers a server accepts (from its `--allow-id`).
+    pub fn set_federated_callers(&self, callers: FederatedCallers) {
+        self.federated_callers.store(Arc::new(callers));
     }
 
     /// Replaces the revocation set. `notify` wakes the open-connection watchers; pass false

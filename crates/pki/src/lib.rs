@@ -32,6 +32,7 @@ pub mod selector;
 pub mod serial;
 pub mod sigalg;
 pub mod spiffe;
+pub mod spiffe_bundle;
 pub mod svid;
 #[cfg(test)]
 mod test_der;

@@ -23,6 +23,8 @@ struct FakeCa {
     minted: AtomicUsize,
     /// Issue for this identity instead of the entry's (a CA that answers wrongly).
     wrong_identity: Mutex<Option<String>>,
+    /// What `GET /api/v1/bundle/federated` answers.
+    federated: Mutex<Option<Vec<u8>>>,
 }
 
 impl FakeCa {
@@ -39,6 +41,7 @@ impl FakeCa {
             down: AtomicBool::new(false),
             minted: AtomicUsize::new(0),
             wrong_identity: Mutex::new(None),
+            federated: Mutex::new(None),
         })
     }
 
@@ -124,6 +127,13 @@ impl AgentCa for FakeCa {
         Box::pin(async move {
             self.check_up()?;
             Ok(br#"{"keys":[]}"#.to_vec())
+        })
+    }
+
+    fn federated_bundles(&self) -> CaFuture<'_, Option<Vec<u8>>> {
+        Box::pin(async move {
+            self.check_up()?;
+            Ok(self.federated.lock().unwrap().clone())
         })
     }
 
@@ -297,4 +307,28 @@ async fn a_certificate_for_another_identity_is_refused() {
         cache.current().svids.is_empty(),
         "the wrong certificate was kept"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn federated_bundles_reach_the_snapshot_and_leave_it_when_the_ca_drops_them() {
+    let (ca, cache) = setup();
+    ca.set_entries(vec![entry("e1", "spiffe://mesh.local/service/web", 600)]);
+    let other = pki::CaMaterial::generate_root("b.example root", START).unwrap();
+    let jwk = pki::jwt_svid::x509_authority_jwk(other.cert_der()).unwrap();
+    let answer = serde_json::json!({"federated_bundles": {
+        "b.example": {"keys": [jwk], "spiffe_sequence": 1, "spiffe_refresh_hint": 300},
+        "broken.example": {"keys": []},
+    }});
+    *ca.federated.lock().unwrap() = Some(answer.to_string().into_bytes());
+    let mut rx = cache.subscribe();
+    let task = tokio::spawn(cache.clone().run());
+    let with = wait_for(&mut rx, Duration::from_secs(1), |s| !s.federated.is_empty()).await;
+    assert_eq!(
+        with.federated,
+        BTreeMap::from([("spiffe://b.example".to_string(), other.cert_der().to_vec())]),
+        "b.example's root, keyed by its trust domain ID; the unusable bundle left out"
+    );
+    *ca.federated.lock().unwrap() = Some(br#"{"federated_bundles": {}}"#.to_vec());
+    wait_for(&mut rx, Duration::from_secs(30), |s| s.federated.is_empty()).await;
+    task.abort();
 }

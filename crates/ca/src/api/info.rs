@@ -31,6 +31,17 @@ pub async fn spiffe_bundle(
     ))
 }
 
+/// The last good SPIFFE bundle of each federated trust domain (docs/ca-api.md).
+pub async fn federated_bundles(
+    State(authority): State<AppState>,
+) -> Result<impl IntoResponse, ApiError> {
+    let bundles = blocking(move || authority.federated_bundles()).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        bundles.to_string(),
+    ))
+}
+
 /// The query of `GET /api/v1/crl`.
 #[derive(serde::Deserialize)]
 pub struct CrlQuery {

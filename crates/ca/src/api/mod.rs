@@ -55,6 +55,7 @@ pub fn router(authority: AppState) -> Router {
         .route("/api/v1/ca", get(info::ca))
         .route("/api/v1/bundle", get(info::bundle))
         .route("/api/v1/bundle/spiffe", get(info::spiffe_bundle))
+        .route("/api/v1/bundle/federated", get(info::federated_bundles))
         .route("/api/v1/agent/entries", get(agent::entries))
         .route("/api/v1/agent/svid", post(agent::svid))
         .route("/api/v1/agent/jwt", post(agent::jwt))

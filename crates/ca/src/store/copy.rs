@@ -64,6 +64,18 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "created_at",
         ],
     ),
+    (
+        "federations",
+        &[
+            "trust_domain",
+            "endpoint",
+            "endpoint_spiffe_id",
+            "fingerprint",
+            "created_at",
+            "bundle",
+            "refreshed_at",
+        ],
+    ),
 ];
 
 /// One stored value.

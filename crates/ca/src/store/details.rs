@@ -16,6 +16,9 @@
 //! | `agent_svid` | the certificate fields below, `entry_id`, `agent_id`, `agent_serial` |
 //! | `agent_jwt` | `entry_id`, `agent_id`, `agent_serial`, `spiffe_id`, `aud`, `iat`, `exp` |
 //! | `agent_refused` | `what` (`svid` or `jwt`), `code`, `entry_id`, `agent_id`, `agent_serial` |
+//! | `federation_add` | `trust_domain`, `endpoint`, `endpoint_spiffe_id`, `fingerprint`, `created_at`, `actor` (`federations.rs`) |
+//! | `federation_remove` | `trust_domain`, `removed_at`, `actor` |
+//! | `federation_bundle` | `trust_domain`, `bundle_sha256`, `roots` (their SHA-256), `sequence`, `refreshed_at` (a fetched bundle that differs from the stored one) |
 //!
 //! Certificate fields: `serial`, `spiffe_id`, `dns`, `ips`, `not_before`, `not_after`,
 //! `issued_at`, `kind`, `renewed_from`, `fingerprint`. Timestamps are Unix seconds.

@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 
 use super::details::{self, RevokeCause, VERSION};
 use super::entries::{AgentIssue, AgentIssued, AgentOutcome, CreateEntry, EntryRecord, EntryRow};
+use super::federations::{self, FederationRecord, StoredBundle};
 use super::rows::{json, ts, AuditRow, CertRow, TokenRow};
 use super::sqlite_ops::{log_appended, Appended};
 use super::token_revoke;
@@ -40,6 +41,7 @@ struct Tables {
     tokens: BTreeMap<String, TokenRow>,
     certs: BTreeMap<String, CertRow>,
     entries: BTreeMap<String, EntryRow>,
+    federations: BTreeMap<String, FederationRecord>,
     audit: Vec<AuditRow>,
 }
 
@@ -608,7 +610,13 @@ impl Store for MemoryStore {
             tokens.sort_by(|a, b| (a.created_at, &a.hash).cmp(&(b.created_at, &b.hash)));
             let mut certs: Vec<CertRow> = t.certs.values().cloned().collect();
             certs.sort_by(|a, b| (a.issued_at, &a.serial).cmp(&(b.issued_at, &b.serial)));
-            replay::check(&t.audit, &tokens, &certs, &sorted_entries(t, |_| true))
+            replay::check(
+                &t.audit,
+                &tokens,
+                &certs,
+                &sorted_entries(t, |_| true),
+                &t.federations.values().cloned().collect::<Vec<_>>(),
+            )
         }))
     }
 
@@ -727,6 +735,72 @@ impl Store for MemoryStore {
             let next = stored.map_or(at_least, |n| at_least.max(n.saturating_add(1)));
             tx.t.meta.insert(CRL_NUMBER.to_string(), next.to_string());
             Ok(next)
+        })
+    }
+
+    fn add_federation(&self, federation: &FederationRecord, actor: &str) -> Result<bool> {
+        self.write(|tx| {
+            if tx.t.federations.contains_key(&federation.trust_domain) {
+                return Ok(false);
+            }
+            let mut stored = federation.clone();
+            stored.bundle = None;
+            stored.refreshed_at = None;
+            tx.t.federations
+                .insert(federation.trust_domain.clone(), stored);
+            tx.append_audit(
+                "federation_add",
+                &federations::add_detail(federation, actor),
+            );
+            Ok(true)
+        })
+    }
+
+    fn remove_federation(
+        &self,
+        trust_domain: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            if tx.t.federations.remove(trust_domain).is_none() {
+                return Ok(false);
+            }
+            tx.append_audit(
+                "federation_remove",
+                &federations::remove_detail(trust_domain, ts(now), actor),
+            );
+            Ok(true)
+        })
+    }
+
+    fn list_federations(&self) -> Result<Vec<FederationRecord>> {
+        Ok(self.read(|t| t.federations.values().cloned().collect()))
+    }
+
+    fn store_federated_bundle(
+        &self,
+        trust_domain: &str,
+        bundle: &str,
+        roots: &[String],
+        sequence: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<StoredBundle> {
+        self.write(|tx| {
+            let Some(row) = tx.t.federations.get_mut(trust_domain) else {
+                return Ok(StoredBundle::Gone);
+            };
+            let changed = row.bundle.as_deref() != Some(bundle);
+            row.bundle = Some(bundle.to_string());
+            row.refreshed_at = Some(ts(now));
+            if !changed {
+                return Ok(StoredBundle::Unchanged);
+            }
+            tx.append_audit(
+                "federation_bundle",
+                &federations::bundle_detail(trust_domain, bundle, roots, sequence, ts(now)),
+            );
+            Ok(StoredBundle::Changed)
         })
     }
 

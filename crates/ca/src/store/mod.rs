@@ -6,6 +6,7 @@
 pub mod copy;
 pub(crate) mod details;
 mod entries;
+mod federations;
 mod file_guard;
 mod group_commit;
 mod location;
@@ -14,16 +15,19 @@ mod migrations;
 mod postgres;
 mod postgres_batch;
 mod postgres_copy;
+mod postgres_federations;
 mod postgres_lineage;
 mod postgres_ops;
 mod postgres_tls;
 mod postgres_tokens;
 mod replay;
+mod replay_federations;
 mod rows;
 mod sqlite;
 mod sqlite_backup;
 mod sqlite_batch;
 mod sqlite_entries;
+mod sqlite_federations;
 mod sqlite_lineage;
 mod sqlite_ops;
 mod sqlite_tokens;
@@ -36,6 +40,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 pub use entries::{AgentIssue, AgentIssued, AgentOutcome, CreateEntry, EntryRecord};
+pub use federations::{FederationRecord, StoredBundle};
 pub use location::StoreLocation;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
@@ -487,6 +492,31 @@ pub trait Store: Send + Sync {
     /// Records what an agent obtained for an entry, checking the entry, its parent and the
     /// agent's certificate in the same transaction (see [`AgentIssue`]).
     fn record_agent_issue(&self, issue: &AgentIssue<'_>) -> Result<AgentOutcome>;
+
+    /// Stores a federated trust domain with its `federation_add` audit entry naming `actor`;
+    /// false (nothing changed) when that trust domain is federated already.
+    fn add_federation(&self, federation: &FederationRecord, actor: &str) -> Result<bool>;
+    /// Removes a federated trust domain with its `federation_remove` audit entry; false
+    /// (nothing changed) when it is not federated.
+    fn remove_federation(
+        &self,
+        trust_domain: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Every federated trust domain, by name.
+    fn list_federations(&self) -> Result<Vec<FederationRecord>>;
+    /// Stores a bundle fetched for `trust_domain` (`roots`: the hex SHA-256 of its X.509
+    /// authorities, for the log), audited as `federation_bundle` when it differs from the
+    /// stored one.
+    fn store_federated_bundle(
+        &self,
+        trust_domain: &str,
+        bundle: &str,
+        roots: &[String],
+        sequence: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<StoredBundle>;
 
     /// Proves the store can still record: the file opened is still the one at its path, it
     /// would open for writing again, and a small write transaction commits. Err is the reason,

@@ -33,8 +33,10 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::details;
 use super::entries::{AgentIssue, AgentOutcome, CreateEntry, EntryRecord, EntryRow};
+use super::federations::{FederationRecord, StoredBundle};
 use super::migrations;
 use super::postgres_batch::{self, PgGroup, PgWriter};
+use super::postgres_federations;
 use super::postgres_lineage as lineage;
 use super::postgres_ops;
 use super::postgres_ops::{
@@ -543,10 +545,17 @@ impl Store for PostgresStore {
             )
             .await?;
             let registrations: Vec<EntryRow> = lineage::entry_rows(&tx, None).await?;
+            let federations = postgres_federations::list(&tx).await?;
             tx.commit()
                 .await
                 .map_err(pg("ending the read transaction"))?;
-            Ok(replay::check(&entries, &tokens, &certs, &registrations))
+            Ok(replay::check(
+                &entries,
+                &tokens,
+                &certs,
+                &registrations,
+                &federations,
+            ))
         })
     }
 
@@ -616,6 +625,42 @@ impl Store for PostgresStore {
 
     fn record_agent_issue(&self, issue: &AgentIssue<'_>) -> Result<AgentOutcome> {
         self.write_tx(async |tx| lineage::record_agent_issue(tx, issue).await)
+    }
+
+    fn add_federation(&self, federation: &FederationRecord, actor: &str) -> Result<bool> {
+        self.write_tx(async |tx| postgres_federations::add(tx, federation, actor).await)
+    }
+
+    fn remove_federation(
+        &self,
+        trust_domain: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        self.write_tx(async |tx| {
+            postgres_federations::remove(tx, trust_domain, actor, ts(now)).await
+        })
+    }
+
+    fn list_federations(&self) -> Result<Vec<FederationRecord>> {
+        self.run(async {
+            let client = self.client().await?;
+            postgres_federations::list(&client).await
+        })
+    }
+
+    fn store_federated_bundle(
+        &self,
+        trust_domain: &str,
+        bundle: &str,
+        roots: &[String],
+        sequence: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<StoredBundle> {
+        self.write_tx(async |tx| {
+            postgres_federations::store_bundle(tx, trust_domain, bundle, roots, sequence, ts(now))
+                .await
+        })
     }
 
     fn health_probe(&self, now: OffsetDateTime) -> std::result::Result<(), String> {

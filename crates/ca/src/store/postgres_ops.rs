@@ -69,6 +69,7 @@ CREATE INDEX entries_parent ON entries (parent_id);
 INSERT INTO meta (key, value) VALUES ('entry_revision', '0');
 ",
     super::postgres_tokens::MIGRATION_TOKEN_REVOKED_AT,
+    super::postgres_federations::MIGRATION_FEDERATIONS,
 ];
 
 /// The advisory lock every write transaction holds until it ends: writes from every replica

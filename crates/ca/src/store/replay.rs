@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::entries::EntryRow;
+use super::federations::FederationRecord;
+use super::replay_federations::FederationReplay;
 use super::rows::{AuditRow, CertRow, TokenRow};
 use super::{AuditCheck, AuditHead};
 use crate::audit;
@@ -30,6 +32,7 @@ pub fn check(
     tokens: &[TokenRow],
     certs: &[CertRow],
     registrations: &[EntryRow],
+    federations: &[FederationRecord],
 ) -> AuditCheck {
     if let Some(broken) = check_chain(entries) {
         return broken;
@@ -45,6 +48,8 @@ pub fn check(
     replay.compare_tokens(tokens);
     replay.compare_certs(certs);
     replay.compare_entries(registrations);
+    let replayed = std::mem::take(&mut replay.federations);
+    replayed.compare(federations, &mut replay.problems);
     for row in certs {
         check_pem(row, &mut replay.problems);
     }
@@ -148,6 +153,7 @@ struct Replay {
     /// Keyed by the full token hash, or by its prefix for first-format entries.
     tokens: BTreeMap<String, Token>,
     certs: BTreeMap<String, Cert>,
+    federations: FederationReplay,
     problems: Vec<String>,
 }
 
@@ -201,6 +207,9 @@ impl Replay {
             Some(n) if n.as_u64() == Some(super::details::VERSION) => true,
             Some(n) => return Err(format!("unknown entry format v={n}")),
         };
+        if self.federations.apply(e.seq, &e.event, &v)? {
+            return Ok(());
+        }
         match e.event.as_str() {
             "token" => self.token(e.seq, &v, v2),
             "token_revoke" => self.token_revoke(e.seq, &v),

@@ -14,9 +14,11 @@ use time::OffsetDateTime;
 
 use super::details;
 use super::entries::{AgentIssue, AgentOutcome, CreateEntry, EntryRecord};
+use super::federations::{FederationRecord, StoredBundle};
 use super::file_guard::FileGuard;
 use super::rows::CertRow;
 use super::sqlite_batch::{self, SqliteGroup};
+use super::sqlite_federations;
 use super::sqlite_ops::{
     db, execute_cached, json, log_appended, query_all, query_row_cached, read_audit, read_cert,
     read_token, ts, WriteTx, CERT_COLUMNS, TOKEN_COLUMNS,
@@ -29,7 +31,11 @@ use super::{
 
 /// The SQLite migrations, in order (see `migrations.rs`). Version 1 is the schema as it was
 /// before versioning; it is idempotent, so it also brings up databases made before then.
-pub const MIGRATIONS: &[&str] = &[SCHEMA_V1, sqlite_tokens::MIGRATION_TOKEN_REVOKED_AT];
+pub const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1,
+    sqlite_tokens::MIGRATION_TOKEN_REVOKED_AT,
+    sqlite_federations::MIGRATION_FEDERATIONS,
+];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -560,6 +566,36 @@ impl Store for SqliteStore {
         self.write_tx(|tx| sqlite_entries::record_issue(tx, issue))
     }
 
+    fn add_federation(&self, federation: &FederationRecord, actor: &str) -> Result<bool> {
+        self.write_tx(|tx| sqlite_federations::add(tx, federation, actor))
+    }
+
+    fn remove_federation(
+        &self,
+        trust_domain: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        self.write_tx(|tx| sqlite_federations::remove(tx, trust_domain, actor, ts(now)))
+    }
+
+    fn list_federations(&self) -> Result<Vec<FederationRecord>> {
+        self.with_conn(|c| sqlite_federations::list(c))
+    }
+
+    fn store_federated_bundle(
+        &self,
+        trust_domain: &str,
+        bundle: &str,
+        roots: &[String],
+        sequence: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<StoredBundle> {
+        self.write_tx(|tx| {
+            sqlite_federations::store_bundle(tx, trust_domain, bundle, roots, sequence, ts(now))
+        })
+    }
+
     fn health_probe(&self, now: OffsetDateTime) -> std::result::Result<(), String> {
         self.guard.check()?;
         self.guard.check_writable()?;
@@ -602,7 +638,14 @@ impl Store for SqliteStore {
                 "reading certificates",
             )?;
             let registrations = sqlite_entries::all_rows(&tx)?;
-            Ok(replay::check(&entries, &tokens, &certs, &registrations))
+            let federations = sqlite_federations::list(&tx)?;
+            Ok(replay::check(
+                &entries,
+                &tokens,
+                &certs,
+                &registrations,
+                &federations,
+            ))
         })
     }
 

@@ -131,6 +131,26 @@ impl Store for RacingStore {
     fn entry_revision(&self) -> Result<u64> {
         self.inner.entry_revision()
     }
+    fn add_federation(&self, federation: &FederationRecord, actor: &str) -> Result<bool> {
+        self.inner.add_federation(federation, actor)
+    }
+    fn remove_federation(&self, td: &str, actor: &str, now: OffsetDateTime) -> Result<bool> {
+        self.inner.remove_federation(td, actor, now)
+    }
+    fn list_federations(&self) -> Result<Vec<FederationRecord>> {
+        self.inner.list_federations()
+    }
+    fn store_federated_bundle(
+        &self,
+        td: &str,
+        bundle: &str,
+        roots: &[String],
+        sequence: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<StoredBundle> {
+        self.inner
+            .store_federated_bundle(td, bundle, roots, sequence, now)
+    }
     fn health_probe(&self, now: OffsetDateTime) -> std::result::Result<(), String> {
         self.inner.health_probe(now)
     }

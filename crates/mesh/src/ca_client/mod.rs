@@ -68,6 +68,12 @@ pub(crate) trait CaApi: Send + Sync + 'static {
     /// `GET /api/v1/bundle`: the roots the CA wants trusted, with the cross-certificates that
     /// vouch for new ones (PEM). The caller decides what to accept (`trust_bundle`).
     fn bundle(&self) -> CaFuture<'_, Vec<u8>>;
+
+    /// `GET /api/v1/bundle/federated`: the SPIFFE bundle of each federated trust domain
+    /// (JSON); None from a CA without federation (an older one, or a fake).
+    fn federated_bundles(&self) -> CaFuture<'_, Option<Vec<u8>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The CA's answer to sign and renew.
@@ -368,6 +374,20 @@ impl CaApi for CaClient {
                 .await?
                 .body
                 .to_vec())
+        })
+    }
+
+    fn federated_bundles(&self) -> CaFuture<'_, Option<Vec<u8>>> {
+        Box::pin(async move {
+            match self
+                .call(Method::GET, "/api/v1/bundle/federated", &[], None, None)
+                .await
+            {
+                Ok(response) => Ok(Some(response.body.to_vec())),
+                // A CA from before federation: nothing federated.
+                Err(MeshError::CaRefused { status: 404, .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
         })
     }
 }

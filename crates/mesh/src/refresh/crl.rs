@@ -33,6 +33,8 @@ pub(crate) struct Refresher {
     last_refused: Option<String>,
     /// The last round failed (logged when failures start and when they end).
     failing: bool,
+    /// Our own trust domain, where the federated bundles are refreshed too.
+    federation: Option<pki::TrustDomain>,
 }
 
 impl Refresher {
@@ -51,7 +53,15 @@ impl Refresher {
             interval,
             last_refused: None,
             failing: false,
+            federation: None,
         }
+    }
+
+    /// Also refreshes the federated bundles (`refresh::federated`) of a service of trust
+    /// domain `own`.
+    pub(crate) fn with_federation(mut self, own: pki::TrustDomain) -> Refresher {
+        self.federation = Some(own);
+        self
     }
 
     /// One refresh: bundle, then CRL (so a CRL signed by a newly added root verifies). A
@@ -85,6 +95,11 @@ impl Refresher {
                 crl_number = %number,
                 "revocation list updated: {count} revoked certificate(s)"
             );
+        }
+        if let Some(own) = &self.federation {
+            if let Some(body) = self.ca.federated_bundles().await? {
+                super::federated::apply(&self.trust, own, &body);
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! unit tests run them on tokio's paused clock.
 
 pub(crate) mod crl;
+pub(crate) mod federated;
 pub(crate) mod files;
 pub(crate) mod pins_file;
 pub(crate) mod publish;

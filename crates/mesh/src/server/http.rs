@@ -81,6 +81,7 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
+    mesh.accept_federated_callers(&options.allow);
     let tls = Arc::new(mesh.server_config(wire::tls::ALPN_HTTP)?);
     let counters = mesh.events().metrics.connections.clone();
     let app = Arc::new(App {

@@ -13,7 +13,8 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::{Result, TrustError};
-use crate::tls::identity_error::svid_violation;
+use crate::tls::federated::FederatedPeer;
+use crate::tls::identity_error::{svid_violation, PeerIdentityError};
 use crate::trust::{Roots, TrustState};
 use pki::svid::SvidRules;
 use wire::tls::TlsPolicy;
@@ -151,8 +152,32 @@ impl ClientCertVerifier for MeshClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> std::result::Result<ClientCertVerified, Error> {
-        self.current()?
-            .verify_client_cert(end_entity, intermediates, now)?;
+        let own = self
+            .current()?
+            .verify_client_cert(end_entity, intermediates, now);
+        if let Err(own_error) = own {
+            // Not ours: a peer of a federated domain, validated against that domain's roots
+            // only, and accepted only when --allow-id names it (crate::federation).
+            let Some(peer) = FederatedPeer::of(&self.trust, end_entity) else {
+                return Err(own_error);
+            };
+            peer.client_verifier(&self.policy)?.verify_client_cert(
+                end_entity,
+                intermediates,
+                now,
+            )?;
+            post_path_checks(end_entity, &self.trust, true, CrlFreshness::Enforce)?;
+            let callers = self.trust.federated_callers();
+            if !callers.permits(&peer.id) {
+                return Err(PeerIdentityError::FederatedCallerNotAllowed {
+                    presented: peer.id.to_string(),
+                    trust_domain: peer.id.trust_domain().to_string(),
+                    allowed: callers.patterns().to_vec(),
+                }
+                .into_rustls());
+            }
+            return Ok(ClientCertVerified::assertion());
+        }
         post_path_checks(
             end_entity,
             &self.trust,

@@ -28,6 +28,32 @@ pub enum PeerIdentityError {
         /// What the certificate carries.
         presented: String,
     },
+    /// A client from a federated trust domain that no `--allow-id` pattern names.
+    #[error(
+        "the client presented {presented}, from the federated trust domain {trust_domain}; a \
+         caller from another trust domain is accepted only when --allow-id names it (foreign \
+         patterns allowed: {})",
+        if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+    )]
+    FederatedCallerNotAllowed {
+        /// The client's SPIFFE ID.
+        presented: String,
+        /// Its trust domain.
+        trust_domain: String,
+        /// The `--allow-id` patterns outside our own trust domain.
+        allowed: Vec<String>,
+    },
+    /// A server from a federated trust domain the client did not name with `--server-id`.
+    #[error(
+        "the server presented {presented}, from the federated trust domain {trust_domain}; a \
+         server of another trust domain is accepted only when --server-id names it"
+    )]
+    FederatedServerNotNamed {
+        /// The server's SPIFFE ID.
+        presented: String,
+        /// Its trust domain.
+        trust_domain: String,
+    },
     /// The peer's key is not pinned.
     #[error("the certificate's public key (sha256:{presented}) matches none of the pinned keys")]
     PinMismatch {

@@ -6,6 +6,7 @@
 
 mod client_verifier;
 pub(crate) mod describe;
+mod federated;
 mod identity_error;
 mod live_pins;
 mod pinned;

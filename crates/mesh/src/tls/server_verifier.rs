@@ -14,6 +14,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::error::{Result, TrustError};
 use crate::tls::client_verifier::{post_path_checks, CrlFreshness};
+use crate::tls::federated::FederatedPeer;
 use crate::tls::identity_error::PeerIdentityError;
 use crate::trust::{Roots, TrustState};
 use wire::tls::TlsPolicy;
@@ -117,6 +118,39 @@ impl MeshServerVerifier {
     }
 }
 
+impl MeshServerVerifier {
+    /// A server whose chain does not reach our own roots: accepted only when it belongs to a
+    /// federated domain, chains to that domain's roots, and `--server-id` names an identity of
+    /// that domain (the exact ID is compared afterwards, as for our own servers).
+    fn verify_federated(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+        own_error: Error,
+    ) -> std::result::Result<(), Error> {
+        let Some(peer) = FederatedPeer::of(&self.trust, end_entity) else {
+            return Err(name_mismatch(own_error, end_entity, server_name));
+        };
+        match &self.expected {
+            Expected::Server(expected) if expected.trust_domain() == peer.id.trust_domain() => {}
+            _ => {
+                return Err(PeerIdentityError::FederatedServerNotNamed {
+                    presented: peer.id.to_string(),
+                    trust_domain: peer.id.trust_domain().to_string(),
+                }
+                .into_rustls())
+            }
+        }
+        peer.server_verifier(&self.policy)?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map_err(|e| name_mismatch(e, end_entity, server_name))?;
+        Ok(())
+    }
+}
+
 /// webpki's name mismatch lists the certificate's names in its own debug form; ours lists them
 /// from the parsed certificate (DNS, IP, then URI SANs), so the words for the failure
 /// (`describe`) can show them as they are. The variant stays rustls' own, so the alert the
@@ -158,9 +192,23 @@ impl ServerCertVerifier for MeshServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, Error> {
-        self.current()?
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map_err(|e| name_mismatch(e, end_entity, server_name))?;
+        let own = self.current()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        if let Err(own_error) = own {
+            self.verify_federated(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+                own_error,
+            )?;
+        }
         let presented = post_path_checks(end_entity, &self.trust, false, self.freshness)?;
         let presented_str = || match &presented {
             Some(id) => id.to_string(),

@@ -39,7 +39,9 @@ struct Args {
     #[arg(long, value_name = "URL", value_parser = parse_url)]
     server: HttpsUrl,
 
-    /// Require the server's certificate to carry exactly this SPIFFE ID.
+    /// Require the server's certificate to carry exactly this SPIFFE ID. Needed to call a
+    /// server of a federated trust domain (`mtls-ca federation`): without it, such a server
+    /// is refused.
     #[arg(long, value_name = "ID", value_parser = parse_spiffe_id)]
     server_id: Option<pki::SpiffeId>,
 

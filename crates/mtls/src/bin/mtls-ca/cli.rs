@@ -253,6 +253,13 @@ mtls-ca --data-dir ./ca revoke --spiffe-id spiffe://mesh.local/service/api --rea
         #[command(subcommand)]
         action: EntryAction,
     },
+    /// Federated trust domains: whose SPIFFE bundles this CA fetches, keeps fresh and hands
+    /// to its services, so they can accept peers of those domains that they name explicitly
+    /// (docs/operations.md, "Federation").
+    Federation {
+        #[command(subcommand)]
+        action: FederationAction,
+    },
     /// Apply the store's pending schema migrations and print its schema version (the CA
     /// also applies them at start; one that finds a newer schema refuses to start).
     Migrate,
@@ -498,6 +505,50 @@ pub enum AuditAction {
     Head {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum FederationAction {
+    /// Federate a trust domain. The running CA fetches its bundle within a second or two: the
+    /// first fetch is accepted only when the endpoint's certificate chains, as
+    /// --endpoint-spiffe-id, to a root with --fingerprint that the bundle also holds; later
+    /// fetches are authenticated with the bundle stored.
+    #[command(
+        after_help = "Example (on the CA of a.example, federating b.example):\n  mtls-ca --data-dir ./ca-a federation add --trust-domain b.example \\\n    --endpoint https://ca.b.example:8443/api/v1/bundle/spiffe \\\n    --endpoint-spiffe-id spiffe://b.example/ca --fingerprint sha256:<root of b.example>"
+    )]
+    Add {
+        /// The other trust domain (not this CA's own).
+        #[arg(long)]
+        trust_domain: String,
+        /// Its SPIFFE bundle endpoint, https:// (an mtls-ca serves it at
+        /// https://HOST:PORT/api/v1/bundle/spiffe).
+        #[arg(long)]
+        endpoint: String,
+        /// The SPIFFE ID the endpoint's certificate must carry (an mtls-ca's is
+        /// spiffe://<its trust domain>/ca).
+        #[arg(long)]
+        endpoint_spiffe_id: String,
+        /// sha256:<64 hex digits> of one root of the other trust domain (an mtls-ca prints
+        /// its own at start), obtained out of band.
+        #[arg(long)]
+        fingerprint: String,
+    },
+    /// List the federated trust domains.
+    List {
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Show one federated trust domain as JSON, with its last good bundle.
+    Show {
+        /// The trust domain.
+        trust_domain: String,
+    },
+    /// Stop federating a trust domain: services drop its roots at their next trust refresh
+    /// (--crl-refresh), and refuse its peers' new connections from then on.
+    Remove {
+        /// The trust domain.
+        trust_domain: String,
     },
 }
 

@@ -128,6 +128,7 @@ pub fn run(
             }
         }
         Command::Entry { action } => crate::entry::run(store, action, &clock)?,
+        Command::Federation { action } => crate::federation::run(store, action, &clock)?,
         Command::Audit {
             action: AuditAction::Verify { expect_head },
         } => return audit_verify(store, expect_head),

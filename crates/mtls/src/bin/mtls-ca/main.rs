@@ -5,6 +5,8 @@ mod commands;
 mod copy;
 mod entry;
 mod entry_file;
+mod federation;
+mod federation_refresh;
 mod hierarchy;
 mod root;
 mod serve;

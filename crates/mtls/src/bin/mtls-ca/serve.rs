@@ -105,6 +105,7 @@ async fn serve(
         Some(uri) => format!("{tiers}, whose key is in the token {uri}"),
         None => tiers,
     };
+    let federation_store = store.clone();
     let authority = Arc::new(
         Authority::new(
             ca,
@@ -171,7 +172,7 @@ async fn serve(
     eprintln!(
         "trust domain {trust_domain}; {tiers}; root certificate at {}\n\
          endpoints: POST {base}/api/v1/sign  POST /api/v1/renew  POST /api/v1/revoke  GET /api/v1/ca  \
-         GET /api/v1/bundle  GET /api/v1/crl  GET /api/v1/certs  POST /ocsp  GET /dashboard  GET /healthz  GET /metrics",
+         GET /api/v1/bundle  GET /api/v1/bundle/spiffe  GET /api/v1/bundle/federated  GET /api/v1/crl  GET /api/v1/certs  POST /ocsp  GET /dashboard  GET /healthz  GET /metrics",
         dir.root_cert().display()
     );
 
@@ -182,6 +183,10 @@ async fn serve(
         dns,
         ips,
         api_not_after,
+    ));
+    tokio::spawn(crate::federation_refresh::run(
+        authority.clone(),
+        federation_store,
     ));
     let counters = authority.metrics.connections.clone();
     let router = api::router(authority);

@@ -58,7 +58,9 @@ struct Args {
     listen: SocketAddr,
 
     /// Allow only these callers (exact SPIFFE ID or a prefix ending in /*); others get 403.
-    /// Repeatable. Default: every verified caller.
+    /// Repeatable. Default: every verified caller of our own trust domain. A caller of a
+    /// federated trust domain (`mtls-ca federation`) is accepted only when a pattern of its
+    /// trust domain names it, and refused at the handshake otherwise.
     #[arg(long = "allow-id", value_name = "ID", value_parser = parse_allow_id)]
     allow_id: Vec<String>,
 

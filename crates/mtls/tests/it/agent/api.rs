@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use mtls_agent::proto::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use mtls_agent::proto::X509svidRequest;
+use mtls_agent::proto::{X509BundlesRequest, X509svidRequest};
 
 use super::common::*;
 use crate::programs;
@@ -252,4 +252,94 @@ async fn jwt_requests_that_cannot_be_honoured_are_refused() {
         .await
         .expect_err("audience");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+}
+
+/// A trust domain the CA federates reaches workloads: FetchX509Bundles carries its roots next to
+/// our own, and FetchX509SVID carries them as federated_bundles, keyed by trust domain ID.
+#[tokio::test]
+async fn federated_bundles_reach_the_workload_api() {
+    let agent = start();
+    let other = programs::start_ca(
+        "ca-b",
+        &agent.dir.path().join("ca-b"),
+        "127.0.0.1:0",
+        &["--trust-domain", "b.example"],
+    );
+    let ca_mark = agent.ca.proc.mark();
+    let out = Command::new(&agent.ca.program)
+        .arg("--data-dir")
+        .arg(&agent.ca.data_dir)
+        .args([
+            "federation",
+            "add",
+            "--trust-domain",
+            "b.example",
+            "--endpoint",
+        ])
+        .arg(format!(
+            "https://127.0.0.1:{}/api/v1/bundle/spiffe",
+            other.port
+        ))
+        .args([
+            "--endpoint-spiffe-id",
+            "spiffe://b.example/ca",
+            "--fingerprint",
+        ])
+        .arg(format!("sha256:{}", other.fingerprint))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    agent.ca.proc.wait_for_after(
+        ca_mark,
+        |l| l.contains("federated_bundle_updated") && l.contains("b.example"),
+        LONG,
+    );
+    let b_root = std::fs::read(other.data_dir.join("root.crt")).unwrap();
+    let b_root = pki::pem::parse_certificates(&b_root)
+        .unwrap()
+        .remove(0)
+        .to_vec();
+    let mark = agent.proc.mark();
+    agent.entry(WEB_ID, &[&format!("unix:uid:{}", my_uid())], &[]);
+    agent.wait_minted(mark, WEB_ID);
+
+    // The agent refreshes every second (--entry-refresh 1s): wait for a message with b.
+    let mut raw = raw_client(&agent).await;
+    let mut stream = raw
+        .fetch_x509_bundles(with_header(X509BundlesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let bundles = loop {
+        let message = tokio::time::timeout(LONG, stream.next())
+            .await
+            .expect("a bundle message in time")
+            .expect("the stream stays open")
+            .unwrap();
+        if message.bundles.contains_key("spiffe://b.example") {
+            break message.bundles;
+        }
+    };
+    assert_eq!(bundles["spiffe://b.example"], b_root);
+    assert!(
+        bundles.contains_key("spiffe://mesh.local"),
+        "{:?}",
+        bundles.keys()
+    );
+
+    let svids = raw
+        .fetch_x509svid(with_header(X509svidRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(svids.federated_bundles["spiffe://b.example"], b_root);
+    assert!(!svids.federated_bundles.contains_key("spiffe://mesh.local"));
 }

@@ -6,6 +6,7 @@
 mod db_failover;
 mod db_tls;
 mod failover_client;
+mod federation;
 mod kill_burst;
 mod shared_state;
 mod startup;

@@ -13,6 +13,7 @@ mod demo;
 mod embedded;
 mod enrollment;
 mod fail_fast;
+mod federation;
 mod hierarchy;
 mod hsm;
 mod readme_recipe;

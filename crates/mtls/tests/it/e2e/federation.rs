@@ -1,0 +1,270 @@
+//! Federation end to end, all real processes: three CAs for three trust domains (a, b, c).
+//! CA a federates b, CA b and CA c federate a (so their clients can verify a's server). A
+//! server of a with `--allow-id spiffe://b.example/service/x` serves the client x of b; it
+//! refuses another client of b that --allow-id does not name, and a client of c (c is not
+//! federated at a). After `mtls-ca federation remove b.example` at a, the server drops b's
+//! roots at its next trust refresh and refuses x from then on.
+
+use std::process::Command;
+
+use super::common::{enrolled_args, require_binaries, token_file, LONG};
+use crate::programs::{self, start_ca};
+use testkit::{CaProc, Proc, ServerProc};
+
+const SERVER_ID: &str = "spiffe://a.example/service/api";
+
+fn mtls_ca(ca: &CaProc, args: &[&str]) -> (bool, String) {
+    let out = Command::new(&ca.program)
+        .arg("--data-dir")
+        .arg(&ca.data_dir)
+        .args(args)
+        .output()
+        .expect("run mtls-ca");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `ca` federates `other`'s trust domain `td` and waits until it fetched the bundle.
+fn federate(ca: &CaProc, other: &CaProc, td: &str) {
+    let mark = ca.proc.mark();
+    let endpoint = format!("https://127.0.0.1:{}/api/v1/bundle/spiffe", other.port);
+    let (ok, out) = mtls_ca(
+        ca,
+        &[
+            "federation",
+            "add",
+            "--trust-domain",
+            td,
+            "--endpoint",
+            &endpoint,
+            "--endpoint-spiffe-id",
+            &format!("spiffe://{td}/ca"),
+            "--fingerprint",
+            &format!("sha256:{}", other.fingerprint),
+        ],
+    );
+    assert!(ok, "federation add {td}: {out}");
+    ca.proc.wait_for_after(
+        mark,
+        |l| l.contains("federated_bundle_updated") && l.contains(td),
+        LONG,
+    );
+}
+
+fn start_domain_ca(dir: &std::path::Path, td: &str) -> CaProc {
+    start_ca(td, &dir.join(td), "127.0.0.1:0", &["--trust-domain", td])
+}
+
+/// One request from a client of `ca` with identity `id` to `server`; Ok(output) on success.
+fn call(
+    ca: &CaProc,
+    dir: &std::path::Path,
+    name: &str,
+    id: &str,
+    server: &ServerProc,
+) -> Result<String, String> {
+    let token = token_file(ca, dir, name, id, &[]);
+    let mut cmd = Command::new(programs::client());
+    cmd.args(enrolled_args(ca, id, &token))
+        .args([
+            "--server",
+            &server.url(),
+            "--server-id",
+            SERVER_ID,
+            "--count",
+            "1",
+        ])
+        .env("RUST_LOG", "info");
+    let (status, _, output) = testkit::process::run(name, cmd, LONG);
+    if status.success() {
+        Ok(output)
+    } else {
+        Err(output)
+    }
+}
+
+#[test]
+fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed() {
+    require_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        start_domain_ca(dir.path(), "a.example"),
+        start_domain_ca(dir.path(), "b.example"),
+        start_domain_ca(dir.path(), "c.example"),
+    );
+    federate(&a, &b, "b.example");
+    federate(&b, &a, "a.example");
+    federate(&c, &a, "a.example");
+
+    let token = token_file(
+        &a,
+        dir.path(),
+        "server",
+        SERVER_ID,
+        &["--dns", "localhost", "--ip", "127.0.0.1"],
+    );
+    let mut cmd = Command::new(programs::server());
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .args(enrolled_args(&a, SERVER_ID, &token))
+        .args([
+            "--allow-id",
+            "spiffe://b.example/service/x",
+            "--crl-refresh",
+            "1s",
+        ])
+        .env("RUST_LOG", "info,mesh::refresh=debug");
+    let proc = Proc::spawn("server", cmd);
+    let listening = proc.wait_for(|l| l.starts_with("listening on https://"), LONG);
+    let server = ServerProc {
+        port: listening
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port"),
+        admin_port: None,
+        proc,
+    };
+
+    // The caller of b that --allow-id names.
+    let out = call(
+        &b,
+        dir.path(),
+        "client-b-x",
+        "spiffe://b.example/service/x",
+        &server,
+    )
+    .unwrap_or_else(|out| panic!("the allowed federated caller was refused:\n{out}"));
+    assert!(out.contains(": 200"), "{out}");
+
+    // Another caller of b: its root vouches for it, --allow-id does not name it.
+    let out = call(
+        &b,
+        dir.path(),
+        "client-b-y",
+        "spiffe://b.example/service/y",
+        &server,
+    )
+    .expect_err("a federated caller not named by --allow-id must be refused");
+    assert!(!out.contains(": 200"), "{out}");
+    server.proc.wait_for(
+        |l| l.contains("spiffe://b.example/service/y") && l.contains("--allow-id"),
+        LONG,
+    );
+
+    // A caller of c: c is not federated at a.
+    let out = call(
+        &c,
+        dir.path(),
+        "client-c-x",
+        "spiffe://c.example/service/x",
+        &server,
+    )
+    .expect_err("a caller of a trust domain not federated must be refused");
+    assert!(!out.contains(": 200"), "{out}");
+
+    // Dropping the federation at a: the server drops b's roots at its next trust refresh.
+    let mark = server.proc.mark();
+    let (ok, out) = mtls_ca(&a, &["federation", "remove", "b.example"]);
+    assert!(ok, "federation remove: {out}");
+    let updated =
+        server
+            .proc
+            .wait_for_after(mark, |l| l.contains("federated_bundles_updated"), LONG);
+    assert!(!updated.contains("b.example"), "{updated}");
+    // Within one refresh: the fetch under way at the removal may predate it, the next one
+    // brings it (each round fetches the bundle, the CRL, then the federated bundles).
+    let log = server.proc.output();
+    let after: Vec<&str> = log.lines().skip(mark).collect();
+    let rounds_before = after
+        .iter()
+        .take_while(|l| !l.contains("federated_bundles_updated"))
+        .filter(|l| l.contains("crl_fetched"))
+        .count();
+    assert!(
+        rounds_before <= 2,
+        "took {rounds_before} refresh rounds:\n{}",
+        after.join("\n")
+    );
+    let out = call(
+        &b,
+        dir.path(),
+        "client-b-x-again",
+        "spiffe://b.example/service/x",
+        &server,
+    )
+    .expect_err("after federation remove, b's caller must be refused");
+    assert!(!out.contains(": 200"), "{out}");
+
+    // Everything was audited, and the chain still verifies against the tables.
+    let (ok, out) = mtls_ca(&a, &["audit", "verify"]);
+    assert!(ok, "audit verify: {out}");
+    let (ok, out) = mtls_ca(&a, &["federation", "list"]);
+    assert!(ok && !out.contains("b.example"), "{out}");
+}
+
+#[test]
+fn a_first_bundle_without_the_fingerprinted_root_is_refused_counted_and_not_stored() {
+    require_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        start_domain_ca(dir.path(), "a.example"),
+        start_domain_ca(dir.path(), "b.example"),
+        start_domain_ca(dir.path(), "c.example"),
+    );
+    // b's endpoint, but the fingerprint of c's root: the bundle b serves does not hold it.
+    let mark = a.proc.mark();
+    let endpoint = format!("https://127.0.0.1:{}/api/v1/bundle/spiffe", b.port);
+    let (ok, out) = mtls_ca(
+        &a,
+        &[
+            "federation",
+            "add",
+            "--trust-domain",
+            "b.example",
+            "--endpoint",
+            &endpoint,
+            "--endpoint-spiffe-id",
+            "spiffe://b.example/ca",
+            "--fingerprint",
+            &format!("sha256:{}", c.fingerprint),
+        ],
+    );
+    assert!(ok, "{out}");
+    let refused = a.proc.wait_for_after(
+        mark,
+        |l| l.contains("federated_bundle_refresh_failed") && l.contains("b.example"),
+        LONG,
+    );
+    assert!(
+        refused.contains("no root with the fingerprint"),
+        "{refused}"
+    );
+    let (ok, listed) = mtls_ca(&a, &["federation", "list", "--format", "json"]);
+    assert!(ok, "{listed}");
+    let json = &listed[listed.find('{').unwrap()..];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["federations"][0]["roots"], serde_json::json!([]), "{v}");
+    assert_eq!(v["federations"][0]["refreshed_at"], "never", "{v}");
+    // Counted in the CA's metrics (read with curl, verifying the CA against its root).
+    let metrics = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(a.data_dir.join("root.crt"))
+        .arg(format!("https://localhost:{}/metrics", a.port))
+        .output()
+        .expect("run curl");
+    assert!(metrics.status.success(), "{metrics:?}");
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    let failures = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("mtls_ca_federation_refresh_failures_total{trust_domain=\"b.example\"} ")
+        })
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no failure counter for b.example:\n{text}"));
+    assert!(failures >= 1, "{text}");
+}
