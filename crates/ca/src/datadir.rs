@@ -78,6 +78,23 @@ impl DataDir {
         }
     }
 
+    /// Refuses a data directory that already holds a CA (a database, a root or intermediate,
+    /// a root key, or `token_ref`, the file recording a token key): `init` makes a CA in an
+    /// empty data directory only, so no CA is ever overwritten.
+    pub(crate) fn refuse_existing_ca(&self, token_ref: &Path) -> anyhow::Result<()> {
+        if !matches!(self.contents()?, Contents::Empty)
+            || exists(&self.intermediate_cert())?
+            || exists(&self.root_key())?
+            || exists(token_ref)?
+        {
+            bail!(
+                "{} already holds a CA; init makes a new one in an empty data directory only",
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
+
     /// Where the CA key's token is reached, when it is in one (`--pkcs11-module`,
     /// `--pkcs11-pin-file`).
     pub fn with_token_access(mut self, access: Option<crate::pkcs11::TokenAccess>) -> DataDir {

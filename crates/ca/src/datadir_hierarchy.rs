@@ -21,7 +21,7 @@ use pki::sealed_key::{self, Passphrase};
 use pki::{files, intermediate, CaKey, CaMaterial, TrustDomain};
 use time::{Duration, OffsetDateTime};
 
-use crate::datadir::{exists, Contents, DataDir, DIR_MODE, ROOT_FINGERPRINT};
+use crate::datadir::{exists, DataDir, DIR_MODE, ROOT_FINGERPRINT};
 use crate::store::SqliteStore;
 
 /// The directory holding an offline root: `root.crt` and `root.key` (sealed, 0600).
@@ -219,16 +219,7 @@ impl DataDir {
             );
         }
         self.secure()?;
-        if !matches!(self.contents()?, Contents::Empty)
-            || exists(&self.intermediate_cert())?
-            || exists(&self.root_key())?
-            || exists(&self.intermediate_token_ref())?
-        {
-            bail!(
-                "{} already holds a CA; init makes a new one in an empty data directory only",
-                self.path.display()
-            );
-        }
+        self.refuse_existing_ca(&self.intermediate_token_ref())?;
         offline.check_new()?;
         let token_key = token_key.map(|open| open()).transpose()?;
         offline.create()?;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use pki::{files, CaKey, CaMaterial, TrustDomain};
 use time::OffsetDateTime;
 
-use crate::datadir::{exists, Contents, DataDir, ROOT_FINGERPRINT};
+use crate::datadir::{exists, DataDir, ROOT_FINGERPRINT};
 use crate::pkcs11::{self, KeyUri, TokenAccess, TokenKey};
 use crate::store::SqliteStore;
 
@@ -97,16 +97,7 @@ impl DataDir {
             bail!("--key {uri} needs --pkcs11-module and --pkcs11-pin-file");
         };
         self.secure()?;
-        if !matches!(self.contents()?, Contents::Empty)
-            || exists(&self.intermediate_cert())?
-            || exists(&self.root_key())?
-            || exists(&self.root_token_ref())?
-        {
-            bail!(
-                "{} already holds a CA; init makes a new one in an empty data directory only",
-                self.path.display()
-            );
-        }
+        self.refuse_existing_ca(&self.root_token_ref())?;
         let (key, generated) = TokenKey::open_or_generate(&access, uri)?;
         // Only now, with the key in hand, does anything appear on disk.
         self.ensure()?;
