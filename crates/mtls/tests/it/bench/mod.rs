@@ -3,6 +3,7 @@
 
 mod agent_script;
 mod ca_script;
+mod latency_floor;
 mod plain;
 mod smoke;
 
