@@ -13,7 +13,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use std::future::Future;
@@ -120,6 +120,26 @@ impl Policy {
         Policy::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// Every ID pattern some rule of this policy names (the service-wide list and each path's);
+    /// empty when everyone may call. The mesh admits a caller of a federated trust domain only
+    /// when one of these names it (docs/proxy.md, "Federated callers"); the rules then decide
+    /// as for any caller.
+    pub fn named_ids(&self) -> AllowList {
+        if self.everyone {
+            return AllowList::default();
+        }
+        let patterns: Vec<String> = self
+            .paths
+            .iter()
+            .flat_map(|r| r.allow.patterns())
+            .chain(self.allow.patterns())
+            .cloned()
+            .collect();
+        // Each pattern was checked when its rule was parsed, so this cannot fail; an empty
+        // list (no federated caller) would be the safe answer if it did.
+        AllowList::parse(&patterns).unwrap_or_default()
+    }
+
     /// True when some rule is per path (HTTP mode only).
     pub fn has_path_rules(&self) -> bool {
         !self.paths.is_empty()
@@ -177,7 +197,11 @@ pub struct PolicyHandle {
     file: Option<PathBuf>,
     /// HTTP mode (path rules allowed).
     http: bool,
+    /// What runs on each new policy ([`PolicyHandle::on_change`]).
+    on_change: OnceLock<OnChange>,
 }
+
+type OnChange = Box<dyn Fn(&Policy) + Send + Sync>;
 
 impl PolicyHandle {
     /// A fixed policy.
@@ -187,6 +211,7 @@ impl PolicyHandle {
             changed: watch::Sender::new(()),
             file: None,
             http,
+            on_change: OnceLock::new(),
         })
     }
 
@@ -199,6 +224,7 @@ impl PolicyHandle {
             changed: watch::Sender::new(()),
             file: Some(file.to_path_buf()),
             http,
+            on_change: OnceLock::new(),
         }))
     }
 
@@ -236,6 +262,14 @@ impl PolicyHandle {
         }
     }
 
+    /// Runs `f` on the policy now and on every policy published after it, before the new policy
+    /// is in force (so that what `f` sets up, the mesh's federated callers, is never behind the
+    /// policy that checks them). Set once; a second call is ignored.
+    pub fn on_change(&self, f: impl Fn(&Policy) + Send + Sync + 'static) {
+        f(&self.current());
+        let _ = self.on_change.set(Box::new(f));
+    }
+
     /// The file, if the policy comes from one.
     pub fn file(&self) -> Option<&Path> {
         self.file.as_deref()
@@ -250,6 +284,9 @@ impl PolicyHandle {
         match loaded {
             Ok(p) if p == **self.current.load() => None,
             Ok(p) => {
+                if let Some(f) = self.on_change.get() {
+                    f(&p);
+                }
                 self.current.store(Arc::new(p));
                 self.changed.send_replace(());
                 Some(Ok(()))
@@ -348,6 +385,23 @@ mod tests {
             Decision::Refused(_)
         ));
         assert!(matches!(p.check(None, Some("/")), Decision::Refused(_)));
+    }
+
+    #[test]
+    fn named_ids_are_every_rules_patterns_and_none_for_everyone() {
+        let p = Policy::parse(
+            "allow = [\"spiffe://b.example/service/x\"]\n\
+             [[path]]\nprefix = \"/admin/\"\nallow = [\"spiffe://c.example/ops/*\"]\n",
+        )
+        .unwrap();
+        let mut named = p.named_ids().patterns().to_vec();
+        named.sort();
+        assert_eq!(
+            named,
+            ["spiffe://b.example/service/x", "spiffe://c.example/ops/*"]
+        );
+        assert!(Policy::everyone().named_ids().is_empty());
+        assert!(Policy::from_patterns(&[]).unwrap().named_ids().is_empty());
     }
 
     #[test]

@@ -159,6 +159,15 @@ impl Proxy {
             if policy.file().is_some() {
                 background.spawn(policy.clone().watch(POLICY_CHECK_INTERVAL, metrics.clone()));
             }
+            // Callers of federated trust domains get through the handshake only when the policy
+            // names them, and the policy in force decides (reloads included). Weak: the policy
+            // handle must not keep the mesh alive past the shutdown below.
+            let federation_mesh = Arc::downgrade(&mesh);
+            policy.on_change(move |p| {
+                if let Some(mesh) = federation_mesh.upgrade() {
+                    mesh.accept_federated_callers(&p.named_ids());
+                }
+            });
             let signal = stop_signal();
             if inbound.http {
                 let app = Arc::new(HttpInbound::new(

@@ -268,3 +268,106 @@ fn a_first_bundle_without_the_fingerprinted_root_is_refused_counted_and_not_stor
         .unwrap_or_else(|| panic!("no failure counter for b.example:\n{text}"));
     assert!(failures >= 1, "{text}");
 }
+
+/// `mtls-proxy outbound` for a client of `ca` with identity `id`, routed to the inbound proxy on
+/// `inbound_port` (which must present `SERVER_ID`); the outbound port.
+fn outbound_of(
+    ca: &CaProc,
+    dir: &std::path::Path,
+    name: &str,
+    id: &str,
+    inbound_port: u16,
+) -> (crate::proxy::common::ProxyProc, u16) {
+    use crate::proxy::common::{args, enrolled, start_proxy, token_file};
+    let token = token_file(ca, dir, name, id);
+    let mut a = args(&[
+        "outbound",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &format!("localhost:{inbound_port}"),
+        "--server-id",
+        SERVER_ID,
+    ]);
+    a.extend(enrolled(ca, id, &token));
+    let proxy = start_proxy(name, &a);
+    let port = proxy.outbound[0];
+    (proxy, port)
+}
+
+/// The inbound proxy is a service like `mtls-server`: a caller of a federated trust domain gets
+/// through the handshake only when the proxy's policy names it, and a reloaded policy decides
+/// from then on. Apps behind: the L4 echo app, which counts what reaches it.
+#[test]
+fn an_inbound_proxy_admits_a_federated_caller_only_while_its_policy_names_it() {
+    use crate::proxy::common::{
+        args, enrolled, exchange, start_proxy_logging, token_file, App, REFRESH_LOG,
+    };
+    require_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        start_domain_ca(dir.path(), "a.example"),
+        start_domain_ca(dir.path(), "b.example"),
+        start_domain_ca(dir.path(), "c.example"),
+    );
+    federate(&a, &b, "b.example");
+    federate(&b, &a, "a.example");
+    federate(&c, &a, "a.example");
+
+    let app = App::start();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "allow = [\"spiffe://b.example/service/x\"]\n").unwrap();
+    let token = token_file(&a, dir.path(), "inbound", SERVER_ID);
+    let mut inbound_args = args(&[
+        "inbound",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &app.to(),
+        "--policy",
+        &policy.display().to_string(),
+    ]);
+    inbound_args.extend(enrolled(&a, SERVER_ID, &token));
+    let inbound = start_proxy_logging("inbound-a", &inbound_args, REFRESH_LOG);
+
+    let (_x, x_port) = outbound_of(
+        &b,
+        dir.path(),
+        "outbound-b-x",
+        "spiffe://b.example/service/x",
+        inbound.inbound(),
+    );
+    let (_y, y_port) = outbound_of(
+        &b,
+        dir.path(),
+        "outbound-b-y",
+        "spiffe://b.example/service/y",
+        inbound.inbound(),
+    );
+    let (_z, z_port) = outbound_of(
+        &c,
+        dir.path(),
+        "outbound-c-x",
+        "spiffe://c.example/service/x",
+        inbound.inbound(),
+    );
+
+    // The caller of b the policy names gets through to the app.
+    assert_eq!(exchange(x_port, "from x").as_deref(), Ok("from x\n"));
+    assert_eq!(app.accepted(), 1);
+    // Another caller of b, and a caller of c (not federated at a): refused, and the app never
+    // sees them.
+    assert_ne!(exchange(y_port, "from y").as_deref(), Ok("from y\n"));
+    assert_ne!(exchange(z_port, "from z").as_deref(), Ok("from z\n"));
+    assert_eq!(app.accepted(), 1);
+
+    // The policy now names y instead of x: without a restart, y gets in and x does not.
+    let mark = inbound.proc.mark();
+    std::fs::write(&policy, "allow = [\"spiffe://b.example/service/y\"]\n").unwrap();
+    inbound
+        .proc
+        .wait_for_after(mark, |l| l.contains("policy_reloaded"), LONG);
+    assert_eq!(exchange(y_port, "from y").as_deref(), Ok("from y\n"));
+    assert_ne!(exchange(x_port, "from x").as_deref(), Ok("from x\n"));
+    assert_eq!(app.accepted(), 2);
+}
