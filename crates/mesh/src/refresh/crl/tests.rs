@@ -204,7 +204,13 @@ impl crate::ca_client::CaApi for ActivatedCa {
         _requested_id: &'a pki::SpiffeId,
         _ttl: Option<Duration>,
     ) -> crate::ca_client::CaFuture<'a, crate::ca_client::SignResponse> {
-        unimplemented!("the refresher does not sign")
+        // Never called by the refresher; an error (not a panic) if it ever is.
+        Box::pin(async {
+            Err(
+                crate::testing::Fail::Refused(501, "the refresher does not sign")
+                    .error("/api/v1/sign"),
+            )
+        })
     }
 
     fn renew<'a>(
@@ -213,7 +219,13 @@ impl crate::ca_client::CaApi for ActivatedCa {
         _ttl: Option<Duration>,
         _current: Arc<rustls::sign::CertifiedKey>,
     ) -> crate::ca_client::CaFuture<'a, crate::ca_client::SignResponse> {
-        unimplemented!("the refresher does not renew")
+        // Never called by the refresher; an error (not a panic) if it ever is.
+        Box::pin(async {
+            Err(
+                crate::testing::Fail::Refused(501, "the refresher does not renew")
+                    .error("/api/v1/renew"),
+            )
+        })
     }
 
     fn crl(&self) -> crate::ca_client::CaFuture<'_, Vec<u8>> {
