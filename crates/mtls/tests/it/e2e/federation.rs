@@ -59,6 +59,19 @@ fn start_domain_ca(dir: &std::path::Path, td: &str) -> CaProc {
     start_ca(td, &dir.join(td), "127.0.0.1:0", &["--trust-domain", td])
 }
 
+/// The three CAs of the module documentation: a federates b; b and c federate a.
+fn three_domains(dir: &std::path::Path) -> (CaProc, CaProc, CaProc) {
+    let (a, b, c) = (
+        start_domain_ca(dir, "a.example"),
+        start_domain_ca(dir, "b.example"),
+        start_domain_ca(dir, "c.example"),
+    );
+    federate(&a, &b, "b.example");
+    federate(&b, &a, "a.example");
+    federate(&c, &a, "a.example");
+    (a, b, c)
+}
+
 /// One request from a client of `ca` with identity `id` to `server`; Ok(output) on success.
 fn call(
     ca: &CaProc,
@@ -91,14 +104,7 @@ fn call(
 fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed() {
     require_binaries();
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        start_domain_ca(dir.path(), "a.example"),
-        start_domain_ca(dir.path(), "b.example"),
-        start_domain_ca(dir.path(), "c.example"),
-    );
-    federate(&a, &b, "b.example");
-    federate(&b, &a, "a.example");
-    federate(&c, &a, "a.example");
+    let (a, b, c) = three_domains(dir.path());
 
     let token = token_file(
         &a,
@@ -305,14 +311,7 @@ fn an_inbound_proxy_admits_a_federated_caller_only_while_its_policy_names_it() {
     };
     require_binaries();
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        start_domain_ca(dir.path(), "a.example"),
-        start_domain_ca(dir.path(), "b.example"),
-        start_domain_ca(dir.path(), "c.example"),
-    );
-    federate(&a, &b, "b.example");
-    federate(&b, &a, "a.example");
-    federate(&c, &a, "a.example");
+    let (a, b, c) = three_domains(dir.path());
 
     let app = App::start();
     let policy = dir.path().join("policy.toml");
