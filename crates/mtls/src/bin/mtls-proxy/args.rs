@@ -77,7 +77,8 @@ pub struct InboundArgs {
 
     /// Allow only these callers (exact SPIFFE ID or a prefix ending in /*); others are closed
     /// after the handshake and never reach the application. Repeatable. Default: every
-    /// verified caller.
+    /// verified caller of this trust domain. A caller of a federated trust domain is admitted
+    /// only when named here (or in the --policy file).
     #[arg(long = "allow-id", value_name = "ID", value_parser = parse_allow_id, conflicts_with = "policy")]
     pub allow_id: Vec<String>,
 
