@@ -192,6 +192,9 @@ impl Authority {
                 return Ok(der.clone());
             }
         }
+        let issuer_subject = pki::CertInfo::from_der(issuer.cert_der())
+            .map(|c| c.subject)
+            .unwrap_or_default();
         let mut states = Vec::with_capacity(query.serials().len());
         for serial in query.serials() {
             let record = self.store.find_cert(serial).map_err(|e| {
@@ -201,6 +204,8 @@ impl Authority {
             })?;
             states.push(match record {
                 None => CertState::Unknown,
+                // A serial of another of this CA's roots: not one the named issuer signed.
+                Some(r) if !issued_by(&r.pem, &issuer_subject) => CertState::Unknown,
                 Some(r) => match r.revoked_at {
                     Some(at) => CertState::Revoked {
                         at,
@@ -239,4 +244,14 @@ impl Authority {
         }
         Ok(der)
     }
+}
+
+/// Whether the stored certificate `pem` names `subject` as its issuer (the roots of a rotation
+/// have subjects of their own, `root_rotation.rs`).
+fn issued_by(pem: &str, subject: &str) -> bool {
+    pki::pem::parse_certificates(pem.as_bytes())
+        .ok()
+        .and_then(|certs| certs.into_iter().next())
+        .and_then(|der| pki::CertInfo::from_der(&der).ok())
+        .is_some_and(|info| info.issuer == subject)
 }

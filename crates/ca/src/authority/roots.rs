@@ -86,3 +86,73 @@ impl Authority {
         roots.active.chain_pem()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+    use std::sync::Arc;
+
+    use pki::clock::ManualClock;
+    use pki::{CaMaterial, IssuancePolicy, TrustDomain};
+    use time::{Duration, OffsetDateTime};
+
+    use super::RootSet;
+    use crate::authority::{Authority, AuthorityConfig};
+    use crate::store::MemoryStore;
+
+    /// A switch takes effect whole for the next request: the CRL cached under the old signer
+    /// is not served again, the bundle starts with the new root, the SPIFFE bundle's sequence
+    /// grows, and the health verdict carries the reason while the roots lag behind.
+    #[test]
+    fn a_switch_replaces_signer_bundle_and_crl_at_once() {
+        let now = OffsetDateTime::now_utc();
+        let clock = Arc::new(ManualClock::new(now));
+        let store = Arc::new(MemoryStore::new(
+            &[("trust_domain", "mesh.local")],
+            clock.clone(),
+        ));
+        let old = Arc::new(CaMaterial::generate_root("Old Root", now).unwrap());
+        let new = Arc::new(CaMaterial::generate_root("New Root", now).unwrap());
+        let a = Authority::new(
+            old.clone(),
+            vec![],
+            store,
+            AuthorityConfig {
+                trust_domain: TrustDomain::parse("mesh.local").unwrap(),
+                default_ttl: Duration::hours(1),
+                max_ttl: Duration::hours(24),
+                admin_id: None,
+                policy: IssuancePolicy::default(),
+            },
+            clock,
+        );
+        let before = a.crl().unwrap();
+        pki::crl::verify_crl(&before, std::slice::from_ref(old.cert_der())).unwrap();
+        let sequence = a.spiffe_bundle().unwrap()["spiffe_sequence"]
+            .as_u64()
+            .unwrap();
+
+        a.switch_roots(RootSet {
+            active: new.clone(),
+            previous: Some(old.clone()),
+            bundle_extra: vec![old.cert_der().clone()],
+        });
+        let after = a.crl().unwrap();
+        pki::crl::verify_crl(&after, std::slice::from_ref(new.cert_der()))
+            .expect("the cached CRL of the old signer is not served after the switch");
+        let old_crl = a.crl_of_root(&old.root_fingerprint()).unwrap().unwrap();
+        pki::crl::verify_crl(&old_crl, std::slice::from_ref(old.cert_der())).unwrap();
+        assert!(a.bundle_pem().starts_with(&new.root_pem()));
+        assert_eq!(a.ca().root_fingerprint(), new.root_fingerprint());
+        let grown = a.spiffe_bundle().unwrap()["spiffe_sequence"]
+            .as_u64()
+            .unwrap();
+        assert!(grown > sequence, "{grown} > {sequence}");
+
+        a.set_roots_behind(Some("roots/x.key is missing".into()));
+        assert_eq!(a.health(), Err("roots/x.key is missing".into()));
+        a.set_roots_behind(None);
+        assert_eq!(a.health(), Ok(()));
+    }
+}
