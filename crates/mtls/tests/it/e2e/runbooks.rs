@@ -236,7 +236,7 @@ fn the_root_rotation_runbook_moves_a_running_ca_to_a_new_root_without_a_restart(
     );
     let certs = pki::pem::parse_certificates(&bundle.stdout).expect("bundle");
     let fingerprints: Vec<String> = certs.iter().map(|c| pki::sha256_hex(c)).collect();
-    assert_eq!(fingerprints, [new_fp.clone()], "old root {old_fp} gone");
+    assert_eq!(fingerprints, [new_fp.as_str()], "old root {old_fp} gone");
     let audit = run_in(&work, &ca_data, "mtls-ca --data-dir ./ca audit verify");
     assert!(audit.status.success(), "{}", report(&audit));
 }
