@@ -2,8 +2,10 @@
 //! the CRL. No HTTP types here; the API layer only translates.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use pki::clock::Clock;
 use pki::crl::RevokedEntry;
@@ -27,11 +29,13 @@ mod intermediate_life;
 mod join_tokens;
 mod ocsp;
 mod overview;
+mod roots;
 
 pub use intermediate_life::{IntermediateLife, THRESHOLDS};
 pub use join_tokens::{revoke_outcome, NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
 pub use ocsp::OcspResponderMode;
 pub use overview::{AuditStatus, CrlStatus, Overview};
+pub use roots::RootSet;
 
 pub use agent::{
     AgentEntries, AgentEntry, IssuedJwt, BUNDLE_REFRESH_HINT, JWT_DEFAULT_TTL, JWT_MAX_TTL,
@@ -112,6 +116,9 @@ impl From<StoreError> for CrlError {
 }
 
 struct CachedCrl {
+    /// Fingerprint of the root that signed it: after a root switch the cache of another
+    /// signer is never served.
+    signer: String,
     epoch: u64,
     this_update: OffsetDateTime,
     der: Arc<Vec<u8>>,
@@ -123,13 +130,13 @@ struct CachedCrl {
 /// revocation and the CRL, against a [`Store`] and by an injected [`Clock`]. No HTTP here; the
 /// API layer (`crate::api`) only translates.
 pub struct Authority {
-    ca: CaMaterial,
-    /// During a root rotation, after `activate` and before `retire`: the old root, which signs
-    /// the CRL for its own leaves (`root_serving.rs`).
-    previous: Option<CaMaterial>,
+    /// The root that signs, the old one of a rotation and what the bundle publishes after the
+    /// active root: swapped whole when the store's rotation state moves (`root_follow.rs`).
+    roots: ArcSwap<RootSet>,
     /// The old root's CRL, cached like `crl`.
     previous_crl: Mutex<Option<CachedCrl>>,
-    extra_roots: Vec<CertificateDer<'static>>,
+    /// Why the roots served lag behind the store's rotation state, if they do (`/healthz`).
+    roots_behind: Mutex<Option<String>>,
     store: Arc<dyn Store>,
     cfg: AuthorityConfig,
     /// Counters rendered by `/metrics`.
@@ -146,8 +153,9 @@ pub struct Authority {
     /// Signs JWT-SVIDs (`<data-dir>/jwt.key`); None: the CA issues none.
     jwt: Option<Arc<pki::jwt_svid::JwtSigner>>,
     /// `spiffe_sequence` of the SPIFFE bundle: the Unix time this authority was built, so it
-    /// grows with every start (when the roots or the JWT key can change).
-    bundle_sequence: u64,
+    /// grows with every start (when the roots or the JWT key can change), and raised again at
+    /// every root switch.
+    bundle_sequence: AtomicU64,
     /// Where serials come from.
     serials: SerialSource,
     /// Which intermediate-life warnings were logged (`authority/intermediate_life.rs`).
@@ -160,17 +168,20 @@ impl Authority {
     /// An authority signing with `ca`, publishing `extra_roots` in the bundle, recording in
     /// `store` and reading the time from `clock`.
     pub fn new(
-        ca: CaMaterial,
+        ca: impl Into<Arc<CaMaterial>>,
         extra_roots: Vec<CertificateDer<'static>>,
         store: Arc<dyn Store>,
         cfg: AuthorityConfig,
         clock: Arc<dyn Clock>,
     ) -> Authority {
         Authority {
-            ca,
-            previous: None,
+            roots: ArcSwap::from_pointee(RootSet {
+                active: ca.into(),
+                previous: None,
+                bundle_extra: extra_roots,
+            }),
             previous_crl: Mutex::new(None),
-            extra_roots,
+            roots_behind: Mutex::new(None),
             store,
             cfg,
             metrics: Arc::new(Metrics::default()),
@@ -178,7 +189,7 @@ impl Authority {
             ocsp: Mutex::default(),
             crl_validity: CRL_VALIDITY,
             health: Mutex::new(None),
-            bundle_sequence: clock.now().unix_timestamp().max(0) as u64,
+            bundle_sequence: AtomicU64::new(clock.now().unix_timestamp().max(0) as u64),
             clock,
             jwt: None,
             serials: Arc::new(pki::serial::random_serial),
@@ -211,9 +222,9 @@ impl Authority {
         self
     }
 
-    /// The CA's root (certificate and key).
-    pub fn ca(&self) -> &CaMaterial {
-        &self.ca
+    /// The CA material that signs now (certificate and key); after a root switch, the new one.
+    pub fn ca(&self) -> Arc<CaMaterial> {
+        self.roots.load().active.clone()
     }
 
     /// The configuration it was built with.
@@ -246,8 +257,9 @@ impl Authority {
     /// only when a cross-certificate from a root they already trust vouches for it
     /// (docs/ca-api.md).
     pub fn bundle_pem(&self) -> String {
-        let mut out = self.ca.root_pem();
-        for root in &self.extra_roots {
+        let roots = self.roots.load();
+        let mut out = roots.active.root_pem();
+        for root in &roots.bundle_extra {
             out.push_str(&pki::pem::encode("CERTIFICATE", root));
         }
         out
@@ -257,6 +269,7 @@ impl Authority {
     /// the reason. Verdicts are reused for `HEALTH_CACHE`; concurrent callers wait for one probe.
     /// A clock that went backwards since the verdict gets a fresh probe.
     pub fn health(&self) -> Result<(), String> {
+        self.roots_current()?;
         let mut cache = self.health.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.now();
         if let Some((at, verdict)) = cache.as_ref() {
@@ -459,7 +472,7 @@ impl Authority {
                 );
                 Ok(Issued {
                     certificate: earlier.pem,
-                    chain: self.ca.chain_pem(),
+                    chain: self.ca().chain_pem(),
                     expires_at: earlier.not_after,
                     serial: earlier.serial,
                     spiffe_id: earlier.spiffe_id,
@@ -596,8 +609,13 @@ impl Authority {
 
     /// Also signs a CRL with `previous`, the old root of a root rotation whose leaves may still
     /// be valid (`root_serving::ServingRoots::previous`).
-    pub fn with_previous_root(mut self, previous: Option<CaMaterial>) -> Authority {
-        self.previous = previous;
+    pub fn with_previous_root(self, previous: Option<Arc<CaMaterial>>) -> Authority {
+        let roots = self.roots.load_full();
+        self.roots.store(Arc::new(RootSet {
+            active: roots.active.clone(),
+            previous,
+            bundle_extra: roots.bundle_extra.clone(),
+        }));
         self
     }
 
@@ -606,10 +624,11 @@ impl Authority {
     /// certificates, so services fetch one per trusted root). None for any other root.
     pub fn crl_of_root(&self, fingerprint: &str) -> Res<Option<Arc<Vec<u8>>>> {
         let fingerprint = fingerprint.to_ascii_lowercase();
-        if fingerprint == self.ca.root_fingerprint() {
-            return self.crl().map(Some);
+        let roots = self.roots.load_full();
+        if fingerprint == roots.active.root_fingerprint() {
+            return self.crl_signed_by(&roots.active, &self.crl).map(Some);
         }
-        match &self.previous {
+        match &roots.previous {
             Some(old) if old.root_fingerprint() == fingerprint => {
                 self.crl_signed_by(old, &self.previous_crl).map(Some)
             }
@@ -624,7 +643,7 @@ impl Authority {
     /// still valid (its nextUpdate is ahead): services keep enforcing what was revoked, and
     /// a CRL's validity is exactly how long it may be served from a copy (docs/operations.md).
     pub fn crl(&self) -> Res<Arc<Vec<u8>>> {
-        self.crl_signed_by(&self.ca, &self.crl)
+        self.crl_signed_by(&self.ca(), &self.crl)
     }
 
     fn crl_signed_by(
@@ -637,7 +656,10 @@ impl Authority {
             Err(CrlError::Store(StoreError::Unreachable(cause))) => {
                 let cache = cache.lock().unwrap_or_else(|p| p.into_inner());
                 match cache.as_ref() {
-                    Some(c) if now < c.this_update + self.crl_validity => {
+                    Some(c)
+                        if now < c.this_update + self.crl_validity
+                            && c.signer == signer.root_fingerprint() =>
+                    {
                         self.metrics
                             .crl_served_stale
                             .fetch_add(1, Ordering::Relaxed);
@@ -664,10 +686,15 @@ impl Authority {
         now: OffsetDateTime,
     ) -> Result<Arc<Vec<u8>>, CrlError> {
         let epoch = self.store.revocation_epoch()?;
+        let signer_fingerprint = signer.root_fingerprint();
         let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.as_ref() {
             let entry_expired = c.first_expiry.is_some_and(|t| t <= now);
-            if c.epoch == epoch && now - c.this_update < self.crl_validity / 2 && !entry_expired {
+            if c.epoch == epoch
+                && now - c.this_update < self.crl_validity / 2
+                && !entry_expired
+                && c.signer == signer_fingerprint
+            {
                 return Ok(c.der.clone());
             }
         }
@@ -694,6 +721,7 @@ impl Authority {
             .map_err(|e| CrlError::Signing(AuthorityError::internal(e)))?;
         let der = Arc::new(der);
         *cache = Some(CachedCrl {
+            signer: signer_fingerprint,
             epoch,
             this_update: now,
             der: der.clone(),
@@ -780,7 +808,7 @@ impl Authority {
             return self
                 .cfg
                 .policy
-                .issue_with_serial(&req, &self.ca, serial)
+                .issue_with_serial(&req, &self.ca(), serial)
                 .map_err(AuthorityError::internal);
         }
         Err(AuthorityError::internal(format!(
@@ -791,7 +819,7 @@ impl Authority {
     fn response(&self, issued: IssuedCert, id: &SpiffeId) -> Issued {
         Issued {
             certificate: issued.pem,
-            chain: self.ca.chain_pem(),
+            chain: self.chain_of(&issued.der),
             expires_at: issued.not_after,
             serial: issued.serial_hex,
             spiffe_id: id.to_string(),

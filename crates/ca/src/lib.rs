@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod api_verifier;
 pub mod audit;
 pub mod authority;
 pub mod dashboard;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod pkcs11;
 pub mod refusals;
 pub mod registration;
+pub mod root_follow;
 pub mod root_rotation;
 pub mod root_serving;
 pub mod server;

@@ -26,6 +26,11 @@ pub struct Metrics {
     pub agent_jwts: AtomicU64,
     /// OCSP requests answered with a signed response.
     pub ocsp_answers: AtomicU64,
+    /// Root rotation steps this running CA switched to (`root_follow.rs`).
+    pub root_switches: AtomicU64,
+    /// Attempts to follow a root rotation step that failed (a root key file missing): the CA
+    /// keeps the previous phase and `/healthz` says why.
+    pub root_switch_failures: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// The API listener's connection counters (refusals, closes, open connections).
     pub connections: Arc<wire::Counters>,
@@ -99,6 +104,16 @@ impl Metrics {
                 "mtls_ca_ocsp_answers_total",
                 "OCSP requests answered with a signed response (refusals are in mtls_ca_rejected_total).",
                 &self.ocsp_answers,
+            ),
+            (
+                "mtls_ca_root_switches_total",
+                "Root rotation steps this CA switched to while running.",
+                &self.root_switches,
+            ),
+            (
+                "mtls_ca_root_switch_failures_total",
+                "Failed attempts to follow a root rotation step (the CA keeps the previous phase; /healthz says why).",
+                &self.root_switch_failures,
             ),
         ];
         // Writing to a String cannot fail.

@@ -14,9 +14,9 @@
 //! cross-certificates), changed by compare-and-swap together with its audit entry, so replicas
 //! sharing a PostgreSQL store agree on it. Only the new root's private key is a file,
 //! `roots/<sha256>.key` in the data directory (copied to the other replicas before `activate`).
-//! A data directory that never rotated has no such meta and works as before. The running CA
-//! reads the state at start (`root_serving.rs`): each step is followed by a restart of every
-//! replica (SIGTERM drains requests in flight).
+//! A data directory that never rotated has no such meta and works as before. A CA reads the
+//! state at start (`root_serving.rs`) and, while it runs, every second (`root_follow.rs`): each
+//! step is served by every replica within about a second, with no restart.
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -287,7 +287,8 @@ pub fn rotate(dir: &DataDir, store: &dyn Store, now: OffsetDateTime) -> anyhow::
     Ok(Rotated { state, key_path })
 }
 
-/// `mtls-ca root activate`: the CA signs leaves and CRLs with the new root from its next start.
+/// `mtls-ca root activate`: running CAs sign leaves and CRLs with the new root from their next
+/// check of the state (within a second, `root_follow.rs`).
 /// Refused unless a rotation is in phase `rotated`, unless the new root's key is in this data
 /// directory, and (unless `force`) until a serving CA published the new bundle at least
 /// `min_overlap` ago: services that never saw the new root would refuse leaves signed by it.
@@ -324,9 +325,10 @@ pub fn activate(
     match (published_at, force) {
         (_, true) => {}
         (None, false) => bail!(
-            "no CA has published the new root {new_fp} yet: restart every CA replica so that \
-             /api/v1/bundle serves both roots, wait --min-overlap ({}) for the services' trust \
-             bundle refresh, then activate (or pass --force if you know every service has it)",
+            "no CA has published the new root {new_fp} yet: a running CA does within a second \
+             (is one running on this store?); then wait --min-overlap ({}) for the services' \
+             trust bundle refresh and activate (`--wait` does both), or pass --force if you \
+             know every service has it",
             pki::timefmt::human(min_overlap)
         ),
         (Some(at), false) if now < at + min_overlap => bail!(
@@ -353,7 +355,7 @@ pub fn activate(
     Ok(state)
 }
 
-/// `mtls-ca root retire`: the old root leaves the bundle from the CA's next start. Refused
+/// `mtls-ca root retire`: the old root leaves the bundle of running CAs (within a second). Refused
 /// unless a rotation is in phase `activated`, and while any valid (unexpired, unrevoked)
 /// certificate in the store chains to the old root: the error lists them.
 pub fn retire(

@@ -1,22 +1,25 @@
-//! Which roots a starting CA signs with, trusts and publishes, per the store's root rotation
-//! state (`root_rotation.rs`). Without a rotation: the data directory's own root, as before.
+//! Which roots a CA signs with, trusts and publishes, per the store's root rotation state
+//! (`root_rotation.rs`): read at start, and again by a running CA whenever the state changes
+//! (`root_follow.rs`). Without a rotation: the data directory's own root, as before.
+
+use std::sync::Arc;
 
 use pki::CaMaterial;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use crate::datadir::DataDir;
-use crate::root_rotation::{der_of, load_state, Phase, PUBLISHED_PREFIX};
+use crate::root_rotation::{der_of, load_state, Phase, RotationState, PUBLISHED_PREFIX};
 use crate::store::Store;
 
-/// The roots of a starting CA.
+/// The roots of a CA in one rotation phase.
 pub struct ServingRoots {
     /// The root that signs leaves, the CRL and the CA's own certificates.
-    pub active: CaMaterial,
+    pub active: Arc<CaMaterial>,
     /// After `activate`, before `retire`: the old root, which signs the CRL for its own
     /// leaves (`GET /api/v1/crl?issuer=<sha256>`), since a CRL covers only its issuer's
     /// certificates.
-    pub previous: Option<CaMaterial>,
+    pub previous: Option<Arc<CaMaterial>>,
     /// Other roots whose leaves the CA accepts on its API (renewal, revocation).
     pub trusted_extra: Vec<CertificateDer<'static>>,
     /// What `/api/v1/bundle` publishes after the active root: the other root and the
@@ -26,18 +29,37 @@ pub struct ServingRoots {
     pub phase: Option<Phase>,
 }
 
-/// The roots to serve with, given `loaded` (the root `open_or_init_store` loaded from the
-/// directory's `root.crt`/`root.key`). In phase `rotated` this also records, once, when a CA
-/// first published the new root (what `activate` waits on).
+/// The roots to serve with at start, given `loaded` (the root `open_or_init_store` loaded
+/// from the directory's `root.crt`/`root.key`). In phase `rotated` this also records, once,
+/// when a CA first published the new root (what `activate` waits on).
 pub fn serving_roots(
     dir: &DataDir,
     store: &dyn Store,
     loaded: CaMaterial,
     now: OffsetDateTime,
 ) -> anyhow::Result<ServingRoots> {
-    let Some((_, state)) = load_state(store)? else {
+    let loaded = Arc::new(loaded);
+    let state = load_state(store)?.map(|(_, s)| s);
+    roots_for(dir, store, state.as_ref(), &[loaded], now)
+}
+
+/// The roots to serve with in `state` (None: no rotation ever ran, so the first of `known`),
+/// taking each root's key from `known` (the materials already loaded) or else from the data
+/// directory; an error names a key file that is missing. In phase `rotated` this records,
+/// once, when a CA first published the new root (what `activate` waits on).
+pub fn roots_for(
+    dir: &DataDir,
+    store: &dyn Store,
+    state: Option<&RotationState>,
+    known: &[Arc<CaMaterial>],
+    now: OffsetDateTime,
+) -> anyhow::Result<ServingRoots> {
+    let Some(state) = state else {
+        let Some(first) = known.first() else {
+            anyhow::bail!("no root loaded to serve with");
+        };
         return Ok(ServingRoots {
-            active: loaded,
+            active: first.clone(),
             previous: None,
             trusted_extra: Vec::new(),
             bundle_extra: Vec::new(),
@@ -48,22 +70,22 @@ pub fn serving_roots(
     let new = der_of(&state.new_root, "new root")?;
     let old_signs_new = der_of(&state.old_signs_new, "cross-certificate")?;
     let new_signs_old = der_of(&state.new_signs_old, "cross-certificate")?;
-    let mut loaded = Some(loaded);
-    let mut load = |pem: &str| -> anyhow::Result<CaMaterial> {
+    let load = |pem: &str| -> anyhow::Result<Arc<CaMaterial>> {
         let fingerprint = pki::sha256_hex(&der_of(pem, "root")?);
-        match loaded.take_if(|ca| ca.root_fingerprint() == fingerprint) {
-            Some(ca) => Ok(ca),
-            None => dir.load_root_by_pem(pem),
+        match known.iter().find(|ca| ca.root_fingerprint() == fingerprint) {
+            Some(ca) => Ok(ca.clone()),
+            None => dir.load_root_by_pem(pem).map(Arc::new),
         }
     };
     Ok(match state.phase {
         Phase::Rotated => {
+            let active = load(&state.old_root)?;
             store.init_meta(
                 &format!("{PUBLISHED_PREFIX}{}", pki::sha256_hex(&new)),
                 &now.unix_timestamp().to_string(),
             )?;
             ServingRoots {
-                active: load(&state.old_root)?,
+                active,
                 previous: None,
                 trusted_extra: vec![new.clone()],
                 bundle_extra: vec![new, old_signs_new, new_signs_old],

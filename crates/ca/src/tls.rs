@@ -2,16 +2,18 @@
 //! mesh's suites and groups, ECDSA-only signatures, no resumption), client certificates
 //! optional at the handshake (required per endpoint), and an API certificate that renews itself.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pki::policy::LeafRequest;
 use pki::{CaMaterial, Curve, IssuancePolicy, SpiffeId};
-use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 use wire::tls::{CertResolver, TlsPolicy, ALPN_HTTP};
+
+pub use crate::api_verifier::ApiClientVerifier;
+use crate::authority::Authority;
 
 /// Lifetime of the CA's API certificate; it is re-issued at half-life while the CA runs.
 pub const API_CERT_LIFETIME: Duration = Duration::days(7);
@@ -52,20 +54,13 @@ pub fn issue_api_cert(
     Ok((certified, issued.not_after))
 }
 
-/// Server config with the resolver and a verifier that accepts (but does not require) client
+/// Server config with the resolver and `verifier`, which accepts (but does not require) client
 /// certificates chaining to our roots; endpoints that need one check it themselves.
 pub fn server_config(
-    roots: &[CertificateDer<'static>],
+    verifier: Arc<ApiClientVerifier>,
     resolver: Arc<ApiCertResolver>,
 ) -> anyhow::Result<ServerConfig> {
     let policy = TlsPolicy::mesh();
-    let mut store = RootCertStore::empty();
-    for r in roots {
-        store.add(r.clone())?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(store), policy.provider())
-        .allow_unauthenticated()
-        .build()?;
     // No resumption (a resumed handshake would skip client-certificate verification and bring
     // a revoked caller back), server cipher order, HTTP/2 and HTTP/1.1: the policy's defaults.
     Ok(policy.server_config(verifier, resolver, ALPN_HTTP)?)
@@ -74,6 +69,77 @@ pub fn server_config(
 /// A resolver presenting `initial` until the API certificate is re-issued.
 pub fn new_resolver(initial: CertifiedKey) -> Arc<ApiCertResolver> {
     CertResolver::new(Arc::new(initial))
+}
+
+/// The CA's API certificate while the CA runs: re-issued at half its life and whenever the
+/// root that signs changes (a root rotation step, `root_follow.rs`). Issuing and publishing
+/// happen under one lock, by the root that signs at that moment, so the certificate published
+/// last is always the current root's, whichever of the two causes came last.
+pub struct ApiIdentity {
+    resolver: Arc<ApiCertResolver>,
+    id: SpiffeId,
+    dns: Vec<String>,
+    ips: Vec<std::net::IpAddr>,
+    /// NotAfter of the certificate published.
+    published: Mutex<OffsetDateTime>,
+}
+
+impl ApiIdentity {
+    /// Issues the first API certificate with `ca`; returns it with its leaf (DER, to audit).
+    pub fn issue_first(
+        ca: &CaMaterial,
+        id: SpiffeId,
+        dns: Vec<String>,
+        ips: Vec<std::net::IpAddr>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<(Arc<ApiIdentity>, Vec<u8>)> {
+        let (key, not_after) = issue_api_cert(ca, &id, &dns, &ips, now)?;
+        let leaf = key.end_entity_cert()?.to_vec();
+        Ok((
+            Arc::new(ApiIdentity {
+                resolver: new_resolver(key),
+                id,
+                dns,
+                ips,
+                published: Mutex::new(not_after),
+            }),
+            leaf,
+        ))
+    }
+
+    /// The resolver the listener presents from.
+    pub fn resolver(&self) -> Arc<ApiCertResolver> {
+        self.resolver.clone()
+    }
+
+    /// NotAfter of the certificate presented now.
+    pub fn not_after(&self) -> OffsetDateTime {
+        *self.published.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks that `ca` can issue the API certificate (before a root switch commits to it).
+    pub fn check_issuer(&self, ca: &CaMaterial, now: OffsetDateTime) -> anyhow::Result<()> {
+        issue_api_cert(ca, &self.id, &self.dns, &self.ips, now).map(|_| ())
+    }
+
+    /// Issues a new API certificate with the root `authority` signs with now, audits it and
+    /// presents it from the next handshake on. Returns its NotAfter.
+    pub fn reissue(&self, authority: &Authority) -> anyhow::Result<OffsetDateTime> {
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        let (key, not_after) = issue_api_cert(
+            &authority.ca(),
+            &self.id,
+            &self.dns,
+            &self.ips,
+            authority.now(),
+        )?;
+        if let Err(e) = authority.record_api_cert(key.end_entity_cert()?) {
+            tracing::error!(error = %e, "auditing the re-issued API certificate failed");
+        }
+        self.resolver.swap(Arc::new(key));
+        *published = not_after;
+        Ok(not_after)
+    }
 }
 
 #[cfg(test)]
@@ -90,7 +156,8 @@ mod tests {
         let ca = CaMaterial::generate_root("Policy Root", now).expect("root");
         let id = SpiffeId::parse("spiffe://mesh.local/ca").expect("id");
         let (key, _) = issue_api_cert(&ca, &id, &[], &[], now).expect("api cert");
-        let config = server_config(&[ca.cert_der().clone()], new_resolver(key)).expect("config");
+        let verifier = ApiClientVerifier::new(&[ca.cert_der().clone()]).expect("verifier");
+        let config = server_config(verifier, new_resolver(key)).expect("config");
         let provider = config.crypto_provider();
         let schemes = provider
             .signature_verification_algorithms

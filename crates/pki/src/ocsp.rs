@@ -382,6 +382,19 @@ pub enum CertState {
 
 /// Reads and checks a DER OCSPRequest for `ca`.
 pub fn read_request(ca: &CaMaterial, der: &[u8]) -> Result<OcspQuery, OcspError> {
+    read_request_among(&[ca], der).map(|(_, query)| query)
+}
+
+/// Reads and checks a DER OCSPRequest for one of `cas` (during a root rotation a CA answers
+/// for the leaves of its old root too): every CertID must name the same one of them, since
+/// one answer is signed by one key and RFC 6960 §4.2.2.2 lets only the issuer of a
+/// certificate (or its delegate) sign for it. Returns the index of that CA in `cas`. A CertID
+/// naming none of them, or two CertIDs naming two of them, get [`OcspError::NotOurs`]
+/// (`unauthorized`: RFC 6960 §2.3, the server cannot answer authoritatively).
+pub fn read_request_among(
+    cas: &[&CaMaterial],
+    der: &[u8],
+) -> Result<(usize, OcspQuery), OcspError> {
     let request = OcspRequest::from_der(der).map_err(|e| OcspError::Malformed(e.to_string()))?;
     let tbs = request.tbs_request;
     if tbs.request_list.is_empty() {
@@ -395,13 +408,38 @@ pub fn read_request(ca: &CaMaterial, der: &[u8]) -> Result<OcspQuery, OcspError>
             tbs.request_list.len()
         )));
     }
-    let issuer = IssuerHashes::of(ca)?;
+    let issuers = cas
+        .iter()
+        .map(|ca| IssuerHashes::of(ca))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut named: Option<usize> = None;
     let mut cert_ids = Vec::with_capacity(tbs.request_list.len());
     let mut serials = Vec::with_capacity(tbs.request_list.len());
     for one in tbs.request_list {
         let id = one.req_cert;
-        issuer.check(&id)?;
-        serials.push(serial_hex(&id.serial_number));
+        let mut found = None;
+        for (i, issuer) in issuers.iter().enumerate() {
+            if issuer.names(&id)? {
+                found = Some(i);
+                break;
+            }
+        }
+        let serial = serial_hex(&id.serial_number);
+        match (found, named) {
+            (None, _) => {
+                return Err(OcspError::NotOurs(format!(
+                    "serial {serial} names another issuer"
+                )))
+            }
+            (Some(i), Some(first)) if i != first => {
+                return Err(OcspError::NotOurs(format!(
+                    "serial {serial} names another of this CA's roots than the request's first \
+                     certificate; ask about each root's certificates in a request of its own"
+                )))
+            }
+            (Some(i), _) => named = Some(i),
+        }
+        serials.push(serial);
         cert_ids.push(id);
     }
     let nonce = match tbs
@@ -413,11 +451,14 @@ pub fn read_request(ca: &CaMaterial, der: &[u8]) -> Result<OcspQuery, OcspError>
         None => None,
         Some(ext) => Some(nonce_value(ext)?),
     };
-    Ok(OcspQuery {
-        cert_ids,
-        serials,
-        nonce,
-    })
+    Ok((
+        named.unwrap_or_default(),
+        OcspQuery {
+            cert_ids,
+            serials,
+            nonce,
+        },
+    ))
 }
 
 /// Signs the answer to `query` as `signer`: one SingleResponse per CertID, in order, with
@@ -533,7 +574,8 @@ impl IssuerHashes {
         })
     }
 
-    fn check(&self, id: &CertId) -> Result<(), OcspError> {
+    /// Whether `id` names this issuer; an unreadable hash algorithm is refused.
+    fn names(&self, id: &CertId) -> Result<bool, OcspError> {
         let (name, key) = match id.hash_algorithm.oid {
             oid if oid == SHA1 => (&self.sha1_name, &self.sha1_key),
             oid if oid == SHA256 => (&self.sha256_name, &self.sha256_key),
@@ -543,15 +585,8 @@ impl IssuerHashes {
                 )))
             }
         };
-        if id.issuer_name_hash.as_bytes() != name.as_slice()
-            || id.issuer_key_hash.as_bytes() != key.as_slice()
-        {
-            return Err(OcspError::NotOurs(format!(
-                "serial {} names another issuer",
-                serial_hex(&id.serial_number)
-            )));
-        }
-        Ok(())
+        Ok(id.issuer_name_hash.as_bytes() == name.as_slice()
+            && id.issuer_key_hash.as_bytes() == key.as_slice())
     }
 }
 

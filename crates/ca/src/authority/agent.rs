@@ -299,7 +299,8 @@ impl Authority {
     /// (ours and each self-signed `--bundle-extra` root) and the `jwt-svid` key.
     pub fn spiffe_bundle(&self) -> Res<serde_json::Value> {
         let mut keys = Vec::new();
-        for der in std::iter::once(self.ca.root_der()).chain(self.extra_roots.iter()) {
+        let roots = self.roots();
+        for der in std::iter::once(roots.active.root_der()).chain(roots.bundle_extra.iter()) {
             let info = pki::CertInfo::from_der(der).map_err(AuthorityError::internal)?;
             // Cross-certificates vouch for a root; they are not trust anchors themselves.
             if info.subject != info.issuer {
@@ -313,7 +314,7 @@ impl Authority {
         }
         Ok(serde_json::json!({
             "keys": keys,
-            "spiffe_sequence": self.bundle_sequence,
+            "spiffe_sequence": self.bundle_sequence.load(std::sync::atomic::Ordering::Acquire),
             "spiffe_refresh_hint": BUNDLE_REFRESH_HINT.whole_seconds(),
         }))
     }

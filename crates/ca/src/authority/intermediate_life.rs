@@ -27,11 +27,12 @@ impl Authority {
     /// The intermediate's life now (None for a single-tier CA). The first call past a
     /// threshold logs a warning naming the renewal command.
     pub fn intermediate_life(&self) -> Option<IntermediateLife> {
-        if !self.ca.is_intermediate() {
+        let ca = self.ca();
+        if !ca.is_intermediate() {
             return None;
         }
         let now = self.clock.now();
-        let (from, to) = (self.ca.not_before(), self.ca.not_after());
+        let (from, to) = (ca.not_before(), ca.not_after());
         // The renewal maths of the leaves (`pki::renewal`), seen from the used side.
         let used = 1.0 - pki::renewal::remaining_fraction(now, from, to);
         let passed = THRESHOLDS.iter().filter(|t| used >= **t).count();

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use pki::ocsp::{self, CertState, DelegatedResponder, OcspError, Signer};
+use pki::CaMaterial;
 use time::OffsetDateTime;
 
 use super::Authority;
@@ -45,8 +46,9 @@ pub(super) struct OcspCache {
     epoch: u64,
     signed_at: Option<OffsetDateTime>,
     answers: HashMap<String, Arc<Vec<u8>>>,
-    /// The delegated responder in use (`OcspResponderMode::Delegated`).
-    responder: Option<Arc<DelegatedResponder>>,
+    /// The delegated responder in use (`OcspResponderMode::Delegated`), with the fingerprint
+    /// of the root that certified it: after a root switch it is certified again by the new one.
+    responder: Option<(String, Arc<DelegatedResponder>)>,
 }
 
 impl Authority {
@@ -54,18 +56,31 @@ impl Authority {
     /// certificate now (a CA that cannot do that does not start).
     pub fn with_ocsp_responder(self, mode: OcspResponderMode) -> Result<Authority, OcspError> {
         if mode == OcspResponderMode::Delegated {
-            let responder = self.issue_responder(self.clock.now())?;
+            let ca = self.ca();
+            let responder = self.issue_responder(&ca, self.clock.now())?;
             self.ocsp
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .responder = Some(responder);
+                .responder = Some((ca.root_fingerprint(), responder));
         }
         Ok(self)
     }
 
-    fn issue_responder(&self, now: OffsetDateTime) -> Result<Arc<DelegatedResponder>, OcspError> {
+    /// After a root switch: no answer signed before it is served again, and a delegated
+    /// responder is certified by the new active root (issued on the next answer).
+    pub(super) fn reset_ocsp(&self) {
+        let mut cache = self.ocsp.lock().unwrap_or_else(|p| p.into_inner());
+        cache.answers.clear();
+        cache.signed_at = None;
+    }
+
+    fn issue_responder(
+        &self,
+        ca: &CaMaterial,
+        now: OffsetDateTime,
+    ) -> Result<Arc<DelegatedResponder>, OcspError> {
         let lifetime = self.crl_validity * RESPONDER_LIFETIME_CRL_PERIODS;
-        let responder = DelegatedResponder::issue(&self.ca, now, lifetime)
+        let responder = DelegatedResponder::issue(ca, now, lifetime)
             .map_err(|e| OcspError::Sign(e.to_string()))?;
         tracing::info!(
             event = "ocsp_responder_issued",
@@ -78,10 +93,11 @@ impl Authority {
         Ok(Arc::new(responder))
     }
 
-    /// The delegated responder to sign with at `now` (renewed when due), or None when the CA
-    /// signs itself.
+    /// The delegated responder certified by `ca` to sign with at `now` (renewed when due, or
+    /// certified again after a root switch), or None when the CA signs itself.
     fn responder_at(
         &self,
+        ca: &CaMaterial,
         now: OffsetDateTime,
     ) -> Result<Option<Arc<DelegatedResponder>>, OcspError> {
         let current = self
@@ -90,20 +106,21 @@ impl Authority {
             .unwrap_or_else(|p| p.into_inner())
             .responder
             .clone();
-        let Some(current) = current else {
+        let Some((issuer, current)) = current else {
             return Ok(None);
         };
+        let fingerprint = ca.root_fingerprint();
         let renew_at = current.not_after() - self.crl_validity * RENEW_BEFORE_CRL_PERIODS;
-        if now < renew_at {
+        if now < renew_at && issuer == fingerprint {
             return Ok(Some(current));
         }
-        let fresh = self.issue_responder(now)?;
+        let fresh = self.issue_responder(ca, now)?;
         let mut state = self.ocsp.lock().unwrap_or_else(|p| p.into_inner());
         // Two answers may have renewed at once: keep whichever was stored first.
         match &state.responder {
-            Some(r) if !Arc::ptr_eq(r, &current) => Ok(Some(r.clone())),
+            Some((by, r)) if !Arc::ptr_eq(r, &current) && *by == fingerprint => Ok(Some(r.clone())),
             _ => {
-                state.responder = Some(fresh.clone());
+                state.responder = Some((fingerprint, fresh.clone()));
                 Ok(Some(fresh))
             }
         }
@@ -112,15 +129,21 @@ impl Authority {
     /// The delegated OCSP responder certificate in use (DER), if answers are delegated.
     pub fn ocsp_responder_cert(&self) -> Option<Vec<u8>> {
         let state = self.ocsp.lock().unwrap_or_else(|p| p.into_inner());
-        state.responder.as_ref().map(|r| r.cert_der().to_vec())
+        state.responder.as_ref().map(|(_, r)| r.cert_der().to_vec())
     }
 
     /// The DER OCSPResponse to the DER OCSPRequest `request`: a signed answer, or an
     /// OCSPResponse carrying only an error status (`malformedRequest`, `unauthorized` for
     /// another CA's certificates, `tryLater` while the store cannot be read, `internalError`).
     /// Never fails: OCSP reports its errors inside the response.
+    ///
+    /// The answer is signed by the root the request's CertIDs name (issuerNameHash and
+    /// issuerKeyHash): the active one, or during a root rotation the old one for its own
+    /// leaves, so `openssl ocsp -issuer old-root.crt` verifies it.
     pub fn ocsp(&self, request: &[u8]) -> Vec<u8> {
-        let query = match ocsp::read_request(&self.ca, request) {
+        let answering = self.roots().answering();
+        let named: Vec<&CaMaterial> = answering.iter().map(|ca| ca.as_ref()).collect();
+        let (index, query) = match ocsp::read_request_among(&named, request) {
             Ok(q) => q,
             Err(e) => {
                 self.metrics.reject(match e {
@@ -131,7 +154,9 @@ impl Authority {
                 return e.response_der();
             }
         };
-        match self.ocsp_answer(&query) {
+        // A delegated responder is certified by the active root; the old root's answers are
+        // signed by the old root itself (RFC 6960 §4.2.2.2: the issuer may always answer).
+        match self.ocsp_answer(&query, &answering[index], index == 0) {
             Ok(der) => {
                 self.metrics.ocsp_answers.fetch_add(1, Ordering::Relaxed);
                 der.as_ref().clone()
@@ -140,7 +165,12 @@ impl Authority {
         }
     }
 
-    fn ocsp_answer(&self, query: &ocsp::OcspQuery) -> Result<Arc<Vec<u8>>, Vec<u8>> {
+    fn ocsp_answer(
+        &self,
+        query: &ocsp::OcspQuery,
+        issuer: &CaMaterial,
+        delegate: bool,
+    ) -> Result<Arc<Vec<u8>>, Vec<u8>> {
         let now = self.clock.now();
         let epoch = self.store.revocation_epoch().map_err(|e| {
             tracing::warn!(error = %e, "OCSP: the store cannot be read; answering tryLater");
@@ -162,6 +192,9 @@ impl Authority {
                 return Ok(der.clone());
             }
         }
+        let issuer_subject = pki::CertInfo::from_der(issuer.cert_der())
+            .map(|c| c.subject)
+            .unwrap_or_default();
         let mut states = Vec::with_capacity(query.serials().len());
         for serial in query.serials() {
             let record = self.store.find_cert(serial).map_err(|e| {
@@ -171,6 +204,8 @@ impl Authority {
             })?;
             states.push(match record {
                 None => CertState::Unknown,
+                // A serial of another of this CA's roots: not one the named issuer signed.
+                Some(r) if !issued_by(&r.pem, &issuer_subject) => CertState::Unknown,
                 Some(r) => match r.revoked_at {
                     Some(at) => CertState::Revoked {
                         at,
@@ -185,10 +220,13 @@ impl Authority {
             self.metrics.reject("ocsp_internal");
             e.response_der()
         };
-        let responder = self.responder_at(now).map_err(internal)?;
+        let responder = match delegate {
+            true => self.responder_at(issuer, now).map_err(internal)?,
+            false => None,
+        };
         let signer = match &responder {
             Some(r) => Signer::Delegated(r),
-            None => Signer::Ca(&self.ca),
+            None => Signer::Ca(issuer),
         };
         let der = ocsp::sign_response(signer, query, &states, now, now + self.crl_validity)
             .map_err(internal)?;
@@ -206,4 +244,14 @@ impl Authority {
         }
         Ok(der)
     }
+}
+
+/// Whether the stored certificate `pem` names `subject` as its issuer (the roots of a rotation
+/// have subjects of their own, `root_rotation.rs`).
+fn issued_by(pem: &str, subject: &str) -> bool {
+    pki::pem::parse_certificates(pem.as_bytes())
+        .ok()
+        .and_then(|certs| certs.into_iter().next())
+        .and_then(|der| pki::CertInfo::from_der(&der).ok())
+        .is_some_and(|info| info.issuer == subject)
 }

@@ -106,7 +106,7 @@ impl Authority {
         let Some((der, epoch)) = cached else {
             return Ok(None);
         };
-        let crl = pki::crl::verify_crl(&der, std::slice::from_ref(self.ca.cert_der()))
+        let crl = pki::crl::verify_crl(&der, std::slice::from_ref(self.ca().cert_der()))
             .map_err(AuthorityError::internal)?;
         Ok(Some(CrlStatus {
             this_update: crl.this_update,

@@ -101,3 +101,61 @@ fn a_delegated_responder_is_replaced_before_its_answers_could_outlive_it() {
         assert!(a.answers[0].next_update.unwrap() <= a.signers[0].not_after);
     }
 }
+
+/// An OCSPRequest (OpenSSL's, no nonce) for `serial_hex` under the issuer `root_pem`.
+fn request_for(root_pem: &str, serial_hex: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, req) = (dir.path().join("root.pem"), dir.path().join("req.der"));
+    std::fs::write(&root, root_pem).unwrap();
+    let out = Command::new("openssl")
+        .args(["ocsp", "-no_nonce", "-issuer"])
+        .arg(&root)
+        .args(["-serial", &format!("0x{serial_hex}"), "-reqout"])
+        .arg(&req)
+        .output()
+        .expect("openssl must be installed for this test (Debian package openssl)");
+    assert!(out.status.success(), "{out:?}");
+    std::fs::read(&req).unwrap()
+}
+
+/// After a root switch (`root activate`) the authority answers for the leaves of both roots:
+/// a question naming the old root is signed by the old root as before the switch, the same
+/// serial asked under the new root is `unknown` there (the new root never issued it), and a
+/// root the CA does not serve gets `unauthorized`.
+#[test]
+fn after_a_root_switch_each_root_answers_for_its_own_leaves() {
+    let h = Harness::memory();
+    let old = h.authority.ca();
+    let leaf = h.enroll("web", None);
+    let serial = leaf.issued.serial.clone();
+    let under_old = request_for(&old.cert_pem(), &serial);
+    let before = read_response(&h.authority.ocsp(&under_old)).unwrap();
+    let before = before.answer.unwrap();
+    assert_eq!(before.answers[0].state, CertState::Good);
+
+    let new = std::sync::Arc::new(CaMaterial::generate_root("New Root", START).unwrap());
+    h.authority.switch_roots(mtls_ca::authority::RootSet {
+        active: new.clone(),
+        previous: Some(old.clone()),
+        bundle_extra: vec![old.cert_der().clone()],
+    });
+    let after = read_response(&h.authority.ocsp(&under_old)).unwrap();
+    assert_eq!(after.status, "successful");
+    let after = after.answer.unwrap();
+    assert_eq!(after.answers[0].state, CertState::Good);
+    assert_eq!(after.responder, before.responder, "signed by the old root");
+
+    let under_new = read_response(&h.authority.ocsp(&request_for(&new.cert_pem(), &serial)))
+        .unwrap()
+        .answer
+        .unwrap();
+    assert_eq!(under_new.answers[0].state, CertState::Unknown);
+    assert_ne!(
+        under_new.responder, before.responder,
+        "signed by the new root"
+    );
+
+    let third = CaMaterial::generate_root("Third Root", START).unwrap();
+    let foreign = read_response(&h.authority.ocsp(&request_for(&third.cert_pem(), &serial)));
+    assert_eq!(foreign.unwrap().status, "unauthorized");
+}

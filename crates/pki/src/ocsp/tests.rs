@@ -219,6 +219,56 @@ fn certificates_of_another_issuer_are_not_answered() {
     assert!(matches!(err, OcspError::NotOurs(_)), "{err:?}");
 }
 
+/// During a root rotation the CA answers for two roots: the request's CertIDs pick the one,
+/// whichever comes first in the list; one request naming both, or a third issuer, is refused.
+#[test]
+fn a_request_is_read_for_the_root_its_cert_ids_name() {
+    let new = ca();
+    let old = CaMaterial::generate_root("old CA", OffsetDateTime::now_utc()).unwrap();
+    let third = CaMaterial::generate_root("third CA", OffsetDateTime::now_utc()).unwrap();
+    let served = [&new, &old];
+    for alg in [SHA1, SHA256] {
+        let der = request(
+            vec![cert_id(&old, alg, &[7]), cert_id(&old, alg, &[8])],
+            None,
+        );
+        let (index, query) = read_request_among(&served, &der).unwrap();
+        assert_eq!(index, 1, "the old root's certificates");
+        assert_eq!(query.serials(), ["07", "08"]);
+        let der = request(vec![cert_id(&new, alg, &[9])], None);
+        assert_eq!(read_request_among(&served, &der).unwrap().0, 0);
+    }
+    // Signed by the root named, the answer verifies with that root's key.
+    let der = request(vec![cert_id(&old, SHA1, &[7])], None);
+    let (index, query) = read_request_among(&served, &der).unwrap();
+    let answer = sign_response(
+        Signer::Ca(served[index]),
+        &query,
+        &[CertState::Good],
+        OffsetDateTime::now_utc(),
+        OffsetDateTime::now_utc() + time::Duration::hours(1),
+    )
+    .unwrap();
+    verified(&old, &answer);
+
+    let mixed = request(
+        vec![cert_id(&new, SHA1, &[1]), cert_id(&old, SHA1, &[2])],
+        None,
+    );
+    let err = read_request_among(&served, &mixed).unwrap_err();
+    assert!(matches!(err, OcspError::NotOurs(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("another of this CA's roots"),
+        "{err}"
+    );
+    let stranger = request(vec![cert_id(&third, SHA1, &[1])], None);
+    let err = read_request_among(&served, &stranger).unwrap_err();
+    assert_eq!(err.code(), "unauthorized");
+    // The old root alone no longer answers for the new root's certificates.
+    let err = read_request(&old, &request(vec![cert_id(&new, SHA1, &[1])], None)).unwrap_err();
+    assert_eq!(err.code(), "unauthorized");
+}
+
 #[test]
 fn malformed_requests_are_refused_with_malformed_request() {
     let ca = ca();

@@ -342,9 +342,9 @@ Prints the root's SHA-256 fingerprint (what services pin with --ca-fingerprint).
         #[command(subcommand)]
         action: IntermediateAction,
     },
-    /// Replace a single-tier CA's root without an outage: `rotate`, restart, `activate`,
-    /// restart, `retire`, restart (docs/operations.md, "Root rotation"). `status` shows where
-    /// a rotation stands.
+    /// Replace a single-tier CA's root without an outage: `rotate`, `activate`, `retire`
+    /// (docs/operations.md, "Root rotation"). Running CA replicas follow each step within a
+    /// second, no restart needed. `status` shows where a rotation stands.
     Root {
         #[command(subcommand)]
         action: RootAction,
@@ -354,41 +354,42 @@ Prints the root's SHA-256 fingerprint (what services pin with --ca-fingerprint).
 #[derive(Subcommand)]
 pub enum RootAction {
     /// Make a new root (P-384, ten years) next to the active one, with cross-certificates
-    /// both ways. After a restart the CA publishes both roots in /api/v1/bundle and services
-    /// trust the new one on their next refresh; the CA still signs with the old root. The new
-    /// root's key goes to <data-dir>/roots/<sha256>.key (copy it to every replica's data
-    /// directory before `activate`). Refused while a rotation is pending.
+    /// both ways. Running CAs publish both roots in /api/v1/bundle within a second and
+    /// services trust the new one on their next refresh; the CA still signs with the old root.
+    /// The new root's key goes to <data-dir>/roots/<sha256>.key (copy it to every other
+    /// replica's data directory before `activate`). Refused while a rotation is pending.
     #[command(
         after_help = "Example:\n  mtls-ca --data-dir /var/lib/mtls-ca root rotate\n  \
-systemctl restart mtls-ca   # every replica: the bundle now holds both roots"
+mtls-ca --data-dir /var/lib/mtls-ca root status   # \"new root first published at\" is set"
     )]
     Rotate,
-    /// Sign leaves and CRLs with the new root from the CA's next start. The old root stays in
-    /// the bundle and signs the CRL for its own leaves (GET /api/v1/crl?issuer=<sha256>).
-    /// Refused until a CA has published the new root for --min-overlap.
+    /// Sign leaves, CRLs and the CA's API certificate with the new root; running CAs switch
+    /// within a second. The old root stays in the bundle and signs the CRL and OCSP answers for
+    /// its own leaves (GET /api/v1/crl?issuer=<sha256>). Refused until a CA has published the
+    /// new root for --min-overlap (or wait for it with --wait).
     #[command(
-        after_help = "Example:\n  mtls-ca --data-dir /var/lib/mtls-ca root activate\n  \
-systemctl restart mtls-ca   # every replica: new leaves are signed by the new root"
+        after_help = "Examples:\n  mtls-ca --data-dir /var/lib/mtls-ca root activate\n  \
+mtls-ca --data-dir /var/lib/mtls-ca root activate --wait --min-overlap 30s"
     )]
     Activate {
         /// How long the new root must have been published before it may sign: longer than
-        /// the services' trust bundle refresh (--crl-refresh, 5s by default) plus the time to
-        /// restart every replica.
+        /// the services' trust bundle refresh (--crl-refresh, 5s by default).
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_min_overlap)]
         min_overlap: time::Duration,
-        /// Activate even if the new root was published less than --min-overlap ago (or the
-        /// CA was not restarted since `rotate`): leaves signed by it are refused by services
-        /// that have not refreshed their bundle yet.
-        #[arg(long)]
+        /// Activate even if the new root was published less than --min-overlap ago (or no CA
+        /// serves it yet): leaves signed by it are refused by services that have not refreshed
+        /// their bundle yet.
+        #[arg(long, conflicts_with = "wait")]
         force: bool,
+        /// Instead of refusing early, wait until a running CA has published the new root for
+        /// --min-overlap, then activate. Gives up if no CA publishes it within a minute.
+        #[arg(long)]
+        wait: bool,
     },
-    /// Drop the old root from the bundle from the CA's next start; services stop trusting it
-    /// on their next refresh. Refused, with the list, while any valid (unexpired, unrevoked)
-    /// certificate chains to it.
-    #[command(
-        after_help = "Example:\n  mtls-ca --data-dir /var/lib/mtls-ca root retire\n  \
-systemctl restart mtls-ca"
-    )]
+    /// Drop the old root from the bundle; running CAs switch within a second and services stop
+    /// trusting it on their next refresh. Refused, with the list, while any valid (unexpired,
+    /// unrevoked) certificate chains to it.
+    #[command(after_help = "Example:\n  mtls-ca --data-dir /var/lib/mtls-ca root retire")]
     Retire,
     /// Show the rotation phase, both roots and the certificates still chaining to the old one.
     Status,

@@ -4,6 +4,7 @@
 use mtls_ca::datadir::DataDir;
 use mtls_ca::root_rotation::{self, Phase, RotationState};
 use mtls_ca::store::Store;
+use pki::clock::{Clock, SystemClock};
 use pki::timefmt::rfc3339;
 use time::OffsetDateTime;
 
@@ -21,9 +22,10 @@ pub fn run(
             let s = &made.state;
             eprintln!(
                 "made the new root {} (key {}) and cross-certificates both ways; the CA still \
-                 signs with the old root {}.\nNext: restart every CA replica (copy {} to each \
-                 replica's data directory first), so /api/v1/bundle serves both roots; after \
-                 the services' bundle refresh, `mtls-ca root activate`",
+                 signs with the old root {}.\nRunning CAs publish both roots within a second \
+                 (`mtls-ca root status`: \"new root first published at\"). Next: copy {} to \
+                 every other replica's data directory; after --min-overlap, `mtls-ca root \
+                 activate`",
                 s.new_fingerprint()?,
                 made.key_path.display(),
                 s.old_fingerprint()?,
@@ -31,12 +33,20 @@ pub fn run(
             );
             println!("new root fingerprint (SHA-256): {}", s.new_fingerprint()?);
         }
-        RootAction::Activate { min_overlap, force } => {
+        RootAction::Activate {
+            min_overlap,
+            force,
+            wait,
+        } => {
+            let now = match wait {
+                true => wait_for_overlap(store, min_overlap)?,
+                false => now,
+            };
             let s = root_rotation::activate(dir, store, now, min_overlap, force)?;
             eprintln!(
-                "the new root {} signs leaves and CRLs from the CA's next start; the old root \
-                 {} stays in the bundle until `mtls-ca root retire`.\nNext: restart every CA \
-                 replica; services move to the new root as they renew",
+                "the new root {} signs leaves, CRLs and the CA's API certificate (running CAs \
+                 switch within a second); the old root {} stays in the bundle until `mtls-ca \
+                 root retire`.\nServices move to the new root as they renew",
                 s.new_fingerprint()?,
                 s.old_fingerprint()?
             );
@@ -44,9 +54,8 @@ pub fn run(
         RootAction::Retire => {
             let s = root_rotation::retire(dir, store, now)?;
             eprintln!(
-                "retired the old root {}: from the CA's next start the bundle holds only {}.\n\
-                 Next: restart every CA replica; services drop the old root on their next \
-                 bundle refresh",
+                "retired the old root {}: the bundle holds only {} (running CAs switch within a \
+                 second); services drop the old root on their next bundle refresh",
                 s.old_fingerprint()?,
                 s.new_fingerprint()?
             );
@@ -54,6 +63,58 @@ pub fn run(
         RootAction::Status => status(store, now)?,
     }
     Ok(())
+}
+
+/// How long `activate --wait` waits for a running CA to publish the new root: a CA reads the
+/// rotation state every second (`mtls_ca::root_follow::POLL`).
+const PUBLISH_WAIT: time::Duration = time::Duration::minutes(1);
+
+/// `activate --wait`: blocks until a CA has published the new root for `min_overlap`, then
+/// returns the time to activate at. The waits are bounded: a minute for a CA to publish, then
+/// the rest of the overlap.
+fn wait_for_overlap(
+    store: &dyn Store,
+    min_overlap: time::Duration,
+) -> anyhow::Result<OffsetDateTime> {
+    let clock = SystemClock;
+    let Some((_, s)) = root_rotation::load_state(store)? else {
+        anyhow::bail!("no root rotation to activate: run `mtls-ca root rotate` first");
+    };
+    let key = format!(
+        "{}{}",
+        root_rotation::PUBLISHED_PREFIX,
+        s.new_fingerprint()?
+    );
+    let give_up = clock.now() + PUBLISH_WAIT;
+    let published = loop {
+        if let Some(at) = store.get_meta(&key)?.and_then(|t| t.parse::<i64>().ok()) {
+            break OffsetDateTime::from_unix_timestamp(at)?;
+        }
+        if s.phase != Phase::Rotated || clock.now() > give_up {
+            // activate() says why (wrong phase, or no CA published the new root).
+            return Ok(clock.now());
+        }
+        wait(mtls_ca::root_follow::POLL);
+    };
+    let ready = published + min_overlap;
+    let now = clock.now();
+    if now < ready {
+        eprintln!(
+            "waiting until {} (the new root was first published at {}, --min-overlap {})",
+            rfc3339(ready),
+            rfc3339(published),
+            pki::timefmt::human(min_overlap)
+        );
+        wait((ready - now).unsigned_abs());
+    }
+    Ok(clock.now())
+}
+
+/// A command-line program waiting on other processes (running CAs) and on the wall clock the
+/// operator asked for: real time is the point here.
+#[allow(clippy::disallowed_methods)]
+fn wait(d: std::time::Duration) {
+    std::thread::sleep(d);
 }
 
 fn status(store: &dyn Store, now: OffsetDateTime) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use mtls_ca::pkcs11::TokenAccess;
 use mtls_ca::store::StoreLocation;
 use mtls_ca::{api, server, tls};
 use pki::clock::{Clock, SystemClock};
-use pki::{IssuancePolicy, SpiffeId};
+use pki::IssuancePolicy;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
@@ -60,11 +60,22 @@ async fn serve(
     // PostgreSQL: a root only for a database that records none, datadir_postgres.rs).
     let (loaded, origin, store) = dir.open_or_init_store(store, external, &trust_domain, now)?;
     // A root rotation (`mtls-ca root`) decides which root signs and which others are
-    // published and trusted; without one this is the directory's root alone.
-    let serving = mtls_ca::root_serving::serving_roots(&dir, store.as_ref(), loaded, now)?;
-    let ca = serving.active;
+    // published and trusted; without one this is the directory's root alone. The running CA
+    // follows later steps by itself (root_follow.rs).
+    let started_state = mtls_ca::root_rotation::load_state(store.as_ref())?;
+    let serving = mtls_ca::root_serving::roots_for(
+        &dir,
+        store.as_ref(),
+        started_state.as_ref().map(|(_, s)| s),
+        &[Arc::new(loaded)],
+        now,
+    )?;
+    let ca = serving.active.clone();
     let (jwt_signer, jwt_created) = dir.load_or_create_jwt_key()?;
-    let (mut extra_roots, from_flag) = bundle_extra(&ca, extra_files, now)?;
+    let extra_clock = clock.clone();
+    let extra_for =
+        move |ca: &pki::CaMaterial| bundle_extra(ca, extra_files.clone(), extra_clock.now());
+    let (mut extra_roots, from_flag) = extra_for(&ca)?;
     extra_roots.extend(serving.trusted_extra);
     let mut bundle_extra = serving.bundle_extra;
     bundle_extra.extend(from_flag);
@@ -75,12 +86,14 @@ async fn serve(
     dns.extend(args.dns.iter().cloned());
     let mut ips: Vec<std::net::IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
     ips.extend(args.ips.iter().copied());
-    let (api_cert, api_not_after) = tls::issue_api_cert(&ca, &api_id, &dns, &ips, now)?;
-    let api_leaf = api_cert.end_entity_cert()?.to_vec();
-    let resolver = tls::new_resolver(api_cert);
+    let (api_identity, api_leaf) = tls::ApiIdentity::issue_first(&ca, api_id, dns, ips, now)?;
     let mut roots = vec![ca.root_der().clone()];
     roots.extend(extra_roots.iter().cloned());
-    let config = Arc::new(tls::server_config(&roots, resolver.clone())?);
+    let verifier = tls::ApiClientVerifier::new(&roots)?;
+    let config = Arc::new(tls::server_config(
+        verifier.clone(),
+        api_identity.resolver(),
+    )?);
 
     let mut addr = args.listen;
     if let Some(port) = args.port {
@@ -106,6 +119,7 @@ async fn serve(
         None => tiers,
     };
     let federation_store = store.clone();
+    let follow_store = store.clone();
     let authority = Arc::new(
         Authority::new(
             ca,
@@ -124,7 +138,7 @@ async fn serve(
             clock,
         )
         .with_crl_validity(args.crl_validity)
-        .with_previous_root(serving.previous)
+        .with_previous_root(serving.previous.clone())
         .with_jwt_signer(jwt_signer)
         .with_ocsp_responder(match args.ocsp_responder {
             OcspResponder::Ca => OcspResponderMode::Ca,
@@ -176,14 +190,19 @@ async fn serve(
         dir.root_cert().display()
     );
 
-    tokio::spawn(renew_api_cert(
-        authority.clone(),
-        resolver,
-        api_id,
-        dns,
-        ips,
-        api_not_after,
-    ));
+    tokio::spawn(renew_api_cert(authority.clone(), api_identity.clone()));
+    tokio::spawn(
+        mtls_ca::root_follow::RootFollower::new(
+            Arc::new(dir),
+            follow_store,
+            authority.clone(),
+            api_identity,
+            verifier,
+            Box::new(extra_for),
+            started_state.map(|(raw, _)| raw),
+        )
+        .run(),
+    );
     tokio::spawn(crate::federation_refresh::run(
         authority.clone(),
         federation_store,
@@ -298,32 +317,16 @@ fn connection_limits(args: &ServeArgs) -> anyhow::Result<wire::Limits> {
 }
 
 /// Re-issues the API certificate at half its lifetime so a long-running CA never serves an
-/// expired one.
-async fn renew_api_cert(
-    authority: Arc<Authority>,
-    resolver: Arc<tls::ApiCertResolver>,
-    id: SpiffeId,
-    dns: Vec<String>,
-    ips: Vec<std::net::IpAddr>,
-    mut not_after: OffsetDateTime,
-) {
+/// expired one (a root switch re-issues it too, `root_follow.rs`).
+async fn renew_api_cert(authority: Arc<Authority>, api: Arc<tls::ApiIdentity>) {
     loop {
         let wait = std::cmp::max(
-            (not_after - authority.now()) / 2_i32,
+            (api.not_after() - authority.now()) / 2_i32,
             time::Duration::seconds(60),
         );
         tokio::time::sleep(wait.unsigned_abs()).await;
-        match tls::issue_api_cert(authority.ca(), &id, &dns, &ips, authority.now()) {
-            Ok((key, na)) => {
-                if let Ok(leaf) = key.end_entity_cert() {
-                    if let Err(e) = authority.record_api_cert(leaf) {
-                        tracing::error!(error = %e, "auditing the re-issued API certificate failed");
-                    }
-                }
-                resolver.swap(Arc::new(key));
-                not_after = na;
-                tracing::info!(not_after = %na, "API certificate re-issued");
-            }
+        match api.reissue(&authority) {
+            Ok(na) => tracing::info!(not_after = %na, "API certificate re-issued"),
             Err(e) => {
                 tracing::error!(error = %e, "re-issuing the API certificate failed; retrying")
             }

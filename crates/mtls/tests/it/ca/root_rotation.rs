@@ -1,7 +1,8 @@
 //! `mtls-ca root rotate|activate|retire` on a real CA and data directory: the steps refuse to
-//! run out of order, the bundle and the CRLs follow each step after a restart, `retire` lists
-//! the certificates still chaining to the old root, and every step is in the audit chain.
-//! (The same sequence under load with running services: e2e/root_rotation.rs.)
+//! run out of order, the running CA's bundle, CRLs and OCSP answers follow each step without a
+//! restart, `retire` lists the certificates still chaining to the old root, and every step is
+//! in the audit chain. (The same sequence under load with running services:
+//! e2e/root_rotation.rs; with two replicas: ca_replicas/root_rotation.rs.)
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -145,6 +146,20 @@ fn pem(der: &[u8]) -> Vec<u8> {
     pki::pem::encode("CERTIFICATE", der).into_bytes()
 }
 
+/// How long a running CA may take to follow a rotation step (it reads the state every second).
+const FOLLOW: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Waits until the running CA logs that it serves `phase` (after `mark`); returns the line.
+fn follows(ca: &Ca, mark: usize, phase: &str) -> String {
+    ca.proc
+        .try_wait_for_after(
+            mark,
+            |l| l.contains(&format!("now serving phase {phase}")),
+            FOLLOW,
+        )
+        .unwrap_or_else(|| panic!("the CA never switched to {phase}:\n{}", ca.logs()))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rotate_activate_retire_in_order_with_the_bundle_crls_and_audit_following() {
     let ca = Ca::start(&[]);
@@ -165,7 +180,8 @@ async fn rotate_activate_retire_in_order_with_the_bundle_crls_and_audit_followin
     let holder = enroll(&ca, SERVICE).await;
     let old_leaf_serial = serial_of(&holder);
 
-    // Rotate while the CA runs; it keeps serving the old bundle until restarted.
+    // Rotate while no CA runs: nothing publishes the new root, so `activate` must wait.
+    let dir = ca.stop();
     let out = succeeds(&dir, &["root", "rotate"]);
     let new_fp = out
         .trim()
@@ -191,8 +207,7 @@ async fn rotate_activate_retire_in_order_with_the_bundle_crls_and_audit_followin
         "no CA has published the new root",
     );
 
-    // Restart: both roots and the cross-certificates both ways are published.
-    let dir = ca.stop();
+    // A starting CA publishes both roots and the cross-certificates both ways.
     let ca = Ca::start_in(&dir, &[]);
     assert_eq!(ca.fingerprint, old_fp, "the old root still signs");
     let (status, bundle) = get(&ca, "/api/v1/bundle").await;
@@ -232,15 +247,15 @@ async fn rotate_activate_retire_in_order_with_the_bundle_crls_and_audit_followin
 
     // Published only just now: the default overlap refuses, --force overrides.
     refused(&dir, &["root", "activate"], "has been published only since");
+    let mark = ca.proc.mark();
     succeeds(&dir, &["root", "activate", "--force"]);
     refused(&dir, &["root", "activate", "--force"], "is already active");
     refused(&dir, &["root", "rotate"], "a root rotation is pending");
 
-    // Restart: the new root signs; the old root's leaf still renews and is still revocable
-    // through the old root's own CRL.
-    let dir = ca.stop();
-    let ca = Ca::start_in(&dir, &[]);
-    assert_eq!(ca.fingerprint, new_fp, "the new root signs now");
+    // The running CA switches: the new root signs; the old root's leaf still renews and is
+    // still revocable through the old root's own CRL.
+    let line = follows(&ca, mark, "Activated");
+    assert!(line.contains(&new_fp), "{line}");
     let renewed = renew(&ca, &holder).await;
     let renewed_der = certs(renewed.cert_pem.as_bytes()).remove(0);
     assert!(pki::intermediate::check_issued_by(&renewed_der, &new_root).is_ok());
@@ -293,19 +308,23 @@ async fn rotate_activate_retire_in_order_with_the_bundle_crls_and_audit_followin
             .contains(&old_leaf_serial.to_ascii_lowercase()),
         "the revoked old-root leaf is on the old root's CRL:\n{text}"
     );
+    let mark = ca.proc.mark();
     succeeds(&dir, &["root", "retire"]);
     refused(&dir, &["root", "retire"], "was already retired");
     refused(&dir, &["root", "activate"], "no root rotation to activate");
 
-    // Restart: only the new root is published; the old root signs nothing any more.
-    let dir = ca.stop();
-    let ca = Ca::start_in(&dir, &[]);
-    assert_eq!(ca.fingerprint, new_fp);
+    // The running CA publishes only the new root; the old root signs nothing any more.
+    follows(&ca, mark, "Retired");
     let (_, bundle) = get(&ca, "/api/v1/bundle").await;
     assert_eq!(self_signed(&certs(&bundle)), vec![new_fp.clone()]);
     assert_eq!(certs(&bundle).len(), 1);
     let (status, _) = get(&ca, &format!("/api/v1/crl?issuer={old_fp}")).await;
     assert_eq!(status, 404);
+
+    // So does a CA starting on the directory.
+    let dir = ca.stop();
+    let ca = Ca::start_in(&dir, &[]);
+    assert_eq!(ca.fingerprint, new_fp);
 
     // Every step is in the audit chain, and the chain still replays.
     let (ok, out, err) = admin(&dir, &["audit", "verify"]);
@@ -323,6 +342,97 @@ async fn rotate_activate_retire_in_order_with_the_bundle_crls_and_audit_followin
     // A second rotation may start once the first is retired.
     let out = succeeds(&dir, &["root", "rotate"]);
     assert!(out.contains("new root fingerprint"), "{out}");
+}
+
+/// After `activate` the running CA answers OCSP for the leaves of both roots, each answer
+/// signed by the root the request names: `openssl ocsp -issuer old-root` verifies `good` and
+/// then `revoked` for a leaf of the old root, `-issuer new-root` verifies a leaf of the new
+/// one, and a CertID naming no served root is `unauthorized`. After `retire` the old root is
+/// not answered for any more.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_activate_ocsp_answers_for_each_root_are_signed_by_that_root() {
+    let ca = Ca::start(&[]);
+    let dir = ca.dir.clone();
+    let work = tempfile::tempdir().unwrap();
+    let write = |name: &str, pem: &[u8]| {
+        let path = work.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let old_root = write("old.crt", &ca.root_pem());
+    let old_leaf = enroll(&ca, "spiffe://mesh.local/service/old").await;
+    let old_leaf_path = write("old-leaf.crt", old_leaf.cert_pem.as_bytes());
+
+    let mark = ca.proc.mark();
+    let out = succeeds(&dir, &["root", "rotate"]);
+    let new_fp = out
+        .trim()
+        .strip_prefix("new root fingerprint (SHA-256): ")
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    follows(&ca, mark, "Rotated");
+    let mark = ca.proc.mark();
+    succeeds(&dir, &["root", "activate", "--force"]);
+    follows(&ca, mark, "Activated");
+    let new_root = write(
+        "new.crt",
+        &std::fs::read(dir.join("roots").join(format!("{new_fp}.crt"))).unwrap(),
+    );
+    let new_leaf = enroll(&ca, "spiffe://mesh.local/service/new").await;
+    let new_leaf_path = write("new-leaf.crt", new_leaf.cert_pem.as_bytes());
+
+    let ocsp = |issuer: &Path, cert: &Path| {
+        let (ok, out, err) = super::common::run(
+            Command::new("openssl")
+                .arg("ocsp")
+                .arg("-issuer")
+                .arg(issuer)
+                .arg("-CAfile")
+                .arg(issuer)
+                .arg("-cert")
+                .arg(cert)
+                .args(["-url", &ca.url("/ocsp")]),
+        );
+        (ok, out + &err)
+    };
+    let (ok, out) = ocsp(&old_root, &old_leaf_path);
+    assert!(ok, "{out}");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("old-leaf.crt: good"), "{out}");
+    let (ok, out) = ocsp(&new_root, &new_leaf_path);
+    assert!(ok, "{out}");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("new-leaf.crt: good"), "{out}");
+    // The old leaf with the new root as issuer: openssl hashes the leaf's issuer name (the old
+    // root's) with the new root's key, a CertID naming no root this CA serves.
+    let (_, out) = ocsp(&new_root, &old_leaf_path);
+    assert!(out.contains("unauthorized"), "{out}");
+
+    let (ok, out, err) = admin(
+        &dir,
+        &[
+            "revoke",
+            "--reason",
+            "keyCompromise",
+            "--serial",
+            &serial_of(&old_leaf),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out) = ocsp(&old_root, &old_leaf_path);
+    assert!(ok, "{out}");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("old-leaf.crt: revoked"), "{out}");
+    assert!(out.contains("Reason: keyCompromise"), "{out}");
+
+    // Retired: the old root's certificates are no longer answered for.
+    let mark = ca.proc.mark();
+    succeeds(&dir, &["root", "retire"]);
+    follows(&ca, mark, "Retired");
+    let (_, out) = ocsp(&old_root, &old_leaf_path);
+    assert!(out.contains("unauthorized"), "{out}");
+    let (ok, out) = ocsp(&new_root, &new_leaf_path);
+    assert!(ok && out.contains("new-leaf.crt: good"), "{out}");
 }
 
 #[test]

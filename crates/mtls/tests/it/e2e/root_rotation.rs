@@ -1,9 +1,10 @@
 //! Root rotation under load (docs/operations.md, "Root rotation"): three enrolled mtls-server
 //! processes, each under a continuous request loop from its own enrolled mtls-client, through
-//! `root rotate` → restart → (every service refreshes its bundle) → `root activate` → restart
-//! → (every service rotates its leaf under the new root) → `root retire` (refused, listing the
-//! old leaves, until they expire) → restart → (every service drops the old root). Not one
-//! request may fail, and at the end a client certificate signed by the old root is refused.
+//! `root rotate` → (the running CA publishes both roots; every service refreshes its bundle) →
+//! `root activate` → (the CA signs with the new root; every service rotates its leaf under it)
+//! → `root retire` (refused, listing the old leaves, until they expire) → (every service drops
+//! the old root). The CA is never restarted. Not one request may fail, and at the end a client
+//! certificate signed by the old root is refused.
 
 use std::path::Path;
 use std::process::Command;
@@ -66,17 +67,15 @@ fn admin(dir: &Path, args: &[&str]) -> (bool, String, String) {
     (status.success(), stdout, out)
 }
 
-/// SIGTERM (requests in flight finish), then the same data directory on the same port.
-fn restart(mut ca: CaProc, name: &str) -> CaProc {
-    let (dir, port) = (ca.data_dir.clone(), ca.port);
-    ca.proc.terminate();
-    ca.proc.wait_exit(EVENT).expect("the CA stops on SIGTERM");
-    start_ca(
-        name,
-        &dir,
-        &format!("127.0.0.1:{port}"),
-        &["--cert-duration", "12s"],
-    )
+/// Waits until the running CA logs that it switched to `phase` after `mark`; returns the line.
+fn ca_follows(ca: &CaProc, mark: usize, phase: &str) -> String {
+    ca.proc
+        .try_wait_for_after(
+            mark,
+            |l| l.contains(&format!("now serving phase {phase}")),
+            EVENT,
+        )
+        .unwrap_or_else(|| panic!("the CA never switched to {phase}:\n{}", ca.proc.output()))
 }
 
 /// Every server and client with its current mark.
@@ -104,7 +103,7 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
     require_binaries();
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_dir = dir.path().join("ca");
-    let mut ca = start_ca("ca", &ca_dir, "127.0.0.1:0", &["--cert-duration", "12s"]);
+    let ca = start_ca("ca", &ca_dir, "127.0.0.1:0", &["--cert-duration", "12s"]);
     let old_fp = ca.fingerprint.clone();
     let old_root = std::fs::read_to_string(ca_dir.join("root.crt")).expect("root");
     let pairs: Vec<(ServerProc, Proc)> = SERVICES
@@ -143,7 +142,8 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
         "a leaf of the old root is accepted before the rotation:\n{out}"
     );
 
-    // 1. rotate; after the restart every service trusts both roots.
+    // 1. rotate; the running CA publishes both roots and every service trusts them.
+    let (marks, ca_mark) = (procs(&pairs), ca.proc.mark());
     let (ok, stdout, out) = admin(&ca_dir, &["root", "rotate"]);
     assert!(ok, "{out}");
     let new_fp = stdout
@@ -151,9 +151,11 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
         .strip_prefix("new root fingerprint (SHA-256): ")
         .unwrap_or_else(|| panic!("{stdout}"))
         .to_string();
-    let marks = procs(&pairs);
-    ca = restart(ca, "ca-rotated");
-    assert_eq!(ca.fingerprint, old_fp, "the old root signs until activate");
+    let line = ca_follows(&ca, ca_mark, "Rotated");
+    assert!(
+        line.contains(&old_fp),
+        "the old root signs until activate: {line}"
+    );
     let updates = each_logs(&marks, "the bundle with both roots", |l| {
         l.contains("trust bundle updated")
     });
@@ -166,11 +168,11 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
 
     // 2. activate: every service has refreshed (the events above), which is what
     // --min-overlap stands for; --force instead of waiting its default five minutes.
+    let (marks, ca_mark) = (procs(&pairs), ca.proc.mark());
     let (ok, _, out) = admin(&ca_dir, &["root", "activate", "--force"]);
     assert!(ok, "{out}");
-    let marks = procs(&pairs);
-    ca = restart(ca, "ca-activated");
-    assert_eq!(ca.fingerprint, new_fp, "the new root signs");
+    let line = ca_follows(&ca, ca_mark, "Activated");
+    assert!(line.contains(&new_fp), "the new root signs: {line}");
     each_logs(&marks, "a rotation under the new root", |l| {
         l.contains("certificate rotated")
     });
@@ -197,13 +199,13 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
         #[allow(clippy::disallowed_methods)]
         std::thread::sleep(wait.unsigned_abs());
     }
+    let (marks, ca_mark) = (procs(&pairs), ca.proc.mark());
     let (ok, _, out) = admin(&ca_dir, &["root", "retire"]);
     assert!(
         ok,
         "every service's current leaf is from the new root:\n{out}"
     );
-    let marks = procs(&pairs);
-    ca = restart(ca, "ca-retired");
+    ca_follows(&ca, ca_mark, "Retired");
     let updates = each_logs(&marks, "the bundle without the old root", |l| {
         l.contains("trust bundle updated")
     });

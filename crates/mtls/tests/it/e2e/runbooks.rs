@@ -182,3 +182,61 @@ fn the_pkcs11_runbook_makes_a_ca_whose_key_is_in_softhsm_and_it_serves() {
         std::time::Duration::from_secs(30),
     );
 }
+
+/// The root-rotation runbook, as written, against a running CA that is never restarted: the CA
+/// follows each step, ends serving only the new root (its bundle and its own API certificate),
+/// and the audit chain holds the three steps.
+#[test]
+fn the_root_rotation_runbook_moves_a_running_ca_to_a_new_root_without_a_restart() {
+    programs::require(&["mtls-ca"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_data = dir.path().join("ca-data");
+    let ca = start_ca("ca", &ca_data, "127.0.0.1:0", &[]);
+    let old_fp = ca.fingerprint.clone();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).expect("mkdir");
+
+    let runbook = doc_block("docs/operations.md", "<!-- runbook: root-rotation -->");
+    assert!(!runbook.contains("restart"), "commands only: {runbook}");
+    let out = run_in(&work, &ca_data, &runbook);
+    assert!(out.status.success(), "{}", report(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let new_fp = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("new root fingerprint (SHA-256): "))
+        .unwrap_or_else(|| panic!("{}", report(&out)))
+        .to_string();
+    assert!(stdout.contains("phase: retired"), "{}", report(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("waiting until"),
+        "--wait waited the overlap: {}",
+        report(&out)
+    );
+
+    // The running CA followed the steps (activate and retire may land within one of its
+    // one-second checks: with no leaf of the old root, retire follows at once), and serves the
+    // new root alone.
+    for phase in ["Rotated", "Retired"] {
+        ca.proc.wait_for(
+            |l| l.contains(&format!("now serving phase {phase}")),
+            std::time::Duration::from_secs(10),
+        );
+    }
+    let new_root = ca_data.join("roots").join(format!("{new_fp}.crt"));
+    let bundle = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(&new_root)
+        .arg(format!("{}/api/v1/bundle", ca.url()))
+        .output()
+        .expect("curl");
+    assert!(
+        bundle.status.success(),
+        "the CA's API certificate is the new root's: {bundle:?}"
+    );
+    let certs = pki::pem::parse_certificates(&bundle.stdout).expect("bundle");
+    let fingerprints: Vec<String> = certs.iter().map(|c| pki::sha256_hex(c)).collect();
+    assert_eq!(fingerprints, [new_fp.as_str()], "old root {old_fp} gone");
+    let audit = run_in(&work, &ca_data, "mtls-ca --data-dir ./ca audit verify");
+    assert!(audit.status.success(), "{}", report(&audit));
+}
