@@ -69,7 +69,7 @@ async fn a_connection_of_a_federated_peer_ends_when_its_domain_is_removed_and_on
     let (b, c) = (TestCa::new("B Root"), TestCa::new("C Root"));
     federate(&w.trust, &[("b.example", &b.ca), ("c.example", &c.ca)]);
     let (_, foreign) = watch(&w, &leaf(&w, &b, "spiffe://b.example/caller"));
-    let (_, ours) = watch(&w, &w.credential().chain().to_vec());
+    let (_, ours) = watch(&w, w.credential().chain());
     assert!(still_open(&foreign).await && still_open(&ours).await);
     // Another domain removed: both stay.
     federate(&w.trust, &[("b.example", &b.ca)]);
@@ -104,7 +104,7 @@ async fn a_connection_ends_when_its_root_is_dropped_from_our_bundle() {
     let w = World::new(time::Duration::hours(1));
     let next = TestCa::new("Next Mesh Root");
     assert!(w.trust.set_roots(roots(&[&w.ca.root, &next.ca])));
-    let (_, on_old) = watch(&w, &w.credential().chain().to_vec());
+    let (_, on_old) = watch(&w, w.credential().chain());
     let (_, on_new) = watch(&w, &leaf(&w, &next, "spiffe://mesh.local/service/new"));
     // The new root leaves again first: only its peer goes.
     assert!(w.trust.set_roots(roots(&[&w.ca.root])));
@@ -125,7 +125,7 @@ async fn a_chain_reaching_a_remaining_root_through_a_cross_certificate_stays() {
     assert!(w.trust.set_roots(roots(&[&w.ca.root, &next.ca])));
     // Issued by the old root's key, presented with the new root's cross-certificate for it.
     let mut chain = w.credential().chain().to_vec();
-    chain.push(CertificateDer::from(cross));
+    chain.push(cross);
     let (cert, task) = watch(&w, &chain);
     assert!(w.trust.set_roots(roots(&[&next.ca])));
     assert!(
@@ -157,7 +157,7 @@ async fn a_forged_cross_certificate_does_not_keep_a_connection_open() {
         .unwrap();
     assert!(w.trust.set_roots(roots(&[&w.ca.root, &next.ca])));
     let mut chain = w.credential().chain().to_vec();
-    chain.push(CertificateDer::from(forged));
+    chain.push(forged);
     let (_, task) = watch(&w, &chain);
     assert!(w.trust.set_roots(roots(&[&next.ca])));
     assert_eq!(task.await.unwrap(), "untrusted");
