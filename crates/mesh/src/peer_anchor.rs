@@ -49,7 +49,7 @@ impl RootKey {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Anchors {
     /// The federated trust domain whose roots vouched for the peer; None: our own roots.
-    domain: Option<Box<str>>,
+    domain: Option<pki::TrustDomain>,
     /// SHA-256 of the SubjectPublicKeyInfo of each root reached. Empty when none is trusted
     /// (the trust changed between the handshake and now).
     roots: Box<[[u8; 32]]>,
@@ -60,10 +60,14 @@ impl Anchors {
     /// else those of the federated trust domain named in the leaf's SPIFFE ID, as the
     /// verifiers choose (`tls::federated`).
     pub(crate) fn of(chain: &[CertificateDer<'_>], trust: &TrustState) -> Anchors {
-        let links: Vec<Link<'_>> = chain.iter().map_while(|c| Link::parse(c)).collect();
-        if links.len() != chain.len() || links.is_empty() {
+        // The leaf must parse (the handshake verified it); another certificate that does not
+        // is one no path went through.
+        let Some(leaf) = chain.first().and_then(Link::parse) else {
             return Anchors::none();
-        }
+        };
+        let links: Vec<Link<'_>> = std::iter::once(leaf)
+            .chain(chain[1..].iter().filter_map(Link::parse))
+            .collect();
         let own = reached(&links, trust.roots().keys());
         if !own.is_empty() {
             return Anchors {
@@ -82,7 +86,7 @@ impl Anchors {
             return Anchors::none();
         };
         Anchors {
-            domain: Some(id.trust_domain().as_str().into()),
+            domain: Some(id.trust_domain().clone()),
             roots: reached(&links, roots.keys()).into(),
         }
     }
@@ -100,13 +104,10 @@ impl Anchors {
         let held = |keys: &[RootKey]| keys.iter().any(|k| self.roots.contains(&k.spki_sha256));
         match &self.domain {
             None => held(trust.roots().keys()),
-            Some(td) => {
-                let federated = trust.federated();
-                pki::TrustDomain::parse(td)
-                    .ok()
-                    .and_then(|td| federated.roots_for(&td).map(|r| held(r.keys())))
-                    .unwrap_or(false)
-            }
+            Some(td) => trust
+                .federated()
+                .roots_for(td)
+                .is_some_and(|roots| held(roots.keys())),
         }
     }
 }
