@@ -5,12 +5,13 @@
 //! after the bundle's `spiffe_refresh_hint`, bounded to [`MIN_REFRESH`, `--federation-refresh-max`]
 //! (1 h by default; below [`MIN_REFRESH`] only when the operator sets it so). A
 //! failed fetch keeps the last good bundle, is counted
-//! (`mtls_ca_federation_refresh_failures_total`) and retried after [`RETRY`].
+//! (`mtls_ca_federation_refresh_failures_total`) and retried after [`RETRY`]; the first good
+//! fetch after failures says so (`federated_bundle_refresh_recovered`).
 //!
 //! The list of federations is read from the store every [`TICK`], so `mtls-ca federation
 //! add|remove` run against the same store take effect without a restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(authority: Arc<Authority>, store: Arc<dyn Store>, max_refresh: Duration) {
     let policy = TlsPolicy::mesh();
     let mut due: HashMap<String, Instant> = HashMap::new();
+    // The trust domains whose last fetch failed.
+    let mut failing: HashSet<String> = HashSet::new();
     loop {
         let listed = {
             let store = store.clone();
@@ -47,6 +50,7 @@ pub async fn run(authority: Arc<Authority>, store: Arc<dyn Store>, max_refresh: 
         match listed {
             Ok(Ok(federations)) => {
                 due.retain(|td, _| federations.iter().any(|f| &f.trust_domain == td));
+                failing.retain(|td| federations.iter().any(|f| &f.trust_domain == td));
                 for federation in federations {
                     let now = Instant::now();
                     if due
@@ -55,8 +59,15 @@ pub async fn run(authority: Arc<Authority>, store: Arc<dyn Store>, max_refresh: 
                     {
                         continue;
                     }
-                    let next =
-                        refresh_one(&authority, &store, &policy, &federation, max_refresh).await;
+                    let next = refresh_one(
+                        &authority,
+                        &store,
+                        &policy,
+                        &federation,
+                        max_refresh,
+                        &mut failing,
+                    )
+                    .await;
                     due.insert(federation.trust_domain.clone(), Instant::now() + next);
                 }
             }
@@ -76,11 +87,15 @@ async fn refresh_one(
     policy: &TlsPolicy,
     federation: &FederationRecord,
     max_refresh: Duration,
+    failing: &mut HashSet<String>,
 ) -> Duration {
     let td = federation.trust_domain.clone();
     match fetch_and_store(authority, store, policy, federation).await {
         Ok((hint, stored)) => {
             authority.metrics.federation.refreshed(&td);
+            if failing.remove(&td) {
+                tracing::info!(event = "federated_bundle_refresh_recovered", trust_domain = %td, "the bundle of {td} was fetched again after failed fetches");
+            }
             if stored == StoredBundle::Changed {
                 tracing::info!(event = "federated_bundle_updated", trust_domain = %td, "federated bundle of {td} updated");
             }
@@ -88,6 +103,7 @@ async fn refresh_one(
         }
         Err(reason) => {
             authority.metrics.federation.failed(&td);
+            failing.insert(td.clone());
             let kept = if federation.bundle.is_some() {
                 "keeping the last good bundle"
             } else {
