@@ -12,7 +12,7 @@ use hyper::client::conn::http1;
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
+use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
@@ -118,6 +118,9 @@ pub struct Connection {
     authority: String,
     /// What the handshake negotiated, and the server's certificate.
     pub summary: HandshakeSummary,
+    /// The chain the server presented (leaf first), until its owner takes it
+    /// (`take_peer_chain`).
+    peer_chain: Vec<CertificateDer<'static>>,
     driver: Option<JoinHandle<()>>,
     failure: Arc<Mutex<Option<HttpError>>>,
 }
@@ -183,6 +186,12 @@ pub async fn connect(
         })
     })?;
     let summary = HandshakeSummary::of(tls.get_ref().1);
+    let peer_chain = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(<[CertificateDer<'static>]>::to_vec)
+        .unwrap_or_default();
     let (sender, conn) = http1::handshake(TokioIo::new(tls)).await.map_err(|e| {
         fail(ConnectFailure::HttpHandshake {
             reason: exchange_error(&e).to_string(),
@@ -199,12 +208,19 @@ pub async fn connect(
         sender,
         authority: addr,
         summary,
+        peer_chain,
         driver: Some(driver),
         failure,
     })
 }
 
 impl Connection {
+    /// The chain the server presented, leaf first (empty when taken already): what the
+    /// connection's watcher reads which roots it reaches from (`peer_anchor`).
+    pub(crate) fn take_peer_chain(&mut self) -> Vec<CertificateDer<'static>> {
+        std::mem::take(&mut self.peer_chain)
+    }
+
     /// True once the server closed the connection or it failed.
     pub fn is_closed(&self) -> bool {
         self.sender.is_closed()

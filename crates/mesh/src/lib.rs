@@ -56,6 +56,7 @@ pub mod health;
 pub mod https;
 mod mesh;
 mod metrics;
+mod peer_anchor;
 mod peer_watch;
 mod refresh;
 pub mod server;

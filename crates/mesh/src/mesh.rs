@@ -626,11 +626,13 @@ impl Mesh {
     pub fn identify(&self) -> PeerIdentify {
         PeerIdentify {
             events: self.view.events.clone(),
+            trust: self.view.trust.clone(),
         }
     }
 
-    /// Resolves once `peer`'s certificate expires or is revoked (with the reason: `expired` or
-    /// `revoked`); a connection's protocol closes the connection then.
+    /// Resolves once `peer`'s certificate expires, is revoked, no longer chains to a trusted
+    /// root or is unpinned (with the reason: `expired`, `revoked`, `untrusted`, `unpinned`); a
+    /// connection's protocol closes the connection then.
     pub fn close_when_invalid(
         &self,
         peer: &Peer,

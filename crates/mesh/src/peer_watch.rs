@@ -3,7 +3,10 @@
 //! connection, and `MeshClient` closes its connection to a server, as soon as the peer's
 //! certificate expires or its serial shows up on the revocation list (docs/security.md). In
 //! pinned mode with a pins file, a connection whose peer key is dropped from the file is closed
-//! the same way ("unpinned"): after a key rotation, no connection keeps the old key alive.
+//! the same way ("unpinned"): after a key rotation, no connection keeps the old key alive. By
+//! the same rule a connection whose peer no longer chains to a trusted root is closed
+//! ("untrusted", `peer_anchor`): its federated trust domain was removed, or its root was dropped
+//! from our bundle.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::clock::Clock;
+use crate::peer_anchor::Anchors;
 use crate::tls::LivePins;
 use crate::trust::TrustState;
 
@@ -34,10 +38,19 @@ pub(crate) struct WatchedCert {
     pub(crate) not_after: OffsetDateTime,
     /// SHA-256 of the SubjectPublicKeyInfo (what a pin names), raw: 32 bytes per connection.
     pub(crate) spki_sha256: [u8; 32],
+    /// The trusted roots the peer's chain reached right after the handshake; None without a
+    /// trust state (pinned mode), where pins decide.
+    anchors: Option<Anchors>,
 }
 
 impl WatchedCert {
-    pub(crate) fn from_der(cert: &CertificateDer<'_>) -> Option<WatchedCert> {
+    /// From the verified chain the peer presented (leaf first) and, where the service trusts
+    /// roots, the trust state now (to remember which roots the chain reaches).
+    pub(crate) fn from_chain(
+        chain: &[CertificateDer<'_>],
+        trust: Option<&TrustState>,
+    ) -> Option<WatchedCert> {
+        let cert = chain.first()?;
         let (_, parsed) = X509Certificate::from_der(cert).ok()?;
         let digest = aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA256,
@@ -48,6 +61,7 @@ impl WatchedCert {
             serial_raw: parsed.tbs_certificate.raw_serial().to_vec(),
             not_after: parsed.validity().not_after.to_datetime(),
             spki_sha256: digest.as_ref().try_into().ok()?,
+            anchors: trust.map(|t| Anchors::of(chain, t)),
         })
     }
 
@@ -55,11 +69,17 @@ impl WatchedCert {
         !pins.current().contains_hex(&hex::encode(self.spki_sha256))
     }
 
-    /// Whether the certificate was withdrawn, whatever the time: "revoked" or "unpinned".
+    /// Whether the certificate was withdrawn, whatever the time: "revoked", "untrusted" or
+    /// "unpinned".
     fn withdrawn(&self, judge: &PeerTrust) -> Option<&'static str> {
         let trust = judge.trust.as_deref();
         if trust.is_some_and(|t| t.revoked().is_revoked(&self.issuer_raw, &self.serial_raw)) {
             return Some("revoked");
+        }
+        if let (Some(trust), Some(anchors)) = (trust, &self.anchors) {
+            if !anchors.still_trusted(trust) {
+                return Some("untrusted");
+            }
         }
         if judge.pins.as_deref().is_some_and(|p| self.unpinned(p)) {
             return Some("unpinned");
@@ -68,7 +88,7 @@ impl WatchedCert {
     }
 
     /// Why the certificate may no longer carry traffic at `now`, if it may not: "revoked",
-    /// "unpinned" or "expired" (past NotAfter, as webpki judges it).
+    /// "untrusted", "unpinned" or "expired" (past NotAfter, as webpki judges it).
     pub(crate) fn invalid_at(
         &self,
         judge: &PeerTrust,
@@ -86,8 +106,9 @@ impl WatchedCert {
     }
 }
 
-/// Resolves once the peer's certificate expires (by `clock`), shows up on the revocation list
-/// or its key is no longer pinned: "expired", "revoked" or "unpinned". Without a trust state or
+/// Resolves once the peer's certificate expires (by `clock`), shows up on the revocation list,
+/// no longer chains to a trusted root or its key is no longer pinned: "expired", "revoked",
+/// "untrusted" or "unpinned". Without a trust state or
 /// live pins (pinned mode with `--trust-pin`) only expiry can end it.
 ///
 /// A server holds one of these per open connection for as long as it lives, so its deadline is
@@ -148,7 +169,7 @@ mod tests {
     async fn an_open_connection_ends_when_the_peer_is_revoked() {
         let w = World::new(time::Duration::hours(1));
         let peer = w.credential();
-        let cert = WatchedCert::from_der(&peer.chain()[0]).unwrap();
+        let cert = WatchedCert::from_chain(peer.chain(), Some(&w.trust)).unwrap();
         let watch = tokio::spawn({
             let (cert, trust, clock) = (cert.clone(), w.trust.clone(), w.clock.clone());
             async move { close_when_invalid(&cert, with_crl(trust), &*clock).await }
@@ -185,7 +206,7 @@ mod tests {
     async fn an_open_connection_ends_when_the_peer_certificate_expires() {
         let w = World::new(time::Duration::hours(1));
         let peer = w.credential();
-        let cert = WatchedCert::from_der(&peer.chain()[0]).unwrap();
+        let cert = WatchedCert::from_chain(peer.chain(), None).unwrap();
         let started = tokio::time::Instant::now();
         let reason = close_when_invalid(&cert, PeerTrust::default(), &*w.clock).await;
         assert_eq!(reason, "expired");
@@ -215,7 +236,7 @@ mod tests {
             trust: None,
             pins: Some(pins.clone()),
         };
-        let cert = WatchedCert::from_der(&peer.chain()[0]).unwrap();
+        let cert = WatchedCert::from_chain(peer.chain(), None).unwrap();
         let watch = tokio::spawn({
             let (cert, judge, clock) = (cert.clone(), judge.clone(), w.clock.clone());
             async move { close_when_invalid(&cert, judge, &*clock).await }

@@ -16,6 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::crl_freshness::{self, CrlPolicy};
 use crate::error::{Result, TrustError};
 use crate::federation::{FederatedBundles, FederatedCallers};
+use crate::peer_anchor::RootKey;
 use pki::crl::RevokedSet;
 
 pub use crate::crl_freshness::{CrlStaleError, CrlStatus};
@@ -25,6 +26,9 @@ pub use crate::crl_freshness::{CrlStaleError, CrlStatus};
 pub struct Roots {
     certs: Vec<CertificateDer<'static>>,
     store: Arc<RootCertStore>,
+    /// Subject, key identifier and SPKI hash of each root, read once here: open connections
+    /// check their peer's roots against them at every trust change (`peer_anchor`).
+    keys: Arc<[RootKey]>,
 }
 
 impl Roots {
@@ -42,9 +46,11 @@ impl Roots {
                     error,
                 })?;
         }
+        let keys = certs.iter().filter_map(|c| RootKey::of(c)).collect();
         Ok(Roots {
             certs,
             store: Arc::new(store),
+            keys,
         })
     }
 
@@ -56,6 +62,11 @@ impl Roots {
     /// The roots, DER.
     pub fn certs(&self) -> &[CertificateDer<'static>] {
         &self.certs
+    }
+
+    /// What open connections check their peer's roots against (`peer_anchor`).
+    pub(crate) fn keys(&self) -> &[RootKey] {
+        &self.keys
     }
 
     /// The roots as rustls wants them.
@@ -246,8 +257,8 @@ impl TrustState {
 
     /// Replaces the federated bundles when they differ from the current ones (a domain added,
     /// dropped, or its roots changed). Returns true on a change. New handshakes see the change
-    /// at once; connections already open are not closed by it (they are by revocation and
-    /// expiry, `peer_watch`).
+    /// at once; open connections whose peer no longer chains to a trusted root close on the
+    /// generation bump ("untrusted", `peer_watch`).
     pub fn set_federated(&self, bundles: FederatedBundles) -> bool {
         if bundles.fingerprints() == self.federated.load().fingerprints() {
             return false;

@@ -86,10 +86,11 @@ impl MeshConnector {
                 })
             })?;
         let summary = HandshakeSummary::of(stream.get_ref().1);
-        let cert = summary
-            .peer
-            .as_ref()
-            .and_then(|p| WatchedCert::from_der(&p.der));
+        let cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| WatchedCert::from_chain(chain, self.judge.trust.as_deref()));
         Ok(Upstream {
             stream,
             summary,
@@ -97,8 +98,9 @@ impl MeshConnector {
         })
     }
 
-    /// Resolves once the server certificate of `upstream` expires, is revoked or its key is
-    /// unpinned (`expired`, `revoked`, `unpinned`); the connection must be closed then. Never resolves for a certificate that
+    /// Resolves once the server certificate of `upstream` expires, is revoked, no longer chains
+    /// to a trusted root or its key is unpinned (`expired`, `revoked`, `untrusted`,
+    /// `unpinned`); the connection must be closed then. Never resolves for a certificate that
     /// could not be read (the handshake verified it, so that does not happen).
     pub fn close_when_invalid(
         &self,

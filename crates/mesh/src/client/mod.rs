@@ -100,7 +100,8 @@ impl MeshClient {
     }
 
     /// True when the pooled connection may carry the next request: open, opened with the
-    /// certificate we hold now, and the server's certificate neither expired nor revoked.
+    /// certificate we hold now, and the server's certificate neither expired, revoked, untrusted
+    /// nor unpinned.
     fn reusable(&self, pooled: &Pooled) -> bool {
         if pooled.conn.is_closed() || pooled.generation != self.identity.generation() {
             return false;
@@ -124,12 +125,14 @@ impl MeshClient {
             w.abort();
         }
         let generation = self.identity.generation();
-        let conn = https::connect(self.config.clone(), &self.url, self.timeout).await?;
+        let mut conn = https::connect(self.config.clone(), &self.url, self.timeout).await?;
         let summary = conn.summary.clone();
+        let chain = conn.take_peer_chain();
         self.connections_opened += 1;
         let id = self.connections_opened;
         let peer = summary.peer.as_ref();
-        let server_cert = peer.and_then(|p| WatchedCert::from_der(&p.der));
+        let server_cert =
+            peer.and_then(|_| WatchedCert::from_chain(&chain, self.judge.trust.as_deref()));
         let server_serial = peer.map(|p| p.serial.clone()).unwrap_or_default();
         if let Some(cert) = server_cert.clone() {
             self.watcher = Some(tokio::spawn(watch(

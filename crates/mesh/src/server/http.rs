@@ -85,9 +85,7 @@ where
     let tls = Arc::new(mesh.server_config(wire::tls::ALPN_HTTP)?);
     let counters = mesh.events().metrics.connections.clone();
     let app = Arc::new(App {
-        identify: PeerIdentify {
-            events: mesh.events().clone(),
-        },
+        identify: mesh.identify(),
         service,
         allow: options.allow,
         events: mesh.events().clone(),

@@ -14,10 +14,14 @@ use crate::server::Peer;
 use crate::tls::{
     io_reason, rustls_error, server_reason_code, server_side_reason, HandshakeSummary,
 };
+use crate::trust::TrustState;
 
 /// The mesh's answer to "who is this peer?" for `wire::Listener`.
 pub struct PeerIdentify {
     pub(crate) events: Arc<Events>,
+    /// The trust the handshakes were verified against (None in pinned mode): each peer
+    /// remembers which of its roots its chain reached (`peer_anchor`).
+    pub(crate) trust: Option<Arc<TrustState>>,
 }
 
 impl Identify for PeerIdentify {
@@ -31,8 +35,7 @@ impl Identify for PeerIdentify {
         let metrics = &self.events.metrics;
         let Some(peer) = tls
             .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(|c| Peer::from_verified(addr, c))
+            .and_then(|chain| Peer::from_verified(addr, chain, self.trust.as_deref()))
         else {
             // Cannot happen: client authentication is mandatory, so a finished handshake has a
             // verified certificate. Refuse rather than serve an unidentified caller.

@@ -9,6 +9,7 @@ use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use crate::peer_watch::WatchedCert;
+use crate::trust::TrustState;
 
 /// The verified peer of a connection. Cheap to clone: the HTTP layer puts one into every
 /// request's extensions (`req.extensions().get::<Peer>()`, or axum's `Extension<Peer>`).
@@ -25,8 +26,8 @@ struct Inner {
     serial: String,
     subject: String,
     issuer: String,
-    /// Raw issuer Name and serial octets and NotAfter: what the peer watch needs while the
-    /// connection lives (it holds this peer, not a copy).
+    /// Raw issuer Name and serial octets, NotAfter and the roots the chain reached: what the
+    /// peer watch needs while the connection lives (it holds this peer, not a copy).
     watched: WatchedCert,
     /// SHA-256 of the certificate's DER. Not the DER itself: rustls keeps the certificate for
     /// as long as the connection lives already, and a second copy per connection is most of a
@@ -35,10 +36,16 @@ struct Inner {
 }
 
 impl Peer {
-    /// From the end-entity certificate rustls has already verified.
-    pub(crate) fn from_verified(addr: SocketAddr, cert: &CertificateDer<'_>) -> Option<Peer> {
+    /// From the chain rustls has already verified (end-entity certificate first), and the
+    /// trust state it was verified against (None in pinned mode).
+    pub(crate) fn from_verified(
+        addr: SocketAddr,
+        chain: &[CertificateDer<'_>],
+        trust: Option<&TrustState>,
+    ) -> Option<Peer> {
+        let cert = chain.first()?;
         let info = pki::CertInfo::from_der(cert).ok()?;
-        let watched = WatchedCert::from_der(cert)?;
+        let watched = WatchedCert::from_chain(chain, trust)?;
         let mut cert_sha256 = [0u8; 32];
         cert_sha256.copy_from_slice(digest(&SHA256, cert).as_ref());
         Some(Peer {

@@ -203,6 +203,12 @@ pub struct ServeArgs {
     /// NotBefore backdating for clock skew, 0s or more (capped at a tenth of each lifetime).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_backdate)]
     pub backdate: time::Duration,
+
+    /// Fetch each federated trust domain's bundle at least this often, even when its
+    /// spiffe_refresh_hint asks for less (ours says 5m): a shorter value notices the other
+    /// domain's root changes, and its endpoint going away, sooner. At least 5s.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_federation_refresh_max)]
+    pub federation_refresh_max: Duration,
 }
 
 #[derive(Subcommand)]
@@ -546,7 +552,8 @@ pub enum FederationAction {
         trust_domain: String,
     },
     /// Stop federating a trust domain: services drop its roots at their next trust refresh
-    /// (--crl-refresh), and refuse its peers' new connections from then on.
+    /// (--crl-refresh), refuse its peers' new connections from then on and close the
+    /// connections its peers still have open.
     Remove {
         /// The trust domain.
         trust_domain: String,
@@ -706,6 +713,10 @@ fn parse_crl_validity(s: &str) -> Result<time::Duration, String> {
 
 fn parse_ocsp_url(s: &str) -> Result<pki::ocsp::ResponderUrl, String> {
     pki::ocsp::ResponderUrl::parse(s)
+}
+
+fn parse_federation_refresh_max(s: &str) -> Result<Duration, String> {
+    pki::duration::parse_at_least(s, Duration::from_secs(5))
 }
 
 fn parse_backdate(s: &str) -> Result<time::Duration, String> {

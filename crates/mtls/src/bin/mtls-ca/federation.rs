@@ -84,8 +84,8 @@ pub fn run(store: &dyn Store, action: FederationAction, clock: &dyn Clock) -> an
         FederationAction::Remove { trust_domain } => {
             federation::remove(store, &trust_domain, "cli", clock.now())?;
             eprintln!(
-                "removed {trust_domain}: services drop its roots at their next trust refresh \
-                 and refuse new connections from its peers"
+                "removed {trust_domain}: services drop its roots at their next trust refresh, \
+                 refuse new connections from its peers and close those still open"
             );
         }
     }

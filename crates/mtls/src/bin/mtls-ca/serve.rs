@@ -206,6 +206,7 @@ async fn serve(
     tokio::spawn(crate::federation_refresh::run(
         authority.clone(),
         federation_store,
+        args.federation_refresh_max,
     ));
     let counters = authority.metrics.connections.clone();
     let router = api::router(authority);

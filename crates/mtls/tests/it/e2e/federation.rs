@@ -3,7 +3,8 @@
 //! server of a with `--allow-id spiffe://b.example/service/x` serves the client x of b; it
 //! refuses another client of b that --allow-id does not name, and a client of c (c is not
 //! federated at a). After `mtls-ca federation remove b.example` at a, the server drops b's
-//! roots at its next trust refresh and refuses x from then on.
+//! roots at its next trust refresh and refuses x from then on, and closes the keep-alive
+//! connection x still had open at that same trust update (reason `untrusted`).
 
 use std::process::Command;
 
@@ -11,9 +12,9 @@ use super::common::{enrolled_args, require_binaries, token_file, LONG};
 use crate::programs::{self, start_ca};
 use testkit::{CaProc, Proc, ServerProc};
 
-const SERVER_ID: &str = "spiffe://a.example/service/api";
+pub(super) const SERVER_ID: &str = "spiffe://a.example/service/api";
 
-fn mtls_ca(ca: &CaProc, args: &[&str]) -> (bool, String) {
+pub(super) fn mtls_ca(ca: &CaProc, args: &[&str]) -> (bool, String) {
     let out = Command::new(&ca.program)
         .arg("--data-dir")
         .arg(&ca.data_dir)
@@ -55,7 +56,7 @@ fn federate(ca: &CaProc, other: &CaProc, td: &str) {
     );
 }
 
-fn start_domain_ca(dir: &std::path::Path, td: &str) -> CaProc {
+pub(super) fn start_domain_ca(dir: &std::path::Path, td: &str) -> CaProc {
     start_ca(td, &dir.join(td), "127.0.0.1:0", &["--trust-domain", td])
 }
 
@@ -72,8 +73,15 @@ fn three_domains(dir: &std::path::Path) -> (CaProc, CaProc, CaProc) {
     (a, b, c)
 }
 
+/// When a program logged `line` (the RFC 3339 time the text log format starts with).
+fn logged_at(line: &str) -> time::OffsetDateTime {
+    let stamp = line.split_whitespace().next().unwrap_or_default();
+    time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("no time at the start of {line:?}: {e}"))
+}
+
 /// One request from a client of `ca` with identity `id` to `server`; Ok(output) on success.
-fn call(
+pub(super) fn call(
     ca: &CaProc,
     dir: &std::path::Path,
     name: &str,
@@ -100,32 +108,30 @@ fn call(
     }
 }
 
-#[test]
-fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed() {
-    require_binaries();
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = three_domains(dir.path());
-
+/// `mtls-server` of `a` as `SERVER_ID`, admitting b's x (`--allow-id`), refreshing its trust
+/// every second; `extra` arguments after those.
+pub(super) fn start_server_of_a(a: &CaProc, dir: &std::path::Path, extra: &[&str]) -> ServerProc {
     let token = token_file(
-        &a,
-        dir.path(),
+        a,
+        dir,
         "server",
         SERVER_ID,
         &["--dns", "localhost", "--ip", "127.0.0.1"],
     );
     let mut cmd = Command::new(programs::server());
     cmd.args(["--listen", "127.0.0.1:0"])
-        .args(enrolled_args(&a, SERVER_ID, &token))
+        .args(enrolled_args(a, SERVER_ID, &token))
         .args([
             "--allow-id",
             "spiffe://b.example/service/x",
             "--crl-refresh",
             "1s",
         ])
+        .args(extra)
         .env("RUST_LOG", "info,mesh::refresh=debug");
     let proc = Proc::spawn("server", cmd);
     let listening = proc.wait_for(|l| l.starts_with("listening on https://"), LONG);
-    let server = ServerProc {
+    ServerProc {
         port: listening
             .trim()
             .rsplit(':')
@@ -134,7 +140,15 @@ fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed(
             .expect("a port"),
         admin_port: None,
         proc,
-    };
+    }
+}
+
+#[test]
+fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed() {
+    require_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = three_domains(dir.path());
+    let server = start_server_of_a(&a, dir.path(), &[]);
 
     // The caller of b that --allow-id names.
     let out = call(
@@ -173,6 +187,35 @@ fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed(
     .expect_err("a caller of a trust domain not federated must be refused");
     assert!(!out.contains(": 200"), "{out}");
 
+    // A keep-alive connection of x, carrying a request every 300 ms across the removal.
+    let token = token_file(
+        &b,
+        dir.path(),
+        "client-b-x-held",
+        "spiffe://b.example/service/x",
+        &[],
+    );
+    let mut cmd = Command::new(programs::client());
+    cmd.args(enrolled_args(&b, "spiffe://b.example/service/x", &token))
+        .args([
+            "--server",
+            &server.url(),
+            "--server-id",
+            SERVER_ID,
+            "--count",
+            "100000",
+            "--interval",
+            "300ms",
+            "--quiet",
+        ])
+        .env("RUST_LOG", "info");
+    let held = Proc::spawn("client-b-x-held", cmd);
+    held.wait_for(|l| l.starts_with("[CLIENT] request 3/"), LONG);
+    assert_eq!(
+        held.lines_matching(|l| l.contains(": FAILED: ")),
+        Vec::<String>::new()
+    );
+
     // Dropping the federation at a: the server drops b's roots at its next trust refresh.
     let mark = server.proc.mark();
     let (ok, out) = mtls_ca(&a, &["federation", "remove", "b.example"]);
@@ -182,6 +225,19 @@ fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed(
             .proc
             .wait_for_after(mark, |l| l.contains("federated_bundles_updated"), LONG);
     assert!(!updated.contains("b.example"), "{updated}");
+    // The open connection of x ends at that same trust update, not when its certificate
+    // expires (an hour from now): within a second of it.
+    let closed = server.proc.wait_for_after(
+        mark,
+        |l| l.contains("event=\"connection_closed\"") && l.contains("reason=\"untrusted\""),
+        LONG,
+    );
+    assert!(closed.contains("spiffe://b.example/service/x"), "{closed}");
+    let delay = logged_at(&closed) - logged_at(&updated);
+    assert!(
+        delay <= time::Duration::seconds(1),
+        "closed {delay} after the federated bundles changed:\n{closed}"
+    );
     // Within one refresh: the fetch under way at the removal may predate it, the next one
     // brings it (each round fetches the bundle, the CRL, then the federated bundles).
     let log = server.proc.output();
@@ -211,6 +267,54 @@ fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed(
     assert!(ok, "audit verify: {out}");
     let (ok, out) = mtls_ca(&a, &["federation", "list"]);
     assert!(ok && !out.contains("b.example"), "{out}");
+}
+
+/// The client end of the same rule: b stops federating a while b's x holds a keep-alive
+/// connection to a's server; at x's next trust refresh its MeshClient closes the connection
+/// (`untrusted`, a's root no longer vouched for) and its next handshake fails.
+#[test]
+fn a_client_closes_its_connection_when_the_servers_domain_is_removed() {
+    require_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        start_domain_ca(dir.path(), "a.example"),
+        start_domain_ca(dir.path(), "b.example"),
+    );
+    federate(&a, &b, "b.example");
+    federate(&b, &a, "a.example");
+    let server = start_server_of_a(&a, dir.path(), &[]);
+    let x = "spiffe://b.example/service/x";
+    let token = token_file(&b, dir.path(), "client-b-x", x, &[]);
+    let mut cmd = Command::new(programs::client());
+    cmd.args(enrolled_args(&b, x, &token))
+        .args([
+            "--server",
+            &server.url(),
+            "--server-id",
+            SERVER_ID,
+            "--count",
+            "100000",
+            "--interval",
+            "300ms",
+            "--quiet",
+            "--crl-refresh",
+            "1s",
+        ])
+        .env("RUST_LOG", "info");
+    let client = Proc::spawn("client-b-x", cmd);
+    client.wait_for(|l| l.starts_with("[CLIENT] request 3/"), LONG);
+    assert_eq!(
+        client.lines_matching(|l| l.contains(": FAILED: ")),
+        Vec::<String>::new()
+    );
+
+    let mark = client.mark();
+    let (ok, out) = mtls_ca(&b, &["federation", "remove", "a.example"]);
+    assert!(ok, "federation remove: {out}");
+    let closed = client.wait_for_after(mark, |l| l.contains("event=\"connection_closed\""), LONG);
+    assert!(closed.contains("untrusted"), "{closed}");
+    let failed = client.wait_for_after(mark, |l| l.contains(": FAILED: "), LONG);
+    assert!(!failed.contains(": 200"), "{failed}");
 }
 
 #[test]
@@ -256,23 +360,126 @@ fn a_first_bundle_without_the_fingerprinted_root_is_refused_counted_and_not_stor
     let v: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(v["federations"][0]["roots"], serde_json::json!([]), "{v}");
     assert_eq!(v["federations"][0]["refreshed_at"], "never", "{v}");
-    // Counted in the CA's metrics (read with curl, verifying the CA against its root).
+    // Counted in the CA's metrics.
+    let failures = ca_metric(&a, FAILURES_OF_B);
+    assert!(failures >= 1, "{failures}");
+}
+
+const FAILURES_OF_B: &str =
+    "mtls_ca_federation_refresh_failures_total{trust_domain=\"b.example\"} ";
+const REFRESHES_OF_B: &str = "mtls_ca_federation_refreshes_total{trust_domain=\"b.example\"} ";
+
+/// The value of the CA's series `prefix` (read with curl, verifying the CA against its root).
+fn ca_metric(ca: &CaProc, prefix: &str) -> u64 {
     let metrics = Command::new("curl")
         .args(["-sS", "--fail", "--cacert"])
-        .arg(a.data_dir.join("root.crt"))
-        .arg(format!("https://localhost:{}/metrics", a.port))
+        .arg(ca.data_dir.join("root.crt"))
+        .arg(format!("https://localhost:{}/metrics", ca.port))
         .output()
         .expect("run curl");
     assert!(metrics.status.success(), "{metrics:?}");
     let text = String::from_utf8_lossy(&metrics.stdout);
-    let failures = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("mtls_ca_federation_refresh_failures_total{trust_domain=\"b.example\"} ")
-        })
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
         .and_then(|n| n.trim().parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("no failure counter for b.example:\n{text}"));
-    assert!(failures >= 1, "{text}");
+        .unwrap_or_else(|| panic!("no series {prefix}:\n{text}"))
+}
+
+/// A failed refresh keeps the last good bundle: with CA b stopped after a stored its bundle, a
+/// keeps handing b's roots to its services (the server still admits b's x on new connections),
+/// counts the failures and logs why; with b back on its address, a's refresh succeeds again.
+/// A refreshes b's bundle every 5 s (`--federation-refresh-max`), so it notices b gone
+/// within seconds.
+#[test]
+fn a_federated_bundle_outlives_its_endpoint_going_away_and_refreshes_when_it_is_back() {
+    require_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_ca(
+        "a.example",
+        &dir.path().join("a.example"),
+        "127.0.0.1:0",
+        &[
+            "--trust-domain",
+            "a.example",
+            "--federation-refresh-max",
+            "5s",
+        ],
+    );
+    let mut b = start_domain_ca(dir.path(), "b.example");
+    federate(&a, &b, "b.example");
+    federate(&b, &a, "a.example");
+    // The server closes a connection idle for 1 s and x calls every 2 s: every call is a new
+    // handshake, judged against the federated roots the server holds then.
+    let server = start_server_of_a(&a, dir.path(), &["--idle-timeout", "1s"]);
+    let x = "spiffe://b.example/service/x";
+    let token = token_file(&b, dir.path(), "client-b-x", x, &[]);
+    let mut cmd = Command::new(programs::client());
+    cmd.args(enrolled_args(&b, x, &token))
+        .args([
+            "--server",
+            &server.url(),
+            "--server-id",
+            SERVER_ID,
+            "--count",
+            "100000",
+            "--interval",
+            "2s",
+            "--quiet",
+        ])
+        .env("RUST_LOG", "info");
+    let client = Proc::spawn("client-b-x", cmd);
+    client.wait_for(|l| l.starts_with("[CLIENT] request 1/"), LONG);
+
+    // b goes away.
+    let (b_port, b_data) = (b.port, b.data_dir.clone());
+    let mark = a.proc.mark();
+    b.proc.kill();
+    let failed = a.proc.wait_for_after(
+        mark,
+        |l| l.contains("federated_bundle_refresh_failed") && l.contains("b.example"),
+        LONG,
+    );
+    assert!(failed.contains("keeping the last good bundle"), "{failed}");
+    assert!(ca_metric(&a, FAILURES_OF_B) >= 1);
+    let (ok, listed) = mtls_ca(&a, &["federation", "list"]);
+    let row = listed.lines().find(|l| l.starts_with("b.example"));
+    assert!(
+        ok && row.is_some_and(|r| r.split_whitespace().nth(1) == Some("1")),
+        "{listed}"
+    );
+    // New handshakes of x after the failure still get in.
+    let (server_mark, client_mark) = (server.proc.mark(), client.mark());
+    server.proc.wait_for_after(
+        server_mark,
+        |l| l.contains("event=\"handshake_ok\"") && l.contains(x),
+        LONG,
+    );
+    let served = client.wait_for_after(
+        client_mark,
+        |l| l.starts_with("[CLIENT] request ") && !l.contains(": FAILED: "),
+        LONG,
+    );
+    assert!(served.contains(": 200"), "{served}");
+    assert_eq!(
+        client.lines_matching(|l| l.contains(": FAILED: ")),
+        Vec::<String>::new()
+    );
+
+    // b back on the same address: a's next retry (every 5 s) fetches the bundle again.
+    let refreshes = ca_metric(&a, REFRESHES_OF_B);
+    let mark = a.proc.mark();
+    let _b = programs::start_ca(
+        "b.example-again",
+        &b_data,
+        &format!("127.0.0.1:{b_port}"),
+        &["--trust-domain", "b.example"],
+    );
+    a.proc.wait_for_after(
+        mark,
+        |l| l.contains("federated_bundle_refresh_recovered") && l.contains("b.example"),
+        LONG,
+    );
+    assert!(ca_metric(&a, REFRESHES_OF_B) > refreshes);
 }
 
 /// `mtls-proxy outbound` for a client of `ca` with identity `id`, routed to the inbound proxy on

@@ -2,8 +2,10 @@
 //! (only the CA's address differs), after the README's curl enrollment made `api.crt`.
 #![cfg(unix)]
 
+use super::federation::{call, start_domain_ca, start_server_of_a};
 use super::readme_recipe::{doc_block, readme_block, report, run_in, README_CA};
 use crate::programs::{self, start_ca};
+use testkit::CaProc;
 
 #[test]
 fn the_ocsp_runbook_reports_good_then_revoked() {
@@ -98,6 +100,77 @@ fn the_pinned_rotation_runbook_moves_a_client_to_a_new_key_and_the_old_one_is_re
         |l| l.contains("matches none of the pinned keys"),
         std::time::Duration::from_secs(10),
     );
+}
+
+/// The federation runbooks as written, with only B's endpoint and fingerprint filled in: the
+/// add block on A for b.example, and (as the runbook says, "the same on B's host with A's
+/// values") on B for a.example. Then b's x calls a's server, which names it in --allow-id;
+/// after the remove block on A the server drops b.example at its next trust refresh and x is
+/// refused.
+#[test]
+fn the_federation_runbooks_federate_two_trust_domains_and_stop_federating() {
+    programs::require(&["mtls-ca", "mtls-server", "mtls-client"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = start_domain_ca(dir.path(), "a.example");
+    let b = start_domain_ca(dir.path(), "b.example");
+    let add = doc_block("docs/operations.md", "<!-- runbook: federation-add -->");
+    for named in [
+        "https://ca-b.internal:8443",
+        "B_FINGERPRINT=sha256:...",
+        "b.example",
+    ] {
+        assert!(add.contains(named), "the runbook names {named}");
+    }
+    // On `ca`'s host, federating `other`'s trust domain `td`.
+    let federate = |ca: &CaProc, other: &CaProc, td: &str| {
+        let work = dir.path().join(format!("work-{td}"));
+        std::fs::create_dir(&work).expect("mkdir");
+        let script = add
+            .replace(
+                "https://ca-b.internal:8443",
+                &format!("https://127.0.0.1:{}", other.port),
+            )
+            .replace("sha256:...", &format!("sha256:{}", other.fingerprint))
+            .replace("b.example", td);
+        let out = run_in(&work, &ca.data_dir, &script);
+        assert!(out.status.success(), "{}", report(&out));
+        let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+        let row = listed
+            .lines()
+            .find(|l| l.starts_with(td))
+            .unwrap_or_else(|| panic!("{td} not listed: {}", report(&out)));
+        let columns: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(columns[1], "1", "one root: {row}");
+        assert_ne!(columns[2], "never", "fetched: {row}");
+        work
+    };
+    let work_a = federate(&a, &b, "b.example");
+    federate(&b, &a, "a.example");
+
+    let server = start_server_of_a(&a, dir.path(), &[]);
+    let x = "spiffe://b.example/service/x";
+    let out = call(&b, dir.path(), "client-b-x", x, &server)
+        .unwrap_or_else(|out| panic!("the federated call failed:\n{out}"));
+    assert!(out.contains(": 200"), "{out}");
+
+    let remove = doc_block("docs/operations.md", "<!-- runbook: federation-remove -->");
+    let mark = server.proc.mark();
+    let out = run_in(&work_a, &a.data_dir, &remove);
+    assert!(out.status.success(), "{}", report(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("audit log intact"),
+        "{}",
+        report(&out)
+    );
+    let updated = server.proc.wait_for_after(
+        mark,
+        |l| l.contains("federated_bundles_updated"),
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!updated.contains("b.example"), "{updated}");
+    let out = call(&b, dir.path(), "client-b-x-again", x, &server)
+        .expect_err("after the remove runbook, b's caller must be refused");
+    assert!(!out.contains(": 200"), "{out}");
 }
 
 /// The offline-root runbook, then the intermediate-renewal runbook, as written; the CA then
