@@ -215,6 +215,14 @@ pub fn read_response(der: &[u8]) -> Result<ResponseSummary, String> {
             answer: None,
         });
     };
+    // An error status comes without responseBytes (RFC 6960 4.2.1); a signed answer under one
+    // would be shown as statuses no client accepts (found by the fuzz target ocsp_response).
+    if status != "successful" {
+        return Err(format!(
+            "the response status is {status} but it carries responseBytes, which only a \
+             successful response has (RFC 6960 4.2.1)"
+        ));
+    }
     let basic_oid = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
     if bytes.response_type != basic_oid {
         return Err(format!(
@@ -382,6 +390,13 @@ pub enum CertState {
 
 /// Reads and checks a DER OCSPRequest for `ca`.
 pub fn read_request(ca: &CaMaterial, der: &[u8]) -> Result<OcspQuery, OcspError> {
+    read_request_for(ca.cert_der(), der)
+}
+
+/// [`read_request`] for the CA certificate `issuer_der` alone: the check needs the issuer's
+/// name and public key, never its private key (the fuzz target `ocsp_request` reads requests
+/// for a fixed certificate this way).
+pub fn read_request_for(issuer_der: &[u8], der: &[u8]) -> Result<OcspQuery, OcspError> {
     let request = OcspRequest::from_der(der).map_err(|e| OcspError::Malformed(e.to_string()))?;
     let tbs = request.tbs_request;
     if tbs.request_list.is_empty() {
@@ -395,7 +410,7 @@ pub fn read_request(ca: &CaMaterial, der: &[u8]) -> Result<OcspQuery, OcspError>
             tbs.request_list.len()
         )));
     }
-    let issuer = IssuerHashes::of(ca)?;
+    let issuer = IssuerHashes::of(issuer_der)?;
     let mut cert_ids = Vec::with_capacity(tbs.request_list.len());
     let mut serials = Vec::with_capacity(tbs.request_list.len());
     for one in tbs.request_list {
@@ -472,7 +487,7 @@ pub fn sign_response(
     };
     // The responder ID is the SHA-1 of the signer's public key BIT STRING (RFC 6960 §4.2.1).
     let (key_id, certs) = match signer {
-        Signer::Ca(ca) => (IssuerHashes::of(ca)?.sha1_key, None),
+        Signer::Ca(ca) => (IssuerHashes::of(ca.cert_der())?.sha1_key, None),
         Signer::Delegated(r) => {
             let cert = x509_cert02::Certificate::from_der(r.cert_der()).map_err(sign_err)?;
             let id = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, r.public_key_bits());
@@ -519,8 +534,8 @@ struct IssuerHashes {
 }
 
 impl IssuerHashes {
-    fn of(ca: &CaMaterial) -> Result<IssuerHashes, OcspError> {
-        let (_, cert) = X509Certificate::from_der(ca.cert_der())
+    fn of(issuer_der: &[u8]) -> Result<IssuerHashes, OcspError> {
+        let (_, cert) = X509Certificate::from_der(issuer_der)
             .map_err(|e| OcspError::Sign(format!("the CA certificate: {e}")))?;
         let name = cert.tbs_certificate.subject.as_raw();
         let key = &cert.tbs_certificate.subject_pki.subject_public_key.data;
