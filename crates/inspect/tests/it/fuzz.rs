@@ -1,6 +1,7 @@
 //! Property tests: random and mutated bytes through every parser and renderer in-process
-//! (input detection for PEM/DER certificates, SPIFFE bundles, CSRs and CRLs; the display model; text, short
-//! and JSON rendering; lint; the verifier's trust store and path validation). Nothing may panic.
+//! (input detection for PEM/DER certificates, CSRs and CRLs, and SPIFFE bundles; the display
+//! model; text, short and JSON rendering; lint; the verifier's trust store and path
+//! validation). Nothing may panic.
 //! (A few cases through the `mtls-inspect` program: crates/mtls/tests/it/inspect/fuzz.rs.)
 
 #![allow(clippy::unwrap_used)]
