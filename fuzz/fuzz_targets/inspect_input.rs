@@ -1,7 +1,8 @@
 //! The inspector's input: `mtls_inspect::input::parse` (PEM with any number of blocks, or DER,
-//! telling certificates, CSRs and CRLs apart), then what `show` and `lint` do with each object
+//! telling certificates, CSRs, CRLs and OCSP responses apart, or a SPIFFE bundle as JSON), then
+//! what `show` and `lint` do with each object
 //! (the display model, the text, short and JSON renderings, the lint rules). Every object found
-//! must parse again from its own DER as the same kind of object.
+//! must parse again from its own DER (a bundle: its JSON) as the same kind of object.
 
 #![no_main]
 

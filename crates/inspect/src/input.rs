@@ -1,5 +1,6 @@
 //! Reading inputs: files or stdin, PEM (any number of blocks) or DER, with certificates, CSRs
-//! and CRLs told apart by their PEM label or, for DER, by which structure parses.
+//! and CRLs told apart by their PEM label or, for DER, by which structure parses; or a SPIFFE
+//! bundle (a JSON JWK set, read by `pki::spiffe_bundle`).
 
 use std::fmt;
 use std::io::Read;
@@ -26,13 +27,17 @@ pub enum Kind {
     /// An OCSP response (RFC 6960), as `openssl ocsp -respout` writes it.
     #[serde(rename = "ocsp_response")]
     OcspResponse,
+    /// A SPIFFE bundle: the JWK set of `GET /api/v1/bundle/spiffe` and of federation.
+    #[serde(rename = "spiffe_bundle")]
+    SpiffeBundle,
 }
 
 impl Kind {
-    /// The PEM label this kind is written with (`CERTIFICATE`, ...).
+    /// The PEM label this kind is written with (`CERTIFICATE`, ...). A SPIFFE bundle is JSON,
+    /// never PEM: its X.509 authorities are written as `CERTIFICATE` blocks.
     pub fn pem_label(self) -> &'static str {
         match self {
-            Kind::Certificate => "CERTIFICATE",
+            Kind::Certificate | Kind::SpiffeBundle => "CERTIFICATE",
             Kind::Csr => "CERTIFICATE REQUEST",
             Kind::Crl => "X509 CRL",
             Kind::OcspResponse => "OCSP RESPONSE",
@@ -45,6 +50,7 @@ impl Kind {
             Kind::Csr => "certificate request",
             Kind::Crl => "CRL",
             Kind::OcspResponse => "OCSP response",
+            Kind::SpiffeBundle => "SPIFFE bundle",
         }
     }
 }
@@ -60,7 +66,7 @@ impl fmt::Display for Kind {
 pub struct Object {
     /// What it is.
     pub kind: Kind,
-    /// Its DER encoding.
+    /// Its DER encoding; for a SPIFFE bundle, its JSON text.
     pub der: Vec<u8>,
     /// The file name, or `-` for stdin.
     pub source: String,
@@ -126,6 +132,30 @@ pub fn load_certificates(path: &str, role: &str) -> Result<Vec<Vec<u8>>> {
     Ok(certs)
 }
 
+/// Reads the trust anchors of `verify --roots`: certificates, or a SPIFFE bundle whose
+/// `x509-svid` keys are taken as `mtls-ca` federation and the services take them
+/// (`pki::spiffe_bundle::SpiffeBundle::parse`: a bundle they refuse is refused here too).
+pub fn load_trust_anchors(path: &str) -> Result<Vec<Vec<u8>>> {
+    let parsed = load(path).context("reading the roots")?;
+    let mut certs = Vec::new();
+    for obj in parsed.objects {
+        match obj.kind {
+            Kind::Certificate => certs.push(obj.der),
+            Kind::SpiffeBundle => {
+                let bundle = pki::spiffe_bundle::SpiffeBundle::parse(&obj.der)
+                    .map_err(|e| anyhow!("{}: {e}", display_source(path)))?;
+                certs.extend(bundle.x509_authorities);
+            }
+            kind => bail!(
+                "{}: object #{} is a {kind}, but the roots must be certificates or a SPIFFE bundle",
+                display_source(path),
+                obj.index
+            ),
+        }
+    }
+    Ok(certs)
+}
+
 fn display_source(path: &str) -> &str {
     if path == "-" {
         "<stdin>"
@@ -134,11 +164,21 @@ fn display_source(path: &str) -> &str {
     }
 }
 
-/// Finds every certificate, CSR and CRL in `bytes` (PEM or DER).
+/// Finds every certificate, CSR and CRL in `bytes` (PEM or DER), or the SPIFFE bundle.
 pub fn parse(source: &str, bytes: &[u8]) -> Result<Parsed> {
     let name = display_source(source);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         bail!("{name}: the input is empty");
+    }
+    // JSON starts with `{` (after blanks); neither PEM nor DER (0x30) does.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return match pki::spiffe_bundle::BundleDocument::read(bytes) {
+            Ok(_) => Ok(Parsed {
+                objects: vec![object(Kind::SpiffeBundle, bytes, source, 1)],
+                notes: Vec::new(),
+            }),
+            Err(e) => Err(anyhow!("{name}: JSON input is {e}")),
+        };
     }
     // DER first: a DER object may hold "-----BEGIN " in one of its strings (a subject, a URI),
     // and must not be read as PEM text because of it. PEM text never parses as DER.
@@ -368,6 +408,7 @@ fn check_der(kind: Kind, der: &[u8], allow_trailing: bool) -> std::result::Resul
             .map_err(|e| parse_error(&e))?,
         // der's decoder refuses trailing bytes itself.
         Kind::OcspResponse => pki::ocsp::read_response(der).map(|_| 0)?,
+        Kind::SpiffeBundle => return Err("a SPIFFE bundle is JSON, not PEM".into()),
     };
     if rest_len > 0 && !allow_trailing {
         return Err(format!("{rest_len} trailing bytes"));

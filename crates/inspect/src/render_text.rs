@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::model::cert::SansView;
 use crate::model::ext::ExtView;
-use crate::model::{CertView, CrlView, CsrView, ObjectView, OcspView};
+use crate::model::{BundleView, CertView, CrlView, CsrView, ObjectView, OcspView};
 use pki::timefmt::human;
 
 const WIDTH: usize = 21;
@@ -25,6 +25,7 @@ pub fn render(view: &ObjectView) -> String {
         ObjectView::Csr(c) => csr(c),
         ObjectView::Crl(c) => crl(c),
         ObjectView::OcspResponse(o) => ocsp(o),
+        ObjectView::SpiffeBundle(b) => bundle(b),
     }
 }
 
@@ -229,6 +230,67 @@ fn ocsp(o: &OcspView) -> String {
     out
 }
 
+fn bundle(b: &BundleView) -> String {
+    let mut out = heading("SPIFFE bundle", &b.origin.file, b.origin.index);
+    let i = "  ";
+    field(&mut out, i, "Sequence", opt(b.sequence));
+    let hint = match (&b.refresh_hint_seconds, &b.refresh_hint) {
+        (Some(s), Some(h)) => format!("{s} s ({h})"),
+        _ => "none".into(),
+    };
+    field(&mut out, i, "Refresh hint", hint);
+    field(&mut out, i, "X.509 authorities", b.x509_authorities);
+    field(&mut out, i, "Keys", b.keys.len());
+    for k in &b.keys {
+        let mut line = vec![k.use_.clone().unwrap_or_else(|| "no use".into())];
+        let key_type = [k.kty.as_deref(), k.crv.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !key_type.is_empty() {
+            line.push(key_type);
+        }
+        if let Some(kid) = &k.kid {
+            line.push(format!("kid {kid}"));
+        }
+        field(&mut out, "    ", &format!("#{}", k.index), line.join(", "));
+        if let Some(t) = &k.thumbprint {
+            field(
+                &mut out,
+                "      ",
+                "Thumbprint",
+                format!("{t} (RFC 7638, SHA-256)"),
+            );
+        }
+        for c in &k.certificates {
+            // The same description as a certificate file, without its heading line.
+            for l in certificate(c).lines().skip(1) {
+                let _ = writeln!(out, "    {l}");
+            }
+        }
+    }
+    if b.findings.is_empty() {
+        field(&mut out, i, "Findings", "none");
+    } else {
+        let _ = writeln!(out, "  Findings:");
+        for f in &b.findings {
+            let _ = writeln!(
+                out,
+                "    {:<7} {}: {}",
+                f.severity.as_str(),
+                f.rule,
+                f.message
+            );
+        }
+    }
+    out
+}
+
+fn opt(value: Option<u64>) -> String {
+    value.map_or_else(|| "none".into(), |v| v.to_string())
+}
+
 fn or_empty(s: &str) -> &str {
     if s.is_empty() {
         "(empty)"
@@ -329,6 +391,25 @@ pub fn short(view: &ObjectView) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        ObjectView::SpiffeBundle(b) => {
+            let count = |u: &str| {
+                b.keys
+                    .iter()
+                    .filter(|k| k.use_.as_deref() == Some(u))
+                    .count()
+            };
+            format!(
+                "{}: SPIFFE bundle | sequence {} | refresh hint {} | {} x509-svid, {} jwt-svid, {} other | {} finding{}",
+                origin(&b.origin.file, b.origin.index),
+                opt(b.sequence),
+                b.refresh_hint.as_deref().unwrap_or("none"),
+                count("x509-svid"),
+                count("jwt-svid"),
+                b.keys.len() - count("x509-svid") - count("jwt-svid"),
+                b.findings.len(),
+                if b.findings.len() == 1 { "" } else { "s" }
+            )
+        }
         ObjectView::Crl(c) => format!(
             "{}: CRL | {} | {} revoked | next update {}",
             origin(&c.origin.file, c.origin.index),

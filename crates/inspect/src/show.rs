@@ -1,4 +1,5 @@
-//! `mtls-inspect show`: every certificate, CSR and CRL of the inputs, as text, JSON or PEM.
+//! `mtls-inspect show`: every certificate, CSR, CRL, OCSP response and SPIFFE bundle of the
+//! inputs, as text, JSON or PEM.
 
 use std::io::Write;
 
@@ -179,6 +180,7 @@ fn pem_of(view: &ObjectView) -> &str {
         ObjectView::Csr(c) => &c.pem,
         ObjectView::Crl(c) => &c.pem,
         ObjectView::OcspResponse(o) => &o.pem,
+        ObjectView::SpiffeBundle(b) => &b.pem,
     }
 }
 

@@ -179,7 +179,7 @@ fn read_inputs(args: &VerifyArgs) -> Result<Inputs> {
     let mut roots = Vec::new();
     for file in &args.roots {
         roots.extend(
-            input::load_certificates(file, "roots")?
+            input::load_trust_anchors(file)?
                 .into_iter()
                 .map(CertificateDer::from),
         );

@@ -215,6 +215,14 @@ pub fn read_response(der: &[u8]) -> Result<ResponseSummary, String> {
             answer: None,
         });
     };
+    // An error status comes without responseBytes (RFC 6960 4.2.1); a signed answer under one
+    // would be shown as statuses no client accepts (found by the fuzz target ocsp_response).
+    if status != "successful" {
+        return Err(format!(
+            "the response status is {status} but it carries responseBytes, which only a \
+             successful response has (RFC 6960 4.2.1)"
+        ));
+    }
     let basic_oid = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
     if bytes.response_type != basic_oid {
         return Err(format!(
@@ -382,17 +390,25 @@ pub enum CertState {
 
 /// Reads and checks a DER OCSPRequest for `ca`.
 pub fn read_request(ca: &CaMaterial, der: &[u8]) -> Result<OcspQuery, OcspError> {
-    read_request_among(&[ca], der).map(|(_, query)| query)
+    read_request_for(ca.cert_der(), der)
 }
 
-/// Reads and checks a DER OCSPRequest for one of `cas` (during a root rotation a CA answers
-/// for the leaves of its old root too): every CertID must name the same one of them, since
-/// one answer is signed by one key and RFC 6960 §4.2.2.2 lets only the issuer of a
-/// certificate (or its delegate) sign for it. Returns the index of that CA in `cas`. A CertID
-/// naming none of them, or two CertIDs naming two of them, get [`OcspError::NotOurs`]
-/// (`unauthorized`: RFC 6960 §2.3, the server cannot answer authoritatively).
+/// [`read_request`] for the CA certificate `issuer_der` alone: the check needs the issuer's
+/// name and public key, never its private key (the fuzz target `ocsp_request` reads requests
+/// for a fixed certificate this way).
+pub fn read_request_for(issuer_der: &[u8], der: &[u8]) -> Result<OcspQuery, OcspError> {
+    read_request_among(&[issuer_der], der).map(|(_, query)| query)
+}
+
+/// Reads and checks a DER OCSPRequest for one of the CA certificates `issuers_der` (during a
+/// root rotation a CA answers for the leaves of its old root too): every CertID must name the
+/// same one of them, since one answer is signed by one key and RFC 6960 §4.2.2.2 lets only the
+/// issuer of a certificate (or its delegate) sign for it. Returns the index of that CA in
+/// `issuers_der`. A CertID naming none of them, or two CertIDs naming two of them, get
+/// [`OcspError::NotOurs`] (`unauthorized`: RFC 6960 §2.3, the server cannot answer
+/// authoritatively).
 pub fn read_request_among(
-    cas: &[&CaMaterial],
+    issuers_der: &[&[u8]],
     der: &[u8],
 ) -> Result<(usize, OcspQuery), OcspError> {
     let request = OcspRequest::from_der(der).map_err(|e| OcspError::Malformed(e.to_string()))?;
@@ -408,9 +424,9 @@ pub fn read_request_among(
             tbs.request_list.len()
         )));
     }
-    let issuers = cas
+    let issuers = issuers_der
         .iter()
-        .map(|ca| IssuerHashes::of(ca))
+        .map(|der| IssuerHashes::of(der))
         .collect::<Result<Vec<_>, _>>()?;
     let mut named: Option<usize> = None;
     let mut cert_ids = Vec::with_capacity(tbs.request_list.len());
@@ -513,7 +529,7 @@ pub fn sign_response(
     };
     // The responder ID is the SHA-1 of the signer's public key BIT STRING (RFC 6960 §4.2.1).
     let (key_id, certs) = match signer {
-        Signer::Ca(ca) => (IssuerHashes::of(ca)?.sha1_key, None),
+        Signer::Ca(ca) => (IssuerHashes::of(ca.cert_der())?.sha1_key, None),
         Signer::Delegated(r) => {
             let cert = x509_cert02::Certificate::from_der(r.cert_der()).map_err(sign_err)?;
             let id = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, r.public_key_bits());
@@ -560,8 +576,8 @@ struct IssuerHashes {
 }
 
 impl IssuerHashes {
-    fn of(ca: &CaMaterial) -> Result<IssuerHashes, OcspError> {
-        let (_, cert) = X509Certificate::from_der(ca.cert_der())
+    fn of(issuer_der: &[u8]) -> Result<IssuerHashes, OcspError> {
+        let (_, cert) = X509Certificate::from_der(issuer_der)
             .map_err(|e| OcspError::Sign(format!("the CA certificate: {e}")))?;
         let name = cert.tbs_certificate.subject.as_raw();
         let key = &cert.tbs_certificate.subject_pki.subject_public_key.data;

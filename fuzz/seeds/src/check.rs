@@ -135,4 +135,30 @@ pub fn all(fuzz_dir: &Path) {
             r.err().map(|e| e.code).unwrap_or_default(),
         );
     }
+    let issuer = std::fs::read(fuzz_dir.join("fixtures/crl_issuers/ours-p384.der")).unwrap();
+    for (name, bytes) in seeds(fuzz_dir, "ocsp_request") {
+        let r = pki::ocsp::read_request_for(&issuer, &bytes);
+        if let Ok(query) = &r {
+            assert_eq!(
+                query.nonce().is_some(),
+                name.contains("nonce") && !name.contains("no-nonce"),
+                "ocsp_request/{name}"
+            );
+        }
+        expect(
+            "ocsp_request",
+            &name,
+            r.is_ok(),
+            r.err().map(|e| e.to_string()).unwrap_or_default(),
+        );
+    }
+    for (name, bytes) in seeds(fuzz_dir, "ocsp_response") {
+        let r = pki::ocsp::read_response(&bytes);
+        expect(
+            "ocsp_response",
+            &name,
+            r.is_ok(),
+            r.err().unwrap_or_default(),
+        );
+    }
 }

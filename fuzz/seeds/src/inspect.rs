@@ -159,4 +159,22 @@ pub fn write(corpus: &Corpus, ssl: &OpenSsl, csrs: &Csrs, crls: &Crls) {
     trailing.extend_from_slice(b"\0\0\0");
     corpus.write("refused-trailing.der", trailing);
     corpus.write("refused-text.txt", "hello, this is not a certificate\n");
+    // SPIFFE bundles (JSON): the shape GET /api/v1/bundle/spiffe serves, one with a leaf as
+    // its authority and a jwt-svid key without kid (lint findings), and JSON that is no bundle.
+    let root_jwk = pki::jwt_svid::x509_authority_jwk(ours.cert_der()).unwrap();
+    let leaf_jwk = pki::jwt_svid::x509_authority_jwk(&leaf).unwrap();
+    let mut jwt = leaf_jwk.clone();
+    jwt.use_ = Some("jwt-svid".into());
+    jwt.x5c = None;
+    corpus.write(
+        "spiffe-bundle.json",
+        serde_json::json!({"keys": [root_jwk], "spiffe_sequence": 7, "spiffe_refresh_hint": 300})
+            .to_string(),
+    );
+    corpus.write(
+        "spiffe-bundle-findings.json",
+        serde_json::json!({"keys": [leaf_jwk, jwt, {"use": "enc"}], "spiffe_sequence": "x"})
+            .to_string(),
+    );
+    corpus.write("refused-json-not-a-bundle.json", r#"{"kes": []}"#);
 }

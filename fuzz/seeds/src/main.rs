@@ -16,6 +16,7 @@ mod crls;
 mod csr_signed;
 mod csrs;
 mod inspect;
+mod ocsp;
 mod openssl;
 mod out;
 mod p521;
@@ -48,6 +49,12 @@ fn main() {
         &crls,
     );
     bodies::write(&out::Corpus::new(&fuzz_dir, "ca_request_body"), &csrs);
+    ocsp::write_requests(
+        &out::Corpus::new(&fuzz_dir, "ocsp_request"),
+        &fuzz_dir.join("fixtures").join("crl_issuers"),
+        &ssl,
+    );
+    ocsp::write_responses(&out::Corpus::new(&fuzz_dir, "ocsp_response"), &ssl);
     check::all(&fuzz_dir);
     println!(
         "seed corpora written and checked under {}",

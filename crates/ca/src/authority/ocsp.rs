@@ -142,7 +142,7 @@ impl Authority {
     /// leaves, so `openssl ocsp -issuer old-root.crt` verifies it.
     pub fn ocsp(&self, request: &[u8]) -> Vec<u8> {
         let answering = self.roots().answering();
-        let named: Vec<&CaMaterial> = answering.iter().map(|ca| ca.as_ref()).collect();
+        let named: Vec<&[u8]> = answering.iter().map(|ca| ca.cert_der().as_ref()).collect();
         let (index, query) = match ocsp::read_request_among(&named, request) {
             Ok(q) => q,
             Err(e) => {

@@ -6,6 +6,7 @@
 //! `rules.rs` holds the rule table, `checks.rs` the checks, `issuers.rs` the issuer index
 //! that keeps lint linear in the number of certificates, this file the command.
 
+mod bundle;
 mod checks;
 mod issuers;
 mod rules;
@@ -16,6 +17,7 @@ use anyhow::Result;
 use serde::Serialize;
 use time::Duration;
 
+pub use bundle::bundle_findings;
 pub use checks::{lint_certificate, Policy, ProfileChoice};
 pub use issuers::{IndexStats, IssuerIndex};
 pub use rules::{Finding, Rule, Severity, RULES};
@@ -52,7 +54,7 @@ pub struct Report {
     pub index: usize,
     /// The certificate's subject.
     pub subject: String,
-    /// "leaf" or "ca".
+    /// "leaf" or "ca"; "spiffe-bundle" for a SPIFFE bundle's own findings.
     pub profile: &'static str,
     /// Every rule the certificate breaks.
     pub findings: Vec<Finding>,
@@ -70,6 +72,8 @@ struct LintDocument<'a> {
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 struct Summary {
     certificates: usize,
+    /// SPIFFE bundles linted (each also adds its x509-svid certificates to `certificates`).
+    spiffe_bundles: usize,
     errors: usize,
     warnings: usize,
     infos: usize,
@@ -94,6 +98,7 @@ pub fn run(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         issuers.extend(input::load_certificates(f, "issuers")?);
     }
     let mut certs = Vec::new();
+    let mut bundle_reports = Vec::new();
     let mut notes = Vec::new();
     let mut errors = Vec::new();
     for file in &args.files {
@@ -102,6 +107,8 @@ pub fn run(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
                 for obj in parsed.objects {
                     if obj.kind == Kind::Certificate {
                         certs.push(obj);
+                    } else if obj.kind == Kind::SpiffeBundle {
+                        bundle_reports.push(bundle_report(&obj, &mut certs)?);
                     } else {
                         notes.push(format!(
                             "{file}: object #{} is a {}; lint checks certificates only",
@@ -117,11 +124,13 @@ pub fn run(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             }),
         }
     }
-    let (reports, _) = lint_all(&certs, &issuers, &policy)?;
+    let (mut reports, _) = lint_all(&certs, &issuers, &policy)?;
     let mut summary = Summary {
         certificates: reports.len(),
+        spiffe_bundles: bundle_reports.len(),
         ..Summary::default()
     };
+    reports.extend(bundle_reports);
     for f in reports.iter().flat_map(|r| &r.findings) {
         match f.severity {
             Severity::Error => summary.errors += 1,
@@ -153,6 +162,32 @@ pub fn run(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         Exit::Failure
     } else {
         Exit::Success
+    })
+}
+
+/// The report of a SPIFFE bundle's own findings (the `spiffe-bundle-*` rules); its `x509-svid`
+/// certificates go to `certs`, named `FILE (x509-svid key #N)`, to be linted as certificates.
+fn bundle_report(obj: &Object, certs: &mut Vec<Object>) -> Result<Report> {
+    let doc = pki::spiffe_bundle::BundleDocument::read(&obj.der)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", obj.source))?;
+    for key in doc.keys.iter().filter(|k| k.is_x509_svid()) {
+        for (i, der) in key.x5c.iter().enumerate() {
+            if input::parse("x5c", der).is_ok_and(|p| p.objects[0].kind == Kind::Certificate) {
+                certs.push(Object {
+                    kind: Kind::Certificate,
+                    der: der.clone(),
+                    source: format!("{} (x509-svid key #{})", obj.source, key.index),
+                    index: i + 1,
+                });
+            }
+        }
+    }
+    Ok(Report {
+        file: obj.source.clone(),
+        index: obj.index,
+        subject: format!("SPIFFE bundle of {} keys", doc.keys.len()),
+        profile: "spiffe-bundle",
+        findings: bundle_findings(&doc),
     })
 }
 
@@ -199,9 +234,13 @@ fn text(reports: &[Report], summary: &Summary) -> String {
             let _ = writeln!(s, "          fix: {}", f.fix);
         }
     }
+    let bundles = match summary.spiffe_bundles {
+        0 => String::new(),
+        n => format!(" and {n} SPIFFE bundle{}", plural(n)),
+    };
     let _ = writeln!(
         s,
-        "{} certificate{}: {} error{}, {} warning{}",
+        "{} certificate{}{bundles}: {} error{}, {} warning{}",
         summary.certificates,
         plural(summary.certificates),
         summary.errors,

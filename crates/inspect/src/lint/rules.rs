@@ -140,6 +140,45 @@ rules! {
     DUPLICATE_EXTENSION = "x509-duplicate-extension", Error,
         "no extension appears twice (RFC 5280 4.2)",
         "issue the certificate with each extension once";
+    BUNDLE_KEY_SHAPE = "spiffe-bundle-key-shape", Error,
+        "every element of a SPIFFE bundle's keys is a JWK: a JSON object with kty (bundle spec 4.2.1)",
+        "write each key as a JWK object with kty, use and the key's parameters";
+    BUNDLE_KEY_USE = "spiffe-bundle-key-use", Error,
+        "every key of a SPIFFE bundle has a use (bundle spec 4.2.2)",
+        "set use to x509-svid (X.509 authorities) or jwt-svid (JWT-SVID signing keys)";
+    BUNDLE_KEY_USE_UNKNOWN = "spiffe-bundle-key-use-unknown", Warning,
+        "every key's use is x509-svid or jwt-svid; readers ignore keys of other uses",
+        "drop the key, or set its use to x509-svid or jwt-svid";
+    BUNDLE_X5C = "spiffe-bundle-x5c", Error,
+        "an x509-svid key carries exactly one base64 DER certificate in x5c (X509-SVID spec 6.1)",
+        "put the authority's certificate, and only it, in x5c (mtls-ca's bundle does)";
+    BUNDLE_X509_KEY = "spiffe-bundle-x509-key", Error,
+        "an x509-svid key's crv, x and y are the EC public key of its x5c certificate",
+        "derive the JWK from the certificate (pki::jwt_svid::x509_authority_jwk)";
+    BUNDLE_X509_CA = "spiffe-bundle-x509-ca", Error,
+        "an x509-svid key's certificate is a CA certificate (X509-SVID spec 6.1)",
+        "publish the trust domain's root (CA:TRUE), not a leaf certificate";
+    BUNDLE_X509_AUTHORITY = "spiffe-bundle-x509-authority", Warning,
+        "the bundle holds at least one usable x509-svid key; mtls-ca federation and the services refuse a bundle without",
+        "publish the trust domain's root certificates as x509-svid keys";
+    BUNDLE_JWT_KID = "spiffe-bundle-jwt-kid", Error,
+        "a jwt-svid key has a kid (JWT-SVID spec 6)",
+        "set kid (mtls-ca uses the key's RFC 7638 thumbprint)";
+    BUNDLE_KID_UNIQUE = "spiffe-bundle-kid-unique", Error,
+        "no two keys of the bundle share a kid (a verifier picks the key by kid)",
+        "give every key its own kid";
+    BUNDLE_JWT_ES384 = "spiffe-bundle-jwt-es384", Warning,
+        "a jwt-svid key is EC P-384 with 48-byte coordinates: mtls-mesh signs and verifies ES384 only",
+        "use an EC P-384 key for JWT-SVIDs";
+    BUNDLE_SEQUENCE = "spiffe-bundle-sequence", Warning,
+        "the bundle has spiffe_sequence (bundle spec 4.1.1: SHOULD)",
+        "set spiffe_sequence and increase it with every change of the bundle";
+    BUNDLE_REFRESH_HINT = "spiffe-bundle-refresh-hint", Warning,
+        "the bundle has spiffe_refresh_hint (bundle spec 4.1.2: SHOULD)",
+        "set spiffe_refresh_hint to how often readers should fetch the bundle, in seconds";
+    BUNDLE_NUMBER_SYNTAX = "spiffe-bundle-number-syntax", Error,
+        "spiffe_sequence and spiffe_refresh_hint, when set, are unsigned integers (bundle spec 4.1)",
+        "write them as JSON integers (seconds for the refresh hint)";
 }
 
 /// One violation of a rule by one certificate.

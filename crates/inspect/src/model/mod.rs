@@ -1,6 +1,7 @@
-//! The display model: what `show` knows about a certificate, CSR or CRL, as plain data that
-//! the text and JSON renderers share. Field names here are the JSON schema (docs/cli.md).
+//! The display model: what `show` knows about a certificate, CSR, CRL, OCSP response or SPIFFE
+//! bundle, as plain data that the text and JSON renderers share. Field names here are the JSON schema (docs/cli.md).
 
+pub mod bundle;
 pub mod cert;
 pub mod crl;
 pub mod csr;
@@ -13,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::input::{Kind, Object};
 
+pub use bundle::BundleView;
 pub use cert::CertView;
 pub use crl::CrlView;
 pub use csr::CsrView;
@@ -31,6 +33,9 @@ pub enum ObjectView {
     /// An OCSP response.
     #[serde(rename = "ocsp_response")]
     OcspResponse(Box<OcspView>),
+    /// A SPIFFE bundle (JWK set).
+    #[serde(rename = "spiffe_bundle")]
+    SpiffeBundle(Box<BundleView>),
 }
 
 impl ObjectView {
@@ -41,6 +46,7 @@ impl ObjectView {
             Kind::Csr => ObjectView::Csr(Box::new(CsrView::build(obj)?)),
             Kind::Crl => ObjectView::Crl(Box::new(CrlView::build(obj, at)?)),
             Kind::OcspResponse => ObjectView::OcspResponse(Box::new(OcspView::build(obj, at)?)),
+            Kind::SpiffeBundle => ObjectView::SpiffeBundle(Box::new(BundleView::build(obj, at)?)),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Property tests: random and mutated bytes through every parser and renderer in-process
-//! (input detection for PEM/DER certificates, CSRs and CRLs; the display model; text, short
-//! and JSON rendering; lint; the verifier's trust store and path validation). Nothing may panic.
+//! (input detection for PEM/DER certificates, CSRs and CRLs, and SPIFFE bundles; the display
+//! model; text, short and JSON rendering; lint; the verifier's trust store and path
+//! validation). Nothing may panic.
 //! (A few cases through the `mtls-inspect` program: crates/mtls/tests/it/inspect/fuzz.rs.)
 
 #![allow(clippy::unwrap_used)]
@@ -83,8 +84,42 @@ fn mutated(name: &'static str) -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// A SPIFFE bundle of the fixture root (an x509-svid key) and a jwt-svid key, as JSON.
+fn bundle_json() -> Vec<u8> {
+    let root = pki::jwt_svid::x509_authority_jwk(&fixture_der("root.pem")).unwrap();
+    let mut jwt = root.clone();
+    jwt.use_ = Some("jwt-svid".into());
+    jwt.kid = Some("k1".into());
+    jwt.x5c = None;
+    serde_json::json!({"keys": [root, jwt], "spiffe_sequence": 3, "spiffe_refresh_hint": 300})
+        .to_string()
+        .into_bytes()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// SPIFFE bundles with bytes changed or cut off: read, shown and linted, never a panic;
+    /// what reads as a bundle reads again from its own bytes.
+    #[test]
+    fn mutated_spiffe_bundles_never_panic(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut json = bundle_json();
+        for (i, b) in flips {
+            let at = i.index(json.len());
+            json[at] = b;
+        }
+        json.truncate(cut.index(json.len()).max(1));
+        exercise(&json);
+        if let Ok(parsed) = input::parse("bundle", &json) {
+            if parsed.objects[0].kind == Kind::SpiffeBundle {
+                let doc = pki::spiffe_bundle::BundleDocument::read(&parsed.objects[0].der).unwrap();
+                let _ = lint::bundle_findings(&doc);
+            }
+        }
+    }
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {

@@ -22,7 +22,7 @@ examples.";
 #[command(
     name = "mtls-inspect",
     version,
-    about = "Explain certificates, CSRs, CRLs and OCSP responses; verify chains; lint X509-SVIDs; probe TLS servers",
+    about = "Explain certificates, CSRs, CRLs, OCSP responses and SPIFFE bundles; verify chains; lint X509-SVIDs; probe TLS servers",
     after_help = TOP_HELP
 )]
 struct Cli {
@@ -132,7 +132,8 @@ fn at_or_now(at: Option<OffsetDateTime>) -> OffsetDateTime {
 }
 
 /// Show certificates, CSRs, CRLs and OCSP responses: subject, issuer, serial, validity, key, SANs (SPIFFE ID
-/// called out), extensions, fingerprint and client key.
+/// called out), extensions, fingerprint and client key; and SPIFFE bundles (JWK sets): sequence,
+/// refresh hint, every key, the findings of the spiffe-bundle-* lint rules.
 #[derive(Args, Debug)]
 #[command(after_help = "\
 EXAMPLES:
@@ -142,12 +143,14 @@ EXAMPLES:
   openssl x509 -in leaf.pem -outform DER | mtls-inspect show -
   mtls-inspect show --format pem cert.der > cert.pem
   mtls-inspect show --at 2026-01-01T00:00:00Z leaf.pem
+  curl -s --cacert root.pem https://localhost:8443/api/v1/bundle/spiffe | mtls-inspect show -
 
 EXIT CODES:
   0  every input was shown
   2  an input could not be read or parsed (the others are still shown)")]
 struct ShowCmd {
-    /// Files to show (PEM or DER; bundles, CSRs, CRLs and OCSP responses are detected); `-` for stdin.
+    /// Files to show (PEM or DER; bundles, CSRs, CRLs and OCSP responses are detected; or a
+    /// SPIFFE bundle, JSON); `-` for stdin.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<String>,
     /// Output format; JSON follows the schema in docs/cli.md and includes the PEM.
@@ -175,6 +178,7 @@ EXAMPLES:
   mtls-inspect verify chain.pem --roots root.pem --trust-domain mesh.local \
       --hostname localhost
   mtls-inspect verify leaf.pem --roots root.pem --crl ca.crl
+  mtls-inspect verify leaf.pem --roots spiffe-bundle.json
   mtls-inspect verify leaf.pem --roots root.pem --at 2026-01-01T12:00:00Z --format json
 
 Certificates after the first one in CERT are used as intermediates, like a TLS chain.
@@ -187,7 +191,8 @@ struct VerifyCmd {
     /// The certificate to verify (optionally followed by its intermediates); `-` for stdin.
     #[arg(value_name = "CERT")]
     cert: String,
-    /// Trusted root certificates (PEM bundle or DER); may be repeated.
+    /// Trusted root certificates (PEM bundle or DER), or a SPIFFE bundle (JSON: its x509-svid
+    /// keys); may be repeated.
     #[arg(long, required = true, value_name = "FILE")]
     roots: Vec<String>,
     /// Intermediate certificates; may be repeated.
@@ -247,7 +252,8 @@ EXIT CODES:
   1  at least one error-level finding
   2  usage or read error")]
 struct LintCmd {
-    /// Certificates to lint (PEM or DER; chains allowed); `-` for stdin.
+    /// Certificates to lint (PEM or DER; chains allowed), or SPIFFE bundles (JSON: the
+    /// spiffe-bundle-* rules, and each x509-svid certificate); `-` for stdin.
     #[arg(value_name = "FILE", required_unless_present = "list_rules")]
     files: Vec<String>,
     /// Candidate issuer certificates, to check the signature algorithm against the issuer's

@@ -10,7 +10,7 @@ pub(super) fn ca() -> CaMaterial {
 }
 
 pub(super) fn cert_id(ca: &CaMaterial, alg: ObjectIdentifier, serial: &[u8]) -> CertId {
-    let issuer = IssuerHashes::of(ca).unwrap();
+    let issuer = IssuerHashes::of(ca.cert_der()).unwrap();
     let (name, key) = if alg == SHA1 {
         (issuer.sha1_name, issuer.sha1_key)
     } else {
@@ -174,7 +174,9 @@ fn each_certificate_gets_its_status_in_order_signed_by_the_ca() {
     assert!(basic.tbs_response_data.response_extensions.is_none());
     assert_eq!(
         basic.tbs_response_data.responder_id,
-        ResponderId::ByKey(OctetString::new(IssuerHashes::of(&ca).unwrap().sha1_key).unwrap())
+        ResponderId::ByKey(
+            OctetString::new(IssuerHashes::of(ca.cert_der()).unwrap().sha1_key).unwrap()
+        )
     );
 }
 
@@ -227,20 +229,21 @@ fn a_request_is_read_for_the_root_its_cert_ids_name() {
     let old = CaMaterial::generate_root("old CA", OffsetDateTime::now_utc()).unwrap();
     let third = CaMaterial::generate_root("third CA", OffsetDateTime::now_utc()).unwrap();
     let served = [&new, &old];
+    let served_der = [new.cert_der().as_ref(), old.cert_der().as_ref()];
     for alg in [SHA1, SHA256] {
         let der = request(
             vec![cert_id(&old, alg, &[7]), cert_id(&old, alg, &[8])],
             None,
         );
-        let (index, query) = read_request_among(&served, &der).unwrap();
+        let (index, query) = read_request_among(&served_der, &der).unwrap();
         assert_eq!(index, 1, "the old root's certificates");
         assert_eq!(query.serials(), ["07", "08"]);
         let der = request(vec![cert_id(&new, alg, &[9])], None);
-        assert_eq!(read_request_among(&served, &der).unwrap().0, 0);
+        assert_eq!(read_request_among(&served_der, &der).unwrap().0, 0);
     }
     // Signed by the root named, the answer verifies with that root's key.
     let der = request(vec![cert_id(&old, SHA1, &[7])], None);
-    let (index, query) = read_request_among(&served, &der).unwrap();
+    let (index, query) = read_request_among(&served_der, &der).unwrap();
     let answer = sign_response(
         Signer::Ca(served[index]),
         &query,
@@ -255,14 +258,14 @@ fn a_request_is_read_for_the_root_its_cert_ids_name() {
         vec![cert_id(&new, SHA1, &[1]), cert_id(&old, SHA1, &[2])],
         None,
     );
-    let err = read_request_among(&served, &mixed).unwrap_err();
+    let err = read_request_among(&served_der, &mixed).unwrap_err();
     assert!(matches!(err, OcspError::NotOurs(_)), "{err:?}");
     assert!(
         err.to_string().contains("another of this CA's roots"),
         "{err}"
     );
     let stranger = request(vec![cert_id(&third, SHA1, &[1])], None);
-    let err = read_request_among(&served, &stranger).unwrap_err();
+    let err = read_request_among(&served_der, &stranger).unwrap_err();
     assert_eq!(err.code(), "unauthorized");
     // The old root alone no longer answers for the new root's certificates.
     let err = read_request(&old, &request(vec![cert_id(&new, SHA1, &[1])], None)).unwrap_err();
@@ -315,4 +318,42 @@ fn a_state_list_that_does_not_match_the_request_is_not_signed() {
     let now = OffsetDateTime::now_utc();
     let err = sign_response(Signer::Ca(&ca), &query, &[], now, now).unwrap_err();
     assert!(matches!(err, OcspError::Sign(_)), "{err:?}");
+}
+
+/// Found by the fuzz target `ocsp_response` (docs/fuzzing.md): a signed answer under the
+/// status `unauthorized` was read as that status with good/revoked answers, which `show`
+/// printed, though no client accepts responseBytes under an error status.
+#[test]
+fn an_error_status_with_response_bytes_is_refused() {
+    let ca = ca();
+    let query = read_request(&ca, &request(vec![cert_id(&ca, SHA1, &[0x01])], None)).unwrap();
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let mut der = sign_response(
+        Signer::Ca(&ca),
+        &query,
+        &[CertState::Good],
+        now,
+        now + time::Duration::hours(1),
+    )
+    .unwrap();
+    assert_eq!(read_response(&der).unwrap().status, "successful");
+    // responseStatus is the first element: ENUMERATED (0x0a), length 1, 0 = successful.
+    let at = der
+        .windows(3)
+        .position(|w| w == [0x0a, 0x01, 0x00])
+        .unwrap();
+    for (code, name) in [
+        (1u8, "malformedRequest"),
+        (3, "tryLater"),
+        (6, "unauthorized"),
+    ] {
+        der[at + 2] = code;
+        let err = read_response(&der).unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "the response status is {name} but it carries responseBytes"
+            )),
+            "{err}"
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! The CA key in a PKCS#11 token (SoftHSM2 in a temp dir of the test's own): `mtls-ca init
 //! --key pkcs11:…` makes a root (or an offline root's intermediate) whose key is generated in
 //! the token; the CA then issues, renews and revokes (a CRL signed in the token, enforced by a
-//! server), and no file in the data directory holds the CA key. A wrong module, token, PIN or
+//! server), and no file in the data directory holds the CA key. An intermediate whose key is in
+//! the token goes through the offline renewal ceremony (csr, sign, install; renew) and keeps
+//! issuing with the same token key. A wrong module, token, PIN or
 //! object is refused, named, with nothing created. The signing session reconnects when the
 //! token logs it out.
 
@@ -250,6 +252,296 @@ fn an_offline_root_with_its_intermediate_key_in_softhsm_signs_leaves_with_the_to
     );
     client.wait_for(|l| l.contains("[CLIENT] Response: 200 OK"), LONG);
     assert_no_ca_key_on_disk(&dir.join("ca"), &dir.join("ca/intermediate.crt"));
+}
+
+/// The NotAfter of the first certificate in a PEM file.
+fn not_after_of(cert_pem: &Path) -> time::OffsetDateTime {
+    let der = pki::pem::parse_certificates(&std::fs::read(cert_pem).unwrap())
+        .unwrap()
+        .remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    cert.validity().not_after.to_datetime()
+}
+
+/// The intermediate's renewal ceremony with its key in the token (docs/operations.md "Key in
+/// an HSM"): `intermediate csr` signs the CSR in the token, the offline root signs it,
+/// `intermediate install` checks it against the token key; then `intermediate renew` does the
+/// three at once. The CA then issues under the renewed certificate, the same token key, and
+/// no file anywhere holds that key.
+#[test]
+fn an_intermediate_in_softhsm_is_renewed_by_the_offline_ceremony_and_keeps_issuing() {
+    require_binaries();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let hsm = token(dir);
+    std::fs::write(dir.join("pass"), "correct horse battery staple\n").unwrap();
+    let ca_args = |rest: &[&'static str]| {
+        let mut args = pkcs11_args("pin");
+        args.extend(["--data-dir", "ca"]);
+        args.extend_from_slice(rest);
+        args
+    };
+    let (ok, out, err) = mtls_ca(
+        &hsm,
+        dir,
+        &ca_args(&[
+            "init",
+            "--key",
+            KEY,
+            "--offline-root",
+            "offline",
+            "--passphrase-file",
+            "pass",
+            "--intermediate-lifetime",
+            "30d",
+        ]),
+    );
+    assert!(ok, "{out}{err}");
+    let token_spki = spki_of(&dir.join("ca/intermediate.crt"));
+    let first_not_after = not_after_of(&dir.join("ca/intermediate.crt"));
+
+    // On the CA host: the CSR, signed in the token, for the token's key.
+    let (ok, csr, err) = mtls_ca(&hsm, dir, &ca_args(&["intermediate", "csr"]));
+    assert!(ok, "intermediate csr: {err}");
+    std::fs::write(dir.join("intermediate.csr"), &csr).unwrap();
+    let parsed = pki::csr::parse_and_verify(csr.as_bytes()).expect("a CSR its key signed");
+    assert_eq!(parsed.spki_der, token_spki, "the CSR is for the token key");
+
+    // On the machine holding the root (no token there).
+    let (ok, cert, err) = mtls_ca(
+        &hsm,
+        dir,
+        &[
+            "intermediate",
+            "sign",
+            "--root-key",
+            "offline",
+            "--csr",
+            "intermediate.csr",
+            "--passphrase-file",
+            "pass",
+            "--lifetime",
+            "60d",
+        ],
+    );
+    assert!(ok, "intermediate sign: {err}");
+    std::fs::write(dir.join("renewed.crt"), &cert).unwrap();
+
+    // Back on the CA host.
+    let (ok, out, err) = mtls_ca(
+        &hsm,
+        dir,
+        &ca_args(&["intermediate", "install", "--cert", "renewed.crt"]),
+    );
+    assert!(ok, "intermediate install: {out}{err}");
+    assert!(err.contains("installed the renewed intermediate"), "{err}");
+    let renewed_not_after = not_after_of(&dir.join("ca/intermediate.crt"));
+    assert!(
+        renewed_not_after > first_not_after + time::Duration::days(29),
+        "{renewed_not_after} vs {first_not_after}"
+    );
+    assert_eq!(spki_of(&dir.join("ca/intermediate.crt")), token_spki);
+
+    // A certificate the root signed for another key is refused, and changes nothing.
+    std::fs::create_dir(dir.join("elsewhere")).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.join("elsewhere"))
+            .output()
+            .expect("openssl must be installed");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    openssl(&[
+        "ecparam",
+        "-name",
+        "secp384r1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "other.key",
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        "other.key",
+        "-subj",
+        "/O=mtls-mesh/CN=other",
+        "-addext",
+        "subjectAltName=URI:spiffe://mesh.local",
+        "-out",
+        "other.csr",
+    ]);
+    let (ok, other, err) = mtls_ca(
+        &hsm,
+        dir,
+        &[
+            "intermediate",
+            "sign",
+            "--root-key",
+            "offline",
+            "--csr",
+            "elsewhere/other.csr",
+            "--passphrase-file",
+            "pass",
+        ],
+    );
+    assert!(ok, "intermediate sign (other key): {err}");
+    std::fs::write(dir.join("elsewhere/other.crt"), other).unwrap();
+    let (ok, _, err) = mtls_ca(
+        &hsm,
+        dir,
+        &ca_args(&["intermediate", "install", "--cert", "elsewhere/other.crt"]),
+    );
+    assert!(!ok, "a certificate for another key was installed");
+    assert!(err.contains("its key must be intermediate.key's"), "{err}");
+    assert_eq!(
+        not_after_of(&dir.join("ca/intermediate.crt")),
+        renewed_not_after
+    );
+    std::fs::remove_dir_all(dir.join("elsewhere")).unwrap();
+
+    // Without the token options the key cannot be reached: said, nothing changes.
+    let (ok, _, err) = mtls_ca(&hsm, dir, &["--data-dir", "ca", "intermediate", "csr"]);
+    assert!(!ok);
+    assert!(err.contains("--pkcs11-module"), "{err}");
+
+    // The one-step renewal, with the root's medium on the CA host.
+    let (ok, out, err) = mtls_ca(
+        &hsm,
+        dir,
+        &ca_args(&[
+            "intermediate",
+            "renew",
+            "--root-key",
+            "offline",
+            "--passphrase-file",
+            "pass",
+            "--lifetime",
+            "90d",
+        ]),
+    );
+    assert!(ok, "intermediate renew: {out}{err}");
+    let renewed_again = not_after_of(&dir.join("ca/intermediate.crt"));
+    assert!(renewed_again > renewed_not_after + time::Duration::days(29));
+    assert_eq!(spki_of(&dir.join("ca/intermediate.crt")), token_spki);
+    let installed = std::fs::read_to_string(dir.join("ca/intermediate.crt")).unwrap();
+
+    // The CA issues under the renewed certificate, signing with the token.
+    let ca = start_token_ca(&hsm, &dir.join("ca"), &[]);
+    let server = enrolled_server(&ca, dir, &[]);
+    let client = spawn_client(&ca, dir, &server, &["--count", "1"]);
+    client.wait_for(|l| l.contains("[CLIENT] Response: 200 OK"), LONG);
+    let shown = Command::new("openssl")
+        .args([
+            "s_client",
+            "-showcerts",
+            "-connect",
+            &format!("127.0.0.1:{}", server.port),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl must be installed");
+    let chain = String::from_utf8_lossy(&shown.stdout);
+    let certs: Vec<&str> = chain
+        .match_indices("-----BEGIN CERTIFICATE-----")
+        .map(|(start, _)| {
+            let end = chain[start..].find("-----END CERTIFICATE-----").unwrap() + 25;
+            &chain[start..start + end]
+        })
+        .collect();
+    assert_eq!(certs.len(), 2, "leaf and intermediate: {chain}");
+    assert_eq!(
+        format!("{}\n", certs[1]),
+        installed,
+        "the server sends the renewed intermediate"
+    );
+    std::fs::write(dir.join("leaf.pem"), certs[0]).unwrap();
+    let verify = Command::new("openssl")
+        .args([
+            "verify",
+            "-CAfile",
+            "ca/root.crt",
+            "-untrusted",
+            "ca/intermediate.crt",
+            "leaf.pem",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    assert_no_ca_key_on_disk(&dir.join("ca"), &dir.join("ca/intermediate.crt"));
+    // Nor next to it: the CSR and certificates of the ceremony are public.
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            assert!(!text.contains("PRIVATE KEY"), "{}", path.display());
+        }
+    }
+}
+
+/// The runbook "a two-tier CA whose intermediate key is in SoftHSM2, and its renewal" of
+/// docs/operations.md, run by bash as written; the CA it made then starts in the same
+/// environment and issues under the renewed intermediate, with no key file anywhere.
+#[test]
+fn the_pkcs11_intermediate_runbook_runs_as_written_and_the_ca_issues_under_it() {
+    use super::readme_recipe::{doc_block, report, run_in};
+    require_binaries();
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    // `init` wants an empty data directory: the runbook's ./ca links to this one.
+    let ca_data = tmp.path().join("ca-data");
+    std::fs::create_dir(&ca_data).unwrap();
+    let runbook = doc_block(
+        "docs/operations.md",
+        "<!-- runbook: pkcs11-intermediate -->",
+    );
+    let out = run_in(&work, &ca_data, &runbook);
+    assert!(out.status.success(), "{}", report(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("pkcs11:token=mesh-ca;object=intermediate-key"),
+        "{}",
+        report(&out)
+    );
+    assert!(
+        stderr.contains("installed the renewed intermediate"),
+        "{}",
+        report(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.join("intermediate.crt")).unwrap(),
+        std::fs::read_to_string(ca_data.join("intermediate.crt")).unwrap(),
+        "the signed certificate is the one installed"
+    );
+
+    let conf = work.join("hsm/softhsm2.conf");
+    let ca = testkit::start_ca_with_env(
+        &programs::ca(),
+        "ca",
+        &ca_data,
+        "127.0.0.1:0",
+        &[],
+        &[
+            ("SOFTHSM2_CONF", conf.as_os_str()),
+            ("MTLS_CA_PKCS11_MODULE", std::ffi::OsStr::new(MODULE)),
+            ("MTLS_CA_PKCS11_PIN_FILE", work.join("pin").as_os_str()),
+        ],
+    );
+    let server = enrolled_server(&ca, tmp.path(), &[]);
+    let client = spawn_client(&ca, tmp.path(), &server, &["--count", "1"]);
+    client.wait_for(|l| l.contains("[CLIENT] Response: 200 OK"), LONG);
+    assert_no_ca_key_on_disk(&ca_data, &ca_data.join("intermediate.crt"));
 }
 
 #[test]

@@ -12,5 +12,6 @@ mod remote;
 mod renewal;
 mod show;
 mod snapshots;
+mod spiffe_bundle;
 mod verify;
 mod verify_rules;
