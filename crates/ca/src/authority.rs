@@ -351,23 +351,44 @@ impl Authority {
         let csr = verify_csr(input.csr_pem)?;
         check_requested_names(&csr, &token.spiffe_id, &token.dns, &token.ips)?;
 
-        let issued = self.issue(&requested, &token.dns, &token.ips, &csr.spki_der, ttl, now)?;
-        let record = record_of(
-            &issued,
-            &requested,
-            &token.dns,
-            &token.ips,
-            now,
-            IssueKind::Sign,
-            None,
-        )?;
-        match self.store.redeem_token(&token_hash, now, &record)? {
+        let req = self.leaf_request(&requested, &token.dns, &token.ips, &csr.spki_der, ttl, now)?;
+        // The serial is not looked up before signing (a store read per certificate, a round
+        // trip on PostgreSQL): a taken one is refused by the store's primary key, the
+        // redemption then stores nothing, and the certificate is signed again under another.
+        for _ in 0..SERIAL_DRAWS {
+            let issued = self.sign_leaf(&req)?;
+            let record = record_of(
+                &issued,
+                &requested,
+                &token.dns,
+                &token.ips,
+                now,
+                IssueKind::Sign,
+                None,
+            )?;
+            match self.store.redeem_token(&token_hash, now, &record) {
+                Err(e) if e.is_taken_serial() => serial_taken(&issued.serial_hex),
+                outcome => return self.redeemed(&token_hash, outcome?, issued, &requested),
+            }
+        }
+        Err(serials_exhausted())
+    }
+
+    /// The answer to a join-token issuance whose redemption had `outcome`.
+    fn redeemed(
+        &self,
+        token_hash: &str,
+        outcome: Redeem,
+        issued: IssuedCert,
+        requested: &SpiffeId,
+    ) -> Res<Issued> {
+        match outcome {
             Redeem::Done => {}
             Redeem::AlreadyUsed => {
                 // Revoked between the check above and the redemption: say so.
                 if let Some(token) = self
                     .store
-                    .find_token(&token_hash)?
+                    .find_token(token_hash)?
                     .filter(|t| t.revoked_at.is_some())
                 {
                     return Err(token_revoked(&token));
@@ -386,7 +407,7 @@ impl Authority {
             not_after = %rfc3339(issued.not_after),
             "certificate issued"
         );
-        Ok(self.response(issued, &requested))
+        Ok(self.response(issued, requested))
     }
 
     /// Renewal authenticated by the caller's current certificate (already verified against our
@@ -779,30 +800,17 @@ impl Authority {
         ttl: Duration,
         now: OffsetDateTime,
     ) -> Res<IssuedCert> {
-        // Every issuance (sign and renew) passes here: the last line of defence for the
-        // identity every CA client requires of the CA.
-        check_issuable(id, &self.cfg.trust_domain)?;
-        self.intermediate_life();
-        let req = LeafRequest {
-            spiffe_id: id,
-            dns,
-            ips,
-            spki_der: spki,
-            ttl,
-            now,
-        };
+        let req = self.leaf_request(id, dns, ips, spki, ttl, now)?;
         // Serials are random (158 bits): a collision with a stored certificate is not expected,
         // but if one happens the certificate is signed again under a new serial rather than
         // refused. (Two replicas drawing the same new serial at once would still meet the
-        // store's primary key: 500, nothing stored.)
+        // store's primary key: 500, nothing stored.) Join-token issuance skips this lookup and
+        // retries on the primary key instead (`sign_inner`).
         for _ in 0..SERIAL_DRAWS {
             let serial = (self.serials)().map_err(AuthorityError::internal)?;
             let serial_hex = hex::encode(serial);
             if self.store.find_cert(&serial_hex)?.is_some() {
-                tracing::warn!(
-                    serial = %serial_hex,
-                    "serial collision with a stored certificate: drawing another"
-                );
+                serial_taken(&serial_hex);
                 continue;
             }
             return self
@@ -811,9 +819,41 @@ impl Authority {
                 .issue_with_serial(&req, &self.ca(), serial)
                 .map_err(AuthorityError::internal);
         }
-        Err(AuthorityError::internal(format!(
-            "{SERIAL_DRAWS} serials drawn in a row were all taken: the serial source is broken"
-        )))
+        Err(serials_exhausted())
+    }
+
+    /// The leaf `id` would get, refused when `id` may not be certified. Every issuance (sign,
+    /// renew, agent) passes here: the last line of defence for the identity every CA client
+    /// requires of the CA.
+    fn leaf_request<'r>(
+        &self,
+        id: &'r SpiffeId,
+        dns: &'r [String],
+        ips: &'r [IpAddr],
+        spki: &'r [u8],
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Res<LeafRequest<'r>> {
+        check_issuable(id, &self.cfg.trust_domain)?;
+        self.intermediate_life();
+        Ok(LeafRequest {
+            spiffe_id: id,
+            dns,
+            ips,
+            spki_der: spki,
+            ttl,
+            now,
+        })
+    }
+
+    /// Signs `req` under a newly drawn serial, not looked up: the caller records it where a
+    /// taken serial is refused.
+    fn sign_leaf(&self, req: &LeafRequest<'_>) -> Res<IssuedCert> {
+        let serial = (self.serials)().map_err(AuthorityError::internal)?;
+        self.cfg
+            .policy
+            .issue_with_serial(req, &self.ca, serial)
+            .map_err(AuthorityError::internal)
     }
 
     fn response(&self, issued: IssuedCert, id: &SpiffeId) -> Issued {
@@ -825,6 +865,20 @@ impl Authority {
             spiffe_id: id.to_string(),
         }
     }
+}
+
+/// Logs a drawn serial that a stored certificate already has (another is drawn).
+fn serial_taken(serial: &str) {
+    tracing::warn!(
+        serial = %serial,
+        "serial collision with a stored certificate: drawing another"
+    );
+}
+
+fn serials_exhausted() -> AuthorityError {
+    AuthorityError::internal(format!(
+        "{SERIAL_DRAWS} serials drawn in a row were all taken: the serial source is broken"
+    ))
 }
 
 /// The refusal for a presented certificate that no longer authorises its holder.

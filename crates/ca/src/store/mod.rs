@@ -102,6 +102,31 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+impl StoreError {
+    /// Whether the certificate could not be recorded because its serial is stored already
+    /// (the `certs` table's primary key, on every store): the issuance draws another serial
+    /// and signs again (`Authority::sign`), instead of looking each serial up first.
+    pub fn is_taken_serial(&self) -> bool {
+        match self {
+            StoreError::Duplicate { table, .. } => *table == "certs",
+            StoreError::Db {
+                source: rusqlite::Error::SqliteFailure(e, message),
+                ..
+            } => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    && message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("certs.serial"))
+            }
+            StoreError::Postgres { source, .. } => source.as_db_error().is_some_and(|e| {
+                *e.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                    && e.constraint() == Some("certs_pkey")
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// The result of a store call.
 pub type Result<T> = std::result::Result<T, StoreError>;
 

@@ -1,5 +1,7 @@
 //! A serial that is already taken is never refused nor stored twice: the authority draws
-//! another (an injected serial source that repeats itself), on every store.
+//! another (an injected serial source that repeats itself), on every store. Join-token
+//! issuance finds out from the store's primary key when it records the certificate (no lookup
+//! before signing), renewal by a lookup.
 
 use std::sync::{Arc, Mutex};
 
@@ -83,5 +85,35 @@ fn a_source_that_only_repeats_a_taken_serial_fails_the_issuance_and_stores_nothi
         assert_eq!(h.cert_count(), 1, "{}", h.name);
         let b = authority(h, vec![serial(8)]);
         b.sign(&input).unwrap();
+    });
+}
+
+#[test]
+fn only_a_taken_certificate_serial_counts_as_a_serial_collision() {
+    on_each_store(|h| {
+        let a = authority(h, vec![serial(3)]);
+        sign(h, &a, "holder").unwrap();
+        let stored = h.store.find_cert(&hex::encode(serial(3))).unwrap().unwrap();
+        // Recording another certificate under a stored serial: refused by the primary key, and
+        // recognised, so the issuance signs again (`Authority::sign`).
+        let token = h.token("other", Duration::minutes(10));
+        let refused = h
+            .store
+            .redeem_token(&mtls_ca::tokens::hash(&token), START, &stored)
+            .unwrap_err();
+        assert!(refused.is_taken_serial(), "{}: {refused:?}", h.name);
+        // Any other refusal is not, e.g. a token stored twice.
+        let record = h
+            .store
+            .find_token(&mtls_ca::tokens::hash(&token))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record.used_at, None,
+            "{}: the refused redemption was kept",
+            h.name
+        );
+        let twice = h.store.insert_token(&record).unwrap_err();
+        assert!(!twice.is_taken_serial(), "{}: {twice:?}", h.name);
     });
 }
