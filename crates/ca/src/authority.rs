@@ -852,7 +852,7 @@ impl Authority {
         let serial = (self.serials)().map_err(AuthorityError::internal)?;
         self.cfg
             .policy
-            .issue_with_serial(req, &self.ca, serial)
+            .issue_with_serial(req, &self.ca(), serial)
             .map_err(AuthorityError::internal)
     }
 
