@@ -143,6 +143,38 @@ pub(super) fn start_server_of_a(a: &CaProc, dir: &std::path::Path, extra: &[&str
     }
 }
 
+/// The federated caller of these tests.
+const X: &str = "spiffe://b.example/service/x";
+
+/// [`X`], enrolled from `b`, calling `server` every `interval` on one
+/// keep-alive connection (or a new one each time when the server closes idle connections).
+fn x_calls_repeatedly(
+    b: &CaProc,
+    dir: &std::path::Path,
+    name: &str,
+    server: &ServerProc,
+    interval: &str,
+    extra: &[&str],
+) -> Proc {
+    let token = token_file(b, dir, name, X, &[]);
+    let mut cmd = Command::new(programs::client());
+    cmd.args(enrolled_args(b, X, &token))
+        .args([
+            "--server",
+            &server.url(),
+            "--server-id",
+            SERVER_ID,
+            "--count",
+            "100000",
+            "--interval",
+            interval,
+            "--quiet",
+        ])
+        .args(extra)
+        .env("RUST_LOG", "info");
+    Proc::spawn(name, cmd)
+}
+
 #[test]
 fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed() {
     require_binaries();
@@ -188,28 +220,7 @@ fn a_federated_caller_named_by_allow_id_gets_in_until_the_federation_is_removed(
     assert!(!out.contains(": 200"), "{out}");
 
     // A keep-alive connection of x, carrying a request every 300 ms across the removal.
-    let token = token_file(
-        &b,
-        dir.path(),
-        "client-b-x-held",
-        "spiffe://b.example/service/x",
-        &[],
-    );
-    let mut cmd = Command::new(programs::client());
-    cmd.args(enrolled_args(&b, "spiffe://b.example/service/x", &token))
-        .args([
-            "--server",
-            &server.url(),
-            "--server-id",
-            SERVER_ID,
-            "--count",
-            "100000",
-            "--interval",
-            "300ms",
-            "--quiet",
-        ])
-        .env("RUST_LOG", "info");
-    let held = Proc::spawn("client-b-x-held", cmd);
+    let held = x_calls_repeatedly(&b, dir.path(), "client-b-x-held", &server, "300ms", &[]);
     held.wait_for(|l| l.starts_with("[CLIENT] request 3/"), LONG);
     assert_eq!(
         held.lines_matching(|l| l.contains(": FAILED: ")),
@@ -283,25 +294,14 @@ fn a_client_closes_its_connection_when_the_servers_domain_is_removed() {
     federate(&a, &b, "b.example");
     federate(&b, &a, "a.example");
     let server = start_server_of_a(&a, dir.path(), &[]);
-    let x = "spiffe://b.example/service/x";
-    let token = token_file(&b, dir.path(), "client-b-x", x, &[]);
-    let mut cmd = Command::new(programs::client());
-    cmd.args(enrolled_args(&b, x, &token))
-        .args([
-            "--server",
-            &server.url(),
-            "--server-id",
-            SERVER_ID,
-            "--count",
-            "100000",
-            "--interval",
-            "300ms",
-            "--quiet",
-            "--crl-refresh",
-            "1s",
-        ])
-        .env("RUST_LOG", "info");
-    let client = Proc::spawn("client-b-x", cmd);
+    let client = x_calls_repeatedly(
+        &b,
+        dir.path(),
+        "client-b-x",
+        &server,
+        "300ms",
+        &["--crl-refresh", "1s"],
+    );
     client.wait_for(|l| l.starts_with("[CLIENT] request 3/"), LONG);
     assert_eq!(
         client.lines_matching(|l| l.contains(": FAILED: ")),
@@ -411,23 +411,7 @@ fn a_federated_bundle_outlives_its_endpoint_going_away_and_refreshes_when_it_is_
     // The server closes a connection idle for 1 s and x calls every 2 s: every call is a new
     // handshake, judged against the federated roots the server holds then.
     let server = start_server_of_a(&a, dir.path(), &["--idle-timeout", "1s"]);
-    let x = "spiffe://b.example/service/x";
-    let token = token_file(&b, dir.path(), "client-b-x", x, &[]);
-    let mut cmd = Command::new(programs::client());
-    cmd.args(enrolled_args(&b, x, &token))
-        .args([
-            "--server",
-            &server.url(),
-            "--server-id",
-            SERVER_ID,
-            "--count",
-            "100000",
-            "--interval",
-            "2s",
-            "--quiet",
-        ])
-        .env("RUST_LOG", "info");
-    let client = Proc::spawn("client-b-x", cmd);
+    let client = x_calls_repeatedly(&b, dir.path(), "client-b-x", &server, "2s", &[]);
     client.wait_for(|l| l.starts_with("[CLIENT] request 1/"), LONG);
 
     // b goes away.
@@ -451,7 +435,7 @@ fn a_federated_bundle_outlives_its_endpoint_going_away_and_refreshes_when_it_is_
     let (server_mark, client_mark) = (server.proc.mark(), client.mark());
     server.proc.wait_for_after(
         server_mark,
-        |l| l.contains("event=\"handshake_ok\"") && l.contains(x),
+        |l| l.contains("event=\"handshake_ok\"") && l.contains(X),
         LONG,
     );
     let served = client.wait_for_after(
