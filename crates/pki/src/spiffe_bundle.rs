@@ -125,7 +125,10 @@ pub enum KeyProblem {
 
 impl KeyProblem {
     /// True for the problems that make an `x509-svid` key unusable as a trust anchor:
-    /// [`SpiffeBundle::parse`] refuses the bundle for them.
+    /// [`SpiffeBundle::parse`] refuses the bundle for them. A certificate that is not a CA
+    /// is one: webpki takes any certificate as a trust anchor without looking at its
+    /// basicConstraints, so a federated domain publishing a leaf would have it trusted as an
+    /// issuer; the X509-SVID spec (section 6.1) makes signing certificates CAs.
     pub fn refuses_authority(&self) -> bool {
         matches!(
             self,
@@ -134,6 +137,7 @@ impl KeyProblem {
                 | KeyProblem::X5cNotBase64
                 | KeyProblem::Certificate(_)
                 | KeyProblem::KeyMismatch
+                | KeyProblem::NotCa
         )
     }
 }
@@ -463,6 +467,30 @@ mod tests {
             BundleError::X509Key {
                 index: 2,
                 reason: "x5c holds 2 certificates, not 1".into()
+            }
+        );
+    }
+
+    /// A bundle whose x509-svid key carries a certificate that is not a CA (here a
+    /// self-signed leaf, whose key and x5c agree) is refused whole: webpki would take the
+    /// leaf as a trust anchor.
+    #[test]
+    fn refuses_an_authority_that_is_not_a_ca_certificate() {
+        let root = CaMaterial::generate_root("B", time::OffsetDateTime::now_utc()).unwrap();
+        let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let leaf = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&leaf_key)
+            .unwrap();
+        let mut bundle = bundle_of(&root);
+        let leaf_jwk = serde_json::to_value(x509_authority_jwk(leaf.der()).unwrap()).unwrap();
+        bundle["keys"].as_array_mut().unwrap().push(leaf_jwk);
+        let err = SpiffeBundle::parse(bundle.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            err,
+            BundleError::X509Key {
+                index: 2,
+                reason: KeyProblem::NotCa.to_string()
             }
         );
     }
