@@ -148,3 +148,118 @@ impl IntermediateFollower {
         Reloaded::Refused(reason)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+    use std::fs;
+
+    use pki::clock::ManualClock;
+    use pki::sealed_key::Passphrase;
+    use pki::{IssuancePolicy, TrustDomain};
+    use time::Duration;
+
+    use super::*;
+    use crate::authority::AuthorityConfig;
+    use crate::datadir_hierarchy::{sign_intermediate, OfflineRoot};
+    use crate::store::MemoryStore;
+
+    /// Another key's certificate over `intermediate.crt` is refused at every check and changes
+    /// nothing (signer, health); the renewed certificate is then taken up once, and the
+    /// intermediate-life warnings start again for it.
+    #[test]
+    fn a_renewed_intermediate_is_taken_up_and_a_foreign_one_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Arc::new(DataDir::new(&tmp.path().join("ca")));
+        dir.ensure().unwrap();
+        let offline = OfflineRoot::new(&tmp.path().join("offline"));
+        let pass = Passphrase::new(b"a long enough passphrase".to_vec()).unwrap();
+        let td = TrustDomain::parse("mesh.local").unwrap();
+        let start = OffsetDateTime::now_utc();
+        dir.init_two_tier(&offline, &pass, &td, Duration::days(30), true, start)
+            .unwrap();
+        let (ca, _, _) = dir.open_or_init(None, &td, start).unwrap();
+        let ca = Arc::new(ca);
+        let clock = Arc::new(ManualClock::new(start));
+        let store = Arc::new(MemoryStore::new(
+            &[("trust_domain", "mesh.local")],
+            clock.clone(),
+        ));
+        let authority = Arc::new(Authority::new(
+            ca.clone(),
+            vec![],
+            store,
+            AuthorityConfig {
+                trust_domain: td.clone(),
+                default_ttl: Duration::hours(1),
+                max_ttl: Duration::hours(24),
+                admin_id: None,
+                policy: IssuancePolicy::default(),
+            },
+            clock.clone(),
+        ));
+        let (api, _) =
+            ApiIdentity::issue_first(&ca, td.ca_id(), vec!["localhost".into()], vec![], start)
+                .unwrap();
+        let mut follower = IntermediateFollower::new(dir.clone(), authority.clone(), api);
+        assert_eq!(
+            follower.check(),
+            Reloaded::Unchanged,
+            "the file loaded at start"
+        );
+
+        // Past half of its life: warned once.
+        clock.advance(Duration::days(20));
+        assert_eq!(authority.intermediate_life().unwrap().crossed, Some(0.5));
+        let csr = dir.intermediate_csr().unwrap();
+
+        fs::copy(dir.root_cert(), dir.intermediate_cert()).unwrap();
+        for failures in 1..=2 {
+            let Reloaded::Refused(reason) = follower.check() else {
+                panic!("another key's certificate must be refused");
+            };
+            assert!(reason.contains("does not fit this CA"), "{reason}");
+            assert_eq!(
+                authority
+                    .metrics
+                    .intermediate_reload_failures
+                    .load(Ordering::Relaxed),
+                failures,
+                "each check counts"
+            );
+        }
+        assert_eq!(
+            authority.ca().cert_der(),
+            ca.cert_der(),
+            "still the old signer"
+        );
+        assert_eq!(authority.health(), Ok(()));
+
+        let root = offline.open(&pass).unwrap();
+        let (renewed, _) =
+            sign_intermediate(&root, csr.as_bytes(), Duration::days(60), authority.now()).unwrap();
+        fs::write(dir.intermediate_cert(), &renewed).unwrap();
+        let Reloaded::Switched(not_after) = follower.check() else {
+            panic!("the renewed intermediate must be taken up");
+        };
+        assert_eq!(authority.ca().not_after(), not_after);
+        assert!(not_after > ca.not_after(), "{not_after}");
+        assert_eq!(authority.ca().cert_pem(), renewed);
+        assert_eq!(
+            authority
+                .metrics
+                .intermediate_reloads
+                .load(Ordering::Relaxed),
+            1
+        );
+        assert_eq!(follower.check(), Reloaded::Unchanged, "taken up once");
+        assert_eq!(authority.intermediate_life().unwrap().crossed, None);
+        clock.advance(Duration::days(31));
+        assert_eq!(
+            authority.intermediate_life().unwrap().crossed,
+            Some(0.5),
+            "the renewed intermediate's life is warned about afresh"
+        );
+    }
+}
