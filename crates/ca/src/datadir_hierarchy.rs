@@ -303,27 +303,26 @@ impl DataDir {
         now: OffsetDateTime,
     ) -> anyhow::Result<(OffsetDateTime, OffsetDateTime)> {
         let current = self.require_two_tier()?;
-        let td = intermediate_trust_domain(&current)?;
-        let cert = pki::pem::parse_certificates(cert_pem)?
-            .into_iter()
-            .next()
-            .context("the new intermediate holds no certificate")?;
-        let new = CaMaterial::intermediate_from_key(
-            cert,
-            current.key().clone(),
-            current.root_der().clone(),
-        )
-        .context(
-            "the new certificate does not fit this CA (its key must be intermediate.key's, its \
-             issuer the root in root.crt)",
-        )?;
-        intermediate::check_profile(new.cert_der(), current.root_der(), &td, now)?;
+        let new = fitting_intermediate(&current, cert_pem, now)?;
         files::write_atomic(
             &self.intermediate_cert(),
             new.cert_pem().as_bytes(),
             files::PUBLIC_MODE,
         )?;
         Ok((current.not_after(), new.not_after()))
+    }
+
+    /// A running CA's check of `intermediate.crt` (`root_follow.rs`): the certificate now in
+    /// the file, refused unless it fits `current` exactly as `intermediate install` demands
+    /// (the same key, issued by the same root, for the same trust domain, valid now).
+    pub(crate) fn reread_intermediate(
+        &self,
+        current: &CaMaterial,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<CaMaterial> {
+        let path = self.intermediate_cert();
+        let pem = files::read(&path)?;
+        fitting_intermediate(current, &pem, now).with_context(|| format!("{}", path.display()))
     }
 
     fn require_two_tier(&self) -> anyhow::Result<CaMaterial> {
@@ -336,6 +335,29 @@ impl DataDir {
         }
         self.load_intermediate()
     }
+}
+
+/// The first certificate of `cert_pem` as the intermediate succeeding `current`: its key must
+/// be `current`'s (the file's or the token's), its issuer `current`'s root, its trust domain
+/// `current`'s, and it must be valid at `now`.
+fn fitting_intermediate(
+    current: &CaMaterial,
+    cert_pem: &[u8],
+    now: OffsetDateTime,
+) -> anyhow::Result<CaMaterial> {
+    let td = intermediate_trust_domain(current)?;
+    let cert = pki::pem::parse_certificates(cert_pem)?
+        .into_iter()
+        .next()
+        .context("the new intermediate holds no certificate")?;
+    let new =
+        CaMaterial::intermediate_from_key(cert, current.key().clone(), current.root_der().clone())
+            .context(
+                "the new certificate does not fit this CA (its key must be intermediate.key's, \
+                 its issuer the root in root.crt)",
+            )?;
+    intermediate::check_profile(new.cert_der(), current.root_der(), &td, now)?;
+    Ok(new)
 }
 
 /// The trust domain an intermediate names (`spiffe://<td>`).

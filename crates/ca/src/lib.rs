@@ -17,6 +17,7 @@ pub mod datadir_token;
 pub mod error;
 pub mod federation;
 pub mod federation_metrics;
+pub mod intermediate_follow;
 pub mod metrics;
 pub mod pkcs11;
 pub mod refusals;

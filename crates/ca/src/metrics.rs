@@ -31,6 +31,11 @@ pub struct Metrics {
     /// Attempts to follow a root rotation step that failed (a root key file missing): the CA
     /// keeps the previous phase and `/healthz` says why.
     pub root_switch_failures: AtomicU64,
+    /// Renewed `intermediate.crt` files this running CA switched to (`root_follow.rs`).
+    pub intermediate_reloads: AtomicU64,
+    /// Attempts to take up a changed `intermediate.crt` that were refused (the file does not
+    /// fit this CA): the CA keeps signing with the intermediate it has.
+    pub intermediate_reload_failures: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// The API listener's connection counters (refusals, closes, open connections).
     pub connections: Arc<wire::Counters>,
@@ -114,6 +119,16 @@ impl Metrics {
                 "mtls_ca_root_switch_failures_total",
                 "Failed attempts to follow a root rotation step (the CA keeps the previous phase; /healthz says why).",
                 &self.root_switch_failures,
+            ),
+            (
+                "mtls_ca_intermediate_reloads_total",
+                "Renewed intermediate certificates this CA switched to while running.",
+                &self.intermediate_reloads,
+            ),
+            (
+                "mtls_ca_intermediate_reload_failures_total",
+                "Checks of a changed intermediate.crt that refused it (the CA keeps the intermediate it has; the log says why).",
+                &self.intermediate_reload_failures,
             ),
         ];
         // Writing to a String cannot fail.

@@ -10,6 +10,8 @@
 //! it had, reports unhealthy on `/healthz` naming the missing file, counts the failure in
 //! `mtls_ca_root_switch_failures_total`, logs it once per distinct reason, and tries again on
 //! every poll: copying the file is enough to let it catch up.
+//!
+//! The same poll takes up a renewed intermediate of a two-tier CA (`intermediate_follow.rs`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::authority::{Authority, RootSet};
 use crate::datadir::DataDir;
+use crate::intermediate_follow::IntermediateFollower;
 use crate::root_rotation::{load_state, Phase};
 use crate::root_serving::roots_for;
 use crate::store::Store;
@@ -58,6 +61,8 @@ pub struct RootFollower {
     pub applied: Option<String>,
     /// The last reason a switch failed (logged once per reason).
     last_failure: Option<String>,
+    /// A two-tier CA's `intermediate.crt`, looked at on the same poll.
+    intermediate: IntermediateFollower,
 }
 
 /// The phase a check left the CA in.
@@ -83,6 +88,7 @@ impl RootFollower {
         applied: Option<String>,
     ) -> RootFollower {
         RootFollower {
+            intermediate: IntermediateFollower::new(dir.clone(), authority.clone(), api.clone()),
             dir,
             store,
             authority,
@@ -175,12 +181,20 @@ impl RootFollower {
         Ok(())
     }
 
+    /// Reads the rotation state, then looks at a two-tier CA's `intermediate.crt`
+    /// (`intermediate_follow.rs`): a renewed intermediate is taken up on the same poll.
+    fn poll(&mut self) -> anyhow::Result<Followed> {
+        let followed = self.check();
+        self.intermediate.check();
+        followed
+    }
+
     /// Checks every [`POLL`] until the process ends.
     pub async fn run(mut self) {
         loop {
             tokio::time::sleep(POLL).await;
             let outcome = tokio::task::spawn_blocking(move || {
-                let outcome = self.check();
+                let outcome = self.poll();
                 (self, outcome)
             })
             .await;

@@ -23,6 +23,13 @@ pub struct IntermediateLife {
 #[derive(Debug, Default)]
 pub(crate) struct LifeWarnings(AtomicUsize);
 
+impl LifeWarnings {
+    /// Forgets the warnings logged: a renewed intermediate's life starts again.
+    pub(super) fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
 impl Authority {
     /// The intermediate's life now (None for a single-tier CA). The first call past a
     /// threshold logs a warning naming the renewal command.

@@ -55,6 +55,19 @@ impl Authority {
             });
     }
 
+    /// Signs with `renewed`, the active intermediate's renewal (same key and root, checked by
+    /// the caller), from the next request on: the same one swap as [`Authority::switch_roots`],
+    /// with the rest of the set kept. The intermediate-life warnings start again for it.
+    pub fn switch_intermediate(&self, renewed: Arc<CaMaterial>) {
+        let current = self.roots();
+        self.switch_roots(RootSet {
+            active: renewed,
+            previous: current.previous.clone(),
+            bundle_extra: current.bundle_extra.clone(),
+        });
+        self.life_warnings.reset();
+    }
+
     /// Records why the roots served cannot follow the store's rotation state (None: they do);
     /// `/healthz` reports it until it is cleared.
     pub fn set_roots_behind(&self, reason: Option<String>) {

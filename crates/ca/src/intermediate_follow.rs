@@ -1,0 +1,265 @@
+//! A running two-tier CA takes up a renewed `intermediate.crt` without a restart
+//! (docs/operations.md, "Offline root and intermediate"): at every root-rotation poll
+//! (`root_follow.rs`, once a second) it compares the file's identity (device, inode, size,
+//! modification time) with the one it last took, and when it changed checks the certificate
+//! exactly as `intermediate install` does (`DataDir::reread_intermediate`: the same key, the
+//! same root, the same trust domain, valid now). Only then is it swapped in, through the one
+//! swap of the root set (`Authority::switch_intermediate`): leaves, the chain sent with them
+//! and the CA's own API certificate use it from the next request on.
+//!
+//! A file that does not fit changes nothing: the CA keeps signing with the intermediate it
+//! has, `/healthz` is untouched (the CA is as healthy as before), every check that refuses it
+//! counts in `mtls_ca_intermediate_reload_failures_total`, and the reason is logged once per
+//! distinct reason. The file is checked again at every poll, so fixing it is enough.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use time::OffsetDateTime;
+
+use crate::authority::Authority;
+use crate::datadir::DataDir;
+use crate::tls::ApiIdentity;
+
+/// What a look at `intermediate.crt` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// Not a two-tier CA, or the file is the one being served.
+    Unchanged,
+    /// The CA now signs with the renewed intermediate, valid until this NotAfter.
+    Switched(OffsetDateTime),
+    /// The file changed but does not fit this CA; the current intermediate stays.
+    Refused(String),
+}
+
+/// The identity of a file: a replaced or rewritten file has another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<FileStamp> {
+        let meta = std::fs::metadata(path)?;
+        Ok(FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+/// Follows `intermediate.crt` of one data directory.
+pub struct IntermediateFollower {
+    dir: Arc<DataDir>,
+    authority: Arc<Authority>,
+    api: Arc<ApiIdentity>,
+    /// The identity of the file whose certificate is served (None: not looked at yet, so
+    /// the first check compares the certificate itself with the one loaded at start).
+    served: Option<FileStamp>,
+    /// The last reason a changed file was refused (logged once per reason).
+    last_failure: Option<String>,
+}
+
+impl IntermediateFollower {
+    /// A follower for the intermediate `authority` signs with, kept in `dir`.
+    pub fn new(
+        dir: Arc<DataDir>,
+        authority: Arc<Authority>,
+        api: Arc<ApiIdentity>,
+    ) -> IntermediateFollower {
+        IntermediateFollower {
+            dir,
+            authority,
+            api,
+            served: None,
+            last_failure: None,
+        }
+    }
+
+    /// Looks at the file once and switches to it when it changed and fits (blocking: reads
+    /// the file and signs an API certificate).
+    pub fn check(&mut self) -> Reloaded {
+        let current = self.authority.ca();
+        if !current.is_intermediate() {
+            return Reloaded::Unchanged;
+        }
+        let path = self.dir.intermediate_cert();
+        let stamp = match FileStamp::of(&path) {
+            Ok(stamp) => stamp,
+            Err(e) => return self.refuse(format!("cannot read {}: {e}", path.display())),
+        };
+        if self.served.as_ref() == Some(&stamp) {
+            return Reloaded::Unchanged;
+        }
+        let renewed = match self.dir.reread_intermediate(&current, self.authority.now()) {
+            Ok(renewed) => renewed,
+            Err(e) => return self.refuse(format!("{e:#}")),
+        };
+        self.served = Some(stamp);
+        self.last_failure = None;
+        if renewed.cert_der() == current.cert_der() {
+            return Reloaded::Unchanged;
+        }
+        let not_after = renewed.not_after();
+        self.authority.switch_intermediate(Arc::new(renewed));
+        if let Err(e) = self.api.reissue(&self.authority) {
+            // The same key signed fine a moment ago: retried at the next renewal.
+            tracing::error!(error = %e, "re-issuing the API certificate under the renewed intermediate failed");
+        }
+        self.authority
+            .metrics
+            .intermediate_reloads
+            .fetch_add(1, Ordering::Relaxed);
+        let not_after_text = pki::timefmt::rfc3339(not_after);
+        tracing::info!(
+            event = "intermediate_reloaded",
+            not_after = %not_after_text,
+            "intermediate reloaded from {}: leaves are signed under it from now on; it expires \
+             at {not_after_text}",
+            path.display()
+        );
+        // The gauge reads the new certificate from now on; this logs a warning at once if
+        // the renewal is already past a threshold.
+        self.authority.intermediate_life();
+        Reloaded::Switched(not_after)
+    }
+
+    fn refuse(&mut self, why: String) -> Reloaded {
+        let reason = format!(
+            "not taking up the changed intermediate: {why}; still signing with the current \
+             intermediate (docs/operations.md, \"Offline root and intermediate\")"
+        );
+        self.authority
+            .metrics
+            .intermediate_reload_failures
+            .fetch_add(1, Ordering::Relaxed);
+        if self.last_failure.as_deref() != Some(reason.as_str()) {
+            tracing::error!(event = "intermediate_reload_refused", reason = %reason, "{reason}");
+            self.last_failure = Some(reason.clone());
+        }
+        Reloaded::Refused(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+    use std::fs;
+
+    use pki::clock::ManualClock;
+    use pki::sealed_key::Passphrase;
+    use pki::{IssuancePolicy, TrustDomain};
+    use time::Duration;
+
+    use super::*;
+    use crate::authority::AuthorityConfig;
+    use crate::datadir_hierarchy::{sign_intermediate, OfflineRoot};
+    use crate::store::MemoryStore;
+
+    /// Another key's certificate over `intermediate.crt` is refused at every check and changes
+    /// nothing (signer, health); the renewed certificate is then taken up once, and the
+    /// intermediate-life warnings start again for it.
+    #[test]
+    fn a_renewed_intermediate_is_taken_up_and_a_foreign_one_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Arc::new(DataDir::new(&tmp.path().join("ca")));
+        dir.ensure().unwrap();
+        let offline = OfflineRoot::new(&tmp.path().join("offline"));
+        let pass = Passphrase::new(b"a long enough passphrase".to_vec()).unwrap();
+        let td = TrustDomain::parse("mesh.local").unwrap();
+        let start = OffsetDateTime::now_utc();
+        dir.init_two_tier(&offline, &pass, &td, Duration::days(30), true, start)
+            .unwrap();
+        let (ca, _, _) = dir.open_or_init(None, &td, start).unwrap();
+        let ca = Arc::new(ca);
+        let clock = Arc::new(ManualClock::new(start));
+        let store = Arc::new(MemoryStore::new(
+            &[("trust_domain", "mesh.local")],
+            clock.clone(),
+        ));
+        let authority = Arc::new(Authority::new(
+            ca.clone(),
+            vec![],
+            store,
+            AuthorityConfig {
+                trust_domain: td.clone(),
+                default_ttl: Duration::hours(1),
+                max_ttl: Duration::hours(24),
+                admin_id: None,
+                policy: IssuancePolicy::default(),
+            },
+            clock.clone(),
+        ));
+        let (api, _) =
+            ApiIdentity::issue_first(&ca, td.ca_id(), vec!["localhost".into()], vec![], start)
+                .unwrap();
+        let mut follower = IntermediateFollower::new(dir.clone(), authority.clone(), api);
+        assert_eq!(
+            follower.check(),
+            Reloaded::Unchanged,
+            "the file loaded at start"
+        );
+
+        // Past half of its life: warned once.
+        clock.advance(Duration::days(20));
+        assert_eq!(authority.intermediate_life().unwrap().crossed, Some(0.5));
+        let csr = dir.intermediate_csr().unwrap();
+
+        fs::copy(dir.root_cert(), dir.intermediate_cert()).unwrap();
+        for failures in 1..=2 {
+            let Reloaded::Refused(reason) = follower.check() else {
+                panic!("another key's certificate must be refused");
+            };
+            assert!(reason.contains("does not fit this CA"), "{reason}");
+            assert_eq!(
+                authority
+                    .metrics
+                    .intermediate_reload_failures
+                    .load(Ordering::Relaxed),
+                failures,
+                "each check counts"
+            );
+        }
+        assert_eq!(
+            authority.ca().cert_der(),
+            ca.cert_der(),
+            "still the old signer"
+        );
+        assert_eq!(authority.health(), Ok(()));
+
+        let root = offline.open(&pass).unwrap();
+        let (renewed, _) =
+            sign_intermediate(&root, csr.as_bytes(), Duration::days(60), authority.now()).unwrap();
+        fs::write(dir.intermediate_cert(), &renewed).unwrap();
+        let Reloaded::Switched(not_after) = follower.check() else {
+            panic!("the renewed intermediate must be taken up");
+        };
+        assert_eq!(authority.ca().not_after(), not_after);
+        assert!(not_after > ca.not_after(), "{not_after}");
+        assert_eq!(authority.ca().cert_pem(), renewed);
+        assert_eq!(
+            authority
+                .metrics
+                .intermediate_reloads
+                .load(Ordering::Relaxed),
+            1
+        );
+        assert_eq!(follower.check(), Reloaded::Unchanged, "taken up once");
+        assert_eq!(authority.intermediate_life().unwrap().crossed, None);
+        clock.advance(Duration::days(31));
+        assert_eq!(
+            authority.intermediate_life().unwrap().crossed,
+            Some(0.5),
+            "the renewed intermediate's life is warned about afresh"
+        );
+    }
+}
