@@ -64,3 +64,19 @@ pub fn spawn_client(ca: &CaProc, dir: &Path, server: &ServerProc, extra: &[&str]
 }
 
 pub const LONG: Duration = Duration::from_secs(60);
+
+/// The value of the CA's series `prefix` (read with curl, verifying the CA against its root).
+pub fn ca_metric(ca: &CaProc, prefix: &str) -> u64 {
+    let metrics = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(ca.data_dir.join("root.crt"))
+        .arg(format!("https://localhost:{}/metrics", ca.port))
+        .output()
+        .expect("curl must be installed (Debian package curl)");
+    assert!(metrics.status.success(), "{metrics:?}");
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no series {prefix}:\n{text}"))
+}

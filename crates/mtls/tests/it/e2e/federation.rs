@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use super::common::{enrolled_args, require_binaries, token_file, LONG};
+use super::common::{ca_metric, enrolled_args, require_binaries, token_file, LONG};
 use crate::programs::{self, start_ca};
 use testkit::{CaProc, Proc, ServerProc};
 
@@ -368,22 +368,6 @@ fn a_first_bundle_without_the_fingerprinted_root_is_refused_counted_and_not_stor
 const FAILURES_OF_B: &str =
     "mtls_ca_federation_refresh_failures_total{trust_domain=\"b.example\"} ";
 const REFRESHES_OF_B: &str = "mtls_ca_federation_refreshes_total{trust_domain=\"b.example\"} ";
-
-/// The value of the CA's series `prefix` (read with curl, verifying the CA against its root).
-fn ca_metric(ca: &CaProc, prefix: &str) -> u64 {
-    let metrics = Command::new("curl")
-        .args(["-sS", "--fail", "--cacert"])
-        .arg(ca.data_dir.join("root.crt"))
-        .arg(format!("https://localhost:{}/metrics", ca.port))
-        .output()
-        .expect("run curl");
-    assert!(metrics.status.success(), "{metrics:?}");
-    let text = String::from_utf8_lossy(&metrics.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("no series {prefix}:\n{text}"))
-}
 
 /// A failed refresh keeps the last good bundle: with CA b stopped after a stored its bundle, a
 /// keeps handing b's roots to its services (the server still admits b's x on new connections),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::common::*;
 use crate::programs::{self, start_ca};
-use testkit::{CaProc, ServerProc};
+use testkit::ServerProc;
 
 const PASSPHRASE: &str = "correct horse battery staple\n";
 
@@ -25,22 +25,6 @@ fn pem_blocks(text: &str) -> Vec<String> {
         rest = &rest[end..];
     }
     out
-}
-
-/// The value of the CA's series `prefix` (read with curl, verifying the CA against its root).
-fn ca_metric(ca: &CaProc, prefix: &str) -> u64 {
-    let metrics = Command::new("curl")
-        .args(["-sS", "--fail", "--cacert"])
-        .arg(ca.data_dir.join("root.crt"))
-        .arg(format!("https://localhost:{}/metrics", ca.port))
-        .output()
-        .expect("curl must be installed (Debian package curl)");
-    assert!(metrics.status.success(), "{metrics:?}");
-    let text = String::from_utf8_lossy(&metrics.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("no series {prefix}:\n{text}"))
 }
 
 /// The chain the server at `port` sends, as `openssl s_client -showcerts` prints it.
