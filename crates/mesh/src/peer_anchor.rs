@@ -13,8 +13,13 @@
 //! Soundness without re-verifying every signature: the leaf was verified by the handshake, so
 //! its issuer Name and authorityKeyIdentifier are genuine; a root or chain certificate with that
 //! subject and (when both carry one) that key identifier is its issuer. Every further step
-//! starts from a certificate the peer merely sent, so its signature is checked (one ECDSA
-//! verification per connection with an intermediate; none for leaves issued by a root).
+//! starts from a certificate the peer merely sent, so its signature is checked. A signature
+//! that verified is remembered ([`signature_checked`]): the handshake has already verified the
+//! same intermediate, and checking it again on every new connection would add a P-384
+//! verification to each handshake of a two-tier CA's peers.
+
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
 
 use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::ParsedExtension;
@@ -160,10 +165,10 @@ impl<'a> Link<'a> {
             return match (self.authority_key_id, key_id) {
                 (Some(a), Some(s)) => a == s,
                 // Without key identifiers the name alone could be another key's: check.
-                _ => pki::verify::signature_verifies(self.der, spki_raw) == Some(true),
+                _ => signature_checked(self.der, spki_raw),
             };
         }
-        pki::verify::signature_verifies(self.der, spki_raw) == Some(true)
+        signature_checked(self.der, spki_raw)
     }
 }
 
@@ -173,6 +178,40 @@ fn subject_key_id<'a>(cert: &X509Certificate<'a>) -> Option<&'a [u8]> {
             ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0),
             _ => None,
         })
+}
+
+/// How many verified (certificate, issuer key) pairs are remembered: a process sees a handful
+/// of intermediates and cross-certificates; when more come, the set starts again.
+const CHECKED_CAPACITY: usize = 256;
+
+/// (SHA-256 of a certificate, SHA-256 of an issuer's SubjectPublicKeyInfo) pairs whose
+/// signature verified. Only successes are kept, and a signature over exact bytes with an exact
+/// key stays valid whatever the trust does later, so nothing here needs invalidating: whether
+/// that issuer is still trusted is decided by the roots, every time.
+static CHECKED: LazyLock<Mutex<HashSet<CheckedPair>>> =
+    LazyLock::new(|| Mutex::new(HashSet::new()));
+
+/// SHA-256 of a certificate and of the issuer key its signature verified with.
+type CheckedPair = ([u8; 32], [u8; 32]);
+
+/// Whether `der`'s signature verifies with the key `spki_raw`, from [`CHECKED`] when it did
+/// before.
+fn signature_checked(der: &[u8], spki_raw: &[u8]) -> bool {
+    let pair = (sha256(der), sha256(spki_raw));
+    // A poisoned lock only means another thread panicked mid-insert; the set is still sound.
+    let known = |set: &HashSet<_>| set.contains(&pair);
+    if known(&CHECKED.lock().unwrap_or_else(|e| e.into_inner())) {
+        return true;
+    }
+    let verified = pki::verify::signature_verifies(der, spki_raw) == Some(true);
+    if verified {
+        let mut set = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+        if set.len() >= CHECKED_CAPACITY {
+            set.clear();
+        }
+        set.insert(pair);
+    }
+    verified
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -203,3 +203,24 @@ fn roots_are_compared_by_key_not_by_object_or_name() {
     let other = TrustState::new(roots(&[&TestCa::new("Mesh Root").ca]));
     assert!(!anchors.still_trusted(&other), "same name, another key");
 }
+
+/// A remembered signature check vouches for exactly the certificate and the key it was made
+/// with: the same certificate against another key, or another certificate of the same name
+/// against the same key, is checked anew and fails.
+#[test]
+fn a_remembered_signature_vouches_only_for_its_certificate_and_key() {
+    let now = time::OffsetDateTime::now_utc();
+    let old = TestCa::new("Old Mesh Root");
+    let next = TestCa::new("Next Mesh Root");
+    let impostor = TestCa::new("Next Mesh Root");
+    let cross = next.ca.cross_sign(old.ca.cert_der(), now).unwrap();
+    let forged = impostor.ca.cross_sign(old.ca.cert_der(), now).unwrap();
+    let key_of = |ca: &CaMaterial| super::RootKey::of(ca.cert_der()).unwrap().spki_raw;
+    let (next_key, impostor_key) = (key_of(&next.ca), key_of(&impostor.ca));
+    for _ in 0..2 {
+        assert!(super::signature_checked(&cross, &next_key));
+        assert!(!super::signature_checked(&cross, &impostor_key));
+        assert!(!super::signature_checked(&forged, &next_key));
+        assert!(super::signature_checked(&forged, &impostor_key));
+    }
+}
