@@ -44,8 +44,8 @@ pub struct PeerSummary {
     pub ips: Vec<String>,
     /// NotAfter, RFC 3339.
     pub not_after: String,
-    /// The certificate itself, so the connection's owner can keep watching it
-    /// (`peer_watch`).
+    /// The certificate itself (DER), for a caller that keeps or re-checks it. The mesh's own
+    /// watch of open connections works from the whole presented chain (`peer_anchor`).
     #[serde(skip)]
     pub der: CertificateDer<'static>,
 }
