@@ -151,7 +151,7 @@ impl TokenKey {
             .pkcs11
             .open_rw_session(self.slot)
             .map_err(|e| self.device("opening a session", &e))?;
-        match session.login(UserType::User, Some(&self.access.auth_pin())) {
+        match session.login(UserType::User, Some(self.access.auth_pin())) {
             // Login is per application and token: another session of ours may hold it.
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
             Err(CkError::Pkcs11(
