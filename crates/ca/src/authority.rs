@@ -270,6 +270,7 @@ impl Authority {
     /// A clock that went backwards since the verdict gets a fresh probe.
     pub fn health(&self) -> Result<(), String> {
         self.roots_current()?;
+        self.keys_sign()?;
         let mut cache = self.health.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.now();
         if let Some((at, verdict)) = cache.as_ref() {
@@ -284,6 +285,21 @@ impl Authority {
         }
         *cache = Some((now, verdict.clone()));
         verdict
+    }
+
+    /// Err naming the token problem while the CA key's (or the JWT-SVID key's) device failed
+    /// its last signature: the CA cannot sign until the operator fixes the token. Cleared by
+    /// the next signature that succeeds (the token came back).
+    fn keys_sign(&self) -> Result<(), String> {
+        if let Some(reason) = self.ca().key().device_failure() {
+            return Err(format!("the CA key's last signature failed: {reason}"));
+        }
+        match self.jwt.as_ref().and_then(|j| j.device_failure()) {
+            Some(reason) => Err(format!(
+                "the JWT-SVID key's last signature failed: {reason}"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Sequence number of the audit chain's last entry (0 when empty), for the metric.

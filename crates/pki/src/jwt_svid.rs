@@ -335,6 +335,15 @@ impl JwtSigner {
         }
     }
 
+    /// Why the device's last signature failed, while none has succeeded since; None for a key
+    /// in this process or a device that signs.
+    pub fn device_failure(&self) -> Option<String> {
+        match &self.key {
+            JwtKey::Local(_) => None,
+            JwtKey::Device(d) => d.failure(),
+        }
+    }
+
     /// The key ID tokens name in their header.
     pub fn kid(&self) -> &str {
         &self.kid
