@@ -574,6 +574,33 @@ mod tests {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     }
 
+    /// The JWT key is in a file or in a token, never both; a token CA needs the token options
+    /// to reach it. Both refusals name the files or options and change nothing.
+    #[test]
+    fn a_jwt_key_in_a_file_and_in_a_token_at_once_or_without_token_access_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(&tmp.path().join("ca"));
+        dir.ensure().unwrap();
+        dir.load_or_create_jwt_key().unwrap();
+        let key = fs::read(dir.jwt_key()).unwrap();
+        fs::write(dir.jwt_token_ref(), "pkcs11:token=t;object=ca-key-jwt\n").unwrap();
+        let err = format!("{:#}", dir.load_or_create_jwt_key().unwrap_err());
+        assert!(
+            err.contains("jwt.key") && err.contains("jwt.pkcs11") && err.contains("either"),
+            "{err}"
+        );
+        assert_eq!(fs::read(dir.jwt_key()).unwrap(), key);
+
+        fs::remove_file(dir.jwt_key()).unwrap();
+        fs::write(dir.root_token_ref(), "pkcs11:token=t;object=ca-key\n").unwrap();
+        let err = format!("{:#}", dir.load_or_create_jwt_key().unwrap_err());
+        assert!(
+            err.contains("pkcs11:token=t;object=ca-key-jwt") && err.contains("--pkcs11-module"),
+            "{err}"
+        );
+        assert!(!dir.jwt_key().exists(), "no jwt.key made for a token CA");
+    }
+
     #[test]
     fn a_new_data_directory_is_owner_only_down_to_the_wal() {
         let tmp = tempfile::tempdir().unwrap();
