@@ -150,7 +150,8 @@ pub struct Authority {
     health: Mutex<Option<(OffsetDateTime, Result<(), String>)>>,
     /// Every decision by time (issuance, token expiry, CRL dates, health cache) reads it.
     clock: Arc<dyn Clock>,
-    /// Signs JWT-SVIDs (`<data-dir>/jwt.key`); None: the CA issues none.
+    /// Signs JWT-SVIDs (`<data-dir>/jwt.key`, or the token key `jwt.pkcs11` names); None: the
+    /// CA issues none.
     jwt: Option<Arc<pki::jwt_svid::JwtSigner>>,
     /// `spiffe_sequence` of the SPIFFE bundle: the Unix time this authority was built, so it
     /// grows with every start (when the roots or the JWT key can change), and raised again at
@@ -197,7 +198,7 @@ impl Authority {
         }
     }
 
-    /// Signs JWT-SVIDs with `signer` (the CA's `jwt.key`) and publishes its public key in the
+    /// Signs JWT-SVIDs with `signer` (the CA's `jwt.key` or token key) and publishes its public key in the
     /// SPIFFE bundle.
     pub fn with_jwt_signer(mut self, signer: pki::jwt_svid::JwtSigner) -> Authority {
         self.jwt = Some(Arc::new(signer));

@@ -259,10 +259,23 @@ fn an_offline_root_with_its_intermediate_key_in_softhsm_signs_leaves_with_the_to
     let mut args = pkcs11_args("pin");
     args.extend(["--data-dir", "ca", "init", "--key", KEY]);
     args.extend(["--offline-root", "offline", "--passphrase-file", "pass"]);
+    args.extend(["--jwt-object", "mesh-jwt"]);
     let (ok, out, err) = mtls_ca(&hsm, dir, &args);
     assert!(ok, "{out}{err}");
     assert!(dir.join("ca/intermediate.pkcs11").exists());
     assert!(!dir.join("ca/intermediate.key").exists());
+    // The JWT-SVID key, labelled as --jwt-object says, is in the token with the intermediate's.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ca/jwt.pkcs11")).unwrap(),
+        "pkcs11:token=mesh-ca;object=mesh-jwt\n"
+    );
+    let objects = private_key_objects(&hsm);
+    assert!(
+        objects.iter().any(|o| o.contains("label:      mesh-jwt")
+            && o.contains("sensitive")
+            && o.contains("never extractable")),
+        "{objects:?}"
+    );
 
     let ca = start_token_ca(&hsm, &dir.join("ca"), &[]);
     let server = enrolled_server(&ca, dir, &[]);
