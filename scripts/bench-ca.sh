@@ -211,21 +211,22 @@ for clients in $CLIENTS; do
         STORE_ARGS=(--store "postgres://postgres@127.0.0.1:$PG_PORT/bench_c$clients")
     fi
     pids=() ports=()
-    key_file=root.key
+    key_file=root.key jwt_file=jwt.key
     if [[ $KEY == pkcs11 ]]; then
         softhsm2-util --init-token --free --label "bench-c$clients" --pin bench-user-pin \
             --so-pin bench-so-pin >"$out/softhsm.out" || die "initialising the token failed"
         "$CA" --data-dir "$out/ca" "${STORE_ARGS[@]}" "${PKCS11_ARGS[@]}" init \
             --key "pkcs11:token=bench-c$clients;object=ca-key" >"$out/init.out" 2>"$out/init.err" ||
             die "mtls-ca init --key pkcs11:... failed (see $out/init.err)"
-        key_file=root.pkcs11
+        # The JWT-SVID key is in the token too: jwt.pkcs11 names it.
+        key_file=root.pkcs11 jwt_file=jwt.pkcs11
     fi
     start_ca "$out/ca" "$out/ca"
     pids+=("$CA_PID") ports+=("$CA_PORT")
     # Every replica gets a copy of the first one's root (what docs/operations.md says to do).
     for ((r = 2; r <= REPLICAS; r++)); do
         mkdir -m 700 "$out/ca$r"
-        cp -p "$out/ca/root.crt" "$out/ca/$key_file" "$out/ca/jwt.key" "$out/ca$r/"
+        cp -p "$out/ca/root.crt" "$out/ca/$key_file" "$out/ca/$jwt_file" "$out/ca$r/"
         start_ca "$out/ca$r" "$out/ca$r"
         pids+=("$CA_PID") ports+=("$CA_PORT")
     done

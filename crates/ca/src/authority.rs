@@ -150,7 +150,8 @@ pub struct Authority {
     health: Mutex<Option<(OffsetDateTime, Result<(), String>)>>,
     /// Every decision by time (issuance, token expiry, CRL dates, health cache) reads it.
     clock: Arc<dyn Clock>,
-    /// Signs JWT-SVIDs (`<data-dir>/jwt.key`); None: the CA issues none.
+    /// Signs JWT-SVIDs (`<data-dir>/jwt.key`, or the token key `jwt.pkcs11` names); None: the
+    /// CA issues none.
     jwt: Option<Arc<pki::jwt_svid::JwtSigner>>,
     /// `spiffe_sequence` of the SPIFFE bundle: the Unix time this authority was built, so it
     /// grows with every start (when the roots or the JWT key can change), and raised again at
@@ -197,7 +198,7 @@ impl Authority {
         }
     }
 
-    /// Signs JWT-SVIDs with `signer` (the CA's `jwt.key`) and publishes its public key in the
+    /// Signs JWT-SVIDs with `signer` (the CA's `jwt.key` or token key) and publishes its public key in the
     /// SPIFFE bundle.
     pub fn with_jwt_signer(mut self, signer: pki::jwt_svid::JwtSigner) -> Authority {
         self.jwt = Some(Arc::new(signer));
@@ -270,6 +271,7 @@ impl Authority {
     /// A clock that went backwards since the verdict gets a fresh probe.
     pub fn health(&self) -> Result<(), String> {
         self.roots_current()?;
+        self.keys_sign()?;
         let mut cache = self.health.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.now();
         if let Some((at, verdict)) = cache.as_ref() {
@@ -284,6 +286,21 @@ impl Authority {
         }
         *cache = Some((now, verdict.clone()));
         verdict
+    }
+
+    /// Err naming the token problem while the CA key's (or the JWT-SVID key's) device failed
+    /// its last signature: the CA cannot sign until the operator fixes the token. Cleared by
+    /// the next signature that succeeds (the token came back).
+    fn keys_sign(&self) -> Result<(), String> {
+        if let Some(reason) = self.ca().key().device_failure() {
+            return Err(format!("the CA key's last signature failed: {reason}"));
+        }
+        match self.jwt.as_ref().and_then(|j| j.device_failure()) {
+            Some(reason) => Err(format!(
+                "the JWT-SVID key's last signature failed: {reason}"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Sequence number of the audit chain's last entry (0 when empty), for the metric.

@@ -123,7 +123,8 @@ impl DataDir {
         self.path.join("intermediate.key")
     }
 
-    /// `jwt.key`: the P-384 key that signs JWT-SVIDs (0600), created at start when missing.
+    /// `jwt.key`: the P-384 key that signs JWT-SVIDs (0600), created at start when missing,
+    /// unless the CA key is in a token (then the JWT key is there too: `jwt.pkcs11`).
     pub fn jwt_key(&self) -> PathBuf {
         self.path.join("jwt.key")
     }
@@ -466,13 +467,27 @@ fn tighten(path: &Path, mode: u32, what: &str) -> anyhow::Result<()> {
 }
 
 impl DataDir {
-    /// The JWT-SVID signing key: `jwt.key` loaded (it must be a P-384 key), or created (0600)
-    /// when missing, so data directories made before JWT-SVIDs existed keep working. True when
-    /// this call created it. Call after `secure`, which tightens the file's mode.
+    /// The JWT-SVID signing key: `jwt.key` loaded (it must be a P-384 key) when it exists, so
+    /// CAs made before keys moved into tokens keep their key and `kid`; else, when the CA key
+    /// is in a PKCS#11 token, the JWT key in that token (`jwt.pkcs11`, made there when
+    /// missing, `DataDir::token_jwt_key`); else `jwt.key` created (0600), so data directories
+    /// made before JWT-SVIDs existed keep working. True when this call created the key. Call
+    /// after `secure`, which tightens the file's mode.
     pub fn load_or_create_jwt_key(&self) -> anyhow::Result<(pki::jwt_svid::JwtSigner, bool)> {
         let path = self.jwt_key();
         let created = if exists(&path)? {
+            if exists(&self.jwt_token_ref())? {
+                bail!(
+                    "{} holds both {} and {}: the JWT-SVID key is either in a token or in a \
+                     file; move the one not in use away",
+                    self.path.display(),
+                    path.display(),
+                    self.jwt_token_ref().display()
+                );
+            }
             false
+        } else if let Some(ca) = self.ca_token_uri()? {
+            return self.token_jwt_key(&ca, None);
         } else {
             let key = pki::keys::generate(pki::Curve::P384)?;
             files::write_atomic(&path, key.serialize_pem().as_bytes(), files::KEY_MODE)?;
@@ -557,6 +572,33 @@ mod tests {
 
     fn set_mode(path: &Path, mode: u32) {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// The JWT key is in a file or in a token, never both; a token CA needs the token options
+    /// to reach it. Both refusals name the files or options and change nothing.
+    #[test]
+    fn a_jwt_key_in_a_file_and_in_a_token_at_once_or_without_token_access_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(&tmp.path().join("ca"));
+        dir.ensure().unwrap();
+        dir.load_or_create_jwt_key().unwrap();
+        let key = fs::read(dir.jwt_key()).unwrap();
+        fs::write(dir.jwt_token_ref(), "pkcs11:token=t;object=ca-key-jwt\n").unwrap();
+        let err = format!("{:#}", dir.load_or_create_jwt_key().unwrap_err());
+        assert!(
+            err.contains("jwt.key") && err.contains("jwt.pkcs11") && err.contains("either"),
+            "{err}"
+        );
+        assert_eq!(fs::read(dir.jwt_key()).unwrap(), key);
+
+        fs::remove_file(dir.jwt_key()).unwrap();
+        fs::write(dir.root_token_ref(), "pkcs11:token=t;object=ca-key\n").unwrap();
+        let err = format!("{:#}", dir.load_or_create_jwt_key().unwrap_err());
+        assert!(
+            err.contains("pkcs11:token=t;object=ca-key-jwt") && err.contains("--pkcs11-module"),
+            "{err}"
+        );
+        assert!(!dir.jwt_key().exists(), "no jwt.key made for a token CA");
     }
 
     #[test]

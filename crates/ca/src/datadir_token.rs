@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use pki::jwt_svid::JwtSigner;
 use pki::{files, CaKey, CaMaterial, TrustDomain};
 use time::OffsetDateTime;
 
@@ -20,6 +21,8 @@ pub struct TokenRoot {
     pub root_fingerprint: String,
     /// True when the key was generated in the token now (false: an existing object).
     pub generated: bool,
+    /// The JWT-SVID signing key, in the same token (`jwt.pkcs11`).
+    pub jwt_key: String,
 }
 
 impl DataDir {
@@ -33,24 +36,98 @@ impl DataDir {
         self.path.join("intermediate.pkcs11")
     }
 
-    /// The key a `*.pkcs11` file names, opened in its token.
-    pub(crate) fn open_token_key(&self, reference: &Path) -> anyhow::Result<CaKey> {
+    /// `jwt.pkcs11`: the URI of the JWT-SVID signing key in a token (a CA whose key is in a
+    /// token), instead of `jwt.key`.
+    pub fn jwt_token_ref(&self) -> PathBuf {
+        self.path.join("jwt.pkcs11")
+    }
+
+    /// The URI a `*.pkcs11` file records.
+    fn read_token_ref(reference: &Path) -> anyhow::Result<KeyUri> {
         let text = files::read(reference)?;
-        let uri: KeyUri = String::from_utf8_lossy(&text)
+        String::from_utf8_lossy(&text)
             .trim()
             .parse()
-            .map_err(|e: String| anyhow::anyhow!("{}: {e}", reference.display()))?;
-        let Some(access) = self.token_access.as_ref() else {
-            bail!(
+            .map_err(|e: String| anyhow::anyhow!("{}: {e}", reference.display()))
+    }
+
+    /// The token access a key named by `reference` needs.
+    fn access_for(&self, reference: &Path, uri: &KeyUri) -> anyhow::Result<&TokenAccess> {
+        self.token_access.as_ref().with_context(|| {
+            format!(
                 "the CA key is in a PKCS#11 token ({} names {uri}): start with --pkcs11-module \
                  and --pkcs11-pin-file",
                 reference.display()
-            );
-        };
-        let key = TokenKey::open(access, &uri).with_context(|| {
+            )
+        })
+    }
+
+    /// The key a `*.pkcs11` file names, opened in its token.
+    pub(crate) fn open_token_key(&self, reference: &Path) -> anyhow::Result<CaKey> {
+        let uri = Self::read_token_ref(reference)?;
+        let key = TokenKey::open(self.access_for(reference, &uri)?, &uri).with_context(|| {
             format!("opening the CA key {uri} named by {}", reference.display())
         })?;
         Ok(pkcs11::ca_key(key)?)
+    }
+
+    /// The URI of the CA's signing key when the directory records one in a token
+    /// (`root.pkcs11` or `intermediate.pkcs11`).
+    pub(crate) fn ca_token_uri(&self) -> anyhow::Result<Option<KeyUri>> {
+        for reference in [self.intermediate_token_ref(), self.root_token_ref()] {
+            if exists(&reference)? {
+                return Ok(Some(Self::read_token_ref(&reference)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The JWT-SVID signing key of a CA whose key is in a token, in that token: the key
+    /// `jwt.pkcs11` names; without that file, the key labelled `object` (default: the CA key's
+    /// label with `-jwt` appended, [`jwt_object_for`]) in the CA key's token, generated there
+    /// (sensitive, not extractable) when missing, and then recorded in `jwt.pkcs11`. True when
+    /// it was generated now. `jwt.key` is never written.
+    pub fn token_jwt_key(
+        &self,
+        ca: &KeyUri,
+        object: Option<&str>,
+    ) -> anyhow::Result<(JwtSigner, bool)> {
+        let reference = self.jwt_token_ref();
+        if exists(&reference)? {
+            let uri = Self::read_token_ref(&reference)?;
+            let key =
+                TokenKey::open(self.access_for(&reference, &uri)?, &uri).with_context(|| {
+                    format!(
+                        "opening the JWT-SVID signing key {uri} named by {}",
+                        reference.display()
+                    )
+                })?;
+            return Ok((jwt_signer(key)?, false));
+        }
+        let uri = KeyUri {
+            token: ca.token.clone(),
+            object: object.map_or_else(|| jwt_object_for(ca), str::to_string),
+        };
+        if uri.object == ca.object {
+            bail!(
+                "the JWT-SVID key must be another key than the CA key ({uri}): give it another \
+                 label"
+            );
+        }
+        let access = self
+            .token_access
+            .as_ref()
+            .with_context(|| format!("{uri} needs --pkcs11-module and --pkcs11-pin-file"))?;
+        let (key, generated) = TokenKey::open_or_generate(access, &uri)
+            .with_context(|| format!("the JWT-SVID signing key {uri}"))?;
+        let signer = jwt_signer(key)?;
+        self.ensure()?;
+        files::write_atomic(
+            &reference,
+            format!("{uri}\n").as_bytes(),
+            files::PUBLIC_MODE,
+        )?;
+        Ok((signer, generated))
     }
 
     /// The root of a single-tier directory whose key is in a token.
@@ -89,6 +166,7 @@ impl DataDir {
     pub fn init_token_root(
         &self,
         uri: &KeyUri,
+        jwt_object: Option<&str>,
         trust_domain: &TrustDomain,
         sqlite: bool,
         now: OffsetDateTime,
@@ -99,8 +177,9 @@ impl DataDir {
         self.secure()?;
         self.refuse_existing_ca(&self.root_token_ref())?;
         let (key, generated) = TokenKey::open_or_generate(&access, uri)?;
-        // Only now, with the key in hand, does anything appear on disk.
-        self.ensure()?;
+        // Only now, with the key in hand, does anything appear on disk: first the JWT-SVID
+        // key's reference (made in the token too), then the root's.
+        let (jwt, _) = self.token_jwt_key(uri, jwt_object)?;
         let ca = CaMaterial::generate_root_with("mtls-mesh Root CA", pkcs11::ca_key(key)?, now)?;
         if sqlite {
             SqliteStore::initialise(
@@ -129,6 +208,7 @@ impl DataDir {
         Ok(TokenRoot {
             root_fingerprint: ca.root_fingerprint(),
             generated,
+            jwt_key: jwt.device_name().unwrap_or_default(),
         })
     }
 }
@@ -141,4 +221,17 @@ pub fn intermediate_token_key(access: &TokenAccess, uri: &KeyUri) -> anyhow::Res
         tracing::info!(key = %uri, "using the existing key in the token for the intermediate");
     }
     Ok(pkcs11::ca_key(key)?)
+}
+
+/// The label of the JWT-SVID key next to the CA key `ca` in its token: the CA key's label
+/// with `-jwt` appended (`ca-key` → `ca-key-jwt`).
+pub fn jwt_object_for(ca: &KeyUri) -> String {
+    format!("{}-jwt", ca.object)
+}
+
+/// A JWT-SVID signer over a token key.
+fn jwt_signer(key: TokenKey) -> anyhow::Result<JwtSigner> {
+    let uri = key.uri().clone();
+    JwtSigner::device(std::sync::Arc::new(key))
+        .with_context(|| format!("the JWT-SVID signing key {uri}"))
 }

@@ -2,6 +2,7 @@
 //! held by a device that signs digests for us and never hands the key out (a PKCS#11 token,
 //! `mtls_ca::pkcs11`). Both sign ecdsa-with-SHA384 X.509 signatures for rcgen.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
@@ -25,6 +26,34 @@ pub trait DigestSigner: Send + Sync {
     fn sign_digest(&self, digest: &[u8]) -> std::result::Result<Vec<u8>, String>;
     /// Where the key is, for messages and logs (e.g. `pkcs11:token=ca;object=root`).
     fn describe(&self) -> String;
+    /// Why the last signature failed, while no signature has succeeded since (`/healthz`
+    /// reports it); None for a device that keeps no such state.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+thread_local! {
+    /// Why the device refused the signature rcgen asked for last on this thread: rcgen's
+    /// `RemoteKeyError` carries no reason, so [`sign_error`] picks it up here (rcgen signs
+    /// synchronously, on the caller's thread).
+    static DEVICE_FAILURE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The error of a failed rcgen signature (`context`: what was being signed), naming the
+/// device's reason when the CA key's device refused, so the operator sees the token problem
+/// (CLI output, the API's error log line) and not rcgen's reasonless "remote key error".
+pub fn sign_error(context: &str, e: rcgen::Error) -> PkiError {
+    PkiError::Sign(format!("{context}: {}", sign_reason(e)))
+}
+
+/// The reason of a failed rcgen signature: the device's, when the CA key's device refused.
+pub fn sign_reason(e: rcgen::Error) -> String {
+    let device = DEVICE_FAILURE.with(|f| f.borrow_mut().take());
+    match (e, device) {
+        (rcgen::Error::RemoteKeyError, Some(reason)) => reason,
+        (other, _) => other.to_string(),
+    }
 }
 
 /// The CA's signing key.
@@ -76,6 +105,15 @@ impl CaKey {
         }
     }
 
+    /// Why the device's last signature failed, while none has succeeded since; None for a key
+    /// in this process or a device that signs.
+    pub fn device_failure(&self) -> Option<String> {
+        match self {
+            CaKey::File(_) => None,
+            CaKey::Device(d) => d.failure(),
+        }
+    }
+
     /// Where a device key is, None for a key in this process.
     pub fn device_name(&self) -> Option<String> {
         match self {
@@ -107,15 +145,19 @@ impl SigningKey for CaKey {
             CaKey::File(k) => k.sign(msg),
             CaKey::Device(d) => {
                 let hash = digest::digest(&digest::SHA384, msg);
-                // rcgen's error type cannot carry the reason: log it here, where it is known.
-                let raw = d.sign_digest(hash.as_ref()).map_err(|reason| {
-                    tracing::error!(key = %d.describe(), %reason, "the CA key's device did not sign");
+                // rcgen's error type cannot carry the reason: log it here, where it is known,
+                // and leave it for `sign_error` on this thread.
+                let failed = |what: &str, reason: String| {
+                    tracing::error!(key = %d.describe(), %reason, "the CA key's device {what}");
+                    let said = format!("the CA key {} {what}: {reason}", d.describe());
+                    DEVICE_FAILURE.with(|f| *f.borrow_mut() = Some(said));
                     rcgen::Error::RemoteKeyError
-                })?;
-                ecdsa_sig_value(&raw).map_err(|reason| {
-                    tracing::error!(key = %d.describe(), %reason, "the CA key's device answered a malformed signature");
-                    rcgen::Error::RemoteKeyError
-                })
+                };
+                let raw = d
+                    .sign_digest(hash.as_ref())
+                    .map_err(|reason| failed("did not sign", reason))?;
+                ecdsa_sig_value(&raw)
+                    .map_err(|reason| failed("answered a malformed signature", reason))
             }
         }
     }

@@ -98,7 +98,7 @@ pub fn sign_crl(
     };
     let crl = params
         .signed_by(ca.issuer())
-        .map_err(|e| PkiError::Sign(format!("signing the CRL: {e}")))?;
+        .map_err(|e| crate::ca_key::sign_error("signing the CRL", e))?;
     Ok(crl.der().to_vec())
 }
 

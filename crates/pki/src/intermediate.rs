@@ -106,7 +106,7 @@ pub fn issue(
         .map_err(|e| PkiError::Policy(format!("unusable public key: {e}")))?;
     let cert = params
         .signed_by(&public_key, root.issuer())
-        .map_err(|e| PkiError::Sign(format!("signing the intermediate: {e}")))?;
+        .map_err(|e| crate::ca_key::sign_error("signing the intermediate", e))?;
     Ok(cert.der().clone())
 }
 
@@ -153,7 +153,7 @@ pub fn csr(key: &impl rcgen::SigningKey, td: &TrustDomain) -> Result<String> {
         )?)];
     let request = params
         .serialize_request(key)
-        .map_err(|e| PkiError::Sign(format!("making the CSR: {e}")))?;
+        .map_err(|e| crate::ca_key::sign_error("making the CSR", e))?;
     request
         .pem()
         .map_err(|e| PkiError::Sign(format!("encoding the CSR: {e}")))

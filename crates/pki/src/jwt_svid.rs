@@ -11,6 +11,13 @@
 //! `none`, HS*/RS*/PS* and key-confusion tricks are refused before any key is touched), the key
 //! comes from the set, and then `exp` against the injected time, the audience and `sub` are
 //! checked.
+//!
+//! The CA's key is either in this process (`jwt.key`) or in a device (a PKCS#11 token when
+//! the CA key is in one, docs/operations.md "Key in an HSM (PKCS#11)"): one encoder, two key
+//! kinds; the device signs the SHA-384 digest of the signing input and answers `r||s`, which
+//! is already JOSE's form.
+
+use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -24,6 +31,7 @@ use serde_json::Value;
 use thiserror::Error;
 use time::OffsetDateTime;
 
+use crate::ca_key::DigestSigner;
 use crate::spiffe::SpiffeId;
 
 /// The only algorithm signed and accepted.
@@ -259,17 +267,32 @@ impl KeySet {
     }
 }
 
+/// Where the JWT signing key is.
+enum JwtKey {
+    /// In this process (`jwt.key`).
+    Local(EcdsaKeyPair),
+    /// In a device that signs SHA-384 digests (a PKCS#11 token).
+    Device(Arc<dyn DigestSigner>),
+}
+
 /// The CA's JWT signing key (P-384) and its key ID.
 pub struct JwtSigner {
-    key: EcdsaKeyPair,
+    key: JwtKey,
     kid: String,
+    /// The uncompressed public point.
+    point: Vec<u8>,
     /// The public key as a `jwt-svid` JWK with `kid`.
     jwk: Jwk,
 }
 
 impl std::fmt::Debug for JwtSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtSigner").field("kid", &self.kid).finish()
+        let mut out = f.debug_struct("JwtSigner");
+        out.field("kid", &self.kid);
+        if let JwtKey::Device(d) = &self.key {
+            out.field("device", &d.describe());
+        }
+        out.finish()
     }
 }
 
@@ -279,11 +302,46 @@ impl JwtSigner {
     pub fn from_pkcs8(der: &[u8]) -> Result<JwtSigner> {
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, der)
             .map_err(|e| JwtError::Key(format!("not a PKCS#8 P-384 private key: {e}")))?;
-        let mut jwk = Jwk::from_p384_point(key.public_key().as_ref())?;
+        let point = key.public_key().as_ref().to_vec();
+        Self::with_key(JwtKey::Local(key), point)
+    }
+
+    /// A signer whose P-384 key is in a device (a PKCS#11 token); its `kid` is the RFC 7638
+    /// thumbprint of the device's public key, as for a key in this process.
+    pub fn device(signer: Arc<dyn DigestSigner>) -> Result<JwtSigner> {
+        let point = signer.public_point().to_vec();
+        Self::with_key(JwtKey::Device(signer), point)
+    }
+
+    fn with_key(key: JwtKey, point: Vec<u8>) -> Result<JwtSigner> {
+        let mut jwk = Jwk::from_p384_point(&point)?;
         let kid = jwk.thumbprint();
         jwk.kid = Some(kid.clone());
         jwk.use_ = Some("jwt-svid".into());
-        Ok(JwtSigner { key, kid, jwk })
+        Ok(JwtSigner {
+            key,
+            kid,
+            point,
+            jwk,
+        })
+    }
+
+    /// Where a device key is (e.g. `pkcs11:token=ca;object=ca-key-jwt`), None for a key in
+    /// this process.
+    pub fn device_name(&self) -> Option<String> {
+        match &self.key {
+            JwtKey::Local(_) => None,
+            JwtKey::Device(d) => Some(d.describe()),
+        }
+    }
+
+    /// Why the device's last signature failed, while none has succeeded since; None for a key
+    /// in this process or a device that signs.
+    pub fn device_failure(&self) -> Option<String> {
+        match &self.key {
+            JwtKey::Local(_) => None,
+            JwtKey::Device(d) => d.failure(),
+        }
     }
 
     /// The key ID tokens name in their header.
@@ -298,11 +356,35 @@ impl JwtSigner {
 
     /// A key set holding this signer's public key alone.
     pub fn key_set(&self) -> KeySet {
-        // The point is our own key pair's, checked to be an uncompressed P-384 point when the
-        // signer was built, so the insert cannot fail.
+        // The point was checked to be an uncompressed P-384 point when the signer was built
+        // (Jwk::from_p384_point), so no insert check is needed.
         KeySet {
-            keys: vec![(self.kid.clone(), self.key.public_key().as_ref().to_vec())],
+            keys: vec![(self.kid.clone(), self.point.clone())],
         }
+    }
+
+    /// The ES384 signature (`r||s`, 96 bytes) of the signing input.
+    fn signature(&self, signing_input: &[u8]) -> Result<Vec<u8>> {
+        let sig = match &self.key {
+            JwtKey::Local(key) => key
+                .sign(&SystemRandom::new(), signing_input)
+                .map_err(|e| JwtError::Key(format!("signing failed: {e}")))?
+                .as_ref()
+                .to_vec(),
+            JwtKey::Device(device) => {
+                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, signing_input);
+                device.sign_digest(digest.as_ref()).map_err(|reason| {
+                    JwtError::Key(format!("{} did not sign: {reason}", device.describe()))
+                })?
+            }
+        };
+        if sig.len() != SIGNATURE_LEN {
+            return Err(JwtError::Key(format!(
+                "the signature is {} bytes; ES384 is r||s, {SIGNATURE_LEN} bytes",
+                sig.len()
+            )));
+        }
+        Ok(sig)
     }
 
     /// Signs `claims` after checking them as a verifier would (audience, times).
@@ -323,14 +405,8 @@ impl JwtSigner {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(body.to_string())
         );
-        let sig = self
-            .key
-            .sign(&SystemRandom::new(), signing_input.as_bytes())
-            .map_err(|e| JwtError::Key(format!("signing failed: {e}")))?;
-        Ok(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(sig.as_ref())
-        ))
+        let sig = self.signature(signing_input.as_bytes())?;
+        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
 }
 

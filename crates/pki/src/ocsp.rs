@@ -548,7 +548,7 @@ pub fn sign_response(
         Signer::Ca(ca) => (ca.issuer().key().sign(&tbs), ca.curve()),
         Signer::Delegated(r) => (r.key().sign(&tbs), r.curve()),
     };
-    let signature = signature.map_err(|e| OcspError::Sign(e.to_string()))?;
+    let signature = signature.map_err(|e| OcspError::Sign(crate::ca_key::sign_reason(e)))?;
     let basic = BasicOcspResponse {
         tbs_response_data,
         signature_algorithm: AlgorithmIdentifierOwned {

@@ -139,7 +139,7 @@ impl IssuancePolicy {
             .map_err(|e| PkiError::Policy(format!("unusable public key: {e}")))?;
         let cert = params
             .signed_by(&public_key, ca.issuer())
-            .map_err(|e| PkiError::Sign(e.to_string()))?;
+            .map_err(|e| crate::ca_key::sign_error("signing the certificate", e))?;
         let der = cert.der().to_vec();
         Ok(IssuedCert {
             pem: pem::encode("CERTIFICATE", &der),

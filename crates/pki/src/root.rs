@@ -95,7 +95,7 @@ impl CaMaterial {
         params.not_after = now + ROOT_LIFETIME;
         let cert = params
             .self_signed(&key)
-            .map_err(|e| PkiError::Sign(format!("self-signing the root: {e}")))?;
+            .map_err(|e| crate::ca_key::sign_error("self-signing the root", e))?;
         Self::from_key(cert.der().clone(), key)
     }
 
@@ -366,7 +366,7 @@ impl CaMaterial {
         }
         let cert = params
             .signed_by(&public_key, &self.issuer)
-            .map_err(|e| PkiError::Sign(format!("{what}: {e}")))?;
+            .map_err(|e| crate::ca_key::sign_error(&what, e))?;
         // rcgen re-encodes the name and the key; prove that the result names exactly the same
         // subject and key, or a service would not accept it as vouching for the root.
         let (_, cross) = X509Certificate::from_der(cert.der())

@@ -6,21 +6,28 @@
 mod token;
 mod uri;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cryptoki::types::AuthPin;
 use thiserror::Error;
+use zeroize::Zeroizing;
 
 pub use token::{ca_key, TokenKey};
 pub use uri::KeyUri;
+
+/// The longest PIN file read: PINs are short; anything longer is not a PIN file.
+const MAX_PIN_FILE: u64 = 1024;
 
 /// How to reach tokens: the vendor's PKCS#11 module and the user PIN.
 #[derive(Clone)]
 pub struct TokenAccess {
     /// The module (shared library), e.g. /usr/lib/softhsm/libsofthsm2.so.
     pub module: PathBuf,
-    /// Kept for logging in again after a reconnect; never printed (Debug leaves it out).
-    pin: String,
+    /// Kept for logging in again after a reconnect, only in cryptoki's zeroizing secret type
+    /// (one copy, shared by the clones; wiped when the last one goes); never printed.
+    pin: Arc<AuthPin>,
 }
 
 impl std::fmt::Debug for TokenAccess {
@@ -33,35 +40,41 @@ impl std::fmt::Debug for TokenAccess {
 
 impl TokenAccess {
     /// The module at `module` with the PIN read from `pin_file` (one trailing newline is
-    /// ignored; an empty PIN is refused).
+    /// ignored; an empty PIN is refused). The file's bytes are wiped once the PIN is taken.
     pub fn new(module: &Path, pin_file: &Path) -> Result<TokenAccess, Pkcs11Error> {
-        let bytes = std::fs::read(pin_file).map_err(|e| Pkcs11Error::PinFile {
+        let refuse = |reason: String| Pkcs11Error::PinFile {
             path: pin_file.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| Pkcs11Error::PinFile {
-            path: pin_file.to_path_buf(),
-            reason: "not UTF-8 text".into(),
-        })?;
+            reason,
+        };
+        let file = std::fs::File::open(pin_file).map_err(|e| refuse(e.to_string()))?;
+        // Read into a buffer that is zeroed when dropped, sized once so that no reallocation
+        // leaves a copy of the PIN behind.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_PIN_FILE as usize + 1));
+        file.take(MAX_PIN_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| refuse(e.to_string()))?;
+        if bytes.len() as u64 > MAX_PIN_FILE {
+            return Err(refuse(format!(
+                "longer than {MAX_PIN_FILE} bytes: not a PIN file"
+            )));
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|_| refuse("not UTF-8 text".into()))?;
         let pin = text
             .strip_suffix('\n')
             .map(|p| p.strip_suffix('\r').unwrap_or(p))
-            .unwrap_or(&text);
+            .unwrap_or(text);
         if pin.is_empty() {
-            return Err(Pkcs11Error::PinFile {
-                path: pin_file.to_path_buf(),
-                reason: "it is empty".into(),
-            });
+            return Err(refuse("it is empty".into()));
         }
         Ok(TokenAccess {
             module: module.to_path_buf(),
-            pin: pin.to_string(),
+            pin: Arc::new(AuthPin::from(pin)),
         })
     }
 
     /// The PIN in the form cryptoki logs in with.
-    fn auth_pin(&self) -> AuthPin {
-        AuthPin::new(self.pin.as_str().into())
+    fn auth_pin(&self) -> &AuthPin {
+        &self.pin
     }
 }
 
@@ -142,4 +155,63 @@ pub enum Pkcs11Error {
         /// The PKCS#11 error.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    const PIN: &str = "pin-7f3e-5521";
+
+    fn access_with(dir: &Path, contents: &[u8]) -> Result<TokenAccess, Pkcs11Error> {
+        let file = dir.join("pin");
+        std::fs::write(&file, contents).unwrap();
+        TokenAccess::new(Path::new("/usr/lib/softhsm/libsofthsm2.so"), &file)
+    }
+
+    #[test]
+    fn the_pin_is_kept_only_as_one_shared_secret_and_never_printed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let access = access_with(tmp.path(), format!("{PIN}\r\n").as_bytes()).unwrap();
+        // The only place the PIN lives: cryptoki's zeroizing secret (the type says it).
+        let kept: &Arc<AuthPin> = &access.pin;
+        assert_eq!(kept.expose_secret(), PIN);
+        // Clones (one per key opened) share that one secret instead of copying it.
+        let clone = access.clone();
+        assert!(Arc::ptr_eq(&access.pin, &clone.pin));
+        for shown in [
+            format!("{access:?}"),
+            format!("{access:#?}"),
+            format!("{:?}", access.pin),
+        ] {
+            assert!(!shown.contains(PIN), "{shown}");
+        }
+        assert!(format!("{access:?}").contains("libsofthsm2.so"));
+    }
+
+    #[test]
+    fn an_empty_oversized_or_binary_pin_file_is_refused_with_its_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cases: [(&[u8], &str); 4] = [
+            (b"\n", "it is empty"),
+            (b"", "it is empty"),
+            (&[b'1'; 1025], "longer than 1024 bytes"),
+            (&[0xff, 0xfe, b'\n'], "not UTF-8"),
+        ];
+        for (contents, says) in cases {
+            let err = access_with(tmp.path(), contents).unwrap_err().to_string();
+            assert!(
+                err.contains("--pkcs11-pin-file") && err.contains(says),
+                "{contents:?}: {err}"
+            );
+        }
+        let missing = TokenAccess::new(Path::new("m.so"), &tmp.path().join("nope"));
+        assert!(missing.unwrap_err().to_string().contains("nope"));
+        // 1024 bytes is still a PIN file.
+        assert!(access_with(tmp.path(), &[b'1'; 1024]).is_ok());
+    }
 }

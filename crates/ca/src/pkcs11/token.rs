@@ -28,6 +28,8 @@ pub struct TokenKey {
     /// The logged-in session and the private key's handle in it; None after the token
     /// dropped the session, until the next signature reconnects.
     session: Mutex<Option<(Session, ObjectHandle)>>,
+    /// Why the last signature failed, until one succeeds (`/healthz` says it).
+    last_failure: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -134,6 +136,7 @@ impl TokenKey {
             slot,
             point: Vec::new(),
             session: Mutex::new(None),
+            last_failure: Mutex::new(None),
         })
     }
 
@@ -151,7 +154,7 @@ impl TokenKey {
             .pkcs11
             .open_rw_session(self.slot)
             .map_err(|e| self.device("opening a session", &e))?;
-        match session.login(UserType::User, Some(&self.access.auth_pin())) {
+        match session.login(UserType::User, Some(self.access.auth_pin())) {
             // Login is per application and token: another session of ours may hold it.
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
             Err(CkError::Pkcs11(
@@ -367,6 +370,18 @@ impl TokenKey {
             .map_err(|e| self.device("opening a session", &e))?;
         other.logout().map_err(|e| self.device("logging out", &e))
     }
+
+    /// Deletes the key's private object from the token from a second session, as an operator
+    /// deleting it by mistake would: the next signature fails, naming the missing object. For
+    /// tests of what the operator is told.
+    #[doc(hidden)]
+    pub fn destroy_behind_its_back(&self) -> Result<(), Pkcs11Error> {
+        let other = self.login()?;
+        let private = self.find_one(&other, ObjectClass::PRIVATE_KEY, "private key")?;
+        other
+            .destroy_object(private)
+            .map_err(|e| self.device("deleting the key", &e))
+    }
 }
 
 impl pki::ca_key::DigestSigner for TokenKey {
@@ -375,7 +390,17 @@ impl pki::ca_key::DigestSigner for TokenKey {
     }
 
     fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, String> {
-        self.sign(digest).map_err(|e| e.to_string())
+        let signed = self.sign(digest).map_err(|e| e.to_string());
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
+            signed.as_ref().err().cloned();
+        signed
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn describe(&self) -> String {

@@ -79,6 +79,13 @@ impl Harness {
         h
     }
 
+    /// `memory()` whose CA is `ca` (e.g. one whose key is in a token).
+    pub fn memory_with_ca(ca: CaMaterial) -> Harness {
+        let mut h = Harness::memory();
+        h.authority = Authority::new(ca, vec![], h.store.clone(), config(), h.clock.clone());
+        h
+    }
+
     pub fn sqlite() -> Harness {
         let clock = Arc::new(ManualClock::new(START));
         let tmp = tempfile::tempdir().unwrap();

@@ -18,4 +18,5 @@ mod revoke;
 mod root_rotation;
 mod serial_collision;
 mod sign;
+mod token_failure;
 mod token_revoke;

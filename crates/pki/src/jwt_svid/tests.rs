@@ -32,8 +32,8 @@ fn raw(s: &JwtSigner, header: Value, claims: Value) -> String {
         b64(header.to_string().as_bytes()),
         b64(claims.to_string().as_bytes())
     );
-    let sig = s.key.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
-    format!("{input}.{}", b64(sig.as_ref()))
+    let sig = s.signature(input.as_bytes()).unwrap();
+    format!("{input}.{}", b64(&sig))
 }
 
 fn good_claims() -> Value {
@@ -349,4 +349,80 @@ fn a_root_becomes_an_x509_svid_jwk_with_its_certificate() {
     );
     assert_eq!(URL_SAFE_NO_PAD.decode(&jwk.x).unwrap().len(), 48);
     assert!(x509_authority_jwk(b"not a certificate").is_err());
+}
+
+/// A device stand-in that answers a fixed `r||s` (or a failure) and records the digest it was
+/// given, as a PKCS#11 token doing CKM_ECDSA would be given one.
+struct RecordingDevice {
+    point: Vec<u8>,
+    answer: std::result::Result<Vec<u8>, String>,
+    digests: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl DigestSigner for RecordingDevice {
+    fn public_point(&self) -> &[u8] {
+        &self.point
+    }
+    fn sign_digest(&self, digest: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        self.digests.lock().unwrap().push(digest.to_vec());
+        self.answer.clone()
+    }
+    fn describe(&self) -> String {
+        "pkcs11:token=t;object=jwt".into()
+    }
+}
+
+fn device(answer: std::result::Result<Vec<u8>, String>) -> Arc<RecordingDevice> {
+    let key = crate::keys::generate(crate::Curve::P384).unwrap();
+    let local = JwtSigner::from_pkcs8(&key.serialize_der()).unwrap();
+    Arc::new(RecordingDevice {
+        point: local.point.clone(),
+        answer,
+        digests: std::sync::Mutex::new(Vec::new()),
+    })
+}
+
+#[test]
+fn a_device_key_signs_the_sha384_digest_and_its_raw_signature_is_the_jws_signature() {
+    let fixed: Vec<u8> = (0..96u8).collect();
+    let dev = device(Ok(fixed.clone()));
+    let signer = JwtSigner::device(dev.clone()).unwrap();
+    // The same kid rule as a key in this process: the thumbprint of the public key.
+    let jwk = Jwk::from_p384_point(&dev.point).unwrap();
+    assert_eq!(signer.kid(), jwk.thumbprint());
+    assert_eq!(signer.public_jwk().kid.as_deref(), Some(signer.kid()));
+    assert_eq!(
+        signer.key_set().get(signer.kid()),
+        Some(dev.point.as_slice())
+    );
+    assert!(format!("{signer:?}").contains("pkcs11:token=t;object=jwt"));
+
+    let token = signer.sign(&claims()).unwrap();
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    assert_eq!(URL_SAFE_NO_PAD.decode(sig).unwrap(), fixed);
+    let digests = dev.digests.lock().unwrap();
+    assert_eq!(
+        digests.as_slice(),
+        [
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, input.as_bytes())
+                .as_ref()
+                .to_vec()
+        ]
+    );
+    let header = json_part(input.split('.').next().unwrap(), "header").unwrap();
+    assert_eq!(header["alg"], "ES384");
+    assert_eq!(header["kid"], signer.kid());
+}
+
+#[test]
+fn a_device_failure_or_a_malformed_device_signature_is_an_error_naming_the_device() {
+    let signer = JwtSigner::device(device(Err("CKR_DEVICE_REMOVED".into()))).unwrap();
+    let err = signer.sign(&claims()).unwrap_err().to_string();
+    assert!(
+        err.contains("pkcs11:token=t;object=jwt") && err.contains("CKR_DEVICE_REMOVED"),
+        "{err}"
+    );
+    let signer = JwtSigner::device(device(Ok(vec![1; 104]))).unwrap();
+    let err = signer.sign(&claims()).unwrap_err().to_string();
+    assert!(err.contains("104 bytes"), "{err}");
 }

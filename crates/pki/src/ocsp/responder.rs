@@ -13,7 +13,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use crate::curve::Curve;
-use crate::error::{PkiError, Result};
+use crate::error::Result;
 use crate::root::CaMaterial;
 use crate::{keys, serial};
 
@@ -117,7 +117,7 @@ impl ResponderProfile {
         params.not_after = not_after;
         let cert = params
             .signed_by(&key, ca.issuer())
-            .map_err(|e| PkiError::Sign(format!("issuing the OCSP responder certificate: {e}")))?;
+            .map_err(|e| crate::ca_key::sign_error("issuing the OCSP responder certificate", e))?;
         Ok(DelegatedResponder {
             cert_der: cert.der().to_vec(),
             key,

@@ -331,6 +331,12 @@ Prints the root's SHA-256 fingerprint (what services pin with --ca-fingerprint).
         /// records the URI (root.pkcs11 or intermediate.pkcs11), never a key.
         #[arg(long, value_name = "URI", value_parser = parse_key_uri)]
         key: Option<mtls_ca::pkcs11::KeyUri>,
+        /// With --key: the label of the JWT-SVID signing key, made (or found) in the same
+        /// token, sensitive and not extractable; default: the --key object's label with
+        /// "-jwt" appended (object=ca-key: ca-key-jwt). The data directory records it in
+        /// jwt.pkcs11; no jwt.key is written.
+        #[arg(long, value_name = "LABEL", requires = "key")]
+        jwt_object: Option<String>,
         #[command(flatten)]
         passphrase: PassphraseArgs,
         /// The trust domain of the CA (named in the intermediate: URI spiffe://<td>).

@@ -27,6 +27,7 @@ pub fn run(
         Command::Init {
             offline_root,
             key,
+            jwt_object,
             passphrase,
             trust_domain,
             intermediate_lifetime,
@@ -35,17 +36,21 @@ pub fn run(
             let Some(offline_root) = offline_root else {
                 // clap requires --offline-root or --key.
                 let uri = key.context("init needs --offline-root or --key")?;
-                let made = dir.init_token_root(&uri, &trust_domain, sqlite, now)?;
+                let made =
+                    dir.init_token_root(&uri, jwt_object.as_deref(), &trust_domain, sqlite, now)?;
                 eprintln!(
                     "created a single-tier CA for {trust_domain} whose root key {} the token \
-                     ({uri}); {} records it, no key file is written. Start the CA with the same \
-                     --pkcs11-module and --pkcs11-pin-file",
+                     ({uri}); {} records it, no key file is written; JWT-SVIDs are signed by \
+                     {} in the same token ({}). Start the CA with the same --pkcs11-module and \
+                     --pkcs11-pin-file",
                     if made.generated {
                         "was generated in"
                     } else {
                         "is the existing key in"
                     },
-                    dir.root_token_ref().display()
+                    dir.root_token_ref().display(),
+                    made.jwt_key,
+                    dir.jwt_token_ref().display()
                 );
                 println!("root fingerprint (SHA-256): {}", made.root_fingerprint);
                 return Ok(None);
@@ -71,7 +76,14 @@ pub fn run(
                     .map(|f| f as &dyn Fn() -> anyhow::Result<_>),
             )?;
             let where_key = match &key {
-                Some(uri) => format!("its key in the token ({uri})"),
+                Some(uri) => {
+                    let (jwt, _) = dir.token_jwt_key(uri, jwt_object.as_deref())?;
+                    format!(
+                        "its key in the token ({uri}); JWT-SVIDs are signed by {} in the same \
+                         token",
+                        jwt.device_name().unwrap_or_default()
+                    )
+                }
                 None => "its key in the data directory".to_string(),
             };
             eprintln!(

@@ -72,6 +72,7 @@ async fn serve(
     )?;
     let ca = serving.active.clone();
     let (jwt_signer, jwt_created) = dir.load_or_create_jwt_key()?;
+    let jwt_device = jwt_signer.device_name();
     let extra_clock = clock.clone();
     let extra_for =
         move |ca: &pki::CaMaterial| bundle_extra(ca, extra_files.clone(), extra_clock.now());
@@ -118,6 +119,10 @@ async fn serve(
         Some(uri) => format!("{tiers}, whose key is in the token {uri}"),
         None => tiers,
     };
+    let tiers = match &jwt_device {
+        Some(uri) => format!("{tiers}; JWT-SVIDs signed by the token key {uri}"),
+        None => tiers,
+    };
     let federation_store = store.clone();
     let follow_store = store.clone();
     let authority = Arc::new(
@@ -161,10 +166,16 @@ async fn serve(
         );
     }
     if jwt_created {
-        eprintln!(
-            "created a new JWT-SVID signing key {}",
-            dir.jwt_key().display()
-        );
+        match &jwt_device {
+            Some(uri) => eprintln!(
+                "created a new JWT-SVID signing key in the token: {uri} (recorded in {})",
+                dir.jwt_token_ref().display()
+            ),
+            None => eprintln!(
+                "created a new JWT-SVID signing key {}",
+                dir.jwt_key().display()
+            ),
+        }
     }
     let host = if local.ip().is_unspecified() {
         "localhost".to_string()

@@ -5,7 +5,8 @@
 //! the token goes through the offline renewal ceremony (csr, sign, install; renew) and keeps
 //! issuing with the same token key. A wrong module, token, PIN or
 //! object is refused, named, with nothing created. The signing session reconnects when the
-//! token logs it out.
+//! token logs it out. The JWT-SVID signing key of such a CA is in the token too (no `jwt.key`);
+//! a CA that already has a `jwt.key` keeps it and its `kid`.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -104,8 +105,8 @@ fn spki_of(cert_pem: &Path) -> Vec<u8> {
     cert.tbs_certificate.subject_pki.raw.to_vec()
 }
 
-/// Only the JWT-SVID key (a file by design, docs/security.md) may be a private key in the data
-/// directory, and it is not the CA key.
+/// No private key at all in the data directory: not the CA key, and not the JWT-SVID key,
+/// which is in the token too.
 fn assert_no_ca_key_on_disk(data_dir: &Path, ca_cert: &Path) {
     let ca_spki = spki_of(ca_cert);
     let keys = private_keys_under(data_dir);
@@ -116,7 +117,27 @@ fn assert_no_ca_key_on_disk(data_dir: &Path, ca_cert: &Path) {
         .iter()
         .map(|(p, _)| p.strip_prefix(data_dir).unwrap().display().to_string())
         .collect();
-    assert_eq!(names, ["jwt.key"], "private keys in the data directory");
+    assert!(
+        names.is_empty(),
+        "private keys in the data directory: {names:?}"
+    );
+    assert!(!data_dir.join("jwt.key").exists());
+}
+
+/// `pkcs11-tool --list-objects --type privkey` of the test token: one block per key.
+fn private_key_objects(hsm: &SoftHsm) -> Vec<String> {
+    let out = hsm
+        .command("pkcs11-tool")
+        .args(["--module", MODULE, "--token-label", TOKEN, "--login"])
+        .args(["--pin", PIN, "--list-objects", "--type", "privkey"])
+        .output()
+        .expect("pkcs11-tool must be installed (Debian package opensc)");
+    assert!(out.status.success(), "pkcs11-tool: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split("Private Key Object")
+        .skip(1)
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -238,10 +259,23 @@ fn an_offline_root_with_its_intermediate_key_in_softhsm_signs_leaves_with_the_to
     let mut args = pkcs11_args("pin");
     args.extend(["--data-dir", "ca", "init", "--key", KEY]);
     args.extend(["--offline-root", "offline", "--passphrase-file", "pass"]);
+    args.extend(["--jwt-object", "mesh-jwt"]);
     let (ok, out, err) = mtls_ca(&hsm, dir, &args);
     assert!(ok, "{out}{err}");
     assert!(dir.join("ca/intermediate.pkcs11").exists());
     assert!(!dir.join("ca/intermediate.key").exists());
+    // The JWT-SVID key, labelled as --jwt-object says, is in the token with the intermediate's.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ca/jwt.pkcs11")).unwrap(),
+        "pkcs11:token=mesh-ca;object=mesh-jwt\n"
+    );
+    let objects = private_key_objects(&hsm);
+    assert!(
+        objects.iter().any(|o| o.contains("label:      mesh-jwt")
+            && o.contains("sensitive")
+            && o.contains("never extractable")),
+        "{objects:?}"
+    );
 
     let ca = start_token_ca(&hsm, &dir.join("ca"), &[]);
     let server = enrolled_server(&ca, dir, &[]);
@@ -685,4 +719,148 @@ fn the_token_session_reconnects_and_signatures_verify_as_x509_ecdsa() {
         pki::CaKey::device(Arc::new(again)).unwrap().der_bytes(),
         public.as_slice()
     );
+}
+
+/// A CA started on `data_dir` with the token's options, as `ca::common::Ca` (for the agent API).
+fn start_token_ca_for_api(hsm: &SoftHsm, data_dir: &Path) -> crate::ca::common::Ca {
+    let pin = data_dir.parent().unwrap().join("pin");
+    let mut cmd = hsm.command(programs::ca());
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--pkcs11-module", MODULE, "--pkcs11-pin-file"])
+        .arg(pin);
+    crate::ca::common::Ca::try_start_command(data_dir, cmd)
+        .unwrap_or_else(|e| panic!("CA did not start: {e}"))
+}
+
+/// An agent asks the CA for a JWT-SVID (`POST /api/v1/agent/jwt`); the token is checked
+/// against the SPIFFE bundle's published keys. Returns the token's kid.
+async fn jwt_svid_verifies_against_the_bundle(ca: &crate::ca::common::Ca, node: &str) -> String {
+    use crate::ca::common::{admin_in, client, enroll};
+    use pki::jwt_svid::{self, KeySet};
+
+    let (agent, _) = enroll(ca, node).await;
+    let workload = format!("{node}-web").replace("/agent/", "/service/");
+    let out = admin_in(
+        &ca.dir,
+        &[
+            "entry",
+            "create",
+            "--parent",
+            node,
+            "--spiffe-id",
+            &workload,
+            "--selector",
+            "unix:uid:1000",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let entry = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let root = ca.root_pem();
+    let resp = client(&root, Some(&agent))
+        .post(ca.url("/api/v1/agent/jwt"))
+        .json(&serde_json::json!({"entry_id": entry, "audience": ["db"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let jwt: serde_json::Value = resp.json().await.unwrap();
+    let bundle: serde_json::Value = client(&root, None)
+        .get(ca.url("/api/v1/bundle/spiffe"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = KeySet::from_jwks(&bundle).unwrap();
+    assert_eq!(keys.len(), 1, "{bundle}");
+    let token = jwt["token"].as_str().unwrap();
+    let claims = jwt_svid::verify(token, &keys, "db", time::OffsetDateTime::now_utc())
+        .unwrap_or_else(|e| panic!("{e}: {token} against {bundle}"));
+    assert_eq!(claims.sub.to_string(), workload);
+    let header = token.split('.').next().unwrap();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_string()
+}
+
+/// With the CA key in the token, `init` makes the JWT-SVID key there too (sensitive, never
+/// extractable, labelled after the CA key) and no `jwt.key` exists; JWT-SVIDs the CA mints
+/// verify against the published keys. A CA that already has a `jwt.key` (made before keys
+/// moved into the token) keeps using it and its kid; moving that file away (docs/operations.md)
+/// brings back the token's key.
+#[tokio::test]
+async fn a_token_ca_signs_jwt_svids_with_a_key_in_the_token_and_an_existing_jwt_key_keeps_its_kid()
+{
+    require_binaries();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let hsm = token(dir);
+    let mut args = pkcs11_args("pin");
+    args.extend(["--data-dir", "ca", "init", "--key", KEY]);
+    let (ok, out, err) = mtls_ca(&hsm, dir, &args);
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("JWT-SVIDs are signed by pkcs11:token=mesh-ca;object=ca-key-jwt"),
+        "{err}"
+    );
+    let data = dir.join("ca");
+    assert_eq!(
+        std::fs::read_to_string(data.join("jwt.pkcs11")).unwrap(),
+        "pkcs11:token=mesh-ca;object=ca-key-jwt\n"
+    );
+    assert!(!data.join("jwt.key").exists());
+
+    // Both keys in the token, each sensitive and never extractable.
+    let objects = private_key_objects(&hsm);
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    let jwt_object = objects
+        .iter()
+        .find(|o| o.contains("label:      ca-key-jwt"))
+        .unwrap_or_else(|| panic!("no ca-key-jwt object: {objects:?}"));
+    assert!(jwt_object.contains("EC"), "{jwt_object}");
+    assert!(jwt_object.contains("sensitive"), "{jwt_object}");
+    assert!(jwt_object.contains("never extractable"), "{jwt_object}");
+
+    let ca = start_token_ca_for_api(&hsm, &data);
+    assert!(
+        ca.logs()
+            .contains("JWT-SVIDs signed by the token key pkcs11:token=mesh-ca;object=ca-key-jwt"),
+        "{}",
+        ca.logs()
+    );
+    let token_kid =
+        jwt_svid_verifies_against_the_bundle(&ca, "spiffe://mesh.local/agent/node1").await;
+    assert_no_ca_key_on_disk(&data, &data.join("root.crt"));
+    let data = ca.stop();
+
+    // A CA from before: a jwt.key in the data directory, no jwt.pkcs11. It keeps its key.
+    std::fs::remove_file(data.join("jwt.pkcs11")).unwrap();
+    let old = pki::keys::generate(pki::Curve::P384).unwrap();
+    std::fs::write(data.join("jwt.key"), old.serialize_pem()).unwrap();
+    let old_kid = pki::jwt_svid::JwtSigner::from_pkcs8(&old.serialize_der())
+        .unwrap()
+        .kid()
+        .to_string();
+    let ca = start_token_ca_for_api(&hsm, &data);
+    let kid = jwt_svid_verifies_against_the_bundle(&ca, "spiffe://mesh.local/agent/node2").await;
+    assert_eq!(kid, old_kid, "an existing jwt.key keeps signing");
+    assert!(!data.join("jwt.pkcs11").exists());
+    let data = ca.stop();
+
+    // Moved to the token: jwt.key moved away, the token's JWT key signs again.
+    std::fs::rename(data.join("jwt.key"), dir.join("jwt.key.old")).unwrap();
+    let ca = start_token_ca_for_api(&hsm, &data);
+    let kid = jwt_svid_verifies_against_the_bundle(&ca, "spiffe://mesh.local/agent/node3").await;
+    assert_eq!(kid, token_kid);
+    assert_eq!(
+        std::fs::read_to_string(data.join("jwt.pkcs11")).unwrap(),
+        "pkcs11:token=mesh-ca;object=ca-key-jwt\n"
+    );
+    assert_eq!(private_key_objects(&hsm).len(), 2, "no second JWT key");
+    ca.stop();
 }

@@ -228,7 +228,13 @@ fn the_pkcs11_runbook_makes_a_ca_whose_key_is_in_softhsm_and_it_serves() {
     );
     assert!(stdout.contains("never extractable"), "{}", report(&out));
     assert!(
-        stdout.contains("pkcs11:token=mesh-ca;object=ca-key"),
+        stdout.contains("pkcs11:token=mesh-ca;object=ca-key\n"),
+        "{}",
+        report(&out)
+    );
+    // The JWT-SVID key is in the token too: jwt.pkcs11 names it, and no jwt.key exists.
+    assert!(
+        stdout.contains("pkcs11:token=mesh-ca;object=ca-key-jwt\n"),
         "{}",
         report(&out)
     );
