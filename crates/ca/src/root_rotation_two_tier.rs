@@ -38,7 +38,7 @@ const PARTS: [&str; 5] = [
 /// rotation state every second (`root_follow::POLL`); `retire` also waits for the leaves
 /// issued in this margin. Leaves of a two-tier CA carry no sign of the chain they were
 /// delivered with (both intermediates have one name and key), so time is what tells.
-pub const SWITCH_MARGIN: Duration = Duration::seconds(10);
+pub const SWITCH_MARGIN: Duration = Duration::seconds(5);
 
 /// The ceremony's file, read: each certificate in [`PARTS`] order.
 struct RotationFile {
