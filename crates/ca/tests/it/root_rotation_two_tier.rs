@@ -327,3 +327,79 @@ fn one_crl_of_the_intermediate_key_covers_leaves_of_both_chains() {
     );
     assert!(verify(&crl, &after, &new_inter).is_err());
 }
+
+/// A CA running in phase `activated` (after a restart, or after following the step) signs with
+/// the rotation's intermediate while `intermediate.crt` still holds the old root's: the live
+/// reload takes the file for superseded, not for a failed renewal (no failure counted), and
+/// still takes up a renewal from the new root.
+#[test]
+fn the_live_reload_takes_the_old_roots_file_for_superseded_and_a_new_roots_renewal_up() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use mtls_ca::authority::Authority;
+    use mtls_ca::intermediate_follow::{IntermediateFollower, Reloaded};
+    use mtls_ca::store::MemoryStore;
+    use mtls_ca::tls::ApiIdentity;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let ca = TwoTier::new(tmp.path(), "ca", now);
+    let (file, new_offline) = run_ceremony(&ca, &ca.csr(), tmp.path(), "new", now);
+    let state = rotate_from(&ca.dir, &ca.store, file.as_bytes(), now).unwrap();
+    root_rotation::activate(&ca.dir, &ca.store, now, Duration::minutes(5), true).unwrap();
+    let signing = Arc::new(ca.restart(now));
+    let from_rotation = certs(state.new_intermediate.as_deref().unwrap()).remove(0);
+    assert_eq!(signing.cert_der(), &from_rotation);
+
+    let clock = Arc::new(pki::clock::ManualClock::new(now));
+    let authority = Arc::new(Authority::new(
+        signing.clone(),
+        vec![],
+        Arc::new(MemoryStore::new(
+            &[("trust_domain", "mesh.local")],
+            clock.clone(),
+        )),
+        crate::harness::config(),
+        clock,
+    ));
+    let (api, _) = ApiIdentity::issue_first(
+        &signing,
+        td().ca_id(),
+        vec!["localhost".into()],
+        vec![],
+        now,
+    )
+    .unwrap();
+    let failures = || {
+        authority
+            .metrics
+            .intermediate_reload_failures
+            .load(Ordering::Relaxed)
+    };
+    let dir = Arc::new(DataDir::new(&ca.dir.path));
+    let mut follower = IntermediateFollower::new(dir.clone(), authority.clone(), api.clone());
+    // Without the rotation's word the old root's file is a bad renewal...
+    assert!(matches!(follower.check(None), Reloaded::Refused(_)));
+    assert_eq!(failures(), 1);
+    // ...with it, superseded: nothing counted, nothing switched, not looked at again.
+    let mut follower = IntermediateFollower::new(dir, authority.clone(), api);
+    for _ in 0..2 {
+        assert_eq!(follower.check(Some(&from_rotation)), Reloaded::Unchanged);
+    }
+    assert_eq!(failures(), 1);
+    assert_eq!(authority.ca().cert_der(), &from_rotation);
+
+    // A renewal from the new root, installed, is taken up.
+    let new_root = new_offline.open(&pass()).unwrap();
+    let (renewed, _) =
+        sign_intermediate(&new_root, ca.csr().as_bytes(), Duration::days(90), now).unwrap();
+    ca.dir
+        .install_intermediate(&ca.store, renewed.as_bytes(), now)
+        .unwrap();
+    assert!(matches!(
+        follower.check(Some(&from_rotation)),
+        Reloaded::Switched(_)
+    ));
+    assert_eq!(authority.ca().cert_pem(), renewed);
+}
