@@ -178,6 +178,8 @@ pub fn rotate_from(
     if file.new_root == file.old_root || vouch::same_subject_and_key(&file.new_root, ours) {
         bail!("the file's new root is the current root again");
     }
+    intermediate::check_root_can_sign_intermediates(&file.new_root)
+        .context("the file's new root")?;
     check_cross(
         &file.old_signs_new,
         &file.old_root,

@@ -95,6 +95,7 @@ fn rotate_from_refuses_each_flawed_file_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
     let ca = TwoTier::new(tmp.path(), "ca", now);
+    let original = ca.restart(now);
     let other = TwoTier::new(tmp.path(), "other", now);
     let (good, _) = run_ceremony(&ca, &ca.csr(), tmp.path(), "new", now);
     let parts = certs(&good);
@@ -119,6 +120,12 @@ fn rotate_from_refuses_each_flawed_file_and_changes_nothing() {
         sign_intermediate(&old_root, ca.csr().as_bytes(), Duration::days(60), now).unwrap();
     let mut by_old_root = parts.clone();
     by_old_root[4] = certs(&by_old).remove(0);
+    // A new root that may sign leaves only (pathLenConstraint 0), vouched for both ways.
+    let leaf_only = CaMaterial::generate_root("Leaf-only Root", now).unwrap();
+    let mut leaf_only_root = parts.clone();
+    leaf_only_root[1] = leaf_only.cert_der().clone();
+    leaf_only_root[2] = old_root.cross_sign(leaf_only.cert_der(), now).unwrap();
+    leaf_only_root[3] = leaf_only.cross_sign(old_root.cert_der(), now).unwrap();
     // A key in the file.
     let key = pki::keys::generate(pki::Curve::P384)
         .unwrap()
@@ -150,6 +157,11 @@ fn rotate_from_refuses_each_flawed_file_and_changes_nothing() {
             pem_of(&by_old_root),
             "the file's intermediate",
         ),
+        (
+            "a new root that cannot sign an intermediate",
+            pem_of(&leaf_only_root),
+            "pathLenConstraint 0",
+        ),
         ("a key in the file", format!("{good}{key}"), "PRIVATE KEY"),
         (
             "four certificates",
@@ -173,8 +185,8 @@ fn rotate_from_refuses_each_flawed_file_and_changes_nothing() {
     }
     assert_eq!(
         ca.restart(now).cert_der(),
-        ca.restart(now).cert_der(),
-        "still loads"
+        original.cert_der(),
+        "a restart serves the intermediate it served before"
     );
 
     // The good file is accepted; the single-tier `rotate` is still refused with a pointer.
@@ -195,6 +207,7 @@ fn each_phase_is_served_after_a_restart_and_install_follows_the_rotation() {
     let now = OffsetDateTime::now_utc();
     let ca = TwoTier::new(tmp.path(), "ca", now);
     let before = ca.restart(now);
+    let before_csr = ca.csr();
     let old_fp = before.root_fingerprint();
     let (file, new_offline) = run_ceremony(&ca, &ca.csr(), tmp.path(), "new", now);
     let state = rotate_from(&ca.dir, &ca.store, file.as_bytes(), now).unwrap();
@@ -222,10 +235,11 @@ fn each_phase_is_served_after_a_restart_and_install_follows_the_rotation() {
         serving.previous.is_none(),
         "one CRL signer: the same key and name"
     );
+    let csr_key = |csr: String| pki::intermediate::read_csr(csr.as_bytes()).unwrap().0;
     assert_eq!(
-        ca.dir.intermediate_csr(&ca.store).unwrap().len(),
-        ca.csr().len(),
-        "the CSR works in every phase"
+        csr_key(ca.dir.intermediate_csr(&ca.store).unwrap()),
+        csr_key(before_csr.clone()),
+        "the CSR works in every phase, for the same key"
     );
 
     // Install follows the rotation state: an intermediate of the old root is refused, one of
