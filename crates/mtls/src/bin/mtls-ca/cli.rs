@@ -484,9 +484,9 @@ pub enum IntermediateAction {
         #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = parse_intermediate_lifetime)]
         lifetime: time::Duration,
     },
-    /// On the CA host: check a certificate from `intermediate sign` (this directory's root,
-    /// intermediate key and trust domain, valid now) and put it in place of
-    /// intermediate.crt. Restart the CA (or each replica) to issue under it; leaves issued
+    /// On the CA host: check a certificate from `intermediate sign` (the CA's current root,
+    /// which after a root rotation's `activate` is the new one; this directory's intermediate
+    /// key and trust domain; valid now) and put it in place of intermediate.crt. Restart the CA (or each replica) to issue under it; leaves issued
     /// before keep verifying (same key, same name).
     #[command(after_help = "Example:
   mtls-ca --data-dir /var/lib/mtls-ca intermediate install --cert intermediate.crt")]
