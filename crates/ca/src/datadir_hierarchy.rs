@@ -430,8 +430,8 @@ pub(crate) fn fitting_under(
     let new = CaMaterial::intermediate_from_key(cert, current.key().clone(), root.clone())
         .with_context(|| {
             format!(
-                "the new certificate does not fit this CA (its key must be the intermediate \
-                 key's, its issuer the CA's current root {})",
+                "the new certificate does not fit this CA (its key must be intermediate.key's \
+                 or the token's, its issuer the CA's current root {})",
                 pki::sha256_hex(root)
             )
         })?;
