@@ -202,8 +202,13 @@ impl DataDir {
         match self.contents()? {
             Contents::Empty => self.init(external, trust_domain, now),
             Contents::Complete => {
-                let ca = self.load_root(external)?;
-                let store = self.open_store_of(&ca.root_fingerprint())?;
+                // The store first: which root a two-tier CA's intermediate is certified by
+                // follows the store's root rotation state (`serving_intermediate`).
+                let store = self.open_store_of(&self.stored_root_fingerprint()?)?;
+                let ca = match external.is_none() && self.is_two_tier()? {
+                    true => self.serving_intermediate(&store)?,
+                    false => self.load_root(external)?,
+                };
                 pin_trust_domain(&store, trust_domain)?;
                 Ok((ca, RootOrigin::Loaded, store))
             }

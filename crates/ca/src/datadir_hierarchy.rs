@@ -21,8 +21,11 @@ use pki::sealed_key::{self, Passphrase};
 use pki::{files, intermediate, CaKey, CaMaterial, TrustDomain};
 use time::{Duration, OffsetDateTime};
 
+use rustls_pki_types::CertificateDer;
+
 use crate::datadir::{exists, DataDir, DIR_MODE, ROOT_FINGERPRINT};
-use crate::store::SqliteStore;
+use crate::root_rotation::{der_of, load_state};
+use crate::store::{SqliteStore, Store};
 
 /// The directory holding an offline root: `root.crt` and `root.key` (sealed, 0600).
 pub struct OfflineRoot {
@@ -61,9 +64,25 @@ impl OfflineRoot {
             .with_context(|| format!("loading the root from {}", self.path.display()))
     }
 
+    /// Writes `root`'s key sealed with `passphrase` (0600), then its certificate: the key
+    /// first, since without it the root could never sign again.
+    pub(crate) fn seal(&self, root: &CaMaterial, passphrase: &Passphrase) -> anyhow::Result<()> {
+        let key = root
+            .key()
+            .key_pair()
+            .context("an offline root's key is made in this process, never in a token")?;
+        files::write_atomic(
+            &self.key(),
+            sealed_key::seal(key, passphrase)?.as_bytes(),
+            files::KEY_MODE,
+        )?;
+        files::write_atomic(&self.cert(), root.cert_pem().as_bytes(), files::PUBLIC_MODE)?;
+        Ok(())
+    }
+
     /// Creates the directory (0700): it must not exist yet or be empty, so no root is ever
     /// overwritten.
-    fn create(&self) -> anyhow::Result<()> {
+    pub(crate) fn create(&self) -> anyhow::Result<()> {
         self.check_new()?;
         fs::DirBuilder::new()
             .recursive(true)
@@ -73,7 +92,7 @@ impl OfflineRoot {
     }
 
     /// Refuses a directory that exists and is not empty.
-    fn check_new(&self) -> anyhow::Result<()> {
+    pub(crate) fn check_new(&self) -> anyhow::Result<()> {
         if exists(&self.path)? {
             let mut entries = fs::read_dir(&self.path)
                 .with_context(|| format!("reading --offline-root {}", self.path.display()))?;
@@ -228,22 +247,8 @@ impl DataDir {
             Some(key) => intermediate::generate_with(&root, key, trust_domain, lifetime, now)?,
             None => intermediate::generate(&root, trust_domain, lifetime, now)?,
         };
-        let root_key = root
-            .key()
-            .key_pair()
-            .context("the offline root's key was made in this process")?;
-
         // The offline directory first: without it the new root could never sign again.
-        files::write_atomic(
-            &offline.key(),
-            sealed_key::seal(root_key, passphrase)?.as_bytes(),
-            files::KEY_MODE,
-        )?;
-        files::write_atomic(
-            &offline.cert(),
-            root.cert_pem().as_bytes(),
-            files::PUBLIC_MODE,
-        )?;
+        offline.seal(&root, passphrase)?;
 
         if sqlite {
             SqliteStore::initialise(
@@ -286,23 +291,84 @@ impl DataDir {
         })
     }
 
+    /// The intermediate this two-tier CA signs with now: the intermediate key certified by
+    /// the root the store's root rotation state makes active (`root.crt` when no rotation
+    /// ran; the state, not `root.crt`, is the authority once one did). Candidates are
+    /// `intermediate.crt` and the certificate the rotation state keeps for that root (the new
+    /// intermediate from `root rotate --from`, which supersedes the file from `activate` on
+    /// until a renewal under the new root is installed); of those certified by that root for
+    /// this key, the one with the latest NotAfter.
+    pub fn serving_intermediate(&self, store: &dyn Store) -> anyhow::Result<CaMaterial> {
+        if exists(&self.root_key())? {
+            // load_intermediate explains it.
+            return self.load_intermediate();
+        }
+        let key = self.intermediate_signing_key()?;
+        let state = load_state(store)?.map(|(_, s)| s);
+        let root = match &state {
+            Some(s) => der_of(s.active_root(), "active root")?,
+            None => self.read_cert(&self.root_cert())?,
+        };
+        let mut candidates = vec![(
+            self.intermediate_cert().display().to_string(),
+            self.read_cert(&self.intermediate_cert()),
+        )];
+        if let Some(stored) = state.as_ref().and_then(|s| s.active_intermediate()) {
+            candidates.push((
+                "the intermediate of the store's root rotation state".to_string(),
+                der_of(stored, "intermediate"),
+            ));
+        }
+        let mut best: Option<CaMaterial> = None;
+        let mut refused = Vec::new();
+        for (from, cert) in candidates {
+            let fits = cert.and_then(|cert| {
+                CaMaterial::intermediate_from_key(cert, key.clone(), root.clone())
+                    .map_err(anyhow::Error::from)
+            });
+            match fits {
+                Ok(ca)
+                    if best
+                        .as_ref()
+                        .is_some_and(|b| b.not_after() >= ca.not_after()) => {}
+                Ok(ca) => best = Some(ca),
+                Err(e) => refused.push(format!("{from}: {e:#}")),
+            }
+        }
+        best.with_context(|| {
+            format!(
+                "{} holds no intermediate certificate for its key under the CA's current root \
+                 {} ({}): {}",
+                self.path.display(),
+                pki::sha256_hex(&root),
+                match &state {
+                    Some(s) => format!("root rotation phase {:?}", s.phase),
+                    None => "root.crt".to_string(),
+                },
+                refused.join("; ")
+            )
+        })
+    }
+
     /// `mtls-ca intermediate csr`: a CSR for the intermediate's own key (it never leaves this
     /// directory) naming the trust domain of the current intermediate.
-    pub fn intermediate_csr(&self) -> anyhow::Result<String> {
-        let ca = self.require_two_tier()?;
+    pub fn intermediate_csr(&self, store: &dyn Store) -> anyhow::Result<String> {
+        let ca = self.require_two_tier(store)?;
         let td = intermediate_trust_domain(&ca)?;
         Ok(intermediate::csr(ca.key(), &td)?)
     }
 
     /// `mtls-ca intermediate install`: replaces `intermediate.crt` with `cert_pem` after
-    /// checking that it is an intermediate of this directory's root, for its key and trust
-    /// domain, valid now. Returns the old and new NotAfter. Nothing changes on a refusal.
+    /// checking that it is an intermediate of the CA's current root (per the store's root
+    /// rotation state, [`DataDir::serving_intermediate`]), for its key and trust domain, valid
+    /// now. Returns the old and new NotAfter. Nothing changes on a refusal.
     pub fn install_intermediate(
         &self,
+        store: &dyn Store,
         cert_pem: &[u8],
         now: OffsetDateTime,
     ) -> anyhow::Result<(OffsetDateTime, OffsetDateTime)> {
-        let current = self.require_two_tier()?;
+        let current = self.require_two_tier(store)?;
         let new = fitting_intermediate(&current, cert_pem, now)?;
         files::write_atomic(
             &self.intermediate_cert(),
@@ -325,7 +391,7 @@ impl DataDir {
         fitting_intermediate(current, &pem, now).with_context(|| format!("{}", path.display()))
     }
 
-    fn require_two_tier(&self) -> anyhow::Result<CaMaterial> {
+    fn require_two_tier(&self, store: &dyn Store) -> anyhow::Result<CaMaterial> {
         if !self.is_two_tier()? {
             bail!(
                 "{} is a single-tier CA (no intermediate.crt): its root signs directly and has \
@@ -333,7 +399,7 @@ impl DataDir {
                 self.path.display()
             );
         }
-        self.load_intermediate()
+        self.serving_intermediate(store)
     }
 }
 
@@ -345,23 +411,36 @@ fn fitting_intermediate(
     cert_pem: &[u8],
     now: OffsetDateTime,
 ) -> anyhow::Result<CaMaterial> {
-    let td = intermediate_trust_domain(current)?;
     let cert = pki::pem::parse_certificates(cert_pem)?
         .into_iter()
         .next()
         .context("the new intermediate holds no certificate")?;
-    let new =
-        CaMaterial::intermediate_from_key(cert, current.key().clone(), current.root_der().clone())
-            .context(
-                "the new certificate does not fit this CA (its key must be intermediate.key's, \
-                 its issuer the root in root.crt)",
-            )?;
-    intermediate::check_profile(new.cert_der(), current.root_der(), &td, now)?;
+    fitting_under(current, current.root_der(), cert, now)
+}
+
+/// `cert` as an intermediate of `root` for `current`'s key and trust domain, valid at `now`
+/// and of the intermediate profile (also `root rotate --from`, for the new root).
+pub(crate) fn fitting_under(
+    current: &CaMaterial,
+    root: &CertificateDer<'static>,
+    cert: CertificateDer<'static>,
+    now: OffsetDateTime,
+) -> anyhow::Result<CaMaterial> {
+    let td = intermediate_trust_domain(current)?;
+    let new = CaMaterial::intermediate_from_key(cert, current.key().clone(), root.clone())
+        .with_context(|| {
+            format!(
+                "the new certificate does not fit this CA (its key must be intermediate.key's \
+                 or the token's, its issuer the CA's current root {})",
+                pki::sha256_hex(root)
+            )
+        })?;
+    intermediate::check_profile(new.cert_der(), root, &td, now)?;
     Ok(new)
 }
 
 /// The trust domain an intermediate names (`spiffe://<td>`).
-fn intermediate_trust_domain(ca: &CaMaterial) -> anyhow::Result<TrustDomain> {
+pub(crate) fn intermediate_trust_domain(ca: &CaMaterial) -> anyhow::Result<TrustDomain> {
     let info = pki::CertInfo::from_der(ca.cert_der())?;
     let uri = info
         .uris
@@ -418,18 +497,20 @@ mod tests {
         let sealed = fs::read_to_string(offline.key()).unwrap();
         assert!(sealed.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
 
-        let (ca, _, _) = dir.open_or_init(None, &td, now).unwrap();
+        let (ca, _, store) = dir.open_or_init(None, &td, now).unwrap();
         assert!(ca.is_intermediate());
         assert_eq!(ca.root_fingerprint(), made.root_fingerprint);
 
         // Renewal: same key, new certificate, later NotAfter.
-        let csr = dir.intermediate_csr().unwrap();
+        let csr = dir.intermediate_csr(&store).unwrap();
         let root = offline.open(&pass()).unwrap();
         let later = now + Duration::days(1);
         let (cert, got_td) =
             sign_intermediate(&root, csr.as_bytes(), Duration::days(60), later).unwrap();
         assert_eq!(got_td, td);
-        let (old, new) = dir.install_intermediate(cert.as_bytes(), later).unwrap();
+        let (old, new) = dir
+            .install_intermediate(&store, cert.as_bytes(), later)
+            .unwrap();
         assert!(new > old, "{new} > {old}");
         let (again, _, _) = dir.open_or_init(None, &td, later).unwrap();
         assert_eq!(again.not_after(), new);
@@ -440,13 +521,13 @@ mod tests {
         let (wrong_key, _) =
             sign_intermediate(&root, foreign.as_bytes(), Duration::days(60), later).unwrap();
         assert!(dir
-            .install_intermediate(wrong_key.as_bytes(), later)
+            .install_intermediate(&store, wrong_key.as_bytes(), later)
             .is_err());
         let other_root = CaMaterial::generate_offline_root("mtls-mesh Root CA", now).unwrap();
         let (wrong_root, _) =
             sign_intermediate(&other_root, csr.as_bytes(), Duration::days(60), later).unwrap();
         let err = dir
-            .install_intermediate(wrong_root.as_bytes(), later)
+            .install_intermediate(&store, wrong_root.as_bytes(), later)
             .unwrap_err();
         assert!(format!("{err:#}").contains("does not verify"), "{err:#}");
         assert_eq!(

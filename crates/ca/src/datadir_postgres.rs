@@ -44,6 +44,9 @@ impl DataDir {
                 }
                 (ca, RootOrigin::Loaded)
             }
+            (None, true, _) if self.is_two_tier()? => {
+                (self.serving_intermediate(&store)?, RootOrigin::Loaded)
+            }
             (None, true, _) => (self.load_own_root()?, RootOrigin::Loaded),
             (None, false, Some(fp)) => bail!(
                 "the CA database {} belongs to root {fp}, but {} holds no root: copy root.crt \
@@ -63,7 +66,12 @@ impl DataDir {
                 (ca, RootOrigin::Created)
             }
         };
-        let fp = ca.root_fingerprint();
+        // A two-tier CA's intermediate follows the root rotation state; the directory's
+        // identity stays the root it was made with (`root.crt`).
+        let fp = match ca.is_intermediate() {
+            true => self.stored_root_fingerprint()?,
+            false => ca.root_fingerprint(),
+        };
         // Records our root unless the database has one; a replica that raced us to an empty
         // database and won makes this one refuse, below.
         let stored = store.init_meta(ROOT_FINGERPRINT, &fp)?;

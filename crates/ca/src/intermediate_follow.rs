@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use crate::authority::Authority;
@@ -85,8 +86,11 @@ impl IntermediateFollower {
     }
 
     /// Looks at the file once and switches to it when it changed and fits (blocking: reads
-    /// the file and signs an API certificate).
-    pub fn check(&mut self) -> Reloaded {
+    /// the file and signs an API certificate). `from_rotation` is the intermediate a two-tier
+    /// root rotation certified by the active root (`RotationState::active_intermediate`):
+    /// while the CA signs with it, a file that does not fit is the one it superseded
+    /// (certified by the old root), not a failed renewal.
+    pub fn check(&mut self, from_rotation: Option<&CertificateDer<'static>>) -> Reloaded {
         let current = self.authority.ca();
         if !current.is_intermediate() {
             return Reloaded::Unchanged;
@@ -101,6 +105,18 @@ impl IntermediateFollower {
         }
         let renewed = match self.dir.reread_intermediate(&current, self.authority.now()) {
             Ok(renewed) => renewed,
+            Err(_) if from_rotation == Some(current.cert_der()) => {
+                tracing::info!(
+                    event = "intermediate_superseded",
+                    "{} is superseded by the intermediate the root rotation certified with the \
+                     new root (served from the store); install a renewal under the new root \
+                     there when due (docs/operations.md, \"Root rotation of a two-tier CA\")",
+                    path.display()
+                );
+                self.served = Some(stamp);
+                self.last_failure = None;
+                return Reloaded::Unchanged;
+            }
             Err(e) => return self.refuse(format!("{e:#}")),
         };
         self.served = Some(stamp);
@@ -179,7 +195,7 @@ mod tests {
         let start = OffsetDateTime::now_utc();
         dir.init_two_tier(&offline, &pass, &td, Duration::days(30), true, start)
             .unwrap();
-        let (ca, _, _) = dir.open_or_init(None, &td, start).unwrap();
+        let (ca, _, sqlite) = dir.open_or_init(None, &td, start).unwrap();
         let ca = Arc::new(ca);
         let clock = Arc::new(ManualClock::new(start));
         let store = Arc::new(MemoryStore::new(
@@ -204,7 +220,7 @@ mod tests {
                 .unwrap();
         let mut follower = IntermediateFollower::new(dir.clone(), authority.clone(), api);
         assert_eq!(
-            follower.check(),
+            follower.check(None),
             Reloaded::Unchanged,
             "the file loaded at start"
         );
@@ -212,11 +228,11 @@ mod tests {
         // Past half of its life: warned once.
         clock.advance(Duration::days(20));
         assert_eq!(authority.intermediate_life().unwrap().crossed, Some(0.5));
-        let csr = dir.intermediate_csr().unwrap();
+        let csr = dir.intermediate_csr(&sqlite).unwrap();
 
         fs::copy(dir.root_cert(), dir.intermediate_cert()).unwrap();
         for failures in 1..=2 {
-            let Reloaded::Refused(reason) = follower.check() else {
+            let Reloaded::Refused(reason) = follower.check(None) else {
                 panic!("another key's certificate must be refused");
             };
             assert!(reason.contains("does not fit this CA"), "{reason}");
@@ -240,7 +256,7 @@ mod tests {
         let (renewed, _) =
             sign_intermediate(&root, csr.as_bytes(), Duration::days(60), authority.now()).unwrap();
         fs::write(dir.intermediate_cert(), &renewed).unwrap();
-        let Reloaded::Switched(not_after) = follower.check() else {
+        let Reloaded::Switched(not_after) = follower.check(None) else {
             panic!("the renewed intermediate must be taken up");
         };
         assert_eq!(authority.ca().not_after(), not_after);
@@ -253,7 +269,7 @@ mod tests {
                 .load(Ordering::Relaxed),
             1
         );
-        assert_eq!(follower.check(), Reloaded::Unchanged, "taken up once");
+        assert_eq!(follower.check(None), Reloaded::Unchanged, "taken up once");
         assert_eq!(authority.intermediate_life().unwrap().crossed, None);
         clock.advance(Duration::days(31));
         assert_eq!(

@@ -24,6 +24,7 @@ pub mod refusals;
 pub mod registration;
 pub mod root_follow;
 pub mod root_rotation;
+pub mod root_rotation_two_tier;
 pub mod root_serving;
 pub mod server;
 pub mod store;

@@ -12,6 +12,9 @@
 //! every poll: copying the file is enough to let it catch up.
 //!
 //! The same poll takes up a renewed intermediate of a two-tier CA (`intermediate_follow.rs`).
+//! A two-tier CA's rotation (`root_rotation_two_tier.rs`) switches the same way; there the
+//! new phase needs no key file (the intermediate key signs throughout, certified by the
+//! active root: `root_serving.rs`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use rustls_pki_types::CertificateDer;
 use crate::authority::{Authority, RootSet};
 use crate::datadir::DataDir;
 use crate::intermediate_follow::IntermediateFollower;
-use crate::root_rotation::{load_state, Phase};
+use crate::root_rotation::{der_of, load_state, Phase, RotationState};
 use crate::root_serving::roots_for;
 use crate::store::Store;
 use crate::tls::{ApiClientVerifier, ApiIdentity};
@@ -149,7 +152,7 @@ impl RootFollower {
     }
 
     /// Loads and checks everything of the phase `state` describes, then switches all of it.
-    fn switch(&self, state: &crate::root_rotation::RotationState) -> anyhow::Result<()> {
+    fn switch(&self, state: &RotationState) -> anyhow::Result<()> {
         let now = self.authority.now();
         let current = self.authority.roots();
         let known = current.answering();
@@ -185,7 +188,13 @@ impl RootFollower {
     /// (`intermediate_follow.rs`): a renewed intermediate is taken up on the same poll.
     fn poll(&mut self) -> anyhow::Result<Followed> {
         let followed = self.check();
-        self.intermediate.check();
+        let from_rotation = self
+            .applied
+            .as_deref()
+            .and_then(|raw| serde_json::from_str::<RotationState>(raw).ok())
+            .and_then(|s| s.active_intermediate().map(str::to_owned))
+            .and_then(|pem| der_of(&pem, "intermediate").ok());
+        self.intermediate.check(from_rotation.as_ref());
         followed
     }
 

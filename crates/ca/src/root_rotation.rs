@@ -17,6 +17,11 @@
 //! A data directory that never rotated has no such meta and works as before. A CA reads the
 //! state at start (`root_serving.rs`) and, while it runs, every second (`root_follow.rs`): each
 //! step is served by every replica within about a second, with no restart.
+//!
+//! A two-tier CA (offline root) rotates the same way, except that the new root and the
+//! cross-certificates come from an offline ceremony and `rotate --from` checks and records
+//! them together with the intermediate certified by the new root
+//! (`root_rotation_two_tier.rs`); the steps after that are these.
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -70,6 +75,15 @@ pub struct RotationState {
     pub activated_at: Option<i64>,
     /// Unix time of `retire`.
     pub retired_at: Option<i64>,
+    /// A two-tier CA only (`root rotate --from`, `root_rotation_two_tier.rs`): the
+    /// intermediate served when the rotation began, certified by the old root, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_intermediate: Option<String>,
+    /// A two-tier CA only: the same intermediate key certified by the new root, PEM. Public,
+    /// so it lives here: every replica on the store serves it from `activate` on, with no
+    /// file to copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_intermediate: Option<String>,
 }
 
 /// A certificate still chaining to the old root (why `retire` refuses).
@@ -99,6 +113,19 @@ impl RotationState {
         match self.phase {
             Phase::Rotated => &self.old_root,
             Phase::Activated | Phase::Retired => &self.new_root,
+        }
+    }
+
+    /// True for the rotation of a two-tier CA (the new root certified the intermediate).
+    pub fn is_two_tier(&self) -> bool {
+        self.new_intermediate.is_some()
+    }
+
+    /// A two-tier CA's intermediate certified by [`RotationState::active_root`], PEM.
+    pub fn active_intermediate(&self) -> Option<&str> {
+        match self.phase {
+            Phase::Rotated => self.old_intermediate.as_deref(),
+            Phase::Activated | Phase::Retired => self.new_intermediate.as_deref(),
         }
     }
 }
@@ -175,16 +202,39 @@ impl DataDir {
         }
     }
 
+    /// Refuses what `root rotate` (without `--from`) cannot rotate: a two-tier CA, whose root
+    /// key is offline, and a root whose key is in a token.
     fn refuse_two_tier(&self, step: &str) -> anyhow::Result<()> {
         if exists(&self.intermediate_cert())? {
             bail!(
-                "`mtls-ca root {step}` works on single-tier CAs only; {} is a two-tier CA (it \
-                 holds {}) whose root key is offline: rotate its root with the ceremony in \
-                 docs/operations.md (\"Root rotation of a two-tier CA\")",
+                "`mtls-ca root {step}` alone works on single-tier CAs only; {} is a two-tier CA \
+                 (it holds {}) whose root key is offline: run the ceremony `mtls-ca root rotate \
+                 --root-key OLD_DIR --new-offline-root NEW_DIR --csr FILE --out FILE` where the \
+                 root is, then `mtls-ca root rotate --from FILE` here (docs/operations.md, \
+                 \"Root rotation of a two-tier CA\")",
                 self.path.display(),
                 self.intermediate_cert().display()
             );
         }
+        self.refuse_token_root(step)
+    }
+
+    /// Refuses a step of a rotation that does not fit this directory: a single-tier rotation
+    /// on a two-tier CA, or the reverse.
+    fn refuse_other_kind(&self, state: &RotationState, step: &str) -> anyhow::Result<()> {
+        match (state.is_two_tier(), self.is_two_tier()?) {
+            (false, _) => self.refuse_two_tier(step),
+            (true, true) => Ok(()),
+            (true, false) => bail!(
+                "the stored root rotation is a two-tier CA's (it holds a new intermediate), but \
+                 {} holds no intermediate.crt: run `mtls-ca root {step}` with the data directory \
+                 of the two-tier CA",
+                self.path.display()
+            ),
+        }
+    }
+
+    fn refuse_token_root(&self, step: &str) -> anyhow::Result<()> {
         // A new root would be a key file: a CA whose root key is in a token would lose the
         // protection it was set up for.
         if exists(&self.root_token_ref())? {
@@ -196,6 +246,37 @@ impl DataDir {
             );
         }
         Ok(())
+    }
+}
+
+/// The subject's CommonName of a root made at `now`: a subject of its own, since CRLs are
+/// looked up by issuer name (docs/operations.md, "Root rotation").
+pub(crate) fn new_root_name(now: OffsetDateTime) -> String {
+    format!(
+        "mtls-mesh Root CA {}",
+        pki::timefmt::rfc3339(now.replace_nanosecond(0).unwrap_or(now))
+    )
+}
+
+/// Refuses to begin a rotation while the last one (`state`) is not retired.
+pub(crate) fn refuse_pending(state: Option<&RotationState>) -> anyhow::Result<()> {
+    let Some(s) = state else {
+        return Ok(());
+    };
+    match s.phase {
+        Phase::Retired => Ok(()),
+        Phase::Rotated => bail!(
+            "a root rotation is pending: the new root {} was made at {} and is not active \
+             yet; finish it with `mtls-ca root activate` (then `root retire`) before \
+             rotating again",
+            s.new_fingerprint()?,
+            unix(s.rotated_at)
+        ),
+        Phase::Activated => bail!(
+            "a root rotation is pending: the old root {} is still published; finish it with \
+             `mtls-ca root retire` before rotating again",
+            s.old_fingerprint()?
+        ),
     }
 }
 
@@ -214,28 +295,9 @@ pub struct Rotated {
 pub fn rotate(dir: &DataDir, store: &dyn Store, now: OffsetDateTime) -> anyhow::Result<Rotated> {
     dir.refuse_two_tier("rotate")?;
     let current = load_state(store)?;
-    if let Some((_, s)) = &current {
-        match s.phase {
-            Phase::Retired => {}
-            Phase::Rotated => bail!(
-                "a root rotation is pending: the new root {} was made at {} and is not active \
-                 yet; finish it with `mtls-ca root activate` (then `root retire`) before \
-                 rotating again",
-                s.new_fingerprint()?,
-                unix(s.rotated_at)
-            ),
-            Phase::Activated => bail!(
-                "a root rotation is pending: the old root {} is still published; finish it with \
-                 `mtls-ca root retire` before rotating again",
-                s.old_fingerprint()?
-            ),
-        }
-    }
+    refuse_pending(current.as_ref().map(|(_, s)| s))?;
     let old = dir.active_root(current.as_ref().map(|(_, s)| s))?;
-    let name = format!(
-        "mtls-mesh Root CA {}",
-        pki::timefmt::rfc3339(now.replace_nanosecond(0).unwrap_or(now))
-    );
+    let name = new_root_name(now);
     let new = CaMaterial::generate_root(&name, now)?;
     let old_signs_new = old
         .cross_sign(new.cert_der(), now)
@@ -252,6 +314,8 @@ pub fn rotate(dir: &DataDir, store: &dyn Store, now: OffsetDateTime) -> anyhow::
         rotated_at: now.unix_timestamp(),
         activated_at: None,
         retired_at: None,
+        old_intermediate: None,
+        new_intermediate: None,
     };
     let fingerprint = new.fingerprint();
     fs::DirBuilder::new()
@@ -299,10 +363,11 @@ pub fn activate(
     min_overlap: Duration,
     force: bool,
 ) -> anyhow::Result<RotationState> {
-    dir.refuse_two_tier("activate")?;
     let Some((raw, mut state)) = load_state(store)? else {
+        dir.refuse_two_tier("activate")?;
         bail!("no root rotation to activate: run `mtls-ca root rotate` first");
     };
+    dir.refuse_other_kind(&state, "activate")?;
     match state.phase {
         Phase::Rotated => {}
         Phase::Activated => bail!(
@@ -316,7 +381,15 @@ pub fn activate(
         ),
     }
     let new_fp = state.new_fingerprint()?;
-    dir.load_root_by_pem(&state.new_root)?;
+    match &state.new_intermediate {
+        // The new intermediate was checked at `rotate --from`; it must still be valid.
+        Some(intermediate) => {
+            crate::root_rotation_two_tier::check_still_valid(intermediate, &state.new_root, now)?
+        }
+        None => {
+            dir.load_root_by_pem(&state.new_root)?;
+        }
+    }
     let published = store.get_meta(&format!("{PUBLISHED_PREFIX}{new_fp}"))?;
     let published_at = published
         .as_deref()
@@ -363,10 +436,11 @@ pub fn retire(
     store: &dyn Store,
     now: OffsetDateTime,
 ) -> anyhow::Result<RotationState> {
-    dir.refuse_two_tier("retire")?;
     let Some((raw, mut state)) = load_state(store)? else {
+        dir.refuse_two_tier("retire")?;
         bail!("no root rotation to retire: run `mtls-ca root rotate` first");
     };
+    dir.refuse_other_kind(&state, "retire")?;
     match state.phase {
         Phase::Activated => {}
         Phase::Rotated => bail!(
@@ -380,7 +454,7 @@ pub fn retire(
             unix(state.retired_at.unwrap_or_default())
         ),
     }
-    let blocking = chaining_to(store, &state.old_root, now)?;
+    let blocking = still_on_old_root(store, &state, now)?;
     if !blocking.is_empty() {
         let lines: Vec<String> = blocking
             .iter()
@@ -412,6 +486,24 @@ pub fn retire(
     });
     swap(store, Some(&raw), &state, "root_retire", &detail)?;
     Ok(state)
+}
+
+/// The valid (unexpired, unrevoked) certificates that services still verify through the old
+/// root of `state`: signed by it (single tier), or issued before `activate` and so handed out
+/// with the old chain (two tiers, `root_rotation_two_tier::issued_before_activation`).
+pub fn still_on_old_root(
+    store: &dyn Store,
+    state: &RotationState,
+    now: OffsetDateTime,
+) -> anyhow::Result<Vec<Blocking>> {
+    if state.is_two_tier() {
+        return crate::root_rotation_two_tier::issued_before_activation(
+            store,
+            state.activated_at.map(unix),
+            now,
+        );
+    }
+    chaining_to(store, &state.old_root, now)
 }
 
 /// The valid (unexpired, unrevoked) certificates of the store signed by `root_pem`'s key.
@@ -446,7 +538,7 @@ pub fn chaining_to(
 
 /// Stores `state` in place of `expected` with its audit entry, or explains that another
 /// process changed the rotation first.
-fn swap(
+pub(crate) fn swap(
     store: &dyn Store,
     expected: Option<&str>,
     state: &RotationState,
@@ -463,6 +555,6 @@ fn swap(
     Ok(())
 }
 
-fn unix(t: i64) -> OffsetDateTime {
+pub(crate) fn unix(t: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use pki::CaMaterial;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
@@ -77,6 +78,9 @@ pub fn roots_for(
             None => dir.load_root_by_pem(pem).map(Arc::new),
         }
     };
+    if state.is_two_tier() {
+        return two_tier(store, state, known, now);
+    }
     Ok(match state.phase {
         Phase::Rotated => {
             let active = load(&state.old_root)?;
@@ -101,6 +105,80 @@ pub fn roots_for(
         },
         Phase::Retired => ServingRoots {
             active: load(&state.new_root)?,
+            previous: None,
+            trusted_extra: Vec::new(),
+            bundle_extra: Vec::new(),
+            phase: Some(state.phase),
+        },
+    })
+}
+
+/// [`roots_for`] for a two-tier CA (`root_rotation_two_tier.rs`): the intermediate key signs
+/// in every phase, certified by the active root: an intermediate of `known` already certified
+/// by it (loaded at start, or a renewal taken up from `intermediate.crt`), else the state's
+/// certificate for it. The bundle and the trusted roots are those of a single-tier rotation.
+/// No previous signer: old and new intermediate share name and key, so the one CRL and the
+/// OCSP answers it signs cover the leaves issued under either chain.
+fn two_tier(
+    store: &dyn Store,
+    state: &RotationState,
+    known: &[Arc<CaMaterial>],
+    now: OffsetDateTime,
+) -> anyhow::Result<ServingRoots> {
+    let old = der_of(&state.old_root, "old root")?;
+    let new = der_of(&state.new_root, "new root")?;
+    let old_signs_new = der_of(&state.old_signs_new, "cross-certificate")?;
+    let new_signs_old = der_of(&state.new_signs_old, "cross-certificate")?;
+    let active_root = der_of(state.active_root(), "active root")?;
+    let active_fp = pki::sha256_hex(&active_root);
+    let Some(holder) = known.iter().find(|ca| ca.is_intermediate()) else {
+        anyhow::bail!(
+            "the stored root rotation is a two-tier CA's, but this CA signs with no \
+             intermediate"
+        );
+    };
+    let active = match known
+        .iter()
+        .find(|ca| ca.is_intermediate() && ca.root_fingerprint() == active_fp)
+    {
+        Some(ca) => ca.clone(),
+        None => {
+            let stored = state.active_intermediate().with_context(|| {
+                format!("the stored root rotation keeps no intermediate for the root {active_fp}")
+            })?;
+            let cert = der_of(stored, "intermediate")?;
+            Arc::new(
+                CaMaterial::intermediate_from_key(cert, holder.key().clone(), active_root)
+                    .context(
+                        "the intermediate of the stored root rotation does not fit this CA's \
+                         intermediate key",
+                    )?,
+            )
+        }
+    };
+    Ok(match state.phase {
+        Phase::Rotated => {
+            store.init_meta(
+                &format!("{PUBLISHED_PREFIX}{}", pki::sha256_hex(&new)),
+                &now.unix_timestamp().to_string(),
+            )?;
+            ServingRoots {
+                active,
+                previous: None,
+                trusted_extra: vec![new.clone()],
+                bundle_extra: vec![new, old_signs_new, new_signs_old],
+                phase: Some(state.phase),
+            }
+        }
+        Phase::Activated => ServingRoots {
+            active,
+            previous: None,
+            trusted_extra: vec![old.clone()],
+            bundle_extra: vec![old, new_signs_old, old_signs_new],
+            phase: Some(state.phase),
+        },
+        Phase::Retired => ServingRoots {
+            active,
             previous: None,
             trusted_extra: Vec::new(),
             bundle_extra: Vec::new(),

@@ -69,20 +69,7 @@ pub fn issue(
             crate::timefmt::human(lifetime)
         )));
     }
-    let (_, root_cert) = X509Certificate::from_der(root.cert_der())
-        .map_err(|e| PkiError::Certificate(format!("cannot parse the root: {e}")))?;
-    let root_path_len = root_cert
-        .basic_constraints()
-        .ok()
-        .flatten()
-        .and_then(|bc| bc.value.path_len_constraint);
-    if root_path_len == Some(0) {
-        return Err(PkiError::Policy(
-            "the root has pathLenConstraint 0: it may sign leaves only, not an intermediate \
-             (a root made by `mtls-ca init --offline-root` has pathLenConstraint 1)"
-                .into(),
-        ));
-    }
+    check_root_can_sign_intermediates(root.cert_der())?;
     let not_after = (now + lifetime).min(root.not_after());
     if not_after <= now {
         return Err(PkiError::Policy(format!(
@@ -108,6 +95,24 @@ pub fn issue(
         .signed_by(&public_key, root.issuer())
         .map_err(|e| crate::ca_key::sign_error("signing the intermediate", e))?;
     Ok(cert.der().clone())
+}
+
+/// Refuses a root that may not sign an intermediate: not CA:TRUE, or pathLenConstraint 0
+/// (`issue`, and `mtls-ca root rotate --from` for the new root of a two-tier CA).
+pub fn check_root_can_sign_intermediates(root_der: &[u8]) -> Result<()> {
+    let (_, root_cert) = X509Certificate::from_der(root_der)
+        .map_err(|e| PkiError::Certificate(format!("cannot parse the root: {e}")))?;
+    match root_cert.basic_constraints().ok().flatten() {
+        Some(bc) if bc.value.ca && bc.value.path_len_constraint != Some(0) => Ok(()),
+        Some(bc) if bc.value.ca => Err(PkiError::Policy(
+            "the root has pathLenConstraint 0: it may sign leaves only, not an intermediate \
+             (a root made by `mtls-ca init --offline-root` has pathLenConstraint 1)"
+                .into(),
+        )),
+        _ => Err(PkiError::Policy(
+            "the root is not a CA certificate (basicConstraints CA:TRUE is missing)".into(),
+        )),
+    }
 }
 
 /// A new intermediate under `root` for trust domain `td`: a fresh P-384 key made in this

@@ -81,6 +81,32 @@ pub fn parse_single(bytes: &[u8], label: &'static str) -> Result<Vec<u8>> {
     })
 }
 
+/// Reads PEM text that must hold certificates only (comment lines between the blocks are
+/// fine): a block of any other kind, a private key above all, is refused, naming its label.
+/// For files that are meant to be public, such as the root-rotation ceremony's output.
+pub fn parse_only_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| PkiError::Pem("PEM input is not UTF-8 text".into()))?;
+    let blocks = pem::parse_many(text).map_err(|e| PkiError::Pem(e.to_string()))?;
+    let mut certs = Vec::new();
+    for block in blocks {
+        if block.tag() != "CERTIFICATE" {
+            return Err(PkiError::Pem(format!(
+                "a {} block where only certificates belong (a public file never holds a key)",
+                block.tag()
+            )));
+        }
+        certs.push(CertificateDer::from(block.into_contents()));
+    }
+    if certs.is_empty() {
+        return Err(PkiError::PemMissing {
+            expected: "CERTIFICATE block",
+            found: "nothing".into(),
+        });
+    }
+    Ok(certs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +119,17 @@ mod tests {
             parse_certificates(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
                 .unwrap_err();
         assert!(err.to_string().contains("CERTIFICATE"), "{err}");
+    }
+
+    #[test]
+    fn only_certificates_refuses_a_key_among_them() {
+        let cert = encode("CERTIFICATE", b"\x30\x00");
+        let key = encode("PRIVATE KEY", b"\x30\x00");
+        let text = format!("# a comment\n{cert}# another\n{cert}");
+        assert_eq!(parse_only_certificates(text.as_bytes()).unwrap().len(), 2);
+        let err = parse_only_certificates(format!("{cert}{key}").as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("PRIVATE KEY"), "{err}");
+        assert!(parse_only_certificates(b"nothing here").is_err());
     }
 
     #[test]

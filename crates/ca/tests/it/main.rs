@@ -16,6 +16,7 @@ mod ocsp;
 mod renew;
 mod revoke;
 mod root_rotation;
+mod root_rotation_two_tier;
 mod serial_collision;
 mod sign;
 mod token_failure;

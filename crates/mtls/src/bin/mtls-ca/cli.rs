@@ -354,9 +354,10 @@ Prints the root's SHA-256 fingerprint (what services pin with --ca-fingerprint).
         #[command(subcommand)]
         action: IntermediateAction,
     },
-    /// Replace a single-tier CA's root without an outage: `rotate`, `activate`, `retire`
-    /// (docs/operations.md, "Root rotation"). Running CA replicas follow each step within a
-    /// second, no restart needed. `status` shows where a rotation stands.
+    /// Replace the CA's root without an outage: `rotate`, `activate`, `retire`
+    /// (docs/operations.md, "Root rotation"; a two-tier CA's `rotate` is an offline ceremony
+    /// and `rotate --from`). Running CA replicas follow each step within a second, no restart
+    /// needed. `status` shows where a rotation stands.
     Root {
         #[command(subcommand)]
         action: RootAction,
@@ -370,11 +371,30 @@ pub enum RootAction {
     /// services trust the new one on their next refresh; the CA still signs with the old root.
     /// The new root's key goes to <data-dir>/roots/<sha256>.key (copy it to every other
     /// replica's data directory before `activate`). Refused while a rotation is pending.
+    ///
+    /// A two-tier CA (init --offline-root) rotates in two commands instead: the ceremony
+    /// (--root-key … --out FILE) where the offline root is, making the new offline root, both
+    /// cross-certificates and the intermediate certified by the new root into one public
+    /// file; then --from FILE on the CA host, which checks the file against this CA and
+    /// records the rotation (docs/operations.md, "Root rotation of a two-tier CA").
     #[command(
-        after_help = "Example:\n  mtls-ca --data-dir /var/lib/mtls-ca root rotate\n  \
-mtls-ca --data-dir /var/lib/mtls-ca root status   # \"new root first published at\" is set"
+        after_help = "Examples:\n  mtls-ca --data-dir /var/lib/mtls-ca root rotate\n  \
+mtls-ca --data-dir /var/lib/mtls-ca root status   # \"new root first published at\" is set\n\n\
+Two-tier CA:\n  mtls-ca --data-dir /var/lib/mtls-ca intermediate csr > intermediate.csr\n  \
+mtls-ca root rotate --root-key /media/usb/mtls-root --passphrase-file /media/usb/pass \\\n    \
+--new-offline-root /media/usb2/mtls-root --new-passphrase-file /media/usb2/pass \\\n    \
+--csr intermediate.csr --out rotation.pem\n  \
+mtls-ca --data-dir /var/lib/mtls-ca root rotate --from rotation.pem"
     )]
-    Rotate,
+    Rotate {
+        /// Two-tier CA, on the CA host: the file the ceremony wrote. Checked against this CA
+        /// (its current root, the cross-certificates, its intermediate key and subject)
+        /// before anything changes.
+        #[arg(long, value_name = "FILE", conflicts_with = "root_key")]
+        from: Option<PathBuf>,
+        #[command(flatten)]
+        ceremony: CeremonyArgs,
+    },
     /// Sign leaves, CRLs and the CA's API certificate with the new root; running CAs switch
     /// within a second. The old root stays in the bundle and signs the CRL and OCSP answers for
     /// its own leaves (GET /api/v1/crl?issuer=<sha256>). Refused until a CA has published the
@@ -405,6 +425,36 @@ mtls-ca --data-dir /var/lib/mtls-ca root activate --wait --min-overlap 30s"
     Retire,
     /// Show the rotation phase, both roots and the certificates still chaining to the old one.
     Status,
+}
+
+/// The offline ceremony of a two-tier CA's root rotation (`root rotate --root-key …`); no
+/// --data-dir is needed.
+#[derive(Args)]
+pub struct CeremonyArgs {
+    /// Two-tier CA, where the offline root is: the current root's --offline-root directory
+    /// (root.crt, root.key).
+    #[arg(long, value_name = "DIR", requires_all = ["new_offline_root", "csr", "out"])]
+    pub root_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    /// New or empty directory for the new root (root.crt, root.key encrypted with
+    /// --new-passphrase-file), as `init --offline-root` makes it.
+    #[arg(long, value_name = "DIR", requires = "root_key")]
+    pub new_offline_root: Option<PathBuf>,
+    /// File holding the new root key's passphrase (at least 12 bytes). Default: ask on the
+    /// terminal, twice.
+    #[arg(long, value_name = "FILE", requires = "root_key")]
+    pub new_passphrase_file: Option<PathBuf>,
+    /// The CSR from `mtls-ca intermediate csr` on the CA host: its key is certified by the new
+    /// root.
+    #[arg(long, value_name = "FILE", requires = "root_key")]
+    pub csr: Option<PathBuf>,
+    /// Lifetime of the intermediate certified by the new root: 1d up to that root's NotAfter.
+    #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = parse_intermediate_lifetime)]
+    pub lifetime: time::Duration,
+    /// The new file for `root rotate --from` (certificates only; never overwritten).
+    #[arg(long, value_name = "FILE", requires = "root_key")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -440,9 +490,9 @@ pub enum IntermediateAction {
         #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = parse_intermediate_lifetime)]
         lifetime: time::Duration,
     },
-    /// On the CA host: check a certificate from `intermediate sign` (this directory's root,
-    /// intermediate key and trust domain, valid now) and put it in place of
-    /// intermediate.crt. Restart the CA (or each replica) to issue under it; leaves issued
+    /// On the CA host: check a certificate from `intermediate sign` (the CA's current root,
+    /// which after a root rotation's `activate` is the new one; this directory's intermediate
+    /// key and trust domain; valid now) and put it in place of intermediate.crt. Restart the CA (or each replica) to issue under it; leaves issued
     /// before keep verifying (same key, same name).
     #[command(after_help = "Example:
   mtls-ca --data-dir /var/lib/mtls-ca intermediate install --cert intermediate.crt")]

@@ -1,5 +1,7 @@
 //! `mtls-ca init --offline-root` and `mtls-ca intermediate csr|sign|install|renew`: the
-//! two-tier CA and the ceremony that renews its intermediate (docs/operations.md).
+//! two-tier CA and the ceremony that renews its intermediate (docs/operations.md); and the
+//! offline ceremony of its root rotation (`root rotate --root-key …`), which needs no data
+//! directory either.
 
 use std::path::Path;
 
@@ -8,12 +10,13 @@ use mtls_ca::datadir::DataDir;
 use mtls_ca::datadir_hierarchy::{sign_intermediate, OfflineRoot};
 use mtls_ca::datadir_token::intermediate_token_key;
 use mtls_ca::pkcs11::{KeyUri, TokenAccess};
+use mtls_ca::root_rotation_two_tier;
 use mtls_ca::store::StoreLocation;
 use pki::clock::{Clock, SystemClock};
 use pki::sealed_key::Passphrase;
 use pki::timefmt::rfc3339;
 
-use crate::cli::{Command, IntermediateAction, PassphraseArgs};
+use crate::cli::{CeremonyArgs, Command, IntermediateAction, PassphraseArgs, RootAction};
 
 /// Runs `cmd` when it is `init` or `intermediate`; gives it back otherwise.
 pub fn run(
@@ -96,19 +99,74 @@ pub fn run(
             );
             println!("root fingerprint (SHA-256): {}", made.root_fingerprint);
         }
-        Command::Intermediate { action } => intermediate(dir, action, now)?,
+        Command::Intermediate { action } => intermediate(dir, location, action, now)?,
+        Command::Root {
+            action: RootAction::Rotate { ceremony, .. },
+        } if ceremony.root_key.is_some() => rotation_ceremony(ceremony, now)?,
         other => return Ok(Some(other)),
     }
     Ok(None)
 }
 
+/// `mtls-ca root rotate --root-key OLD …`: the offline ceremony of a two-tier CA's root
+/// rotation (`mtls_ca::root_rotation_two_tier::ceremony`), writing the public file `--out`.
+fn rotation_ceremony(args: CeremonyArgs, now: time::OffsetDateTime) -> anyhow::Result<()> {
+    // clap requires these with --root-key.
+    let (Some(root_key), Some(new_dir), Some(csr), Some(out)) =
+        (args.root_key, args.new_offline_root, args.csr, args.out)
+    else {
+        anyhow::bail!("--root-key needs --new-offline-root, --csr and --out");
+    };
+    if out.try_exists()? {
+        anyhow::bail!(
+            "--out {} exists; give a new file (it is never overwritten)",
+            out.display()
+        );
+    }
+    let csr_pem = pki::files::read(&csr).with_context(|| format!("--csr {}", csr.display()))?;
+    let old = open_root(&root_key, &args.passphrase)?;
+    let new_pass = read_passphrase(
+        &PassphraseArgs {
+            passphrase_file: args.new_passphrase_file,
+        },
+        true,
+    )
+    .context("the new root's passphrase")?;
+    let made = root_rotation_two_tier::ceremony(
+        &old,
+        &OfflineRoot::new(&new_dir),
+        &new_pass,
+        &csr_pem,
+        args.lifetime,
+        now,
+    )
+    .with_context(|| format!("--csr {}", csr.display()))?;
+    pki::files::write_atomic(&out, made.file.as_bytes(), pki::files::PUBLIC_MODE)?;
+    eprintln!(
+        "made the new root {} in {} (its key sealed with the new passphrase), the \
+         cross-certificates both ways with the old root {} and the intermediate certified by \
+         the new root; {} holds them (certificates only). Next, on the CA host: `mtls-ca root \
+         rotate --from {}`",
+        made.new_fingerprint,
+        new_dir.display(),
+        old.fingerprint(),
+        out.display(),
+        out.display()
+    );
+    println!("new root fingerprint (SHA-256): {}", made.new_fingerprint);
+    Ok(())
+}
+
 fn intermediate(
     dir: &DataDir,
+    location: Option<&StoreLocation>,
     action: IntermediateAction,
     now: time::OffsetDateTime,
 ) -> anyhow::Result<()> {
+    // The store's root rotation state says which root the intermediate is certified by.
+    let store = || dir.open_existing(location);
     match action {
-        IntermediateAction::Csr => print!("{}", dir.intermediate_csr()?),
+        IntermediateAction::Csr => print!("{}", dir.intermediate_csr(store()?.as_ref())?),
         IntermediateAction::Sign {
             root_key,
             csr,
@@ -130,7 +188,7 @@ fn intermediate(
             let pem =
                 pki::files::read(&cert).with_context(|| format!("--cert {}", cert.display()))?;
             let (old, new) = dir
-                .install_intermediate(&pem, now)
+                .install_intermediate(store()?.as_ref(), &pem, now)
                 .with_context(|| format!("--cert {}", cert.display()))?;
             report_installed(dir, old, new);
         }
@@ -140,9 +198,10 @@ fn intermediate(
             lifetime,
         } => {
             let root = open_root(&root_key, &passphrase)?;
-            let csr = dir.intermediate_csr()?;
+            let store = store()?;
+            let csr = dir.intermediate_csr(store.as_ref())?;
             let (cert, _) = sign_intermediate(&root, csr.as_bytes(), lifetime, now)?;
-            let (old, new) = dir.install_intermediate(cert.as_bytes(), now)?;
+            let (old, new) = dir.install_intermediate(store.as_ref(), cert.as_bytes(), now)?;
             report_installed(dir, old, new);
         }
     }

@@ -1,8 +1,10 @@
 //! `mtls-ca root rotate|activate|retire|status`: root rotation without an outage
 //! (docs/operations.md, "Root rotation"; the logic is `mtls_ca::root_rotation`).
 
+use anyhow::Context;
 use mtls_ca::datadir::DataDir;
 use mtls_ca::root_rotation::{self, Phase, RotationState};
+use mtls_ca::root_rotation_two_tier;
 use mtls_ca::store::Store;
 use pki::clock::{Clock, SystemClock};
 use pki::timefmt::rfc3339;
@@ -17,7 +19,24 @@ pub fn run(
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
     match action {
-        RootAction::Rotate => {
+        RootAction::Rotate {
+            from: Some(file), ..
+        } => {
+            let bytes =
+                pki::files::read(&file).with_context(|| format!("--from {}", file.display()))?;
+            let s = root_rotation_two_tier::rotate_from(dir, store, &bytes, now)
+                .with_context(|| format!("--from {}", file.display()))?;
+            eprintln!(
+                "recorded the rotation to the new root {} with the intermediate it certified \
+                 (kept in the store: replicas need no file); the CA still signs with the old \
+                 root {}'s intermediate.\nRunning CAs publish both roots within a second. \
+                 Next: after --min-overlap, `mtls-ca root activate`",
+                s.new_fingerprint()?,
+                s.old_fingerprint()?,
+            );
+            println!("new root fingerprint (SHA-256): {}", s.new_fingerprint()?);
+        }
+        RootAction::Rotate { .. } => {
             let made = root_rotation::rotate(dir, store, now)?;
             let s = &made.state;
             eprintln!(
@@ -43,8 +62,12 @@ pub fn run(
                 false => now,
             };
             let s = root_rotation::activate(dir, store, now, min_overlap, force)?;
+            let signer = match s.is_two_tier() {
+                true => "the intermediate certified by the new root",
+                false => "the new root",
+            };
             eprintln!(
-                "the new root {} signs leaves, CRLs and the CA's API certificate (running CAs \
+                "{signer} {} signs leaves, CRLs and the CA's API certificate (running CAs \
                  switch within a second); the old root {} stays in the bundle until `mtls-ca \
                  root retire`.\nServices move to the new root as they renew",
                 s.new_fingerprint()?,
@@ -143,7 +166,7 @@ fn status(store: &dyn Store, now: OffsetDateTime) -> anyhow::Result<()> {
     println!("activated at: {}", at(s.activated_at));
     println!("retired at: {}", at(s.retired_at));
     if s.phase != Phase::Retired {
-        let blocking = root_rotation::chaining_to(store, &s.old_root, now)?;
+        let blocking = root_rotation::still_on_old_root(store, &s, now)?;
         println!(
             "valid certificates chaining to the old root: {}",
             blocking.len()

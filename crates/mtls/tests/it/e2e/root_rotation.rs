@@ -98,11 +98,50 @@ fn each_logs(procs: &[(&Proc, usize)], what: &str, pred: impl Fn(&str) -> bool) 
         .collect()
 }
 
+/// How the CA holds its root: the flavour of the rotation under test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tiers {
+    /// Root key in the data directory: `root rotate` alone.
+    One,
+    /// Offline root (`init --offline-root`): the ceremony, then `root rotate --from`.
+    Two,
+}
+
+const PASSPHRASE: &str = "a long enough passphrase\n";
+
 #[test]
 fn three_services_under_load_through_rotate_activate_retire_without_a_failed_request() {
+    rotate_under_load(Tiers::One);
+}
+
+/// The same for a two-tier CA (docs/operations.md, "Root rotation of a two-tier CA"): the
+/// offline ceremony → `root rotate --from` → `activate` → `retire`, the intermediate key
+/// signing throughout, certified by the old root and then by the new one.
+#[test]
+fn a_two_tier_ca_rotates_its_offline_root_under_load_without_a_failed_request() {
+    rotate_under_load(Tiers::Two);
+}
+
+fn rotate_under_load(tiers: Tiers) {
     require_binaries();
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_dir = dir.path().join("ca");
+    let (old_offline, new_offline) = (dir.path().join("offline"), dir.path().join("offline-new"));
+    let pass = dir.path().join("pass");
+    if tiers == Tiers::Two {
+        std::fs::write(&pass, PASSPHRASE).expect("passphrase");
+        let (ok, _, out) = admin(
+            &ca_dir,
+            &[
+                "init",
+                "--offline-root",
+                &s(&old_offline),
+                "--passphrase-file",
+                &s(&pass),
+            ],
+        );
+        assert!(ok, "{out}");
+    }
     let ca = start_ca("ca", &ca_dir, "127.0.0.1:0", &["--cert-duration", "12s"]);
     let old_fp = ca.fingerprint.clone();
     let old_root = std::fs::read_to_string(ca_dir.join("root.crt")).expect("root");
@@ -111,14 +150,23 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
         .map(|s| start_pair(&ca, dir.path(), s))
         .collect();
 
-    // A client certificate from the old root, made with its key (still in the data
-    // directory), accepted while the old root is trusted and refused at the end.
+    // A client certificate signed by the old root with its key (in the data directory, or
+    // opened from the offline directory), accepted while the old root is trusted and refused
+    // at the end.
     let old = testkit::TestCa {
-        ca: pki::CaMaterial::load(
-            old_root.as_bytes(),
-            &std::fs::read(ca_dir.join("root.key")).expect("root key"),
-        )
-        .expect("old root"),
+        ca: match tiers {
+            Tiers::One => pki::CaMaterial::load(
+                old_root.as_bytes(),
+                &std::fs::read(ca_dir.join("root.key")).expect("root key"),
+            )
+            .expect("old root"),
+            Tiers::Two => mtls_ca::datadir_hierarchy::OfflineRoot::new(&old_offline)
+                .open(
+                    &pki::sealed_key::Passphrase::new(PASSPHRASE.trim().as_bytes().to_vec())
+                        .expect("passphrase"),
+                )
+                .expect("old offline root"),
+        },
     };
     let outsider = old.client("spiffe://mesh.local/service/outsider");
     let (cert, key) = outsider.write(dir.path(), "outsider");
@@ -144,8 +192,14 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
 
     // 1. rotate; the running CA publishes both roots and every service trusts them.
     let (marks, ca_mark) = (procs(&pairs), ca.proc.mark());
-    let (ok, stdout, out) = admin(&ca_dir, &["root", "rotate"]);
-    assert!(ok, "{out}");
+    let stdout = match tiers {
+        Tiers::One => {
+            let (ok, stdout, out) = admin(&ca_dir, &["root", "rotate"]);
+            assert!(ok, "{out}");
+            stdout
+        }
+        Tiers::Two => two_tier_rotate(dir.path(), &ca_dir, &old_offline, &new_offline, &pass),
+    };
     let new_fp = stdout
         .trim()
         .strip_prefix("new root fingerprint (SHA-256): ")
@@ -185,26 +239,23 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
         assert!(out.contains(&id(service, "server")), "{out}");
         assert!(out.contains(&id(service, "client")), "{out}");
     }
-    let last = out
-        .split("the last expires at ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .unwrap_or_else(|| panic!("{out}"));
-    let last = pki::timefmt::parse_rfc3339(last).expect("time");
-    // The old leaves' NotAfter, as the CA reported it: expiry of certificates in other
-    // processes is no event anyone signals, and their clock cannot be paused. A timer to that
-    // instant, not a race.
-    let wait = last - time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
-    if wait.is_positive() {
-        #[allow(clippy::disallowed_methods)]
-        std::thread::sleep(wait.unsigned_abs());
-    }
-    let (marks, ca_mark) = (procs(&pairs), ca.proc.mark());
-    let (ok, _, out) = admin(&ca_dir, &["root", "retire"]);
-    assert!(
-        ok,
-        "every service's current leaf is from the new root:\n{out}"
-    );
+    // A two-tier CA's leaves carry no sign of their chain: retire also waits for those issued
+    // in the few seconds after activate (`root_rotation_two_tier::SWITCH_MARGIN`), which may
+    // be issued after this first refusal; each refusal names its last expiry.
+    let mut refusal = out;
+    let (marks, ca_mark) = loop {
+        wait_until_expired(&refusal);
+        let (marks, ca_mark) = (procs(&pairs), ca.proc.mark());
+        let (ok, _, out) = admin(&ca_dir, &["root", "retire"]);
+        if ok {
+            break (marks, ca_mark);
+        }
+        assert!(
+            tiers == Tiers::Two && out.contains("still chain to the old root"),
+            "every service's current leaf is from the new root:\n{out}"
+        );
+        refusal = out;
+    };
     ca_follows(&ca, ca_mark, "Retired");
     let updates = each_logs(&marks, "the bundle without the old root", |l| {
         l.contains("trust bundle updated")
@@ -233,10 +284,17 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
     // No trust in the old root: its leaf is refused by every server.
     let trust = dir.path().join("trust.pem");
     let mut pem = old_root.clone();
-    for entry in std::fs::read_dir(ca_dir.join("roots")).expect("roots") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "crt") {
-            pem.push_str(&std::fs::read_to_string(path).expect("root"));
+    match tiers {
+        Tiers::One => {
+            for entry in std::fs::read_dir(ca_dir.join("roots")).expect("roots") {
+                let path = entry.expect("entry").path();
+                if path.extension().is_some_and(|e| e == "crt") {
+                    pem.push_str(&std::fs::read_to_string(path).expect("root"));
+                }
+            }
+        }
+        Tiers::Two => {
+            pem.push_str(&std::fs::read_to_string(new_offline.join("root.crt")).expect("new root"));
         }
     }
     std::fs::write(&trust, pem).expect("trust");
@@ -245,6 +303,60 @@ fn three_services_under_load_through_rotate_activate_retire_without_a_failed_req
         assert!(!ok, "the old root is still trusted:\n{out}");
     }
     drop(ca);
+}
+
+/// The two-tier rotate step: a CSR on the CA host, the ceremony where the root is (no data
+/// directory), `root rotate --from` on the CA host. Returns the last command's stdout.
+fn two_tier_rotate(
+    work: &Path,
+    ca_dir: &Path,
+    old_offline: &Path,
+    new_offline: &Path,
+    pass: &Path,
+) -> String {
+    let (ok, csr, out) = admin(ca_dir, &["intermediate", "csr"]);
+    assert!(ok, "{out}");
+    let csr_file = work.join("intermediate.csr");
+    std::fs::write(&csr_file, csr).expect("csr");
+    let rotation = work.join("rotation.pem");
+    let mut cmd = Command::new(programs::ca());
+    cmd.args(["root", "rotate", "--root-key"])
+        .arg(old_offline)
+        .arg("--passphrase-file")
+        .arg(pass)
+        .arg("--new-offline-root")
+        .arg(new_offline)
+        .arg("--new-passphrase-file")
+        .arg(pass)
+        .arg("--csr")
+        .arg(&csr_file)
+        .arg("--out")
+        .arg(&rotation);
+    let (status, ceremony_out, out) = testkit::run("mtls-ca", cmd, EVENT);
+    assert!(status.success(), "{out}");
+    let text = std::fs::read_to_string(&rotation).expect("rotation file");
+    assert!(!text.contains("PRIVATE KEY"), "certificates only: {text}");
+    let (ok, stdout, out) = admin(ca_dir, &["root", "rotate", "--from", &s(&rotation)]);
+    assert!(ok, "{out}");
+    assert_eq!(stdout, ceremony_out, "both name the new root");
+    stdout
+}
+
+/// Waits until the last certificate a `retire` refusal names has expired (its NotAfter, as
+/// the CA reported it: expiry of certificates in other processes is no event anyone signals,
+/// and their clock cannot be paused. A timer to that instant, not a race).
+fn wait_until_expired(refusal: &str) {
+    let last = refusal
+        .split("the last expires at ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("{refusal}"));
+    let last = pki::timefmt::parse_rfc3339(last).expect("time");
+    let wait = last - time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    if wait.is_positive() {
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(wait.unsigned_abs());
+    }
 }
 
 fn s(p: &Path) -> String {

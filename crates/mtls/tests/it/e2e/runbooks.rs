@@ -319,3 +319,76 @@ fn the_root_rotation_runbook_moves_a_running_ca_to_a_new_root_without_a_restart(
     let audit = run_in(&work, &ca_data, "mtls-ca --data-dir ./ca audit verify");
     assert!(audit.status.success(), "{}", report(&audit));
 }
+
+/// The two-tier root-rotation runbook, as written, against a running two-tier CA (made by the
+/// offline-root runbook) that is never restarted: the CA follows each step, ends serving the
+/// new root alone with its API certificate under the intermediate the new root certified,
+/// takes up the renewal from the new root live, and the audit chain holds the steps.
+#[test]
+fn the_two_tier_root_rotation_runbook_moves_a_running_two_tier_ca_to_a_new_root() {
+    programs::require(&["mtls-ca"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_data = dir.path().join("ca-data");
+    std::fs::create_dir(&ca_data).expect("mkdir");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).expect("mkdir");
+    let init = doc_block("docs/operations.md", "<!-- runbook: offline-root -->");
+    let out = run_in(&work, &ca_data, &init);
+    assert!(out.status.success(), "{}", report(&out));
+    let ca = start_ca("ca", &ca_data, "127.0.0.1:0", &[]);
+    let old_fp = ca.fingerprint.clone();
+
+    let runbook = doc_block(
+        "docs/operations.md",
+        "<!-- runbook: root-rotation-two-tier -->",
+    );
+    assert!(!runbook.contains("restart"), "commands only: {runbook}");
+    let mark = ca.proc.mark();
+    let out = run_in(&work, &ca_data, &runbook);
+    assert!(out.status.success(), "{}", report(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let new_fp = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("new root fingerprint (SHA-256): "))
+        .unwrap_or_else(|| panic!("{}", report(&out)))
+        .to_string();
+    assert!(stdout.contains("phase: retired"), "{}", report(&out));
+    let rotation = std::fs::read_to_string(work.join("rotation.pem")).expect("rotation.pem");
+    assert!(
+        !rotation.contains("PRIVATE KEY"),
+        "a public file: {rotation}"
+    );
+
+    for phase in ["Rotated", "Retired"] {
+        ca.proc
+            .try_wait_for_after(
+                mark,
+                |l| l.contains(&format!("now serving phase {phase}")),
+                std::time::Duration::from_secs(10),
+            )
+            .unwrap_or_else(|| panic!("no phase {phase}:\n{}", ca.proc.output()));
+    }
+    ca.proc
+        .try_wait_for_after(
+            mark,
+            |l| l.contains("intermediate reloaded"),
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap_or_else(|| panic!("the renewal was not taken up:\n{}", ca.proc.output()));
+    let new_root = work.join("offline-root-new/root.crt");
+    let bundle = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(&new_root)
+        .arg(format!("{}/api/v1/bundle", ca.url()))
+        .output()
+        .expect("curl");
+    assert!(
+        bundle.status.success(),
+        "the CA's API certificate chains to the new root: {bundle:?}"
+    );
+    let certs = pki::pem::parse_certificates(&bundle.stdout).expect("bundle");
+    let fingerprints: Vec<String> = certs.iter().map(|c| pki::sha256_hex(c)).collect();
+    assert_eq!(fingerprints, [new_fp.as_str()], "old root {old_fp} gone");
+    let audit = run_in(&work, &ca_data, "mtls-ca --data-dir ./ca audit verify");
+    assert!(audit.status.success(), "{}", report(&audit));
+}
