@@ -210,8 +210,9 @@ fn intermediate(
 
 fn report_installed(dir: &DataDir, old: time::OffsetDateTime, new: time::OffsetDateTime) {
     eprintln!(
-        "installed the renewed intermediate in {} (valid until {}, was {}); restart the CA \
-         (each replica, after copying the file to it) to issue under it",
+        "installed the renewed intermediate in {} (valid until {}, was {}); a running CA takes it \
+         up within a second (copy the file to each other replica: install it there with \
+         `install` or copy + `mv`, so it is never read half-written)",
         dir.intermediate_cert().display(),
         rfc3339(new),
         rfc3339(old)
