@@ -145,14 +145,7 @@ impl Authority {
         let named: Vec<&[u8]> = answering.iter().map(|ca| ca.cert_der().as_ref()).collect();
         let (index, query) = match ocsp::read_request_among(&named, request) {
             Ok(q) => q,
-            Err(e) => {
-                self.metrics.reject(match e {
-                    OcspError::Malformed(_) => "ocsp_malformed",
-                    OcspError::NotOurs(_) => "ocsp_unauthorized",
-                    OcspError::Sign(_) => "ocsp_internal",
-                });
-                return e.response_der();
-            }
+            Err(e) => return self.ocsp_refused(&e),
         };
         // A delegated responder is certified by the active root; the old root's answers are
         // signed by the old root itself (RFC 6960 §4.2.2.2: the issuer may always answer).
@@ -163,6 +156,19 @@ impl Authority {
             }
             Err(status) => status,
         }
+    }
+
+    /// The OCSPResponse for a request refused before it was answered (by `read_request_among`
+    /// or, for a GET, by `pki::ocsp::decode_get_path`): its error status, counted in
+    /// `mtls_ca_rejected_total`.
+    pub fn ocsp_refused(&self, e: &OcspError) -> Vec<u8> {
+        tracing::debug!(error = %e, "OCSP request refused");
+        self.metrics.reject(match e {
+            OcspError::Malformed(_) => "ocsp_malformed",
+            OcspError::NotOurs(_) => "ocsp_unauthorized",
+            OcspError::Sign(_) => "ocsp_internal",
+        });
+        e.response_der()
     }
 
     fn ocsp_answer(
