@@ -40,10 +40,13 @@ impl DataDir {
             .trim()
             .parse()
             .map_err(|e: String| anyhow::anyhow!("{}: {e}", reference.display()))?;
+        // Every subcommand that opens the key reaches this (serve, `intermediate csr`, ...):
+        // the options are global, so the advice fits whichever ran.
         let Some(access) = self.token_access.as_ref() else {
             bail!(
-                "the CA key is in a PKCS#11 token ({} names {uri}): start with --pkcs11-module \
-                 and --pkcs11-pin-file",
+                "the CA key is in a PKCS#11 token ({} names {uri}): give this command \
+                 --pkcs11-module and --pkcs11-pin-file (or MTLS_CA_PKCS11_MODULE and \
+                 MTLS_CA_PKCS11_PIN_FILE), the same as the serving CA's",
                 reference.display()
             );
         };
