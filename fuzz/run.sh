@@ -8,7 +8,7 @@ FUZZ_DIR=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 PROG=${0##*/}
 # The cargo-fuzz release this project is tested with; installed when missing.
 CARGO_FUZZ_VERSION=0.13.2
-TARGETS=(csr csr_signed spiffe_id inspect_input crl ca_request_body p521_key_share ocsp_request ocsp_response)
+TARGETS=(csr csr_signed spiffe_id inspect_input crl ca_request_body p521_key_share ocsp_request ocsp_get_path ocsp_response)
 
 usage() {
     cat <<EOF

@@ -137,6 +137,9 @@ pub struct Authority {
     previous_crl: Mutex<Option<CachedCrl>>,
     /// Why the roots served lag behind the store's rotation state, if they do (`/healthz`).
     roots_behind: Mutex<Option<String>>,
+    /// What is wrong with the data directory while the CA runs, if anything: a `root.key`
+    /// next to the intermediate (`intermediate_follow.rs`, `/healthz`).
+    datadir_unsafe: Mutex<Option<String>>,
     store: Arc<dyn Store>,
     cfg: AuthorityConfig,
     /// Counters rendered by `/metrics`.
@@ -183,6 +186,7 @@ impl Authority {
             }),
             previous_crl: Mutex::new(None),
             roots_behind: Mutex::new(None),
+            datadir_unsafe: Mutex::new(None),
             store,
             cfg,
             metrics: Arc::new(Metrics::default()),
@@ -272,6 +276,7 @@ impl Authority {
     pub fn health(&self) -> Result<(), String> {
         self.roots_current()?;
         self.keys_sign()?;
+        self.datadir_safe()?;
         let mut cache = self.health.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.now();
         if let Some((at, verdict)) = cache.as_ref() {

@@ -121,6 +121,20 @@ impl DataDir {
     /// The intermediate of a two-tier directory, with the root above it. Refuses a directory
     /// that also holds `root.key`: the root's key belongs offline.
     pub(crate) fn load_intermediate(&self) -> anyhow::Result<CaMaterial> {
+        self.refuse_online_root_key()?;
+        let key = self.intermediate_signing_key()?;
+        CaMaterial::intermediate_from_key(
+            self.read_cert(&self.intermediate_cert())?,
+            key,
+            self.read_cert(&self.root_cert())?,
+        )
+        .with_context(|| format!("loading the intermediate from {}", self.path.display()))
+    }
+
+    /// Refuses a two-tier directory that holds `root.key`: the root's key belongs offline.
+    /// Checked at start (`load_intermediate`) and, while the CA runs, at every poll of the
+    /// intermediate follower (`intermediate_follow.rs`).
+    pub(crate) fn refuse_online_root_key(&self) -> anyhow::Result<()> {
         if exists(&self.root_key())? {
             bail!(
                 "{} holds both {} and {}: a two-tier CA keeps its root key offline; move \
@@ -130,13 +144,7 @@ impl DataDir {
                 self.root_key().display()
             );
         }
-        let key = self.intermediate_signing_key()?;
-        CaMaterial::intermediate_from_key(
-            self.read_cert(&self.intermediate_cert())?,
-            key,
-            self.read_cert(&self.root_cert())?,
-        )
-        .with_context(|| format!("loading the intermediate from {}", self.path.display()))
+        Ok(())
     }
 
     /// The intermediate's key: `intermediate.key`, or the token key `intermediate.pkcs11`

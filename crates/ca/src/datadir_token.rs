@@ -53,10 +53,13 @@ impl DataDir {
 
     /// The token access a key named by `reference` needs.
     fn access_for(&self, reference: &Path, uri: &KeyUri) -> anyhow::Result<&TokenAccess> {
+        // Every subcommand that opens a token key reaches this (serve, `intermediate csr`,
+        // ...): the options are global, so the advice fits whichever ran.
         self.token_access.as_ref().with_context(|| {
             format!(
-                "the CA key is in a PKCS#11 token ({} names {uri}): start with --pkcs11-module \
-                 and --pkcs11-pin-file",
+                "the key is in a PKCS#11 token ({} names {uri}): give this command \
+                 --pkcs11-module and --pkcs11-pin-file (or MTLS_CA_PKCS11_MODULE and \
+                 MTLS_CA_PKCS11_PIN_FILE), the same as the serving CA's",
                 reference.display()
             )
         })

@@ -11,6 +11,13 @@
 //! has, `/healthz` is untouched (the CA is as healthy as before), every check that refuses it
 //! counts in `mtls_ca_intermediate_reload_failures_total`, and the reason is logged once per
 //! distinct reason. The file is checked again at every poll, so fixing it is enough.
+//!
+//! Every poll also repeats the start-up refusal of a `root.key` in the data directory
+//! (`DataDir::refuse_online_root_key`): while one lies there, a changed `intermediate.crt` is
+//! refused as above, and `/healthz` answers 503 with the reason (the start-up would refuse this
+//! directory; monitoring must see it). The CA keeps signing with the intermediate it loaded,
+//! whose key is not the root's: taking the service down would not take the root key back
+//! offline. The appearance and the removal of the file are logged once each.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -67,6 +74,8 @@ pub struct IntermediateFollower {
     served: Option<FileStamp>,
     /// The last reason a changed file was refused (logged once per reason).
     last_failure: Option<String>,
+    /// Whether the last poll found a `root.key` in the directory.
+    root_key_seen: bool,
 }
 
 impl IntermediateFollower {
@@ -82,6 +91,7 @@ impl IntermediateFollower {
             api,
             served: None,
             last_failure: None,
+            root_key_seen: false,
         }
     }
 
@@ -95,6 +105,7 @@ impl IntermediateFollower {
         if !current.is_intermediate() {
             return Reloaded::Unchanged;
         }
+        let root_key = self.watch_root_key();
         let path = self.dir.intermediate_cert();
         let stamp = match FileStamp::of(&path) {
             Ok(stamp) => stamp,
@@ -102,6 +113,9 @@ impl IntermediateFollower {
         };
         if self.served.as_ref() == Some(&stamp) {
             return Reloaded::Unchanged;
+        }
+        if let Err(why) = root_key {
+            return self.refuse(why);
         }
         let renewed = match self.dir.reread_intermediate(&current, self.authority.now()) {
             Ok(renewed) => renewed,
@@ -148,6 +162,32 @@ impl IntermediateFollower {
         Reloaded::Switched(not_after)
     }
 
+    /// The start-up check of `root.key` again: Err with the reason while the file is there,
+    /// which `/healthz` reports; logged when it appears and when it is gone.
+    fn watch_root_key(&mut self) -> Result<(), String> {
+        let verdict = self
+            .dir
+            .refuse_online_root_key()
+            .map_err(|e| format!("{e:#}"));
+        match (&verdict, self.root_key_seen) {
+            (Err(why), false) => tracing::error!(
+                event = "root_key_online",
+                reason = %why,
+                "{why} (the running CA keeps signing with its intermediate; /healthz reports \
+                 this until root.key is gone)"
+            ),
+            (Ok(()), true) => tracing::info!(
+                event = "root_key_gone",
+                "root.key is no longer in {}: /healthz is clear of it",
+                self.dir.path.display()
+            ),
+            _ => {}
+        }
+        self.root_key_seen = verdict.is_err();
+        self.authority.set_datadir_unsafe(verdict.clone().err());
+        verdict
+    }
+
     fn refuse(&mut self, why: String) -> Reloaded {
         let reason = format!(
             "not taking up the changed intermediate: {why}; still signing with the current \
@@ -173,7 +213,7 @@ mod tests {
 
     use pki::clock::ManualClock;
     use pki::sealed_key::Passphrase;
-    use pki::{IssuancePolicy, TrustDomain};
+    use pki::{CaMaterial, IssuancePolicy, TrustDomain};
     use time::Duration;
 
     use super::*;
@@ -181,11 +221,22 @@ mod tests {
     use crate::datadir_hierarchy::{sign_intermediate, OfflineRoot};
     use crate::store::MemoryStore;
 
-    /// Another key's certificate over `intermediate.crt` is refused at every check and changes
-    /// nothing (signer, health); the renewed certificate is then taken up once, and the
-    /// intermediate-life warnings start again for it.
-    #[test]
-    fn a_renewed_intermediate_is_taken_up_and_a_foreign_one_changes_nothing() {
+    /// A two-tier CA in a temporary directory, its authority on a manual clock, and a
+    /// follower that has looked at the file loaded at start.
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        dir: Arc<DataDir>,
+        offline: OfflineRoot,
+        pass: Passphrase,
+        /// The intermediate's CSR, for renewals (read while the directory is sound).
+        csr: String,
+        ca: Arc<CaMaterial>,
+        clock: Arc<ManualClock>,
+        authority: Arc<Authority>,
+        follower: IntermediateFollower,
+    }
+
+    fn fixture() -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Arc::new(DataDir::new(&tmp.path().join("ca")));
         dir.ensure().unwrap();
@@ -224,15 +275,55 @@ mod tests {
             Reloaded::Unchanged,
             "the file loaded at start"
         );
+        let csr = dir.intermediate_csr(&sqlite).unwrap();
+        Fixture {
+            _tmp: tmp,
+            dir,
+            offline,
+            pass,
+            csr,
+            ca,
+            clock,
+            authority,
+            follower,
+        }
+    }
+
+    /// Writes an intermediate certificate renewed by the offline root over `intermediate.crt`.
+    fn renew(f: &Fixture, lifetime: Duration) -> String {
+        let root = f.offline.open(&f.pass).unwrap();
+        let (renewed, _) =
+            sign_intermediate(&root, f.csr.as_bytes(), lifetime, f.authority.now()).unwrap();
+        fs::write(f.dir.intermediate_cert(), &renewed).unwrap();
+        renewed
+    }
+
+    fn reload_failures(f: &Fixture) -> u64 {
+        f.authority
+            .metrics
+            .intermediate_reload_failures
+            .load(Ordering::Relaxed)
+    }
+
+    /// Another key's certificate over `intermediate.crt` is refused at every check and changes
+    /// nothing (signer, health); the renewed certificate is then taken up once, and the
+    /// intermediate-life warnings start again for it.
+    #[test]
+    fn a_renewed_intermediate_is_taken_up_and_a_foreign_one_changes_nothing() {
+        let mut f = fixture();
+        let (dir, ca, clock, authority) = (
+            f.dir.clone(),
+            f.ca.clone(),
+            f.clock.clone(),
+            f.authority.clone(),
+        );
 
         // Past half of its life: warned once.
         clock.advance(Duration::days(20));
         assert_eq!(authority.intermediate_life().unwrap().crossed, Some(0.5));
-        let csr = dir.intermediate_csr(&sqlite).unwrap();
-
         fs::copy(dir.root_cert(), dir.intermediate_cert()).unwrap();
         for failures in 1..=2 {
-            let Reloaded::Refused(reason) = follower.check(None) else {
+            let Reloaded::Refused(reason) = f.follower.check(None) else {
                 panic!("another key's certificate must be refused");
             };
             assert!(reason.contains("does not fit this CA"), "{reason}");
@@ -252,11 +343,8 @@ mod tests {
         );
         assert_eq!(authority.health(), Ok(()));
 
-        let root = offline.open(&pass).unwrap();
-        let (renewed, _) =
-            sign_intermediate(&root, csr.as_bytes(), Duration::days(60), authority.now()).unwrap();
-        fs::write(dir.intermediate_cert(), &renewed).unwrap();
-        let Reloaded::Switched(not_after) = follower.check(None) else {
+        let renewed = renew(&f, Duration::days(60));
+        let Reloaded::Switched(not_after) = f.follower.check(None) else {
             panic!("the renewed intermediate must be taken up");
         };
         assert_eq!(authority.ca().not_after(), not_after);
@@ -269,7 +357,7 @@ mod tests {
                 .load(Ordering::Relaxed),
             1
         );
-        assert_eq!(follower.check(None), Reloaded::Unchanged, "taken up once");
+        assert_eq!(f.follower.check(None), Reloaded::Unchanged, "taken up once");
         assert_eq!(authority.intermediate_life().unwrap().crossed, None);
         clock.advance(Duration::days(31));
         assert_eq!(
@@ -277,5 +365,42 @@ mod tests {
             Some(0.5),
             "the renewed intermediate's life is warned about afresh"
         );
+    }
+
+    /// A `root.key` put next to the running intermediate: `/healthz` reports it at once, a
+    /// renewed intermediate (one that fits) is refused and counted while it lies there, the
+    /// CA keeps signing with its intermediate, and once the file is gone both clear.
+    #[test]
+    fn a_root_key_appearing_in_the_directory_refuses_the_reload_and_fails_health() {
+        let mut f = fixture();
+        fs::copy(f.offline.key(), f.dir.root_key()).unwrap();
+        assert_eq!(
+            f.follower.check(None),
+            Reloaded::Unchanged,
+            "nothing to reload yet"
+        );
+        let health = f.authority.health().unwrap_err();
+        assert!(health.contains("keeps its root key offline"), "{health}");
+        assert_eq!(reload_failures(&f), 0, "no reload was attempted");
+
+        let renewed = renew(&f, Duration::days(60));
+        for failures in 1..=2 {
+            let Reloaded::Refused(reason) = f.follower.check(None) else {
+                panic!("a reload with root.key in the directory must be refused");
+            };
+            assert!(reason.contains("keeps its root key offline"), "{reason}");
+            assert_eq!(reload_failures(&f), failures, "each check counts");
+        }
+        assert_eq!(
+            f.authority.ca().cert_der(),
+            f.ca.cert_der(),
+            "still the old signer"
+        );
+        assert!(f.authority.health().is_err());
+
+        fs::remove_file(f.dir.root_key()).unwrap();
+        assert!(matches!(f.follower.check(None), Reloaded::Switched(_)));
+        assert_eq!(f.authority.ca().cert_pem(), renewed);
+        assert_eq!(f.authority.health(), Ok(()));
     }
 }

@@ -205,32 +205,27 @@ impl KeySet {
         Ok(())
     }
 
-    /// The keys of a JWK set (`{"keys":[…]}`): its `jwt-svid` keys, and keys without `use`
-    /// that carry a `kid`. `x509-svid` keys are skipped; a `jwt-svid` key without `kid`, or not
-    /// EC P-384, is an error.
+    /// The `jwt-svid` keys of a SPIFFE bundle (`{"keys":[…]}`), read by the one bundle
+    /// reader (`spiffe_bundle::BundleDocument`) with its key checks. `x509-svid` keys are
+    /// left to their reader (`SpiffeBundle::parse`); any other key, or a `jwt-svid` key with a
+    /// problem (no `kid`, not EC P-384, a `kid` another key has), refuses the whole set: every
+    /// key must say it is for SPIFFE (`use`), and a verifier never guesses which of two keys
+    /// a `kid` means.
     pub fn from_jwks(jwks: &Value) -> Result<KeySet> {
-        let keys = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| JwtError::Key("the JWK set has no \"keys\" array".into()))?;
+        let doc = crate::spiffe_bundle::BundleDocument::from_value(jwks)
+            .map_err(|e| JwtError::Key(e.to_string()))?;
         let mut set = KeySet::new();
-        for key in keys {
-            let jwk: Jwk = serde_json::from_value(key.clone())
-                .map_err(|e| JwtError::Key(format!("a key of the set is not a JWK: {e}")))?;
-            match jwk.use_.as_deref() {
-                Some("x509-svid") => continue,
-                Some("jwt-svid") | None => {}
-                Some(other) => {
-                    return Err(JwtError::Key(format!("unknown key use {other:?}")));
-                }
+        for key in doc.keys.iter().filter(|k| !k.is_x509_svid()) {
+            let refused =
+                |why: String| JwtError::Key(format!("key #{} of the set: {why}", key.index));
+            if let Some(problem) = key.problems.first() {
+                return Err(refused(problem.to_string()));
             }
-            let Some(kid) = jwk.kid.clone() else {
-                if jwk.use_.is_none() {
-                    continue;
-                }
-                return Err(JwtError::Key("a jwt-svid key has no kid".into()));
-            };
-            set.insert(&kid, &jwk.p384_point()?)?;
+            match (key.is_jwt_svid(), &key.kid, &key.jwt_point) {
+                (true, Some(kid), Some(point)) => set.insert(kid, point)?,
+                // The reader records a problem for each of these; kept as a guard.
+                _ => return Err(refused("not a usable jwt-svid key".into())),
+            }
         }
         Ok(set)
     }

@@ -28,8 +28,10 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::curve::Curve;
 use crate::root::CaMaterial;
 
+mod get_path;
 mod responder;
 
+pub use get_path::{decode_get_path, MAX_GET_REQUEST};
 pub use responder::{DelegatedResponder, Signer};
 
 /// CertIDs answered in one request; more is refused as malformed (an answer is signed once, but

@@ -159,6 +159,9 @@ pub struct BundleKey {
     pub thumbprint: Option<String>,
     /// The `x5c` certificates (DER) that decode, in order.
     pub x5c: Vec<Vec<u8>>,
+    /// A `jwt-svid` key's public key, an uncompressed P-384 point, when it is one this
+    /// project verifies with (`jwt_svid::KeySet::from_jwks` takes it from here).
+    pub jwt_point: Option<Vec<u8>>,
     /// What is wrong with the key; empty when nothing.
     pub problems: Vec<KeyProblem>,
 }
@@ -227,6 +230,11 @@ impl BundleDocument {
     pub fn read(json: &[u8]) -> Result<BundleDocument, BundleError> {
         let value: Value = serde_json::from_slice(json)
             .map_err(|e| BundleError::Shape(format!("not JSON: {e}")))?;
+        BundleDocument::from_value(&value)
+    }
+
+    /// [`BundleDocument::read`] for a bundle already parsed as JSON.
+    pub fn from_value(value: &Value) -> Result<BundleDocument, BundleError> {
         let keys = value
             .get("keys")
             .and_then(Value::as_array)
@@ -239,8 +247,8 @@ impl BundleDocument {
         mark_duplicate_kids(&mut read);
         Ok(BundleDocument {
             keys: read,
-            sequence: BundleNumber::of(&value, "spiffe_sequence"),
-            refresh_hint_seconds: BundleNumber::of(&value, "spiffe_refresh_hint"),
+            sequence: BundleNumber::of(value, "spiffe_sequence"),
+            refresh_hint_seconds: BundleNumber::of(value, "spiffe_refresh_hint"),
         })
     }
 }
@@ -255,6 +263,7 @@ fn read_key(index: usize, key: &Value) -> BundleKey {
         kid: text("kid"),
         thumbprint: None,
         x5c: Vec::new(),
+        jwt_point: None,
         problems: Vec::new(),
     };
     if !key.is_object() {
@@ -331,8 +340,9 @@ fn read_jwt_key(key: &Value, read: &mut BundleKey) {
     let usable = serde_json::from_value::<Jwk>(key.clone())
         .map_err(|e| format!("not an EC JWK with crv, x and y: {e}"))
         .and_then(|jwk| jwk.p384_point().map_err(|e| e.to_string()));
-    if let Err(e) = usable {
-        read.problems.push(KeyProblem::JwtKey(e));
+    match usable {
+        Ok(point) => read.jwt_point = Some(point),
+        Err(e) => read.problems.push(KeyProblem::JwtKey(e)),
     }
 }
 

@@ -152,6 +152,24 @@ pub fn all(fuzz_dir: &Path) {
             r.err().map(|e| e.to_string()).unwrap_or_default(),
         );
     }
+    for (name, bytes) in seeds(fuzz_dir, "ocsp_get_path") {
+        let path = String::from_utf8(bytes).unwrap();
+        let r = pki::ocsp::decode_get_path(&path)
+            .and_then(|der| pki::ocsp::read_request_for(&issuer, &der));
+        if let Ok(query) = &r {
+            assert_eq!(
+                query.nonce().is_some(),
+                name.contains("nonce") && !name.contains("no-nonce"),
+                "ocsp_get_path/{name}"
+            );
+        }
+        expect(
+            "ocsp_get_path",
+            &name,
+            r.is_ok(),
+            r.err().map(|e| e.to_string()).unwrap_or_default(),
+        );
+    }
     for (name, bytes) in seeds(fuzz_dir, "ocsp_response") {
         let r = pki::ocsp::read_response(&bytes);
         expect(

@@ -49,9 +49,14 @@ fn main() {
         &crls,
     );
     bodies::write(&out::Corpus::new(&fuzz_dir, "ca_request_body"), &csrs);
-    ocsp::write_requests(
+    let requests = ocsp::write_requests(
         &out::Corpus::new(&fuzz_dir, "ocsp_request"),
         &fuzz_dir.join("fixtures").join("crl_issuers"),
+        &ssl,
+    );
+    ocsp::write_get_paths(
+        &out::Corpus::new(&fuzz_dir, "ocsp_get_path"),
+        &requests,
         &ssl,
     );
     ocsp::write_responses(&out::Corpus::new(&fuzz_dir, "ocsp_response"), &ssl);

@@ -1,6 +1,7 @@
 //! OCSP requests (`ocsp_request`) made by `openssl ocsp -reqout` for the CRL target's own CA
 //! certificate (fixtures/crl_issuers/ours-p384.der, which the target embeds: the requests get
-//! past the issuer check), and OCSP responses (`ocsp_response`) signed by `pki::ocsp` as the
+//! past the issuer check), the same requests as `GET /ocsp/<path>` paths (`ocsp_get_path`:
+//! base64 by `openssl base64`, URL-encoded in each way clients do), and OCSP responses (`ocsp_response`) signed by `pki::ocsp` as the
 //! CA answers: by the CA and by a delegated responder, good, revoked and unknown, with and
 //! without a nonce, and the error statuses.
 
@@ -25,7 +26,12 @@ fn request(ssl: &OpenSsl, issuer: &str, serials: &[&str], extra: &[&str]) -> Vec
     ssl.read("req.der")
 }
 
-pub fn write_requests(corpus: &Corpus, issuers_dir: &Path, ssl: &OpenSsl) {
+/// Writes the request seeds; returns the ones the GET path seeds are made of, by seed name.
+pub fn write_requests(
+    corpus: &Corpus,
+    issuers_dir: &Path,
+    ssl: &OpenSsl,
+) -> Vec<(&'static str, Vec<u8>)> {
     let der = std::fs::read(issuers_dir.join("ours-p384.der")).unwrap();
     ssl.write("ours.der", &der);
     ssl.run(&[
@@ -59,6 +65,70 @@ pub fn write_requests(corpus: &Corpus, issuers_dir: &Path, ssl: &OpenSsl) {
     );
     let sha1 = request(ssl, "ours.pem", &[serial], &["-no_nonce"]);
     corpus.write("refused-truncated.der", &sha1[..sha1.len() - 3]);
+    vec![
+        ("one-nonce", request(ssl, "ours.pem", &[serial], &[])),
+        ("one-no-nonce", sha1),
+        (
+            "sha256-certid",
+            request(ssl, "ours.pem", &[serial], &["-sha256", "-no_nonce"]),
+        ),
+        (
+            "three-serials-nonce",
+            request(ssl, "ours.pem", &[serial, "0x01", "0x7f"], &[]),
+        ),
+        (
+            "refused-seventeen-serials",
+            request(ssl, "ours.pem", &many, &["-no_nonce"]),
+        ),
+        (
+            "refused-other-issuer",
+            request(ssl, "other.pem", &[serial], &[]),
+        ),
+    ]
+}
+
+/// `requests` (from [`write_requests`]) as `GET /ocsp/<path>` paths: each in the RFC 6960 A.1
+/// spelling (standard base64, '/', '+' and '=' percent-encoded), one also in the other
+/// spellings clients send, and paths the decoder refuses.
+pub fn write_get_paths(corpus: &Corpus, requests: &[(&str, Vec<u8>)], ssl: &OpenSsl) {
+    let base64 = |der: &[u8]| {
+        ssl.write("get.der", der);
+        let out = ssl.run(&["base64", "-A", "-in", "get.der"]);
+        String::from_utf8(out).unwrap().trim().to_string()
+    };
+    let rfc = |b64: &str| {
+        b64.replace('/', "%2F")
+            .replace('+', "%2B")
+            .replace('=', "%3D")
+    };
+    for (name, der) in requests {
+        corpus.write(&format!("{name}.txt"), rfc(&base64(der)));
+    }
+    let (_, plain) = &requests[1];
+    let b64 = base64(plain);
+    let unpadded = b64.trim_end_matches('=');
+    corpus.write("unescaped-no-nonce.txt", &b64);
+    corpus.write("unpadded-no-nonce.txt", unpadded);
+    corpus.write(
+        "url-safe-no-nonce.txt",
+        b64.replace('+', "-").replace('/', "_"),
+    );
+    corpus.write(
+        "lowercase-escapes-no-nonce.txt",
+        rfc(&b64).replace("%2F", "%2f").replace("%2B", "%2b").replace("%3D", "%3d"),
+    );
+    let escaped: String = unpadded.bytes().map(|b| format!("%{b:02X}")).collect();
+    corpus.write("every-character-escaped-no-nonce.txt", escaped);
+    corpus.write(
+        "refused-cut-short.txt",
+        &unpadded[..unpadded.len() - 5],
+    );
+    corpus.write(
+        "refused-bad-escape.txt",
+        format!("{}%zz{}", &b64[..8], &b64[8..]),
+    );
+    corpus.write("refused-not-base64.txt", "not%20base64%21");
+    corpus.write("refused-empty.txt", "");
 }
 
 pub fn write_responses(corpus: &Corpus, ssl: &OpenSsl) {

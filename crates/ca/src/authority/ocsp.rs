@@ -19,6 +19,7 @@ use pki::CaMaterial;
 use time::OffsetDateTime;
 
 use super::Authority;
+use crate::store::{CertRecord, IssueKind};
 
 /// Signed answers kept at most; the cache starts over when full (a bound, not an LRU: the
 /// common case is a few services polling their own certificates).
@@ -82,6 +83,11 @@ impl Authority {
         let lifetime = self.crl_validity * RESPONDER_LIFETIME_CRL_PERIODS;
         let responder = DelegatedResponder::issue(ca, now, lifetime)
             .map_err(|e| OcspError::Sign(e.to_string()))?;
+        // Like every certificate the CA signs, it is stored with its audit entry before it is
+        // used: `list` shows it, `audit verify` accounts for it, and `revoke` can name it.
+        self.store
+            .record_ocsp_responder(&responder_record(&responder, now)?)
+            .map_err(|e| OcspError::Sign(format!("recording the responder certificate: {e}")))?;
         tracing::info!(
             event = "ocsp_responder_issued",
             serial = responder.serial_hex(),
@@ -111,7 +117,7 @@ impl Authority {
         };
         let fingerprint = ca.root_fingerprint();
         let renew_at = current.not_after() - self.crl_validity * RENEW_BEFORE_CRL_PERIODS;
-        if now < renew_at && issuer == fingerprint {
+        if now < renew_at && issuer == fingerprint && !self.revoked(&current)? {
             return Ok(Some(current));
         }
         let fresh = self.issue_responder(ca, now)?;
@@ -124,6 +130,17 @@ impl Authority {
                 Ok(Some(fresh))
             }
         }
+    }
+
+    /// Whether `responder` was revoked (`mtls-ca revoke --serial`): then it signs nothing more
+    /// and a new one is issued. One store read per signed answer; cached answers skip it, and
+    /// a revocation empties the cache.
+    fn revoked(&self, responder: &DelegatedResponder) -> Result<bool, OcspError> {
+        let record = self
+            .store
+            .find_cert(responder.serial_hex())
+            .map_err(|e| OcspError::Sign(format!("reading the responder certificate: {e}")))?;
+        Ok(record.is_some_and(|r| r.revoked_at.is_some()))
     }
 
     /// The delegated OCSP responder certificate in use (DER), if answers are delegated.
@@ -145,14 +162,7 @@ impl Authority {
         let named: Vec<&[u8]> = answering.iter().map(|ca| ca.cert_der().as_ref()).collect();
         let (index, query) = match ocsp::read_request_among(&named, request) {
             Ok(q) => q,
-            Err(e) => {
-                self.metrics.reject(match e {
-                    OcspError::Malformed(_) => "ocsp_malformed",
-                    OcspError::NotOurs(_) => "ocsp_unauthorized",
-                    OcspError::Sign(_) => "ocsp_internal",
-                });
-                return e.response_der();
-            }
+            Err(e) => return self.ocsp_refused(&e),
         };
         // A delegated responder is certified by the active root; the old root's answers are
         // signed by the old root itself (RFC 6960 §4.2.2.2: the issuer may always answer).
@@ -163,6 +173,19 @@ impl Authority {
             }
             Err(status) => status,
         }
+    }
+
+    /// The OCSPResponse for a request refused before it was answered (by `read_request_among`
+    /// or, for a GET, by `pki::ocsp::decode_get_path`): its error status, counted in
+    /// `mtls_ca_rejected_total`.
+    pub fn ocsp_refused(&self, e: &OcspError) -> Vec<u8> {
+        tracing::debug!(error = %e, "OCSP request refused");
+        self.metrics.reject(match e {
+            OcspError::Malformed(_) => "ocsp_malformed",
+            OcspError::NotOurs(_) => "ocsp_unauthorized",
+            OcspError::Sign(_) => "ocsp_internal",
+        });
+        e.response_der()
     }
 
     fn ocsp_answer(
@@ -244,6 +267,30 @@ impl Authority {
         }
         Ok(der)
     }
+}
+
+/// The store row of a delegated responder certificate: no SPIFFE ID, no names.
+fn responder_record(
+    responder: &DelegatedResponder,
+    now: OffsetDateTime,
+) -> Result<CertRecord, OcspError> {
+    let der = responder.cert_der();
+    let info = pki::CertInfo::from_der(der).map_err(|e| OcspError::Sign(e.to_string()))?;
+    Ok(CertRecord {
+        serial: responder.serial_hex().to_string(),
+        spiffe_id: String::new(),
+        dns: Vec::new(),
+        ips: Vec::new(),
+        not_before: info.not_before,
+        not_after: info.not_after,
+        issued_at: now,
+        kind: IssueKind::OcspResponder,
+        renewed_from: None,
+        fingerprint: pki::sha256_hex(der),
+        pem: pki::pem::encode("CERTIFICATE", der),
+        revoked_at: None,
+        revoke_reason: None,
+    })
 }
 
 /// Whether the stored certificate `pem` names `subject` as its issuer (the roots of a rotation

@@ -69,7 +69,12 @@ impl Authority {
         self.counted(|| {
             self.require_admin(peer, now, "the dashboard")?;
             let all = self.store.list_certs()?;
-            let identities: BTreeSet<&str> = all.iter().map(|c| c.spiffe_id.as_str()).collect();
+            // The OCSP responder's row has no SPIFFE ID ("").
+            let identities: BTreeSet<&str> = all
+                .iter()
+                .map(|c| c.spiffe_id.as_str())
+                .filter(|id| !id.is_empty())
+                .collect();
             let identities: Vec<String> = identities.into_iter().map(str::to_string).collect();
             let mut certs: Vec<CertRecord> = all
                 .into_iter()

@@ -74,6 +74,27 @@ impl Authority {
         *self.roots_behind.lock().unwrap_or_else(|p| p.into_inner()) = reason;
     }
 
+    /// Records what makes the data directory unsafe while the CA runs (None: nothing);
+    /// `/healthz` reports it until it is cleared. The CA keeps signing meanwhile.
+    pub fn set_datadir_unsafe(&self, reason: Option<String>) {
+        *self
+            .datadir_unsafe
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = reason;
+    }
+
+    /// Err with the reason while the data directory is unsafe.
+    pub(super) fn datadir_safe(&self) -> Result<(), String> {
+        match &*self
+            .datadir_unsafe
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(()),
+        }
+    }
+
     /// Err with the reason while the roots served lag behind the store's rotation state.
     pub(super) fn roots_current(&self) -> Result<(), String> {
         match &*self.roots_behind.lock().unwrap_or_else(|p| p.into_inner()) {

@@ -645,6 +645,14 @@ impl Store for MemoryStore {
         })
     }
 
+    fn record_ocsp_responder(&self, cert: &CertRecord) -> Result<()> {
+        self.write(|tx| {
+            tx.insert_cert(cert)?;
+            tx.append_audit("ocsp_responder", &details::cert(cert));
+            Ok(())
+        })
+    }
+
     fn create_entry(&self, entry: &EntryRecord) -> Result<CreateEntry> {
         self.write(|tx| {
             let row = entry_row(entry);

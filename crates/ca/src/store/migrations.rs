@@ -31,6 +31,13 @@ pub fn pending(found: u32, migrations: &[&str], what: &str) -> Result<std::ops::
     Ok(found_index..known)
 }
 
+/// The migration (both backends) that lets `certs.kind` be `ocsp-responder`: no column or
+/// constraint changes (the kind is free text), but an older mtls-ca reports such a row as a
+/// corrupt store and its `audit verify` does not know the `ocsp_responder` event, so the
+/// version moves on and an older program refuses the store instead of misreading it.
+pub const MIGRATION_OCSP_RESPONDER_KIND: &str =
+    "UPDATE meta SET value = value WHERE key = 'revocation_epoch';";
+
 /// Parses a stored schema version (absent: 0, a database from before versioning).
 pub fn parse_version(stored: Option<&str>) -> Result<u32> {
     match stored {

@@ -212,15 +212,21 @@ pub enum IssueKind {
     /// Issued to an agent for one of its registration entries (`POST /api/v1/agent/svid`).
     /// Never renewable: the agent mints a new one while the entry exists.
     Agent,
+    /// The CA's own delegated OCSP responder certificate (`--ocsp-responder delegated`): no
+    /// SPIFFE ID (stored as ""), its key in the CA's memory only. Revoking it makes the CA
+    /// issue itself a new one before its next signed answer.
+    #[serde(rename = "ocsp-responder")]
+    OcspResponder,
 }
 
 impl IssueKind {
-    /// The stored name: `sign` or `renew`.
+    /// The stored name: `sign`, `renew`, `agent` or `ocsp-responder`.
     pub fn as_str(self) -> &'static str {
         match self {
             IssueKind::Sign => "sign",
             IssueKind::Renew => "renew",
             IssueKind::Agent => "agent",
+            IssueKind::OcspResponder => "ocsp-responder",
         }
     }
 }
@@ -501,6 +507,10 @@ pub trait Store: Send + Sync {
     /// Appends an audit entry for an event that changes nothing else in the store (the CA's
     /// own API certificate, issued in memory at start and at half-life).
     fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()>;
+
+    /// Stores the CA's delegated OCSP responder certificate (kind `ocsp-responder`) with its
+    /// `ocsp_responder` audit entry, so `list` shows it and `revoke` can name it.
+    fn record_ocsp_responder(&self, cert: &CertRecord) -> Result<()>;
 
     /// Stores a registration entry with its `entry_create` audit entry and moves the entry
     /// revision, unless an entry with the same parent, SPIFFE ID and selectors exists.

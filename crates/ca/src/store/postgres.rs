@@ -596,6 +596,14 @@ impl Store for PostgresStore {
         self.write_tx(async |tx| tx.append_audit(event, detail).await)
     }
 
+    fn record_ocsp_responder(&self, cert: &CertRecord) -> Result<()> {
+        self.write_tx(async |tx| {
+            tx.insert_cert(cert).await?;
+            tx.append_audit("ocsp_responder", &details::cert(cert))
+                .await
+        })
+    }
+
     fn create_entry(&self, entry: &EntryRecord) -> Result<CreateEntry> {
         self.write_tx(async |tx| lineage::create_entry(tx, entry).await)
     }

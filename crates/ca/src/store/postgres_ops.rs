@@ -70,6 +70,7 @@ INSERT INTO meta (key, value) VALUES ('entry_revision', '0');
 ",
     super::postgres_tokens::MIGRATION_TOKEN_REVOKED_AT,
     super::postgres_federations::MIGRATION_FEDERATIONS,
+    super::migrations::MIGRATION_OCSP_RESPONDER_KIND,
 ];
 
 /// The advisory lock every write transaction holds until it ends: writes from every replica

@@ -95,6 +95,7 @@ impl CertRow {
                 "sign" => IssueKind::Sign,
                 "renew" => IssueKind::Renew,
                 "agent" => IssueKind::Agent,
+                "ocsp-responder" => IssueKind::OcspResponder,
                 other => return Err(StoreError::Corrupt(format!("certs.kind {other:?}"))),
             },
             revoked_at: self.revoked_at.map(from_ts).transpose()?,

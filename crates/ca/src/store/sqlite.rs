@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[&str] = &[
     SCHEMA_V1,
     sqlite_tokens::MIGRATION_TOKEN_REVOKED_AT,
     sqlite_federations::MIGRATION_FEDERATIONS,
+    migrations::MIGRATION_OCSP_RESPONDER_KIND,
 ];
 
 const SCHEMA_V1: &str = "
@@ -540,6 +541,13 @@ impl Store for SqliteStore {
 
     fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
         self.write_tx(|tx| tx.append_audit(event, detail))
+    }
+
+    fn record_ocsp_responder(&self, cert: &CertRecord) -> Result<()> {
+        self.write_tx(|tx| {
+            tx.insert_cert(cert)?;
+            tx.append_audit("ocsp_responder", &details::cert(cert))
+        })
     }
 
     fn create_entry(&self, entry: &EntryRecord) -> Result<CreateEntry> {

@@ -116,6 +116,9 @@ impl Store for RacingStore {
     fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
         self.inner.record_event(event, detail)
     }
+    fn record_ocsp_responder(&self, cert: &CertRecord) -> Result<()> {
+        self.inner.record_ocsp_responder(cert)
+    }
     fn create_entry(&self, entry: &EntryRecord) -> Result<CreateEntry> {
         self.inner.create_entry(entry)
     }

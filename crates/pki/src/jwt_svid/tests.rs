@@ -335,6 +335,33 @@ fn key_sets_round_trip_through_a_spiffe_bundle() {
     .is_err());
 }
 
+/// Where the key set, now read by the bundle reader, differs from the reader it replaced:
+/// a key without `use` but with a `kid` was trusted for JWT-SVIDs and is refused now (the
+/// bundle spec requires `use`; trusting an undeclared key widens what the publisher vouched
+/// for); two `jwt-svid` keys with one `kid` silently kept the last and are refused now (a
+/// verifier must not guess which key a token means); an `x509-svid` key that is not an EC
+/// JWK (an RSA authority) refused the whole set and is left to the X.509 reader now.
+#[test]
+fn the_key_set_takes_the_bundle_readers_verdicts() {
+    let s = signer();
+    let jwk = serde_json::to_value(s.public_jwk()).unwrap();
+    let mut no_use = jwk.clone();
+    no_use.as_object_mut().unwrap().remove("use");
+    let e = KeySet::from_jwks(&serde_json::json!({"keys": [no_use]})).unwrap_err();
+    assert!(e.to_string().contains("no use"), "{e}");
+
+    let other = serde_json::to_value(signer().public_jwk()).unwrap();
+    let mut same_kid = other.clone();
+    same_kid["kid"] = jwk["kid"].clone();
+    let e = KeySet::from_jwks(&serde_json::json!({"keys": [jwk, same_kid]})).unwrap_err();
+    assert!(e.to_string().contains("is also the kid of key #1"), "{e}");
+
+    let rsa_authority = serde_json::json!({"use": "x509-svid", "kty": "RSA", "n": "AQAB", "e": "AQAB", "x5c": ["AAAA"]});
+    let set = KeySet::from_jwks(&serde_json::json!({"keys": [rsa_authority, jwk, other]})).unwrap();
+    assert_eq!(set.len(), 2);
+    assert!(set.get(s.kid()).is_some());
+}
+
 #[test]
 fn a_root_becomes_an_x509_svid_jwk_with_its_certificate() {
     let root = crate::CaMaterial::generate_root("Test Root", OffsetDateTime::now_utc()).unwrap();

@@ -115,12 +115,17 @@ pub fn run(
                         "SERIAL", "STATUS", "NOT AFTER"
                     );
                     for c in &certs {
+                        // The CA's OCSP responder certificate has no SPIFFE ID: say what it is.
+                        let who = match c.kind {
+                            mtls_ca::store::IssueKind::OcspResponder => "(OCSP responder)",
+                            _ => c.spiffe_id.as_str(),
+                        };
                         println!(
                             "{:<40}  {:<8}  {:<20}  {}",
                             c.serial,
                             c.status(now),
                             rfc3339(c.not_after),
-                            c.spiffe_id
+                            who
                         );
                     }
                     eprintln!("{} certificate(s)", certs.len());

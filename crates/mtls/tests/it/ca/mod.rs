@@ -16,6 +16,7 @@ mod file_modes;
 mod group_commit_crash;
 mod limits;
 mod ocsp;
+mod ocsp_responder_store;
 mod openssl_interop;
 mod rejections;
 mod renewal_lineage;

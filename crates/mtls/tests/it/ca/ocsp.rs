@@ -258,6 +258,14 @@ async fn tampered_and_foreign_requests_get_error_statuses_and_change_nothing() {
         .unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(&got.bytes().await.unwrap()[..], malformed);
+    // A GET path that is not base64 once percent-decoded: refused before any DER is read.
+    let got = http
+        .get(t.ca.url("/ocsp/not%20base64%21"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(&got.bytes().await.unwrap()[..], malformed);
 
     // Refusals are counted, and nothing was signed for them.
     let metrics = client(&t.ca.root_pem(), None)
@@ -273,7 +281,7 @@ async fn tampered_and_foreign_requests_get_error_statuses_and_change_nothing() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("mtls_ca_rejected_total{reason=\"ocsp_malformed\"} 2"),
+        metrics.contains("mtls_ca_rejected_total{reason=\"ocsp_malformed\"} 3"),
         "{metrics}"
     );
     assert!(

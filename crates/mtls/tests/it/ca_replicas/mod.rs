@@ -8,6 +8,7 @@ mod db_tls;
 mod failover_client;
 mod federation;
 mod kill_burst;
+mod ocsp_responder;
 mod root_rotation;
 mod shared_state;
 mod startup;

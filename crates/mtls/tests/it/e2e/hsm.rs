@@ -436,10 +436,15 @@ fn an_intermediate_in_softhsm_is_renewed_by_the_offline_ceremony_and_keeps_issui
     );
     std::fs::remove_dir_all(dir.join("elsewhere")).unwrap();
 
-    // Without the token options the key cannot be reached: said, nothing changes.
+    // Without the token options the key cannot be reached: said in words that fit this
+    // subcommand (not the server's "start with"), nothing changes.
     let (ok, _, err) = mtls_ca(&hsm, dir, &["--data-dir", "ca", "intermediate", "csr"]);
     assert!(!ok);
-    assert!(err.contains("--pkcs11-module"), "{err}");
+    assert!(
+        err.contains("give this command --pkcs11-module and --pkcs11-pin-file"),
+        "{err}"
+    );
+    assert!(!err.contains("start with"), "{err}");
 
     // The one-step renewal, with the root's medium on the CA host.
     let (ok, out, err) = mtls_ca(
@@ -660,7 +665,7 @@ fn a_wrong_module_token_pin_or_object_is_named_and_creates_nothing() {
     let (ok, _, err) = serve(&[]);
     assert!(!ok);
     assert!(
-        err.contains("the CA key is in a PKCS#11 token") && err.contains("--pkcs11-module"),
+        err.contains("key is in a PKCS#11 token") && err.contains("--pkcs11-module"),
         "{err}"
     );
     let (ok, _, err) = serve(&pkcs11_args("wrong-pin"));
