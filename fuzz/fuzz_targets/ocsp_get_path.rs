@@ -39,7 +39,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(der.len() <= MAX_GET_REQUEST / 4 * 3, "{} octets", der.len());
             assert_eq!(decode_get_path(&rfc_spelling(&der)).as_ref(), Ok(&der));
             assert_eq!(decode_get_path(&STANDARD.encode(&der)).as_ref(), Ok(&der));
-            assert_eq!(decode_get_path(&URL_SAFE_NO_PAD.encode(&der)).as_ref(), Ok(&der));
+            assert_eq!(
+                decode_get_path(&URL_SAFE_NO_PAD.encode(&der)).as_ref(),
+                Ok(&der)
+            );
             if !path.contains('%') {
                 let escaped = every_character_escaped(path);
                 assert_eq!(decode_get_path(&escaped).as_ref(), Ok(&der));

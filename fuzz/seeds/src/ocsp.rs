@@ -115,14 +115,14 @@ pub fn write_get_paths(corpus: &Corpus, requests: &[(&str, Vec<u8>)], ssl: &Open
     );
     corpus.write(
         "lowercase-escapes-no-nonce.txt",
-        rfc(&b64).replace("%2F", "%2f").replace("%2B", "%2b").replace("%3D", "%3d"),
+        rfc(&b64)
+            .replace("%2F", "%2f")
+            .replace("%2B", "%2b")
+            .replace("%3D", "%3d"),
     );
     let escaped: String = unpadded.bytes().map(|b| format!("%{b:02X}")).collect();
     corpus.write("every-character-escaped-no-nonce.txt", escaped);
-    corpus.write(
-        "refused-cut-short.txt",
-        &unpadded[..unpadded.len() - 5],
-    );
+    corpus.write("refused-cut-short.txt", &unpadded[..unpadded.len() - 5]);
     corpus.write(
         "refused-bad-escape.txt",
         format!("{}%zz{}", &b64[..8], &b64[8..]),
