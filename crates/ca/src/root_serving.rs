@@ -67,10 +67,6 @@ pub fn roots_for(
             phase: None,
         });
     };
-    let old = der_of(&state.old_root, "old root")?;
-    let new = der_of(&state.new_root, "new root")?;
-    let old_signs_new = der_of(&state.old_signs_new, "cross-certificate")?;
-    let new_signs_old = der_of(&state.new_signs_old, "cross-certificate")?;
     let load = |pem: &str| -> anyhow::Result<Arc<CaMaterial>> {
         let fingerprint = pki::sha256_hex(&der_of(pem, "root")?);
         match known.iter().find(|ca| ca.root_fingerprint() == fingerprint) {
@@ -81,35 +77,45 @@ pub fn roots_for(
     if state.is_two_tier() {
         return two_tier(store, state, known, now);
     }
-    Ok(match state.phase {
+    let (active, previous) = match state.phase {
+        Phase::Rotated => (load(&state.old_root)?, None),
+        Phase::Activated => (load(&state.new_root)?, Some(load(&state.old_root)?)),
+        Phase::Retired => (load(&state.new_root)?, None),
+    };
+    in_phase(store, state, active, previous, now)
+}
+
+/// The roots served in `state`'s phase with `active` signing (and `previous` signing its own
+/// CRL): the same trust and bundle for single-tier and two-tier CAs. In phase `rotated` this
+/// records, once, when a CA first published the new root (what `activate` waits on).
+fn in_phase(
+    store: &dyn Store,
+    state: &RotationState,
+    active: Arc<CaMaterial>,
+    previous: Option<Arc<CaMaterial>>,
+    now: OffsetDateTime,
+) -> anyhow::Result<ServingRoots> {
+    let old = der_of(&state.old_root, "old root")?;
+    let new = der_of(&state.new_root, "new root")?;
+    let old_signs_new = der_of(&state.old_signs_new, "cross-certificate")?;
+    let new_signs_old = der_of(&state.new_signs_old, "cross-certificate")?;
+    let (trusted_extra, bundle_extra) = match state.phase {
         Phase::Rotated => {
-            let active = load(&state.old_root)?;
             store.init_meta(
                 &format!("{PUBLISHED_PREFIX}{}", pki::sha256_hex(&new)),
                 &now.unix_timestamp().to_string(),
             )?;
-            ServingRoots {
-                active,
-                previous: None,
-                trusted_extra: vec![new.clone()],
-                bundle_extra: vec![new, old_signs_new, new_signs_old],
-                phase: Some(state.phase),
-            }
+            (vec![new.clone()], vec![new, old_signs_new, new_signs_old])
         }
-        Phase::Activated => ServingRoots {
-            active: load(&state.new_root)?,
-            previous: Some(load(&state.old_root)?),
-            trusted_extra: vec![old.clone()],
-            bundle_extra: vec![old, new_signs_old, old_signs_new],
-            phase: Some(state.phase),
-        },
-        Phase::Retired => ServingRoots {
-            active: load(&state.new_root)?,
-            previous: None,
-            trusted_extra: Vec::new(),
-            bundle_extra: Vec::new(),
-            phase: Some(state.phase),
-        },
+        Phase::Activated => (vec![old.clone()], vec![old, new_signs_old, old_signs_new]),
+        Phase::Retired => (Vec::new(), Vec::new()),
+    };
+    Ok(ServingRoots {
+        active,
+        previous,
+        trusted_extra,
+        bundle_extra,
+        phase: Some(state.phase),
     })
 }
 
@@ -125,10 +131,6 @@ fn two_tier(
     known: &[Arc<CaMaterial>],
     now: OffsetDateTime,
 ) -> anyhow::Result<ServingRoots> {
-    let old = der_of(&state.old_root, "old root")?;
-    let new = der_of(&state.new_root, "new root")?;
-    let old_signs_new = der_of(&state.old_signs_new, "cross-certificate")?;
-    let new_signs_old = der_of(&state.new_signs_old, "cross-certificate")?;
     let active_root = der_of(state.active_root(), "active root")?;
     let active_fp = pki::sha256_hex(&active_root);
     let Some(holder) = known.iter().find(|ca| ca.is_intermediate()) else {
@@ -156,33 +158,5 @@ fn two_tier(
             )
         }
     };
-    Ok(match state.phase {
-        Phase::Rotated => {
-            store.init_meta(
-                &format!("{PUBLISHED_PREFIX}{}", pki::sha256_hex(&new)),
-                &now.unix_timestamp().to_string(),
-            )?;
-            ServingRoots {
-                active,
-                previous: None,
-                trusted_extra: vec![new.clone()],
-                bundle_extra: vec![new, old_signs_new, new_signs_old],
-                phase: Some(state.phase),
-            }
-        }
-        Phase::Activated => ServingRoots {
-            active,
-            previous: None,
-            trusted_extra: vec![old.clone()],
-            bundle_extra: vec![old, new_signs_old, old_signs_new],
-            phase: Some(state.phase),
-        },
-        Phase::Retired => ServingRoots {
-            active,
-            previous: None,
-            trusted_extra: Vec::new(),
-            bundle_extra: Vec::new(),
-            phase: Some(state.phase),
-        },
-    })
+    in_phase(store, state, active, None, now)
 }
