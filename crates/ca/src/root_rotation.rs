@@ -29,6 +29,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use pki::{files, pem, CaMaterial};
+use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
@@ -299,12 +300,7 @@ pub fn rotate(dir: &DataDir, store: &dyn Store, now: OffsetDateTime) -> anyhow::
     let old = dir.active_root(current.as_ref().map(|(_, s)| s))?;
     let name = new_root_name(now);
     let new = CaMaterial::generate_root(&name, now)?;
-    let old_signs_new = old
-        .cross_sign(new.cert_der(), now)
-        .context("cross-signing the new root with the old one")?;
-    let new_signs_old = new
-        .cross_sign(old.cert_der(), now)
-        .context("cross-signing the old root with the new one")?;
+    let (old_signs_new, new_signs_old) = cross_sign_both(&old, &new, now)?;
     let state = RotationState {
         phase: Phase::Rotated,
         old_root: old.cert_pem(),
@@ -553,6 +549,23 @@ pub(crate) fn swap(
         );
     }
     Ok(())
+}
+
+/// The two cross-certificates of a rotation from `old` to `new`: old signs new (services that
+/// trust the old root accept the new one), new signs old (services that trust only the new root
+/// keep accepting the old one's leaves). Both tiers' rotations make them here.
+pub(crate) fn cross_sign_both(
+    old: &CaMaterial,
+    new: &CaMaterial,
+    now: OffsetDateTime,
+) -> anyhow::Result<(CertificateDer<'static>, CertificateDer<'static>)> {
+    let old_signs_new = old
+        .cross_sign(new.cert_der(), now)
+        .context("cross-signing the new root with the old one")?;
+    let new_signs_old = new
+        .cross_sign(old.cert_der(), now)
+        .context("cross-signing the old root with the new one")?;
+    Ok((old_signs_new, new_signs_old))
 }
 
 pub(crate) fn unix(t: i64) -> OffsetDateTime {

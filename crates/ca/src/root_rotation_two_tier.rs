@@ -21,7 +21,8 @@ use time::{Duration, OffsetDateTime};
 use crate::datadir::DataDir;
 use crate::datadir_hierarchy::{fitting_under, sign_intermediate, OfflineRoot};
 use crate::root_rotation::{
-    load_state, new_root_name, refuse_pending, swap, Blocking, Phase, RotationState,
+    cross_sign_both, load_state, new_root_name, refuse_pending, swap, Blocking, Phase,
+    RotationState,
 };
 use crate::store::Store;
 
@@ -114,12 +115,7 @@ pub fn ceremony(
     }
     new_dir.check_new()?;
     let new = CaMaterial::generate_offline_root(&new_root_name(now), now)?;
-    let old_signs_new = old
-        .cross_sign(new.cert_der(), now)
-        .context("cross-signing the new root with the old one")?;
-    let new_signs_old = new
-        .cross_sign(old.cert_der(), now)
-        .context("cross-signing the old root with the new one")?;
+    let (old_signs_new, new_signs_old) = cross_sign_both(old, &new, now)?;
     let (intermediate, _) = sign_intermediate(&new, csr_pem, lifetime, now)
         .context("certifying the intermediate with the new root")?;
     let intermediate = pem::parse_certificates(intermediate.as_bytes())?

@@ -2,6 +2,8 @@
 //! (only the CA's address differs), after the README's curl enrollment made `api.crt`.
 #![cfg(unix)]
 
+use std::path::Path;
+
 use super::federation::{call, start_domain_ca, start_server_of_a};
 use super::readme_recipe::{doc_block, readme_block, report, run_in, README_CA};
 use crate::programs::{self, start_ca};
@@ -303,21 +305,7 @@ fn the_root_rotation_runbook_moves_a_running_ca_to_a_new_root_without_a_restart(
         );
     }
     let new_root = ca_data.join("roots").join(format!("{new_fp}.crt"));
-    let bundle = std::process::Command::new("curl")
-        .args(["-sS", "--fail", "--cacert"])
-        .arg(&new_root)
-        .arg(format!("{}/api/v1/bundle", ca.url()))
-        .output()
-        .expect("curl");
-    assert!(
-        bundle.status.success(),
-        "the CA's API certificate is the new root's: {bundle:?}"
-    );
-    let certs = pki::pem::parse_certificates(&bundle.stdout).expect("bundle");
-    let fingerprints: Vec<String> = certs.iter().map(|c| pki::sha256_hex(c)).collect();
-    assert_eq!(fingerprints, [new_fp.as_str()], "old root {old_fp} gone");
-    let audit = run_in(&work, &ca_data, "mtls-ca --data-dir ./ca audit verify");
-    assert!(audit.status.success(), "{}", report(&audit));
+    assert_only_the_new_root_is_served(&work, &ca_data, &ca.url(), &new_root, &new_fp, &old_fp);
 }
 
 /// The two-tier root-rotation runbook, as written, against a running two-tier CA (made by the
@@ -376,10 +364,23 @@ fn the_two_tier_root_rotation_runbook_moves_a_running_two_tier_ca_to_a_new_root(
         )
         .unwrap_or_else(|| panic!("the renewal was not taken up:\n{}", ca.proc.output()));
     let new_root = work.join("offline-root-new/root.crt");
+    assert_only_the_new_root_is_served(&work, &ca_data, &ca.url(), &new_root, &new_fp, &old_fp);
+}
+
+/// The end of a root rotation runbook: the CA's API certificate chains to `new_root` (curl
+/// pinned to it), the bundle holds that root alone (`old_fp` gone) and the audit chain verifies.
+fn assert_only_the_new_root_is_served(
+    work: &Path,
+    ca_data: &Path,
+    url: &str,
+    new_root: &Path,
+    new_fp: &str,
+    old_fp: &str,
+) {
     let bundle = std::process::Command::new("curl")
         .args(["-sS", "--fail", "--cacert"])
-        .arg(&new_root)
-        .arg(format!("{}/api/v1/bundle", ca.url()))
+        .arg(new_root)
+        .arg(format!("{url}/api/v1/bundle"))
         .output()
         .expect("curl");
     assert!(
@@ -388,7 +389,7 @@ fn the_two_tier_root_rotation_runbook_moves_a_running_two_tier_ca_to_a_new_root(
     );
     let certs = pki::pem::parse_certificates(&bundle.stdout).expect("bundle");
     let fingerprints: Vec<String> = certs.iter().map(|c| pki::sha256_hex(c)).collect();
-    assert_eq!(fingerprints, [new_fp.as_str()], "old root {old_fp} gone");
-    let audit = run_in(&work, &ca_data, "mtls-ca --data-dir ./ca audit verify");
+    assert_eq!(fingerprints, [new_fp], "old root {old_fp} gone");
+    let audit = run_in(work, ca_data, "mtls-ca --data-dir ./ca audit verify");
     assert!(audit.status.success(), "{}", report(&audit));
 }
