@@ -170,6 +170,8 @@ const ROWS: &[Row] = &[
     row(Ca, &["intermediate", "sign", "--root-key", "off", "--csr", "i.csr", "--lifetime", "0s"], Refused(&["'--lifetime <DURATION>'", "the accepted range is 1d to 3650d"])),
     row(Ca, &["intermediate", "renew", "--root-key", "off", "--lifetime", "3651d"], Refused(&["'--lifetime <DURATION>'", "too long: the accepted range is 1d to 3650d"])),
     row(Ca, &["intermediate", "install", "--cert", "/nonexistent/i.crt"], Refused(&["--cert /nonexistent/i.crt", "No such file"])),
+    row(Ca, &["root", "rotate", "--from", "r.pem", "--passphrase-file", "p"], Refused(&["'--from <FILE>'", "cannot be used with '--passphrase-file <FILE>'"])),
+    row(Ca, &["root", "rotate", "--passphrase-file", "p"], Refused(&["root rotate --passphrase-file", "only the offline ceremony of a two-tier CA (with --root-key DIR)"])),
     // ---- mtls-server ----
     row(Server, &["--crl-refresh", "0s"], Refused(&["'--crl-refresh ", ONE_SECOND])),
     row(Server, &["--crl-refresh", "500ms"], Refused(&["'--crl-refresh ", ONE_SECOND])),

@@ -390,7 +390,7 @@ mtls-ca --data-dir /var/lib/mtls-ca root rotate --from rotation.pem"
         /// Two-tier CA, on the CA host: the file the ceremony wrote. Checked against this CA
         /// (its current root, the cross-certificates, its intermediate key and subject)
         /// before anything changes.
-        #[arg(long, value_name = "FILE", conflicts_with = "root_key")]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["root_key", "passphrase_file"])]
         from: Option<PathBuf>,
         #[command(flatten)]
         ceremony: CeremonyArgs,
@@ -692,6 +692,20 @@ impl Cli {
             if self.pkcs11.pkcs11_module.is_none() {
                 return Err(usage(
                     "init --key pkcs11:… needs --pkcs11-module PATH and --pkcs11-pin-file FILE"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(Command::Root {
+            action: RootAction::Rotate { ceremony, .. },
+        }) = &self.command
+        {
+            // The passphrase opens the offline root of the ceremony; anywhere else it would be
+            // read by nobody, and the operator would believe it had been used.
+            if ceremony.root_key.is_none() && ceremony.passphrase.passphrase_file.is_some() {
+                return Err(usage(
+                    "root rotate --passphrase-file: only the offline ceremony of a two-tier CA \
+                     (with --root-key DIR) opens a root key with a passphrase"
                         .into(),
                 ));
             }
