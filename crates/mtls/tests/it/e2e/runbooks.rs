@@ -2,7 +2,8 @@
 //! (only the CA's address differs), after the README's curl enrollment made `api.crt`.
 #![cfg(unix)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use super::federation::{call, start_domain_ca, start_server_of_a};
 use super::readme_recipe::{doc_block, readme_block, report, run_in, README_CA};
@@ -179,16 +180,7 @@ fn the_federation_runbooks_federate_two_trust_domains_and_stop_federating() {
 /// starts on the directory, pins the offline root and serves the renewed intermediate.
 #[test]
 fn the_offline_root_and_intermediate_renewal_runbooks_run_as_written() {
-    programs::require(&["mtls-ca"]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca_data = dir.path().join("ca-data");
-    std::fs::create_dir(&ca_data).expect("mkdir");
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).expect("mkdir");
-
-    let init = doc_block("docs/operations.md", "<!-- runbook: offline-root -->");
-    let out = run_in(&work, &ca_data, &init);
-    assert!(out.status.success(), "{}", report(&out));
+    let (_dir, work, ca_data, out) = offline_root_runbook();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let fingerprint = stdout
         .lines()
@@ -314,15 +306,7 @@ fn the_root_rotation_runbook_moves_a_running_ca_to_a_new_root_without_a_restart(
 /// takes up the renewal from the new root live, and the audit chain holds the steps.
 #[test]
 fn the_two_tier_root_rotation_runbook_moves_a_running_two_tier_ca_to_a_new_root() {
-    programs::require(&["mtls-ca"]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca_data = dir.path().join("ca-data");
-    std::fs::create_dir(&ca_data).expect("mkdir");
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).expect("mkdir");
-    let init = doc_block("docs/operations.md", "<!-- runbook: offline-root -->");
-    let out = run_in(&work, &ca_data, &init);
-    assert!(out.status.success(), "{}", report(&out));
+    let (_dir, work, ca_data, _) = offline_root_runbook();
     let ca = start_ca("ca", &ca_data, "127.0.0.1:0", &[]);
     let old_fp = ca.fingerprint.clone();
 
@@ -392,4 +376,19 @@ fn assert_only_the_new_root_is_served(
     assert_eq!(fingerprints, [new_fp], "old root {old_fp} gone");
     let audit = run_in(work, ca_data, "mtls-ca --data-dir ./ca audit verify");
     assert!(audit.status.success(), "{}", report(&audit));
+}
+
+/// The offline-root runbook run as written in a new temporary directory (`work` holds the
+/// offline medium, `ca_data` becomes `./ca`): the directory, both paths, and the run's output.
+fn offline_root_runbook() -> (tempfile::TempDir, PathBuf, PathBuf, Output) {
+    programs::require(&["mtls-ca"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_data = dir.path().join("ca-data");
+    std::fs::create_dir(&ca_data).expect("mkdir");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).expect("mkdir");
+    let init = doc_block("docs/operations.md", "<!-- runbook: offline-root -->");
+    let out = run_in(&work, &ca_data, &init);
+    assert!(out.status.success(), "{}", report(&out));
+    (dir, work, ca_data, out)
 }
