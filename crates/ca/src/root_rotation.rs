@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::datadir::{exists, DataDir, DIR_MODE};
-use crate::store::Store;
+use crate::store::{CertRecord, IssueKind, Store};
 
 /// Metadata key of the rotation state ([`RotationState`] as JSON).
 pub const STATE_KEY: &str = "root_rotation";
@@ -511,7 +511,7 @@ pub fn chaining_to(
     let root = der_of(root_pem, "old root")?;
     let mut out = Vec::new();
     for cert in store.list_certs()? {
-        if cert.status(now) != "valid" {
+        if !blocks_retire(&cert, now) {
             continue;
         }
         let Some(der) = pem::parse_certificates(cert.pem.as_bytes())
@@ -530,6 +530,14 @@ pub fn chaining_to(
     }
     out.sort_by_key(|b| b.not_after);
     Ok(out)
+}
+
+/// Whether `cert` keeps its root from being retired: a valid (unexpired, unrevoked)
+/// certificate handed out to a service. A delegated OCSP responder certificate does not: it
+/// only signs answers about its root's leaves, which are all expired or revoked once nothing
+/// else blocks, and a retired root answers no OCSP request at all.
+pub(crate) fn blocks_retire(cert: &CertRecord, now: OffsetDateTime) -> bool {
+    cert.status(now) == "valid" && cert.kind != IssueKind::OcspResponder
 }
 
 /// Stores `state` in place of `expected` with its audit entry, or explains that another

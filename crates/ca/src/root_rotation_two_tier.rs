@@ -21,8 +21,8 @@ use time::{Duration, OffsetDateTime};
 use crate::datadir::DataDir;
 use crate::datadir_hierarchy::{fitting_under, sign_intermediate, OfflineRoot};
 use crate::root_rotation::{
-    cross_sign_both, load_state, new_root_name, refuse_pending, swap, Blocking, Phase,
-    RotationState,
+    blocks_retire, cross_sign_both, load_state, new_root_name, refuse_pending, swap, Blocking,
+    Phase, RotationState,
 };
 use crate::store::Store;
 
@@ -281,7 +281,7 @@ pub(crate) fn issued_before_activation(
     let mut out: Vec<Blocking> = store
         .list_certs()?
         .into_iter()
-        .filter(|c| c.status(now) == "valid")
+        .filter(|c| blocks_retire(c, now))
         .filter(|c| activated_at.is_none_or(|at| c.issued_at <= at + SWITCH_MARGIN))
         .map(|c| Blocking {
             serial: c.serial,

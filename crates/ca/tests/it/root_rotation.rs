@@ -4,6 +4,7 @@
 //! certificates still signed by the old root.
 
 use mtls_ca::root_rotation::chaining_to;
+use mtls_ca::store::{CertRecord, IssueKind};
 use serde_json::json;
 
 use crate::harness::{full_id, on_each_store};
@@ -63,6 +64,33 @@ fn retire_is_blocked_by_each_valid_certificate_of_the_old_root_and_no_other() {
         let root = h.authority.ca().cert_pem();
         let web = h.enroll("web", None);
         let api = h.enroll("api", None);
+        // The root's delegated OCSP responder is stored (and valid) but blocks nothing: it
+        // only answers about the root's leaves, and a retired root answers nothing.
+        let responder = pki::ocsp::DelegatedResponder::issue(
+            &h.authority.ca(),
+            h.now(),
+            time::Duration::hours(4),
+        )
+        .unwrap();
+        let der = responder.cert_der();
+        let info = pki::CertInfo::from_der(der).unwrap();
+        h.store
+            .record_ocsp_responder(&CertRecord {
+                serial: responder.serial_hex().to_string(),
+                spiffe_id: String::new(),
+                dns: Vec::new(),
+                ips: Vec::new(),
+                not_before: info.not_before,
+                not_after: info.not_after,
+                issued_at: h.now(),
+                kind: IssueKind::OcspResponder,
+                renewed_from: None,
+                fingerprint: pki::sha256_hex(der),
+                pem: pki::pem::encode("CERTIFICATE", der),
+                revoked_at: None,
+                revoke_reason: None,
+            })
+            .unwrap();
         let blocking = chaining_to(h.store.as_ref(), &root, h.now()).unwrap();
         let serials: Vec<&str> = blocking.iter().map(|b| b.serial.as_str()).collect();
         assert_eq!(blocking.len(), 2, "{}: {serials:?}", h.name);
