@@ -11,7 +11,9 @@
 # certificates/s, p50, p99, the CPU (cores busy) of the CA processes and of PostgreSQL, the CA's
 # CPU milliseconds per certificate (user + system time of the CA processes over the run, from
 # /proc/PID/stat, divided by the certificates issued: the figure that does not depend on how busy
-# the machine is), and PostgreSQL's WAL fsyncs per second, per client count, as a Markdown table.
+# the machine is), the load generator's CPU milliseconds per certificate (mtls-bench), and
+# PostgreSQL's WAL fsyncs per second, per client count, as a Markdown table. --pin gives the CA a
+# core of its own (taskset), so its rate is not bounded by what the load side takes.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -28,12 +30,12 @@ REPO_DIR=$(cd -P -- "$SCRIPT_DIR/.." && pwd)
 usage() {
     cat <<USAGE
 Usage: $PROG [--store sqlite|postgres] [--replicas N] [--key file|pkcs11] [--clients "16 64"]
-       [--tokens N] [--smoke] [--bin-dir DIR] [--keep]
+       [--tokens N] [--pin] [--smoke] [--bin-dir DIR] [--keep]
 
 Measures certificates/s, p50 and p99 of POST /api/v1/sign against mtls-ca (durable) for each
-client count, the CPU of the CA and of PostgreSQL, and the CA's CPU milliseconds per
-certificate (comparable between runs on a busy machine, where rates are not). Exit status 0 when every run had zero
-errors.
+client count, the CPU of the CA and of PostgreSQL, and the CPU milliseconds per certificate of
+the CA and of the load generator (comparable between runs on a busy machine, where rates are
+not). Exit status 0 when every run had zero errors.
 
 Options:
   --store KIND       sqlite (default: the CA's SQLite store with group commit) or postgres (a
@@ -49,6 +51,10 @@ Options:
                      e.g. $PROG --key file; $PROG --key pkcs11
   --clients "N..."   concurrent clients, one run each (default "16 64")
   --tokens N         join tokens per run: the run lasts until they are used (default 30000)
+  --pin              CPU 1 for the CA (every replica), CPU 0 for everything else (PostgreSQL,
+                     token creation, mtls-bench): the rate of a CA with one core to itself,
+                     as long as the load side keeps up (its CPU columns tell); needs 2 CPUs and
+                     taskset (util-linux)
   --smoke            a tiny run (4 clients, 40 tokens) that checks the script works
   --bin-dir DIR      use prebuilt binaries in DIR (mtls-ca, mtls-bench, examples/ca_crash_load);
                      default: build them with cargo --release
@@ -60,7 +66,7 @@ postgresql (initdb, postgres, psql); for --key pkcs11 the Debian package softhsm
 USAGE
 }
 
-CLIENTS="16 64" TOKENS=30000 BIN_DIR='' KEEP=0 STORE=sqlite REPLICAS=1 KEY=file
+CLIENTS="16 64" TOKENS=30000 BIN_DIR='' KEEP=0 STORE=sqlite REPLICAS=1 KEY=file PIN=0
 while (($#)); do
     case $1 in
     -h | --help)
@@ -98,6 +104,10 @@ while (($#)); do
         CLIENTS=4 TOKENS=40
         shift
         ;;
+    --pin)
+        PIN=1
+        shift
+        ;;
     --bin-dir)
         need_value "$1" "$#" "${2-}"
         BIN_DIR=$2
@@ -118,6 +128,16 @@ if ((REPLICAS > 1)) && [[ $STORE != postgres ]]; then
     usage_error "--replicas $REPLICAS needs --store postgres (replicas share one PostgreSQL database)"
 fi
 require_openssl
+# --pin: what runs where (as scripts/bench-proxies.sh --pin does for the proxies).
+ON_CA_CPU=()
+if ((PIN)); then
+    command -v taskset >/dev/null 2>&1 || die "--pin needs taskset (Debian: apt-get install util-linux)"
+    (($(nproc) >= 2)) || die "--pin needs 2 CPUs (one for the CA, one for the rest); this machine has $(nproc)"
+    # This shell and all it starts from now on (PostgreSQL, mtls-bench, ...) run on CPU 0;
+    # the CA is started on CPU 1, where its runtime sizes itself to that one core.
+    taskset -pc 0 $$ >/dev/null || die "taskset could not pin the script to CPU 0"
+    ON_CA_CPU=(taskset -c 1)
+fi
 SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
 if [[ $KEY == pkcs11 ]]; then
     if [[ ! -f $SOFTHSM_MODULE ]] || ! command -v softhsm2-util >/dev/null 2>&1; then
@@ -145,7 +165,11 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mtls-bench-ca.XXXXXX")
 proc_work_dir "$WORK" "$KEEP"
-printf '== work directory %s (%s cores, load generator on the same machine)\n' "$WORK" "$(nproc)"
+if ((PIN)); then
+    printf '== work directory %s (%s cores: the CA on CPU 1, everything else on CPU 0)\n' "$WORK" "$(nproc)"
+else
+    printf '== work directory %s (%s cores, load generator on the same machine)\n' "$WORK" "$(nproc)"
+fi
 if [[ $STORE == postgres ]]; then
     # The server runs as nobody when we are root: it must reach its directory.
     chmod 711 "$WORK"
@@ -176,7 +200,7 @@ run_openssl "making the (unused) client certificate" req -x509 -newkey ec -pkeyo
 # start_ca DIR OUT_PREFIX -> starts a CA on DIR with the run's store; sets CA_PID, CA_PORT
 start_ca() {
     local dir=$1 prefix=$2
-    proc_start "$prefix.out" "$prefix.err" "$CA" --data-dir "$dir" "${STORE_ARGS[@]}" \
+    proc_start "$prefix.out" "$prefix.err" "${ON_CA_CPU[@]}" "$CA" --data-dir "$dir" "${STORE_ARGS[@]}" \
         "${PKCS11_ARGS[@]}" --listen 127.0.0.1:0
     CA_PID=$PROC_PID
     wait_for_line "$prefix.out" '^listening on https://127\.0\.0\.1:[0-9]+' 60 "$CA_PID" ||
@@ -198,8 +222,8 @@ wal_syncs() {
     pg_psql postgres 'SELECT wal_sync FROM pg_stat_wal'
 }
 
-printf '| clients | certificates/s | p50 | p99 | CA CPU (cores) | CA CPU ms/cert | PostgreSQL CPU (cores) | WAL fsyncs/s | errors |\n'
-printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| clients | certificates/s | p50 | p99 | CA CPU (cores) | CA CPU ms/cert | load CPU ms/cert | PostgreSQL CPU (cores) | WAL fsyncs/s | errors |\n'
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 FAILED=0
 HZ=$(getconf CLK_TCK)
 for clients in $CLIENTS; do
@@ -239,6 +263,9 @@ for clients in $CLIENTS; do
     if [[ $STORE == postgres ]]; then
         pg_before=$(pg_cpu_ticks) syncs_before=$(wal_syncs)
     fi
+    # The load generators are the only long-lived children waited for during the run: their
+    # CPU is the growth of the waited-for children's CPU over it.
+    children_cpu_ms load_before "$out/times"
     started=$(date +%s.%N)
     benches=()
     for ((r = 0; r < REPLICAS; r++)); do
@@ -257,6 +284,7 @@ for clients in $CLIENTS; do
     done
     ended=$(date +%s.%N)
     ticks_after=$(ca_ticks)
+    children_cpu_ms load_after "$out/times"
     pg_cores=- syncs=-
     if [[ $STORE == postgres ]]; then
         pg_after=$(pg_cpu_ticks) syncs_after=$(wal_syncs)
@@ -286,8 +314,12 @@ for clients in $CLIENTS; do
     # Clock ticks are 1/CLK_TCK s (10 ms): over thousands of certificates that is exact enough.
     ms_per_cert=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$HZ" -v n="$requests" \
         'BEGIN { if (n > 0) printf "%.3f", t * 1000 / hz / n; else printf "-" }')
-    printf '| %d | %s | %.1f ms | %.1f ms | %s | %s | %s | %s | %s |\n' \
-        "$clients" "$rate" "$p50" "$p99" "$cores" "$ms_per_cert" "$pg_cores" "$syncs" "$errors"
+    # shellcheck disable=SC2154 # load_before and load_after are set by children_cpu_ms
+    load_ms_per_cert=$(awk -v ms=$((load_after - load_before)) -v n="$requests" \
+        'BEGIN { if (n > 0) printf "%.3f", ms / n; else printf "-" }')
+    printf '| %d | %s | %.1f ms | %.1f ms | %s | %s | %s | %s | %s | %s |\n' \
+        "$clients" "$rate" "$p50" "$p99" "$cores" "$ms_per_cert" "$load_ms_per_cert" "$pg_cores" \
+        "$syncs" "$errors"
     if ((status != 0)) || [[ $errors != 0 ]] || ((requests != TOKENS)); then
         printf '%s: the run with %d clients had errors or left tokens unused (%d of %d issued; see %s)\n' \
             "$PROG" "$clients" "$requests" "$TOKENS" "$out" >&2
