@@ -263,10 +263,6 @@ for clients in $CLIENTS; do
     if [[ $STORE == postgres ]]; then
         pg_before=$(pg_cpu_ticks) syncs_before=$(wal_syncs)
     fi
-    # The load generators are the only long-lived children waited for during the run: their
-    # CPU is the growth of the waited-for children's CPU over it.
-    children_cpu_ms load_before "$out/times"
-    started=$(date +%s.%N)
     benches=()
     for ((r = 0; r < REPLICAS; r++)); do
         share=$((clients / REPLICAS + (r < clients % REPLICAS ? 1 : 0)))
@@ -282,41 +278,49 @@ for clients in $CLIENTS; do
         proc_wait "$b" 900
         ((PROC_STATUS == 0)) || status=$PROC_STATUS
     done
-    ended=$(date +%s.%N)
     ticks_after=$(ca_ticks)
-    children_cpu_ms load_after "$out/times"
-    pg_cores=- syncs=-
     if [[ $STORE == postgres ]]; then
         pg_after=$(pg_cpu_ticks) syncs_after=$(wal_syncs)
-        pg_cores=$(awk -v t=$((pg_after - pg_before)) -v hz="$HZ" -v a="$started" -v b="$ended" \
-            'BEGIN { printf "%.2f", t / hz / (b - a) }')
-        syncs=$(awk -v n=$((syncs_after - syncs_before)) -v a="$started" -v b="$ended" \
-            'BEGIN { printf "%.0f", n / (b - a) }')
     fi
     for p in "${pids[@]}"; do
         proc_stop "$p"
     done
 
-    # Totals over the replicas: the rate is every certificate over the wall time of the whole
-    # run; p50 and p99 are the highest of the per-replica figures (percentiles of separate
-    # processes cannot be merged exactly; the clients are alike, so they differ little).
-    requests=0 errors=0 p50=0 p99=0
+    # Totals over the replicas. The run lasts from when the load generators start sending to
+    # when the last one is done: each measures its own run (`seconds`, its set-up of one CSR per
+    # token excluded, during which the CA is idle), and they start together with equal shares,
+    # so the longest of them is the run's length. The rate is every certificate over it; p50 and
+    # p99 are the highest of the per-replica figures (percentiles of separate processes cannot be
+    # merged exactly; the clients are alike, so they differ little); the load CPU is what the
+    # generators report of their own over their runs.
+    requests=0 errors=0 p50=0 p99=0 seconds=0 load_cpu=0
     for ((r = 0; r < REPLICAS; r++)); do
         report=$out/report.$r.json
         requests=$((requests + $(json_number "$report" requests)))
         errors=$((errors + $(json_number "$report" errors_total)))
         p50=$(awk -v a="$p50" -v b="$(json_number "$report" p50_ms)" 'BEGIN { print (b > a ? b : a) }')
         p99=$(awk -v a="$p99" -v b="$(json_number "$report" p99_ms)" 'BEGIN { print (b > a ? b : a) }')
+        seconds=$(awk -v a="$seconds" -v b="$(json_number "$report" seconds)" 'BEGIN { print (b > a ? b : a) }')
+        cpu=$(json_number "$report" cpu_seconds)
+        [[ -n $cpu ]] || die "$report has no cpu_seconds (mtls-bench could not read its CPU time)"
+        load_cpu=$(awk -v a="$load_cpu" -v b="$cpu" 'BEGIN { print a + b }')
     done
-    rate=$(awk -v n="$requests" -v a="$started" -v b="$ended" 'BEGIN { printf "%.0f", n / (b - a) }')
-    cores=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$HZ" -v a="$started" -v b="$ended" \
-        'BEGIN { printf "%.2f", t / hz / (b - a) }')
+    # per_second COUNT -> COUNT over the run's length, rounded
+    per_second() { awk -v n="$1" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }'; }
+    rate=$(per_second "$requests")
     # Clock ticks are 1/CLK_TCK s (10 ms): over thousands of certificates that is exact enough.
+    cores=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$HZ" -v s="$seconds" \
+        'BEGIN { printf "%.2f", t / hz / s }')
+    pg_cores=- syncs=-
+    if [[ $STORE == postgres ]]; then
+        pg_cores=$(awk -v t=$((pg_after - pg_before)) -v hz="$HZ" -v s="$seconds" \
+            'BEGIN { printf "%.2f", t / hz / s }')
+        syncs=$(per_second $((syncs_after - syncs_before)))
+    fi
     ms_per_cert=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$HZ" -v n="$requests" \
         'BEGIN { if (n > 0) printf "%.3f", t * 1000 / hz / n; else printf "-" }')
-    # shellcheck disable=SC2154 # load_before and load_after are set by children_cpu_ms
-    load_ms_per_cert=$(awk -v ms=$((load_after - load_before)) -v n="$requests" \
-        'BEGIN { if (n > 0) printf "%.3f", ms / n; else printf "-" }')
+    load_ms_per_cert=$(awk -v c="$load_cpu" -v n="$requests" \
+        'BEGIN { if (n > 0) printf "%.3f", c * 1000 / n; else printf "-" }')
     printf '| %d | %s | %.1f ms | %.1f ms | %s | %s | %s | %s | %s | %s |\n' \
         "$clients" "$rate" "$p50" "$p99" "$cores" "$ms_per_cert" "$load_ms_per_cert" "$pg_cores" \
         "$syncs" "$errors"

@@ -26,18 +26,3 @@ status_kib() {
 json_number() {
     sed -n "s/^  \"$2\": *\([0-9.eE+-]*\),\{0,1\}$/\1/p" "$1"
 }
-
-# children_cpu_ms VAR FILE -> sets VAR to the user + system CPU milliseconds of every child the
-# shell has waited for so far (the `times` builtin; FILE is scratch space). It must run in the
-# shell that waits for the children: a command substitution would report its own.
-children_cpu_ms() {
-    local var=$1 file=$2 line
-    times >"$file"
-    line=$(sed -n 2p "$file")
-    # `times` prints "0m1.234s 0m0.056s": minutes and seconds of user and system time.
-    printf -v "$var" '%s' "$(awk '{
-        ms = 0
-        for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); ms += (p[1] * 60 + p[2]) * 1000 }
-        printf "%.0f", ms
-    }' <<<"$line")"
-}

@@ -3,6 +3,7 @@
 //! Unix socket) only. Every response is checked (status and caller identity), so a fast wrong
 //! answer never counts.
 
+pub mod cpu;
 pub mod options;
 pub mod stats;
 pub mod target;

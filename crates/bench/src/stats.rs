@@ -38,7 +38,9 @@ impl Stats {
         }
     }
 
-    pub fn finish(mut self, elapsed: Duration, args: &Options) -> Report {
+    /// The report of a run that lasted `elapsed` and used `cpu` of this process's CPU time
+    /// (`None` when it could not be read).
+    pub fn finish(mut self, elapsed: Duration, cpu: Option<Duration>, args: &Options) -> Report {
         self.latencies_us.sort_unstable();
         let pct = |p: f64| -> f64 {
             if self.latencies_us.is_empty() {
@@ -56,6 +58,7 @@ impl Stats {
             concurrency: args.concurrency,
             groups: args.groups.iter().map(|g| g.name().to_string()).collect(),
             seconds: secs,
+            cpu_seconds: cpu.map(|c| c.as_secs_f64()),
             requests,
             requests_per_sec: requests as f64 / secs,
             handshakes: self.handshakes,
@@ -81,6 +84,9 @@ pub struct Report {
     pub concurrency: usize,
     pub groups: Vec<String>,
     pub seconds: f64,
+    /// CPU time (user + system, all threads) the load generator used over those seconds: its
+    /// set-up before the run (CSRs made, files read) is not in it.
+    pub cpu_seconds: Option<f64>,
     pub requests: u64,
     pub requests_per_sec: f64,
     pub handshakes: u64,
@@ -107,6 +113,13 @@ impl Report {
             self.target, self.mode, self.concurrency
         );
         let _ = writeln!(s, "duration     {:.2}s", self.seconds);
+        if let Some(cpu) = self.cpu_seconds {
+            let _ = writeln!(
+                s,
+                "own CPU      {cpu:.2}s ({:.2} cores)",
+                cpu / self.seconds
+            );
+        }
         let _ = writeln!(
             s,
             "requests     {} ({:.0}/s)",

@@ -51,6 +51,7 @@ fn run(args: mtls_bench::Options) -> anyhow::Result<std::process::ExitCode> {
         let stop = Arc::new(AtomicBool::new(false));
         #[allow(clippy::disallowed_methods)] // a benchmark measures real time
         let started = Instant::now();
+        let cpu_at_start = mtls_bench::cpu::process_cpu();
         let deadline = started + args.duration;
         let mut workers = Vec::new();
         for index in 0..args.concurrency {
@@ -93,7 +94,10 @@ fn run(args: mtls_bench::Options) -> anyhow::Result<std::process::ExitCode> {
         let elapsed = started.elapsed();
         stop.store(true, Ordering::Relaxed);
         progress.abort();
-        merged.finish(elapsed, &args)
+        let cpu = mtls_bench::cpu::process_cpu()
+            .zip(cpu_at_start)
+            .map(|(end, start)| end.saturating_sub(start));
+        merged.finish(elapsed, cpu, &args)
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
