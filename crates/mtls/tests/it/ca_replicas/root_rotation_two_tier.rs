@@ -7,8 +7,10 @@
 //! certificates (the old intermediate and root before `activate`, the intermediate certified
 //! by the new root after), its own API certificate (real TLS with a client trusting only that
 //! phase's root), and the leaves of every replica verify (webpki, `pki::verify`) against each
-//! phase's trust. A replica restarted in each phase (rotated, activated, retired) serves that
-//! phase; `audit verify` passes at the end.
+//! phase's trust. The leaves `retire` waits for are revoked by their holders over mTLS through
+//! another replica, and every replica's CRL (the one intermediate key's) refuses exactly those.
+//! A replica restarted in each phase (rotated, activated, retired) serves that phase;
+//! `audit verify` passes at the end.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::collections::BTreeMap;
@@ -65,13 +67,18 @@ async fn enroll_at(r: &Replicas, ca: &Ca, trust: &[u8], id: &str) -> Leaf {
 /// Verifies `leaf` with the intermediate it was handed out with against `roots` (PEM), as a
 /// service's verifier does (webpki through `pki::verify`).
 fn verifies(leaf: &Leaf, roots: &[u8]) -> Result<(), String> {
+    verifies_with_crl(leaf, roots, &[])
+}
+
+/// [`verifies`] enforcing the CRLs `crls` (DER).
+fn verifies_with_crl(leaf: &Leaf, roots: &[u8], crls: &[&[u8]]) -> Result<(), String> {
     let anchors = certs(roots);
     let intermediate = certs(leaf.chain[0].as_bytes());
     pki::verify::verify_chain(
         &leaf.der,
         &intermediate,
         &anchors,
-        &[] as &[&[u8]],
+        crls,
         &VerifyOptions::new(time::OffsetDateTime::now_utc(), Purpose::Client),
     )
     .map(|_| ())
@@ -318,6 +325,31 @@ async fn three_two_tier_replicas_follow_rotate_activate_retire_with_no_file_copi
             "{}",
             resp.text().await.unwrap()
         );
+    }
+    // Every replica's CRL, signed by the one intermediate key (either certificate names it),
+    // lists the revocations made through the others; webpki refuses exactly those leaves,
+    // handed out with either chain.
+    for ca in &r.cas {
+        let crl = client(&both, None)
+            .get(ca.url("/api/v1/crl"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        for inter in [&old_inter_der, &new_inter] {
+            pki::crl::verify_crl(&crl, std::slice::from_ref(inter)).unwrap();
+        }
+        for leaf in &leaves {
+            let result = verifies_with_crl(leaf, &both, &[&crl]);
+            if listed.contains(&leaf.serial) {
+                let refused = result.expect_err(&leaf.serial);
+                assert!(refused.contains("revoked"), "{refused}");
+            } else {
+                result.unwrap();
+            }
+        }
     }
     let marks: Vec<usize> = r.cas.iter().map(|ca| ca.proc.mark()).collect();
     let out = r.admin(&["root", "retire"]);
