@@ -10,6 +10,7 @@ mod federation;
 mod kill_burst;
 mod ocsp_responder;
 mod root_rotation;
+mod root_rotation_two_tier;
 mod shared_state;
 mod startup;
 mod store_copy;

@@ -15,23 +15,23 @@ use super::super::ca::common::*;
 use super::shared_state::Replicas;
 
 /// A replica reads the rotation state every second.
-const FOLLOW: Duration = Duration::from_secs(15);
+pub(super) const FOLLOW: Duration = Duration::from_secs(15);
 
-fn certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+pub(super) fn certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem)
         .map(|c| c.unwrap())
         .collect()
 }
 
 /// Waits until `ca` logs after `mark` a line containing `what`; returns it.
-fn logs_after(ca: &Ca, mark: usize, what: &str) -> String {
+pub(super) fn logs_after(ca: &Ca, mark: usize, what: &str) -> String {
     ca.proc
         .try_wait_for_after(mark, |l| l.contains(what), FOLLOW)
         .unwrap_or_else(|| panic!("the CA never logged {what:?}:\n{}", ca.logs()))
 }
 
 /// The fingerprints of the self-signed roots `ca` publishes, in order.
-async fn bundle_roots(ca: &Ca, trust: &[u8]) -> Vec<String> {
+pub(super) async fn bundle_roots(ca: &Ca, trust: &[u8]) -> Vec<String> {
     let pem = client(trust, None)
         .get(ca.url("/api/v1/bundle"))
         .send()
@@ -67,7 +67,7 @@ async fn signing_root(r: &Replicas, ca: &Ca, trust: &[u8], id: &str, roots: &[&[
         .expect("the leaf chains to one of the roots")
 }
 
-async fn health(ca: &Ca, trust: &[u8]) -> (u16, String) {
+pub(super) async fn health(ca: &Ca, trust: &[u8]) -> (u16, String) {
     let resp = client(trust, None)
         .get(ca.url("/healthz"))
         .send()

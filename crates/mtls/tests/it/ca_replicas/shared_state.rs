@@ -7,19 +7,37 @@ use super::super::ca::common::*;
 use testkit::postgres::PgCluster;
 use x509_parser::prelude::FromDer;
 
-/// Three replicas on a new database of the shared cluster: the first creates the root, the
-/// other two get a copy of its data directory.
+/// Replicas on a new database of the shared cluster: the first creates the root (and for a
+/// two-tier CA its offline root and intermediate), the others get a copy of its key material.
 pub struct Replicas {
     pub url: String,
     pub cas: Vec<Ca>,
+    /// The arguments every replica was started with (`--store URL`, then the extra ones).
+    args: Vec<String>,
     _tmp: tempfile::TempDir,
 }
+
+/// What a single-tier replica's data directory holds (docs/operations.md, "Replicas").
+const ROOT_FILES: [&str; 3] = ["root.crt", "root.key", "jwt.key"];
+/// What a two-tier replica's data directory holds: no root key.
+const TWO_TIER_FILES: [&str; 4] = [
+    "root.crt",
+    "intermediate.crt",
+    "intermediate.key",
+    "jwt.key",
+];
+/// The passphrase of the offline root of [`Replicas::start_two_tier`].
+pub const PASSPHRASE: &str = "a long enough passphrase\n";
 
 /// Copies the key material (root certificate and key, JWT-SVID key; modes kept) of `from`
 /// into a new directory `to`, as docs/operations.md tells operators to.
 pub fn copy_root(from: &Path, to: &Path) {
+    copy_files(from, to, &ROOT_FILES);
+}
+
+fn copy_files(from: &Path, to: &Path, files: &[&str]) {
     std::fs::create_dir_all(to).unwrap();
-    for file in ["root.crt", "root.key", "jwt.key"] {
+    for file in files {
         std::fs::copy(from.join(file), to.join(file)).unwrap();
     }
 }
@@ -28,14 +46,51 @@ impl Replicas {
     pub fn start(n: usize, extra: &[&str]) -> Replicas {
         let url = PgCluster::shared().new_database();
         let tmp = tempfile::tempdir().unwrap();
-        let mut args = vec!["--store", url.as_str()];
-        args.extend_from_slice(extra);
-        let first = Ca::start_in(&tmp.path().join("r0"), &args);
+        Replicas::start_copies(n, url, tmp, extra, &ROOT_FILES)
+    }
+
+    /// `n` replicas of a two-tier CA (`init --offline-root`, docs/operations.md): the offline
+    /// root in [`Replicas::offline_root`], sealed with [`Replicas::passphrase_file`]; each
+    /// replica's data directory holds `root.crt`, `intermediate.crt`, `intermediate.key` and
+    /// `jwt.key`, as an operator deploys them.
+    pub fn start_two_tier(n: usize) -> Replicas {
+        let url = PgCluster::shared().new_database();
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("pass"), PASSPHRASE).unwrap();
+        let (offline, pass) = (tmp.path().join("offline"), tmp.path().join("pass"));
+        let init = admin_in(
+            &tmp.path().join("r0"),
+            &[
+                "--store",
+                &url,
+                "init",
+                "--offline-root",
+                &offline.display().to_string(),
+                "--passphrase-file",
+                &pass.display().to_string(),
+            ],
+        );
+        assert!(init.status.success(), "{init:?}");
+        Replicas::start_copies(n, url, tmp, &[], &TWO_TIER_FILES)
+    }
+
+    /// Starts replica 0 on `<tmp>/r0`, then each other one on a copy of `files` from it.
+    fn start_copies(
+        n: usize,
+        url: String,
+        tmp: tempfile::TempDir,
+        extra: &[&str],
+        files: &[&str],
+    ) -> Replicas {
+        let mut args = vec!["--store".to_string(), url.clone()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let first = Ca::start_in(&tmp.path().join("r0"), &arg_refs);
         let mut cas = vec![first];
         for i in 1..n {
             let dir = tmp.path().join(format!("r{i}"));
-            copy_root(&cas[0].dir, &dir);
-            cas.push(Ca::start_in(&dir, &args));
+            copy_files(&cas[0].dir, &dir, files);
+            cas.push(Ca::start_in(&dir, &arg_refs));
         }
         for ca in &cas[1..] {
             assert_eq!(
@@ -46,8 +101,31 @@ impl Replicas {
         Replicas {
             url,
             cas,
+            args,
             _tmp: tmp,
         }
+    }
+
+    /// Stops replica `i` (SIGTERM) and starts it again on the same data directory.
+    pub fn restart(&mut self, i: usize) {
+        let dir = self.cas.remove(i).stop();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.cas.insert(i, Ca::start_in(&dir, &args));
+    }
+
+    /// Where the replicas' directories (`r0`, `r1`, ...) and the offline root are.
+    pub fn work_dir(&self) -> &Path {
+        self._tmp.path()
+    }
+
+    /// The offline root of [`Replicas::start_two_tier`].
+    pub fn offline_root(&self) -> std::path::PathBuf {
+        self.work_dir().join("offline")
+    }
+
+    /// The file holding [`PASSPHRASE`].
+    pub fn passphrase_file(&self) -> std::path::PathBuf {
+        self.work_dir().join("pass")
     }
 
     /// Runs an admin subcommand against the shared database (from replica 0's directory).
@@ -251,46 +329,17 @@ async fn concurrent_issuance_over_three_replicas_keeps_one_audit_chain() {
 /// issuer, and a revocation through one is in the other's CRL, signed by that intermediate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tier_replicas_share_the_intermediate_and_its_crl() {
-    let url = PgCluster::shared().new_database();
-    let tmp = tempfile::tempdir().unwrap();
-    let (r0, r1) = (tmp.path().join("r0"), tmp.path().join("r1"));
-    let pass = tmp.path().join("pass");
-    std::fs::write(&pass, "a long enough passphrase\n").unwrap();
-    let offline = tmp.path().join("offline");
-    let (offline_arg, pass_arg) = (offline.display().to_string(), pass.display().to_string());
-    let init = admin_in(
-        &r0,
-        &[
-            "--store",
-            &url,
-            "init",
-            "--offline-root",
-            &offline_arg,
-            "--passphrase-file",
-            &pass_arg,
-        ],
-    );
-    assert!(init.status.success(), "{init:?}");
-    let a = Ca::start_in(&r0, &["--store", &url]);
-    std::fs::create_dir_all(&r1).unwrap();
-    for file in [
-        "root.crt",
-        "intermediate.crt",
-        "intermediate.key",
-        "jwt.key",
-    ] {
-        std::fs::copy(r0.join(file), r1.join(file)).unwrap();
-    }
-    let b = Ca::start_in(&r1, &["--store", &url]);
+    let r = Replicas::start_two_tier(2);
+    let (a, b) = (&r.cas[0], &r.cas[1]);
     assert_eq!(a.fingerprint, b.fingerprint, "one offline root");
+    let r0 = &a.dir;
 
     let id = "spiffe://mesh.local/service/leaver";
-    let token = admin_in(&r0, &["--store", &url, "token", "--spiffe-id", id]);
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    let token = r.token(id);
     let (key, request) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]);
     let (status, issued) = sign(
         &client(&a.root_pem(), None),
-        &a,
+        a,
         &token,
         &sign_body(&request, id, None),
     )

@@ -80,3 +80,48 @@ pub fn ca_metric(ca: &CaProc, prefix: &str) -> u64 {
         .and_then(|n| n.trim().parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no series {prefix}:\n{text}"))
 }
+
+/// The two-tier rotate step (docs/operations.md, "Root rotation of a two-tier CA"): a CSR on
+/// the CA host, the ceremony where the root is (no data directory), `root rotate --from` on
+/// the CA host. `global` goes before each CA-host subcommand (`--store URL` for replicas).
+/// Returns the last command's stdout (the new root's fingerprint line).
+pub fn two_tier_rotate(
+    work: &Path,
+    ca_dir: &Path,
+    global: &[&str],
+    old_offline: &Path,
+    new_offline: &Path,
+    pass: &Path,
+) -> String {
+    let on_ca_host = |args: &[&str]| {
+        let mut cmd = Command::new(programs::ca());
+        cmd.arg("--data-dir").arg(ca_dir).args(global).args(args);
+        let (status, stdout, out) = testkit::run("mtls-ca", cmd, LONG);
+        assert!(status.success(), "{args:?}: {out}");
+        stdout
+    };
+    let csr_file = work.join("intermediate.csr");
+    std::fs::write(&csr_file, on_ca_host(&["intermediate", "csr"])).expect("csr");
+    let rotation = work.join("rotation.pem");
+    let mut cmd = Command::new(programs::ca());
+    cmd.args(["root", "rotate", "--root-key"])
+        .arg(old_offline)
+        .arg("--passphrase-file")
+        .arg(pass)
+        .arg("--new-offline-root")
+        .arg(new_offline)
+        .arg("--new-passphrase-file")
+        .arg(pass)
+        .arg("--csr")
+        .arg(&csr_file)
+        .arg("--out")
+        .arg(&rotation);
+    let (status, ceremony_out, out) = testkit::run("mtls-ca", cmd, LONG);
+    assert!(status.success(), "{out}");
+    let text = std::fs::read_to_string(&rotation).expect("rotation file");
+    assert!(!text.contains("PRIVATE KEY"), "certificates only: {text}");
+    let from = rotation.display().to_string();
+    let stdout = on_ca_host(&["root", "rotate", "--from", &from]);
+    assert_eq!(stdout, ceremony_out, "both name the new root");
+    stdout
+}

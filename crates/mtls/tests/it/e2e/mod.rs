@@ -3,7 +3,7 @@
 //! output, the README's curl enrollment recipe, `mtls-inspect verify` against a running
 //! `mtls-server`, and the example of crates/mesh that embeds the library.
 
-mod common;
+pub(crate) mod common;
 
 mod ca_stopped;
 mod client_exit;

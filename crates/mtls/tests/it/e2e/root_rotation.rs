@@ -198,7 +198,7 @@ fn rotate_under_load(tiers: Tiers) {
             assert!(ok, "{out}");
             stdout
         }
-        Tiers::Two => two_tier_rotate(dir.path(), &ca_dir, &old_offline, &new_offline, &pass),
+        Tiers::Two => two_tier_rotate(dir.path(), &ca_dir, &[], &old_offline, &new_offline, &pass),
     };
     let new_fp = stdout
         .trim()
@@ -303,43 +303,6 @@ fn rotate_under_load(tiers: Tiers) {
         assert!(!ok, "the old root is still trusted:\n{out}");
     }
     drop(ca);
-}
-
-/// The two-tier rotate step: a CSR on the CA host, the ceremony where the root is (no data
-/// directory), `root rotate --from` on the CA host. Returns the last command's stdout.
-fn two_tier_rotate(
-    work: &Path,
-    ca_dir: &Path,
-    old_offline: &Path,
-    new_offline: &Path,
-    pass: &Path,
-) -> String {
-    let (ok, csr, out) = admin(ca_dir, &["intermediate", "csr"]);
-    assert!(ok, "{out}");
-    let csr_file = work.join("intermediate.csr");
-    std::fs::write(&csr_file, csr).expect("csr");
-    let rotation = work.join("rotation.pem");
-    let mut cmd = Command::new(programs::ca());
-    cmd.args(["root", "rotate", "--root-key"])
-        .arg(old_offline)
-        .arg("--passphrase-file")
-        .arg(pass)
-        .arg("--new-offline-root")
-        .arg(new_offline)
-        .arg("--new-passphrase-file")
-        .arg(pass)
-        .arg("--csr")
-        .arg(&csr_file)
-        .arg("--out")
-        .arg(&rotation);
-    let (status, ceremony_out, out) = testkit::run("mtls-ca", cmd, EVENT);
-    assert!(status.success(), "{out}");
-    let text = std::fs::read_to_string(&rotation).expect("rotation file");
-    assert!(!text.contains("PRIVATE KEY"), "certificates only: {text}");
-    let (ok, stdout, out) = admin(ca_dir, &["root", "rotate", "--from", &s(&rotation)]);
-    assert!(ok, "{out}");
-    assert_eq!(stdout, ceremony_out, "both name the new root");
-    stdout
 }
 
 /// Waits until the last certificate a `retire` refusal names has expired (its NotAfter, as
