@@ -11,5 +11,6 @@ mod kill_burst;
 mod ocsp_responder;
 mod root_rotation;
 mod shared_state;
+mod sign_retry;
 mod startup;
 mod store_copy;
