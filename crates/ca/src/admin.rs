@@ -41,6 +41,7 @@ pub fn create_token(
         created_at: now,
         expires_at: now + ttl,
         used_at: None,
+        used_serial: None,
         revoked_at: None,
     })?;
     Ok(token)

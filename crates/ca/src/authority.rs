@@ -30,6 +30,7 @@ mod join_tokens;
 mod ocsp;
 mod overview;
 mod roots;
+mod sign_retry;
 
 pub use intermediate_life::{IntermediateLife, THRESHOLDS};
 pub use join_tokens::{revoke_outcome, NewToken, TokenRequest, DEFAULT_TOKEN_TTL};
@@ -344,22 +345,25 @@ impl Authority {
         // `mtls-ca token` refuses reserved IDs, but a token written by an older version or
         // straight into the database must not mint the CA's own identity either.
         refuse_reserved(&parse_id(&token.spiffe_id)?)?;
-        if token.used_at.is_some() {
-            return Err(AuthorityError::unauthenticated(
-                "token_used",
-                "the join token has already been used; ask the operator for a new one (mtls-ca token)",
-            ));
-        }
-        if token.revoked_at.is_some() {
+        // A used token is not refused yet: a retry whose first answer was lost gets the
+        // certificate issued then (`sign_retried`), once its CSR is checked like a first one.
+        let used = token.used_at.is_some();
+        if !used && token.revoked_at.is_some() {
             return Err(token_revoked(&token));
         }
-        if token.expires_at <= now {
+        if !used && token.expires_at <= now {
             return Err(AuthorityError::unauthenticated(
                 "token_expired",
                 format!("the join token expired at {}", rfc3339(token.expires_at)),
             ));
         }
         let requested = parse_id(input.requested_id)?;
+        if used && requested.to_string() != token.spiffe_id {
+            return Err(sign_retry::token_used(Some(format!(
+                "it was for {}, not {requested}",
+                token.spiffe_id
+            ))));
+        }
         if requested.to_string() != token.spiffe_id {
             return Err(AuthorityError::forbidden(
                 "identity_not_authorised",
@@ -372,6 +376,9 @@ impl Authority {
         let ttl = self.ttl(input.ttl)?;
         let csr = verify_csr(input.csr_pem)?;
         check_requested_names(&csr, &token.spiffe_id, &token.dns, &token.ips)?;
+        if used {
+            return self.sign_retried(&token, &requested, &csr.spki_der, now);
+        }
 
         let req = self.leaf_request(&requested, &token.dns, &token.ips, &csr.spki_der, ttl, now)?;
         // The serial is not looked up before signing (a store read per certificate, a round
@@ -390,35 +397,38 @@ impl Authority {
             )?;
             match self.store.redeem_token(&token_hash, now, &record) {
                 Err(e) if e.is_taken_serial() => serial_taken(&issued.serial_hex),
-                outcome => return self.redeemed(&token_hash, outcome?, issued, &requested),
+                outcome => {
+                    return self.redeemed(&token_hash, outcome?, issued, &requested, &csr, now)
+                }
             }
         }
         Err(serials_exhausted())
     }
 
-    /// The answer to a join-token issuance whose redemption had `outcome`.
+    /// The answer to a join-token issuance whose redemption had `outcome`. When another
+    /// request redeemed the token first, the certificate just signed is dropped (never stored,
+    /// never returned) and a duplicate with the same CSR key gets the winner's.
     fn redeemed(
         &self,
         token_hash: &str,
         outcome: Redeem,
         issued: IssuedCert,
         requested: &SpiffeId,
+        csr: &pki::VerifiedCsr,
+        now: OffsetDateTime,
     ) -> Res<Issued> {
         match outcome {
             Redeem::Done => {}
             Redeem::AlreadyUsed => {
-                // Revoked between the check above and the redemption: say so.
-                if let Some(token) = self
-                    .store
-                    .find_token(token_hash)?
-                    .filter(|t| t.revoked_at.is_some())
-                {
-                    return Err(token_revoked(&token));
-                }
-                return Err(AuthorityError::unauthenticated(
-                    "token_used",
-                    "the join token has already been used; ask the operator for a new one (mtls-ca token)",
-                ));
+                drop(issued);
+                return match self.store.find_token(token_hash)? {
+                    // Revoked between the check above and the redemption: say so.
+                    Some(token) if token.revoked_at.is_some() => Err(token_revoked(&token)),
+                    Some(token) if token.used_at.is_some() => {
+                        self.sign_retried(&token, requested, &csr.spki_der, now)
+                    }
+                    _ => Err(sign_retry::token_used(None)),
+                };
             }
         }
         self.metrics.issued.fetch_add(1, Ordering::Relaxed);
@@ -513,13 +523,7 @@ impl Authority {
                     serial = %earlier.serial,
                     "renewal repeated with the same key: returning the certificate issued then"
                 );
-                Ok(Issued {
-                    certificate: earlier.pem,
-                    chain: self.ca().chain_pem(),
-                    expires_at: earlier.not_after,
-                    serial: earlier.serial,
-                    spiffe_id: earlier.spiffe_id,
-                })
+                self.stored_response(*earlier)
             }
             RenewOutcome::ExistingRevoked { serial } => Err(AuthorityError::forbidden(
                 "certificate_revoked",

@@ -60,18 +60,25 @@ pub(crate) struct Enroller {
     /// SHA-256 of the last token the CA has given its verdict on, so a used (or refused) token
     /// is not sent again.
     used_token: Mutex<Option<String>>,
-    /// The key and CSR of the renewal under way, reused for every retry of it.
-    pending_renewal: Mutex<Option<PendingRenewal>>,
+    /// The key and CSR of the enrollment under way (for the SHA-256 of its token), reused for
+    /// every retry of it.
+    pending_enrollment: Mutex<Option<PendingKey>>,
+    /// The key and CSR of the renewal under way (for the serial of the certificate renewed),
+    /// reused for every retry of it.
+    pending_renewal: Mutex<Option<PendingKey>>,
 }
 
-/// One renewal of one current certificate: the new key and its CSR. Every retry sends the same
-/// CSR until the CA gives its verdict. The CA answers a retried renewal with the same key with
-/// the same certificate, but treats a second renewal of one certificate with a different key as
-/// key theft and revokes the whole lineage; so a fresh key for a retry whose first attempt did
-/// reach the CA (the answer lost on the way back) would get the service revoked.
-struct PendingRenewal {
-    /// Serial of the certificate being renewed.
-    for_serial: String,
+/// The new key and its CSR for one request to the CA: one enrollment with one join token, or
+/// one renewal of one current certificate. Every retry sends the same CSR until the CA gives
+/// its verdict (`ca_decided`), because the first attempt may have reached the CA and only its
+/// answer been lost. For an enrollment the CA answers a retry with the same key with the
+/// certificate it issued then, where a new key would get `401 token_used` and leave the
+/// service waiting for a new token. For a renewal it answers the same key with the same
+/// certificate too, but treats a second renewal of one certificate with another key as key
+/// theft and revokes the whole lineage.
+struct PendingKey {
+    /// What the request is for: the token's SHA-256, or the serial being renewed.
+    for_request: String,
     key: Arc<KeyPair>,
     csr: String,
 }
@@ -115,6 +122,7 @@ impl Enroller {
             policy,
             clock,
             used_token: Mutex::new(None),
+            pending_enrollment: Mutex::new(None),
             pending_renewal: Mutex::new(None),
         }
     }
@@ -128,31 +136,32 @@ impl Enroller {
         used.as_deref() != Some(pki::sha256_hex(token.as_bytes()).as_str())
     }
 
-    /// First issuance: fresh key, CSR, `POST /api/v1/sign` with the join token.
+    /// First issuance: `POST /api/v1/sign` with the join token and a CSR for a new key,
+    /// generated for this token and reused by the retries of this enrollment.
     pub(crate) async fn enroll(&self) -> Result<Credential> {
         let token = self.token.read()?;
         let token_hash = pki::sha256_hex(token.as_bytes());
-        let key = pki::keys::generate(self.curve)?;
-        let csr = make_csr(&key, &self.spiffe_id)?;
+        let (key, csr) = self.pending_key(&self.pending_enrollment, &token_hash)?;
         let response = self.ca.sign(&csr, &token, &self.spiffe_id, self.ttl).await;
         // The token counts as used only once the CA has decided on it: it issued (the token is
         // spent) or refused it for good (used, unknown, expired, another identity: sending it
         // again cannot help). After a transport error or a 5xx the CA may never have seen it;
         // marking it used then would leave a service whose certificate expired during a CA
         // outage waiting for a new token although the one in its file is still good. If the
-        // CA did spend it before the connection broke, the next attempt gets 401 token_used
-        // and marks it then.
+        // CA did spend it before the connection broke, the next attempt sends the same CSR
+        // and gets the certificate issued then.
         if ca_decided(&response) {
-            *self.used_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token_hash);
+            *self.used_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token_hash.clone());
+            settle(&self.pending_enrollment, &token_hash);
         }
         self.finish(&key, response?)
     }
 
     /// Renewal: `POST /api/v1/renew` authenticated by `current`, with a new key generated for
-    /// this renewal and reused by its retries (`PendingRenewal`).
+    /// this renewal and reused by its retries (`PendingKey`).
     pub(crate) async fn renew(&self, current: &Credential) -> Result<Credential> {
         let serial = current.info.serial_hex.clone();
-        let (key, csr) = self.renewal_key(&serial)?;
+        let (key, csr) = self.pending_key(&self.pending_renewal, &serial)?;
         let response = self
             .ca
             .renew(&csr, self.ttl, current.certified.clone())
@@ -160,31 +169,26 @@ impl Enroller {
         if ca_decided(&response) {
             // Issued or refused for good: the next renewal (of the next certificate, or a new
             // attempt after a refusal) starts with a fresh key.
-            let mut pending = self
-                .pending_renewal
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if pending.as_ref().is_some_and(|p| p.for_serial == serial) {
-                *pending = None;
-            }
+            settle(&self.pending_renewal, &serial);
         }
         self.finish(&key, response?)
     }
 
-    /// The key and CSR for renewing the certificate `serial`: the pending ones if a renewal of
-    /// it is under way, else new ones, remembered until the CA decides.
-    fn renewal_key(&self, serial: &str) -> Result<(Arc<KeyPair>, String)> {
-        let mut pending = self
-            .pending_renewal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = pending.as_ref().filter(|p| p.for_serial == serial) {
+    /// The key and CSR of the request `for_request` kept in `slot`: the pending ones if that
+    /// request is under way, else new ones, remembered until the CA decides.
+    fn pending_key(
+        &self,
+        slot: &Mutex<Option<PendingKey>>,
+        for_request: &str,
+    ) -> Result<(Arc<KeyPair>, String)> {
+        let mut pending = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = pending.as_ref().filter(|p| p.for_request == for_request) {
             return Ok((p.key.clone(), p.csr.clone()));
         }
         let key = Arc::new(pki::keys::generate(self.curve)?);
         let csr = make_csr(&key, &self.spiffe_id)?;
-        *pending = Some(PendingRenewal {
-            for_serial: serial.to_string(),
+        *pending = Some(PendingKey {
+            for_request: for_request.to_string(),
             key: key.clone(),
             csr: csr.clone(),
         });
@@ -212,6 +216,18 @@ impl Enroller {
         )?;
         self.trust.learn_intermediates(&credential.chain()[1..]);
         Ok(credential)
+    }
+}
+
+/// Forgets the key in `slot` once the CA decided on the request `for_request`: the next
+/// request starts with a fresh key.
+fn settle(slot: &Mutex<Option<PendingKey>>, for_request: &str) {
+    let mut pending = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if pending
+        .as_ref()
+        .is_some_and(|p| p.for_request == for_request)
+    {
+        *pending = None;
     }
 }
 

@@ -150,6 +150,18 @@ pub struct TokenRecord {
     /// When it was redeemed, if it was.
     #[serde(serialize_with = "pki::timefmt::serialize_option")]
     pub used_at: Option<OffsetDateTime>,
+    /// The serial of the certificate it was redeemed for, if it was: a retried sign with the
+    /// same key is answered with that certificate (`Authority::sign`).
+    ///
+    /// Why this link: the `tokens.used_serial` column, in the schema since version 1 on both
+    /// backends, set by the very statement (or transaction) that marks the token used and
+    /// inserts the certificate, so it can never point at a certificate that was not stored.
+    /// `audit verify` replays it against the serial of the `issue` entry that redeemed the
+    /// token (`replay.rs`), so a forged link does not pass; `migrate-store` (`copy.rs`) and
+    /// `backup` (SQLite's online backup, every column) carry it. Reading it needs no schema
+    /// change, and an older mtls-ca on the same store answers a retry `token_used` as before:
+    /// no migration. A token without one (only a hand-edited row) is never retried.
+    pub used_serial: Option<String>,
     /// When an operator revoked it before use, if they did (it can no longer be redeemed).
     #[serde(serialize_with = "pki::timefmt::serialize_option")]
     pub revoked_at: Option<OffsetDateTime>,

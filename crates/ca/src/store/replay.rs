@@ -546,7 +546,15 @@ impl Replay {
             }
             diff.time("expires_at", row.expires_at, t.expires_at);
             match (row.used_at, &t.used) {
-                (None, None) => {}
+                // A link without a redemption would be answered by no sign, but it is still a
+                // row the log does not account for.
+                (None, None) => {
+                    if let Some(serial) = &row.used_serial {
+                        self.problems.push(format!(
+                            "{at}: used_serial is {serial}, but no audit entry redeemed it"
+                        ));
+                    }
+                }
                 (Some(used), None) => self.problems.push(format!(
                     "{at}: used_at is {}, but no audit entry redeemed it",
                     when(used)

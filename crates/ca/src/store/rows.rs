@@ -59,6 +59,7 @@ impl TokenRow {
             expires_at: from_ts(self.expires_at)?,
             used_at: self.used_at.map(from_ts).transpose()?,
             revoked_at: self.revoked_at.map(from_ts).transpose()?,
+            used_serial: self.used_serial,
             hash: self.hash,
             spiffe_id: self.spiffe_id,
         })

@@ -3,7 +3,7 @@
 //! records the SVID. That transaction must see the change and refuse, so no certificate or
 //! token is handed out after a deletion or revocation committed (docs/ca-api.md "Agent API").
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use mtls_ca::authority::Authority;
 use mtls_ca::error::Kind;
@@ -12,152 +12,10 @@ use mtls_ca::store::*;
 use pki::clock::ManualClock;
 use pki::selector::Selector;
 use pki::{CaMaterial, SpiffeId, TrustDomain};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::harness::{config, csr, der, new_key, START, TD};
-
-type Hook = Box<dyn FnOnce(&dyn Store) + Send>;
-
-/// A store that runs a one-shot hook before it records an agent issuance.
-struct RacingStore {
-    inner: Arc<dyn Store>,
-    hook: Mutex<Option<Hook>>,
-}
-
-impl RacingStore {
-    fn arm(&self, hook: impl FnOnce(&dyn Store) + Send + 'static) {
-        *self.hook.lock().unwrap() = Some(Box::new(hook));
-    }
-}
-
-impl Store for RacingStore {
-    fn record_agent_issue(&self, issue: &AgentIssue<'_>) -> Result<AgentOutcome> {
-        if let Some(hook) = self.hook.lock().unwrap().take() {
-            hook(self.inner.as_ref());
-        }
-        self.inner.record_agent_issue(issue)
-    }
-    fn init_meta(&self, key: &str, value: &str) -> Result<String> {
-        self.inner.init_meta(key, value)
-    }
-    fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        self.inner.get_meta(key)
-    }
-    fn swap_meta(
-        &self,
-        key: &str,
-        expected: Option<&str>,
-        new: &str,
-        event: &str,
-        detail: &serde_json::Value,
-    ) -> Result<bool> {
-        self.inner.swap_meta(key, expected, new, event, detail)
-    }
-    fn insert_token(&self, token: &TokenRecord) -> Result<()> {
-        self.inner.insert_token(token)
-    }
-    fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
-        self.inner.find_token(hash)
-    }
-    fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem> {
-        self.inner.redeem_token(hash, now, cert)
-    }
-    fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
-        self.inner.list_tokens()
-    }
-    fn revoke_token(&self, id: &str, actor: &str, now: OffsetDateTime) -> Result<RevokeToken> {
-        self.inner.revoke_token(id, actor, now)
-    }
-    fn record_renewal(&self, renewal: &RenewalRequest<'_>) -> Result<RenewOutcome> {
-        self.inner.record_renewal(renewal)
-    }
-    fn find_cert(&self, serial: &str) -> Result<Option<CertRecord>> {
-        self.inner.find_cert(serial)
-    }
-    fn list_certs(&self) -> Result<Vec<CertRecord>> {
-        self.inner.list_certs()
-    }
-    fn revoke(
-        &self,
-        serial: &str,
-        reason: Option<&str>,
-        actor: &str,
-        now: OffsetDateTime,
-    ) -> Result<Revoke> {
-        self.inner.revoke(serial, reason, actor, now)
-    }
-    fn revoke_identity(
-        &self,
-        spiffe_id: &str,
-        reason: Option<&str>,
-        actor: &str,
-        now: OffsetDateTime,
-    ) -> Result<Vec<String>> {
-        self.inner.revoke_identity(spiffe_id, reason, actor, now)
-    }
-    fn revoked_unexpired(&self, now: OffsetDateTime) -> Result<Vec<CertRecord>> {
-        self.inner.revoked_unexpired(now)
-    }
-    fn revocation_epoch(&self) -> Result<u64> {
-        self.inner.revocation_epoch()
-    }
-    fn next_crl_number(&self, at_least: u64) -> Result<u64> {
-        self.inner.next_crl_number(at_least)
-    }
-    fn verify_audit(&self) -> Result<AuditCheck> {
-        self.inner.verify_audit()
-    }
-    fn audit_head(&self) -> Result<Option<AuditHead>> {
-        self.inner.audit_head()
-    }
-    fn audit_hash_at(&self, seq: i64) -> Result<Option<String>> {
-        self.inner.audit_hash_at(seq)
-    }
-    fn record_event(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
-        self.inner.record_event(event, detail)
-    }
-    fn record_ocsp_responder(&self, cert: &CertRecord) -> Result<()> {
-        self.inner.record_ocsp_responder(cert)
-    }
-    fn create_entry(&self, entry: &EntryRecord) -> Result<CreateEntry> {
-        self.inner.create_entry(entry)
-    }
-    fn delete_entry(&self, id: &str, actor: &str, now: OffsetDateTime) -> Result<bool> {
-        self.inner.delete_entry(id, actor, now)
-    }
-    fn find_entry(&self, id: &str) -> Result<Option<EntryRecord>> {
-        self.inner.find_entry(id)
-    }
-    fn list_entries(&self, parent_id: Option<&str>) -> Result<Vec<EntryRecord>> {
-        self.inner.list_entries(parent_id)
-    }
-    fn entry_revision(&self) -> Result<u64> {
-        self.inner.entry_revision()
-    }
-    fn add_federation(&self, federation: &FederationRecord, actor: &str) -> Result<bool> {
-        self.inner.add_federation(federation, actor)
-    }
-    fn remove_federation(&self, td: &str, actor: &str, now: OffsetDateTime) -> Result<bool> {
-        self.inner.remove_federation(td, actor, now)
-    }
-    fn list_federations(&self) -> Result<Vec<FederationRecord>> {
-        self.inner.list_federations()
-    }
-    fn store_federated_bundle(
-        &self,
-        td: &str,
-        bundle: &str,
-        roots: &[String],
-        sequence: Option<u64>,
-        now: OffsetDateTime,
-    ) -> Result<StoredBundle> {
-        self.inner
-            .store_federated_bundle(td, bundle, roots, sequence, now)
-    }
-    fn health_probe(&self, now: OffsetDateTime) -> std::result::Result<(), String> {
-        self.inner.health_probe(now)
-    }
-}
+use crate::racing_store::RacingStore;
 
 const AGENT: &str = "spiffe://mesh.local/agent/node1";
 
@@ -183,10 +41,7 @@ fn setup(sqlite: bool) -> Setup {
     } else {
         Arc::new(MemoryStore::new(&[("trust_domain", TD)], clock.clone()))
     };
-    let store = Arc::new(RacingStore {
-        inner,
-        hook: Mutex::new(None),
-    });
+    let store = Arc::new(RacingStore::new(inner));
     let ca = CaMaterial::generate_root("Agent Race Root", START - Duration::days(1)).unwrap();
     let authority = Authority::new(ca, vec![], store.clone(), config(), clock.clone())
         .with_jwt_signer(pki::jwt_svid::JwtSigner::from_pkcs8(&new_key().serialize_der()).unwrap());

@@ -60,6 +60,53 @@ async fn a_refusal_marks_the_token_used_and_a_throttle_does_not() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn retries_of_one_enrollment_reuse_its_key_until_the_ca_decides() {
+    let w = World::new(time::Duration::hours(1));
+    let enroller = w.enroller();
+    // The answers lost: the CA may have issued for the first CSR; every retry sends it again.
+    w.ca.script(&[
+        Fail::Unreachable,
+        Fail::Reset,
+        Fail::Refused(503, "internal"),
+    ]);
+    for _ in 0..3 {
+        let err = enroller.enroll().await.unwrap_err();
+        assert!(is_retryable(&err), "{err}");
+    }
+    let credential = enroller.enroll().await.unwrap();
+    let keys: Vec<Vec<u8>> =
+        w.ca.calls_to("/api/v1/sign")
+            .into_iter()
+            .map(|c| c.spki.unwrap())
+            .collect();
+    assert_eq!(keys.len(), 4);
+    assert!(
+        keys.iter().all(|k| k == &keys[0]),
+        "one key for all retries"
+    );
+    let (_, cert) = X509Certificate::from_der(&credential.chain[0]).unwrap();
+    assert_eq!(cert.tbs_certificate.subject_pki.raw, keys[0].as_slice());
+
+    // Issued: the next enrollment with the same token starts with a new key, and so does
+    // each attempt after a refusal for good.
+    w.ca.script(&[
+        Fail::Refused(401, "token_used"),
+        Fail::Refused(400, "bad_csr"),
+    ]);
+    enroller.enroll().await.unwrap_err();
+    enroller.enroll().await.unwrap_err();
+    enroller.enroll().await.unwrap();
+    let next: Vec<Vec<u8>> = w.ca.calls_to("/api/v1/sign")[4..]
+        .iter()
+        .map(|c| c.spki.clone().unwrap())
+        .collect();
+    assert_eq!(next.len(), 3);
+    assert_ne!(next[0], keys[0]);
+    assert_ne!(next[1], next[0]);
+    assert_ne!(next[2], next[1]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn retries_of_one_renewal_reuse_its_key_until_the_ca_decides() {
     let w = World::new(time::Duration::hours(1));
     let enroller = w.enroller();

@@ -63,8 +63,11 @@ async fn documented_examples_match_the_real_api() {
     assert_eq!(keys(&signed), keys(&ex["sign-response"]));
     assert_eq!(signed["spiffe_id"], ex["sign-response"]["spiffe_id"]);
 
-    // error: the documented shape, from reusing the token.
-    let (status, err) = sign(&http, &ca, &token, &body).await;
+    // error: the documented shape, from reusing the token with another key (the same CSR
+    // would get the same certificate again).
+    let mut reused = body.clone();
+    reused["csr"] = serde_json::Value::from(csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]).1);
+    let (status, err) = sign(&http, &ca, &token, &reused).await;
     assert_eq!(status, 401);
     assert_eq!(
         err, ex["error"],

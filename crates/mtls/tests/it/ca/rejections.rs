@@ -177,9 +177,15 @@ async fn sign_rejections_store_nothing() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(ca.cert_count(), 1);
 
-    // Used token.
-    let (s, v) = sign(&http, &ca, &token, &sign_body(&good_csr, ID, None)).await;
-    assert_error(s, &v, 401, "token_used", "already been used");
+    // Used token: the same CSR again (its answer lost) gets the same certificate; a CSR for
+    // another key is refused.
+    let (s, again) = sign(&http, &ca, &token, &sign_body(&good_csr, ID, None)).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["serial"], v["serial"]);
+    assert_eq!(again["certificate"], v["certificate"]);
+    let other_csr = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &[]).1;
+    let (s, v) = sign(&http, &ca, &token, &sign_body(&other_csr, ID, None)).await;
+    assert_error(s, &v, 401, "token_used", "another key");
     assert_eq!(ca.cert_count(), 1);
 
     // Metrics count refusals by reason.
@@ -217,6 +223,7 @@ async fn expired_token_is_refused() {
             created_at: now - time::Duration::minutes(20),
             expires_at: now - time::Duration::minutes(10),
             used_at: None,
+            used_serial: None,
             revoked_at: None,
         },
     )

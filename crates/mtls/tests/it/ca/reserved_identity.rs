@@ -40,6 +40,7 @@ fn plant_token(ca: &Ca, id: &str, secret: &str) {
             created_at: now,
             expires_at: now + time::Duration::minutes(10),
             used_at: None,
+            used_serial: None,
             revoked_at: None,
         })
         .unwrap();

@@ -59,11 +59,12 @@ async fn the_admin_gets_a_token_that_enrolls_once_with_its_sans() {
 
     // The token enrolls WEB with exactly its SANs, once.
     let anonymous = client(&ca.root_pem(), None);
+    let (_, other) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &["web.local"]);
     let (_, csr) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, &["web.local", "10.0.0.7"]);
     let (status, signed) = sign(&anonymous, &ca, token, &sign_body(&csr, WEB, None)).await;
     assert_eq!(status, 200, "{signed}");
     assert_eq!(signed["spiffe_id"], WEB, "{signed}");
-    let (status, again) = sign(&anonymous, &ca, token, &sign_body(&csr, WEB, None)).await;
+    let (status, again) = sign(&anonymous, &ca, token, &sign_body(&other, WEB, None)).await;
     assert_eq!(
         (status, again["error"]["code"].as_str()),
         (401, Some("token_used")),

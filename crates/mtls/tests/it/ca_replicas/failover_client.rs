@@ -15,8 +15,6 @@ pub struct Answer {
     pub status: u16,
     pub body: serde_json::Value,
     pub attempts: usize,
-    /// A replica was tried that gave no answer (the request may have reached it).
-    pub unanswered_before: bool,
 }
 
 impl FailoverClient {
@@ -46,7 +44,6 @@ impl FailoverClient {
                                 status,
                                 body,
                                 attempts: i + 1,
-                                unanswered_before: !errors.is_empty(),
                             })
                         }
                         // The replica died while sending its answer.

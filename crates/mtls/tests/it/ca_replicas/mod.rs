@@ -12,5 +12,6 @@ mod ocsp_responder;
 mod root_rotation;
 mod root_rotation_two_tier;
 mod shared_state;
+mod sign_retry;
 mod startup;
 mod store_copy;

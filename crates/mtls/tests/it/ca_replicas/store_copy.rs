@@ -30,6 +30,18 @@ fn sqlite_meta(db: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every token as `hash=used_serial` (empty when unused), by hash.
+fn sqlite_token_links(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT hash || '=' || coalesce(used_serial, '') FROM tokens ORDER BY hash")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
 fn listed(out: &std::process::Output) -> Vec<(String, String)> {
     let v: serde_json::Value = serde_json::from_str(&ok(out)).unwrap();
     let mut certs: Vec<(String, String)> = v["certificates"]
@@ -64,6 +76,17 @@ async fn migrate_store_copies_everything_and_a_ca_on_the_copy_serves_it() {
     // An unused token and a CRL (the CRL number moves).
     let unused = ca.token("spiffe://mesh.local/service/later", &[]);
     let http = client(&ca.root_pem(), None);
+    // A used token whose retry (the same CSR) must still get its certificate on the copy:
+    // the token's link to it (tokens.used_serial) is carried.
+    let retried_id = "spiffe://mesh.local/service/retried";
+    let retried_token = ca.token(retried_id, &[]);
+    let retried_body = sign_body(
+        &csr(&rcgen::PKCS_ECDSA_P256_SHA256, &[]).1,
+        retried_id,
+        None,
+    );
+    let (status, retried) = sign(&http, &ca, &retried_token, &retried_body).await;
+    assert_eq!(status, 200, "{retried}");
     assert!(http
         .get(ca.url("/api/v1/crl"))
         .send()
@@ -94,6 +117,20 @@ async fn migrate_store_copies_everything_and_a_ca_on_the_copy_serves_it() {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     assert_eq!(pg_meta.lines().collect::<Vec<_>>(), sqlite);
+    // Every token's link to its certificate, as in the source.
+    let pg_links = cluster.psql(
+        &name,
+        "SELECT hash || '=' || coalesce(used_serial, '') FROM tokens ORDER BY hash",
+    );
+    let sqlite_links = sqlite_token_links(&db);
+    assert_eq!(pg_links.lines().collect::<Vec<_>>(), sqlite_links);
+    let retried_serial = retried["serial"].as_str().unwrap();
+    assert!(
+        sqlite_links
+            .iter()
+            .any(|l| l.ends_with(&format!("={retried_serial}"))),
+        "{sqlite_links:?}"
+    );
     assert!(
         sqlite.iter().any(|l| l.starts_with("crl_number=")),
         "{sqlite:?}"
@@ -131,6 +168,11 @@ async fn migrate_store_copies_everything_and_a_ca_on_the_copy_serves_it() {
     assert_eq!(status, 200, "{v}");
     let (status, v) = renew(&copy, &renewed, &csr(&rcgen::PKCS_ECDSA_P256_SHA256, &[]).1).await;
     assert_eq!(status, 200, "{v}");
+    // The used token's retry gets the certificate issued before the copy.
+    let (status, v) = sign(&http, &copy, &retried_token, &retried_body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["serial"], retried["serial"]);
+    assert_eq!(v["certificate"], retried["certificate"]);
 
     // Copying again into the now used database is refused, naming why; nothing changes.
     let again = admin_in(&dir, &["migrate-store", "--from", &from, "--to", &url]);
@@ -195,6 +237,16 @@ async fn backup_of_a_signing_ca_restores_to_a_ca_that_verifies_and_serves() {
             (id, token)
         })
         .collect();
+    // A token used before the backup: its retry with the same CSR must work on the restore.
+    let retried_id = "spiffe://mesh.local/service/retried";
+    let retried_token = ca.token(retried_id, &[]);
+    let retried_body = sign_body(
+        &csr(&rcgen::PKCS_ECDSA_P256_SHA256, &[]).1,
+        retried_id,
+        None,
+    );
+    let (status, retried) = sign(&http, &ca, &retried_token, &retried_body).await;
+    assert_eq!(status, 200, "{retried}");
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("ca-backup.db");
     // Signing goes on while the backup runs.
@@ -247,6 +299,10 @@ async fn backup_of_a_signing_ca_restores_to_a_ca_that_verifies_and_serves() {
     let back = Ca::start_in(&restored, &[]);
     let (_, v) = enroll(&back, "spiffe://mesh.local/service/after-restore").await;
     assert!(v["serial"].is_string());
+    let (status, v) = sign(&http, &back, &retried_token, &retried_body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["serial"], retried["serial"]);
+    assert_eq!(v["certificate"], retried["certificate"]);
     assert!(ok(&back.admin(&["audit", "verify"])).contains("audit log intact"));
 }
 

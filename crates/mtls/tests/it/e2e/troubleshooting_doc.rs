@@ -533,7 +533,8 @@ fn enrollment_errors_match_the_page() {
     check(
         &doc,
         "the CA refused the request (401, token_used): the join token has already been used; \
-         ask the operator for a new one (mtls-ca token)",
+         ask the operator for a new one (mtls-ca token); it enrolled a certificate for another \
+         key (a retried sign gets that certificate only with a CSR for the same key)",
         "second use of a token",
         &enroll(&ca.url(), &ca.fingerprint, CLIENT_ID, &token),
     );
