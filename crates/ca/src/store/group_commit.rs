@@ -118,6 +118,28 @@ impl<C: BatchConn> GroupCommit<C> {
     /// at once.
     pub fn write<T>(&self, op: impl FnOnce(&mut C) -> Result<T>) -> Result<T> {
         self.queued.fetch_add(1, Ordering::SeqCst);
+        self.write_queued(1, op)
+    }
+
+    /// Counts one caller as queued for the connection before it gets there: the holder then
+    /// leaves the batch open for it. That caller must call [`GroupCommit::write_reserved`]
+    /// next (the PostgreSQL redemption pipeline hands its next round over this way,
+    /// `postgres_pipeline.rs`).
+    pub fn reserve(&self) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// [`GroupCommit::write`] for a caller counted by [`GroupCommit::reserve`], whose `op`
+    /// counts as `weight` calls towards the batch's size (a round of redemptions).
+    pub fn write_reserved<T>(
+        &self,
+        weight: usize,
+        op: impl FnOnce(&mut C) -> Result<T>,
+    ) -> Result<T> {
+        self.write_queued(weight, op)
+    }
+
+    fn write_queued<T>(&self, weight: usize, op: impl FnOnce(&mut C) -> Result<T>) -> Result<T> {
         // A poisoned lock only means a caller panicked inside its savepoint; its batch ended
         // (failed, below, unless the savepoint was rolled back) before the panic went on.
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -157,7 +179,7 @@ impl<C: BatchConn> GroupCommit<C> {
         };
         if result.is_ok() {
             if let Some((_, members)) = writer.open.as_mut() {
-                *members += 1;
+                *members += weight;
             }
         }
         let committed_here = self.end_batch_if_due(&mut writer, &batch);

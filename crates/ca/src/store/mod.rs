@@ -18,6 +18,7 @@ mod postgres_copy;
 mod postgres_federations;
 mod postgres_lineage;
 mod postgres_ops;
+mod postgres_pipeline;
 mod postgres_tls;
 mod postgres_tokens;
 mod replay;

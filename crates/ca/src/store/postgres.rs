@@ -11,7 +11,8 @@
 //! `postgres` crate was not used: it has no maintained pool of its own.
 //!
 //! Writes go through group commit (`postgres_batch.rs`): concurrent calls on one replica share
-//! one transaction and one commit, each in its own savepoint.
+//! one transaction and one commit, each in its own savepoint. Token redemptions, the issuance
+//! path, reach the batch in rounds whose statements are sent pipelined (`postgres_pipeline.rs`).
 //!
 //! Replicas: every write transaction takes one advisory lock first (`postgres_ops::WRITE_LOCK`)
 //! and runs at READ COMMITTED, so each statement after the lock sees every commit made before
@@ -43,6 +44,7 @@ use super::postgres_ops::{
     cert, col, json, pg, query_all, query_one, read_audit, read_cert, read_token, take_write_lock,
     ts, PgTx, CERT_COLUMNS, MIGRATIONS, TOKEN_COLUMNS,
 };
+use super::postgres_pipeline::{Pipeline, RedeemRequest};
 use super::postgres_tls;
 use super::postgres_tokens;
 use super::rows::CertRow;
@@ -65,6 +67,8 @@ pub struct PostgresStore {
     pool: Pool,
     /// The connection write calls are batched on (group commit, `postgres_batch.rs`).
     writer: PgGroup,
+    /// Token redemptions, sent to the batch in pipelined rounds (`postgres_pipeline.rs`).
+    pipeline: Pipeline,
     /// The database as the operator named it, without a password (for messages).
     name: String,
     /// Dates the audit entries.
@@ -154,6 +158,7 @@ impl PostgresStore {
             runtime: Some(runtime),
             pool,
             writer,
+            pipeline: Pipeline::default(),
             name,
             clock: Arc::new(SystemClock),
         };
@@ -275,10 +280,16 @@ impl PostgresStore {
         self.writer.commits()
     }
 
+    /// How many rounds of pipelined token redemptions have run (`postgres_pipeline.rs`; tests
+    /// and benchmarks).
+    pub fn redemption_rounds(&self) -> usize {
+        self.pipeline.rounds()
+    }
+
     /// How many write calls are waiting for the writing connection right now (they will join
     /// the open batch); for tests that build a batch step by step.
     pub fn writers_waiting(&self) -> usize {
-        self.writer.waiting()
+        self.writer.waiting() + self.pipeline.waiting()
     }
 
     /// Certificates matching `condition` (the SQL after WHERE) with `params`.
@@ -427,7 +438,13 @@ impl Store for PostgresStore {
     }
 
     fn redeem_token(&self, hash: &str, now: OffsetDateTime, cert: &CertRecord) -> Result<Redeem> {
-        self.write_tx(async |tx| postgres_tokens::redeem(tx, hash, ts(now), cert).await)
+        let request = RedeemRequest {
+            hash: hash.to_string(),
+            used_at: ts(now),
+            cert: cert.clone(),
+        };
+        self.pipeline
+            .redeem(&self.writer, self.clock.as_ref(), request)
     }
 
     fn list_tokens(&self) -> Result<Vec<TokenRecord>> {

@@ -9,7 +9,8 @@
 //! gets its own error, the others keep their writes. Successful calls' savepoints are not
 //! released (that would be one more round trip each): `COMMIT` ends them all. The batch is
 //! committed once, with `synchronous_commit` as the server has it (on: durable when the commit
-//! returns), and only then are its callers answered.
+//! returns), and only then are its callers answered. Token redemptions come as rounds, one call
+//! each, whose statements are sent without waiting for each other (`postgres_pipeline.rs`).
 //!
 //! When the connection is lost (the database restarts, fails over, or kills the session), the
 //! call that meets it cannot roll back its savepoint: the batch is marked failed, every member
@@ -57,19 +58,19 @@ pub fn block_on<T>(runtime: &Handle, fut: impl Future<Output = T>) -> T {
 /// The connection batches run on, and the batch's state.
 pub struct PgWriter {
     pool: Pool,
-    runtime: Handle,
+    pub(super) runtime: Handle,
     /// The database without its password, for messages.
     name: String,
     /// Taken from the pool when a batch begins without one (or with a closed one) and kept.
-    client: Option<Object>,
+    pub(super) client: Option<Object>,
     /// A batch transaction is open and every call in it ended cleanly (committed to its
     /// savepoint, or rolled back to it).
-    open: bool,
+    pub(super) open: bool,
     /// A transaction may be open on the connection: set by `begin`, cleared by a successful
     /// `COMMIT`. A batch that ended any other way leaves its connection to be discarded.
     in_transaction: bool,
     /// The audit chain's tail as the open batch left it.
-    tail: AuditTail,
+    pub(super) tail: AuditTail,
 }
 
 /// Why a batch failed, copied to each of its members.

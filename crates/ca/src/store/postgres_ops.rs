@@ -170,6 +170,39 @@ pub struct PendingAudit {
     pub hash: String,
 }
 
+impl PendingAudit {
+    /// The entry that follows `tail`, dated `at`.
+    pub fn after(tail: &AuditTail, at: &str, event: &str, detail: &serde_json::Value) -> Self {
+        let seq = tail.seq + 1;
+        let detail = detail.to_string();
+        let hash = audit::entry_hash(&tail.hash, seq, at, event, &detail);
+        PendingAudit {
+            seq,
+            event: event.to_string(),
+            detail,
+            prev_hash: tail.hash.clone(),
+            hash,
+        }
+    }
+
+    /// The chain's tail once this entry is stored.
+    pub fn as_tail(&self) -> AuditTail {
+        AuditTail {
+            seq: self.seq,
+            hash: self.hash.clone(),
+        }
+    }
+
+    /// This entry, for logging once its batch committed.
+    pub fn as_appended(&self) -> Appended {
+        Appended {
+            seq: self.seq,
+            hash: self.hash.clone(),
+            event: self.event.clone(),
+        }
+    }
+}
+
 /// One write call inside the batch transaction (which holds `WRITE_LOCK`, `postgres_batch.rs`),
 /// and the audit entries it appended.
 pub struct PgTx<'c> {
@@ -220,32 +253,16 @@ impl<'c> PgTx<'c> {
     /// [`PgTx::appended`] it.
     pub fn next_audit(&self, event: &str, detail: &serde_json::Value) -> PendingAudit {
         let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        let seq = tail.seq + 1;
-        let detail = detail.to_string();
-        let hash = audit::entry_hash(&tail.hash, seq, &self.at, event, &detail);
-        PendingAudit {
-            seq,
-            event: event.to_string(),
-            detail,
-            prev_hash: tail.hash.clone(),
-            hash,
-        }
+        PendingAudit::after(&tail, &self.at, event, detail)
     }
 
     /// Moves the tail past `entry`, which this call stored.
     pub fn appended(&self, entry: &PendingAudit) {
-        *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = AuditTail {
-            seq: entry.seq,
-            hash: entry.hash.clone(),
-        };
+        *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = entry.as_tail();
         self.appended
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(Appended {
-                seq: entry.seq,
-                hash: entry.hash.clone(),
-                event: entry.event.clone(),
-            });
+            .push(entry.as_appended());
     }
 
     /// Appends one audit entry to the chain (the write lock makes this batch the only

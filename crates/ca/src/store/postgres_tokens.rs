@@ -4,11 +4,13 @@
 use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 
+use tokio_postgres::types::ToSql;
+
 use super::details;
-use super::postgres_ops::{col, json, query_all, query_one, read_token, PgTx, TOKEN_COLUMNS};
+use super::postgres_ops::{json, query_all, read_token, PendingAudit, PgTx, TOKEN_COLUMNS};
 use super::rows::{ts, TokenRow};
 use super::token_revoke::{choose, BY_PREFIX};
-use super::{CertRecord, Redeem, Result, RevokeToken, StoreError, TokenRecord};
+use super::{CertRecord, Result, RevokeToken, TokenRecord};
 
 /// Schema version 2: when a token was revoked before use.
 pub const MIGRATION_TOKEN_REVOKED_AT: &str = "ALTER TABLE tokens ADD COLUMN revoked_at BIGINT;";
@@ -21,8 +23,10 @@ fn by_prefix() -> String {
 /// A redemption in one statement (one round trip, where it took three plus a SELECT of the
 /// audit tail): the token is marked used only if it is still redeemable, and the certificate and
 /// its audit entry are inserted only for the row that UPDATE returned. A serial already stored
-/// fails the statement (primary key), which the call's savepoint then undoes whole.
-const REDEEM: &str = "
+/// fails the statement (primary key), which the call's savepoint then undoes whole. Returns how
+/// many audit entries it stored: 1, or 0 when the token was used, revoked or expired meanwhile.
+/// The redemptions of a round are sent pipelined (`postgres_pipeline.rs`).
+pub const REDEEM: &str = "
 WITH redeemed AS (
     UPDATE tokens SET used_at = $1::BIGINT, used_serial = $2::TEXT
     WHERE hash = $3::TEXT AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1::BIGINT
@@ -41,49 +45,65 @@ WITH redeemed AS (
 )
 SELECT count(*) FROM entry";
 
-/// Marks the token with `hash` used at `used_at` and records `cert` with its `issue` entry, in
-/// `tx`; `AlreadyUsed` (nothing written) when it was used, revoked or expired meanwhile.
-pub async fn redeem(tx: &PgTx<'_>, hash: &str, used_at: i64, cert: &CertRecord) -> Result<Redeem> {
-    let entry = tx.next_audit("issue", &details::issue(cert, hash, used_at));
-    let renewed_from = cert.renewed_from.as_deref();
-    let stored: i64 = query_one(
-        tx.tx,
-        REDEEM,
-        &[
-            &used_at,
-            &cert.serial,
-            &hash,
-            &cert.spiffe_id,
-            &json(&cert.dns),
-            &json(&cert.ips),
-            &ts(cert.not_before),
-            &ts(cert.not_after),
-            &ts(cert.issued_at),
-            &cert.kind.as_str(),
-            &renewed_from,
-            &cert.fingerprint,
-            &cert.pem,
-            &entry.seq,
-            &tx.at,
-            &entry.event,
-            &entry.detail,
-            &entry.prev_hash,
-            &entry.hash,
-        ],
-        |r| col(r, 0),
-        "redeeming the token",
-    )
-    .await?
-    .ok_or_else(|| StoreError::Corrupt("redeeming the token: no row returned".into()))?;
-    match stored {
-        0 => Ok(Redeem::AlreadyUsed),
-        1 => {
-            tx.appended(&entry);
-            Ok(Redeem::Done)
+/// The parameters of one [`REDEEM`]: the token with `hash` used at `used_at` for `cert`, whose
+/// `issue` entry is `entry`, dated `at`.
+pub struct RedeemArgs<'a> {
+    hash: &'a str,
+    used_at: i64,
+    cert: &'a CertRecord,
+    dns: String,
+    ips: String,
+    times: [i64; 3],
+    kind: &'static str,
+    at: &'a str,
+    entry: &'a PendingAudit,
+}
+
+impl<'a> RedeemArgs<'a> {
+    pub fn new(
+        hash: &'a str,
+        used_at: i64,
+        cert: &'a CertRecord,
+        at: &'a str,
+        entry: &'a PendingAudit,
+    ) -> RedeemArgs<'a> {
+        RedeemArgs {
+            hash,
+            used_at,
+            cert,
+            dns: json(&cert.dns),
+            ips: json(&cert.ips),
+            times: [ts(cert.not_before), ts(cert.not_after), ts(cert.issued_at)],
+            kind: cert.kind.as_str(),
+            at,
+            entry,
         }
-        n => Err(StoreError::Corrupt(format!(
-            "redeeming the token stored {n} audit entries"
-        ))),
+    }
+
+    /// `$1` to `$19` of [`REDEEM`].
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 19] {
+        let c = self.cert;
+        [
+            &self.used_at,
+            &c.serial,
+            &self.hash,
+            &c.spiffe_id,
+            &self.dns,
+            &self.ips,
+            &self.times[0],
+            &self.times[1],
+            &self.times[2],
+            &self.kind,
+            &c.renewed_from,
+            &c.fingerprint,
+            &c.pem,
+            &self.entry.seq,
+            &self.at,
+            &self.entry.event,
+            &self.entry.detail,
+            &self.entry.prev_hash,
+            &self.entry.hash,
+        ]
     }
 }
 

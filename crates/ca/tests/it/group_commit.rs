@@ -23,11 +23,11 @@ use time::{Duration, OffsetDateTime};
 use crate::harness::{config, csr, full_id, new_key, START, TD};
 
 /// Generous: a step waits for another thread to reach a point it reaches in microseconds.
-const STEP: StdDuration = StdDuration::from_secs(20);
+pub(crate) const STEP: StdDuration = StdDuration::from_secs(20);
 
 /// A clock that, once armed, holds every caller until the test lets it through.
 #[derive(Debug)]
-struct Gate {
+pub(crate) struct Gate {
     inner: ManualClock,
     state: Mutex<GateState>,
     changed: Condvar,
@@ -51,20 +51,20 @@ impl Gate {
         }
     }
 
-    fn arm(&self) {
+    pub(crate) fn arm(&self) {
         *self.state.lock().unwrap() = GateState {
             armed: true,
             ..GateState::default()
         };
     }
 
-    fn disarm(&self) {
+    pub(crate) fn disarm(&self) {
         self.state.lock().unwrap().armed = false;
         self.changed.notify_all();
     }
 
     /// Waits until the `n`th caller is held at the gate (it holds the store's connection then).
-    fn wait_arrived(&self, n: usize) {
+    pub(crate) fn wait_arrived(&self, n: usize) {
         let state = self.state.lock().unwrap();
         let (state, timeout) = self
             .changed
@@ -77,7 +77,7 @@ impl Gate {
     }
 
     /// Lets the next held caller through.
-    fn pass_one(&self) {
+    pub(crate) fn pass_one(&self) {
         self.state.lock().unwrap().passed += 1;
         self.changed.notify_all();
     }
@@ -100,7 +100,7 @@ impl Clock for Gate {
 
 /// The store under test, with its group commit's counters.
 #[derive(Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(Arc<SqliteStore>),
     Postgres {
         store: Arc<PostgresStore>,
@@ -110,7 +110,7 @@ enum Backend {
 }
 
 impl Backend {
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres { .. } => "postgres",
@@ -131,7 +131,7 @@ impl Backend {
         }
     }
 
-    fn batches_committed(&self) -> usize {
+    pub(crate) fn batches_committed(&self) -> usize {
         match self {
             Backend::Sqlite(s) => s.batches_committed(),
             Backend::Postgres { store, .. } => store.batches_committed(),
@@ -139,16 +139,16 @@ impl Backend {
     }
 }
 
-struct Setup {
-    gate: Arc<Gate>,
-    backend: Backend,
+pub(crate) struct Setup {
+    pub(crate) gate: Arc<Gate>,
+    pub(crate) backend: Backend,
     /// The backend's store.
-    store: Arc<dyn Store>,
-    authority: Arc<Authority>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) authority: Arc<Authority>,
     _tmp: tempfile::TempDir,
 }
 
-fn setup(postgres: bool) -> Setup {
+pub(crate) fn setup(postgres: bool) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let gate = Arc::new(Gate::new());
     let backend = if postgres {
@@ -183,14 +183,14 @@ fn setup(postgres: bool) -> Setup {
 }
 
 /// Runs `test` on a SQLite store, then on a PostgreSQL one.
-fn on_both(test: impl Fn(Setup)) {
+pub(crate) fn on_both(test: impl Fn(Setup)) {
     for postgres in [false, true] {
         test(setup(postgres));
     }
 }
 
 impl Setup {
-    fn token(&self, id: &str) -> String {
+    pub(crate) fn token(&self, id: &str) -> String {
         mtls_ca::admin::create_token(
             self.store.as_ref(),
             &TrustDomain::parse(TD).unwrap(),
@@ -224,7 +224,7 @@ impl Setup {
     /// Waits until `n` callers are queued for the store's connection. (A real deadline: the
     /// other thread gets there in microseconds, the bound only turns a hang into a failure.)
     #[allow(clippy::disallowed_methods)]
-    fn wait_queued(&self, n: usize) {
+    pub(crate) fn wait_queued(&self, n: usize) {
         let deadline = Instant::now() + STEP;
         while self.backend.writers_waiting() != n {
             assert!(Instant::now() < deadline, "{n} writers never queued");
@@ -232,7 +232,7 @@ impl Setup {
         }
     }
 
-    fn audit_entries(&self) -> u64 {
+    pub(crate) fn audit_entries(&self) -> u64 {
         match self.store.verify_audit().unwrap() {
             AuditCheck::Intact { entries, .. } => entries,
             other => panic!(
@@ -254,7 +254,7 @@ fn wait_for_queue(backend: &Backend) {
     }
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     mtls_ca::tokens::hash(token)
 }
 

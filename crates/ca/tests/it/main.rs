@@ -14,6 +14,7 @@ mod group_commit;
 mod health;
 mod ocsp;
 mod racing_store;
+mod redeem_pipeline;
 mod renew;
 mod revoke;
 mod root_rotation;
