@@ -38,6 +38,13 @@ use super::{Result, StoreError};
 /// in shared memory; past that every other session's snapshot checks get slower.
 pub const MAX_BATCH: usize = 64;
 
+/// Ends a batch. PostgreSQL answers a `COMMIT` of a transaction that an error aborted with
+/// success (the command tag says `ROLLBACK`, which the driver does not show): every path that
+/// can abort the batch rolls back to a savepoint or fails the batch, and the `SELECT` in front
+/// is the second line of defence: in an aborted transaction it fails, and so does the commit,
+/// so nobody is answered Ok for writes that were rolled back.
+const COMMIT: &str = "SELECT 1; COMMIT";
+
 /// The savepoint every call runs in (the newest of that name is the call's own).
 const SAVEPOINT: &str = "SAVEPOINT call";
 const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT call";
@@ -226,7 +233,7 @@ impl BatchConn for PgWriter {
         let Some(client) = self.client.as_ref() else {
             return Err(BatchError::Unreachable("no connection".into()));
         };
-        let committed = block_on(&self.runtime, client.batch_execute("COMMIT"));
+        let committed = block_on(&self.runtime, client.batch_execute(COMMIT));
         match committed {
             Ok(()) => {
                 self.in_transaction = false;
@@ -270,7 +277,28 @@ impl BatchConn for PgWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::begin_sql;
+    use super::{begin_sql, COMMIT};
+
+    #[tokio::test]
+    async fn the_commit_of_an_aborted_batch_fails_where_a_bare_commit_would_succeed() {
+        let url = testkit::postgres::PgCluster::shared().new_database();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let abort = "BEGIN; SELECT 1 / 0";
+        client.batch_execute(abort).await.unwrap_err();
+        let refused = client.batch_execute(COMMIT).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION),
+            "{refused}"
+        );
+        client.batch_execute("ROLLBACK").await.unwrap();
+        // Why: the same aborted transaction ended by a bare COMMIT reports success.
+        client.batch_execute(abort).await.unwrap_err();
+        client.batch_execute("COMMIT").await.unwrap();
+    }
 
     #[test]
     fn a_batch_takes_the_write_lock_before_it_reads_the_tail() {
