@@ -286,7 +286,9 @@ impl Authority {
                 return verdict.clone();
             }
         }
-        let verdict = self.store.health_probe(now);
+        let verdict = self
+            .keys_present()
+            .and_then(|()| self.store.health_probe(now));
         if let Err(reason) = &verdict {
             tracing::warn!(reason = %reason, "health probe failed");
         }
@@ -306,6 +308,20 @@ impl Authority {
                 "the JWT-SVID key's last signature failed: {reason}"
             )),
             None => Ok(()),
+        }
+    }
+
+    /// Err naming the token problem when the device holding the CA key (or the JWT-SVID key)
+    /// no longer has it or does not answer: looked up without signing, so `/healthz` tells
+    /// before the first request fails (at most once per `HEALTH_CACHE`, with the store probe).
+    fn keys_present(&self) -> Result<(), String> {
+        self.ca()
+            .key()
+            .device_probe()
+            .map_err(|reason| format!("the CA key cannot be used: {reason}"))?;
+        match self.jwt.as_ref().map(|j| j.device_probe()) {
+            Some(Err(reason)) => Err(format!("the JWT-SVID key cannot be used: {reason}")),
+            _ => Ok(()),
         }
     }
 

@@ -31,6 +31,11 @@ pub trait DigestSigner: Send + Sync {
     fn failure(&self) -> Option<String> {
         None
     }
+    /// Checks, without signing, that the device still holds the key and answers (`/healthz`
+    /// between signatures); Err is the operator-facing reason. Default: nothing to check.
+    fn probe(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
 }
 
 thread_local! {
@@ -119,6 +124,15 @@ impl CaKey {
         match self {
             CaKey::File(_) => None,
             CaKey::Device(d) => Some(d.describe()),
+        }
+    }
+
+    /// Err with the device's reason when it no longer holds the key or does not answer
+    /// (looked up without signing); Ok for a key in this process.
+    pub fn device_probe(&self) -> std::result::Result<(), String> {
+        match self {
+            CaKey::File(_) => Ok(()),
+            CaKey::Device(d) => d.probe(),
         }
     }
 }

@@ -339,6 +339,15 @@ impl JwtSigner {
         }
     }
 
+    /// Err with the device's reason when it no longer holds the key or does not answer
+    /// (looked up without signing); Ok for a key in this process.
+    pub fn device_probe(&self) -> std::result::Result<(), String> {
+        match &self.key {
+            JwtKey::Local(_) => Ok(()),
+            JwtKey::Device(d) => d.probe(),
+        }
+    }
+
     /// The key ID tokens name in their header.
     pub fn kid(&self) -> &str {
         &self.kid

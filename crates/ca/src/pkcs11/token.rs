@@ -359,6 +359,23 @@ impl TokenKey {
         })
     }
 
+    /// Whether the token still holds the key, looked up without signing (`/healthz` between
+    /// signatures): in the signing session, or, when that one no longer finds it (the token
+    /// was reset or logged the session out), in a new logged-in session, which then replaces
+    /// it. Err only when a fresh session cannot find the key either.
+    pub fn probe(&self) -> Result<(), Pkcs11Error> {
+        let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((session, key)) = slot.as_mut() {
+            if let Ok(found) = self.find_one(session, ObjectClass::PRIVATE_KEY, "private key") {
+                // The same label may name a new object (deleted and made again).
+                *key = found;
+                return Ok(());
+            }
+        }
+        *slot = Some(self.reconnect()?);
+        Ok(())
+    }
+
     /// Logs this application out of the token from a second session, behind the signing
     /// session's back (as a token reset does): its next signature gets CKR_USER_NOT_LOGGED_IN.
     /// For tests of the reconnect path.
@@ -401,6 +418,10 @@ impl pki::ca_key::DigestSigner for TokenKey {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    fn probe(&self) -> Result<(), String> {
+        TokenKey::probe(self).map_err(|e| e.to_string())
     }
 
     fn describe(&self) -> String {

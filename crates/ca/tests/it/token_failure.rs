@@ -45,6 +45,14 @@ fn a_token_key_deleted_under_the_ca_is_named_in_the_signing_error_and_in_healthz
     // An operator deletes the key in the token by mistake.
     key.destroy_behind_its_back().unwrap();
 
+    // The CA's health says so at its next probe, before any signature has failed.
+    h.advance(mtls_ca::authority::HEALTH_CACHE);
+    let early = h.authority.health().unwrap_err();
+    assert!(
+        early.contains("the CA key cannot be used") && early.contains(MISSING),
+        "{early}"
+    );
+
     // What a CLI command or the API's log line prints: the PKI error, naming the token.
     let err = pki::crl::sign_crl(&ca, &[], 7, START, START + Duration::hours(1))
         .unwrap_err()
