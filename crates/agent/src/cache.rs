@@ -214,6 +214,9 @@ impl SvidCache {
         // Drop the SVIDs of entries that are gone, and expired ones.
         next.svids
             .retain(|id, s| now < s.not_after && next.entries.iter().any(|e| &e.id == id));
+        // Logged once the snapshot holding them is published: `svid_minted` means workloads
+        // can fetch it (tests wait for that line before fetching).
+        let mut minted = Vec::new();
         for entry in next.entries.clone() {
             let current = next.svids.get(&entry.id);
             let fresh = current.is_some_and(|s| s.entry == entry && now < s.renew_at());
@@ -222,15 +225,9 @@ impl SvidCache {
             }
             match self.mint(&entry).await {
                 Ok(svid) => {
-                    tracing::info!(
-                        event = "svid_minted",
-                        spiffe_id = %entry.spiffe_id,
-                        entry = %entry.id,
-                        serial = %svid.serial,
-                        not_after = %pki::timefmt::rfc3339(svid.not_after),
-                        "minted an X.509-SVID for entry {} ({})", entry.id, entry.spiffe_id
-                    );
-                    next.svids.insert(entry.id.clone(), Arc::new(svid));
+                    let svid = Arc::new(svid);
+                    next.svids.insert(entry.id.clone(), svid.clone());
+                    minted.push((entry, svid));
                 }
                 Err(e) => tracing::warn!(
                     event = "svid_mint_failed",
@@ -255,6 +252,16 @@ impl SvidCache {
         }
         if next != *old {
             self.tx.send_replace(Arc::new(next));
+        }
+        for (entry, svid) in minted {
+            tracing::info!(
+                event = "svid_minted",
+                spiffe_id = %entry.spiffe_id,
+                entry = %entry.id,
+                serial = %svid.serial,
+                not_after = %pki::timefmt::rfc3339(svid.not_after),
+                "minted an X.509-SVID for entry {} ({})", entry.id, entry.spiffe_id
+            );
         }
     }
 
